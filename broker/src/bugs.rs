@@ -1,0 +1,110 @@
+//! Planted bugs: deliberate defects the testbed must catch, each a named
+//! switch read at exactly one site. They exist only with the cargo feature
+//! `planted-bugs`; without it [`active`] is always false and compiles away.
+//!
+//! Switches are per OS thread: the simulator runs one seed per thread, so
+//! parallel seeds with different bugs do not interfere.
+
+/// The catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bug {
+    /// SYNC_FLUSH broker answers SEND_OK before the fsync.
+    AckBeforeFsync,
+    /// Consumer commits the next pull offset, ahead of messages still being processed.
+    CommitOffsetAhead,
+    /// Consumer taking over a queue starts at its end, dropping what the
+    /// previous owner had not consumed.
+    DropRebalancedQueue,
+    /// Recovery cuts one entry too many off the commit log.
+    RecoveryTruncatesExtra,
+    /// Name server never expires a dead broker's routes.
+    NamesrvNeverExpires,
+    /// Pull ignores the tag filter's hash and the client skips its re-check,
+    /// so filtered groups are skipped past unmatched offsets: one matching
+    /// message per pull is dropped.
+    FilterSkipsMatch,
+}
+
+impl Bug {
+    /// Every planted bug.
+    pub const ALL: [Bug; 6] = [
+        Bug::AckBeforeFsync,
+        Bug::CommitOffsetAhead,
+        Bug::DropRebalancedQueue,
+        Bug::RecoveryTruncatesExtra,
+        Bug::NamesrvNeverExpires,
+        Bug::FilterSkipsMatch,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::CommitOffsetAhead => "commit-offset-ahead",
+            Bug::DropRebalancedQueue => "drop-rebalanced-queue",
+            Bug::RecoveryTruncatesExtra => "recovery-truncates-extra",
+            Bug::NamesrvNeverExpires => "namesrv-never-expires",
+            Bug::FilterSkipsMatch => "filter-skips-match",
+        }
+    }
+
+    /// Looks a bug up by its command-line name.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+#[cfg(feature = "planted-bugs")]
+thread_local! {
+    static ACTIVE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether `bug` is switched on (always false without `planted-bugs`).
+#[inline]
+pub fn active(bug: Bug) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        ACTIVE.with(|a| a.get() & bug.bit() != 0)
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = bug.bit();
+        false
+    }
+}
+
+/// Switches exactly the given bugs on for this thread. Returns false when the
+/// build has no planted bugs, so a caller can refuse `--bug`.
+pub fn set_active(bugs: &[Bug]) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        ACTIVE.with(|a| a.set(bugs.iter().fold(0, |m, b| m | b.bit())));
+        true
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        bugs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_default_build_is_clean() {
+        for bug in Bug::ALL {
+            assert_eq!(Bug::from_name(bug.name()), Some(bug));
+        }
+        assert_eq!(Bug::from_name("nope"), None);
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            assert!(!set_active(&[Bug::AckBeforeFsync]));
+            assert!(!active(Bug::AckBeforeFsync));
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The message a producer sends and the stored form a consumer receives.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Property holding the client-made unique id, kept across resends.
+pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
+
+/// What a producer sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Destination topic.
+    pub topic: String,
+    /// One tag, used for broker-side filtering (`TagA || TagB`).
+    pub tags: Option<String>,
+    /// Business keys, indexed for query by key.
+    pub keys: Vec<String>,
+    /// User and system properties; `UNIQ_KEY` holds the unique id.
+    pub properties: BTreeMap<String, String>,
+    /// The payload.
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// A message with a topic and body and nothing else.
+    pub fn new(topic: impl Into<String>, body: impl Into<Vec<u8>>) -> Message {
+        Message { topic: topic.into(), body: body.into(), ..Message::default() }
+    }
+
+    /// Sets the tag.
+    pub fn with_tags(mut self, tags: impl Into<String>) -> Message {
+        self.tags = Some(tags.into());
+        self
+    }
+
+    /// Adds a business key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Message {
+        self.keys.push(key.into());
+        self
+    }
+
+    /// Sets a property.
+    pub fn with_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Message {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+
+    /// The unique id, if one was assigned.
+    pub fn unique_id(&self) -> Option<&str> {
+        self.properties.get(PROPERTY_UNIQ_KEY).map(String::as_str)
+    }
+}
+
+/// A stored message, as read back from the broker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageExt {
+    /// The message as sent.
+    pub message: Message,
+    /// The broker that stored it.
+    pub broker_name: String,
+    /// Queue within the topic.
+    pub queue_id: u32,
+    /// Position within that queue.
+    pub queue_offset: u64,
+    /// Position of the entry in the broker's commit log.
+    pub commit_log_offset: u64,
+    /// Size of the stored entry in bytes.
+    pub store_size: u32,
+    /// When the producer made it (producer's clock).
+    pub born_timestamp_ms: u64,
+    /// When the broker stored it (broker's clock).
+    pub store_timestamp_ms: u64,
+    /// The producer's address.
+    pub born_host: String,
+    /// The broker's address.
+    pub store_host: String,
+    /// How many times consumption was retried before this delivery.
+    pub reconsume_times: u32,
+}
+
+impl MessageExt {
+    /// The client-made unique id (falls back to the offset id).
+    pub fn msg_id(&self) -> String {
+        match self.message.unique_id() {
+            Some(id) => id.to_string(),
+            None => self.offset_msg_id(),
+        }
+    }
+
+    /// The id made of store host and commit log offset.
+    pub fn offset_msg_id(&self) -> String {
+        offset_msg_id(&self.broker_name, self.commit_log_offset)
+    }
+}
+
+/// An offset id: the broker name and the commit log offset, `name@hex`.
+pub fn offset_msg_id(broker_name: &str, commit_log_offset: u64) -> String {
+    format!("{broker_name}@{commit_log_offset:016X}")
+}
+
+/// Splits an offset id into broker name and commit log offset.
+pub fn parse_offset_msg_id(id: &str) -> Option<(&str, u64)> {
+    let (name, hex) = id.rsplit_once('@')?;
+    let offset = u64::from_str_radix(hex, 16).ok()?;
+    Some((name, offset))
+}
+
+/// The tag hash kept in consume queue entries (FNV-1a 64, stable forever).
+pub fn tag_hash(tag: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in tag.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Makes unique ids: a per-client prefix plus a counter, like RocketMQ's
+/// `MessageClientIDSetter` (which mixes in the IP, pid and time).
+#[derive(Debug)]
+pub struct UniqueIdGenerator {
+    prefix: String,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl UniqueIdGenerator {
+    /// `prefix` must be unique per client instance (client id plus start time).
+    pub fn new(prefix: impl Into<String>) -> UniqueIdGenerator {
+        UniqueIdGenerator { prefix: prefix.into(), counter: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> String {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n:08X}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_id_round_trips() {
+        let id = offset_msg_id("broker-a", 0x1234);
+        assert_eq!(id, "broker-a@0000000000001234");
+        assert_eq!(parse_offset_msg_id(&id), Some(("broker-a", 0x1234)));
+        assert_eq!(parse_offset_msg_id("nonsense"), None);
+    }
+
+    #[test]
+    fn tag_hash_is_stable() {
+        assert_eq!(tag_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(tag_hash("TagA"), tag_hash("TagB"));
+    }
+
+    #[test]
+    fn unique_ids_differ() {
+        let g = UniqueIdGenerator::new("c1");
+        assert_ne!(g.next_id(), g.next_id());
+    }
+}

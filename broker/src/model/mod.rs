@@ -1,0 +1,13 @@
+//! Messages, ids and configuration records shared by the store, the server,
+//! the protocol and the client.
+
+mod filter;
+mod message;
+mod topic;
+
+pub use filter::TagFilter;
+pub use message::{
+    offset_msg_id, parse_offset_msg_id, tag_hash, Message, MessageExt, UniqueIdGenerator,
+    PROPERTY_UNIQ_KEY,
+};
+pub use topic::{validate_name, TopicConfig, PERM_READ, PERM_WRITE};

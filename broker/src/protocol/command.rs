@@ -1,0 +1,439 @@
+//! Typed requests and responses. New variants go at the end of each enum so
+//! older peers still decode the ones they know.
+
+use crate::model::{Message, MessageExt, TopicConfig};
+use crate::store::GetStatus;
+use serde::{Deserialize, Serialize};
+
+/// Where a consumer group with no committed offset starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumeFrom {
+    /// The queue's end at the time of the first pull (RocketMQ's default).
+    #[default]
+    LastOffset,
+    /// The queue's first retained message.
+    FirstOffset,
+    /// The first message stored at or after this time (ms).
+    Timestamp(u64),
+}
+
+/// A consumer group as its members describe it in heartbeats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerData {
+    /// The group.
+    pub group: String,
+    /// (topic, tag expression) pairs.
+    pub subscriptions: Vec<(String, String)>,
+    /// Where the group starts when it has no offset.
+    pub consume_from: ConsumeFrom,
+}
+
+/// A request, to a name server or a broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Broker -> name server, every 30 s: here I am, with my topics.
+    RegisterBroker {
+        /// Cluster the broker belongs to.
+        cluster: String,
+        /// Broker (group) name.
+        broker_name: String,
+        /// 0 for a master.
+        broker_id: u64,
+        /// Address clients connect to.
+        addr: String,
+        /// Every topic the broker serves.
+        topics: Vec<TopicConfig>,
+    },
+    /// Broker -> name server at shutdown.
+    UnregisterBroker {
+        /// Broker name.
+        broker_name: String,
+    },
+    /// Client -> name server: which brokers serve `topic`.
+    GetRoute {
+        /// The topic.
+        topic: String,
+    },
+    /// Admin -> name server: every broker known.
+    GetClusterInfo,
+    /// Producer -> broker: store a message.
+    SendMessage {
+        /// Producer group.
+        producer_group: String,
+        /// Target queue.
+        queue_id: u32,
+        /// The message, with `UNIQ_KEY` set.
+        message: Message,
+        /// Producer's clock at creation.
+        born_timestamp_ms: u64,
+        /// Producer's address or id.
+        born_host: String,
+        /// Queues for an auto-created topic.
+        default_topic_queues: u32,
+    },
+    /// Consumer -> broker: read a queue, waiting up to `suspend_ms` for new messages.
+    PullMessage {
+        /// Consumer group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Queue.
+        queue_id: u32,
+        /// First offset wanted.
+        offset: u64,
+        /// Most messages to return.
+        max_msgs: u32,
+        /// Tag expression: `*` or `TagA || TagB`.
+        expression: String,
+        /// Long-polling wait when nothing is new.
+        suspend_ms: u64,
+    },
+    /// Client -> broker every 30 s (and at start): liveness and subscriptions.
+    Heartbeat {
+        /// The client instance.
+        client_id: String,
+        /// Groups this client consumes in.
+        consumers: Vec<ConsumerData>,
+    },
+    /// Client -> broker at shutdown: leave the group now.
+    UnregisterClient {
+        /// The client instance.
+        client_id: String,
+        /// The group it leaves.
+        group: String,
+    },
+    /// Consumer -> broker: the live members of a group, sorted.
+    GetConsumerList {
+        /// The group.
+        group: String,
+    },
+    /// Consumer -> broker: commit an offset.
+    UpdateConsumerOffset {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Queue.
+        queue_id: u32,
+        /// Next offset to consume.
+        offset: u64,
+    },
+    /// Consumer -> broker: the committed offset, if any.
+    QueryConsumerOffset {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+        /// Queue.
+        queue_id: u32,
+    },
+    /// The readable range of a queue.
+    GetQueueOffsets {
+        /// Topic.
+        topic: String,
+        /// Queue.
+        queue_id: u32,
+    },
+    /// The first offset of a queue stored at or after a time.
+    SearchOffsetByTime {
+        /// Topic.
+        topic: String,
+        /// Queue.
+        queue_id: u32,
+        /// Time in ms.
+        timestamp_ms: u64,
+    },
+    /// Admin -> broker: create or update a topic.
+    CreateTopic {
+        /// The topic.
+        config: TopicConfig,
+    },
+    /// Admin -> broker: every topic.
+    GetTopicList,
+    /// Admin -> broker: per-queue offsets of a topic.
+    GetTopicStats {
+        /// The topic.
+        topic: String,
+    },
+    /// Messages of a topic carrying a business key.
+    QueryMessageByKey {
+        /// Topic.
+        topic: String,
+        /// Business key.
+        key: String,
+        /// Most results (32 by default).
+        max: u32,
+        /// Earliest store time.
+        begin_ms: u64,
+        /// Latest store time.
+        end_ms: u64,
+    },
+    /// Every stored copy of a unique id.
+    QueryMessageByUniqueId {
+        /// The id.
+        id: String,
+    },
+    /// The message at a commit log offset (from an offset id).
+    ViewMessage {
+        /// The offset.
+        commit_log_offset: u64,
+    },
+    /// Admin -> broker: store and traffic figures.
+    GetBrokerRuntimeInfo,
+    /// Group offsets and queue ends for a topic (consumer progress).
+    GetConsumeStats {
+        /// Group.
+        group: String,
+        /// Topic.
+        topic: String,
+    },
+}
+
+impl Request {
+    /// A short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::RegisterBroker { .. } => "RegisterBroker",
+            Request::UnregisterBroker { .. } => "UnregisterBroker",
+            Request::GetRoute { .. } => "GetRoute",
+            Request::GetClusterInfo => "GetClusterInfo",
+            Request::SendMessage { .. } => "SendMessage",
+            Request::PullMessage { .. } => "PullMessage",
+            Request::Heartbeat { .. } => "Heartbeat",
+            Request::UnregisterClient { .. } => "UnregisterClient",
+            Request::GetConsumerList { .. } => "GetConsumerList",
+            Request::UpdateConsumerOffset { .. } => "UpdateConsumerOffset",
+            Request::QueryConsumerOffset { .. } => "QueryConsumerOffset",
+            Request::GetQueueOffsets { .. } => "GetQueueOffsets",
+            Request::SearchOffsetByTime { .. } => "SearchOffsetByTime",
+            Request::CreateTopic { .. } => "CreateTopic",
+            Request::GetTopicList => "GetTopicList",
+            Request::GetTopicStats { .. } => "GetTopicStats",
+            Request::QueryMessageByKey { .. } => "QueryMessageByKey",
+            Request::QueryMessageByUniqueId { .. } => "QueryMessageByUniqueId",
+            Request::ViewMessage { .. } => "ViewMessage",
+            Request::GetBrokerRuntimeInfo => "GetBrokerRuntimeInfo",
+            Request::GetConsumeStats { .. } => "GetConsumeStats",
+        }
+    }
+}
+
+/// Response codes, after RocketMQ's `ResponseCode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseCode {
+    /// Done.
+    Success,
+    /// The server failed (disk error, corrupt data).
+    SystemError,
+    /// Too many requests queued; try later or elsewhere.
+    SystemBusy,
+    /// The server does not handle this request (wrong role).
+    RequestNotSupported,
+    /// The frame's payload could not be decoded.
+    BadRequest,
+    /// The peer speaks another protocol version.
+    UnsupportedVersion,
+    /// No such topic and auto-creation is off.
+    TopicNotExist,
+    /// Bad message or name: too large, bad characters.
+    MessageIllegal,
+    /// The topic's permissions forbid this.
+    NoPermission,
+    /// Stored, but the fsync did not finish in time (SYNC_FLUSH).
+    FlushDiskTimeout,
+    /// Stored, but no slave took it in time (SYNC_MASTER).
+    FlushSlaveTimeout,
+    /// Stored, but no slave is available (SYNC_MASTER).
+    SlaveNotAvailable,
+    /// A query found nothing.
+    QueryNotFound,
+    /// The subscription expression is malformed.
+    SubscriptionIllegal,
+}
+
+/// How a send ended, after RocketMQ's `SendStatus`. Only `SendOk` means
+/// stored as configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendStatus {
+    /// Stored and, as configured, flushed and replicated.
+    SendOk,
+    /// Stored; the fsync did not finish within the timeout.
+    FlushDiskTimeout,
+    /// Stored; the slave did not confirm within the timeout.
+    FlushSlaveTimeout,
+    /// Stored; no slave to replicate to.
+    SlaveNotAvailable,
+}
+
+/// Result of a stored message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    /// Durability reached.
+    pub status: SendStatus,
+    /// The unique id.
+    pub msg_id: String,
+    /// The offset id (broker + commit log offset).
+    pub offset_msg_id: String,
+    /// Broker that stored it.
+    pub broker_name: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// Position in the queue.
+    pub queue_offset: u64,
+}
+
+/// Messages returned by a pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullResult {
+    /// What the read found.
+    pub status: GetStatus,
+    /// Offset to pull from next.
+    pub next_offset: u64,
+    /// Queue's smallest offset.
+    pub min_offset: u64,
+    /// Queue's next offset to be written.
+    pub max_offset: u64,
+    /// The messages.
+    pub messages: Vec<MessageExt>,
+}
+
+/// One broker's part of a topic's route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRoute {
+    /// Broker name.
+    pub broker_name: String,
+    /// Broker address.
+    pub addr: String,
+    /// Writable queues.
+    pub write_queues: u32,
+    /// Readable queues.
+    pub read_queues: u32,
+    /// Permission bits.
+    pub perm: u8,
+}
+
+/// Which brokers serve a topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRoute {
+    /// One entry per broker, sorted by broker name.
+    pub queues: Vec<QueueRoute>,
+}
+
+/// A broker as the name server knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    /// Cluster.
+    pub cluster: String,
+    /// Broker name.
+    pub broker_name: String,
+    /// 0 for a master.
+    pub broker_id: u64,
+    /// Address.
+    pub addr: String,
+    /// Topics it serves.
+    pub topics: u32,
+    /// Name server time of its last registration (ms).
+    pub last_update_ms: u64,
+}
+
+/// Readable range of one queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Queue id.
+    pub queue_id: u32,
+    /// Smallest offset.
+    pub min_offset: u64,
+    /// Next offset to be written.
+    pub max_offset: u64,
+}
+
+/// A group's progress on one queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumeProgress {
+    /// Queue id.
+    pub queue_id: u32,
+    /// Queue end.
+    pub max_offset: u64,
+    /// Committed offset, if any.
+    pub consumer_offset: Option<u64>,
+}
+
+/// Broker figures for `mqadmin`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Broker name.
+    pub broker_name: String,
+    /// Commit log end.
+    pub write_offset: u64,
+    /// Durable commit log end.
+    pub flushed_offset: u64,
+    /// Messages stored since start.
+    pub put_count: u64,
+    /// Messages returned by pulls since start.
+    pub get_count: u64,
+    /// "SYNC_FLUSH" or "ASYNC_FLUSH".
+    pub flush_mode: String,
+}
+
+/// What a response carries besides its code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ResponseBody {
+    /// Nothing.
+    None,
+    /// A send's result.
+    Send(SendResult),
+    /// A pull's result.
+    Pull(PullResult),
+    /// A topic route.
+    Route(TopicRoute),
+    /// Every broker known to a name server.
+    Cluster(Vec<BrokerInfo>),
+    /// Client ids of a group, sorted.
+    ConsumerList(Vec<String>),
+    /// An offset, if one exists.
+    Offset(Option<u64>),
+    /// A queue's range.
+    QueueOffsets(QueueStats),
+    /// Messages found by a query.
+    Messages(Vec<MessageExt>),
+    /// Topics of a broker.
+    Topics(Vec<TopicConfig>),
+    /// Queue ranges of a topic.
+    TopicStats(Vec<QueueStats>),
+    /// Broker figures.
+    Runtime(RuntimeInfo),
+    /// A group's progress per queue.
+    ConsumeStats(Vec<ConsumeProgress>),
+}
+
+/// A response: a code, a human-readable remark, and a body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Outcome.
+    pub code: ResponseCode,
+    /// Why, when not a success.
+    pub remark: String,
+    /// Payload.
+    pub body: ResponseBody,
+}
+
+impl Response {
+    /// A success with a body.
+    pub fn ok(body: ResponseBody) -> Response {
+        Response { code: ResponseCode::Success, remark: String::new(), body }
+    }
+
+    /// A failure with a reason.
+    pub fn error(code: ResponseCode, remark: impl Into<String>) -> Response {
+        Response { code, remark: remark.into(), body: ResponseBody::None }
+    }
+}
+
+impl From<crate::error::Error> for Response {
+    fn from(e: crate::error::Error) -> Response {
+        match e {
+            crate::error::Error::Rejected { code, message } => Response::error(code, message),
+            other => Response::error(ResponseCode::SystemError, other.to_string()),
+        }
+    }
+}

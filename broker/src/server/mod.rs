@@ -1,0 +1,342 @@
+//! The broker node: owns the store, answers sends and pulls, keeps consumer
+//! offsets and group membership, registers with the name servers, and runs
+//! the flush, checkpoint, retention and expiry loops.
+//!
+//! Request handling follows decode -> apply -> response: handlers return a
+//! [`Response`] and the connection layer writes it.
+
+mod groups;
+mod handler;
+mod offsets;
+
+pub use groups::ConsumerGroups;
+pub use offsets::OffsetTable;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::model::TopicConfig;
+use crate::net::{ConnectionPool, Service};
+use crate::protocol::{Request, Response};
+use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+const TOPICS_PATH: &str = "config/topics.json";
+const OFFSETS_PATH: &str = "config/consumerOffset.json";
+
+/// When a send is acknowledged relative to the fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushMode {
+    /// Acknowledge after the fsync (group commit).
+    Sync,
+    /// Acknowledge after the write; fsync periodically.
+    Async,
+}
+
+impl FlushMode {
+    /// RocketMQ's name for it.
+    pub fn rocketmq_name(self) -> &'static str {
+        match self {
+            FlushMode::Sync => "SYNC_FLUSH",
+            FlushMode::Async => "ASYNC_FLUSH",
+        }
+    }
+}
+
+/// Broker settings, after RocketMQ's `broker.conf`.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Broker (group) name, e.g. `broker-a`.
+    pub broker_name: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// 0 for a master.
+    pub broker_id: u64,
+    /// Address clients use to reach this broker (what gets registered).
+    pub advertise_addr: String,
+    /// Name servers to register with.
+    pub namesrv_addrs: Vec<String>,
+    /// When sends are acknowledged.
+    pub flush: FlushMode,
+    /// ASYNC_FLUSH period (500 ms).
+    pub flush_interval_ms: u64,
+    /// SYNC_FLUSH: how long a send waits for its fsync before FLUSH_DISK_TIMEOUT (5 s).
+    pub sync_flush_timeout_ms: u64,
+    /// How often consume queues and the index are synced and checkpointed.
+    pub checkpoint_interval_ms: u64,
+    /// Create unknown topics on first send.
+    pub auto_create_topic: bool,
+    /// Queues of an auto-created topic at most, and of an admin-created one by default (8).
+    pub default_topic_queues: u32,
+    /// Registration period with the name servers (30 s).
+    pub register_interval_ms: u64,
+    /// Longest a pull is held waiting for messages (15 s).
+    pub long_polling_max_ms: u64,
+    /// Offset persistence period (5 s).
+    pub offset_persist_interval_ms: u64,
+    /// A consumer silent this long leaves its group (120 s).
+    pub client_expiry_ms: u64,
+    /// Timeout of requests the broker makes (3 s).
+    pub request_timeout_ms: u64,
+    /// How often expired commit log segments are deleted.
+    pub retention_check_interval_ms: u64,
+    /// Store settings.
+    pub store: StoreConfig,
+}
+
+impl BrokerConfig {
+    /// Defaults for a broker named `broker_name` reachable at `advertise_addr`.
+    pub fn new(broker_name: impl Into<String>, advertise_addr: impl Into<String>) -> BrokerConfig {
+        BrokerConfig {
+            broker_name: broker_name.into(),
+            cluster: "DefaultCluster".into(),
+            broker_id: 0,
+            advertise_addr: advertise_addr.into(),
+            namesrv_addrs: Vec::new(),
+            flush: FlushMode::Async,
+            flush_interval_ms: 500,
+            sync_flush_timeout_ms: 5_000,
+            checkpoint_interval_ms: 1_000,
+            auto_create_topic: true,
+            default_topic_queues: 8,
+            register_interval_ms: 30_000,
+            long_polling_max_ms: 15_000,
+            offset_persist_interval_ms: 5_000,
+            client_expiry_ms: 120_000,
+            request_timeout_ms: 3_000,
+            retention_check_interval_ms: 60_000,
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+/// How far the commit log is durable, published by the flush loop.
+#[derive(Clone, Debug, Default)]
+struct FlushState {
+    offset: u64,
+    error: Option<String>,
+}
+
+/// A broker node.
+pub struct Broker {
+    config: BrokerConfig,
+    clock: Clock,
+    disk: Arc<dyn Disk>,
+    store: Mutex<MessageStore>,
+    topics: Mutex<BTreeMap<String, TopicConfig>>,
+    offsets: Mutex<OffsetTable>,
+    groups: Mutex<ConsumerGroups>,
+    /// Per queue: bumped on every put, so held pulls wake up.
+    arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
+    /// Wakes the SYNC_FLUSH flusher.
+    flush_request: Notify,
+    flushed: watch::Sender<FlushState>,
+    pool: ConnectionPool,
+    put_count: AtomicU64,
+    get_count: AtomicU64,
+    recovery: RecoveryReport,
+}
+
+impl Broker {
+    /// Opens the store (recovering from any crash) and the persisted
+    /// topics and offsets.
+    pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Clock) -> Result<Arc<Broker>> {
+        let (store, recovery) = MessageStore::open(disk.clone(), config.store.clone())?;
+        let topics: BTreeMap<String, TopicConfig> = match read_all(disk.as_ref(), TOPICS_PATH)? {
+            None => BTreeMap::new(),
+            Some(bytes) => serde_json::from_slice::<Vec<TopicConfig>>(&bytes)
+                .map_err(|e| Error::Corrupt { offset: 0, reason: format!("{TOPICS_PATH}: {e}") })?
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
+        };
+        let offsets = match read_all(disk.as_ref(), OFFSETS_PATH)? {
+            None => OffsetTable::default(),
+            Some(bytes) => OffsetTable::from_json(&bytes).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+        };
+        let flushed_offset = store.flushed_offset();
+        tracing::info!(broker = %config.broker_name, ?recovery, "store opened");
+        Ok(Arc::new(Broker {
+            config,
+            clock,
+            disk,
+            store: Mutex::new(store),
+            topics: Mutex::new(topics),
+            offsets: Mutex::new(offsets),
+            groups: Mutex::new(ConsumerGroups::default()),
+            arrivals: Mutex::new(BTreeMap::new()),
+            flush_request: Notify::new(),
+            flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
+            pool: ConnectionPool::new(),
+            put_count: AtomicU64::new(0),
+            get_count: AtomicU64::new(0),
+            recovery,
+        }))
+    }
+
+    /// What recovery did at open.
+    pub fn recovery(&self) -> RecoveryReport {
+        self.recovery
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Starts the background loops, registers, and serves `listener` forever.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.spawn_loops();
+        crate::net::serve(listener, self).await
+    }
+
+    fn spawn_loops(self: &Arc<Self>) {
+        let me = self.clone();
+        match self.config.flush {
+            FlushMode::Sync => {
+                tokio::spawn(async move {
+                    loop {
+                        me.flush_request.notified().await;
+                        me.flush_now();
+                    }
+                });
+            }
+            FlushMode::Async => {
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(me.config.flush_interval_ms)).await;
+                        me.flush_now();
+                    }
+                });
+            }
+        }
+        self.every(self.config.checkpoint_interval_ms, |b| {
+            if let Err(e) = b.store.lock().expect("store").checkpoint() {
+                tracing::warn!(error = %e, "checkpoint failed");
+            }
+        });
+        self.every(self.config.offset_persist_interval_ms, |b| b.persist_offsets());
+        self.every(10_000.min(self.config.client_expiry_ms), |b| {
+            b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
+        });
+        self.every(self.config.retention_check_interval_ms, |b| {
+            let now = b.clock.now_ms();
+            if let Err(e) = b.store.lock().expect("store").delete_expired(now) {
+                tracing::warn!(error = %e, "retention failed");
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                me.register_all().await;
+                tokio::time::sleep(Duration::from_millis(me.config.register_interval_ms)).await;
+            }
+        });
+    }
+
+    fn every(self: &Arc<Self>, period_ms: u64, f: impl Fn(&Broker) + Send + 'static) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(period_ms.max(1))).await;
+                f(&me);
+            }
+        });
+    }
+
+    fn flush_now(&self) {
+        let result = self.store.lock().expect("store").flush();
+        let state = match result {
+            Ok(offset) => FlushState { offset, error: None },
+            Err(e) => FlushState { offset: self.flushed.borrow().offset, error: Some(e.to_string()) },
+        };
+        self.flushed.send_replace(state);
+    }
+
+    fn persist_offsets(&self) {
+        let snapshot = self.offsets.lock().expect("offsets").take_snapshot();
+        if let Some(bytes) = snapshot {
+            if let Err(e) = self.disk.write_atomic(OFFSETS_PATH, &bytes) {
+                tracing::warn!(error = %e, "persisting consumer offsets failed");
+            }
+        }
+    }
+
+    fn persist_topics(&self) -> Result<()> {
+        let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
+        let bytes = serde_json::to_vec_pretty(&topics).expect("topics encode");
+        self.disk.write_atomic(TOPICS_PATH, &bytes)?;
+        Ok(())
+    }
+
+    /// Registers with every name server, concurrently; failures are logged.
+    pub async fn register_all(&self) {
+        let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
+        let request = Request::RegisterBroker {
+            cluster: self.config.cluster.clone(),
+            broker_name: self.config.broker_name.clone(),
+            broker_id: self.config.broker_id,
+            addr: self.config.advertise_addr.clone(),
+            topics,
+        };
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let calls = self.config.namesrv_addrs.iter().map(|addr| {
+            let request = &request;
+            async move {
+                if let Err(e) = self.pool.request(addr, request, timeout).await {
+                    tracing::debug!(namesrv = %addr, error = %e, "registration failed");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Waits until the commit log is durable up to `end_offset`.
+    async fn wait_flushed(&self, end_offset: u64) -> std::result::Result<(), Option<String>> {
+        let mut rx = self.flushed.subscribe();
+        self.flush_request.notify_one();
+        let wait = async {
+            loop {
+                {
+                    let state = rx.borrow_and_update();
+                    if state.offset >= end_offset {
+                        return Ok(());
+                    }
+                    if let Some(e) = &state.error {
+                        return Err(Some(e.clone()));
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Some("flusher stopped".to_string()));
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_millis(self.config.sync_flush_timeout_ms), wait).await {
+            Ok(result) => result,
+            Err(_) => Err(None),
+        }
+    }
+
+    fn arrivals_rx(&self, topic: &str, queue_id: u32) -> watch::Receiver<u64> {
+        let mut arrivals = self.arrivals.lock().expect("arrivals");
+        arrivals.entry((topic.to_string(), queue_id)).or_insert_with(|| watch::Sender::new(0)).subscribe()
+    }
+
+    fn notify_arrival(&self, topic: &str, queue_id: u32) {
+        let arrivals = self.arrivals.lock().expect("arrivals");
+        if let Some(tx) = arrivals.get(&(topic.to_string(), queue_id)) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+impl Service for Broker {
+    fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
+        Box::pin(async move { self.apply(request, peer).await })
+    }
+}

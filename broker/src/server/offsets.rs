@@ -1,0 +1,63 @@
+//! Committed consumer offsets per (group, topic, queue), persisted as JSON.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The broker's table of committed offsets.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OffsetTable {
+    /// "group@topic" -> queue id -> next offset to consume.
+    offsets: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// Changed since the last save.
+    #[serde(skip)]
+    dirty: bool,
+}
+
+fn key(group: &str, topic: &str) -> String {
+    format!("{group}@{topic}")
+}
+
+impl OffsetTable {
+    /// Records a commit. Offsets may move back (a reset) or forward.
+    pub fn commit(&mut self, group: &str, topic: &str, queue_id: u32, offset: u64) {
+        self.offsets.entry(key(group, topic)).or_default().insert(queue_id, offset);
+        self.dirty = true;
+    }
+
+    /// The committed offset, if any.
+    pub fn get(&self, group: &str, topic: &str, queue_id: u32) -> Option<u64> {
+        self.offsets.get(&key(group, topic))?.get(&queue_id).copied()
+    }
+
+    /// The JSON to persist, when something changed since the last call.
+    pub fn take_snapshot(&mut self) -> Option<Vec<u8>> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        Some(serde_json::to_vec_pretty(self).expect("offsets encode"))
+    }
+
+    /// Loads a persisted table.
+    pub fn from_json(bytes: &[u8]) -> Result<OffsetTable, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("consumer offsets file is corrupt: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_snapshot_reload() {
+        let mut t = OffsetTable::default();
+        assert!(t.take_snapshot().is_none());
+        t.commit("g", "t", 1, 10);
+        let snap = t.take_snapshot().unwrap();
+        assert!(t.take_snapshot().is_none());
+        let back = OffsetTable::from_json(&snap).unwrap();
+        assert_eq!(back.get("g", "t", 1), Some(10));
+        assert_eq!(back.get("g", "t", 2), None);
+        assert!(OffsetTable::from_json(b"{").is_err());
+    }
+}

@@ -1,0 +1,215 @@
+//! The commit log: every message of every topic, appended in order, split
+//! into segment files named by their first offset.
+
+use super::entry::{self, HEADER_LEN};
+use super::Disk;
+use crate::error::{Error, Result};
+use crate::model::MessageExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Folder of the segment files.
+const DIR: &str = "commitlog";
+
+fn segment_path(start: u64) -> String {
+    format!("{DIR}/{start:020}")
+}
+
+/// What recovery found in the commit log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Entries found valid past the starting point.
+    pub entries: u64,
+    /// Bytes cut off the end because they were torn or corrupt.
+    pub truncated_bytes: u64,
+}
+
+/// The append-only log of all messages on one broker.
+pub struct CommitLog {
+    disk: Arc<dyn Disk>,
+    /// A new segment starts when an entry would not fit in this many bytes.
+    segment_bytes: u64,
+    /// Segment start offset -> its length in bytes.
+    segments: BTreeMap<u64, u64>,
+    /// Where the next entry goes.
+    write_offset: u64,
+    /// Everything before this is durable.
+    flushed_offset: u64,
+}
+
+impl CommitLog {
+    /// Opens the segments on disk without validating them; call
+    /// [`CommitLog::recover`] before appending.
+    pub fn open(disk: Arc<dyn Disk>, segment_bytes: u64) -> Result<CommitLog> {
+        let mut segments = BTreeMap::new();
+        for name in disk.list(DIR)? {
+            let Ok(start) = name.parse::<u64>() else { continue };
+            let len = disk.len(&segment_path(start))?.unwrap_or(0);
+            segments.insert(start, len);
+        }
+        let write_offset = segments.iter().next_back().map(|(s, l)| s + l).unwrap_or(0);
+        // What a crashed process wrote may still sit in the page cache only:
+        // nothing counts as durable until this process has synced it.
+        let flushed_offset = segments.keys().next().copied().unwrap_or(0);
+        Ok(CommitLog { disk, segment_bytes, segments, write_offset, flushed_offset })
+    }
+
+    /// Offset of the first byte still kept.
+    pub fn min_offset(&self) -> u64 {
+        self.segments.keys().next().copied().unwrap_or(self.write_offset)
+    }
+
+    /// Offset the next entry will get.
+    pub fn write_offset(&self) -> u64 {
+        self.write_offset
+    }
+
+    /// Everything before this offset is durable.
+    pub fn flushed_offset(&self) -> u64 {
+        self.flushed_offset
+    }
+
+    /// Validates entries from `start` to the end, hands each valid one to
+    /// `dispatch`, and cuts the log at the first torn or corrupt entry
+    /// (deleting any later segments). Returns `None` when `start` is not
+    /// inside the log, so the caller can rebuild from the beginning.
+    pub fn recover(&mut self, start: u64, mut dispatch: impl FnMut(&MessageExt) -> Result<()>) -> Result<Option<ScanStats>> {
+        let start = start.max(self.min_offset());
+        if start > self.write_offset {
+            return Ok(None);
+        }
+        let mut stats = ScanStats::default();
+        let mut offset = start;
+        let starts: Vec<u64> = self.segments.range(..=start).next_back().map(|(s, _)| *s).into_iter()
+            .chain(self.segments.range(start + 1..).map(|(s, _)| *s))
+            .collect();
+        let mut cut: Option<u64> = None;
+        for seg_start in starts {
+            let seg_len = self.segments[&seg_start];
+            if offset < seg_start || offset > seg_start + seg_len {
+                // A missing segment: nothing after the gap can be trusted.
+                cut = Some(offset);
+                break;
+            }
+            let from = offset - seg_start;
+            let data = self.disk.read(&segment_path(seg_start), from, (seg_len - from) as usize)?;
+            let mut pos = 0usize;
+            while pos < data.len() {
+                let valid = entry::parse_header(&data[pos..]).and_then(|header| {
+                    let end = pos + header.total_len;
+                    if end > data.len() {
+                        return Err("entry runs past the end of the segment".to_string());
+                    }
+                    entry::decode(header, &data[pos + HEADER_LEN..end], offset).map(|m| (m, header.total_len))
+                });
+                match valid {
+                    Ok((msg, len)) => {
+                        dispatch(&msg)?;
+                        stats.entries += 1;
+                        pos += len;
+                        offset += len as u64;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if pos < data.len() {
+                cut = Some(offset);
+                break;
+            }
+        }
+        if let Some(cut) = cut {
+            stats.truncated_bytes = self.write_offset - cut;
+            self.truncate(cut)?;
+        }
+        Ok(Some(stats))
+    }
+
+    /// Cuts the log so that `offset` becomes its end.
+    fn truncate(&mut self, offset: u64) -> Result<()> {
+        let later: Vec<u64> = self.segments.range(offset..).map(|(s, _)| *s).collect();
+        for start in later {
+            self.disk.remove(&segment_path(start))?;
+            self.segments.remove(&start);
+        }
+        if let Some((start, len)) = self.segments.range_mut(..=offset).next_back() {
+            if *start + *len > offset {
+                *len = offset - *start;
+                self.disk.truncate(&segment_path(*start), *len)?;
+                self.disk.sync(&segment_path(*start))?;
+            }
+        }
+        self.write_offset = offset;
+        self.flushed_offset = self.flushed_offset.min(offset);
+        Ok(())
+    }
+
+    /// Appends one message; returns its offset and the entry's size.
+    pub fn append(&mut self, msg: &MessageExt) -> Result<(u64, u32)> {
+        let bytes = entry::encode(msg);
+        let active = self.segments.iter().next_back().map(|(s, l)| (*s, *l));
+        let start = match active {
+            Some((start, len)) if len == 0 || len + bytes.len() as u64 <= self.segment_bytes => start,
+            _ => {
+                self.segments.insert(self.write_offset, 0);
+                self.write_offset
+            }
+        };
+        self.disk.append(&segment_path(start), &bytes)?;
+        let offset = self.write_offset;
+        *self.segments.get_mut(&start).expect("active segment") += bytes.len() as u64;
+        self.write_offset += bytes.len() as u64;
+        Ok((offset, bytes.len() as u32))
+    }
+
+    /// Makes every appended entry durable; returns the flushed offset.
+    pub fn flush(&mut self) -> Result<u64> {
+        if self.flushed_offset == self.write_offset {
+            return Ok(self.flushed_offset);
+        }
+        let first = self.segments.range(..=self.flushed_offset).next_back().map(|(s, _)| *s).unwrap_or(0);
+        let starts: Vec<u64> = self.segments.range(first..).map(|(s, _)| *s).collect();
+        for start in starts {
+            self.disk.sync(&segment_path(start))?;
+        }
+        self.flushed_offset = self.write_offset;
+        Ok(self.flushed_offset)
+    }
+
+    /// Reads and verifies the entry at `offset`.
+    pub fn read(&self, offset: u64) -> Result<MessageExt> {
+        let corrupt = |reason: String| Error::Corrupt { offset, reason };
+        let (start, len) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(s, l)| (*s, *l))
+            .ok_or_else(|| corrupt("offset before the log's start".into()))?;
+        if offset >= start + len {
+            return Err(corrupt("offset past the end of its segment".into()));
+        }
+        let path = segment_path(start);
+        let head = self.disk.read(&path, offset - start, HEADER_LEN)?;
+        let header = entry::parse_header(&head).map_err(corrupt)?;
+        let body = self.disk.read(&path, offset - start + HEADER_LEN as u64, header.total_len - HEADER_LEN)?;
+        entry::decode(header, &body, offset).map_err(corrupt)
+    }
+
+    /// Deletes whole segments, oldest first, whose every message was stored
+    /// before `cutoff_ms`. The active segment is never deleted. A segment's
+    /// newest message is older than the next segment's first, which is what
+    /// is read. Returns how many segments went.
+    pub fn delete_before(&mut self, cutoff_ms: u64) -> Result<usize> {
+        let starts: Vec<u64> = self.segments.keys().copied().collect();
+        let mut deleted = 0;
+        for pair in starts.windows(2) {
+            let next_first = self.read(pair[1]).map(|m| m.store_timestamp_ms).unwrap_or(u64::MAX);
+            if next_first >= cutoff_ms {
+                break;
+            }
+            self.disk.remove(&segment_path(pair[0]))?;
+            self.segments.remove(&pair[0]);
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,112 @@
+//! The message index: business key (`topic#key`) and unique id to commit log
+//! offsets. Kept in memory, persisted as an append-only record file.
+//!
+//! ```text
+//! record: key_len u16 | key | commit log offset u64 | crc32 u32 of the preceding bytes
+//! ```
+
+use super::Disk;
+use crate::error::Result;
+use std::collections::BTreeMap;
+
+const PATH: &str = "index/keys";
+
+/// Index key for a business key of a topic.
+pub fn key_of(topic: &str, key: &str) -> String {
+    format!("k:{topic}#{key}")
+}
+
+/// Index key for a unique id.
+pub fn uniq_of(id: &str) -> String {
+    format!("u:{id}")
+}
+
+/// In-memory map over the persisted record file.
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    map: BTreeMap<String, Vec<u64>>,
+}
+
+impl KeyIndex {
+    /// Loads records pointing before `durable_until`, cutting the file where
+    /// the first later (or torn) record starts.
+    pub fn load(disk: &dyn Disk, durable_until: u64) -> Result<KeyIndex> {
+        let bytes = super::disk::read_all(disk, PATH)?.unwrap_or_default();
+        let mut index = KeyIndex::default();
+        let mut pos = 0usize;
+        while let Some((key, offset, len)) = parse_record(&bytes[pos..]) {
+            if offset >= durable_until {
+                break;
+            }
+            index.map.entry(key).or_default().push(offset);
+            pos += len;
+        }
+        if pos != bytes.len() {
+            // Durably, for the same reason as consume queues.
+            disk.truncate(PATH, pos as u64)?;
+            disk.sync(PATH)?;
+        }
+        Ok(index)
+    }
+
+    /// Records that `key` is found at `offset`.
+    pub fn add(&mut self, disk: &dyn Disk, key: String, offset: u64) -> Result<()> {
+        let key_bytes = &key.as_bytes()[..key.len().min(u16::MAX as usize)];
+        let mut rec = Vec::with_capacity(key_bytes.len() + 14);
+        rec.extend_from_slice(&(key_bytes.len() as u16).to_be_bytes());
+        rec.extend_from_slice(key_bytes);
+        rec.extend_from_slice(&offset.to_be_bytes());
+        let crc = crc32fast::hash(&rec);
+        rec.extend_from_slice(&crc.to_be_bytes());
+        disk.append(PATH, &rec)?;
+        self.map.entry(key).or_default().push(offset);
+        Ok(())
+    }
+
+    /// Commit log offsets recorded for a key, oldest first.
+    pub fn lookup(&self, key: &str) -> &[u64] {
+        self.map.get(key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Makes the record file durable.
+    pub fn sync(&self, disk: &dyn Disk) -> Result<()> {
+        if disk.len(PATH)?.is_some() {
+            disk.sync(PATH)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_record(b: &[u8]) -> Option<(String, u64, usize)> {
+    let key_len = u16::from_be_bytes(b.get(..2)?.try_into().ok()?) as usize;
+    let len = 2 + key_len + 8 + 4;
+    let rec = b.get(..len)?;
+    let crc = u32::from_be_bytes(rec[len - 4..].try_into().ok()?);
+    if crc32fast::hash(&rec[..len - 4]) != crc {
+        return None;
+    }
+    let key = String::from_utf8(rec[2..2 + key_len].to_vec()).ok()?;
+    let offset = u64::from_be_bytes(rec[2 + key_len..len - 4].try_into().ok()?);
+    Some((key, offset, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemDisk;
+
+    #[test]
+    fn records_survive_reload_and_torn_tail_is_cut() {
+        let disk = MemDisk::new();
+        let mut idx = KeyIndex::default();
+        idx.add(&disk, key_of("t", "a"), 10).unwrap();
+        idx.add(&disk, key_of("t", "a"), 20).unwrap();
+        idx.add(&disk, uniq_of("x"), 30).unwrap();
+        disk.append(PATH, &[0, 9, 1]).unwrap();
+        let loaded = KeyIndex::load(&disk, 25).unwrap();
+        assert_eq!(loaded.lookup(&key_of("t", "a")), &[10, 20]);
+        assert!(loaded.lookup(&uniq_of("x")).is_empty());
+        let again = KeyIndex::load(&disk, u64::MAX).unwrap();
+        assert_eq!(again.lookup(&key_of("t", "a")), &[10, 20]);
+    }
+}

@@ -1,0 +1,405 @@
+//! The message store: a synchronous core with no clock and no async.
+//!
+//! # Layout
+//! - [`disk`]: the [`Disk`] trait every byte goes through, and [`FsDisk`].
+//! - [`mem_disk`]: [`MemDisk`], in memory with crash and power-loss semantics.
+//! - [`entry`]: the commit log entry format (header, CRC, encoded message).
+//! - [`commit_log`]: segmented append-only log of every message.
+//! - [`consume_queue`]: per (topic, queue) fixed 20-byte entries into the log.
+//! - [`index`]: business key and unique id to commit log offsets.
+//! - here: [`MessageStore`], tying them together, with the checkpoint and
+//!   crash recovery.
+//!
+//! Durability: the commit log is the truth. Consume queues and the index are
+//! derived from it; a checkpoint records a commit log offset below which they
+//! are known durable. Recovery keeps them up to the checkpoint, checks every
+//! commit log entry after it by CRC, cuts the log at the first torn or
+//! corrupt one, and re-dispatches the rest.
+
+pub mod commit_log;
+pub mod consume_queue;
+pub mod disk;
+pub mod entry;
+pub mod index;
+pub mod mem_disk;
+
+pub use disk::{Disk, FsDisk};
+pub use mem_disk::MemDisk;
+
+use crate::error::{Error, Result};
+use crate::model::{tag_hash, MessageExt};
+use crate::protocol::ResponseCode;
+use commit_log::CommitLog;
+use consume_queue::{ConsumeQueue, CqEntry};
+use index::KeyIndex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+const CHECKPOINT_PATH: &str = "checkpoint";
+const CHECKPOINT_MAGIC: u32 = 0xC4EC_4901;
+
+/// Store settings; see `rocketmq-semantics.md` for where the defaults come from.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Commit log segment size in bytes (RocketMQ: 1 GiB; smaller here).
+    pub segment_bytes: u64,
+    /// How long messages are kept, in ms (72 h).
+    pub retention_ms: u64,
+    /// Largest body accepted, in bytes (4 MiB).
+    pub body_bytes_max: usize,
+    /// Most entries a filtered read scans before giving up for this call.
+    pub scan_entries_max: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            retention_ms: 72 * 3600 * 1000,
+            body_bytes_max: 4 * 1024 * 1024,
+            scan_entries_max: 2000,
+        }
+    }
+}
+
+/// What recovery did when the store opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Offset the checkpoint vouched for (0 when there was none or it was bad).
+    pub checkpoint: u64,
+    /// Commit log end after recovery.
+    pub end_offset: u64,
+    /// Entries re-dispatched into consume queues and the index.
+    pub redispatched: u64,
+    /// Torn or corrupt bytes cut off the commit log's end.
+    pub truncated_bytes: u64,
+}
+
+/// Where a message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    /// Its commit log offset.
+    pub commit_log_offset: u64,
+    /// Its position in the consume queue.
+    pub queue_offset: u64,
+    /// Commit log end after it: it is durable once the flushed offset reaches this.
+    pub end_offset: u64,
+}
+
+/// Outcome of reading a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GetStatus {
+    /// Messages were found.
+    Found,
+    /// Entries were scanned but none matched the filter; move on to `next_offset`.
+    NoMatched,
+    /// Nothing past the offset yet.
+    NoNew,
+    /// The offset is below the queue's minimum (retention deleted it).
+    OffsetTooSmall,
+    /// The offset is past the queue's end.
+    OffsetOverflow,
+}
+
+/// Messages read from a queue and where to continue.
+#[derive(Clone, Debug)]
+pub struct GetResult {
+    /// What happened.
+    pub status: GetStatus,
+    /// The messages, in queue order.
+    pub messages: Vec<MessageExt>,
+    /// Offset to read from next time.
+    pub next_offset: u64,
+    /// The queue's smallest readable offset.
+    pub min_offset: u64,
+    /// The queue's next offset to be written.
+    pub max_offset: u64,
+}
+
+/// The broker's store: commit log, consume queues, index.
+pub struct MessageStore {
+    disk: Arc<dyn Disk>,
+    config: StoreConfig,
+    commit_log: CommitLog,
+    queues: BTreeMap<(String, u32), ConsumeQueue>,
+    /// Queues appended to since the last checkpoint.
+    dirty: BTreeSet<(String, u32)>,
+    index: KeyIndex,
+    /// Set after a failed write; the store refuses writes until reopened,
+    /// since the log's tail may be half written.
+    broken: Option<String>,
+}
+
+impl MessageStore {
+    /// Opens the store on `disk`, recovering from whatever state a crash left.
+    pub fn open(disk: Arc<dyn Disk>, config: StoreConfig) -> Result<(MessageStore, RecoveryReport)> {
+        let mut commit_log = CommitLog::open(disk.clone(), config.segment_bytes)?;
+        let mut checkpoint = read_checkpoint(disk.as_ref())?.unwrap_or(0);
+        if checkpoint > commit_log.write_offset() {
+            checkpoint = 0;
+        }
+        let mut store = MessageStore {
+            disk: disk.clone(),
+            config,
+            commit_log: CommitLog::open(disk.clone(), 1)?,
+            queues: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            index: KeyIndex::default(),
+            broken: None,
+        };
+        store.load_derived(checkpoint)?;
+        let stats = match commit_log.recover(checkpoint, |msg| store.dispatch(msg))? {
+            Some(stats) => stats,
+            None => {
+                checkpoint = 0;
+                store.load_derived(0)?;
+                commit_log.recover(0, |msg| store.dispatch(msg))?.expect("offset 0 is inside any log")
+            }
+        };
+        store.commit_log = commit_log;
+        store.commit_log.flush()?;
+        store.checkpoint()?;
+        let report = RecoveryReport {
+            checkpoint,
+            end_offset: store.commit_log.write_offset(),
+            redispatched: stats.entries,
+            truncated_bytes: stats.truncated_bytes,
+        };
+        Ok((store, report))
+    }
+
+    /// Loads consume queues and the index, trusting them below `durable_until`.
+    fn load_derived(&mut self, durable_until: u64) -> Result<()> {
+        self.queues.clear();
+        for topic in self.disk.list("consumequeue")? {
+            for queue in self.disk.list(&format!("consumequeue/{topic}"))? {
+                let Ok(queue_id) = queue.parse::<u32>() else { continue };
+                let path = ConsumeQueue::path_of(&topic, queue_id);
+                let cq = ConsumeQueue::load(self.disk.as_ref(), path, durable_until)?;
+                self.queues.insert((topic.clone(), queue_id), cq);
+            }
+        }
+        self.index = KeyIndex::load(self.disk.as_ref(), durable_until)?;
+        Ok(())
+    }
+
+    /// Adds a stored message to its consume queue and the index.
+    fn dispatch(&mut self, msg: &MessageExt) -> Result<()> {
+        let topic = &msg.message.topic;
+        let key = (topic.clone(), msg.queue_id);
+        let cq = self
+            .queues
+            .entry(key.clone())
+            .or_insert_with(|| ConsumeQueue::empty(ConsumeQueue::path_of(topic, msg.queue_id)));
+        let entry = CqEntry {
+            commit_log_offset: msg.commit_log_offset,
+            size: msg.store_size,
+            tag_hash: msg.message.tags.as_deref().map(tag_hash).unwrap_or(0),
+        };
+        cq.append(self.disk.as_ref(), msg.queue_offset, entry)?;
+        self.dirty.insert(key);
+        for k in &msg.message.keys {
+            self.index.add(self.disk.as_ref(), index::key_of(topic, k), msg.commit_log_offset)?;
+        }
+        if let Some(id) = msg.message.unique_id() {
+            self.index.add(self.disk.as_ref(), index::uniq_of(id), msg.commit_log_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a message in `msg.message.topic` / `msg.queue_id`. The store
+    /// assigns the queue offset, commit log offset and store time.
+    pub fn put(&mut self, mut msg: MessageExt, now_ms: u64) -> Result<PutResult> {
+        if let Some(why) = &self.broken {
+            return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
+        }
+        if msg.message.body.len() > self.config.body_bytes_max {
+            return Err(Error::rejected(
+                ResponseCode::MessageIllegal,
+                format!("body is {} bytes, more than the {} allowed", msg.message.body.len(), self.config.body_bytes_max),
+            ));
+        }
+        let queue_offset = self
+            .queues
+            .get(&(msg.message.topic.clone(), msg.queue_id))
+            .map(ConsumeQueue::max_offset)
+            .unwrap_or(0);
+        msg.queue_offset = queue_offset;
+        msg.store_timestamp_ms = now_ms;
+        let written = self.commit_log.append(&msg).and_then(|(offset, size)| {
+            msg.commit_log_offset = offset;
+            msg.store_size = size;
+            self.dispatch(&msg)
+        });
+        if let Err(e) = written {
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(PutResult {
+            commit_log_offset: msg.commit_log_offset,
+            queue_offset,
+            end_offset: self.commit_log.write_offset(),
+        })
+    }
+
+    /// Makes every stored message durable (fsync); returns the flushed offset.
+    pub fn flush(&mut self) -> Result<u64> {
+        self.commit_log.flush().inspect_err(|e| self.broken = Some(e.to_string()))
+    }
+
+    /// Commit log offset below which everything is durable.
+    pub fn flushed_offset(&self) -> u64 {
+        self.commit_log.flushed_offset()
+    }
+
+    /// Commit log end.
+    pub fn write_offset(&self) -> u64 {
+        self.commit_log.write_offset()
+    }
+
+    /// Syncs consume queues and the index, then records the flushed offset
+    /// as the new checkpoint.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let flushed = self.commit_log.flushed_offset();
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(cq) = self.queues.get(&key) {
+                cq.sync(self.disk.as_ref())?;
+            }
+        }
+        self.index.sync(self.disk.as_ref())?;
+        let mut bytes = Vec::with_capacity(16);
+        bytes.extend_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
+        bytes.extend_from_slice(&flushed.to_be_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        self.disk.write_atomic(CHECKPOINT_PATH, &bytes)?;
+        Ok(())
+    }
+
+    /// The readable range of a queue: (min, max) where max is the next offset.
+    pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> (u64, u64) {
+        match self.queues.get(&(topic.to_string(), queue_id)) {
+            None => (0, 0),
+            Some(cq) => {
+                let min = cq.first_at_or_after(self.commit_log.min_offset()).max(cq.min_offset());
+                (min, cq.max_offset())
+            }
+        }
+    }
+
+    /// Every (topic, queue id) with at least one message, sorted.
+    pub fn queues(&self) -> Vec<(String, u32)> {
+        self.queues.keys().cloned().collect()
+    }
+
+    /// Reads up to `max_msgs` messages from a queue starting at `offset`,
+    /// keeping those whose tag hash `filter` accepts.
+    pub fn get(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_msgs: usize,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Result<GetResult> {
+        let (min_offset, max_offset) = self.queue_offsets(topic, queue_id);
+        let mut result = GetResult { status: GetStatus::NoNew, messages: Vec::new(), next_offset: offset, min_offset, max_offset };
+        if offset < min_offset {
+            result.status = GetStatus::OffsetTooSmall;
+            result.next_offset = min_offset;
+            return Ok(result);
+        }
+        if offset > max_offset {
+            result.status = GetStatus::OffsetOverflow;
+            result.next_offset = max_offset;
+            return Ok(result);
+        }
+        if offset == max_offset {
+            return Ok(result);
+        }
+        let cq = &self.queues[&(topic.to_string(), queue_id)];
+        let mut next = offset;
+        let mut scanned = 0;
+        while next < max_offset && result.messages.len() < max_msgs && scanned < self.config.scan_entries_max {
+            let entry = cq.get(next).expect("offset inside the queue's range");
+            scanned += 1;
+            next += 1;
+            if filter(entry.tag_hash) {
+                let msg = self.commit_log.read(entry.commit_log_offset)?;
+                assert_eq!(msg.queue_offset, next - 1, "consume queue entry points at the wrong message");
+                result.messages.push(msg);
+            }
+        }
+        result.next_offset = next;
+        result.status = if result.messages.is_empty() { GetStatus::NoMatched } else { GetStatus::Found };
+        Ok(result)
+    }
+
+    /// Reads the message at a commit log offset, CRC checked.
+    pub fn read_at(&self, commit_log_offset: u64) -> Result<MessageExt> {
+        self.commit_log.read(commit_log_offset)
+    }
+
+    /// Messages of `topic` carrying business key `key`, stored within
+    /// `[begin_ms, end_ms]`, newest last, at most `max`.
+    pub fn query_by_key(&self, topic: &str, key: &str, max: usize, begin_ms: u64, end_ms: u64) -> Result<Vec<MessageExt>> {
+        let mut found = Vec::new();
+        for &offset in self.index.lookup(&index::key_of(topic, key)).iter().rev() {
+            if found.len() >= max || offset < self.commit_log.min_offset() {
+                break;
+            }
+            let msg = self.commit_log.read(offset)?;
+            if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
+                found.push(msg);
+            }
+        }
+        found.reverse();
+        Ok(found)
+    }
+
+    /// Every stored copy of the message with this unique id (a resend stores it twice).
+    pub fn query_by_unique_id(&self, id: &str) -> Result<Vec<MessageExt>> {
+        self.index
+            .lookup(&index::uniq_of(id))
+            .iter()
+            .filter(|&&o| o >= self.commit_log.min_offset())
+            .map(|&o| self.commit_log.read(o))
+            .collect()
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp_ms`.
+    pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp_ms: u64) -> Result<u64> {
+        let (mut lo, mut hi) = self.queue_offsets(topic, queue_id);
+        let Some(cq) = self.queues.get(&(topic.to_string(), queue_id)) else { return Ok(0) };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let entry = cq.get(mid).expect("inside range");
+            if self.commit_log.read(entry.commit_log_offset)?.store_timestamp_ms < timestamp_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Deletes commit log segments older than the retention; returns how many.
+    pub fn delete_expired(&mut self, now_ms: u64) -> Result<usize> {
+        self.commit_log.delete_before(now_ms.saturating_sub(self.config.retention_ms))
+    }
+}
+
+fn read_checkpoint(disk: &dyn Disk) -> Result<Option<u64>> {
+    let Some(bytes) = disk::read_all(disk, CHECKPOINT_PATH)? else { return Ok(None) };
+    if bytes.len() != 16 || u32::from_be_bytes(bytes[..4].try_into().expect("4")) != CHECKPOINT_MAGIC {
+        return Ok(None);
+    }
+    let crc = u32::from_be_bytes(bytes[12..16].try_into().expect("4"));
+    if crc32fast::hash(&bytes[..12]) != crc {
+        return Ok(None);
+    }
+    Ok(Some(u64::from_be_bytes(bytes[4..12].try_into().expect("8"))))
+}
+
+#[cfg(test)]
+mod tests;
