@@ -1,0 +1,161 @@
+//! What the checker needs to know besides the history: the consumer groups,
+//! the FIFO topics and which invariants the scenario expects to hold.
+
+use crate::history::{Event, Op};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Configuration of one check run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Consumer groups; these win over groups derived from `subscribe` events.
+    pub groups: Vec<GroupSpec>,
+    /// Topics whose per-sharding-key order must hold.
+    pub fifo_topics: Vec<String>,
+    /// Which invariants must hold and with what tolerance.
+    pub expect: Expect,
+}
+
+/// One consumer group's subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Group name.
+    pub group: String,
+    /// Subscribed topic.
+    pub topic: String,
+    /// Tag expression: "*" or "TagA || TagB".
+    pub tags: String,
+    /// Broadcast groups deliver every message to every consumer process.
+    #[serde(default)]
+    pub broadcast: bool,
+}
+
+/// Which invariants the scenario expects. Everything defaults to the
+/// strictest safety and to no optional check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Expect {
+    /// Acknowledged messages that may be lost (ASYNC replication may lose some).
+    pub lost_max: u64,
+    /// Check per-sharding-key order on the FIFO topics.
+    pub order: bool,
+    /// Check that each acknowledged business key takes effect exactly once.
+    pub exactly_once: bool,
+    /// Bound on delivery delay after the fault-free tail starts.
+    pub liveness_bound_ms: Option<u64>,
+    /// Deliveries of never-sent messages that are tolerated.
+    pub unexpected_max: u64,
+}
+
+impl GroupSpec {
+    /// True when this group receives a message of `topic` with `tag`.
+    pub fn subscribes(&self, topic: &str, tag: Option<&str>) -> bool {
+        self.topic == topic && tag_matches(&self.tags, tag)
+    }
+}
+
+impl CheckConfig {
+    /// The groups to check: the configured ones, then, sorted by name, the
+    /// groups that only `subscribe` events name (first subscription wins;
+    /// never broadcast, tag expression from `detail`, "*" if absent).
+    pub fn effective_groups(&self, history: &[Event]) -> Vec<GroupSpec> {
+        let mut groups = self.groups.clone();
+        let mut known: BTreeSet<String> = groups.iter().map(|g| g.group.clone()).collect();
+        let mut derived = Vec::new();
+        for event in history.iter().filter(|e| e.op == Op::Subscribe) {
+            let (Some(group), Some(topic)) = (&event.group, &event.topic) else {
+                continue;
+            };
+            if known.insert(group.clone()) {
+                derived.push(GroupSpec {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    tags: event.detail.clone().unwrap_or_else(|| "*".to_owned()),
+                    broadcast: false,
+                });
+            }
+        }
+        derived.sort_by(|a, b| a.group.cmp(&b.group));
+        groups.extend(derived);
+        groups
+    }
+
+    /// True when `topic` is one of the FIFO topics.
+    pub fn is_fifo(&self, topic: &str) -> bool {
+        self.fifo_topics.iter().any(|t| t == topic)
+    }
+}
+
+/// RocketMQ tag filtering: "*" (or an empty expression) matches every
+/// message; otherwise the expression is `||`-separated tag names, trimmed,
+/// and a message matches when its tag is one of them. A message without a
+/// tag matches only "*".
+pub fn tag_matches(expr: &str, tag: Option<&str>) -> bool {
+    let expr = expr.trim();
+    if expr.is_empty() || expr == "*" {
+        return true;
+    }
+    let Some(tag) = tag else {
+        return false;
+    };
+    expr.split("||")
+        .map(str::trim)
+        .any(|name| !name.is_empty() && name == tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{HistoryBuilder, Kind};
+
+    #[test]
+    fn star_matches_everything_including_no_tag() {
+        assert!(tag_matches("*", Some("A")));
+        assert!(tag_matches(" * ", None));
+        assert!(tag_matches("", None));
+    }
+
+    #[test]
+    fn tag_list_matches_trimmed_names_only() {
+        assert!(tag_matches("TagA || TagB", Some("TagB")));
+        assert!(tag_matches("TagA||TagB", Some("TagA")));
+        assert!(!tag_matches("TagA || TagB", Some("TagC")));
+        assert!(!tag_matches("TagA || TagB", Some("Tag")));
+        assert!(!tag_matches("TagA", None));
+        assert!(!tag_matches("TagA || ", Some("")));
+    }
+
+    #[test]
+    fn explicit_groups_win_over_subscribe_events() {
+        let mut h = HistoryBuilder::new();
+        for (process, group, topic, tags) in [
+            ("c-1", "billing", "orders", "TagA"),
+            ("c-2", "audit", "orders", "*"),
+            ("c-3", "audit", "other", "X"),
+        ] {
+            h.push(
+                Event::new(0, process, Kind::Info, Op::Subscribe)
+                    .group(group)
+                    .topic(topic)
+                    .detail(tags),
+            );
+        }
+        let cfg = CheckConfig {
+            groups: vec![GroupSpec {
+                group: "billing".into(),
+                topic: "orders".into(),
+                tags: "*".into(),
+                broadcast: true,
+            }],
+            ..CheckConfig::default()
+        };
+        let groups = cfg.effective_groups(h.events());
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0], cfg.groups[0]);
+        assert_eq!(groups[1].group, "audit");
+        assert_eq!(groups[1].topic, "orders");
+        assert_eq!(groups[1].tags, "*");
+    }
+}

@@ -1,0 +1,212 @@
+//! A read-only index over a history that every invariant shares: the sent
+//! messages by msg_id with their outcome, the groups and their subscribers.
+
+use crate::config::{CheckConfig, GroupSpec};
+use crate::history::{ConsumeOutcome, Event, Kind, Op};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How a send ended, as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SendStatus {
+    /// `fail`: definitely not stored.
+    Failed,
+    /// `info`, or no completion at all: may or may not be stored.
+    Unknown,
+    /// `ok`: stored, the broker promised it.
+    Acknowledged,
+}
+
+/// One sent message.
+#[derive(Debug, Clone)]
+pub(crate) struct Message<'a> {
+    /// The message id.
+    pub msg_id: &'a str,
+    /// The send invoke (the first, if a msg_id was sent more than once).
+    pub invoke: &'a Event,
+    /// The completion that decided `status`, if any.
+    pub completion: Option<&'a Event>,
+    /// The best outcome over every send of this msg_id.
+    pub status: SendStatus,
+}
+
+impl<'a> Message<'a> {
+    /// Topic, from the invoke or else the completion.
+    pub fn topic(&self) -> Option<&'a str> {
+        self.field(|e| e.topic.as_deref())
+    }
+    /// Tag, from the invoke or else the completion.
+    pub fn tag(&self) -> Option<&'a str> {
+        self.field(|e| e.tag.as_deref())
+    }
+    /// Business key, from the invoke or else the completion.
+    pub fn key(&self) -> Option<&'a str> {
+        self.field(|e| e.key.as_deref())
+    }
+    /// Sharding key, from the invoke or else the completion.
+    pub fn shard(&self) -> Option<&'a str> {
+        self.field(|e| e.shard.as_deref())
+    }
+    /// Sequence number, from the invoke or else the completion.
+    pub fn seq(&self) -> Option<u64> {
+        self.invoke.seq.or(self.completion.and_then(|e| e.seq))
+    }
+    /// Time of the `ok` completion, for acknowledged messages.
+    pub fn ack_t_ms(&self) -> Option<u64> {
+        match self.status {
+            SendStatus::Acknowledged => self.completion.map(|e| e.t_ms),
+            _ => None,
+        }
+    }
+    /// The invoke id and, if any, the completion id.
+    pub fn event_ids(&self) -> Vec<u64> {
+        std::iter::once(self.invoke.id)
+            .chain(self.completion.map(|e| e.id))
+            .collect()
+    }
+
+    fn field(&self, get: impl Fn(&'a Event) -> Option<&'a str>) -> Option<&'a str> {
+        get(self.invoke).or_else(|| self.completion.and_then(get))
+    }
+}
+
+/// The shared index.
+#[derive(Debug)]
+pub(crate) struct Index<'a> {
+    /// Every message some send invoked, by msg_id.
+    pub messages: BTreeMap<&'a str, Message<'a>>,
+    /// Groups to check, see [`CheckConfig::effective_groups`].
+    pub groups: Vec<GroupSpec>,
+    /// Processes that subscribed, per group (the consumers of a broadcast group).
+    pub subscribers: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    /// The first `tail-start` event.
+    pub tail_start: Option<&'a Event>,
+    /// The first `end` event.
+    pub end: Option<&'a Event>,
+}
+
+impl<'a> Index<'a> {
+    /// Indexes `history`.
+    pub fn build(history: &'a [Event], cfg: &CheckConfig) -> Index<'a> {
+        let completions: BTreeMap<u64, &Event> = history
+            .iter()
+            .filter(|e| e.op == Op::Send && e.kind != Kind::Invoke)
+            .filter_map(|e| e.of.map(|of| (of, e)))
+            .collect();
+
+        let mut messages: BTreeMap<&str, Message> = BTreeMap::new();
+        for invoke in history
+            .iter()
+            .filter(|e| e.op == Op::Send && e.kind == Kind::Invoke)
+        {
+            let completion = completions.get(&invoke.id).copied();
+            let Some(msg_id) = invoke
+                .msg_id
+                .as_deref()
+                .or(completion.and_then(|c| c.msg_id.as_deref()))
+            else {
+                continue;
+            };
+            let status = match completion.map(|c| c.kind) {
+                Some(Kind::Ok) => SendStatus::Acknowledged,
+                Some(Kind::Fail) => SendStatus::Failed,
+                _ => SendStatus::Unknown,
+            };
+            let message = Message {
+                msg_id,
+                invoke,
+                completion,
+                status,
+            };
+            match messages.get_mut(msg_id) {
+                None => {
+                    messages.insert(msg_id, message);
+                }
+                Some(known) if status > known.status => {
+                    known.status = status;
+                    known.completion = completion;
+                }
+                Some(_) => {}
+            }
+        }
+
+        let mut subscribers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for event in history.iter().filter(|e| e.op == Op::Subscribe) {
+            if let Some(group) = event.group.as_deref() {
+                subscribers
+                    .entry(group)
+                    .or_default()
+                    .insert(event.process.as_str());
+            }
+        }
+
+        Index {
+            messages,
+            groups: cfg.effective_groups(history),
+            subscribers,
+            tail_start: history.iter().find(|e| e.op == Op::TailStart),
+            end: history.iter().find(|e| e.op == Op::End),
+        }
+    }
+
+    /// Acknowledged messages, by msg_id.
+    pub fn acknowledged(&self) -> impl Iterator<Item = &Message<'a>> {
+        self.messages
+            .values()
+            .filter(|m| m.status == SendStatus::Acknowledged)
+    }
+
+    /// The groups that receive `message` (topic equal, tag matched).
+    pub fn subscribing_groups<'s>(
+        &'s self,
+        message: &Message<'a>,
+    ) -> impl Iterator<Item = &'s GroupSpec> {
+        let topic = message.topic();
+        let tag = message.tag();
+        self.groups
+            .iter()
+            .filter(move |g| topic.is_some_and(|topic| g.subscribes(topic, tag)))
+    }
+
+    /// The processes that must each consume a message for `group`: every
+    /// subscriber of a broadcast group, or `None` (any one process) otherwise.
+    pub fn required_consumers(&self, group: &GroupSpec) -> Option<Vec<&'a str>> {
+        group.broadcast.then(|| {
+            self.subscribers
+                .get(group.group.as_str())
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// True for a deliver event that the business logic consumed successfully.
+pub(crate) fn is_success(event: &Event) -> bool {
+    event.op == Op::Deliver
+        && event.kind == Kind::Ok
+        && event.result == Some(ConsumeOutcome::Success)
+}
+
+/// Successful deliveries: (group, msg_id) -> the delivering events, in history order.
+pub(crate) fn successes(history: &[Event]) -> BTreeMap<(&str, &str), Vec<&Event>> {
+    let mut map: BTreeMap<(&str, &str), Vec<&Event>> = BTreeMap::new();
+    for event in history.iter().filter(|e| is_success(e)) {
+        if let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) {
+            map.entry((group, msg_id)).or_default().push(event);
+        }
+    }
+    map
+}
+
+/// Dead-letter findings: (group, msg_id) -> the first `dlq` event.
+pub(crate) fn dead_letters(history: &[Event]) -> BTreeMap<(&str, &str), &Event> {
+    let mut map = BTreeMap::new();
+    for event in history
+        .iter()
+        .filter(|e| e.op == Op::Dlq && e.kind != Kind::Fail)
+    {
+        if let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) {
+            map.entry((group, msg_id)).or_insert(event);
+        }
+    }
+    map
+}

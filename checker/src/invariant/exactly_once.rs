@@ -1,0 +1,91 @@
+//! **exactly-once**: the idempotent consumer applies the business effect of
+//! each acknowledged key exactly once per group.
+
+use super::{not_expected, Invariant};
+use crate::config::CheckConfig;
+use crate::history::{Event, Kind, Op};
+use crate::index::{dead_letters, Index, SendStatus};
+use crate::verdict::{CheckResult, Validity};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Checks effects per (group, business key), when `expect.exactly_once`.
+///
+/// Effect events of any kind but `invoke` and `fail` count as applied. For
+/// every acknowledged message with a key and every clustering group that
+/// subscribes to it, the (group, key) must have exactly one effect: more is
+/// `double-effect`, none is `missing-effect` (unless every such message was
+/// dead-lettered for the group). An effect of a key that no acknowledged or
+/// unknown send carried is `phantom-effect`; more than one effect of a key
+/// whose send was unknown is also `double-effect`. Broadcast groups are left
+/// out: each consumer applies its own effect. Any anomaly is invalid.
+/// Counts: `required` (group, key) pairs, `effects`, and the three kinds.
+pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    if !cfg.expect.exactly_once {
+        return not_expected(Invariant::ExactlyOnce);
+    }
+    let index = Index::build(history, cfg);
+    let dlq = dead_letters(history);
+
+    let mut effects: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+    for event in history.iter().filter(|e| e.op == Op::Effect) {
+        if matches!(event.kind, Kind::Invoke | Kind::Fail) {
+            continue;
+        }
+        if let (Some(group), Some(key)) = (event.group.as_deref(), event.key.as_deref()) {
+            effects.entry((group, key)).or_default().push(event.id);
+        }
+    }
+
+    // (group, key) -> whether every acknowledged message of it was dead-lettered
+    let mut required: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+    let mut live_keys: BTreeSet<&str> = BTreeSet::new();
+    for message in index.messages.values() {
+        let Some(key) = message.key() else { continue };
+        if message.status == SendStatus::Failed {
+            continue;
+        }
+        live_keys.insert(key);
+        if message.status != SendStatus::Acknowledged {
+            continue;
+        }
+        for group in index.subscribing_groups(message).filter(|g| !g.broadcast) {
+            let group = group.group.as_str();
+            let dead = dlq.contains_key(&(group, message.msg_id));
+            *required.entry((group, key)).or_insert(true) &= dead;
+        }
+    }
+
+    let mut result = CheckResult::new(Invariant::ExactlyOnce.name());
+    let (mut double, mut missing, mut phantom) = (0, 0, 0);
+    for (&(group, key), &all_dead) in &required {
+        if effects.get(&(group, key)).is_none() && !all_dead {
+            missing += 1;
+            let detail = format!("acknowledged key {key} never took effect in group {group}");
+            result.push_anomaly("missing-effect", detail, Vec::new());
+        }
+    }
+    for (&(group, key), ids) in &effects {
+        if !live_keys.contains(key) {
+            phantom += 1;
+            let detail =
+                format!("key {key} took effect in group {group} but no send of it succeeded");
+            result.push_anomaly("phantom-effect", detail, ids.clone());
+        } else if ids.len() > 1 {
+            double += 1;
+            let detail = format!("key {key} took effect {} times in group {group}", ids.len());
+            result.push_anomaly("double-effect", detail, ids.clone());
+        }
+    }
+    result.set("required", required.len() as u64);
+    result.set(
+        "effects",
+        effects.values().map(|ids| ids.len() as u64).sum(),
+    );
+    result.set("double-effect", double);
+    result.set("missing-effect", missing);
+    result.set("phantom-effect", phantom);
+    if double + missing + phantom > 0 {
+        result.worsen(Validity::Invalid);
+    }
+    result
+}

@@ -1,0 +1,122 @@
+//! **liveness**: once the fault-free tail starts, every acknowledged message
+//! reaches every subscribing group within a bound.
+
+use super::{not_expected, Invariant};
+use crate::config::CheckConfig;
+use crate::history::Event;
+use crate::index::{dead_letters, is_success, Index};
+use crate::verdict::{CheckResult, Validity};
+use std::collections::BTreeMap;
+
+/// Process name of the harness's final drain, whose deliveries do not count.
+pub const DRAIN_PROCESS: &str = "drain";
+
+/// Checks delivery within `expect.liveness_bound_ms` after `tail-start`.
+///
+/// With the tail starting at T and bound b, each acknowledged message must be
+/// consumed successfully by each subscribing group (each subscriber of a
+/// broadcast group), not by the drain, by max(ack time, T) + b. Dead-lettered
+/// messages are excused. A message whose deadline falls after the `end`
+/// event is `pending`, not a violation. Counts: `required`, `late`, `never`,
+/// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
+/// never is invalid; a history without `tail-start` or `end` is unknown.
+pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    let Some(bound_ms) = cfg.expect.liveness_bound_ms else {
+        return not_expected(Invariant::Liveness);
+    };
+    let index = Index::build(history, cfg);
+    let mut result = CheckResult::new(Invariant::Liveness.name());
+    let Some(tail_start) = index.tail_start else {
+        result.worsen(Validity::Unknown);
+        result.note = Some("history has no tail-start event".into());
+        return result;
+    };
+    let dlq = dead_letters(history);
+    let end_t_ms = match index.end {
+        Some(end) => end.t_ms,
+        None => history.iter().map(|e| e.t_ms).max().unwrap_or(0),
+    };
+
+    // (group, msg_id, process) -> first successful delivery outside the drain
+    let mut first: BTreeMap<(&str, &str, &str), &Event> = BTreeMap::new();
+    for event in history
+        .iter()
+        .filter(|e| is_success(e) && e.process != DRAIN_PROCESS)
+    {
+        if let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) {
+            let earliest = first
+                .entry((group, msg_id, event.process.as_str()))
+                .or_insert(event);
+            if event.t_ms < earliest.t_ms {
+                *earliest = event;
+            }
+        }
+    }
+
+    let (mut required, mut late, mut never, mut pending, mut max_delay_ms) = (0, 0, 0, 0, 0);
+    for message in index.acknowledged() {
+        let ack_t_ms = message.ack_t_ms().unwrap_or(0);
+        let from_ms = ack_t_ms.max(tail_start.t_ms);
+        let deadline_ms = from_ms + bound_ms;
+        for group in index.subscribing_groups(message) {
+            let name = group.group.as_str();
+            if dlq.contains_key(&(name, message.msg_id)) {
+                continue;
+            }
+            let consumers: Vec<Option<&str>> = match index.required_consumers(group) {
+                None => vec![None],
+                Some(processes) => processes.into_iter().map(Some).collect(),
+            };
+            for consumer in consumers {
+                required += 1;
+                let delivered = first
+                    .range((name, message.msg_id, "")..)
+                    .take_while(|(&(g, m, _), _)| g == name && m == message.msg_id)
+                    .filter(|(&(_, _, p), _)| consumer.is_none_or(|c| c == p))
+                    .map(|(_, e)| *e)
+                    .min_by_key(|e| e.t_ms);
+                let who = consumer.map_or(format!("group {name}"), |c| {
+                    format!("consumer {c} of group {name}")
+                });
+                match delivered {
+                    Some(event) => {
+                        max_delay_ms = max_delay_ms.max(event.t_ms.saturating_sub(from_ms));
+                        if event.t_ms > deadline_ms {
+                            late += 1;
+                            let detail = format!(
+                                "{} reached {who} at {} ms, {} ms after its deadline {deadline_ms} ms",
+                                message.msg_id,
+                                event.t_ms,
+                                event.t_ms - deadline_ms
+                            );
+                            let mut ids = message.event_ids();
+                            ids.push(event.id);
+                            result.push_anomaly("late", detail, ids);
+                        }
+                    }
+                    None if deadline_ms <= end_t_ms => {
+                        never += 1;
+                        let detail = format!(
+                            "{} never reached {who} by its deadline {deadline_ms} ms",
+                            message.msg_id
+                        );
+                        result.push_anomaly("never", detail, message.event_ids());
+                    }
+                    None => pending += 1,
+                }
+            }
+        }
+    }
+    result.set("required", required);
+    result.set("late", late);
+    result.set("never", never);
+    result.set("pending", pending);
+    result.set("max-delay-ms", max_delay_ms);
+    if late + never > 0 {
+        result.worsen(Validity::Invalid);
+    } else if index.end.is_none() {
+        result.worsen(Validity::Unknown);
+        result.note = Some("history has no end event".into());
+    }
+    result
+}

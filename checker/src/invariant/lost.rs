@@ -1,0 +1,94 @@
+//! **lost**: an acknowledged message that some subscribing group never
+//! consumed successfully and did not find in its dead-letter queue.
+
+use super::Invariant;
+use crate::config::CheckConfig;
+use crate::history::Event;
+use crate::index::{dead_letters, is_success, Index};
+use crate::verdict::{CheckResult, Validity};
+use std::collections::BTreeSet;
+
+/// Checks that no acknowledged message is lost (beyond `expect.lost_max`).
+///
+/// A message is consumed by a group when a deliver event of that group with
+/// result success carries its msg_id; for a broadcast group every process
+/// that subscribed to the group must consume it. A message in the group's
+/// DLQ counts as accounted for. Counts: `acknowledged`, `lost` (distinct
+/// messages), `dead-lettered` and `unsubscribed` (acknowledged messages no
+/// group subscribes to). Without an `end` event the final drain may not have
+/// run, so losses beyond the tolerance are `unknown` rather than `invalid`.
+pub fn check_lost(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    let index = Index::build(history, cfg);
+    let dlq = dead_letters(history);
+    let consumed: BTreeSet<(&str, &str, &str)> = history
+        .iter()
+        .filter(|e| is_success(e))
+        .filter_map(|e| {
+            Some((
+                e.group.as_deref()?,
+                e.process.as_str(),
+                e.msg_id.as_deref()?,
+            ))
+        })
+        .collect();
+    let consumed_by_group: BTreeSet<(&str, &str)> =
+        consumed.iter().map(|&(g, _, m)| (g, m)).collect();
+
+    let mut result = CheckResult::new(Invariant::Lost.name());
+    let (mut acknowledged, mut lost, mut dead_lettered, mut unsubscribed) = (0, 0, 0, 0);
+    for message in index.acknowledged() {
+        acknowledged += 1;
+        let mut subscribed = false;
+        let mut is_lost = false;
+        for group in index.subscribing_groups(message) {
+            subscribed = true;
+            let name = group.group.as_str();
+            if dlq.contains_key(&(name, message.msg_id)) {
+                dead_lettered += 1;
+                continue;
+            }
+            let missing: Vec<String> = match index.required_consumers(group) {
+                None if consumed_by_group.contains(&(name, message.msg_id)) => Vec::new(),
+                None => vec![format!("group {name}")],
+                Some(processes) => processes
+                    .into_iter()
+                    .filter(|p| !consumed.contains(&(name, p, message.msg_id)))
+                    .map(|p| format!("consumer {p} of broadcast group {name}"))
+                    .collect(),
+            };
+            for who in missing {
+                is_lost = true;
+                result.push_anomaly(
+                    "lost",
+                    format!(
+                        "{} acknowledged at {} ms was never consumed by {who} nor dead-lettered",
+                        message.msg_id,
+                        message.ack_t_ms().unwrap_or(0)
+                    ),
+                    message.event_ids(),
+                );
+            }
+        }
+        lost += u64::from(is_lost);
+        unsubscribed += u64::from(!subscribed);
+    }
+    result.set("acknowledged", acknowledged);
+    result.set("lost", lost);
+    result.set("dead-lettered", dead_lettered);
+    result.set("unsubscribed", unsubscribed);
+
+    if lost > cfg.expect.lost_max {
+        if index.end.is_some() {
+            result.worsen(Validity::Invalid);
+        } else {
+            result.worsen(Validity::Unknown);
+            result.note = Some("history has no end event: the final drain may not have run".into());
+        }
+    } else if lost > 0 {
+        result.note = Some(format!(
+            "{lost} lost, within lost_max {}",
+            cfg.expect.lost_max
+        ));
+    }
+    result
+}

@@ -1,0 +1,113 @@
+//! The invariants, one file each behind the [`Invariant`] enum. Every check
+//! is a pure `fn(&[Event], &CheckConfig) -> CheckResult`; [`check_all`]
+//! runs them all and keeps the worst validity.
+//!
+//! A check that the scenario does not expect (exactly-once, order, liveness
+//! when their `expect` knob is off) is still listed in the verdict, as valid
+//! with the note [`NOT_EXPECTED`] and no counts, so every verdict has the
+//! same rows in the same order.
+
+mod duplicated;
+mod exactly_once;
+mod liveness;
+mod lost;
+mod order;
+mod recovered;
+mod unexpected;
+
+pub use duplicated::check_duplicated;
+pub use exactly_once::check_exactly_once;
+pub use liveness::check_liveness;
+pub use lost::check_lost;
+pub use order::check_order;
+pub use recovered::check_recovered;
+pub use unexpected::check_unexpected;
+
+use crate::config::CheckConfig;
+use crate::history::Event;
+use crate::verdict::{CheckResult, Verdict};
+
+/// Note on a check that the scenario's `expect` does not ask for.
+pub const NOT_EXPECTED: &str = "not expected by this scenario";
+
+/// The invariants the checker knows, in verdict order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// Acknowledged but never consumed by a subscribing group nor dead-lettered.
+    Lost,
+    /// Delivered, dead-lettered or applied but never sent (or sent and failed).
+    Unexpected,
+    /// Raw duplicate successful deliveries (informational: at-least-once).
+    Duplicated,
+    /// Sends of unknown outcome that were consumed anyway (informational).
+    Recovered,
+    /// One business effect per acknowledged key and group.
+    ExactlyOnce,
+    /// Per-sharding-key order on FIFO topics.
+    Order,
+    /// Delivery within a bound during the fault-free tail.
+    Liveness,
+    // Room for later issues, deliberately not implemented yet:
+    // - DeadLetter: in the DLQ iff consumption failed max-reconsume + 1
+    //   times; never both consumed and dead-lettered in one delivery chain;
+    //   each retry no earlier than its backoff level allows.
+    // - Transaction: rolled back never delivered, committed delivered,
+    //   unknown resolved by check-back within the configured checks.
+    // - Delay: never delivered before its delivery time; lateness measured.
+}
+
+impl Invariant {
+    /// Every implemented invariant, in verdict order.
+    pub const ALL: [Invariant; 7] = [
+        Invariant::Lost,
+        Invariant::Unexpected,
+        Invariant::Duplicated,
+        Invariant::Recovered,
+        Invariant::ExactlyOnce,
+        Invariant::Order,
+        Invariant::Liveness,
+    ];
+
+    /// The name used in [`CheckResult::name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Lost => "lost",
+            Invariant::Unexpected => "unexpected",
+            Invariant::Duplicated => "duplicated",
+            Invariant::Recovered => "recovered",
+            Invariant::ExactlyOnce => "exactly-once",
+            Invariant::Order => "order",
+            Invariant::Liveness => "liveness",
+        }
+    }
+
+    /// Runs this invariant's check.
+    pub fn check(self, history: &[Event], cfg: &CheckConfig) -> CheckResult {
+        match self {
+            Invariant::Lost => check_lost(history, cfg),
+            Invariant::Unexpected => check_unexpected(history, cfg),
+            Invariant::Duplicated => check_duplicated(history, cfg),
+            Invariant::Recovered => check_recovered(history, cfg),
+            Invariant::ExactlyOnce => check_exactly_once(history, cfg),
+            Invariant::Order => check_order(history, cfg),
+            Invariant::Liveness => check_liveness(history, cfg),
+        }
+    }
+}
+
+/// Runs every invariant and composes the results, worst validity winning.
+pub fn check_all(history: &[Event], cfg: &CheckConfig) -> Verdict {
+    Verdict::compose(
+        Invariant::ALL
+            .iter()
+            .map(|inv| inv.check(history, cfg))
+            .collect(),
+    )
+}
+
+/// The result of a check the scenario does not expect.
+fn not_expected(invariant: Invariant) -> CheckResult {
+    let mut result = CheckResult::new(invariant.name());
+    result.note = Some(NOT_EXPECTED.to_owned());
+    result
+}

@@ -1,0 +1,117 @@
+//! **order**: on FIFO topics, a message is never consumed successfully before
+//! every acknowledged predecessor of its sharding key was.
+
+use super::{not_expected, Invariant};
+use crate::config::{CheckConfig, GroupSpec};
+use crate::history::Event;
+use crate::index::{dead_letters, is_success, successes, Index, Message, SendStatus};
+use crate::verdict::{CheckResult, Validity};
+use std::collections::BTreeMap;
+
+/// Checks per-sharding-key order, when `expect.order`, on `cfg.fifo_topics`.
+///
+/// Walking successful deliveries in history order, per (group, topic,
+/// shard) (and per consumer for a broadcast group): when the message with
+/// seq n is consumed, every acknowledged message of that shard with a lower
+/// seq that the group subscribes to must have been consumed successfully
+/// already. Redeliveries of earlier messages are fine; predecessors found in
+/// the group's DLQ are excused (an orderly consumer skips a dead letter).
+/// Sequence numbers must be unique per shard across producers. Counts:
+/// `checked` deliveries and `out-of-order` deliveries; any is invalid.
+pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    if !cfg.expect.order {
+        return not_expected(Invariant::Order);
+    }
+    let index = Index::build(history, cfg);
+    let dlq = dead_letters(history);
+    let first_success = successes(history);
+
+    // (topic, shard) -> acknowledged messages ordered by (seq, msg_id)
+    let mut acked: BTreeMap<(&str, &str), BTreeMap<(u64, &str), &Message>> = BTreeMap::new();
+    for message in index.acknowledged() {
+        if let (Some(topic), Some(shard), Some(seq)) =
+            (message.topic(), message.shard(), message.seq())
+        {
+            if cfg.is_fifo(topic) {
+                acked
+                    .entry((topic, shard))
+                    .or_default()
+                    .insert((seq, message.msg_id), message);
+            }
+        }
+    }
+
+    let any_tag = GroupSpec {
+        group: String::new(),
+        topic: String::new(),
+        tags: "*".into(),
+        broadcast: false,
+    };
+    // (group, consumer or "", topic, shard) -> predecessors not yet consumed
+    let mut pending: BTreeMap<(&str, &str, &str, &str), BTreeMap<(u64, &str), &Message>> =
+        BTreeMap::new();
+    let mut result = CheckResult::new(Invariant::Order.name());
+    let (mut checked, mut out_of_order) = (0, 0);
+    for event in history.iter().filter(|e| is_success(e)) {
+        let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) else {
+            continue;
+        };
+        let Some(message) = index.messages.get(msg_id) else {
+            continue;
+        };
+        let (Some(topic), Some(shard), Some(seq)) =
+            (message.topic(), message.shard(), message.seq())
+        else {
+            continue;
+        };
+        if !cfg.is_fifo(topic) || message.status == SendStatus::Failed {
+            continue;
+        }
+        checked += 1;
+        let spec = index
+            .groups
+            .iter()
+            .find(|g| g.group == group)
+            .unwrap_or(&any_tag);
+        let consumer = if spec.broadcast {
+            event.process.as_str()
+        } else {
+            ""
+        };
+        let waiting = pending
+            .entry((group, consumer, topic, shard))
+            .or_insert_with(|| acked.get(&(topic, shard)).cloned().unwrap_or_default());
+        let skipped = waiting
+            .range(..(seq, ""))
+            .map(|(_, m)| *m)
+            .find(|m| tag_subscribed(spec, m) && !dlq.contains_key(&(group, m.msg_id)));
+        if let Some(before) = skipped {
+            out_of_order += 1;
+            let mut ids = vec![event.id, before.invoke.id];
+            if let Some(later) = first_success.get(&(group, before.msg_id)) {
+                ids.push(later[0].id);
+            }
+            let detail = format!(
+                "group {group} consumed {msg_id} (shard {shard} seq {seq}) before {} (seq {})",
+                before.msg_id,
+                before.seq().unwrap_or(0)
+            );
+            result.push_anomaly("out-of-order", detail, ids);
+        }
+        waiting.remove(&(seq, msg_id));
+    }
+    result.set("checked", checked);
+    result.set("out-of-order", out_of_order);
+    if out_of_order > 0 {
+        result.worsen(Validity::Invalid);
+    }
+    if cfg.fifo_topics.is_empty() {
+        result.note = Some("no FIFO topic configured".into());
+    }
+    result
+}
+
+/// True when `spec`'s tag expression selects `message` (topic already matched).
+fn tag_subscribed(spec: &GroupSpec, message: &Message) -> bool {
+    crate::config::tag_matches(&spec.tags, message.tag())
+}

@@ -1,0 +1,214 @@
+//! Results: one [`CheckResult`] per invariant and the [`Verdict`] that
+//! composes them, keeping the worst validity (as Jepsen's `compose` does).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How many anomalies a check keeps; the counts hold the full totals.
+pub const ANOMALIES_MAX: usize = 10;
+
+/// Outcome of a check. Ordered so that the worst is the greatest:
+/// `Valid < Unknown < Invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validity {
+    /// The invariant holds.
+    Valid,
+    /// The history cannot tell (for example it was cut short).
+    Unknown,
+    /// The invariant is violated.
+    Invalid,
+}
+
+impl Validity {
+    /// The lowercase name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Unknown => "unknown",
+            Validity::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One offending element, with the event ids that prove it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// Short kebab-case class, such as "lost" or "out-of-order".
+    pub kind: String,
+    /// One sentence naming the message, group and what went wrong.
+    pub detail: String,
+    /// Events of the history that show it.
+    pub event_ids: Vec<u64>,
+}
+
+/// The result of one invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Invariant name, see [`crate::Invariant::name`].
+    pub name: String,
+    /// Whether it holds.
+    pub validity: Validity,
+    /// Named totals (always complete, unlike `anomalies`).
+    pub counts: BTreeMap<String, u64>,
+    /// The first [`ANOMALIES_MAX`] anomalies, in history order.
+    pub anomalies: Vec<Anomaly>,
+    /// Why the validity is what it is when the counts do not say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl CheckResult {
+    /// A valid result with no counts yet.
+    pub fn new(name: &str) -> CheckResult {
+        CheckResult {
+            name: name.to_owned(),
+            validity: Validity::Valid,
+            counts: BTreeMap::new(),
+            anomalies: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// Sets a count.
+    pub fn set(&mut self, count: &str, value: u64) {
+        self.counts.insert(count.to_owned(), value);
+    }
+
+    /// A count, 0 when absent.
+    pub fn count(&self, count: &str) -> u64 {
+        self.counts.get(count).copied().unwrap_or(0)
+    }
+
+    /// Keeps the anomaly if fewer than [`ANOMALIES_MAX`] are kept already.
+    pub fn push_anomaly(&mut self, kind: &str, detail: String, event_ids: Vec<u64>) {
+        if self.anomalies.len() < ANOMALIES_MAX {
+            self.anomalies.push(Anomaly {
+                kind: kind.to_owned(),
+                detail,
+                event_ids,
+            });
+        }
+    }
+
+    /// Raises the validity to `validity` if that is worse.
+    pub fn worsen(&mut self, validity: Validity) {
+        self.validity = self.validity.max(validity);
+    }
+}
+
+/// All check results of a run and their worst validity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The worst validity of `checks`.
+    pub validity: Validity,
+    /// One result per invariant, in [`crate::Invariant::ALL`] order.
+    pub checks: Vec<CheckResult>,
+}
+
+/// The headline numbers of a verdict, printed on a failing seed's line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryCounts {
+    /// Lost acknowledged messages.
+    pub lost: u64,
+    /// Deliveries, dead letters or effects of messages never sent.
+    pub unexpected: u64,
+    /// Messages delivered successfully more than once to one group.
+    pub duplicated: u64,
+    /// Deliveries that overtook an unconsumed predecessor.
+    pub order: u64,
+    /// Double, missing and phantom effects.
+    pub exactly_once: u64,
+}
+
+impl fmt::Display for SummaryCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lost={} unexpected={} dup={} order={} eo={}",
+            self.lost, self.unexpected, self.duplicated, self.order, self.exactly_once
+        )
+    }
+}
+
+impl Verdict {
+    /// Composes results, keeping the worst validity.
+    pub fn compose(checks: Vec<CheckResult>) -> Verdict {
+        let validity = checks
+            .iter()
+            .map(|c| c.validity)
+            .max()
+            .unwrap_or(Validity::Valid);
+        Verdict { validity, checks }
+    }
+
+    /// The result of the check named `name`, if present.
+    pub fn check(&self, name: &str) -> Option<&CheckResult> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// True when every check is valid.
+    pub fn is_valid(&self) -> bool {
+        self.validity == Validity::Valid
+    }
+
+    /// The headline numbers; a check that is absent or not expected counts 0.
+    pub fn summary_counts(&self) -> SummaryCounts {
+        let count = |check: &str, count: &str| self.check(check).map_or(0, |c| c.count(count));
+        SummaryCounts {
+            lost: count("lost", "lost"),
+            unexpected: count("unexpected", "unexpected"),
+            duplicated: count("duplicated", "duplicated"),
+            order: count("order", "out-of-order"),
+            exactly_once: count("exactly-once", "double-effect")
+                + count("exactly-once", "missing-effect")
+                + count("exactly-once", "phantom-effect"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_validity_wins() {
+        assert!(Validity::Invalid > Validity::Unknown);
+        assert!(Validity::Unknown > Validity::Valid);
+        let mut unknown = CheckResult::new("b");
+        unknown.worsen(Validity::Unknown);
+        let verdict = Verdict::compose(vec![CheckResult::new("a"), unknown.clone()]);
+        assert_eq!(verdict.validity, Validity::Unknown);
+        let mut invalid = CheckResult::new("c");
+        invalid.worsen(Validity::Invalid);
+        invalid.worsen(Validity::Valid);
+        let verdict = Verdict::compose(vec![invalid, unknown]);
+        assert_eq!(verdict.validity, Validity::Invalid);
+        assert_eq!(Verdict::compose(vec![]).validity, Validity::Valid);
+    }
+
+    #[test]
+    fn anomalies_are_capped() {
+        let mut result = CheckResult::new("lost");
+        for i in 0..25 {
+            result.push_anomaly("lost", format!("m{i}"), vec![i]);
+        }
+        assert_eq!(result.anomalies.len(), ANOMALIES_MAX);
+        assert_eq!(result.anomalies[0].detail, "m0");
+    }
+
+    #[test]
+    fn validity_serializes_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&Validity::Invalid).unwrap(),
+            "\"invalid\""
+        );
+    }
+}

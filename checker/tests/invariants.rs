@@ -1,0 +1,481 @@
+//! Hand-written histories: for each invariant one that holds and one that
+//! violates it. The verdicts are insta snapshots; the validities are also
+//! asserted here so that a wrongly accepted snapshot still fails.
+
+use checker::history::HistoryBuilder;
+use checker::{
+    check_all, check_duplicated, check_exactly_once, check_liveness, check_lost, check_order,
+    check_recovered, check_unexpected, CheckConfig, ConsumeOutcome, Event, Expect, GroupSpec, Kind,
+    Op, Validity, NOT_EXPECTED,
+};
+use insta::assert_json_snapshot;
+
+const OK: ConsumeOutcome = ConsumeOutcome::Success;
+const RETRY: ConsumeOutcome = ConsumeOutcome::RetryLater;
+
+fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
+    GroupSpec {
+        group: group.into(),
+        topic: "orders".into(),
+        tags: tags.into(),
+        broadcast,
+    }
+}
+
+/// billing takes every order, audit only TagA; orders is a FIFO topic.
+fn config(expect: Expect) -> CheckConfig {
+    CheckConfig {
+        groups: vec![group("billing", "*", false), group("audit", "TagA", false)],
+        fifo_topics: vec!["orders".into()],
+        expect,
+    }
+}
+
+/// A send draft of `msg_id` on topic orders.
+fn order(msg_id: &str, tag: &str, key: &str) -> Event {
+    Event::new(0, "producer-1", Kind::Invoke, Op::Send)
+        .msg_id(msg_id)
+        .topic("orders")
+        .tag(tag)
+        .key(key)
+}
+
+/// Sends `msg_id` at `t` and acknowledges it 2 ms later.
+fn acked(h: &mut HistoryBuilder, t: u64, draft: Event) -> u64 {
+    h.send(t, draft, Some((t + 2, Kind::Ok)))
+}
+
+#[test]
+fn lost_holds_when_every_subscribing_group_consumes_or_dead_letters() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    acked(&mut h, 12, order("m3", "TagB", "k3"));
+    h.send(13, order("m4", "TagA", "k4"), Some((14, Kind::Fail)));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(21, "consumer-audit-1", "audit", "m1", OK);
+    // audit does not subscribe to TagB, so m2 needs only billing.
+    h.deliver(22, "consumer-billing-1", "billing", "m2", OK);
+    h.deliver(23, "consumer-billing-1", "billing", "m3", RETRY);
+    h.push(
+        Event::new(90, "drain", Kind::Ok, Op::Dlq)
+            .group("billing")
+            .msg_id("m3"),
+    );
+    h.harness(100, Op::End);
+
+    let result = check_lost(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn lost_fails_when_a_group_never_consumes_an_acknowledged_message() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    // Never completed: unknown, so not required.
+    h.send(12, order("m3", "TagA", "k3"), None);
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(21, "consumer-billing-1", "billing", "m2", RETRY);
+    h.harness(100, Op::End);
+
+    let history = h.build();
+    let result = check_lost(&history, &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("lost"), 2);
+    assert_json_snapshot!(result);
+
+    // Tolerated loss is reported but valid.
+    let tolerant = config(Expect {
+        lost_max: 2,
+        ..Expect::default()
+    });
+    let result = check_lost(&history, &tolerant);
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(result.note.as_deref(), Some("2 lost, within lost_max 2"));
+
+    // Without an end event the drain may not have run: unknown.
+    let cut = &history[..history.len() - 1];
+    assert_eq!(
+        check_lost(cut, &config(Expect::default())).validity,
+        Validity::Unknown
+    );
+}
+
+#[test]
+fn lost_in_a_broadcast_group_means_some_subscriber_missed_it() {
+    let mut h = HistoryBuilder::new();
+    for process in ["consumer-cache-1", "consumer-cache-2"] {
+        h.push(
+            Event::new(0, process, Kind::Info, Op::Subscribe)
+                .group("cache")
+                .topic("orders")
+                .detail("*"),
+        );
+    }
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.deliver(20, "consumer-cache-1", "cache", "m1", OK);
+    h.deliver(21, "consumer-cache-1", "cache", "m1", OK);
+    h.harness(100, Op::End);
+    let cfg = CheckConfig {
+        groups: vec![group("cache", "*", true)],
+        ..CheckConfig::default()
+    };
+
+    let result = check_lost(h.events(), &cfg);
+    assert_eq!(result.validity, Validity::Invalid);
+    assert!(
+        result.anomalies[0]
+            .detail
+            .contains("consumer consumer-cache-2"),
+        "{result:?}"
+    );
+    h.deliver(30, "consumer-cache-2", "cache", "m1", OK);
+    assert_eq!(check_lost(h.events(), &cfg).validity, Validity::Valid);
+    // Two copies to two consumers of a broadcast group are no duplicate;
+    // the second copy to consumer-cache-1 is.
+    assert_eq!(check_duplicated(h.events(), &cfg).count("duplicated"), 1);
+}
+
+#[test]
+fn unexpected_holds_when_everything_consumed_was_sent() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.send(11, order("m2", "TagA", "k2"), Some((20, Kind::Info)));
+    h.deliver(21, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(22, "consumer-billing-1", "billing", "m2", OK);
+    h.push(
+        Event::new(23, "consumer-billing-1", Kind::Ok, Op::Effect)
+            .group("billing")
+            .key("k1"),
+    );
+
+    let result = check_unexpected(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn unexpected_fails_on_ghost_messages_keys_and_failed_sends() {
+    let mut h = HistoryBuilder::new();
+    h.send(10, order("m1", "TagA", "k1"), Some((12, Kind::Fail)));
+    h.deliver(20, "consumer-billing-1", "billing", "ghost", OK);
+    h.deliver(21, "consumer-billing-1", "billing", "ghost", RETRY);
+    h.deliver(22, "consumer-billing-1", "billing", "m1", OK);
+    h.push(
+        Event::new(23, "consumer-billing-1", Kind::Ok, Op::Effect)
+            .group("billing")
+            .key("k-ghost"),
+    );
+    h.push(
+        Event::new(90, "drain", Kind::Ok, Op::Dlq)
+            .group("billing")
+            .msg_id("ghost-2"),
+    );
+
+    let result = check_unexpected(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("unexpected"), 3);
+    assert_eq!(result.count("failed-delivered"), 1);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn duplicated_is_zero_without_redeliveries() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", RETRY);
+    h.deliver(30, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(31, "consumer-audit-1", "audit", "m1", OK);
+
+    let result = check_duplicated(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(result.count("duplicated"), 0);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn duplicated_counts_redeliveries_but_stays_valid() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagA", "k2"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.nemesis(25, Op::Kill, Some("consumer-billing-1"));
+    h.deliver(30, "consumer-billing-2", "billing", "m1", OK);
+    h.deliver(31, "consumer-billing-2", "billing", "m1", OK);
+    h.deliver(32, "consumer-billing-2", "billing", "m2", OK);
+
+    let result = check_duplicated(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (result.count("duplicated"), result.count("redeliveries")),
+        (1, 2)
+    );
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn recovered_is_empty_when_every_send_outcome_is_known() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+
+    let result = check_recovered(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn recovered_reports_unknown_sends_that_were_consumed() {
+    let mut h = HistoryBuilder::new();
+    h.send(10, order("m1", "TagA", "k1"), Some((3000, Kind::Info)));
+    h.send(11, order("m2", "TagA", "k2"), Some((3001, Kind::Info)));
+    h.send(12, order("m3", "TagA", "k3"), None);
+    h.send(13, order("m4", "TagA", "k4"), Some((14, Kind::Fail)));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.push(
+        Event::new(90, "drain", Kind::Ok, Op::Dlq)
+            .group("billing")
+            .msg_id("m3"),
+    );
+
+    let result = check_recovered(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (result.count("recovered"), result.count("indeterminate")),
+        (2, 1)
+    );
+    assert_json_snapshot!(result);
+}
+
+fn effect(h: &mut HistoryBuilder, t: u64, group: &str, key: &str) -> u64 {
+    h.push(
+        Event::new(t, format!("consumer-{group}-1"), Kind::Ok, Op::Effect)
+            .group(group)
+            .key(key),
+    )
+}
+
+#[test]
+fn exactly_once_holds_with_one_effect_per_group_and_key() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    // k1 sent twice: still one effect per group.
+    acked(&mut h, 12, order("m3", "TagA", "k1"));
+    // A dead-lettered message needs no effect.
+    acked(&mut h, 13, order("m4", "TagB", "k4"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    effect(&mut h, 21, "billing", "k1");
+    h.deliver(22, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(23, "consumer-audit-1", "audit", "m1", OK);
+    effect(&mut h, 24, "audit", "k1");
+    h.deliver(25, "consumer-billing-1", "billing", "m2", OK);
+    effect(&mut h, 26, "billing", "k2");
+    h.push(
+        Event::new(90, "drain", Kind::Ok, Op::Dlq)
+            .group("billing")
+            .msg_id("m4"),
+    );
+
+    let expect = Expect {
+        exactly_once: true,
+        ..Expect::default()
+    };
+    let result = check_exactly_once(h.events(), &config(expect));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn exactly_once_fails_on_double_missing_and_phantom_effects() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagB", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    h.send(12, order("m3", "TagB", "k3"), Some((13, Kind::Fail)));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    effect(&mut h, 21, "billing", "k1");
+    h.deliver(22, "consumer-billing-2", "billing", "m1", OK);
+    effect(&mut h, 23, "billing", "k1");
+    effect(&mut h, 24, "billing", "k3");
+
+    let history = h.build();
+    let expect = Expect {
+        exactly_once: true,
+        ..Expect::default()
+    };
+    let result = check_exactly_once(&history, &config(expect));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_json_snapshot!(result);
+
+    let off = check_exactly_once(&history, &config(Expect::default()));
+    assert_eq!(
+        (off.validity, off.note.as_deref()),
+        (Validity::Valid, Some(NOT_EXPECTED))
+    );
+}
+
+/// Sends seq 0..n of shard s-1, all acknowledged.
+fn shard_of(h: &mut HistoryBuilder, n: u64) {
+    for seq in 0..n {
+        acked(
+            h,
+            10 + seq,
+            order(&format!("m{seq}"), "TagB", &format!("k{seq}"))
+                .shard("s-1")
+                .seq(seq),
+        );
+    }
+}
+
+#[test]
+fn order_holds_when_retries_block_the_shard() {
+    let mut h = HistoryBuilder::new();
+    shard_of(&mut h, 3);
+    h.deliver(20, "consumer-billing-1", "billing", "m0", OK);
+    h.deliver(21, "consumer-billing-1", "billing", "m1", RETRY);
+    h.deliver(22, "consumer-billing-1", "billing", "m1", OK);
+    // After a rebalance the new owner redelivers m0: allowed.
+    h.deliver(30, "consumer-billing-2", "billing", "m0", OK);
+    h.deliver(31, "consumer-billing-2", "billing", "m2", OK);
+
+    let expect = Expect {
+        order: true,
+        ..Expect::default()
+    };
+    let result = check_order(h.events(), &config(expect));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn order_fails_when_a_message_overtakes_its_predecessor() {
+    let mut h = HistoryBuilder::new();
+    shard_of(&mut h, 3);
+    h.deliver(20, "consumer-billing-1", "billing", "m0", OK);
+    h.deliver(21, "consumer-billing-1", "billing", "m1", RETRY);
+    // A planted bug re-enqueues the retry at the tail: m2 overtakes m1.
+    h.deliver(22, "consumer-billing-1", "billing", "m2", OK);
+    h.deliver(23, "consumer-billing-1", "billing", "m1", OK);
+
+    let expect = Expect {
+        order: true,
+        ..Expect::default()
+    };
+    let result = check_order(h.events(), &config(expect));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.anomalies[0].event_ids, vec![9, 3, 10]);
+    assert_json_snapshot!(result);
+}
+
+fn liveness_config() -> CheckConfig {
+    config(Expect {
+        liveness_bound_ms: Some(50),
+        ..Expect::default()
+    })
+}
+
+#[test]
+fn liveness_holds_when_the_tail_delivers_within_the_bound() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 20, order("m1", "TagB", "k1"));
+    h.nemesis(30, Op::Partition, Some("broker-0"));
+    h.nemesis(90, Op::Heal, None);
+    h.harness(100, Op::TailStart);
+    h.deliver(150, "consumer-billing-1", "billing", "m1", OK);
+    acked(&mut h, 200, order("m2", "TagB", "k2"));
+    h.deliver(240, "consumer-billing-1", "billing", "m2", OK);
+    // Acknowledged too close to the end to be judged.
+    acked(&mut h, 290, order("m3", "TagB", "k3"));
+    h.harness(300, Op::End);
+
+    let result = check_liveness(h.events(), &liveness_config());
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(result.count("pending"), 1);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn liveness_fails_on_late_and_never_delivered_messages() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 20, order("m1", "TagB", "k1"));
+    acked(&mut h, 21, order("m2", "TagB", "k2"));
+    h.harness(100, Op::TailStart);
+    h.deliver(151, "consumer-billing-1", "billing", "m1", OK);
+    // Only the final drain finds m2: that is not liveness.
+    h.deliver(290, "drain", "billing", "m2", OK);
+    h.harness(300, Op::End);
+
+    let history = h.build();
+    let result = check_liveness(&history, &liveness_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!((result.count("late"), result.count("never")), (1, 1));
+    assert_json_snapshot!(result);
+
+    let cut = &history[..history.len() - 1];
+    assert_eq!(
+        check_liveness(cut, &liveness_config()).validity,
+        Validity::Invalid
+    );
+    let no_tail: Vec<Event> = history
+        .iter()
+        .filter(|e| e.op != Op::TailStart)
+        .cloned()
+        .collect();
+    assert_eq!(
+        check_liveness(&no_tail, &liveness_config()).validity,
+        Validity::Unknown
+    );
+}
+
+#[test]
+fn liveness_is_unknown_without_an_end_event() {
+    let mut h = HistoryBuilder::new();
+    h.harness(100, Op::TailStart);
+    acked(&mut h, 120, order("m1", "TagB", "k1"));
+    let result = check_liveness(h.events(), &liveness_config());
+    assert_eq!(result.validity, Validity::Unknown);
+}
+
+#[test]
+fn check_all_keeps_the_worst_validity_and_summarizes() {
+    let mut h = HistoryBuilder::new();
+    shard_of(&mut h, 3);
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(21, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(22, "consumer-billing-1", "billing", "m0", OK);
+    h.harness(100, Op::End);
+    let expect = Expect {
+        order: true,
+        ..Expect::default()
+    };
+
+    let verdict = check_all(h.events(), &config(expect));
+    assert_eq!(verdict.validity, Validity::Invalid);
+    let names: Vec<&str> = verdict.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "lost",
+            "unexpected",
+            "duplicated",
+            "recovered",
+            "exactly-once",
+            "order",
+            "liveness"
+        ]
+    );
+    let summary = verdict.summary_counts();
+    assert_eq!(
+        summary.to_string(),
+        "lost=1 unexpected=0 dup=1 order=2 eo=0"
+    );
+    assert_json_snapshot!(verdict);
+
+    let json = serde_json::to_string(&verdict).unwrap();
+    assert_eq!(
+        serde_json::from_str::<checker::Verdict>(&json).unwrap(),
+        verdict
+    );
+}

@@ -1,0 +1,262 @@
+//! Latency and throughput measured from a history: samples, percentiles
+//! (via hdrhistogram) and per-second series for the charts.
+
+use checker::history::{ConsumeOutcome, Event, Kind, Op};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One latency observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sample {
+    /// When the operation finished (simulated ms): the bucket it falls in.
+    pub t_ms: u64,
+    /// How long it took, in ms.
+    pub latency_ms: u64,
+}
+
+/// Percentiles of a set of latencies, in ms; all zero when `count` is 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Percentiles of `values` (ms). hdrhistogram keeps 3 significant
+    /// digits, so a percentile is within 0.1% of the exact one (and never
+    /// above the exact maximum, which is reported as is).
+    pub fn of(values: impl IntoIterator<Item = u64>) -> Percentiles {
+        // Auto-resizing histograms accept any u64, so recording cannot fail.
+        let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+        // hdrhistogram reports the highest value of a bucket; the exact
+        // maximum is kept apart so that no percentile exceeds it.
+        let mut max = 0;
+        for value in values {
+            histogram
+                .record(value)
+                .expect("an auto-resizing histogram takes any value");
+            max = max.max(value);
+        }
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        let at = |quantile: f64| histogram.value_at_quantile(quantile).min(max);
+        Percentiles {
+            count: histogram.len(),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max,
+        }
+    }
+
+    /// Percentiles of the samples' latencies.
+    pub fn of_samples(samples: &[Sample]) -> Percentiles {
+        Percentiles::of(samples.iter().map(|s| s.latency_ms))
+    }
+}
+
+/// End-to-end latency per message: its first successful delivery (any
+/// group, any process) minus its first send invoke. Sorted by delivery time.
+pub fn end_to_end_samples(history: &[Event]) -> Vec<Sample> {
+    let mut sent_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut delivered_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in history {
+        let Some(msg_id) = event.msg_id.as_deref() else {
+            continue;
+        };
+        if event.op == Op::Send && event.kind == Kind::Invoke {
+            sent_ms.entry(msg_id).or_insert(event.t_ms);
+        } else if is_success(event) {
+            let first = delivered_ms.entry(msg_id).or_insert(event.t_ms);
+            *first = (*first).min(event.t_ms);
+        }
+    }
+    let mut samples: Vec<Sample> = delivered_ms
+        .iter()
+        .filter_map(|(msg_id, &t_ms)| {
+            let sent = *sent_ms.get(msg_id)?;
+            Some(Sample {
+                t_ms,
+                latency_ms: t_ms.saturating_sub(sent),
+            })
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
+/// Send latency: `ok` completion time minus invoke time. Sorted by
+/// completion time.
+pub fn send_samples(history: &[Event]) -> Vec<Sample> {
+    let invoked_ms: BTreeMap<u64, u64> = history
+        .iter()
+        .filter(|e| e.op == Op::Send && e.kind == Kind::Invoke)
+        .map(|e| (e.id, e.t_ms))
+        .collect();
+    let mut samples: Vec<Sample> = history
+        .iter()
+        .filter(|e| e.op == Op::Send && e.kind == Kind::Ok)
+        .filter_map(|e| {
+            let invoked = *invoked_ms.get(&e.of?)?;
+            Some(Sample {
+                t_ms: e.t_ms,
+                latency_ms: e.t_ms.saturating_sub(invoked),
+            })
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
+/// Events per one-second bucket of simulated time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Throughput {
+    /// Acknowledged sends completed in second i.
+    pub acked_per_s: Vec<u64>,
+    /// Successful deliveries (duplicates included) in second i.
+    pub delivered_per_s: Vec<u64>,
+}
+
+/// Number of one-second buckets covering `[0, end_ms]`: at least 1, and an
+/// event at exactly `end_ms` falls in the last one.
+pub fn bucket_count(end_ms: u64) -> u64 {
+    end_ms.div_ceil(1000).max(1)
+}
+
+/// The bucket of an event at `t_ms`, clamped to the last of `buckets`.
+fn bucket(t_ms: u64, buckets: u64) -> u64 {
+    (t_ms / 1000).min(buckets - 1)
+}
+
+/// Counts acknowledged sends and successful deliveries per second over
+/// `[0, end_ms]` ([`bucket_count`] buckets; later events count in the last).
+pub fn throughput(history: &[Event], end_ms: u64) -> Throughput {
+    let buckets = bucket_count(end_ms);
+    let len = usize::try_from(buckets).expect("simulated seconds fit in usize");
+    let mut out = Throughput {
+        acked_per_s: vec![0; len],
+        delivered_per_s: vec![0; len],
+    };
+    for event in history {
+        let series = if event.op == Op::Send && event.kind == Kind::Ok {
+            &mut out.acked_per_s
+        } else if is_success(event) {
+            &mut out.delivered_per_s
+        } else {
+            continue;
+        };
+        let second = usize::try_from(bucket(event.t_ms, buckets)).expect("bucket < len");
+        series[second] += 1;
+    }
+    out
+}
+
+/// Percentiles of the samples per one-second bucket (by `t_ms`, bucketed as
+/// in [`throughput`]); seconds without samples are left out.
+pub fn per_second(samples: &[Sample], end_ms: u64) -> BTreeMap<u64, Percentiles> {
+    let count = bucket_count(end_ms);
+    let mut buckets: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for sample in samples {
+        buckets
+            .entry(bucket(sample.t_ms, count))
+            .or_default()
+            .push(sample.latency_ms);
+    }
+    buckets
+        .into_iter()
+        .map(|(second, values)| (second, Percentiles::of(values)))
+        .collect()
+}
+
+fn is_success(event: &Event) -> bool {
+    event.op == Op::Deliver
+        && event.kind == Kind::Ok
+        && event.result == Some(ConsumeOutcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checker::history::HistoryBuilder;
+
+    #[test]
+    fn percentiles_of_one_to_a_thousand() {
+        let p = Percentiles::of(1..=1000);
+        assert_eq!(p.count, 1000);
+        assert_eq!(p.p50, 500);
+        assert_eq!(p.p90, 900);
+        assert_eq!(p.p99, 990);
+        assert_eq!(p.p999, 999);
+        assert_eq!(p.max, 1000);
+    }
+
+    #[test]
+    fn percentiles_stay_within_a_tenth_of_a_percent_and_below_the_max() {
+        let p = Percentiles::of([3200, 3200, 100_003]);
+        assert_eq!(p.p50, 3201);
+        assert!(p.p99 <= 100_003 && p.p99 >= 99_903, "{p:?}");
+        assert_eq!(p.max, 100_003);
+        assert_eq!(Percentiles::of([3200]).p50, 3200);
+    }
+
+    #[test]
+    fn percentiles_of_nothing_and_of_zero() {
+        assert_eq!(Percentiles::of([]), Percentiles::default());
+        let p = Percentiles::of([0, 0, 7]);
+        assert_eq!((p.count, p.p50, p.max), (3, 0, 7));
+    }
+
+    #[test]
+    fn latencies_come_from_first_success_and_ok_completion() {
+        let mut h = HistoryBuilder::new();
+        let draft = Event::new(0, "producer-1", Kind::Invoke, Op::Send)
+            .msg_id("m1")
+            .topic("t");
+        h.send(100, draft, Some((104, Kind::Ok)));
+        h.deliver(1150, "c-1", "g", "m1", ConsumeOutcome::RetryLater);
+        h.deliver(1200, "c-1", "g", "m1", ConsumeOutcome::Success);
+        h.deliver(2300, "c-2", "g2", "m1", ConsumeOutcome::Success);
+        let draft = Event::new(0, "producer-1", Kind::Invoke, Op::Send)
+            .msg_id("m2")
+            .topic("t");
+        h.send(200, draft, Some((3000, Kind::Info)));
+
+        assert_eq!(
+            end_to_end_samples(h.events()),
+            vec![Sample {
+                t_ms: 1200,
+                latency_ms: 1100
+            }]
+        );
+        assert_eq!(
+            send_samples(h.events()),
+            vec![Sample {
+                t_ms: 104,
+                latency_ms: 4
+            }]
+        );
+        // 2300 ms lies past the end: it counts in the last bucket.
+        let tp = throughput(h.events(), 2000);
+        assert_eq!(tp.acked_per_s, vec![1, 0]);
+        assert_eq!(tp.delivered_per_s, vec![0, 2]);
+        let buckets = per_second(&end_to_end_samples(h.events()), 2000);
+        assert_eq!(buckets[&1].p50, 1100);
+        assert_eq!(
+            (bucket_count(0), bucket_count(1000), bucket_count(1001)),
+            (1, 1, 2)
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Reports of simulation runs: a verdict, a history and the metrics drawn
+//! from it, rendered as Markdown and as one self-contained HTML page with
+//! inline SVG charts (no script, no external resource), plus the index of a
+//! sweep over many seeds. Rendering is deterministic: same run, same bytes
+//! (only `wall_ms` varies between machines).
+//!
+//! # Layout
+//!
+//! - [`run_report`]: [`RunReport`], the input of a run's report, and
+//!   [`write_run`], which writes `report.md`, `report.html`,
+//!   `history.jsonl` and `verdict.json`.
+//! - [`markdown`](mod@markdown) and [`html`](mod@html): the two renderings of one run.
+//! - [`latency`]: end-to-end and send latency samples, hdrhistogram
+//!   percentiles, per-second throughput and latency series.
+//! - [`svg`]: the fault timeline and line charts.
+//! - [`sweep`]: [`SweepEntry`] and the sweep index in both formats.
+//! - [`escape`]: HTML and Markdown-cell escaping.
+
+#![warn(missing_docs)]
+
+pub mod escape;
+pub mod html;
+pub mod latency;
+pub mod markdown;
+pub mod run_report;
+pub mod svg;
+pub mod sweep;
+
+pub use html::html;
+pub use latency::{Percentiles, Sample, Throughput};
+pub use markdown::markdown;
+pub use run_report::{write_run, LatencySummary, RunReport};
+pub use sweep::{sweep_index_html, sweep_index_markdown, SweepEntry};

@@ -1,0 +1,108 @@
+//! [`RunReport`], everything known about one run, and [`write_run`], which
+//! writes its report directory.
+
+use crate::latency::{end_to_end_samples, send_samples, Percentiles};
+use checker::history::{Event, Op};
+use checker::{to_jsonl, Anomaly, CheckResult, Verdict};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One run of one scenario with one seed: the input of every report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// The seed every random choice came from.
+    pub seed: u64,
+    /// What the checker decided.
+    pub verdict: Verdict,
+    /// The recorded history.
+    pub history: Vec<Event>,
+    /// Every option after drawing unspecified knobs from the seed, in print order.
+    pub resolved_options: Vec<(String, String)>,
+    /// The command that replays this run.
+    pub repro: String,
+    /// Trace digest (hex), see [`checker::digest_hex`].
+    pub digest: String,
+    /// Simulated duration of the run.
+    pub sim_duration_ms: u64,
+    /// Wall-clock duration of the run (not deterministic).
+    pub wall_ms: u64,
+}
+
+/// Latency percentiles of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// First successful delivery minus send invoke, per message.
+    pub end_to_end: Percentiles,
+    /// Send `ok` minus send invoke.
+    pub send: Percentiles,
+}
+
+impl RunReport {
+    /// End of the charts' time axis: the simulated duration or the last
+    /// event, whichever is later.
+    pub fn end_ms(&self) -> u64 {
+        self.history
+            .iter()
+            .map(|e| e.t_ms)
+            .max()
+            .unwrap_or(0)
+            .max(self.sim_duration_ms)
+    }
+
+    /// Latency percentiles computed from the history.
+    pub fn latency(&self) -> LatencySummary {
+        LatencySummary {
+            end_to_end: Percentiles::of_samples(&end_to_end_samples(&self.history)),
+            send: Percentiles::of_samples(&send_samples(&self.history)),
+        }
+    }
+
+    /// Nemesis events and the `tail-start` mark, in history order.
+    pub fn fault_events(&self) -> impl Iterator<Item = &Event> {
+        self.history
+            .iter()
+            .filter(|e| e.op.is_nemesis() || e.op == Op::TailStart)
+    }
+}
+
+/// The counts of a check as "a=1 b=2".
+pub(crate) fn counts_text(check: &CheckResult) -> String {
+    let counts: Vec<String> = check
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    counts.join(" ")
+}
+
+/// One anomaly as "kind: detail (events 1, 2)".
+pub(crate) fn anomaly_text(anomaly: &Anomaly) -> String {
+    if anomaly.event_ids.is_empty() {
+        return format!("{}: {}", anomaly.kind, anomaly.detail);
+    }
+    let ids: Vec<String> = anomaly.event_ids.iter().map(u64::to_string).collect();
+    format!(
+        "{}: {} (events {})",
+        anomaly.kind,
+        anomaly.detail,
+        ids.join(", ")
+    )
+}
+
+/// How many anomalies the verdict table shows per check; the rest are listed below it.
+pub(crate) const TABLE_ANOMALIES_MAX: usize = 2;
+
+/// Writes `report.md`, `report.html`, `history.jsonl` and `verdict.json`
+/// into `dir`, creating it if needed.
+pub fn write_run(dir: &Path, report: &RunReport) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.md"), crate::markdown(report))?;
+    std::fs::write(dir.join("report.html"), crate::html(report))?;
+    std::fs::write(dir.join("history.jsonl"), to_jsonl(&report.history))?;
+    let mut verdict =
+        serde_json::to_string_pretty(&report.verdict).map_err(std::io::Error::other)?;
+    verdict.push('\n');
+    std::fs::write(dir.join("verdict.json"), verdict)
+}

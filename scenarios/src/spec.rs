@@ -1,0 +1,518 @@
+//! The scenario file's types, one struct per TOML table.
+//!
+//! Every table denies unknown fields, so a misspelt knob is an error rather
+//! than a silent default. Fields with a default say so in their doc line.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Problem, ScenarioError};
+use crate::target::Target;
+
+/// One scenario: a cluster, a workload, the faults injected into it, and what
+/// must still hold afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// The scenario's name (`[a-z0-9-]+`), equal to its file stem so that
+    /// `mqsim run <name>` finds exactly one file.
+    pub name: String,
+    /// One sentence saying what the scenario tests, shown by `mqsim list`.
+    pub about: String,
+    /// Length of the safety phase, in which faults are injected.
+    pub duration_s: u64,
+    /// Length of the fault-free tail after the safety phase, in which the
+    /// cluster is healed and liveness must hold.
+    pub tail_s: u64,
+    /// The cluster: name servers, broker groups, flush mode.
+    pub topology: Topology,
+    /// The clients: producers and consumer groups.
+    pub workload: Workload,
+    /// The faults: none, an explicit schedule, or seeded swarm rates. Defaults
+    /// to no faults.
+    #[serde(default)]
+    pub nemesis: Nemesis,
+    /// The invariants the checker must find holding at the end.
+    pub expect: Expect,
+}
+
+/// The shape of the simulated cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Number of name servers (`namesrv-0..`); brokers register with all of them.
+    pub name_servers: u32,
+    /// Number of broker groups, each owning its share of every topic's queues.
+    pub broker_groups: u32,
+    /// Broker processes per group, 1..=3. Only 1 runs today; replication
+    /// (master and slaves) comes with the HA stage. Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// When a broker acknowledges a write relative to fsync.
+    pub flush: FlushMode,
+    /// Period of the background flush in async mode, as RocketMQ's
+    /// `flushIntervalCommitLog`. Default 500.
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+    /// Queues each broker group creates for every topic. Default 4.
+    #[serde(default = "default_queues_per_topic")]
+    pub queues_per_topic: u32,
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_flush_interval_ms() -> u64 {
+    500
+}
+
+fn default_queues_per_topic() -> u32 {
+    4
+}
+
+fn default_body_bytes() -> u32 {
+    64
+}
+
+fn default_tag_expression() -> String {
+    "*".to_string()
+}
+
+/// RocketMQ's `flushDiskType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushMode {
+    /// SYNC_FLUSH: a send is acknowledged only after its bytes are fsynced, so
+    /// a power loss cannot lose it.
+    Sync,
+    /// ASYNC_FLUSH: acknowledged once in the page cache and flushed every
+    /// `flush_interval_ms`; a process crash keeps it, a power loss may not.
+    Async,
+}
+
+/// The clients driving the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Producer entries; at least one, since without messages nothing is tested.
+    pub producers: Vec<ProducerSpec>,
+    /// Consumer groups. Default none (needed by `exactly_once` and liveness).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerSpec>,
+}
+
+/// `count` identical producer processes sending to one topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSpec {
+    /// Number of producer processes of this kind.
+    pub count: u32,
+    /// The topic they send to (created on every broker group).
+    pub topic: String,
+    /// Send attempts per second, per producer process.
+    pub rate_per_s: f64,
+    /// Size of the business key space (`k-0..k-{keys-1}`); the checker's
+    /// exactly-once effect is per key.
+    pub keys: u64,
+    /// Size of the sharding key space; FIFO order is per sharding key.
+    pub sharding_keys: u64,
+    /// Tags to choose from, one per message by the seed. Default none (untagged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Ordered sends: the queue is chosen by hash of the sharding key and a
+    /// failed send is not retried on another broker. Default false.
+    #[serde(default)]
+    pub fifo: bool,
+    /// Size of each message body. Default 64.
+    #[serde(default = "default_body_bytes")]
+    pub body_bytes: u32,
+}
+
+/// One consumer group: `count` processes sharing a subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    /// The consumer group's name, unique in the scenario.
+    pub group: String,
+    /// The subscribed topic; some producer must send to it.
+    pub topic: String,
+    /// Number of consumer processes in the group (they rebalance queues).
+    pub count: u32,
+    /// Tag expression: `*` or `TagA || TagB`. Default `*`.
+    #[serde(default = "default_tag_expression")]
+    pub tags: String,
+    /// Probability that the business logic answers "retry later" for a
+    /// delivery, sending it through the retry topic. Default 0.
+    #[serde(default)]
+    pub failure_rate: f64,
+    /// Crashes per minute of this group's processes, over the whole group;
+    /// each rejoins after a short while and forces a rebalance. The resolver
+    /// turns these into `consumer-crash` events of the schedule. Default 0.
+    #[serde(default)]
+    pub crash_rate_per_min: f64,
+}
+
+/// How faults are chosen.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nemesis {
+    /// Which of the three ways below is used.
+    pub mode: NemesisMode,
+    /// The explicit fault schedule; required in `schedule` mode, refused otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NemesisEvent>,
+    /// Swarm rates; only in `swarm` mode, where any knob left out is drawn
+    /// from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmKnobs>,
+}
+
+/// The nemesis's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisMode {
+    /// No faults (apart from consumer crashes asked for by the workload).
+    #[default]
+    None,
+    /// Exactly the faults listed in `[[nemesis.events]]`.
+    Schedule,
+    /// Faults generated from per-minute rates (`[nemesis.swarm]`) and the seed.
+    Swarm,
+}
+
+/// One fault of an explicit schedule. The `fault` field picks the variant and
+/// each variant accepts only its own fields. Times are seconds from the start
+/// of the run and may be fractional. A fault whose end is left out lasts until
+/// the end of the safety phase (`duration_s`), so the tail is always healed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum NemesisEvent {
+    /// The process is killed (SIGKILL): its page cache survives, so written
+    /// but unflushed bytes are still on disk when it restarts.
+    Kill {
+        /// When the fault starts.
+        at_s: f64,
+        /// The process to kill: any role, one node.
+        target: Target,
+        /// How long until it is restarted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_after_s: Option<f64>,
+    },
+    /// The machine loses power: bytes not yet fsynced are dropped and the last
+    /// write may be torn.
+    PowerLoss {
+        /// When the fault starts.
+        at_s: f64,
+        /// A name server or broker, one node.
+        target: Target,
+        /// How long until it is powered on and restarted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_after_s: Option<f64>,
+    },
+    /// The process is frozen (SIGSTOP): peers see it hang, then it resumes
+    /// with stale leases and timers.
+    Pause {
+        /// When the fault starts.
+        at_s: f64,
+        /// The process to freeze: any role, one node.
+        target: Target,
+        /// How long until it resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_after_s: Option<f64>,
+    },
+    /// A consumer process crashes and later rejoins its group (rebalance).
+    ConsumerCrash {
+        /// When the fault starts.
+        at_s: f64,
+        /// A consumer, one node.
+        target: Target,
+        /// How long until it rejoins.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_after_s: Option<f64>,
+    },
+    /// Messages between two sets of nodes are dropped.
+    Partition {
+        /// When the fault starts.
+        at_s: f64,
+        /// How the sides are formed.
+        partition: PartitionKind,
+        /// The cut-off side for `isolate` and `one-way`; refused for `halves`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        targets: Vec<Target>,
+        /// The other side for `isolate` and `one-way`. Default every node not
+        /// in `targets`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<Target>,
+        /// How long until the network is whole again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+    },
+    /// Every message to or from the target nodes is delayed.
+    Latency {
+        /// When the fault starts.
+        at_s: f64,
+        /// Nodes whose links are slowed (`all` for the whole network).
+        targets: Vec<Target>,
+        /// Extra one-way delay `[min, max]`, drawn per message.
+        latency_ms: [u64; 2],
+        /// How long until links are fast again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+    },
+    /// Messages to or from the target nodes are dropped at random.
+    Loss {
+        /// When the fault starts.
+        at_s: f64,
+        /// Nodes whose links lose messages (`all` for the whole network).
+        targets: Vec<Target>,
+        /// Probability that one message is dropped, 0..=1.
+        loss_rate: f64,
+        /// How long until links stop losing messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+    },
+    /// The node's clock runs offset from true time until healed (the offset
+    /// is then removed, which the node sees as a jump back).
+    ClockSkew {
+        /// When the fault starts.
+        at_s: f64,
+        /// The node whose clock is skewed, one node.
+        target: Target,
+        /// The offset added to the node's clock; negative is behind.
+        skew_ms: i64,
+        /// How long until the offset is removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+    },
+    /// The node's clock steps once and stays stepped (instantaneous, so it has
+    /// no end).
+    ClockJump {
+        /// When the clock steps.
+        at_s: f64,
+        /// The node whose clock steps, one node.
+        target: Target,
+        /// The step; negative goes back in time.
+        jump_ms: i64,
+    },
+    /// The broker's disk misbehaves.
+    DiskFault {
+        /// When the fault starts.
+        at_s: f64,
+        /// A broker, one node.
+        target: Target,
+        /// What goes wrong.
+        disk: DiskFaultKind,
+        /// How long until the disk behaves; refused for the instantaneous
+        /// `flip-byte`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+    },
+}
+
+impl NemesisEvent {
+    /// When the fault starts, in seconds from the start of the run.
+    pub fn at_s(&self) -> f64 {
+        match self {
+            NemesisEvent::Kill { at_s, .. }
+            | NemesisEvent::PowerLoss { at_s, .. }
+            | NemesisEvent::Pause { at_s, .. }
+            | NemesisEvent::ConsumerCrash { at_s, .. }
+            | NemesisEvent::Partition { at_s, .. }
+            | NemesisEvent::Latency { at_s, .. }
+            | NemesisEvent::Loss { at_s, .. }
+            | NemesisEvent::ClockSkew { at_s, .. }
+            | NemesisEvent::ClockJump { at_s, .. }
+            | NemesisEvent::DiskFault { at_s, .. } => *at_s,
+        }
+    }
+
+    /// The fault's name as written in the file (`kill`, `power-loss`, ...).
+    pub fn fault_name(&self) -> &'static str {
+        match self {
+            NemesisEvent::Kill { .. } => "kill",
+            NemesisEvent::PowerLoss { .. } => "power-loss",
+            NemesisEvent::Pause { .. } => "pause",
+            NemesisEvent::ConsumerCrash { .. } => "consumer-crash",
+            NemesisEvent::Partition { .. } => "partition",
+            NemesisEvent::Latency { .. } => "latency",
+            NemesisEvent::Loss { .. } => "loss",
+            NemesisEvent::ClockSkew { .. } => "clock-skew",
+            NemesisEvent::ClockJump { .. } => "clock-jump",
+            NemesisEvent::DiskFault { .. } => "disk-fault",
+        }
+    }
+}
+
+/// How a partition's two sides are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionKind {
+    /// The whole cluster is shuffled by the seed and split into two halves.
+    Halves,
+    /// `targets` and `from` cannot reach each other in either direction.
+    Isolate,
+    /// Messages from `targets` to `from` are dropped; the reverse gets through.
+    OneWay,
+}
+
+/// What a broker's disk does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFaultKind {
+    /// fsync takes far longer (sync-flush sends time out: FLUSH_DISK_TIMEOUT).
+    SlowFsync,
+    /// Writes fail with an I/O error.
+    WriteError,
+    /// fsync fails with an I/O error.
+    FsyncError,
+    /// The disk is full: writes fail with ENOSPC.
+    Full,
+    /// One stored byte is flipped, once; CRC checks must catch it on read.
+    FlipByte,
+}
+
+/// Swarm-mode rates, per minute of simulated time. Every knob left out is
+/// drawn from the seed (swarm testing: each seed tries a different mix of
+/// faults, some switched off) and printed resolved at start.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmKnobs {
+    /// Process kills of name servers and brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_per_min: Option<f64>,
+    /// Power losses of name servers and brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_loss_per_min: Option<f64>,
+    /// Pauses of name servers and brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_per_min: Option<f64>,
+    /// Partitions (halves, isolate or one-way, drawn per event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_per_min: Option<f64>,
+    /// Latency spikes, on one broker or the whole network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_per_min: Option<f64>,
+    /// Message-loss episodes, on one broker or the whole network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_per_min: Option<f64>,
+    /// Clock skews of name servers and brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_per_min: Option<f64>,
+    /// Clock jumps of name servers and brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_jump_per_min: Option<f64>,
+    /// Broker disk faults (all kinds but `flip-byte`, which with one replica
+    /// can destroy acknowledged data no broker could save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_fault_per_min: Option<f64>,
+    /// Consumer crashes with rejoin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_crash_per_min: Option<f64>,
+    /// Longest time a generated fault lasts before it is healed or restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_down_s: Option<f64>,
+}
+
+impl SwarmKnobs {
+    /// The per-minute rates with their field names, in a fixed order.
+    pub fn rates(&self) -> [(&'static str, Option<f64>); 10] {
+        [
+            ("kill_per_min", self.kill_per_min),
+            ("power_loss_per_min", self.power_loss_per_min),
+            ("pause_per_min", self.pause_per_min),
+            ("partition_per_min", self.partition_per_min),
+            ("latency_per_min", self.latency_per_min),
+            ("loss_per_min", self.loss_per_min),
+            ("clock_skew_per_min", self.clock_skew_per_min),
+            ("clock_jump_per_min", self.clock_jump_per_min),
+            ("disk_fault_per_min", self.disk_fault_per_min),
+            ("consumer_crash_per_min", self.consumer_crash_per_min),
+        ]
+    }
+
+    /// The same rates, mutable, in the same order as [`SwarmKnobs::rates`].
+    pub(crate) fn rates_mut(&mut self) -> [(&'static str, &mut Option<f64>); 10] {
+        [
+            ("kill_per_min", &mut self.kill_per_min),
+            ("power_loss_per_min", &mut self.power_loss_per_min),
+            ("pause_per_min", &mut self.pause_per_min),
+            ("partition_per_min", &mut self.partition_per_min),
+            ("latency_per_min", &mut self.latency_per_min),
+            ("loss_per_min", &mut self.loss_per_min),
+            ("clock_skew_per_min", &mut self.clock_skew_per_min),
+            ("clock_jump_per_min", &mut self.clock_jump_per_min),
+            ("disk_fault_per_min", &mut self.disk_fault_per_min),
+            ("consumer_crash_per_min", &mut self.consumer_crash_per_min),
+        ]
+    }
+}
+
+/// The invariants the checker enforces on the run's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Most acknowledged-then-lost messages tolerated (0 for no loss).
+    pub lost: u64,
+    /// Per-sharding-key order must hold on FIFO topics. Default false.
+    #[serde(default)]
+    pub order: bool,
+    /// The business effect is applied once per acknowledged business key,
+    /// despite redelivery. Default false.
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// After the tail starts, every acknowledged message must be consumed
+    /// within this bound. Default: liveness not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_bound_s: Option<u64>,
+}
+
+impl Scenario {
+    /// Parses and validates a scenario; `origin` (usually the file path)
+    /// prefixes every error message.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|source| ScenarioError::Parse {
+            origin: origin.to_string(),
+            source,
+        })?;
+        let problems = scenario.validate();
+        if problems.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(ScenarioError::Invalid { origin: origin.to_string(), problems })
+        }
+    }
+
+    /// Reads, parses and validates a scenario file, and checks that its name
+    /// is its file stem.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { origin: origin.clone(), source })?;
+        let scenario = Scenario::from_toml_str(&text, &origin)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if scenario.name != stem {
+            return Err(ScenarioError::Invalid {
+                origin,
+                problems: vec![Problem::new(
+                    "name",
+                    format!(
+                        "must equal the file stem `{stem}` so `mqsim run <name>` finds one file, got `{}`",
+                        scenario.name
+                    ),
+                )],
+            });
+        }
+        Ok(scenario)
+    }
+
+    /// The scenario as a TOML file that [`Scenario::from_toml_str`] reads back
+    /// to an equal value (used to print a shrunk failing scenario).
+    pub fn to_toml_string(&self) -> String {
+        // Every field is a TOML-representable type (no maps with non-string
+        // keys, no bare None), so a failure here is a bug in this crate.
+        toml::to_string(self).expect("a Scenario always serializes to TOML")
+    }
+}

@@ -1,0 +1,377 @@
+//! Tests of the catalogue, the loader's errors, and resolution.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// A small valid scenario that the error tests break one field at a time.
+const BASE: &str = r#"
+name = "base"
+about = "A small valid scenario for tests."
+duration_s = 30
+tail_s = 20
+
+[topology]
+name_servers = 1
+broker_groups = 2
+flush = "sync"
+
+[[workload.producers]]
+count = 1
+topic = "orders"
+rate_per_s = 10
+keys = 10
+sharding_keys = 5
+
+[[workload.consumers]]
+group = "billing"
+topic = "orders"
+count = 2
+
+[[workload.consumers]]
+group = "audit"
+topic = "orders"
+count = 1
+
+[nemesis]
+mode = "schedule"
+
+[[nemesis.events]]
+at_s = 5
+fault = "kill"
+target = "broker-0"
+restart_after_s = 5
+
+[expect]
+lost = 0
+exactly_once = true
+liveness_bound_s = 20
+"#;
+
+fn error_text(text: &str) -> String {
+    match Scenario::from_toml_str(text, "test.toml") {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+fn assert_error(text: &str, wanted: &str) {
+    let message = error_text(text);
+    assert!(message.contains(wanted), "error does not contain {wanted:?}:\n{message}");
+    assert!(message.starts_with("test.toml: "), "error does not name its origin:\n{message}");
+}
+
+/// BASE with more events appended after its first one.
+fn with_events(events: &str) -> String {
+    BASE.replace("[expect]", &format!("{events}\n[expect]"))
+}
+
+fn all_catalogue() -> Vec<Scenario> {
+    catalogue(catalogue_dir()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn the_base_fixture_is_valid() {
+    Scenario::from_toml_str(BASE, "test.toml").unwrap();
+}
+
+#[test]
+fn every_catalogue_file_loads_and_validates() {
+    let scenarios = all_catalogue();
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    for wanted in [
+        "broker-crash-async-flush",
+        "broker-crash-sync-flush",
+        "clock-skew",
+        "consumer-crash-rebalance",
+        "fifo-order",
+        "partition-client-broker",
+        "partition-namesrv",
+        "power-loss-sync-flush",
+        "swarm",
+    ] {
+        assert!(names.contains(&wanted), "catalogue lacks {wanted}: {names:?}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "catalogue is not sorted by file name");
+    for scenario in &scenarios {
+        assert!(scenario.validate().is_empty());
+        assert_eq!(scenario.expect.lost, 0, "{}", scenario.name);
+        assert!(scenario.expect.exactly_once, "{}", scenario.name);
+        assert!(scenario.expect.liveness_bound_s.is_some(), "{}", scenario.name);
+    }
+}
+
+#[test]
+fn find_loads_by_name_and_lists_the_catalogue_when_missing() {
+    assert_eq!(find("swarm").unwrap().nemesis.mode, NemesisMode::Swarm);
+    let message = find("no-such-scenario").unwrap_err().to_string();
+    assert!(message.contains("no scenario named `no-such-scenario`"), "{message}");
+    assert!(message.contains("broker-crash-sync-flush"), "{message}");
+    assert!(find("../scenarios/swarm").is_err());
+}
+
+#[test]
+fn resolve_is_deterministic() {
+    for scenario in all_catalogue() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let a = scenario.resolve(seed);
+            let b = scenario.resolve(seed);
+            assert_eq!(a, b, "{} seed {seed}", scenario.name);
+            assert_eq!(a.options(), b.options());
+        }
+    }
+}
+
+#[test]
+fn different_seeds_give_different_swarms() {
+    let swarm = find("swarm").unwrap();
+    let runs: Vec<Resolved> = (0..10).map(|seed| swarm.resolve(seed)).collect();
+    let distinct_options: std::collections::BTreeSet<Vec<(String, String)>> =
+        runs.iter().map(|r| r.options().into_iter().filter(|(k, _)| k != "seed").collect()).collect();
+    assert!(distinct_options.len() >= 9, "only {} distinct resolutions in 10 seeds", distinct_options.len());
+    assert!(runs.iter().any(|r| !r.schedule.is_empty()), "no seed produced a fault");
+    // Knobs written in the file are kept and not reported as drawn.
+    let first = &runs[0];
+    assert_eq!(first.scenario.nemesis.swarm.as_ref().unwrap().max_down_s, Some(10.0));
+    assert!(first.drawn_from_seed.contains(&"nemesis.swarm.kill_per_min".to_string()));
+    assert!(!first.drawn_from_seed.contains(&"nemesis.swarm.max_down_s".to_string()));
+}
+
+#[test]
+fn options_list_every_resolved_knob() {
+    let resolved = find("swarm").unwrap().resolve(7);
+    let options: BTreeMap<String, String> = resolved.options().into_iter().collect();
+    assert_eq!(options["seed"], "7");
+    assert_eq!(options["name"], "swarm");
+    assert_eq!(options["topology.flush"], "sync");
+    assert_eq!(options["topology.flush_interval_ms"], "500");
+    assert_eq!(options["workload.producers[0].tags"], r#"["TagA", "TagB"]"#);
+    for (name, _) in SwarmKnobs::default().rates() {
+        assert!(options.contains_key(&format!("nemesis.swarm.{name}")), "{name} not listed");
+    }
+    for i in 0..resolved.schedule.len() {
+        assert!(options.contains_key(&format!("schedule[{i}]")));
+    }
+}
+
+#[test]
+fn every_resolved_schedule_heals_by_the_end_of_the_safety_phase() {
+    for scenario in all_catalogue() {
+        let duration_ms = scenario.duration_ms();
+        for seed in 0..200 {
+            let resolved = scenario.resolve(seed);
+            let mut down: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+            let mut last_at_ms = 0;
+            for fault in &resolved.schedule {
+                let context = format!("{} seed {seed}: {fault}", scenario.name);
+                assert!(fault.at_ms >= last_at_ms, "schedule not sorted: {context}");
+                last_at_ms = fault.at_ms;
+                assert!(fault.at_ms < duration_ms, "{context}");
+                let instantaneous = matches!(
+                    fault.fault,
+                    Fault::ClockJump { .. } | Fault::DiskFault { disk: DiskFaultKind::FlipByte, .. }
+                );
+                match fault.heal_at_ms {
+                    None => assert!(instantaneous, "never healed: {context}"),
+                    Some(heal) => assert!(fault.at_ms < heal && heal <= duration_ms, "{context}"),
+                }
+                let channel = match &fault.fault {
+                    Fault::Kill { node } | Fault::PowerLoss { node } | Fault::Pause { node } | Fault::ConsumerCrash { node } => {
+                        Some((node, "process"))
+                    }
+                    Fault::DiskFault { node, .. } if fault.heal_at_ms.is_some() => Some((node, "disk")),
+                    Fault::ClockSkew { node, .. } => Some((node, "clock")),
+                    _ => None,
+                };
+                if let Some((node, channel)) = channel {
+                    let span = (fault.at_ms, fault.heal_at_ms.unwrap());
+                    let spans = down.entry(format!("{node}/{channel}")).or_default();
+                    assert!(spans.iter().all(|&(s, e)| e <= span.0 || span.1 <= s), "node hit while down: {context}");
+                    spans.push(span);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_schedule_follows_the_file() {
+    let resolved = find("broker-crash-sync-flush").unwrap().resolve(3);
+    let text: Vec<String> = resolved.schedule.iter().map(ToString::to_string).collect();
+    assert_eq!(text, ["15.000s kill broker-0 until 20.000s", "35.000s kill broker-1 until 40.000s"]);
+
+    let resolved = find("partition-namesrv").unwrap().resolve(3);
+    assert_eq!(
+        resolved.schedule[0].fault,
+        Fault::Partition {
+            side: vec!["broker-0".into(), "broker-1".into()],
+            from: vec!["namesrv-0".into(), "namesrv-1".into()],
+            one_way: false,
+        }
+    );
+    let Fault::Partition { from, .. } = &resolved.schedule[1].fault else { panic!("not a partition") };
+    assert_eq!(from.len(), 1 + 2 + 2 + 3, "namesrv-0 is cut off from every other node");
+}
+
+#[test]
+fn consumer_crash_rates_become_crashes_of_that_group() {
+    let scenario = find("consumer-crash-rebalance").unwrap();
+    let resolved = scenario.resolve(11);
+    let crashes: Vec<&str> = resolved
+        .schedule
+        .iter()
+        .filter_map(|f| match &f.fault {
+            Fault::ConsumerCrash { node } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(crashes.len() > 2, "expected rate-driven crashes, got {crashes:?}");
+    assert!(crashes.iter().any(|n| n.starts_with("consumer-audit-")), "{crashes:?}");
+}
+
+#[test]
+fn to_toml_string_round_trips() {
+    for scenario in all_catalogue() {
+        let text = scenario.to_toml_string();
+        let back = Scenario::from_toml_str(&text, "round-trip").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back, scenario);
+    }
+}
+
+#[test]
+fn with_schedule_writes_a_file_that_resolves_to_the_same_schedule() {
+    for scenario in all_catalogue() {
+        for seed in 0..20 {
+            let resolved = scenario.resolve(seed);
+            let copy = scenario.with_schedule(&resolved.schedule);
+            let text = copy.to_toml_string();
+            let back = Scenario::from_toml_str(&text, "shrunk").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(back, copy);
+            assert_eq!(back.resolve(seed + 1).schedule, resolved.schedule, "{} seed {seed}\n{text}", scenario.name);
+        }
+    }
+    let empty = find("swarm").unwrap().with_schedule(&[]);
+    assert_eq!(empty.nemesis.mode, NemesisMode::None);
+    Scenario::from_toml_str(&empty.to_toml_string(), "empty").unwrap();
+}
+
+#[test]
+fn an_unknown_field_is_named_with_its_line() {
+    let message = error_text(&BASE.replace("flush = \"sync\"", "flush = \"sync\"\nflsh_interval_ms = 5"));
+    assert!(message.contains("unknown field `flsh_interval_ms`"), "{message}");
+    assert!(message.contains("line 11"), "{message}");
+}
+
+#[test]
+fn a_fault_accepts_only_its_own_fields() {
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"kill\"\ntarget = \"broker-1\"\nheal_after_s = 2\n"),
+        "unknown field `heal_after_s`",
+    );
+}
+
+#[test]
+fn an_unknown_fault_is_refused() {
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"explode\"\ntarget = \"broker-1\"\n"),
+        "unknown variant `explode`",
+    );
+}
+
+#[test]
+fn a_target_outside_the_topology_names_its_path() {
+    let events = "[[nemesis.events]]\nat_s = 11\nfault = \"pause\"\ntarget = \"broker-1\"\n\
+                  [[nemesis.events]]\nat_s = 12\nfault = \"clock-jump\"\ntarget = \"namesrv-0\"\njump_ms = -5\n\
+                  [[nemesis.events]]\nat_s = 13\nfault = \"kill\"\ntarget = \"broker-5\"\n";
+    assert_error(&with_events(events), "nemesis.events[3].target: `broker-5` is not a node of this scenario (its brokers: broker-0, broker-1)");
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"consumer-crash\"\ntarget = \"consumer-billing-2\"\n"),
+        "nemesis.events[1].target: `consumer-billing-2` is not a node",
+    );
+    assert_error(&with_events("[[nemesis.events]]\nat_s = 6\nfault = \"kill\"\ntarget = \"brokr-1\"\n"), "`brokr-1` is not a target");
+}
+
+#[test]
+fn a_fault_refuses_targets_of_the_wrong_role_or_size() {
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"disk-fault\"\ntarget = \"namesrv-0\"\ndisk = \"full\"\n"),
+        "nemesis.events[1].target: this fault hits a broker, got `namesrv-0`",
+    );
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"kill\"\ntarget = \"all-brokers\"\n"),
+        "nemesis.events[1].target: must name one node",
+    );
+}
+
+#[test]
+fn a_probability_out_of_range_is_refused() {
+    let text = BASE.replace("count = 1\n\n[nemesis]", "count = 1\nfailure_rate = 1.5\n\n[nemesis]");
+    assert_error(&text, "workload.consumers[1].failure_rate: must be in 0.0..=1.0, got 1.5");
+}
+
+#[test]
+fn a_name_must_equal_its_file_stem() {
+    let dir = std::env::temp_dir().join(format!("scenarios-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("other-name.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let message = Scenario::load(&path).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(message.contains("other-name.toml"), "{message}");
+    assert!(message.contains("name: must equal the file stem `other-name`"), "{message}");
+}
+
+#[test]
+fn a_schedule_needs_events_and_a_swarm_refuses_them() {
+    let no_events = BASE.split("[[nemesis.events]]").next().unwrap().to_string()
+        + "[expect]\nlost = 0\n";
+    assert_error(&no_events, "nemesis.events: mode = \"schedule\" needs at least one [[nemesis.events]]");
+    assert_error(&BASE.replace("mode = \"schedule\"", "mode = \"swarm\""), "nemesis.events: only for mode = \"schedule\"");
+}
+
+#[test]
+fn other_rules_name_their_fields() {
+    let cases = [
+        (BASE.replace("name = \"base\"", "name = \"Base_1\""), "name: must match ^[a-z0-9-]+$, got `Base_1`"),
+        (BASE.replace("duration_s = 30", "duration_s = 0"), "duration_s: must be at least 1, got 0"),
+        (BASE.replace("flush = \"sync\"", "flush = \"sync\"\nreplicas = 4"), "topology.replicas: must be in 1..=3, got 4"),
+        (BASE.replace("count = 2", "count = 0"), "workload.consumers[0].count: must be at least 1, got 0"),
+        (BASE.replace("group = \"audit\"", "group = \"billing\""), "workload.consumers[1].group: group `billing` is declared twice"),
+        (BASE.replace("topic = \"orders\"\ncount = 1", "topic = \"payments\"\ncount = 1"), "workload.consumers[1].topic: no producer sends to topic `payments`"),
+        (BASE.replace("rate_per_s = 10", "rate_per_s = -1"), "workload.producers[0].rate_per_s: must be a finite number >= 0, got -1"),
+        (BASE.replace("at_s = 5", "at_s = 30"), "nemesis.events[0].at_s: must be in 0..30"),
+        (BASE.replace("restart_after_s = 5", "restart_after_s = 26"), "nemesis.events[0].restart_after_s: the fault would end at 31 s"),
+        (BASE.replace("liveness_bound_s = 20", "liveness_bound_s = 21"), "expect.liveness_bound_s: must be in 1..=20 (tail_s), got 21"),
+        (BASE.replace("exactly_once = true", "order = true"), "expect.order: needs a producer with fifo = true"),
+        (
+            with_events("[[nemesis.events]]\nat_s = 7\nfault = \"power-loss\"\ntarget = \"broker-0\"\n"),
+            "nemesis.events[1].target: `broker-0` is still under nemesis.events[0] (kill) until 10 s",
+        ),
+        (
+            with_events("[[nemesis.events]]\nat_s = 7\nfault = \"partition\"\npartition = \"halves\"\ntargets = [\"broker-0\"]\n"),
+            "nemesis.events[1].targets: `halves` splits the whole cluster",
+        ),
+        (
+            with_events("[[nemesis.events]]\nat_s = 7\nfault = \"latency\"\ntargets = [\"all\"]\nlatency_ms = [50, 10]\n"),
+            "nemesis.events[1].latency_ms: must be [min, max] with min <= max",
+        ),
+        (
+            BASE.replace("[expect]", "[nemesis.swarm]\nkill_per_min = 1.0\n\n[expect]"),
+            "nemesis.swarm: only for mode = \"swarm\"",
+        ),
+    ];
+    for (text, wanted) in cases {
+        assert_error(&text, wanted);
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = BASE.replace("duration_s = 30", "duration_s = 0").replace("tail_s = 20", "tail_s = 0");
+    let message = error_text(&text);
+    assert!(message.contains("duration_s: must be at least 1"), "{message}");
+    assert!(message.contains("tail_s: must be at least 1"), "{message}");
+}
+

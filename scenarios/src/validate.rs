@@ -1,0 +1,375 @@
+//! The rules a parsed scenario must follow, each reported with its field path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::Problem;
+use crate::resolve::{node_fault_span, secs_to_ms, Channel};
+use crate::spec::{DiskFaultKind, NemesisEvent, NemesisMode, PartitionKind, Scenario};
+use crate::target::{is_valid_resource_name, Node, Role, Target};
+
+/// Largest replica count the design allows (one master and two slaves).
+pub const REPLICAS_MAX: u32 = 3;
+
+impl Scenario {
+    /// Every rule this scenario breaks, in file order; empty when it is valid.
+    /// [`Scenario::from_toml_str`] already calls this; call it again after
+    /// editing a scenario by hand.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut v = Validator { scenario: self, problems: Vec::new() };
+        v.top();
+        v.topology();
+        v.workload();
+        v.nemesis();
+        v.expect();
+        v.problems
+    }
+}
+
+/// Collects problems while walking the scenario.
+struct Validator<'a> {
+    /// The scenario being checked.
+    scenario: &'a Scenario,
+    /// Problems found so far.
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    fn at_least(&mut self, path: impl Into<String>, value: u64, min: u64) {
+        if value < min {
+            self.fail(path, format!("must be at least {min}, got {value}"));
+        }
+    }
+
+    fn probability(&mut self, path: impl Into<String>, value: f64) {
+        if !(0.0..=1.0).contains(&value) {
+            self.fail(path, format!("must be in 0.0..=1.0, got {value}"));
+        }
+    }
+
+    fn rate(&mut self, path: impl Into<String>, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            self.fail(path, format!("must be a finite number >= 0, got {value}"));
+        }
+    }
+
+    fn positive_s(&mut self, path: impl Into<String>, value: f64) -> bool {
+        let ok = value.is_finite() && value > 0.0;
+        if !ok {
+            self.fail(path, format!("must be a finite number of seconds > 0, got {value}"));
+        }
+        ok
+    }
+
+    fn top(&mut self) {
+        let s = self.scenario;
+        let name_ok = !s.name.is_empty()
+            && s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            self.fail("name", format!("must match ^[a-z0-9-]+$, got `{}`", s.name));
+        }
+        if s.about.trim().is_empty() {
+            self.fail("about", "must say in one sentence what the scenario tests");
+        }
+        self.at_least("duration_s", s.duration_s, 1);
+        self.at_least("tail_s", s.tail_s, 1);
+    }
+
+    fn topology(&mut self) {
+        let t = &self.scenario.topology;
+        self.at_least("topology.name_servers", t.name_servers.into(), 1);
+        self.at_least("topology.broker_groups", t.broker_groups.into(), 1);
+        if !(1..=REPLICAS_MAX).contains(&t.replicas) {
+            self.fail("topology.replicas", format!("must be in 1..={REPLICAS_MAX}, got {}", t.replicas));
+        }
+        self.at_least("topology.flush_interval_ms", t.flush_interval_ms, 1);
+        self.at_least("topology.queues_per_topic", t.queues_per_topic.into(), 1);
+    }
+
+    fn workload(&mut self) {
+        let w = &self.scenario.workload;
+        if w.producers.is_empty() {
+            self.fail("workload.producers", "needs at least one producer");
+        }
+        // A topic is ordered or not; mixing would make `expect.order` meaningless.
+        let mut fifo_by_topic: BTreeMap<&str, bool> = BTreeMap::new();
+        for (i, p) in w.producers.iter().enumerate() {
+            let path = format!("workload.producers[{i}]");
+            self.at_least(format!("{path}.count"), p.count.into(), 1);
+            if !is_valid_resource_name(&p.topic) {
+                self.fail(format!("{path}.topic"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", p.topic));
+            }
+            self.rate(format!("{path}.rate_per_s"), p.rate_per_s);
+            self.at_least(format!("{path}.keys"), p.keys, 1);
+            self.at_least(format!("{path}.sharding_keys"), p.sharding_keys, 1);
+            for (j, tag) in p.tags.iter().enumerate() {
+                if !is_valid_tag(tag) {
+                    self.fail(format!("{path}.tags[{j}]"), format!("must be a non-empty tag without `|`, `*` or spaces, got `{tag}`"));
+                }
+            }
+            self.at_least(format!("{path}.body_bytes"), p.body_bytes.into(), 1);
+            if let Some(&other) = fifo_by_topic.get(p.topic.as_str()) {
+                if other != p.fifo {
+                    self.fail(format!("{path}.fifo"), format!("every producer of topic `{}` must agree on fifo", p.topic));
+                }
+            }
+            fifo_by_topic.insert(&p.topic, p.fifo);
+        }
+        let mut groups = BTreeSet::new();
+        for (i, c) in w.consumers.iter().enumerate() {
+            let path = format!("workload.consumers[{i}]");
+            if !is_valid_resource_name(&c.group) {
+                self.fail(format!("{path}.group"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", c.group));
+            } else if !groups.insert(c.group.as_str()) {
+                self.fail(format!("{path}.group"), format!("group `{}` is declared twice", c.group));
+            }
+            if !fifo_by_topic.contains_key(c.topic.as_str()) {
+                self.fail(format!("{path}.topic"), format!("no producer sends to topic `{}`", c.topic));
+            }
+            self.at_least(format!("{path}.count"), c.count.into(), 1);
+            if !is_valid_tag_expression(&c.tags) {
+                self.fail(format!("{path}.tags"), format!("must be `*` or `TagA || TagB`, got `{}`", c.tags));
+            }
+            self.probability(format!("{path}.failure_rate"), c.failure_rate);
+            self.rate(format!("{path}.crash_rate_per_min"), c.crash_rate_per_min);
+        }
+    }
+
+    fn nemesis(&mut self) {
+        let n = &self.scenario.nemesis;
+        match n.mode {
+            NemesisMode::None | NemesisMode::Swarm if !n.events.is_empty() => {
+                self.fail("nemesis.events", format!("only for mode = \"schedule\", but mode is {:?}", mode_name(n.mode)));
+            }
+            NemesisMode::Schedule if n.events.is_empty() => {
+                self.fail("nemesis.events", "mode = \"schedule\" needs at least one [[nemesis.events]]");
+            }
+            _ => {}
+        }
+        if n.mode != NemesisMode::Swarm && n.swarm.is_some() {
+            self.fail("nemesis.swarm", format!("only for mode = \"swarm\", but mode is {:?}", mode_name(n.mode)));
+        }
+        if let Some(knobs) = &n.swarm {
+            for (name, rate) in knobs.rates() {
+                if let Some(rate) = rate {
+                    self.rate(format!("nemesis.swarm.{name}"), rate);
+                }
+            }
+            if let Some(max_down_s) = knobs.max_down_s {
+                self.positive_s("nemesis.swarm.max_down_s", max_down_s);
+            }
+        }
+        for (i, event) in n.events.iter().enumerate() {
+            self.event(i, event);
+        }
+        self.overlaps();
+    }
+
+    fn event(&mut self, i: usize, event: &NemesisEvent) {
+        let path = format!("nemesis.events[{i}]");
+        let at_s = event.at_s();
+        let duration_s = self.scenario.duration_s;
+        if !(at_s.is_finite() && at_s >= 0.0 && secs_to_ms(at_s) < self.scenario.duration_ms()) {
+            self.fail(format!("{path}.at_s"), format!("must be in 0..{duration_s} (the safety phase), got {at_s}"));
+        }
+        const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer];
+        const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker];
+        match event {
+            NemesisEvent::Kill { target, restart_after_s, .. }
+            | NemesisEvent::Pause { target, restart_after_s, .. } => {
+                self.single_target(&path, target, ANY);
+                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+            }
+            NemesisEvent::PowerLoss { target, restart_after_s, .. } => {
+                self.single_target(&path, target, SERVERS);
+                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+            }
+            NemesisEvent::ConsumerCrash { target, restart_after_s, .. } => {
+                self.single_target(&path, target, &[Role::Consumer]);
+                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+            }
+            NemesisEvent::Partition { partition, targets, from, heal_after_s, .. } => {
+                match partition {
+                    PartitionKind::Halves => {
+                        if !targets.is_empty() || !from.is_empty() {
+                            self.fail(format!("{path}.targets"), "`halves` splits the whole cluster by the seed; leave targets and from out");
+                        }
+                    }
+                    PartitionKind::Isolate | PartitionKind::OneWay => {
+                        if targets.is_empty() {
+                            self.fail(format!("{path}.targets"), "needs at least one target to cut off");
+                        }
+                    }
+                }
+                self.target_list(&format!("{path}.targets"), targets);
+                self.target_list(&format!("{path}.from"), from);
+                self.end(&path, "heal_after_s", at_s, *heal_after_s);
+            }
+            NemesisEvent::Latency { targets, latency_ms, heal_after_s, .. } => {
+                if targets.is_empty() {
+                    self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
+                }
+                self.target_list(&format!("{path}.targets"), targets);
+                if latency_ms[0] > latency_ms[1] {
+                    self.fail(format!("{path}.latency_ms"), format!("must be [min, max] with min <= max, got {latency_ms:?}"));
+                }
+                self.end(&path, "heal_after_s", at_s, *heal_after_s);
+            }
+            NemesisEvent::Loss { targets, loss_rate, heal_after_s, .. } => {
+                if targets.is_empty() {
+                    self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
+                }
+                self.target_list(&format!("{path}.targets"), targets);
+                self.probability(format!("{path}.loss_rate"), *loss_rate);
+                self.end(&path, "heal_after_s", at_s, *heal_after_s);
+            }
+            NemesisEvent::ClockSkew { target, heal_after_s, .. } => {
+                self.single_target(&path, target, ANY);
+                self.end(&path, "heal_after_s", at_s, *heal_after_s);
+            }
+            NemesisEvent::ClockJump { target, .. } => {
+                self.single_target(&path, target, ANY);
+            }
+            NemesisEvent::DiskFault { target, disk, heal_after_s, .. } => {
+                self.single_target(&path, target, &[Role::Broker]);
+                if *disk == DiskFaultKind::FlipByte && heal_after_s.is_some() {
+                    self.fail(format!("{path}.heal_after_s"), "`flip-byte` is instantaneous; leave heal_after_s out");
+                } else {
+                    self.end(&path, "heal_after_s", at_s, *heal_after_s);
+                }
+            }
+        }
+    }
+
+    /// A fault that hits exactly one node of an allowed role.
+    fn single_target(&mut self, event_path: &str, target: &Target, roles: &[Role]) {
+        let path = format!("{event_path}.target");
+        if !target.is_single() {
+            self.fail(path, format!("must name one node or random-<role>, got `{target}` (all-* is for partition, latency and loss)"));
+            return;
+        }
+        if let Some(role) = target.role() {
+            if !roles.contains(&role) {
+                let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                self.fail(path, format!("this fault hits a {}, got `{target}`", names.join(" or ")));
+                return;
+            }
+        }
+        self.exists(&path, target);
+    }
+
+    fn target_list(&mut self, path: &str, targets: &[Target]) {
+        for (i, target) in targets.iter().enumerate() {
+            self.exists(&format!("{path}[{i}]"), target);
+        }
+    }
+
+    /// The target names nodes that this scenario's topology and workload have.
+    fn exists(&mut self, path: &str, target: &Target) {
+        let s = self.scenario;
+        match target {
+            Target::Node(node) => {
+                if !s.has_node(node) {
+                    let same_role: Vec<String> = s
+                        .nodes()
+                        .iter()
+                        .filter(|n| n.role() == node.role())
+                        .map(|n| n.to_string())
+                        .collect();
+                    let have = if same_role.is_empty() { "none".to_string() } else { same_role.join(", ") };
+                    self.fail(path, format!("`{node}` is not a node of this scenario (its {}s: {have})", node.role().as_str()));
+                }
+            }
+            Target::Random(selector) | Target::All(selector) => {
+                if s.select(selector).is_empty() {
+                    self.fail(path, format!("`{target}` selects no node of this scenario"));
+                }
+            }
+            Target::Everyone => {}
+        }
+    }
+
+    /// A fault's optional end: positive and within the safety phase.
+    fn end(&mut self, event_path: &str, field: &str, at_s: f64, after_s: Option<f64>) {
+        let Some(after_s) = after_s else { return };
+        let path = format!("{event_path}.{field}");
+        // Compared in whole milliseconds, as the resolver computes them, so a
+        // fault ending exactly at duration_s is not refused by a rounding error.
+        if self.positive_s(path.clone(), after_s) && at_s.is_finite() {
+            let duration_s = self.scenario.duration_s;
+            let end_ms = secs_to_ms(at_s).saturating_add(secs_to_ms(after_s));
+            if end_ms > self.scenario.duration_ms() {
+                let end_s = end_ms as f64 / 1000.0;
+                self.fail(path, format!("the fault would end at {end_s} s, after the safety phase (duration_s = {duration_s}); the tail must be fault-free"));
+            }
+        }
+    }
+
+    /// A named node is not hit by a second fault of the same kind (process,
+    /// disk, clock skew) while the first still holds, which would make
+    /// "restart" or "heal" ambiguous.
+    fn overlaps(&mut self) {
+        let duration_ms = self.scenario.duration_ms();
+        let mut busy: BTreeMap<(Node, Channel), (usize, u64)> = BTreeMap::new();
+        let mut order: Vec<(usize, &NemesisEvent)> = self.scenario.nemesis.events.iter().enumerate().collect();
+        order.sort_by(|a, b| a.1.at_s().total_cmp(&b.1.at_s()).then(a.0.cmp(&b.0)));
+        for (i, event) in order {
+            let Some((channel, Target::Node(node), at_ms, end_ms)) = node_fault_span(event, duration_ms) else {
+                continue;
+            };
+            let key = (node.clone(), channel);
+            if let Some(&(earlier, until_ms)) = busy.get(&key) {
+                if at_ms < until_ms {
+                    let until_s = until_ms as f64 / 1000.0;
+                    let fault = self.scenario.nemesis.events[earlier].fault_name();
+                    self.fail(
+                        format!("nemesis.events[{i}].target"),
+                        format!("`{node}` is still under nemesis.events[{earlier}] ({fault}) until {until_s} s"),
+                    );
+                    continue;
+                }
+            }
+            busy.insert(key, (i, end_ms));
+        }
+    }
+
+    fn expect(&mut self) {
+        let s = self.scenario;
+        let e = &s.expect;
+        if e.order && !s.workload.producers.iter().any(|p| p.fifo) {
+            self.fail("expect.order", "needs a producer with fifo = true");
+        }
+        if e.exactly_once && s.workload.consumers.is_empty() {
+            self.fail("expect.exactly_once", "needs at least one consumer group");
+        }
+        if let Some(bound) = e.liveness_bound_s {
+            if s.workload.consumers.is_empty() {
+                self.fail("expect.liveness_bound_s", "needs at least one consumer group");
+            }
+            if bound == 0 || bound > s.tail_s {
+                self.fail("expect.liveness_bound_s", format!("must be in 1..={} (tail_s), got {bound}", s.tail_s));
+            }
+        }
+    }
+}
+
+fn mode_name(mode: NemesisMode) -> &'static str {
+    match mode {
+        NemesisMode::None => "none",
+        NemesisMode::Schedule => "schedule",
+        NemesisMode::Swarm => "swarm",
+    }
+}
+
+/// A tag a producer may set: non-empty, no expression syntax, no whitespace.
+fn is_valid_tag(tag: &str) -> bool {
+    !tag.is_empty() && !tag.contains(['|', '*']) && !tag.chars().any(char::is_whitespace)
+}
+
+/// RocketMQ's tag expression: `*`, or tags joined by `||`.
+fn is_valid_tag_expression(expression: &str) -> bool {
+    expression.trim() == "*" || expression.split("||").all(|tag| is_valid_tag(tag.trim()))
+}
