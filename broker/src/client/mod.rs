@@ -1,1 +1,21 @@
-//! placeholder
+//! Clients: [`Producer`], [`PushConsumer`] and [`Admin`], sharing a
+//! [`ClientInstance`] that holds routes and connections.
+//!
+//! # Layout
+//! - [`instance`]: configuration, name server queries, route cache, requests.
+//! - [`producer`]: queue selection, retries on another broker, timeouts.
+//! - [`consumer`]: push consumer: rebalance, long-polling pulls, listener,
+//!   in-flight tracking and offset commits.
+//! - [`rebalance`]: pure queue allocation strategies.
+//! - [`admin`]: topic, query and cluster operations for `mqadmin`.
+
+pub mod admin;
+pub mod consumer;
+pub mod instance;
+pub mod producer;
+pub mod rebalance;
+
+pub use admin::Admin;
+pub use consumer::{ConsumeContext, ConsumeResult, MessageListener, PushConsumer, PushConsumerConfig};
+pub use instance::{ClientConfig, ClientInstance, MessageQueue};
+pub use producer::{Producer, ProducerConfig};

@@ -1,0 +1,136 @@
+//! Operations for `mqadmin`: topics, queries, cluster status.
+
+use super::instance::ClientInstance;
+use crate::error::{Error, Result};
+use crate::model::{parse_offset_msg_id, validate_name, MessageExt, TopicConfig};
+use crate::protocol::{BrokerInfo, ConsumeProgress, QueueStats, Request, ResponseBody, ResponseCode, RuntimeInfo};
+use std::sync::Arc;
+
+/// Administrative operations over a cluster.
+#[derive(Clone)]
+pub struct Admin {
+    client: Arc<ClientInstance>,
+}
+
+fn wrong(what: &str) -> Error {
+    Error::Protocol(format!("unexpected response body for {what}"))
+}
+
+impl Admin {
+    /// Admin on a client instance.
+    pub fn new(client: Arc<ClientInstance>) -> Admin {
+        Admin { client }
+    }
+
+    /// Every broker the name servers know.
+    pub async fn cluster(&self) -> Result<Vec<BrokerInfo>> {
+        self.client.cluster().await
+    }
+
+    /// Creates (or updates) a topic on every master broker, or on one by name.
+    pub async fn create_topic(&self, config: TopicConfig, broker_name: Option<&str>) -> Result<Vec<String>> {
+        validate_name("topic", &config.name).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        let brokers = self.cluster().await?;
+        let targets: Vec<&BrokerInfo> = brokers
+            .iter()
+            .filter(|b| b.broker_id == 0 && broker_name.is_none_or(|n| n == b.broker_name))
+            .collect();
+        if targets.is_empty() {
+            return Err(Error::rejected(ResponseCode::TopicNotExist, "no matching broker is registered"));
+        }
+        let mut done = Vec::new();
+        for b in targets {
+            self.client.call(&b.addr, &Request::CreateTopic { config: config.clone() }, self.client.timeout()).await?;
+            done.push(b.broker_name.clone());
+        }
+        Ok(done)
+    }
+
+    /// Topics of every broker, merged by name.
+    pub async fn topics(&self) -> Result<Vec<(String, TopicConfig)>> {
+        let mut out = Vec::new();
+        for b in self.cluster().await? {
+            match self.client.call(&b.addr, &Request::GetTopicList, self.client.timeout()).await? {
+                ResponseBody::Topics(topics) => out.extend(topics.into_iter().map(|t| (b.broker_name.clone(), t))),
+                _ => return Err(wrong("GetTopicList")),
+            }
+        }
+        out.sort_by(|a, b| (&a.1.name, &a.0).cmp(&(&b.1.name, &b.0)));
+        Ok(out)
+    }
+
+    /// Per-queue offsets of a topic on each broker serving it.
+    pub async fn topic_stats(&self, topic: &str) -> Result<Vec<(String, QueueStats)>> {
+        let route = self.client.route(topic, true).await?;
+        let mut out = Vec::new();
+        for q in route.queues {
+            match self.client.call(&q.addr, &Request::GetTopicStats { topic: topic.to_string() }, self.client.timeout()).await? {
+                ResponseBody::TopicStats(stats) => out.extend(stats.into_iter().map(|s| (q.broker_name.clone(), s))),
+                _ => return Err(wrong("GetTopicStats")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A group's committed offsets against each queue's end.
+    pub async fn consume_stats(&self, group: &str, topic: &str) -> Result<Vec<(String, ConsumeProgress)>> {
+        let route = self.client.route(topic, true).await?;
+        let mut out = Vec::new();
+        for q in route.queues {
+            let request = Request::GetConsumeStats { group: group.to_string(), topic: topic.to_string() };
+            match self.client.call(&q.addr, &request, self.client.timeout()).await? {
+                ResponseBody::ConsumeStats(p) => out.extend(p.into_iter().map(|p| (q.broker_name.clone(), p))),
+                _ => return Err(wrong("GetConsumeStats")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages of `topic` with business key `key`, from every broker.
+    pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
+        let route = self.client.route(topic, true).await?;
+        let mut found = Vec::new();
+        for q in route.queues {
+            let request = Request::QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX };
+            match self.client.call(&q.addr, &request, self.client.timeout()).await {
+                Ok(ResponseBody::Messages(m)) => found.extend(m),
+                Ok(_) => return Err(wrong("QueryMessageByKey")),
+                Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// A message by unique id (searched on the topic's brokers) or by
+    /// offset id (`broker@hex`, read from that broker).
+    pub async fn query_by_id(&self, topic: &str, id: &str) -> Result<Vec<MessageExt>> {
+        let route = self.client.route(topic, true).await?;
+        if let Some((broker, offset)) = parse_offset_msg_id(id) {
+            if let Some(q) = route.queues.iter().find(|q| q.broker_name == broker) {
+                return match self.client.call(&q.addr, &Request::ViewMessage { commit_log_offset: offset }, self.client.timeout()).await? {
+                    ResponseBody::Messages(m) => Ok(m),
+                    _ => Err(wrong("ViewMessage")),
+                };
+            }
+        }
+        let mut found = Vec::new();
+        for q in route.queues {
+            match self.client.call(&q.addr, &Request::QueryMessageByUniqueId { id: id.into() }, self.client.timeout()).await {
+                Ok(ResponseBody::Messages(m)) => found.extend(m),
+                Ok(_) => return Err(wrong("QueryMessageByUniqueId")),
+                Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Store and traffic figures of a broker.
+    pub async fn runtime(&self, addr: &str) -> Result<RuntimeInfo> {
+        match self.client.call(addr, &Request::GetBrokerRuntimeInfo, self.client.timeout()).await? {
+            ResponseBody::Runtime(info) => Ok(info),
+            _ => Err(wrong("GetBrokerRuntimeInfo")),
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The push consumer (clustering mode): rebalance queues among the group,
+//! long-poll each owned queue, hand messages to the listener, and commit the
+//! smallest offset still in flight.
+
+use super::instance::{ClientInstance, MessageQueue};
+use super::rebalance::allocate_averagely;
+use crate::bugs::{self, Bug};
+use crate::error::{Error, Result};
+use crate::model::{validate_name, MessageExt, TagFilter};
+use crate::protocol::{ConsumeFrom, ConsumerData, Request, ResponseBody, ResponseCode};
+use crate::store::GetStatus;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// What the business logic says about a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumeResult {
+    /// Done; the offset may move past it.
+    Success,
+    /// Failed; deliver it again later. (Until retry topics exist, the
+    /// consumer retries in place after `retry_delay_ms`, holding the offset.)
+    RetryLater,
+}
+
+/// Where a delivery came from.
+#[derive(Clone, Debug)]
+pub struct ConsumeContext {
+    /// The queue.
+    pub queue: MessageQueue,
+    /// 0 on the first delivery to this consumer, then 1, 2, ...
+    pub attempt: u32,
+}
+
+/// The business logic.
+pub trait MessageListener: Send + Sync + 'static {
+    /// Consumes a batch (of `consume_batch` messages at most).
+    fn consume(&self, msgs: &[MessageExt], ctx: &ConsumeContext) -> ConsumeResult;
+}
+
+impl<F> MessageListener for F
+where
+    F: Fn(&[MessageExt], &ConsumeContext) -> ConsumeResult + Send + Sync + 'static,
+{
+    fn consume(&self, msgs: &[MessageExt], ctx: &ConsumeContext) -> ConsumeResult {
+        self(msgs, ctx)
+    }
+}
+
+/// Push consumer settings, after RocketMQ's `DefaultMQPushConsumer`.
+#[derive(Clone, Debug)]
+pub struct PushConsumerConfig {
+    /// Consumer group.
+    pub group: String,
+    /// (topic, tag expression) pairs.
+    pub subscriptions: Vec<(String, String)>,
+    /// Where a group with no committed offset starts.
+    pub consume_from: ConsumeFrom,
+    /// Messages per pull (32).
+    pub pull_batch: u32,
+    /// Messages per listener call (1).
+    pub consume_batch: usize,
+    /// Listener calls running at once (20).
+    pub consume_concurrency: usize,
+    /// Rebalance and heartbeat period (20 s).
+    pub rebalance_interval_ms: u64,
+    /// Offset commit period (5 s).
+    pub offset_persist_interval_ms: u64,
+    /// How long the broker may hold a pull (15 s).
+    pub long_polling_ms: u64,
+    /// Messages in flight per queue before pulling pauses (1000).
+    pub queue_cache_max: usize,
+    /// Pause after a failed pull (1 s).
+    pub pull_backoff_ms: u64,
+    /// Pause before re-consuming after retry-later (1 s).
+    pub retry_delay_ms: u64,
+}
+
+impl PushConsumerConfig {
+    /// Defaults for `group` subscribed to `topic` with `expression`.
+    pub fn new(group: impl Into<String>, topic: impl Into<String>, expression: impl Into<String>) -> PushConsumerConfig {
+        PushConsumerConfig {
+            group: group.into(),
+            subscriptions: vec![(topic.into(), expression.into())],
+            consume_from: ConsumeFrom::LastOffset,
+            pull_batch: 32,
+            consume_batch: 1,
+            consume_concurrency: 20,
+            rebalance_interval_ms: 20_000,
+            offset_persist_interval_ms: 5_000,
+            long_polling_ms: 15_000,
+            queue_cache_max: 1000,
+            pull_backoff_ms: 1_000,
+            retry_delay_ms: 1_000,
+        }
+    }
+}
+
+/// Offsets of one owned queue: what is pulled and what is still being consumed.
+#[derive(Debug, Default)]
+struct ProcessQueue {
+    /// Offsets handed to the listener and not yet consumed successfully.
+    in_flight: BTreeSet<u64>,
+    /// Next offset to pull.
+    next_pull: u64,
+    /// Last offset committed to the broker.
+    committed: Option<u64>,
+}
+
+impl ProcessQueue {
+    /// The offset safe to commit: the smallest still in flight, or the next
+    /// pull when nothing is.
+    fn commit_offset(&self) -> u64 {
+        if bugs::active(Bug::CommitOffsetAhead) {
+            return self.next_pull;
+        }
+        self.in_flight.first().copied().unwrap_or(self.next_pull)
+    }
+}
+
+struct QueueState {
+    mq: MessageQueue,
+    expression: String,
+    filter: TagFilter,
+    dropped: AtomicBool,
+    pq: Mutex<ProcessQueue>,
+}
+
+struct Inner {
+    client: Arc<ClientInstance>,
+    config: PushConsumerConfig,
+    listener: Arc<dyn MessageListener>,
+    owned: Mutex<BTreeMap<MessageQueue, Arc<QueueState>>>,
+    permits: Arc<Semaphore>,
+    stopped: AtomicBool,
+}
+
+/// A running push consumer.
+pub struct PushConsumer {
+    inner: Arc<Inner>,
+}
+
+impl PushConsumer {
+    /// Validates the configuration and starts consuming in the background.
+    pub fn start(client: Arc<ClientInstance>, config: PushConsumerConfig, listener: impl MessageListener) -> Result<PushConsumer> {
+        let illegal = |m: String| Error::rejected(ResponseCode::SubscriptionIllegal, m);
+        validate_name("consumer group", &config.group).map_err(illegal)?;
+        if config.subscriptions.is_empty() {
+            return Err(illegal("a consumer needs at least one subscription".into()));
+        }
+        for (topic, expression) in &config.subscriptions {
+            validate_name("topic", topic).map_err(illegal)?;
+            TagFilter::parse(expression).map_err(illegal)?;
+        }
+        let inner = Arc::new(Inner {
+            permits: Arc::new(Semaphore::new(config.consume_concurrency.max(1))),
+            client,
+            config,
+            listener: Arc::new(listener),
+            owned: Mutex::new(BTreeMap::new()),
+            stopped: AtomicBool::new(false),
+        });
+        let me = inner.clone();
+        tokio::spawn(async move {
+            while !me.stopped.load(Ordering::Relaxed) {
+                me.heartbeat().await;
+                me.rebalance().await;
+                tokio::time::sleep(Duration::from_millis(me.config.rebalance_interval_ms)).await;
+            }
+        });
+        let me = inner.clone();
+        tokio::spawn(async move {
+            while !me.stopped.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(me.config.offset_persist_interval_ms)).await;
+                me.commit_all().await;
+            }
+        });
+        Ok(PushConsumer { inner })
+    }
+
+    /// Queues this consumer owns now.
+    pub fn owned_queues(&self) -> Vec<MessageQueue> {
+        self.inner.owned.lock().expect("owned").keys().cloned().collect()
+    }
+
+    /// Runs one heartbeat and rebalance now instead of waiting for the period.
+    pub async fn rebalance_now(&self) {
+        self.inner.heartbeat().await;
+        self.inner.rebalance().await;
+    }
+
+    /// Stops pulling, commits offsets, and leaves the group.
+    pub async fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+        let owned: Vec<Arc<QueueState>> = self.inner.owned.lock().expect("owned").values().cloned().collect();
+        for q in &owned {
+            q.dropped.store(true, Ordering::Relaxed);
+        }
+        self.inner.commit_all().await;
+        for addr in self.inner.broker_addrs().await {
+            let request = Request::UnregisterClient {
+                client_id: self.inner.client.config().client_id.clone(),
+                group: self.inner.config.group.clone(),
+            };
+            let _ = self.inner.client.call(&addr, &request, self.inner.client.timeout()).await;
+        }
+    }
+}
+
+impl Inner {
+    async fn broker_addrs(&self) -> BTreeSet<String> {
+        let mut addrs = BTreeSet::new();
+        for (topic, _) in &self.config.subscriptions {
+            if let Ok(route) = self.client.route(topic, false).await {
+                addrs.extend(route.queues.iter().map(|q| q.addr.clone()));
+            }
+        }
+        addrs
+    }
+
+    async fn heartbeat(&self) {
+        let data = ConsumerData {
+            group: self.config.group.clone(),
+            subscriptions: self.config.subscriptions.clone(),
+            consume_from: self.config.consume_from,
+        };
+        let request = Request::Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] };
+        for (topic, _) in &self.config.subscriptions {
+            let _ = self.client.route(topic, true).await;
+        }
+        let calls = self.broker_addrs().await.into_iter().map(|addr| {
+            let request = &request;
+            async move {
+                if let Err(e) = self.client.call(&addr, request, self.client.timeout()).await {
+                    tracing::debug!(broker = %addr, error = %e, "heartbeat failed");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    async fn consumers(&self, queues: &[MessageQueue]) -> Option<Vec<String>> {
+        let names: BTreeSet<&String> = queues.iter().map(|q| &q.broker_name).collect();
+        for name in names {
+            let Some(addr) = self.client.broker_addr(name) else { continue };
+            let request = Request::GetConsumerList { group: self.config.group.clone() };
+            if let Ok(ResponseBody::ConsumerList(list)) = self.client.call(&addr, &request, self.client.timeout()).await {
+                if !list.is_empty() {
+                    return Some(list);
+                }
+            }
+        }
+        None
+    }
+
+    async fn rebalance(self: &Arc<Self>) {
+        for (topic, expression) in &self.config.subscriptions {
+            let Ok(queues) = self.client.read_queues(topic, false).await else { continue };
+            let Some(consumers) = self.consumers(&queues).await else { continue };
+            let mine: BTreeSet<MessageQueue> =
+                allocate_averagely(&queues, &consumers, &self.client.config().client_id).into_iter().collect();
+            let current: Vec<Arc<QueueState>> =
+                self.owned.lock().expect("owned").values().filter(|q| &q.mq.topic == topic).cloned().collect();
+            for q in current.iter().filter(|q| !mine.contains(&q.mq)) {
+                q.dropped.store(true, Ordering::Relaxed);
+                self.commit(q).await;
+                self.owned.lock().expect("owned").remove(&q.mq);
+                tracing::debug!(queue = %q.mq, "queue released");
+            }
+            for mq in mine {
+                if self.owned.lock().expect("owned").contains_key(&mq) {
+                    continue;
+                }
+                match self.start_offset(&mq).await {
+                    Ok(offset) => {
+                        let state = Arc::new(QueueState {
+                            mq: mq.clone(),
+                            expression: expression.clone(),
+                            filter: TagFilter::parse(expression).expect("validated at start"),
+                            dropped: AtomicBool::new(false),
+                            pq: Mutex::new(ProcessQueue { next_pull: offset, ..ProcessQueue::default() }),
+                        });
+                        self.owned.lock().expect("owned").insert(mq.clone(), state.clone());
+                        tracing::debug!(queue = %mq, offset, "queue taken");
+                        let me = self.clone();
+                        tokio::spawn(async move { me.pull_loop(state).await });
+                    }
+                    Err(e) => tracing::debug!(queue = %mq, error = %e, "cannot read start offset yet"),
+                }
+            }
+        }
+    }
+
+    async fn start_offset(&self, mq: &MessageQueue) -> Result<u64> {
+        let addr = self.client.broker_addr(&mq.broker_name).ok_or_else(|| Error::NoRoute(mq.topic.clone()))?;
+        let timeout = self.client.timeout();
+        let query = Request::QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+        let committed = match self.client.call(&addr, &query, timeout).await? {
+            ResponseBody::Offset(o) => o,
+            _ => return Err(Error::Protocol("wrong body for QueryConsumerOffset".into())),
+        };
+        let range = Request::GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id };
+        let (min, max) = match self.client.call(&addr, &range, timeout).await? {
+            ResponseBody::QueueOffsets(s) => (s.min_offset, s.max_offset),
+            _ => return Err(Error::Protocol("wrong body for GetQueueOffsets".into())),
+        };
+        if let Some(offset) = committed {
+            if bugs::active(Bug::DropRebalancedQueue) {
+                return Ok(max);
+            }
+            return Ok(offset);
+        }
+        Ok(match self.config.consume_from {
+            ConsumeFrom::FirstOffset => min,
+            ConsumeFrom::LastOffset => max,
+            ConsumeFrom::Timestamp(timestamp_ms) => {
+                let search = Request::SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms };
+                match self.client.call(&addr, &search, timeout).await? {
+                    ResponseBody::Offset(Some(o)) => o,
+                    _ => max,
+                }
+            }
+        })
+    }
+
+    async fn pull_loop(self: Arc<Self>, q: Arc<QueueState>) {
+        let backoff = Duration::from_millis(self.config.pull_backoff_ms);
+        while !q.dropped.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed) {
+            let (offset, cached) = {
+                let pq = q.pq.lock().expect("pq");
+                (pq.next_pull, pq.in_flight.len())
+            };
+            if cached >= self.config.queue_cache_max {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let Some(addr) = self.client.broker_addr(&q.mq.broker_name) else {
+                tokio::time::sleep(backoff).await;
+                continue;
+            };
+            let request = Request::PullMessage {
+                group: self.config.group.clone(),
+                topic: q.mq.topic.clone(),
+                queue_id: q.mq.queue_id,
+                offset,
+                max_msgs: self.config.pull_batch,
+                expression: q.expression.clone(),
+                suspend_ms: self.config.long_polling_ms,
+            };
+            let timeout = Duration::from_millis(self.config.long_polling_ms) + self.client.timeout();
+            let result = match self.client.call(&addr, &request, timeout).await {
+                Ok(ResponseBody::Pull(r)) => r,
+                Ok(_) => {
+                    tracing::warn!(queue = %q.mq, "broker answered a pull with the wrong body");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(queue = %q.mq, error = %e, "pull failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            if q.dropped.load(Ordering::Relaxed) {
+                break;
+            }
+            let msgs: Vec<MessageExt> = if result.status == GetStatus::Found {
+                result.messages.into_iter().filter(|m| q.filter.matches(m.message.tags.as_deref())).collect()
+            } else {
+                Vec::new()
+            };
+            {
+                let mut pq = q.pq.lock().expect("pq");
+                pq.in_flight.extend(msgs.iter().map(|m| m.queue_offset));
+                pq.next_pull = result.next_offset;
+            }
+            for chunk in msgs.chunks(self.config.consume_batch.max(1)) {
+                let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closes");
+                let me = self.clone();
+                let q = q.clone();
+                let batch = chunk.to_vec();
+                tokio::spawn(async move {
+                    me.consume(&q, batch).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn consume(&self, q: &QueueState, batch: Vec<MessageExt>) {
+        let mut ctx = ConsumeContext { queue: q.mq.clone(), attempt: 0 };
+        loop {
+            if q.dropped.load(Ordering::Relaxed) {
+                // The queue's new owner redelivers from the committed offset.
+                return;
+            }
+            match self.listener.consume(&batch, &ctx) {
+                ConsumeResult::Success => {
+                    let mut pq = q.pq.lock().expect("pq");
+                    for m in &batch {
+                        pq.in_flight.remove(&m.queue_offset);
+                    }
+                    return;
+                }
+                ConsumeResult::RetryLater => {
+                    ctx.attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(self.config.retry_delay_ms)).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, q: &QueueState) {
+        let offset = {
+            let pq = q.pq.lock().expect("pq");
+            let offset = pq.commit_offset();
+            if pq.committed == Some(offset) {
+                return;
+            }
+            offset
+        };
+        let Some(addr) = self.client.broker_addr(&q.mq.broker_name) else { return };
+        let request = Request::UpdateConsumerOffset {
+            group: self.config.group.clone(),
+            topic: q.mq.topic.clone(),
+            queue_id: q.mq.queue_id,
+            offset,
+        };
+        match self.client.call(&addr, &request, self.client.timeout()).await {
+            Ok(_) => q.pq.lock().expect("pq").committed = Some(offset),
+            Err(e) => tracing::debug!(queue = %q.mq, error = %e, "offset commit failed"),
+        }
+    }
+
+    async fn commit_all(&self) {
+        let owned: Vec<Arc<QueueState>> = self.owned.lock().expect("owned").values().cloned().collect();
+        for q in owned {
+            self.commit(&q).await;
+        }
+    }
+}

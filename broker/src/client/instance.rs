@@ -1,0 +1,205 @@
+//! What every client shares: name server access, a route cache, connections.
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::net::ConnectionPool;
+use crate::protocol::{BrokerInfo, Request, Response, ResponseBody, ResponseCode, TopicRoute};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Name servers, tried in turn.
+    pub namesrv_addrs: Vec<String>,
+    /// Unique per client instance: it names the consumer in its group.
+    pub client_id: String,
+    /// Timeout of each request (3 s).
+    pub request_timeout_ms: u64,
+    /// How often routes are refreshed (30 s).
+    pub route_refresh_ms: u64,
+    /// How often consumers heartbeat brokers (30 s).
+    pub heartbeat_ms: u64,
+}
+
+impl ClientConfig {
+    /// Defaults for a client named `client_id`.
+    pub fn new(namesrv_addrs: Vec<String>, client_id: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            namesrv_addrs,
+            client_id: client_id.into(),
+            request_timeout_ms: 3_000,
+            route_refresh_ms: 30_000,
+            heartbeat_ms: 30_000,
+        }
+    }
+}
+
+/// One queue of a topic on one broker.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageQueue {
+    /// The topic.
+    pub topic: String,
+    /// The broker's name.
+    pub broker_name: String,
+    /// The queue id.
+    pub queue_id: u32,
+}
+
+impl std::fmt::Display for MessageQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.broker_name, self.topic, self.queue_id)
+    }
+}
+
+/// Shared client state.
+pub struct ClientInstance {
+    config: ClientConfig,
+    clock: Clock,
+    pool: ConnectionPool,
+    routes: Mutex<BTreeMap<String, TopicRoute>>,
+    /// Broker name -> address, from the latest routes.
+    brokers: Mutex<BTreeMap<String, String>>,
+    next_namesrv: AtomicUsize,
+}
+
+impl ClientInstance {
+    /// A client instance; nothing is contacted until used.
+    pub fn new(config: ClientConfig, clock: Clock) -> Arc<ClientInstance> {
+        Arc::new(ClientInstance {
+            config,
+            clock,
+            pool: ConnectionPool::new(),
+            routes: Mutex::new(BTreeMap::new()),
+            brokers: Mutex::new(BTreeMap::new()),
+            next_namesrv: AtomicUsize::new(0),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// Sends a request to `addr`, turning a non-success code into an error.
+    pub async fn call(&self, addr: &str, request: &Request, timeout: Duration) -> Result<ResponseBody> {
+        into_body(self.pool_request(addr, request, timeout).await?)
+    }
+
+    /// Sends a request to `addr` and returns the raw response.
+    pub async fn pool_request(&self, addr: &str, request: &Request, timeout: Duration) -> Result<Response> {
+        self.pool.request(addr, request, timeout).await
+    }
+
+    /// Sends a request that expects no answer.
+    pub async fn oneway(&self, addr: &str, request: &Request) -> Result<()> {
+        self.pool.oneway(addr, request, self.timeout()).await
+    }
+
+    /// Asks the name servers in turn until one answers.
+    pub async fn call_namesrv(&self, request: &Request) -> Result<ResponseBody> {
+        let addrs = &self.config.namesrv_addrs;
+        if addrs.is_empty() {
+            return Err(Error::Connection { addr: "-".into(), reason: "no name server configured".into() });
+        }
+        let start = self.next_namesrv.fetch_add(1, Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..addrs.len() {
+            let addr = &addrs[(start + i) % addrs.len()];
+            match self.call(addr, request, self.timeout()).await {
+                Ok(body) => return Ok(body),
+                Err(e @ Error::Rejected { .. }) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one name server tried"))
+    }
+
+    /// The route of a topic: cached unless `refresh`.
+    pub async fn route(&self, topic: &str, refresh: bool) -> Result<TopicRoute> {
+        if !refresh {
+            if let Some(route) = self.routes.lock().expect("routes").get(topic) {
+                return Ok(route.clone());
+            }
+        }
+        match self.call_namesrv(&Request::GetRoute { topic: topic.to_string() }).await {
+            Ok(ResponseBody::Route(route)) => {
+                let mut brokers = self.brokers.lock().expect("brokers");
+                for q in &route.queues {
+                    brokers.insert(q.broker_name.clone(), q.addr.clone());
+                }
+                self.routes.lock().expect("routes").insert(topic.to_string(), route.clone());
+                Ok(route)
+            }
+            Ok(_) => Err(Error::Protocol("name server answered GetRoute with the wrong body".into())),
+            Err(Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => {
+                self.routes.lock().expect("routes").remove(topic);
+                Err(Error::NoRoute(topic.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every broker the name servers know.
+    pub async fn cluster(&self) -> Result<Vec<BrokerInfo>> {
+        match self.call_namesrv(&Request::GetClusterInfo).await? {
+            ResponseBody::Cluster(brokers) => {
+                let mut known = self.brokers.lock().expect("brokers");
+                for b in &brokers {
+                    known.insert(b.broker_name.clone(), b.addr.clone());
+                }
+                Ok(brokers)
+            }
+            _ => Err(Error::Protocol("name server answered GetClusterInfo with the wrong body".into())),
+        }
+    }
+
+    /// The address of a broker, from routes seen so far.
+    pub fn broker_addr(&self, broker_name: &str) -> Option<String> {
+        self.brokers.lock().expect("brokers").get(broker_name).cloned()
+    }
+
+    /// Readable queues of a topic, sorted.
+    pub async fn read_queues(&self, topic: &str, refresh: bool) -> Result<Vec<MessageQueue>> {
+        let route = self.route(topic, refresh).await?;
+        let mut queues: Vec<MessageQueue> = route
+            .queues
+            .iter()
+            .filter(|q| q.perm & crate::model::PERM_READ != 0)
+            .flat_map(|q| {
+                (0..q.read_queues).map(move |queue_id| MessageQueue {
+                    topic: topic.to_string(),
+                    broker_name: q.broker_name.clone(),
+                    queue_id,
+                })
+            })
+            .collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    /// Drops every connection (after a network change).
+    pub async fn reset_connections(&self) {
+        self.pool.clear().await;
+    }
+}
+
+/// The body of a successful response, or the error it carries.
+pub fn into_body(response: Response) -> Result<ResponseBody> {
+    match response.code {
+        ResponseCode::Success => Ok(response.body),
+        code => Err(Error::Rejected { code, message: response.remark }),
+    }
+}

@@ -1,0 +1,213 @@
+//! The producer: picks a queue, sends, retries on another broker.
+
+use super::instance::{into_body, ClientInstance, MessageQueue};
+use crate::error::{Error, Result};
+use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
+use crate::protocol::{QueueRoute, Request, ResponseBody, ResponseCode, SendResult, SendStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Producer settings, after RocketMQ's `DefaultMQProducer`.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    /// Producer group.
+    pub group: String,
+    /// Timeout of one send attempt (3 s).
+    pub send_timeout_ms: u64,
+    /// Extra attempts of a sync send after a failure (2).
+    pub retries: u32,
+    /// Queues of a topic the broker auto-creates on first send (4).
+    pub default_topic_queues: u32,
+    /// Largest body accepted before sending (4 MiB).
+    pub body_bytes_max: usize,
+}
+
+impl ProducerConfig {
+    /// Defaults for `group`.
+    pub fn new(group: impl Into<String>) -> ProducerConfig {
+        ProducerConfig {
+            group: group.into(),
+            send_timeout_ms: 3_000,
+            retries: 2,
+            default_topic_queues: 4,
+            body_bytes_max: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Sends messages. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Producer {
+    client: Arc<ClientInstance>,
+    config: ProducerConfig,
+    ids: Arc<UniqueIdGenerator>,
+    round_robin: Arc<AtomicUsize>,
+}
+
+fn writable_queues(route: &[QueueRoute], topic: &str) -> Vec<MessageQueue> {
+    route
+        .iter()
+        .filter(|q| q.perm & PERM_WRITE != 0)
+        .flat_map(|q| {
+            (0..q.write_queues).map(move |queue_id| MessageQueue { topic: topic.to_string(), broker_name: q.broker_name.clone(), queue_id })
+        })
+        .collect()
+}
+
+/// Whether another attempt (maybe elsewhere) could succeed.
+fn retriable(e: &Error) -> bool {
+    match e {
+        Error::Timeout(_) | Error::Connection { .. } => true,
+        Error::Rejected { code, .. } => matches!(code, ResponseCode::SystemBusy | ResponseCode::SystemError | ResponseCode::TopicNotExist),
+        _ => false,
+    }
+}
+
+impl Producer {
+    /// A producer on a client instance.
+    pub fn new(client: Arc<ClientInstance>, config: ProducerConfig) -> Result<Producer> {
+        validate_name("producer group", &config.group).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        let prefix = format!("{}-{:X}", client.config().client_id, client.clock().now_ms());
+        Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// Gives the message its unique id (kept across retries) and checks it.
+    pub fn prepare(&self, mut msg: Message) -> Result<Message> {
+        validate_name("topic", &msg.topic).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        if msg.body.len() > self.config.body_bytes_max {
+            return Err(Error::rejected(
+                ResponseCode::MessageIllegal,
+                format!("body is {} bytes, more than the {} allowed", msg.body.len(), self.config.body_bytes_max),
+            ));
+        }
+        if msg.unique_id().is_none() {
+            msg.properties.insert(PROPERTY_UNIQ_KEY.into(), self.ids.next_id());
+        }
+        Ok(msg)
+    }
+
+    /// Writable queues of the topic; falls back to every known broker when
+    /// the topic has no route yet (the broker auto-creates it).
+    async fn queues(&self, topic: &str, refresh: bool) -> Result<Vec<MessageQueue>> {
+        match self.client.route(topic, refresh).await {
+            Ok(route) => Ok(writable_queues(&route.queues, topic)),
+            Err(Error::NoRoute(_)) => {
+                let brokers = self.client.cluster().await?;
+                let mut queues = Vec::new();
+                for b in brokers.iter().filter(|b| b.broker_id == 0) {
+                    for queue_id in 0..self.config.default_topic_queues {
+                        queues.push(MessageQueue { topic: topic.to_string(), broker_name: b.broker_name.clone(), queue_id });
+                    }
+                }
+                if queues.is_empty() {
+                    return Err(Error::NoRoute(topic.to_string()));
+                }
+                Ok(queues)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one attempt to one queue.
+    pub async fn send_to(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
+        let addr = self.client.broker_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let request = Request::SendMessage {
+            producer_group: self.config.group.clone(),
+            queue_id: queue.queue_id,
+            message: msg.clone(),
+            born_timestamp_ms: self.client.clock().now_ms(),
+            born_host: self.client.config().client_id.clone(),
+            default_topic_queues: self.config.default_topic_queues,
+        };
+        let response = self
+            .client
+            .pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms))
+            .await?;
+        // A stored-but-not-durable-in-time result still carries a SendResult.
+        if let ResponseBody::Send(result) = &response.body {
+            if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
+                return Ok(result.clone());
+            }
+        }
+        match into_body(response)? {
+            ResponseBody::Send(result) => Ok(result),
+            _ => Err(Error::Protocol("broker answered SendMessage with the wrong body".into())),
+        }
+    }
+
+    /// Sync send: round-robin queue, up to `retries` more attempts after a
+    /// failure, avoiding the broker that just failed. Only a result with
+    /// [`SendStatus::SendOk`] means stored as configured.
+    pub async fn send(&self, msg: Message) -> Result<SendResult> {
+        let msg = self.prepare(msg)?;
+        let mut failed_broker: Option<String> = None;
+        let mut last_err = None;
+        for attempt in 0..=self.config.retries {
+            let queues = self.queues(&msg.topic, attempt > 0).await?;
+            if queues.is_empty() {
+                return Err(Error::NoRoute(msg.topic.clone()));
+            }
+            let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+            let pick = (0..queues.len())
+                .map(|i| &queues[(start + i) % queues.len()])
+                .find(|q| Some(&q.broker_name) != failed_broker.as_ref())
+                .unwrap_or(&queues[start % queues.len()]);
+            match self.send_to(&msg, pick).await {
+                Ok(result) => return Ok(result),
+                Err(e) if retriable(&e) => {
+                    tracing::debug!(queue = %pick, error = %e, attempt, "send failed, retrying");
+                    failed_broker = Some(pick.broker_name.clone());
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("at least one attempt"))
+    }
+
+    /// Ordered send: the queue is chosen by a hash of `sharding_key` over the
+    /// topic's writable queues; no retry elsewhere, as RocketMQ does for FIFO.
+    pub async fn send_ordered(&self, msg: Message, sharding_key: &str) -> Result<SendResult> {
+        let msg = self.prepare(msg)?;
+        let queues = self.queues(&msg.topic, false).await?;
+        if queues.is_empty() {
+            return Err(Error::NoRoute(msg.topic.clone()));
+        }
+        let index = (crate::model::tag_hash(sharding_key) % queues.len() as u64) as usize;
+        self.send_to(&msg, &queues[index]).await
+    }
+
+    /// Async send: returns at once; `callback` gets the outcome.
+    pub fn send_async(&self, msg: Message, callback: impl FnOnce(Result<SendResult>) + Send + 'static) {
+        let me = self.clone();
+        tokio::spawn(async move { callback(me.send(msg).await) });
+    }
+
+    /// Oneway send: no acknowledgement, no retry; a lost message is not reported.
+    pub async fn send_oneway(&self, msg: Message) -> Result<()> {
+        let msg = self.prepare(msg)?;
+        let queues = self.queues(&msg.topic, false).await?;
+        if queues.is_empty() {
+            return Err(Error::NoRoute(msg.topic.clone()));
+        }
+        let queue = &queues[self.round_robin.fetch_add(1, Ordering::Relaxed) % queues.len()];
+        let addr = self.client.broker_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let request = Request::SendMessage {
+            producer_group: self.config.group.clone(),
+            queue_id: queue.queue_id,
+            message: msg,
+            born_timestamp_ms: self.client.clock().now_ms(),
+            born_host: self.client.config().client_id.clone(),
+            default_topic_queues: self.config.default_topic_queues,
+        };
+        self.client.oneway(&addr, &request).await
+    }
+}
+
+impl SendResult {
+    /// Whether the broker stored the message as configured.
+    pub fn is_ok(&self) -> bool {
+        self.status == SendStatus::SendOk
+    }
+}
