@@ -17,8 +17,9 @@ pub enum Bug {
     DropRebalancedQueue,
     /// Recovery cuts one entry too many off the commit log.
     RecoveryTruncatesExtra,
-    /// Name server never expires a dead broker's routes.
-    NamesrvNeverExpires,
+    /// Consumer treats a retry-later result as consumed and moves its
+    /// offset past the message, which is then never consumed.
+    RetryLaterAcked,
     /// Pull ignores the tag filter's hash and the client skips its re-check,
     /// so filtered groups are skipped past unmatched offsets: one matching
     /// message per pull is dropped.
@@ -32,7 +33,7 @@ impl Bug {
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
         Bug::RecoveryTruncatesExtra,
-        Bug::NamesrvNeverExpires,
+        Bug::RetryLaterAcked,
         Bug::FilterSkipsMatch,
     ];
 
@@ -43,7 +44,7 @@ impl Bug {
             Bug::CommitOffsetAhead => "commit-offset-ahead",
             Bug::DropRebalancedQueue => "drop-rebalanced-queue",
             Bug::RecoveryTruncatesExtra => "recovery-truncates-extra",
-            Bug::NamesrvNeverExpires => "namesrv-never-expires",
+            Bug::RetryLaterAcked => "retry-later-acked",
             Bug::FilterSkipsMatch => "filter-skips-match",
         }
     }

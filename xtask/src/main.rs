@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's commands with the right flags, so
+//! nobody types RUSTFLAGS or target directories.
+//!
+//! - `cargo xtask test`: every test of both builds: the real one
+//!   (`cargo test --workspace`) and the simulation one (`--cfg madsim`, in
+//!   `target/sim`).
+//! - `cargo mqsim ...` (= `cargo xtask mqsim ...`): the simulator's command
+//!   line, in release, with the planted bugs compiled in (off unless `--bug`).
+//! - `cargo xtask bench ...`: the real-mode broker benchmark, in release.
+//! - `cargo xtask ci`: what `.ci/run` runs: the tests, a sweep of every
+//!   scenario, and the proof that every planted bug is caught.
+
+use std::process::{Command, ExitCode};
+
+const SIM_FLAGS: &str = "--cfg madsim";
+const SIM_TARGET_DIR: &str = "target/sim";
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn sim_cargo() -> Command {
+    let mut cmd = cargo();
+    cmd.env("RUSTFLAGS", SIM_FLAGS).env("CARGO_TARGET_DIR", SIM_TARGET_DIR);
+    cmd
+}
+
+fn run(mut cmd: Command) -> Result<(), ExitCode> {
+    eprintln!("xtask: {cmd:?}");
+    match cmd.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8)),
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), ExitCode> {
+    let mut real = cargo();
+    real.args(["test", "--workspace"]).args(extra);
+    run(real)?;
+    let mut sim = sim_cargo();
+    sim.args(["test", "-p", "sim", "--features", "planted-bugs"]).args(extra);
+    run(sim)
+}
+
+fn mqsim(args: &[String]) -> Result<(), ExitCode> {
+    let mut cmd = sim_cargo();
+    cmd.args(["run", "--quiet", "--release", "-p", "sim", "--features", "planted-bugs", "--bin", "mqsim", "--"]).args(args);
+    run(cmd)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("usage: cargo xtask <test|mqsim|bench|ci> [args...]");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "test" => test(rest),
+        "mqsim" => mqsim(rest),
+        "bench" => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
+            run(cmd)
+        }
+        "ci" => test(&[])
+            .and_then(|()| mqsim(&["sweep".into(), "all".into(), "--seeds".into(), "1..21".into()]))
+            .and_then(|()| mqsim(&["bugs".into(), "--seeds".into(), "1..101".into()])),
+        other => {
+            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench or ci");
+            Err(ExitCode::from(2))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}

@@ -76,6 +76,9 @@ pub struct PushConsumerConfig {
     pub pull_backoff_ms: u64,
     /// Pause before re-consuming after retry-later (1 s).
     pub retry_delay_ms: u64,
+    /// Consume each queue's messages one at a time, in queue order, retrying
+    /// a failed one in place before moving on (for FIFO topics).
+    pub orderly: bool,
 }
 
 impl PushConsumerConfig {
@@ -94,6 +97,7 @@ impl PushConsumerConfig {
             queue_cache_max: 1000,
             pull_backoff_ms: 1_000,
             retry_delay_ms: 1_000,
+            orderly: false,
         }
     }
 }
@@ -376,6 +380,12 @@ impl Inner {
                 pq.in_flight.extend(msgs.iter().map(|m| m.queue_offset));
                 pq.next_pull = result.next_offset;
             }
+            if self.config.orderly {
+                for chunk in msgs.chunks(self.config.consume_batch.max(1)) {
+                    self.consume(&q, chunk.to_vec()).await;
+                }
+                continue;
+            }
             for chunk in msgs.chunks(self.config.consume_batch.max(1)) {
                 let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closes");
                 let me = self.clone();
@@ -396,7 +406,12 @@ impl Inner {
                 // The queue's new owner redelivers from the committed offset.
                 return;
             }
-            match self.listener.consume(&batch, &ctx) {
+            let mut outcome = self.listener.consume(&batch, &ctx);
+            if outcome == ConsumeResult::RetryLater && bugs::active(Bug::RetryLaterAcked) {
+                // The planted defect: the failure is dropped as if consumed.
+                outcome = ConsumeResult::Success;
+            }
+            match outcome {
                 ConsumeResult::Success => {
                     let mut pq = q.pq.lock().expect("pq");
                     for m in &batch {

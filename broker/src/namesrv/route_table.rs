@@ -1,6 +1,5 @@
 //! The name server's state: a pure structure, time passed in.
 
-use crate::bugs::{self, Bug};
 use crate::model::TopicConfig;
 use crate::protocol::{BrokerInfo, QueueRoute, TopicRoute};
 use std::collections::BTreeMap;
@@ -34,9 +33,6 @@ impl RouteTable {
 
     /// Removes brokers silent for `expiry_ms` or more; returns their names.
     pub fn expire(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
-        if bugs::active(Bug::NamesrvNeverExpires) {
-            return Vec::new();
-        }
         let dead: Vec<String> = self
             .brokers
             .iter()

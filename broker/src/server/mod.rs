@@ -202,6 +202,7 @@ impl Broker {
                 tokio::spawn(async move {
                     loop {
                         me.flush_request.notified().await;
+                        me.slow_disk().await;
                         me.flush_now();
                     }
                 });
@@ -210,6 +211,7 @@ impl Broker {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_millis(me.config.flush_interval_ms)).await;
+                        me.slow_disk().await;
                         me.flush_now();
                     }
                 });
@@ -247,6 +249,13 @@ impl Broker {
                 f(&me);
             }
         });
+    }
+
+    async fn slow_disk(&self) {
+        let delay = self.disk.sync_delay_ms();
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
     }
 
     fn flush_now(&self) {

@@ -3,6 +3,7 @@
 
 use super::entry::{self, HEADER_LEN};
 use super::Disk;
+use crate::bugs::{self, Bug};
 use crate::error::{Error, Result};
 use crate::model::MessageExt;
 use std::collections::BTreeMap;
@@ -84,6 +85,9 @@ impl CommitLog {
             .chain(self.segments.range(start + 1..).map(|(s, _)| *s))
             .collect();
         let mut cut: Option<u64> = None;
+        // Each valid entry is dispatched once the next one is read, so the
+        // planted recovery bug below can drop the last one cleanly.
+        let mut pending: Option<MessageExt> = None;
         for seg_start in starts {
             let seg_len = self.segments[&seg_start];
             if offset < seg_start || offset > seg_start + seg_len {
@@ -102,19 +106,26 @@ impl CommitLog {
                     }
                     entry::decode(header, &data[pos + HEADER_LEN..end], offset).map(|m| (m, header.total_len))
                 });
-                match valid {
-                    Ok((msg, len)) => {
-                        dispatch(&msg)?;
-                        stats.entries += 1;
-                        pos += len;
-                        offset += len as u64;
-                    }
-                    Err(_) => break,
+                let Ok((msg, len)) = valid else { break };
+                if let Some(previous) = pending.replace(msg) {
+                    dispatch(&previous)?;
                 }
+                stats.entries += 1;
+                pos += len;
+                offset += len as u64;
             }
             if pos < data.len() {
                 cut = Some(offset);
                 break;
+            }
+        }
+        if let Some(last) = pending {
+            if bugs::active(Bug::RecoveryTruncatesExtra) {
+                // The planted defect: the last valid entry is cut as if torn.
+                cut = Some(last.commit_log_offset);
+                stats.entries -= 1;
+            } else {
+                dispatch(&last)?;
             }
         }
         if let Some(cut) = cut {

@@ -29,6 +29,12 @@ pub trait Disk: Send + Sync {
     fn list(&self, dir: &str) -> io::Result<Vec<String>>;
     /// Replaces the whole file durably and atomically (temp file, fsync, rename).
     fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// Extra time an fsync takes right now, in ms. Real disks take their
+    /// time inside `sync`; a simulated one reports it here so the async
+    /// flusher can wait in simulated time (a slow-fsync fault).
+    fn sync_delay_ms(&self) -> u64 {
+        0
+    }
 }
 
 /// Reads a whole file, or `None` when it does not exist.

@@ -1,0 +1,442 @@
+//! `mqsim`: run the scenario catalogue under the simulator.
+//!
+//! Exit codes: 0 every expected invariant held, 1 one was violated (or a
+//! determinism check failed), 2 bad input.
+
+use anyhow::{anyhow, bail, Context, Result};
+use broker::bugs::Bug;
+use clap::{Parser, Subcommand};
+use reports::{RunReport, SweepEntry};
+use scenarios::Scenario;
+use sim::run::{repro, run_seed, RunOptions, RunOutcome};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Parser)]
+#[command(name = "mqsim", version, about = "Deterministic simulation testbed for the mqsim broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List scenario names, one a line (or planted bug names with --bugs).
+    List {
+        /// List the planted bugs instead.
+        #[arg(long)]
+        bugs: bool,
+    },
+    /// Run one seed of a scenario (a catalogue name or a path to a .toml file).
+    Run {
+        /// Scenario name or file.
+        scenario: String,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Write report.md, report.html, history.jsonl and verdict.json here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Print every history event as it happens.
+        #[arg(long)]
+        trace: bool,
+        /// Switch on a planted bug (repeatable).
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// Run the seed twice and compare history digests.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Run many seeds of one scenario or of `all`.
+    Sweep {
+        /// Scenario name, file, or `all`.
+        scenario: String,
+        /// Seed range `A..B` (B excluded).
+        #[arg(long, default_value = "1..51")]
+        seeds: String,
+        /// Seeds run at once (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Switch on a planted bug.
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// Write an index page here, and a report for each failing seed.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Also run each seed twice and compare digests.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Shrink a failing seed's fault schedule and print it as a scenario file.
+    Shrink {
+        /// Scenario name or file.
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Planted bug the failure needs.
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// Also write the shrunk scenario to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prove every planted bug is caught: for each bug, sweep the catalogue
+    /// until some seed fails; report the repro line.
+    Bugs {
+        /// Seed range to try per scenario.
+        #[arg(long, default_value = "1..101")]
+        seeds: String,
+        /// Seeds run at once.
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+}
+
+/// A failure of the input, exit code 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow!(BadInput(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mqsim: {e:#}");
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn load(name: &str) -> Result<Scenario> {
+    let result = if name.ends_with(".toml") || name.contains('/') {
+        Scenario::load(name)
+    } else {
+        scenarios::find(name)
+    };
+    let scenario = result.map_err(|e| bad(e.to_string()))?;
+    check_supported(&scenario)?;
+    Ok(scenario)
+}
+
+fn check_supported(scenario: &Scenario) -> Result<()> {
+    if scenario.topology.replicas != 1 {
+        return Err(bad(format!(
+            "{}: topology.replicas = {} needs replication, which is not built yet; use 1",
+            scenario.name, scenario.topology.replicas
+        )));
+    }
+    Ok(())
+}
+
+fn catalogue() -> Result<Vec<Scenario>> {
+    let all = scenarios::catalogue(scenarios::catalogue_dir()).map_err(|e| bad(e.to_string()))?;
+    all.iter().try_for_each(check_supported)?;
+    Ok(all)
+}
+
+fn parse_bugs(names: &[String]) -> Result<Vec<Bug>> {
+    let bugs = names
+        .iter()
+        .map(|n| {
+            Bug::from_name(n).ok_or_else(|| {
+                let known: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+                bad(format!("unknown bug {n:?}; known: {}", known.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !broker::bugs::set_active(&bugs) {
+        return Err(bad("this build has no planted bugs: build with the `planted-bugs` feature (`cargo mqsim` does)"));
+    }
+    broker::bugs::set_active(&[]);
+    Ok(bugs)
+}
+
+fn parse_seeds(range: &str) -> Result<std::ops::Range<u64>> {
+    let (a, b) = range.split_once("..").ok_or_else(|| bad(format!("--seeds {range:?}: expected A..B")))?;
+    let a: u64 = a.trim().parse().map_err(|_| bad(format!("--seeds {range:?}: {a:?} is not a number")))?;
+    let b: u64 = b.trim().parse().map_err(|_| bad(format!("--seeds {range:?}: {b:?} is not a number")))?;
+    if a >= b {
+        return Err(bad(format!("--seeds {range:?}: the range is empty")));
+    }
+    Ok(a..b)
+}
+
+fn jobs(requested: Option<usize>) -> usize {
+    requested.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+}
+
+fn execute(cli: Cli) -> Result<bool> {
+    if !cfg!(madsim) && !matches!(cli.command, Command::List { .. }) {
+        bail!(BadInput("this mqsim was built without the simulator; run it as `cargo mqsim ...`".into()));
+    }
+    match cli.command {
+        Command::List { bugs } => {
+            if bugs {
+                for bug in Bug::ALL {
+                    println!("{}", bug.name());
+                }
+            } else {
+                for s in catalogue()? {
+                    println!("{}", s.name);
+                }
+            }
+            Ok(true)
+        }
+        Command::Run { scenario, seed, report, trace, bugs, check_determinism } => {
+            let scenario = load(&scenario)?;
+            let bugs = parse_bugs(&bugs)?;
+            run_one(&scenario, seed, RunOptions { trace, bugs }, report.as_deref(), check_determinism)
+        }
+        Command::Sweep { scenario, seeds, jobs: j, bugs, report, check_determinism } => {
+            let list = if scenario == "all" { catalogue()? } else { vec![load(&scenario)?] };
+            let seeds = parse_seeds(&seeds)?;
+            let bugs = parse_bugs(&bugs)?;
+            let options = RunOptions { trace: false, bugs };
+            let mut all_passed = true;
+            let mut entries = Vec::new();
+            for s in &list {
+                let (passed, mut e) = sweep(s, seeds.clone(), jobs(j), &options, report.as_deref(), check_determinism, false)?;
+                all_passed &= passed;
+                entries.append(&mut e);
+            }
+            if let Some(dir) = &report {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::write(dir.join("index.html"), reports::sweep_index_html(&entries))?;
+                std::fs::write(dir.join("index.md"), reports::sweep_index_markdown(&entries))?;
+                println!("sweep index: {}", dir.join("index.html").display());
+            }
+            Ok(all_passed)
+        }
+        Command::Shrink { scenario, seed, bugs, out } => {
+            let scenario = load(&scenario)?;
+            let bugs = parse_bugs(&bugs)?;
+            shrink(&scenario, seed, bugs, out.as_deref())
+        }
+        Command::Bugs { seeds, jobs: j } => {
+            let seeds = parse_seeds(&seeds)?;
+            let list = catalogue()?;
+            let mut all_caught = true;
+            for bug in Bug::ALL {
+                parse_bugs(&[bug.name().to_string()])?;
+                let options = RunOptions { trace: false, bugs: vec![bug] };
+                let mut caught = None;
+                for s in &list {
+                    let (_, entries) = sweep(s, seeds.clone(), jobs(j), &options, None, false, true)?;
+                    if let Some(e) = entries.iter().find(|e| e.validity != checker::verdict::Validity::Valid) {
+                        caught = Some(e.repro.clone());
+                        break;
+                    }
+                }
+                match caught {
+                    Some(repro) => println!("CAUGHT {} repro: {repro}", bug.name()),
+                    None => {
+                        all_caught = false;
+                        println!("MISSED {} in seeds {seeds:?} of every scenario", bug.name());
+                    }
+                }
+            }
+            Ok(all_caught)
+        }
+    }
+}
+
+fn print_resolved(resolved: &scenarios::Resolved) {
+    for (path, value) in resolved.options() {
+        println!("  {path} = {value}");
+    }
+}
+
+fn fail_line(o: &RunOutcome, bugs: &[Bug]) -> String {
+    let counts = o.verdict.summary_counts();
+    let panic = o.panic.as_deref().map(|p| format!(" panic={:?}", p.lines().next().unwrap_or(""))).unwrap_or_default();
+    format!("FAIL {} seed={} {counts}{panic} digest={} repro: {}", o.scenario, o.seed, o.digest, repro(&o.scenario, o.seed, bugs))
+}
+
+fn report_of(o: &RunOutcome, resolved: &scenarios::Resolved, bugs: &[Bug]) -> RunReport {
+    RunReport {
+        scenario: o.scenario.clone(),
+        seed: o.seed,
+        verdict: o.verdict.clone(),
+        history: o.history.clone(),
+        resolved_options: resolved.options(),
+        repro: repro(&o.scenario, o.seed, bugs),
+        digest: o.digest.clone(),
+        sim_duration_ms: o.sim_ms,
+        wall_ms: o.wall_ms,
+    }
+}
+
+fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&Path>, check_determinism: bool) -> Result<bool> {
+    println!("mqsim run {} seed={seed}", scenario.name);
+    let resolved = scenario.resolve(seed);
+    print_resolved(&resolved);
+    let outcome = run_seed(&resolved, &options);
+    for check in &outcome.verdict.checks {
+        let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {:<13} {:<8} {}", check.name, check.validity.as_str(), counts.join(" "));
+        for a in check.anomalies.iter().take(3) {
+            println!("      {}: {} (events {:?})", a.kind, a.detail, a.event_ids);
+        }
+    }
+    if let Some(p) = &outcome.panic {
+        println!("  panic: {p}");
+    }
+    let mut ok = outcome.passed();
+    if check_determinism {
+        let again = run_seed(&resolved, &options);
+        if again.digest == outcome.digest {
+            println!("  determinism: same digest {} twice", outcome.digest);
+        } else {
+            println!("  determinism: DIFFERENT digests {} and {}", outcome.digest, again.digest);
+            ok = false;
+        }
+    }
+    if let Some(dir) = report {
+        reports::write_run(dir, &report_of(&outcome, &resolved, &options.bugs)).with_context(|| format!("writing report to {}", dir.display()))?;
+        println!("  report: {}", dir.join("report.html").display());
+    }
+    let sim_per_wall = outcome.sim_ms as f64 / outcome.wall_ms.max(1) as f64;
+    if ok {
+        println!(
+            "PASS {} seed={} events={} digest={} sim={:.0}s wall={:.2}s ({sim_per_wall:.0}x)",
+            outcome.scenario,
+            seed,
+            outcome.history.len(),
+            outcome.digest,
+            outcome.sim_ms as f64 / 1000.0,
+            outcome.wall_ms as f64 / 1000.0
+        );
+    } else {
+        println!("{}", fail_line(&outcome, &options.bugs));
+    }
+    Ok(ok)
+}
+
+/// Sweeps `seeds` of one scenario on `jobs` threads. With `stop_at_first`,
+/// stops handing out seeds once one fails.
+fn sweep(
+    scenario: &Scenario,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    options: &RunOptions,
+    report: Option<&Path>,
+    check_determinism: bool,
+    stop_at_first: bool,
+) -> Result<(bool, Vec<SweepEntry>)> {
+    let started = std::time::Instant::now();
+    let all: Vec<u64> = seeds.collect();
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let results: Mutex<Vec<(RunOutcome, bool)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(all.len()) {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = all.get(i) else { break };
+                let resolved = scenario.resolve(seed);
+                let outcome = run_seed(&resolved, options);
+                let mut deterministic = true;
+                if check_determinism {
+                    deterministic = run_seed(&resolved, options).digest == outcome.digest;
+                }
+                if !outcome.passed() || !deterministic {
+                    if !stop_at_first {
+                        println!("{}", fail_line(&outcome, &options.bugs));
+                    }
+                    if !deterministic {
+                        println!("NONDETERMINISTIC {} seed={seed}: the same seed gave two digests", scenario.name);
+                    }
+                    if stop_at_first {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                results.lock().expect("results").push((outcome, deterministic));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|(o, _)| o.seed);
+    let wall = started.elapsed().as_secs_f64();
+    let failed = results.iter().filter(|(o, d)| !o.passed() || !d).count();
+    let sim_s: f64 = results.iter().map(|(o, _)| o.sim_ms as f64 / 1000.0).sum();
+    let mut entries = Vec::new();
+    for (o, deterministic) in &results {
+        let report_dir = match report {
+            Some(dir) if !o.passed() || !deterministic => {
+                let sub = format!("{}-{}", o.scenario, o.seed);
+                let resolved = scenario.resolve(o.seed);
+                reports::write_run(&dir.join(&sub), &report_of(o, &resolved, &options.bugs))?;
+                Some(sub)
+            }
+            _ => None,
+        };
+        entries.push(SweepEntry {
+            scenario: o.scenario.clone(),
+            seed: o.seed,
+            validity: if *deterministic { o.verdict.validity } else { checker::verdict::Validity::Invalid },
+            digest: o.digest.clone(),
+            counts: o.verdict.summary_counts().to_string(),
+            repro: repro(&o.scenario, o.seed, &options.bugs),
+            report_dir,
+        });
+    }
+    if !stop_at_first {
+        println!(
+            "{} {} seeds={} failed={failed} wall={wall:.1}s seeds/s={:.2} sim-s/wall-s={:.0}",
+            if failed == 0 { "PASS" } else { "FAIL" },
+            scenario.name,
+            results.len(),
+            results.len() as f64 / wall.max(1e-9),
+            sim_s / wall.max(1e-9),
+        );
+    }
+    Ok((failed == 0, entries))
+}
+
+fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
+    let options = RunOptions { trace: false, bugs: bugs.clone() };
+    let resolved = scenario.resolve(seed);
+    let first = run_seed(&resolved, &options);
+    if first.passed() {
+        println!("seed {seed} of {} passes: nothing to shrink", scenario.name);
+        return Ok(true);
+    }
+    eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, &bugs));
+    let (minimal, runs) = sim::shrink::ddmin(&resolved.schedule, |candidate| {
+        let reduced = scenario.with_schedule(candidate);
+        !run_seed(&reduced.resolve(seed), &options).passed()
+    });
+    let shrunk = scenario.with_schedule(&minimal);
+    let toml = shrunk.to_toml_string();
+    eprintln!("{} -> {} faults in {runs} runs", resolved.schedule.len(), minimal.len());
+    println!("# shrunk from {} faults to {} by `mqsim shrink {} --seed {seed}`; still fails with seed {seed}", resolved.schedule.len(), minimal.len(), scenario.name);
+    print!("{toml}");
+    if let Some(path) = out {
+        std::fs::write(path, &toml).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("written to {}", path.display());
+    }
+    Ok(false)
+}

@@ -1,0 +1,176 @@
+//! The simulated disk: a [`MemDisk`] per broker that survives restarts,
+//! plus injectable faults.
+
+use broker::store::{Disk, MemDisk};
+use scenarios::DiskFaultKind;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+/// Faults currently switched on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskFaults {
+    /// Every append fails.
+    pub write_error: bool,
+    /// Every fsync fails.
+    pub fsync_error: bool,
+    /// Appends fail with "no space left".
+    pub full: bool,
+    /// Each fsync takes this long in simulated time.
+    pub slow_fsync_ms: u64,
+}
+
+/// One broker's disk. Clones share contents and faults.
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    mem: MemDisk,
+    faults: Arc<Mutex<DiskFaults>>,
+}
+
+impl SimDisk {
+    /// An empty, healthy disk.
+    pub fn new() -> SimDisk {
+        SimDisk::default()
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> DiskFaults {
+        *self.faults.lock().expect("faults")
+    }
+
+    /// Switches a fault on (`on`) or off. `flip-byte` is instantaneous: use
+    /// [`SimDisk::flip_byte`].
+    pub fn set(&self, kind: DiskFaultKind, on: bool) {
+        let mut f = self.faults.lock().expect("faults");
+        match kind {
+            DiskFaultKind::SlowFsync => f.slow_fsync_ms = if on { 2_000 } else { 0 },
+            DiskFaultKind::WriteError => f.write_error = on,
+            DiskFaultKind::FsyncError => f.fsync_error = on,
+            DiskFaultKind::Full => f.full = on,
+            DiskFaultKind::FlipByte => {}
+        }
+    }
+
+    /// Clears every fault.
+    pub fn heal(&self) {
+        *self.faults.lock().expect("faults") = DiskFaults::default();
+    }
+
+    /// Power loss: unsynced bytes dropped, the last write torn where
+    /// `torn(n)` says (0..=n bytes of it survive).
+    pub fn power_loss(&self, torn: impl FnMut(usize) -> usize) {
+        self.mem.power_loss(torn);
+    }
+
+    /// Flips one bit in a commit log segment, at a position picked by
+    /// `pick(len)`. Returns the path and offset, or `None` with no log yet.
+    pub fn flip_byte(&self, mut pick: impl FnMut(u64) -> u64) -> Option<(String, u64)> {
+        let segments = self.mem.list("commitlog").ok()?;
+        let total: u64 = segments.iter().filter_map(|s| self.mem.len(&format!("commitlog/{s}")).ok().flatten()).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut at = pick(total) % total;
+        for s in segments {
+            let path = format!("commitlog/{s}");
+            let len = self.mem.len(&path).ok().flatten().unwrap_or(0);
+            if at < len {
+                self.mem.flip_bit(&path, at, (at % 8) as u8);
+                return Some((path, at));
+            }
+            at -= len;
+        }
+        None
+    }
+
+    /// Bytes written and not yet synced.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.mem.unsynced_bytes()
+    }
+
+    fn check_write(&self) -> io::Result<()> {
+        let f = self.faults();
+        if f.full {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "simulated: no space left on device"));
+        }
+        if f.write_error {
+            return Err(io::Error::other("simulated: write error"));
+        }
+        Ok(())
+    }
+}
+
+impl Disk for SimDisk {
+    fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.mem.read(path, offset, len)
+    }
+
+    fn len(&self, path: &str) -> io::Result<Option<u64>> {
+        self.mem.len(path)
+    }
+
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.check_write()?;
+        self.mem.append(path, data)
+    }
+
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.check_write()?;
+        self.mem.truncate(path, len)
+    }
+
+    fn sync(&self, path: &str) -> io::Result<()> {
+        if self.faults().fsync_error {
+            return Err(io::Error::other("simulated: fsync error"));
+        }
+        self.mem.sync(path)
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.mem.remove(path)
+    }
+
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+
+    fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.check_write()?;
+        self.mem.write_atomic(path, data)
+    }
+
+    fn sync_delay_ms(&self) -> u64 {
+        self.faults().slow_fsync_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_fail_writes_until_healed() {
+        let disk = SimDisk::new();
+        disk.append("a", b"x").unwrap();
+        disk.set(DiskFaultKind::Full, true);
+        let err = disk.append("a", b"y").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        disk.set(DiskFaultKind::FsyncError, true);
+        assert!(disk.sync("a").is_err());
+        disk.set(DiskFaultKind::SlowFsync, true);
+        assert_eq!(disk.sync_delay_ms(), 2_000);
+        disk.heal();
+        disk.append("a", b"y").unwrap();
+        disk.sync("a").unwrap();
+        assert_eq!(disk.read("a", 0, 10).unwrap(), b"xy");
+    }
+
+    #[test]
+    fn flip_byte_hits_the_commit_log() {
+        let disk = SimDisk::new();
+        assert_eq!(disk.flip_byte(|_| 0), None);
+        disk.append("commitlog/00000000000000000000", &[0u8; 10]).unwrap();
+        let (path, at) = disk.flip_byte(|_| 13).unwrap();
+        assert_eq!((path.as_str(), at), ("commitlog/00000000000000000000", 3));
+        assert_eq!(disk.read(&path, 3, 1).unwrap(), vec![1 << 3]);
+    }
+}

@@ -1,0 +1,148 @@
+//! Running one seed of one scenario, and what comes out of it.
+
+use broker::bugs::Bug;
+use checker::config::{CheckConfig, Expect, GroupSpec};
+use checker::history::Event;
+use checker::verdict::{Validity, Verdict};
+use scenarios::{Resolved, Scenario};
+
+/// How to run a seed.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Print every history event as it is recorded.
+    pub trace: bool,
+    /// Planted bugs to switch on.
+    pub bugs: Vec<Bug>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// The checker's verdict (a panic makes it invalid).
+    pub verdict: Verdict,
+    /// The history.
+    pub history: Vec<Event>,
+    /// Stable digest of the history.
+    pub digest: String,
+    /// A panic inside the simulation: a broker assertion, or a hang past the time limit.
+    pub panic: Option<String>,
+    /// Simulated milliseconds the run covered.
+    pub sim_ms: u64,
+    /// Wall-clock milliseconds it took.
+    pub wall_ms: u64,
+}
+
+impl RunOutcome {
+    /// Whether every expected invariant held and nothing panicked.
+    pub fn passed(&self) -> bool {
+        self.panic.is_none() && self.verdict.validity == Validity::Valid
+    }
+}
+
+/// What the checker must know about a scenario.
+pub fn check_config(scenario: &Scenario) -> CheckConfig {
+    let groups = scenario
+        .workload
+        .consumers
+        .iter()
+        .map(|c| GroupSpec { group: c.group.clone(), topic: c.topic.clone(), tags: c.tags.clone(), broadcast: false })
+        .collect();
+    let mut fifo_topics: Vec<String> =
+        scenario.workload.producers.iter().filter(|p| p.fifo).map(|p| p.topic.clone()).collect();
+    fifo_topics.sort();
+    fifo_topics.dedup();
+    CheckConfig {
+        groups,
+        fifo_topics,
+        expect: Expect {
+            lost_max: scenario.expect.lost,
+            order: scenario.expect.order,
+            exactly_once: scenario.expect.exactly_once,
+            liveness_bound_ms: scenario.expect.liveness_bound_s.map(|s| s * 1000),
+            unexpected_max: 0,
+        },
+    }
+}
+
+/// The command that reproduces a seed.
+pub fn repro(scenario: &str, seed: u64, bugs: &[Bug]) -> String {
+    let mut cmd = format!("cargo mqsim run {scenario} --seed {seed}");
+    for bug in bugs {
+        cmd.push_str(&format!(" --bug {}", bug.name()));
+    }
+    cmd
+}
+
+/// Runs one seed on a fresh OS thread (madsim keeps one runtime per thread),
+/// catching panics as findings.
+pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
+    let resolved = resolved.clone();
+    let options = options.clone();
+    let name = resolved.scenario.name.clone();
+    let seed = resolved.seed;
+    let started = std::time::Instant::now();
+    let config = check_config(&resolved.scenario);
+    let sim_ms = resolved.scenario.duration_ms() + resolved.scenario.tail_s * 1000;
+    let thread = std::thread::Builder::new()
+        .name(format!("{name}-{seed}"))
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || simulate(resolved, options))
+        .expect("spawn seed thread");
+    let (history, panic) = match thread.join() {
+        Ok(Ok(history)) => (history, None),
+        Ok(Err((history, message))) => (history, Some(message)),
+        Err(payload) => (Vec::new(), Some(panic_message(payload.as_ref()))),
+    };
+    let mut verdict = checker::check_all(&history, &config);
+    if panic.is_some() {
+        verdict.validity = Validity::Invalid;
+    }
+    RunOutcome {
+        digest: checker::history::digest_hex(&history),
+        scenario: name,
+        seed,
+        verdict,
+        history,
+        panic,
+        sim_ms,
+        wall_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic with a non-string payload".to_string())
+}
+
+#[cfg(madsim)]
+type Simulated = Result<Vec<Event>, (Vec<Event>, String)>;
+
+#[cfg(madsim)]
+fn simulate(resolved: Resolved, options: RunOptions) -> Simulated {
+    use std::panic::AssertUnwindSafe;
+    use std::time::Duration;
+    broker::bugs::set_active(&options.bugs);
+    let seed = resolved.seed;
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let limit_s = resolved.scenario.duration_s + resolved.scenario.tail_s + 600;
+    runtime.set_time_limit(Duration::from_secs(limit_s));
+    let recorder = crate::recorder::Recorder::new_unstarted(options.trace);
+    let rec = recorder.clone();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(move || runtime.block_on(crate::scenario_main(resolved, rec))));
+    match result {
+        Ok(()) => Ok(recorder.events()),
+        Err(payload) => Err((recorder.events(), panic_message(payload.as_ref()))),
+    }
+}
+
+#[cfg(not(madsim))]
+fn simulate(_resolved: Resolved, _options: RunOptions) -> Result<Vec<Event>, (Vec<Event>, String)> {
+    Err((Vec::new(), "this build has no simulator: build with --cfg madsim (use `cargo mqsim`)".to_string()))
+}
