@@ -50,4 +50,6 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     world.stop_clients();
     world.drain().await;
     recorder.note("harness", Op::End, None, None);
+    world.shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
 }

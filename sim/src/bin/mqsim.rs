@@ -219,6 +219,8 @@ fn execute(cli: Cli) -> Result<bool> {
                 all_passed &= passed;
                 entries.append(&mut e);
             }
+            let failed = entries.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).count();
+            println!("sweep: {} passed, {failed} failed", entries.len() - failed);
             if let Some(dir) = &report {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 std::fs::write(dir.join("index.html"), reports::sweep_index_html(&entries))?;
@@ -236,6 +238,7 @@ fn execute(cli: Cli) -> Result<bool> {
             let seeds = parse_seeds(&seeds)?;
             let list = catalogue()?;
             let mut all_caught = true;
+            let mut missed = 0;
             for bug in Bug::ALL {
                 parse_bugs(&[bug.name().to_string()])?;
                 let options = RunOptions { trace: false, bugs: vec![bug] };
@@ -251,10 +254,12 @@ fn execute(cli: Cli) -> Result<bool> {
                     Some(repro) => println!("CAUGHT {} repro: {repro}", bug.name()),
                     None => {
                         all_caught = false;
+                        missed += 1;
                         println!("MISSED {} in seeds {seeds:?} of every scenario", bug.name());
                     }
                 }
             }
+            println!("bugs: {} passed, {missed} failed", Bug::ALL.len() - missed);
             Ok(all_caught)
         }
     }
@@ -332,6 +337,16 @@ fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&
     Ok(ok)
 }
 
+/// What a sweep keeps of a seed: a run's history is dropped as soon as the
+/// seed ends (a failing seed's report is written first), so memory stays
+/// flat however many seeds run.
+struct SeedSummary {
+    seed: u64,
+    failed: bool,
+    entry: SweepEntry,
+    sim_ms: u64,
+}
+
 /// Sweeps `seeds` of one scenario on `jobs` threads. With `stop_at_first`,
 /// stops handing out seeds once one fails.
 fn sweep(
@@ -347,7 +362,7 @@ fn sweep(
     let all: Vec<u64> = seeds.collect();
     let next = AtomicUsize::new(0);
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let results: Mutex<Vec<(RunOutcome, bool)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Result<SeedSummary>>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(all.len()) {
             scope.spawn(|| loop {
@@ -356,53 +371,19 @@ fn sweep(
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = all.get(i) else { break };
-                let resolved = scenario.resolve(seed);
-                let outcome = run_seed(&resolved, options);
-                let mut deterministic = true;
-                if check_determinism {
-                    deterministic = run_seed(&resolved, options).digest == outcome.digest;
+                let summary = sweep_seed(scenario, seed, options, report, check_determinism, stop_at_first);
+                if stop_at_first && summary.as_ref().map_or(true, |s| s.failed) {
+                    stop.store(true, Ordering::Relaxed);
                 }
-                if !outcome.passed() || !deterministic {
-                    if !stop_at_first {
-                        println!("{}", fail_line(&outcome, &options.bugs));
-                    }
-                    if !deterministic {
-                        println!("NONDETERMINISTIC {} seed={seed}: the same seed gave two digests", scenario.name);
-                    }
-                    if stop_at_first {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                results.lock().expect("results").push((outcome, deterministic));
+                results.lock().expect("results").push(summary);
             });
         }
     });
-    let mut results = results.into_inner().expect("results");
-    results.sort_by_key(|(o, _)| o.seed);
+    let mut results = results.into_inner().expect("results").into_iter().collect::<Result<Vec<_>>>()?;
+    results.sort_by_key(|r| r.seed);
     let wall = started.elapsed().as_secs_f64();
-    let failed = results.iter().filter(|(o, d)| !o.passed() || !d).count();
-    let sim_s: f64 = results.iter().map(|(o, _)| o.sim_ms as f64 / 1000.0).sum();
-    let mut entries = Vec::new();
-    for (o, deterministic) in &results {
-        let report_dir = match report {
-            Some(dir) if !o.passed() || !deterministic => {
-                let sub = format!("{}-{}", o.scenario, o.seed);
-                let resolved = scenario.resolve(o.seed);
-                reports::write_run(&dir.join(&sub), &report_of(o, &resolved, &options.bugs))?;
-                Some(sub)
-            }
-            _ => None,
-        };
-        entries.push(SweepEntry {
-            scenario: o.scenario.clone(),
-            seed: o.seed,
-            validity: if *deterministic { o.verdict.validity } else { checker::verdict::Validity::Invalid },
-            digest: o.digest.clone(),
-            counts: o.verdict.summary_counts().to_string(),
-            repro: repro(&o.scenario, o.seed, &options.bugs),
-            report_dir,
-        });
-    }
+    let failed = results.iter().filter(|r| r.failed).count();
+    let sim_s: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
     if !stop_at_first {
         println!(
             "{} {} seeds={} failed={failed} wall={wall:.1}s seeds/s={:.2} sim-s/wall-s={:.0}",
@@ -413,7 +394,48 @@ fn sweep(
             sim_s / wall.max(1e-9),
         );
     }
-    Ok((failed == 0, entries))
+    Ok((failed == 0, results.into_iter().map(|r| r.entry).collect()))
+}
+
+/// Runs one seed of a sweep (twice with `check_determinism`), prints its
+/// failure line, writes its report when it failed and `report` is set.
+fn sweep_seed(
+    scenario: &Scenario,
+    seed: u64,
+    options: &RunOptions,
+    report: Option<&Path>,
+    check_determinism: bool,
+    quiet: bool,
+) -> Result<SeedSummary> {
+    let resolved = scenario.resolve(seed);
+    let outcome = run_seed(&resolved, options);
+    let deterministic = !check_determinism || run_seed(&resolved, options).digest == outcome.digest;
+    let failed = !outcome.passed() || !deterministic;
+    if failed && !quiet {
+        println!("{}", fail_line(&outcome, &options.bugs));
+        if !deterministic {
+            println!("NONDETERMINISTIC {} seed={seed}: the same seed gave two digests", scenario.name);
+        }
+    }
+    let report_dir = match report {
+        Some(dir) if failed => {
+            let sub = format!("{}-{seed}", outcome.scenario);
+            reports::write_run(&dir.join(&sub), &report_of(&outcome, &resolved, &options.bugs))
+                .with_context(|| format!("writing report to {}", dir.join(&sub).display()))?;
+            Some(sub)
+        }
+        _ => None,
+    };
+    let entry = SweepEntry {
+        scenario: outcome.scenario.clone(),
+        seed,
+        validity: if deterministic { outcome.verdict.validity } else { checker::verdict::Validity::Invalid },
+        digest: outcome.digest.clone(),
+        counts: outcome.verdict.summary_counts().to_string(),
+        repro: repro(&outcome.scenario, seed, &options.bugs),
+        report_dir,
+    };
+    Ok(SeedSummary { seed, failed, entry, sim_ms: outcome.sim_ms })
 }
 
 fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
@@ -429,10 +451,23 @@ fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) ->
         let reduced = scenario.with_schedule(candidate);
         !run_seed(&reduced.resolve(seed), &options).passed()
     });
-    let shrunk = scenario.with_schedule(&minimal);
+    let mut shrunk = scenario.with_schedule(&minimal);
+    // A scenario's name is its file's stem, so the printed file loads back.
+    shrunk.name = match out.and_then(|p| p.file_stem()).and_then(|s| s.to_str()) {
+        Some(stem) => stem.to_string(),
+        None => format!("{}-shrunk", scenario.name),
+    };
     let toml = shrunk.to_toml_string();
     eprintln!("{} -> {} faults in {runs} runs", resolved.schedule.len(), minimal.len());
-    println!("# shrunk from {} faults to {} by `mqsim shrink {} --seed {seed}`; still fails with seed {seed}", resolved.schedule.len(), minimal.len(), scenario.name);
+    println!(
+        "# shrunk from {} faults to {} by `mqsim shrink {} --seed {seed}`; still fails with seed {seed}.\n# save as {}.toml and run: cargo mqsim run {}.toml --seed {seed}{}",
+        resolved.schedule.len(),
+        minimal.len(),
+        scenario.name,
+        shrunk.name,
+        shrunk.name,
+        bugs.iter().map(|b| format!(" --bug {}", b.name())).collect::<String>()
+    );
     print!("{toml}");
     if let Some(path) = out {
         std::fs::write(path, &toml).with_context(|| format!("writing {}", path.display()))?;
