@@ -11,7 +11,8 @@
 //!   broker node), [`client`] (producer, push consumer, admin), all reading
 //!   time from [`clock::Clock`].
 //! - Edges: [`protocol`] (frames, requests, responses), [`net`] (connections
-//!   and the accept loop), and the binaries in `src/bin`.
+//!   and the accept loop), [`conf`] (the `broker.conf` file), and the binaries
+//!   in `src/bin` (`namesrv`, `broker`, `mqadmin`, `bench`).
 //!
 //! [`bugs`] holds the planted defects the testbed must find (feature
 //! `planted-bugs`, never in a default build).
@@ -19,6 +20,7 @@
 pub mod bugs;
 pub mod client;
 pub mod clock;
+pub mod conf;
 pub mod error;
 pub mod model;
 pub mod namesrv;

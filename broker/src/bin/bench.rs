@@ -1,0 +1,256 @@
+//! `bench`: send throughput and latency of a real broker on loopback.
+//!
+//! Everything runs in this process over real TCP and real files: a name
+//! server and a broker (FsDisk in a temporary directory) on ephemeral ports.
+//! For each flush mode a fresh broker and store are made, in a fresh tokio
+//! runtime, so nothing of one mode's run survives into the next. For each
+//! producer count `P`, `P` concurrent tasks each own a `Producer` on its own
+//! client instance (so its own connection), like `P` producer processes, and
+//! send synchronously one message after another; every send's latency goes
+//! into an HDR histogram in microseconds. Any send error, or a send that is
+//! not SEND_OK, ends the run with exit status 1.
+
+mod common;
+
+use anyhow::{anyhow, bail, Context};
+use broker::client::{Admin, ClientConfig, ClientInstance, Producer, ProducerConfig};
+use broker::clock::Clock;
+use broker::model::{Message, TopicConfig};
+use broker::namesrv::{NameServer, NameServerConfig};
+use broker::server::{Broker, BrokerConfig, FlushMode};
+use broker::store::FsDisk;
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Measures send throughput and latency of an in-process broker over loopback TCP.
+#[derive(Parser, Debug)]
+#[command(name = "bench", version)]
+struct Args {
+    /// Measured messages per row (split among the producers).
+    #[arg(long, default_value_t = 20_000)]
+    messages: u64,
+    /// Unmeasured messages sent first in each row.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: u64,
+    /// Producer counts, one row each.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    producers: Vec<usize>,
+    /// Body size of every message.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Flush modes, one fresh broker each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "async,sync")]
+    flush: Vec<Flush>,
+    /// Queues of the benchmark topic.
+    #[arg(long, default_value_t = 8)]
+    queues: u32,
+    /// Tokio worker threads (default: the machine's cores).
+    #[arg(long)]
+    worker_threads: Option<usize>,
+}
+
+/// A flush mode on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Flush {
+    /// ASYNC_FLUSH: acknowledge after the write.
+    Async,
+    /// SYNC_FLUSH: acknowledge after the fsync.
+    Sync,
+}
+
+impl Flush {
+    fn mode(self) -> FlushMode {
+        match self {
+            Flush::Async => FlushMode::Async,
+            Flush::Sync => FlushMode::Sync,
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Flush::Async => "ASYNC",
+            Flush::Sync => "SYNC",
+        }
+    }
+}
+
+/// One measured row.
+struct Row {
+    flush: Flush,
+    producers: usize,
+    messages: u64,
+    seconds: f64,
+    latency_us: Histogram<u64>,
+}
+
+impl Row {
+    fn msgs_per_s(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    common::init_logging("warn");
+    if let Err(e) = run(&args) {
+        eprintln!("bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.producers.is_empty() || args.producers.contains(&0) {
+        bail!("--producers needs positive counts");
+    }
+    if args.messages == 0 {
+        bail!("--messages must be positive");
+    }
+    let threads = args.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    println!(
+        "bench: {} measured + {} warmup messages per row, {} B bodies, {} queues, {threads} worker threads; \
+         each producer is a task with its own Producer and connection, sending synchronously",
+        args.messages, args.warmup, args.body_bytes, args.queues
+    );
+    let mut rows = Vec::new();
+    for &flush in &args.flush {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?;
+        rows.extend(runtime.block_on(run_flush(args, flush))?);
+        // Dropping the runtime stops this broker's tasks before the next mode.
+    }
+    print_table(&rows, args.body_bytes);
+    println!();
+    print_ratios(&rows, args);
+    Ok(())
+}
+
+/// A fresh name server and broker with `flush`, then one row per producer count.
+async fn run_flush(args: &Args, flush: Flush) -> anyhow::Result<Vec<Row>> {
+    let dir = tempfile::tempdir().context("making the store directory")?;
+    let ns_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the name server")?;
+    let ns_addr = ns_listener.local_addr()?.to_string();
+    tokio::spawn(NameServer::new(NameServerConfig::default(), Clock::new()).serve(ns_listener));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the broker")?;
+    let addr = listener.local_addr()?.to_string();
+    let mut config = BrokerConfig::new("bench-broker", addr);
+    config.namesrv_addrs = vec![ns_addr.clone()];
+    config.flush = flush.mode();
+    let disk = FsDisk::new(dir.path()).context("opening the store directory")?;
+    let broker = Broker::open(config, Arc::new(disk), Clock::new()).context("opening the broker")?;
+    broker.register_all().await;
+    tokio::spawn(broker.serve(listener));
+
+    let admin = Admin::new(ClientInstance::new(ClientConfig::new(vec![ns_addr.clone()], "bench-admin"), Clock::new()));
+    admin.create_topic(TopicConfig::new("bench", args.queues), None).await.map_err(|e| anyhow!("creating topic bench: {e}"))?;
+
+    let mut rows = Vec::new();
+    for &producers in &args.producers {
+        let clients: Vec<Producer> = (0..producers)
+            .map(|k| {
+                let client_id = format!("bench-{}-{producers}-{k}", flush.short());
+                let client = ClientInstance::new(ClientConfig::new(vec![ns_addr.clone()], client_id), Clock::new());
+                Producer::new(client, ProducerConfig::new("bench-producers"))
+            })
+            .collect::<broker::Result<_>>()?;
+        let body = vec![b'x'; args.body_bytes];
+        round(&clients, &body, args.warmup).await.context("warmup")?;
+        let start = Instant::now();
+        let latency_us = round(&clients, &body, args.messages).await?;
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!("bench: {} x{producers}: {} messages in {seconds:.2} s", flush.short(), args.messages);
+        rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us });
+    }
+    Ok(rows)
+}
+
+/// Sends `messages` split among the producers, concurrently; returns the
+/// merged latency histogram.
+async fn round(producers: &[Producer], body: &[u8], messages: u64) -> anyhow::Result<Histogram<u64>> {
+    let n = producers.len() as u64;
+    let tasks: Vec<_> = producers
+        .iter()
+        .enumerate()
+        .map(|(k, producer)| {
+            let count = messages / n + u64::from((k as u64) < messages % n);
+            let (producer, body) = (producer.clone(), body.to_vec());
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
+                for _ in 0..count {
+                    let sent = Instant::now();
+                    let result = producer.send(Message::new("bench", body.clone())).await.map_err(|e| anyhow!("send failed: {e}"))?;
+                    if !result.is_ok() {
+                        bail!("send stored but not SEND_OK: {:?}", result.status);
+                    }
+                    hist.saturating_record(sent.elapsed().as_micros().max(1) as u64);
+                }
+                Ok(hist)
+            })
+        })
+        .collect();
+    let mut total = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
+    for task in tasks {
+        let hist = task.await.context("sender task panicked")??;
+        total.add(&hist).context("merging histograms")?;
+    }
+    Ok(total)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn print_table(rows: &[Row], body_bytes: usize) {
+    let header = ["flush", "producers", "messages", "seconds", "msgs/s", "MiB/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"];
+    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in rows {
+        let h = &r.latency_us;
+        lines.push(vec![
+            r.flush.mode().rocketmq_name().to_string(),
+            r.producers.to_string(),
+            r.messages.to_string(),
+            format!("{:.2}", r.seconds),
+            format!("{:.0}", r.msgs_per_s()),
+            format!("{:.2}", r.msgs_per_s() * body_bytes as f64 / (1024.0 * 1024.0)),
+            ms(h.value_at_quantile(0.50)),
+            ms(h.value_at_quantile(0.90)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
+    for line in &lines {
+        // Text left-aligned, numbers right-aligned.
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .collect();
+        println!("{}", cells.join("  "));
+    }
+}
+
+fn print_ratios(rows: &[Row], args: &Args) {
+    let find = |flush: Flush, producers: usize| rows.iter().find(|r| r.flush == flush && r.producers == producers);
+    for &p in &args.producers {
+        if let (Some(sync), Some(asynch)) = (find(Flush::Sync, p), find(Flush::Async, p)) {
+            println!("SYNC/ASYNC throughput at {p} producers: {:.2}x", sync.msgs_per_s() / asynch.msgs_per_s());
+        }
+    }
+    if let (Some(&first), Some(&last)) = (args.producers.first(), args.producers.last()) {
+        if first != last {
+            for &flush in &args.flush {
+                if let (Some(a), Some(b)) = (find(flush, first), find(flush, last)) {
+                    println!("{last}/{first} producers throughput ({}): {:.1}x", flush.short(), b.msgs_per_s() / a.msgs_per_s());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! `mqadmin`: administer and exercise a cluster from the command line, after
+//! RocketMQ's `mqadmin` (each subcommand also answers to RocketMQ's name,
+//! e.g. `updateTopic`).
+//!
+//! Results go to stdout as plain-text tables with a fixed column order;
+//! errors are one line on stderr and exit status 1; misuse is clap's message
+//! and exit status 2.
+
+mod common;
+
+use anyhow::anyhow;
+use broker::client::{
+    Admin, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer,
+    PushConsumerConfig,
+};
+use broker::clock::Clock;
+use broker::model::{Message, MessageExt, TopicConfig, PERM_READ, PERM_WRITE};
+use broker::protocol::{ConsumeFrom, SendStatus};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Administer a RocketMQ-style cluster: topics, sends, consumption, queries, status.
+#[derive(Parser, Debug)]
+#[command(name = "mqadmin", version)]
+struct Cli {
+    /// Name servers, `a:9876;b:9876`.
+    #[arg(short = 'n', long, env = "NAMESRV_ADDR", default_value = "127.0.0.1:9876", global = true)]
+    namesrv: String,
+    /// Timeout of each request (ms).
+    #[arg(long, default_value_t = 3_000, global = true)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a new consumer group starts.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StartFrom {
+    /// The oldest retained message.
+    First,
+    /// Only messages sent from now on.
+    Last,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or update a topic on every master broker, or on one.
+    #[command(alias = "updateTopic")]
+    UpdateTopic {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Read queues per broker.
+        #[arg(short = 'r', long, default_value_t = 8)]
+        read_queues: u32,
+        /// Write queues per broker.
+        #[arg(short = 'w', long, default_value_t = 8)]
+        write_queues: u32,
+        /// Permission bits: 2 write, 4 read, 6 both.
+        #[arg(short = 'p', long, default_value_t = PERM_READ | PERM_WRITE)]
+        perm: u8,
+        /// Only this broker (by name).
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+        /// Mark the topic ordered (FIFO).
+        #[arg(short = 'o', long)]
+        order: bool,
+    },
+    /// List every topic of every broker.
+    #[command(alias = "topicList")]
+    TopicList,
+    /// Per-queue offsets of a topic.
+    #[command(alias = "topicStatus")]
+    TopicStatus {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+    /// Every broker, with its store and traffic figures.
+    #[command(alias = "clusterList")]
+    ClusterList,
+    /// Send messages and print each send result.
+    #[command(alias = "sendMessage")]
+    Send {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Message body.
+        #[arg(short = 'p', long)]
+        body: String,
+        /// Tag.
+        #[arg(long)]
+        tags: Option<String>,
+        /// Business keys, comma-separated.
+        #[arg(short = 'k', long, value_delimiter = ',')]
+        keys: Vec<String>,
+        /// How many copies to send.
+        #[arg(short = 'c', long, default_value_t = 1)]
+        count: u64,
+    },
+    /// Consume with a push consumer and print each message.
+    #[command(alias = "consumeMessage")]
+    Consume {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Tag expression: `*` or `TagA || TagB`.
+        #[arg(short = 's', long, default_value = "*")]
+        subscription: String,
+        /// Where a group with no committed offset starts.
+        #[arg(long, value_enum, default_value_t = StartFrom::First)]
+        from: StartFrom,
+        /// Stop after this many messages (exit 1 if fewer came in time).
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        wait_s: u64,
+    },
+    /// Messages of a topic with a business key.
+    #[command(alias = "queryMsgByKey")]
+    QueryByKey {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Business key.
+        #[arg(short = 'k', long)]
+        key: String,
+    },
+    /// A message by unique id or offset id, in full.
+    #[command(alias = "queryMsgById")]
+    QueryById {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Unique id (`UNIQ_KEY`) or offset id (`broker@hex`).
+        #[arg(short = 'i', long)]
+        id: String,
+    },
+    /// A group's committed offsets against each queue's end.
+    #[command(alias = "consumerProgress")]
+    ConsumerProgress {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    common::init_logging("warn");
+    if let Err(e) = run(cli).await {
+        eprintln!("mqadmin: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Everything a command needs: the client and how to explain its errors.
+struct Ctx {
+    client: Arc<ClientInstance>,
+    admin: Admin,
+    namesrv: Vec<String>,
+    timeout_ms: u64,
+}
+
+impl Ctx {
+    /// A library error as one sentence that says which peer failed.
+    fn explain(&self, e: broker::Error) -> anyhow::Error {
+        match e {
+            broker::Error::Connection { addr, reason } => {
+                let role = if self.namesrv.contains(&addr) { "name server" } else { "broker" };
+                anyhow!("cannot reach {role} {addr}: {}", plain_reason(&reason))
+            }
+            broker::Error::Timeout(ms) => anyhow!("no answer within {ms} ms (name servers {})", self.namesrv.join(";")),
+            other => anyhow!("{other}"),
+        }
+    }
+}
+
+/// `Connection refused (os error 111)` -> `connection refused`.
+fn plain_reason(reason: &str) -> String {
+    let reason = match reason.find(" (os error ") {
+        Some(i) => &reason[..i],
+        None => reason,
+    };
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let namesrv = broker::conf::parse_namesrv_list(&cli.namesrv).map_err(|e| anyhow!("--namesrv: {e}"))?;
+    let mut config = ClientConfig::new(namesrv.clone(), format!("mqadmin-{}", std::process::id()));
+    config.request_timeout_ms = cli.timeout_ms;
+    let client = ClientInstance::new(config, Clock::new());
+    let ctx = Ctx { admin: Admin::new(client.clone()), client, namesrv, timeout_ms: cli.timeout_ms };
+    match cli.command {
+        Command::UpdateTopic { topic, read_queues, write_queues, perm, broker, order } => {
+            let config = TopicConfig { name: topic.clone(), write_queues, read_queues, perm, order };
+            let done = ctx.admin.create_topic(config, broker.as_deref()).await.map_err(|e| ctx.explain(e))?;
+            for name in done {
+                println!(
+                    "topic {topic} created or updated on {name} (read {read_queues}, write {write_queues}, perm {perm}, order {order})"
+                );
+            }
+        }
+        Command::TopicList => {
+            let topics = ctx.admin.topics().await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["TOPIC", "BROKER", "READ", "WRITE", "PERM", "ORDER"]);
+            for (broker, t) in topics {
+                table.row(vec![t.name, broker, t.read_queues.to_string(), t.write_queues.to_string(), t.perm.to_string(), t.order.to_string()]);
+            }
+            table.print();
+        }
+        Command::TopicStatus { topic } => {
+            let stats = ctx.admin.topic_stats(&topic).await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["BROKER", "QUEUE", "MIN_OFFSET", "MAX_OFFSET"]);
+            for (broker, s) in stats {
+                table.row(vec![broker, s.queue_id.to_string(), s.min_offset.to_string(), s.max_offset.to_string()]);
+            }
+            table.print();
+        }
+        Command::ClusterList => cluster_list(&ctx).await?,
+        Command::Send { topic, body, tags, keys, count } => send(&ctx, topic, body, tags, keys, count).await?,
+        Command::Consume { topic, group, subscription, from, count, wait_s } => {
+            consume(&ctx, topic, group, subscription, from, count, wait_s).await?
+        }
+        Command::QueryByKey { topic, key } => {
+            let found = ctx.admin.query_by_key(&topic, &key, 32).await.map_err(|e| ctx.explain(e))?;
+            if found.is_empty() {
+                return Err(anyhow!("no message of topic {topic} has key {key}"));
+            }
+            let mut table =
+                Table::new(&["MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET", "STORE_TIME_MS", "TAGS", "KEYS", "BODY"]);
+            for m in found {
+                table.row(vec![
+                    m.msg_id(),
+                    m.offset_msg_id(),
+                    m.broker_name.clone(),
+                    m.queue_id.to_string(),
+                    m.queue_offset.to_string(),
+                    m.store_timestamp_ms.to_string(),
+                    m.message.tags.clone().unwrap_or_default(),
+                    m.message.keys.join(","),
+                    shorten(&body_text(&m), 60),
+                ]);
+            }
+            table.print();
+        }
+        Command::QueryById { topic, id } => {
+            let found = ctx.admin.query_by_id(&topic, &id).await.map_err(|e| ctx.explain(e))?;
+            if found.is_empty() {
+                return Err(anyhow!("no message of topic {topic} has id {id}"));
+            }
+            for (i, m) in found.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print_message(m);
+            }
+        }
+        Command::ConsumerProgress { group, topic } => {
+            let progress = ctx.admin.consume_stats(&group, &topic).await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["BROKER", "QUEUE", "BROKER_OFFSET", "CONSUMER_OFFSET", "DIFF"]);
+            let mut total = 0u64;
+            for (broker, p) in progress {
+                let (committed, diff) = match p.consumer_offset {
+                    Some(o) => {
+                        let diff = p.max_offset.saturating_sub(o);
+                        total += diff;
+                        (o.to_string(), diff.to_string())
+                    }
+                    None => ("-".to_string(), "-".to_string()),
+                };
+                table.row(vec![broker, p.queue_id.to_string(), p.max_offset.to_string(), committed, diff]);
+            }
+            table.print();
+            println!("total diff: {total}");
+        }
+    }
+    Ok(())
+}
+
+async fn cluster_list(ctx: &Ctx) -> anyhow::Result<()> {
+    let brokers = ctx.admin.cluster().await.map_err(|e| ctx.explain(e))?;
+    let mut table = Table::new(&[
+        "CLUSTER", "BROKER", "ID", "ADDR", "TOPICS", "FLUSH", "WRITE_OFFSET", "FLUSHED_OFFSET", "PUTS", "GETS",
+    ]);
+    for b in brokers {
+        let mut row = vec![b.cluster.clone(), b.broker_name.clone(), b.broker_id.to_string(), b.addr.clone(), b.topics.to_string()];
+        match ctx.admin.runtime(&b.addr).await {
+            Ok(info) => row.extend([
+                info.flush_mode,
+                info.write_offset.to_string(),
+                info.flushed_offset.to_string(),
+                info.put_count.to_string(),
+                info.get_count.to_string(),
+            ]),
+            Err(e) => {
+                eprintln!("mqadmin: broker {} at {}: {:#}", b.broker_name, b.addr, ctx.explain(e));
+                row.extend(["unreachable", "-", "-", "-", "-"].map(String::from));
+            }
+        }
+        table.row(row);
+    }
+    table.print();
+    Ok(())
+}
+
+async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys: Vec<String>, count: u64) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new("mqadmin-producer");
+    config.send_timeout_ms = ctx.timeout_ms;
+    let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
+    let mut table = Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET"]);
+    let mut not_ok = 0;
+    for i in 0..count {
+        let mut msg = Message::new(topic.clone(), body.clone().into_bytes());
+        msg.tags = tags.clone();
+        msg.keys = keys.clone();
+        match producer.send(msg).await {
+            Ok(r) => {
+                if r.status != SendStatus::SendOk {
+                    not_ok += 1;
+                }
+                table.row(vec![
+                    i.to_string(),
+                    status_name(r.status).to_string(),
+                    r.msg_id,
+                    r.offset_msg_id,
+                    r.broker_name,
+                    r.queue_id.to_string(),
+                    r.queue_offset.to_string(),
+                ]);
+            }
+            Err(e) => {
+                table.print();
+                return Err(ctx.explain(e).context(format!("send {i} of {count} failed")));
+            }
+        }
+    }
+    table.print();
+    if not_ok > 0 {
+        return Err(anyhow!("{not_ok} of {count} sends were stored but not SEND_OK"));
+    }
+    Ok(())
+}
+
+async fn consume(
+    ctx: &Ctx,
+    topic: String,
+    group: String,
+    subscription: String,
+    from: StartFrom,
+    count: Option<u64>,
+    wait_s: u64,
+) -> anyhow::Result<()> {
+    let mut config = PushConsumerConfig::new(group, topic, subscription);
+    config.consume_from = match from {
+        StartFrom::First => ConsumeFrom::FirstOffset,
+        StartFrom::Last => ConsumeFrom::LastOffset,
+    };
+    // One at a time, so no message past --count is marked consumed.
+    config.consume_concurrency = 1;
+    config.offset_persist_interval_ms = 1_000;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MessageExt>();
+    let limit = count.unwrap_or(u64::MAX);
+    let taken = Arc::new(AtomicU64::new(0));
+    let listener = {
+        let taken = taken.clone();
+        move |msgs: &[MessageExt], _ctx: &ConsumeContext| {
+            // Past the limit, leave messages unconsumed for the next run.
+            if taken.fetch_add(msgs.len() as u64, Ordering::SeqCst) >= limit {
+                taken.fetch_sub(msgs.len() as u64, Ordering::SeqCst);
+                return ConsumeResult::RetryLater;
+            }
+            for m in msgs {
+                let _ = tx.send(m.clone());
+            }
+            ConsumeResult::Success
+        }
+    };
+    // Fail fast on an unreachable name server instead of waiting out --wait-s.
+    ctx.client.route(&config.subscriptions[0].0, true).await.map_err(|e| ctx.explain(e))?;
+    let consumer = PushConsumer::start(ctx.client.clone(), config, listener).map_err(|e| ctx.explain(e))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
+    let mut printed = 0u64;
+    while printed < limit {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(m)) => {
+                printed += 1;
+                println!(
+                    "#{printed} msgId={} queue={}/{}/{} offset={} tags={} keys={} body={}",
+                    m.msg_id(),
+                    m.broker_name,
+                    m.message.topic,
+                    m.queue_id,
+                    m.queue_offset,
+                    m.message.tags.as_deref().unwrap_or("-"),
+                    if m.message.keys.is_empty() { "-".to_string() } else { m.message.keys.join(",") },
+                    body_text(&m),
+                );
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(ctx.timeout_ms), consumer.shutdown()).await;
+    eprintln!("mqadmin: consumed {printed} messages");
+    if let Some(n) = count {
+        if printed < n {
+            return Err(anyhow!("only {printed} of {n} messages arrived within {wait_s} s"));
+        }
+    }
+    Ok(())
+}
+
+fn status_name(status: SendStatus) -> &'static str {
+    match status {
+        SendStatus::SendOk => "SEND_OK",
+        SendStatus::FlushDiskTimeout => "FLUSH_DISK_TIMEOUT",
+        SendStatus::FlushSlaveTimeout => "FLUSH_SLAVE_TIMEOUT",
+        SendStatus::SlaveNotAvailable => "SLAVE_NOT_AVAILABLE",
+    }
+}
+
+fn body_text(m: &MessageExt) -> String {
+    String::from_utf8_lossy(&m.message.body).into_owned()
+}
+
+fn shorten(text: &str, chars_max: usize) -> String {
+    if text.chars().count() <= chars_max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(chars_max).collect();
+    out.push_str("...");
+    out
+}
+
+fn print_message(m: &MessageExt) {
+    let props: Vec<String> = m.message.properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let fields = [
+        ("Topic", m.message.topic.clone()),
+        ("Tags", m.message.tags.clone().unwrap_or_default()),
+        ("Keys", m.message.keys.join(",")),
+        ("Msg ID", m.msg_id()),
+        ("Offset Msg ID", m.offset_msg_id()),
+        ("Broker", m.broker_name.clone()),
+        ("Queue ID", m.queue_id.to_string()),
+        ("Queue Offset", m.queue_offset.to_string()),
+        ("CommitLog Offset", m.commit_log_offset.to_string()),
+        ("Store Size", m.store_size.to_string()),
+        ("Born Timestamp ms", m.born_timestamp_ms.to_string()),
+        ("Store Timestamp ms", m.store_timestamp_ms.to_string()),
+        ("Born Host", m.born_host.clone()),
+        ("Store Host", m.store_host.clone()),
+        ("Reconsume Times", m.reconsume_times.to_string()),
+        ("Properties", props.join(", ")),
+        ("Body", body_text(m)),
+    ];
+    for (name, value) in fields {
+        println!("{:<20}{value}", format!("{name}:"));
+    }
+}
+
+/// A plain-text table: left-aligned columns two spaces apart.
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    fn row(&mut self, row: Vec<String>) {
+        assert_eq!(row.len(), self.header.len(), "a row has one cell per column");
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            println!("{}", line.join("  ").trim_end());
+        }
+    }
+}

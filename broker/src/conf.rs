@@ -1,0 +1,379 @@
+//! The broker's configuration file, after RocketMQ's `broker.conf`.
+//!
+//! The format is Java-properties-like: one `key=value` per line, `#` starts a
+//! comment line, blank lines are skipped, whitespace around keys and values is
+//! trimmed. Keys keep RocketMQ's names so an existing file mostly carries
+//! over; a key this broker does not know is an error rather than silently
+//! ignored, so a typo never leaves a default in force.
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `brokerClusterName` | cluster name | `DefaultCluster` |
+//! | `brokerName` | broker (group) name | `broker-a` |
+//! | `brokerId` | only `0` (a master): slaves are not supported yet | `0` |
+//! | `brokerRole` | `ASYNC_MASTER` or `SYNC_MASTER` (replication is not implemented yet: it behaves as `ASYNC_MASTER`, with a warning); `SLAVE` is refused | `ASYNC_MASTER` |
+//! | `namesrvAddr` | name servers, `a:9876;b:9876` | none |
+//! | `listenPort` | port to listen on (all interfaces) | `10911` |
+//! | `brokerIP1` | IP advertised to clients with `listenPort` | `127.0.0.1` |
+//! | `listenAddr` | ours: `ip:port` to listen on and advertise, instead of the two above | |
+//! | `storePathRootDir` | store directory | `store` (relative to the working directory) |
+//! | `flushDiskType` | `SYNC_FLUSH` or `ASYNC_FLUSH` | `ASYNC_FLUSH` |
+//! | `flushIntervalCommitLog` | ASYNC_FLUSH period, ms | `500` |
+//! | `syncFlushTimeout` | SYNC_FLUSH wait before FLUSH_DISK_TIMEOUT, ms | `5000` |
+//! | `flushIntervalConsumeQueue` | consume queue and index checkpoint period, ms | `1000` |
+//! | `flushConsumerOffsetInterval` | consumer offset persistence period, ms | `5000` |
+//! | `autoCreateTopicEnable` | `true` or `false` | `true` |
+//! | `defaultTopicQueueNums` | queues of auto-created topics | `8` |
+//! | `fileReservedTime` | retention, hours | `72` |
+//! | `mappedFileSizeCommitLog` | commit log segment size, bytes | 64 MiB |
+//! | `maxMessageSize` | largest body, bytes | 4 MiB |
+//! | `registerNameServerPeriod` | registration period, ms | `30000` |
+//! | `longPollingMaxMs` | ours: longest a pull is held, ms | `15000` |
+//!
+//! Parsing is pure: it takes the file's text and returns a [`BrokerConf`] or
+//! a [`ConfError`] naming the line and key.
+
+use crate::server::{BrokerConfig, FlushMode};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// RocketMQ's default broker port.
+pub const LISTEN_PORT_DEFAULT: u16 = 10911;
+
+/// A rejected configuration: where and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {key}: {reason}")]
+pub struct ConfError {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The key at fault, or the line's text when it is not `key=value`.
+    pub key: String,
+    /// What was wrong, as a sentence fragment.
+    pub reason: String,
+}
+
+/// A parsed `broker.conf`: the broker's settings plus what the binary needs
+/// to start it.
+#[derive(Clone, Debug)]
+pub struct BrokerConf {
+    /// Settings handed to [`crate::server::Broker::open`].
+    pub broker: BrokerConfig,
+    /// Address to bind the listener to.
+    pub listen_addr: SocketAddr,
+    /// Directory of the store.
+    pub store_dir: PathBuf,
+    /// Things the operator should know that are not errors (e.g. SYNC_MASTER
+    /// is treated as ASYNC_MASTER); the binary logs them as warnings.
+    pub warnings: Vec<String>,
+}
+
+impl BrokerConf {
+    /// Listens on `addr` and advertises it; an unspecified IP (`0.0.0.0`)
+    /// keeps the advertised IP from the file.
+    pub fn set_listen_addr(&mut self, addr: SocketAddr) {
+        self.listen_addr = addr;
+        self.broker.advertise_addr = advertised(addr, self.advertised_ip());
+    }
+
+    /// Replaces the name server list.
+    pub fn set_namesrv_addrs(&mut self, addrs: Vec<String>) {
+        self.broker.namesrv_addrs = addrs;
+    }
+
+    /// The IP part of the advertised address.
+    fn advertised_ip(&self) -> IpAddr {
+        self.broker
+            .advertise_addr
+            .parse::<SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// The address clients are told: `listen` itself, or `ip` with its port
+/// when `listen` is on every interface.
+fn advertised(listen: SocketAddr, ip: IpAddr) -> String {
+    if listen.ip().is_unspecified() {
+        SocketAddr::new(ip, listen.port()).to_string()
+    } else {
+        listen.to_string()
+    }
+}
+
+/// Splits a `;`-separated name server list, checking each is `host:port`.
+pub fn parse_namesrv_list(text: &str) -> Result<Vec<String>, String> {
+    let mut addrs = Vec::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((host, port)) = part.rsplit_once(':') else {
+            return Err(format!("expected host:port, got {part:?}"));
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("expected host:port, got {part:?}"));
+        }
+        addrs.push(part.to_string());
+    }
+    if addrs.is_empty() {
+        return Err("expected at least one host:port".to_string());
+    }
+    Ok(addrs)
+}
+
+fn parse_u64(value: &str) -> Result<u64, String> {
+    value.parse::<u64>().map_err(|_| format!("expected a non-negative integer, got {value:?}"))
+}
+
+fn parse_positive(value: &str) -> Result<u64, String> {
+    match parse_u64(value)? {
+        0 => Err(format!("expected a positive integer, got {value:?}")),
+        n => Ok(n),
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expected true or false, got {value:?}")),
+    }
+}
+
+/// Parses the text of a `broker.conf`.
+pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
+    let mut config = BrokerConfig::new("broker-a", "");
+    let mut warnings = Vec::new();
+    let mut store_dir = PathBuf::from("store");
+    let mut listen_port: Option<u16> = None;
+    let mut broker_ip: Option<IpAddr> = None;
+    let mut listen_addr: Option<SocketAddr> = None;
+    // Key -> line it was set on, to refuse a key given twice.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    // Line where the listen address was chosen, to report a conflict there.
+    let mut listen_lines: Vec<(usize, &str)> = Vec::new();
+
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once('=') else {
+            return Err(ConfError { line, key: trimmed.to_string(), reason: "expected key=value".into() });
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let fail = |reason: String| ConfError { line, key: key.to_string(), reason };
+        if key.is_empty() {
+            return Err(ConfError { line, key: trimmed.to_string(), reason: "expected key=value, the key is empty".into() });
+        }
+        if let Some(first) = seen.insert(key.to_string(), line) {
+            return Err(fail(format!("set twice, first on line {first}")));
+        }
+        match key {
+            "brokerClusterName" => {
+                crate::model::validate_name("cluster", value).map_err(fail)?;
+                config.cluster = value.to_string();
+            }
+            "brokerName" => {
+                crate::model::validate_name("broker", value).map_err(fail)?;
+                config.broker_name = value.to_string();
+            }
+            "brokerId" => match parse_u64(value).map_err(fail)? {
+                0 => config.broker_id = 0,
+                n => return Err(fail(format!("brokerId {n} makes a slave: slaves are not supported yet (use 0)"))),
+            },
+            "brokerRole" => match value {
+                "ASYNC_MASTER" => {}
+                "SYNC_MASTER" => warnings.push(format!(
+                    "line {line}: brokerRole=SYNC_MASTER: replication is not implemented yet, the broker runs as ASYNC_MASTER"
+                )),
+                "SLAVE" => return Err(fail("SLAVE: slaves are not supported yet".into())),
+                _ => return Err(fail(format!("expected ASYNC_MASTER, SYNC_MASTER or SLAVE, got {value:?}"))),
+            },
+            "namesrvAddr" => config.namesrv_addrs = parse_namesrv_list(value).map_err(fail)?,
+            "listenPort" => {
+                let port = value.parse::<u16>().map_err(|_| fail(format!("expected a port number, got {value:?}")))?;
+                listen_port = Some(port);
+                listen_lines.push((line, key));
+            }
+            "brokerIP1" => {
+                broker_ip = Some(value.parse::<IpAddr>().map_err(|_| fail(format!("expected an IP address, got {value:?}")))?);
+            }
+            "listenAddr" => {
+                listen_addr =
+                    Some(value.parse::<SocketAddr>().map_err(|_| fail(format!("expected ip:port, got {value:?}")))?);
+                listen_lines.push((line, key));
+            }
+            "storePathRootDir" => {
+                if value.is_empty() {
+                    return Err(fail("expected a directory, got an empty value".into()));
+                }
+                store_dir = PathBuf::from(value);
+            }
+            "flushDiskType" => {
+                config.flush = match value {
+                    "SYNC_FLUSH" => FlushMode::Sync,
+                    "ASYNC_FLUSH" => FlushMode::Async,
+                    _ => return Err(fail(format!("expected SYNC_FLUSH or ASYNC_FLUSH, got {value:?}"))),
+                }
+            }
+            "flushIntervalCommitLog" => config.flush_interval_ms = parse_positive(value).map_err(fail)?,
+            "syncFlushTimeout" => config.sync_flush_timeout_ms = parse_positive(value).map_err(fail)?,
+            "flushIntervalConsumeQueue" => config.checkpoint_interval_ms = parse_positive(value).map_err(fail)?,
+            "flushConsumerOffsetInterval" => config.offset_persist_interval_ms = parse_positive(value).map_err(fail)?,
+            "autoCreateTopicEnable" => config.auto_create_topic = parse_bool(value).map_err(fail)?,
+            "defaultTopicQueueNums" => {
+                let n = parse_positive(value).map_err(fail)?;
+                config.default_topic_queues =
+                    u32::try_from(n).map_err(|_| fail(format!("expected at most {}, got {n}", u32::MAX)))?;
+            }
+            "fileReservedTime" => {
+                let hours = parse_positive(value).map_err(fail)?;
+                config.store.retention_ms =
+                    hours.checked_mul(3_600_000).ok_or_else(|| fail(format!("{hours} hours is too long")))?;
+            }
+            "mappedFileSizeCommitLog" => config.store.segment_bytes = parse_positive(value).map_err(fail)?,
+            "maxMessageSize" => {
+                let n = parse_positive(value).map_err(fail)?;
+                config.store.body_bytes_max = usize::try_from(n).map_err(|_| fail(format!("{n} bytes is too large")))?;
+            }
+            "registerNameServerPeriod" => config.register_interval_ms = parse_positive(value).map_err(fail)?,
+            "longPollingMaxMs" => config.long_polling_max_ms = parse_u64(value).map_err(fail)?,
+            _ => return Err(fail("unknown key".into())),
+        }
+    }
+
+    if listen_addr.is_some() && listen_port.is_some() {
+        let (line, key) = *listen_lines.last().expect("two listen keys were seen");
+        return Err(ConfError {
+            line,
+            key: key.to_string(),
+            reason: "listenAddr and listenPort are exclusive: give one".into(),
+        });
+    }
+    let ip = broker_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let listen_addr = listen_addr.unwrap_or_else(|| {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), listen_port.unwrap_or(LISTEN_PORT_DEFAULT))
+    });
+    config.advertise_addr = advertised(listen_addr, ip);
+    Ok(BrokerConf { broker: config, listen_addr, store_dir, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+# A broker.conf as RocketMQ users write it.
+brokerClusterName = east
+brokerName=broker-b
+brokerId=0
+
+brokerRole=SYNC_MASTER
+namesrvAddr=10.0.0.1:9876; 10.0.0.2:9876
+listenPort=10921
+brokerIP1=10.0.0.7
+storePathRootDir=/var/lib/mq/store
+flushDiskType=SYNC_FLUSH
+flushIntervalCommitLog=200
+syncFlushTimeout=2000
+flushIntervalConsumeQueue=700
+flushConsumerOffsetInterval=1500
+autoCreateTopicEnable=false
+defaultTopicQueueNums=4
+fileReservedTime=48
+mappedFileSizeCommitLog=1048576
+maxMessageSize=65536
+registerNameServerPeriod=10000
+longPollingMaxMs=5000
+";
+
+    #[test]
+    fn good_file_sets_every_field() {
+        let conf = parse(GOOD).unwrap();
+        let b = &conf.broker;
+        assert_eq!(b.cluster, "east");
+        assert_eq!(b.broker_name, "broker-b");
+        assert_eq!(b.broker_id, 0);
+        assert_eq!(b.namesrv_addrs, vec!["10.0.0.1:9876", "10.0.0.2:9876"]);
+        assert_eq!(conf.listen_addr, "0.0.0.0:10921".parse().unwrap());
+        assert_eq!(b.advertise_addr, "10.0.0.7:10921");
+        assert_eq!(conf.store_dir, PathBuf::from("/var/lib/mq/store"));
+        assert_eq!(b.flush, FlushMode::Sync);
+        assert_eq!(b.flush_interval_ms, 200);
+        assert_eq!(b.sync_flush_timeout_ms, 2000);
+        assert_eq!(b.checkpoint_interval_ms, 700);
+        assert_eq!(b.offset_persist_interval_ms, 1500);
+        assert!(!b.auto_create_topic);
+        assert_eq!(b.default_topic_queues, 4);
+        assert_eq!(b.store.retention_ms, 48 * 3_600_000);
+        assert_eq!(b.store.segment_bytes, 1_048_576);
+        assert_eq!(b.store.body_bytes_max, 65_536);
+        assert_eq!(b.register_interval_ms, 10_000);
+        assert_eq!(b.long_polling_max_ms, 5_000);
+        assert_eq!(conf.warnings.len(), 1, "SYNC_MASTER is accepted with a warning");
+        assert!(conf.warnings[0].contains("SYNC_MASTER"));
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let conf = parse("\n# nothing\n   \n").unwrap();
+        let defaults = BrokerConfig::new("broker-a", "127.0.0.1:10911");
+        assert_eq!(conf.broker.broker_name, defaults.broker_name);
+        assert_eq!(conf.broker.advertise_addr, defaults.advertise_addr);
+        assert_eq!(conf.broker.flush, FlushMode::Async);
+        assert_eq!(conf.listen_addr, "0.0.0.0:10911".parse().unwrap());
+        assert_eq!(conf.store_dir, PathBuf::from("store"));
+        assert!(conf.broker.namesrv_addrs.is_empty());
+        assert!(conf.warnings.is_empty());
+    }
+
+    #[test]
+    fn listen_addr_is_listened_on_and_advertised() {
+        let mut conf = parse("listenAddr=127.0.0.1:4000\n").unwrap();
+        assert_eq!(conf.listen_addr, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(conf.broker.advertise_addr, "127.0.0.1:4000");
+        conf.set_listen_addr("0.0.0.0:5000".parse().unwrap());
+        assert_eq!(conf.broker.advertise_addr, "127.0.0.1:5000");
+        conf.set_listen_addr("127.0.0.2:6000".parse().unwrap());
+        assert_eq!(conf.broker.advertise_addr, "127.0.0.2:6000");
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_name_the_line_and_key() {
+        assert_eq!(
+            error("brokerName=a\n\n#c\n\n\n\nflushDiskType=SYNC\n"),
+            r#"line 7: flushDiskType: expected SYNC_FLUSH or ASYNC_FLUSH, got "SYNC""#
+        );
+        assert_eq!(error("brokerName=a\nbrokerNam=b\n"), "line 2: brokerNam: unknown key");
+        assert_eq!(error("just words\n"), "line 1: just words: expected key=value");
+        assert_eq!(error("=3\n"), "line 1: =3: expected key=value, the key is empty");
+        assert_eq!(error("brokerName=a\nbrokerName=b\n"), "line 2: brokerName: set twice, first on line 1");
+        assert!(error("brokerId=1\n").contains("slaves are not supported yet"));
+        assert!(error("brokerRole=SLAVE\n").contains("slaves are not supported yet"));
+        assert!(error("brokerRole=MASTER\n").starts_with("line 1: brokerRole: expected"));
+        assert_eq!(error("autoCreateTopicEnable=yes\n"), r#"line 1: autoCreateTopicEnable: expected true or false, got "yes""#);
+        assert!(error("listenPort=70000\n").starts_with("line 1: listenPort: expected a port number"));
+        assert!(error("brokerIP1=localhost\n").starts_with("line 1: brokerIP1: expected an IP address"));
+        assert!(error("listenAddr=127.0.0.1\n").starts_with("line 1: listenAddr: expected ip:port"));
+        assert!(error("namesrvAddr=a;b:x\n").starts_with("line 1: namesrvAddr: expected host:port"));
+        assert!(error("namesrvAddr= ; \n").starts_with("line 1: namesrvAddr: expected at least one"));
+        assert!(error("flushIntervalCommitLog=0\n").starts_with("line 1: flushIntervalCommitLog: expected a positive"));
+        assert!(error("fileReservedTime=-1\n").starts_with("line 1: fileReservedTime: expected a non-negative"));
+        assert!(error("brokerName=bad name\n").starts_with("line 1: brokerName: broker name"));
+        assert_eq!(
+            error("listenAddr=127.0.0.1:1\nlistenPort=2\n"),
+            "line 2: listenPort: listenAddr and listenPort are exclusive: give one"
+        );
+    }
+
+    #[test]
+    fn namesrv_lists() {
+        assert_eq!(parse_namesrv_list("a:1;b:2;").unwrap(), vec!["a:1", "b:2"]);
+        assert!(parse_namesrv_list("a").is_err());
+        assert!(parse_namesrv_list(":1").is_err());
+    }
+}
