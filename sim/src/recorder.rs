@@ -48,7 +48,7 @@ impl Recorder {
         event.t_ms = inner.start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0);
         event.id = inner.events.len() as u64 + 1;
         if inner.trace {
-            println!("{}", checker::history::to_json_line(&event));
+            eprintln!("{}", checker::history::to_json_line(&event));
         }
         let id = event.id;
         inner.events.push(event);

@@ -44,7 +44,10 @@ impl Broker {
                 Response::ok(ResponseBody::ConsumerList(self.groups.lock().expect("groups").members(&group)))
             }
             Request::UpdateConsumerOffset { group, topic, queue_id, offset } => {
-                self.offsets.lock().expect("offsets").commit(&group, &topic, queue_id, offset);
+                // Never past the queue's end: a consumer that read entries a
+                // power loss took back may still commit its old position.
+                let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
+                self.offsets.lock().expect("offsets").commit(&group, &topic, queue_id, offset.min(end));
                 Response::ok(ResponseBody::None)
             }
             Request::QueryConsumerOffset { group, topic, queue_id } => {
@@ -208,14 +211,18 @@ impl Broker {
             Err(e) => return e.into(),
         };
         self.put_count.fetch_add(1, Ordering::Relaxed);
-        self.notify_arrival(&topic, queue_id);
         let mut status = SendStatus::SendOk;
         if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
-            match self.wait_flushed(put.end_offset).await {
+            let flushed = self.wait_flushed(put.end_offset).await;
+            // Held pulls wake once the message is durable, hence visible.
+            self.notify_arrival(&topic, queue_id);
+            match flushed {
                 Ok(()) => {}
                 Err(None) => status = SendStatus::FlushDiskTimeout,
                 Err(Some(e)) => return Response::error(ResponseCode::SystemError, format!("fsync failed: {e}")),
             }
+        } else {
+            self.notify_arrival(&topic, queue_id);
         }
         let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);
         let result = SendResult {
@@ -236,7 +243,7 @@ impl Broker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn pull(&self, _group: &str, topic: &str, queue_id: u32, offset: u64, max_msgs: u32, expression: &str, suspend_ms: u64) -> Response {
+    async fn pull(&self, group: &str, topic: &str, queue_id: u32, offset: u64, max_msgs: u32, expression: &str, suspend_ms: u64) -> Response {
         let Some(config) = self.topics.lock().expect("topics").get(topic).cloned() else {
             return Response::error(ResponseCode::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name));
         };
@@ -253,7 +260,14 @@ impl Broker {
         let deadline = self.clock.instant() + Duration::from_millis(suspend_ms.min(self.config.long_polling_max_ms));
         let mut arrivals = self.arrivals_rx(topic, queue_id);
         loop {
-            let got = self.store.lock().expect("store").get(topic, queue_id, offset, max_msgs, &accept);
+            let got = {
+                let store = self.store.lock().expect("store");
+                let visible_end = match self.config.flush {
+                    FlushMode::Sync => store.flushed_offset(),
+                    FlushMode::Async => store.write_offset(),
+                };
+                store.get(topic, queue_id, offset, max_msgs, visible_end, &accept)
+            };
             let mut got = match got {
                 Ok(g) => g,
                 Err(e) => return e.into(),
@@ -262,6 +276,14 @@ impl Broker {
             if got.status == GetStatus::NoNew && now < deadline {
                 let _ = tokio::time::timeout(deadline - now, arrivals.changed()).await;
                 continue;
+            }
+            if got.status == GetStatus::OffsetOverflow {
+                // Past the end (the queue lost its tail in a power loss):
+                // resume at the group's committed offset, clamped at open,
+                // rather than at the end, which would skip new messages.
+                if let Some(committed) = self.offsets.lock().expect("offsets").get(group, topic, queue_id) {
+                    got.next_offset = committed.min(got.max_offset);
+                }
             }
             if bugs::active(Bug::FilterSkipsMatch) && hashes.is_none() && filter != TagFilter::All {
                 // The planted defect: filtering moved client-side and the

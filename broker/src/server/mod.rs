@@ -155,10 +155,14 @@ impl Broker {
                 .map(|t| (t.name.clone(), t))
                 .collect(),
         };
-        let offsets = match read_all(disk.as_ref(), OFFSETS_PATH)? {
+        let mut offsets = match read_all(disk.as_ref(), OFFSETS_PATH)? {
             None => OffsetTable::default(),
             Some(bytes) => OffsetTable::from_json(&bytes).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
         };
+        let clamped = offsets.clamp(|topic, queue_id| store.queue_offsets(topic, queue_id).1);
+        if clamped > 0 {
+            tracing::warn!(clamped, "consumer offsets past the recovered queue ends were moved back");
+        }
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, "store opened");
         Ok(Arc::new(Broker {

@@ -29,6 +29,29 @@ impl OffsetTable {
         self.offsets.get(&key(group, topic))?.get(&queue_id).copied()
     }
 
+    /// Moves every committed offset that lies past its queue's end (as
+    /// `end_of(topic, queue_id)` says) back to that end; returns how many.
+    /// After a power loss the recovered queues can be shorter than what
+    /// consumers had already committed; left alone, new messages would get
+    /// offsets the group has "consumed" and be skipped.
+    pub fn clamp(&mut self, end_of: impl Fn(&str, u32) -> u64) -> usize {
+        let mut clamped = 0;
+        for (key, queues) in &mut self.offsets {
+            let Some((_, topic)) = key.split_once('@') else { continue };
+            for (queue_id, offset) in queues.iter_mut() {
+                let end = end_of(topic, *queue_id);
+                if *offset > end {
+                    *offset = end;
+                    clamped += 1;
+                }
+            }
+        }
+        if clamped > 0 {
+            self.dirty = true;
+        }
+        clamped
+    }
+
     /// The JSON to persist, when something changed since the last call.
     pub fn take_snapshot(&mut self) -> Option<Vec<u8>> {
         if !self.dirty {
@@ -59,5 +82,16 @@ mod tests {
         assert_eq!(back.get("g", "t", 1), Some(10));
         assert_eq!(back.get("g", "t", 2), None);
         assert!(OffsetTable::from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn clamp_moves_offsets_past_the_end_back() {
+        let mut t = OffsetTable::default();
+        t.commit("g", "t", 0, 10);
+        t.commit("g", "t", 1, 3);
+        let _ = t.take_snapshot();
+        assert_eq!(t.clamp(|_, q| if q == 0 { 7 } else { 5 }), 1);
+        assert_eq!((t.get("g", "t", 0), t.get("g", "t", 1)), (Some(7), Some(3)));
+        assert!(t.take_snapshot().is_some());
     }
 }

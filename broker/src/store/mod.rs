@@ -261,10 +261,13 @@ impl MessageStore {
     /// as the new checkpoint.
     pub fn checkpoint(&mut self) -> Result<()> {
         let flushed = self.commit_log.flushed_offset();
-        for key in std::mem::take(&mut self.dirty) {
+        // A queue stays dirty until its sync succeeds: after a failed fsync
+        // the next checkpoint must not vouch for entries never made durable.
+        while let Some(key) = self.dirty.first().cloned() {
             if let Some(cq) = self.queues.get(&key) {
                 cq.sync(self.disk.as_ref())?;
             }
+            self.dirty.remove(&key);
         }
         self.index.sync(self.disk.as_ref())?;
         let mut bytes = Vec::with_capacity(16);
@@ -293,13 +296,17 @@ impl MessageStore {
     }
 
     /// Reads up to `max_msgs` messages from a queue starting at `offset`,
-    /// keeping those whose tag hash `filter` accepts.
+    /// keeping those whose tag hash `filter` accepts. Entries that end past
+    /// `visible_end` (a commit log offset: the flushed offset under
+    /// SYNC_FLUSH) are not returned yet, so a consumer never reads what a
+    /// power loss could take back.
     pub fn get(
         &self,
         topic: &str,
         queue_id: u32,
         offset: u64,
         max_msgs: usize,
+        visible_end: u64,
         filter: &dyn Fn(u64) -> bool,
     ) -> Result<GetResult> {
         let (min_offset, max_offset) = self.queue_offsets(topic, queue_id);
@@ -322,6 +329,9 @@ impl MessageStore {
         let mut scanned = 0;
         while next < max_offset && result.messages.len() < max_msgs && scanned < self.config.scan_entries_max {
             let entry = cq.get(next).expect("offset inside the queue's range");
+            if entry.commit_log_offset + u64::from(entry.size) > visible_end {
+                break;
+            }
             scanned += 1;
             next += 1;
             if filter(entry.tag_hash) {
@@ -331,7 +341,13 @@ impl MessageStore {
             }
         }
         result.next_offset = next;
-        result.status = if result.messages.is_empty() { GetStatus::NoMatched } else { GetStatus::Found };
+        result.status = if !result.messages.is_empty() {
+            GetStatus::Found
+        } else if next == offset {
+            GetStatus::NoNew
+        } else {
+            GetStatus::NoMatched
+        };
         Ok(result)
     }
 

@@ -25,7 +25,7 @@ fn open(disk: &MemDisk) -> (MessageStore, RecoveryReport) {
 
 fn all_in_queue(store: &MessageStore, topic: &str, queue_id: u32) -> Vec<MessageExt> {
     let (min, max) = store.queue_offsets(topic, queue_id);
-    let got = store.get(topic, queue_id, min, usize::MAX, &|_| true).unwrap();
+    let got = store.get(topic, queue_id, min, usize::MAX, u64::MAX, &|_| true).unwrap();
     assert_eq!(got.next_offset, max);
     got.messages
 }
@@ -40,14 +40,14 @@ fn put_get_query_and_reopen() {
         assert_eq!(r.queue_offset, n / 2);
     }
     assert_eq!(store.queue_offsets("t", 0), (0, 20));
-    let evens = store.get("t", 0, 0, 5, &|h| h == tag_hash("even")).unwrap();
+    let evens = store.get("t", 0, 0, 5, u64::MAX, &|h| h == tag_hash("even")).unwrap();
     assert_eq!(evens.status, GetStatus::Found);
     assert_eq!(evens.messages.len(), 5);
-    let odds = store.get("t", 0, 0, 5, &|h| h == tag_hash("odd")).unwrap();
+    let odds = store.get("t", 0, 0, 5, u64::MAX, &|h| h == tag_hash("odd")).unwrap();
     assert_eq!(odds.status, GetStatus::NoMatched);
     assert_eq!(odds.next_offset, 20);
-    assert_eq!(store.get("t", 0, 20, 5, &|_| true).unwrap().status, GetStatus::NoNew);
-    assert_eq!(store.get("t", 0, 21, 5, &|_| true).unwrap().status, GetStatus::OffsetOverflow);
+    assert_eq!(store.get("t", 0, 20, 5, u64::MAX, &|_| true).unwrap().status, GetStatus::NoNew);
+    assert_eq!(store.get("t", 0, 21, 5, u64::MAX, &|_| true).unwrap().status, GetStatus::OffsetOverflow);
     let by_key = store.query_by_key("t", "key-7", 32, 0, u64::MAX).unwrap();
     assert_eq!(by_key.len(), 1);
     assert_eq!(by_key[0].msg_id(), "id-7");
@@ -59,6 +59,56 @@ fn put_get_query_and_reopen() {
     assert_eq!(report.truncated_bytes, 0);
     assert_eq!(all_in_queue(&store, "t", 1).len(), 20);
     assert_eq!(store.query_by_key("t", "key-39", 32, 0, u64::MAX).unwrap().len(), 1);
+}
+
+#[test]
+fn entries_past_the_visible_end_are_not_read_yet() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let first = store.put(message("t", 0, 0, 10), 0).unwrap();
+    store.put(message("t", 0, 1, 10), 0).unwrap();
+    let got = store.get("t", 0, 0, 10, first.end_offset, &|_| true).unwrap();
+    assert_eq!((got.status, got.messages.len(), got.next_offset), (GetStatus::Found, 1, 1));
+    let none = store.get("t", 0, 1, 10, first.end_offset, &|_| true).unwrap();
+    assert_eq!((none.status, none.next_offset), (GetStatus::NoNew, 1));
+}
+
+/// A failed fsync during a checkpoint must leave the queues dirty, so the
+/// next checkpoint syncs them before vouching for their entries.
+#[test]
+fn checkpoint_after_a_failed_sync_still_syncs_the_queues() {
+    #[derive(Clone, Default)]
+    struct FailingSync(MemDisk, std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Disk for FailingSync {
+        fn read(&self, p: &str, o: u64, l: usize) -> std::io::Result<Vec<u8>> { self.0.read(p, o, l) }
+        fn len(&self, p: &str) -> std::io::Result<Option<u64>> { self.0.len(p) }
+        fn append(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.append(p, d) }
+        fn truncate(&self, p: &str, l: u64) -> std::io::Result<()> { self.0.truncate(p, l) }
+        fn sync(&self, p: &str) -> std::io::Result<()> {
+            if self.1.load(std::sync::atomic::Ordering::Relaxed) && p.starts_with("consumequeue") {
+                return Err(std::io::Error::other("injected fsync error"));
+            }
+            self.0.sync(p)
+        }
+        fn remove(&self, p: &str) -> std::io::Result<()> { self.0.remove(p) }
+        fn list(&self, d: &str) -> std::io::Result<Vec<String>> { self.0.list(d) }
+        fn write_atomic(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.write_atomic(p, d) }
+    }
+    let disk = FailingSync::default();
+    let (mut store, _) = MessageStore::open(Arc::new(disk.clone()), small_config()).unwrap();
+    for n in 0..5 {
+        store.put(message("t", 0, n, 10), n).unwrap();
+    }
+    store.flush().unwrap();
+    disk.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(store.checkpoint().is_err());
+    disk.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    store.checkpoint().unwrap();
+    drop(store);
+    disk.0.power_loss(|_| 0);
+    let (store, _) = MessageStore::open(Arc::new(disk.0.clone()), small_config()).unwrap();
+    assert_eq!(store.queue_offsets("t", 0), (0, 5));
+    assert_eq!(all_in_queue(&store, "t", 0).len(), 5);
 }
 
 #[test]
@@ -84,14 +134,14 @@ fn retention_deletes_old_segments_and_moves_min_offset() {
     assert!(deleted > 0);
     let after = store.queue_offsets("t", 0);
     assert!(after.0 > before.0 && after.1 == before.1, "{before:?} -> {after:?}");
-    assert_eq!(store.get("t", 0, 0, 1, &|_| true).unwrap().status, GetStatus::OffsetTooSmall);
+    assert_eq!(store.get("t", 0, 0, 1, u64::MAX, &|_| true).unwrap().status, GetStatus::OffsetTooSmall);
     store.flush().unwrap();
     drop(store);
     // A lost checkpoint forces a full rebuild that must keep queue offsets.
     disk.remove("checkpoint").unwrap();
     let (store, _) = open(&disk);
     assert_eq!(store.queue_offsets("t", 0), after);
-    let first = store.get("t", 0, after.0, 1, &|_| true).unwrap();
+    let first = store.get("t", 0, after.0, 1, u64::MAX, &|_| true).unwrap();
     assert_eq!(first.messages[0].queue_offset, after.0);
 }
 
@@ -106,7 +156,7 @@ fn flipped_bit_is_caught_not_returned() {
     store.checkpoint().unwrap();
     let path = "commitlog/00000000000000000000";
     assert!(disk.flip_bit(path, 40, 3));
-    let err = store.get("t", 0, 0, 10, &|_| true).unwrap_err();
+    let err = store.get("t", 0, 0, 10, u64::MAX, &|_| true).unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 }
 
@@ -200,7 +250,7 @@ proptest! {
         let Ok((store, _)) = MessageStore::open(Arc::new(disk.clone()), small_config()) else { return Ok(()) };
         let (min, max) = store.queue_offsets("t", 0);
         for offset in min..max {
-            match store.get("t", 0, offset, 1, &|_| true) {
+            match store.get("t", 0, offset, 1, u64::MAX, &|_| true) {
                 Ok(got) => {
                     for m in got.messages { prop_assert_eq!(&m.message, &put[m.queue_offset as usize].message); }
                 }

@@ -83,6 +83,24 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Internal: run one seed in this process and print its result as JSON.
+    /// The scenario comes as TOML on standard input. Every other command runs
+    /// each seed through this in a child process (see `run_isolated`).
+    #[command(name = "__seed", hide = true)]
+    Seed {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Planted bugs.
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// Print every history event to standard error.
+        #[arg(long)]
+        trace: bool,
+        /// Write the history here as JSON lines.
+        #[arg(long)]
+        history: Option<PathBuf>,
+    },
     /// Prove every planted bug is caught: for each bug, sweep the catalogue
     /// until some seed fails; report the repro line.
     Bugs {
@@ -234,6 +252,26 @@ fn execute(cli: Cli) -> Result<bool> {
             let bugs = parse_bugs(&bugs)?;
             shrink(&scenario, seed, bugs, out.as_deref())
         }
+        Command::Seed { seed, bugs, trace, history } => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            let scenario = Scenario::from_toml_str(&text, "<stdin>").map_err(|e| bad(e.to_string()))?;
+            let bugs = parse_bugs(&bugs)?;
+            let outcome = run_seed(&scenario.resolve(seed), &RunOptions { trace, bugs });
+            if let Some(path) = history {
+                std::fs::write(&path, checker::history::to_jsonl(&outcome.history))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            let result = ChildResult {
+                digest: outcome.digest,
+                verdict: outcome.verdict,
+                panic: outcome.panic,
+                sim_ms: outcome.sim_ms,
+                wall_ms: outcome.wall_ms,
+            };
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(true)
+        }
         Command::Bugs { seeds, jobs: j } => {
             let seeds = parse_seeds(&seeds)?;
             let list = catalogue()?;
@@ -263,6 +301,78 @@ fn execute(cli: Cli) -> Result<bool> {
             Ok(all_caught)
         }
     }
+}
+
+/// What a seed's child process reports.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildResult {
+    digest: String,
+    verdict: checker::verdict::Verdict,
+    panic: Option<String>,
+    sim_ms: u64,
+    wall_ms: u64,
+}
+
+/// Runs one seed in a child process of this binary. Two simulations in one
+/// process do not always replay alike (some state outlives a madsim runtime;
+/// a fresh process does replay byte for byte), so every seed gets its own
+/// process. The history is read back only when `keep_history`.
+fn run_isolated(scenario: &Scenario, seed: u64, options: &RunOptions, keep_history: bool) -> Result<RunOutcome> {
+    use std::io::Write;
+    use std::process::{Command as Process, Stdio};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let exe = std::env::current_exe().context("locating the mqsim binary")?;
+    let history_path = keep_history.then(|| {
+        std::env::temp_dir().join(format!("mqsim-{}-{}.jsonl", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
+    });
+    let mut cmd = Process::new(exe);
+    cmd.arg("__seed").arg("--seed").arg(seed.to_string());
+    for bug in &options.bugs {
+        cmd.arg("--bug").arg(bug.name());
+    }
+    if options.trace {
+        cmd.arg("--trace");
+    }
+    if let Some(path) = &history_path {
+        cmd.arg("--history").arg(path);
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting a seed process")?;
+    child.stdin.take().expect("piped stdin").write_all(scenario.to_toml_string().as_bytes())?;
+    let output = child.wait_with_output().context("waiting for a seed process")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let parsed = stdout.lines().last().and_then(|line| serde_json::from_str::<ChildResult>(line).ok());
+    let history = match &history_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let _ = std::fs::remove_file(path);
+            checker::history::parse_jsonl(&text).map_err(|e| anyhow!("seed {seed}: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    Ok(match parsed {
+        Some(r) => RunOutcome {
+            scenario: scenario.name.clone(),
+            seed,
+            verdict: r.verdict,
+            history,
+            digest: r.digest,
+            panic: r.panic,
+            sim_ms: r.sim_ms,
+            wall_ms: r.wall_ms.max(1),
+        },
+        None => RunOutcome {
+            scenario: scenario.name.clone(),
+            seed,
+            verdict: checker::verdict::Verdict { validity: checker::verdict::Validity::Invalid, checks: Vec::new() },
+            history,
+            digest: "-".into(),
+            panic: Some(format!("the seed's process died ({}) without a result", output.status)),
+            sim_ms: 0,
+            wall_ms,
+        },
+    })
 }
 
 fn print_resolved(resolved: &scenarios::Resolved) {
@@ -295,7 +405,7 @@ fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&
     println!("mqsim run {} seed={seed}", scenario.name);
     let resolved = scenario.resolve(seed);
     print_resolved(&resolved);
-    let outcome = run_seed(&resolved, &options);
+    let outcome = run_isolated(scenario, seed, &options, true)?;
     for check in &outcome.verdict.checks {
         let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("  {:<13} {:<8} {}", check.name, check.validity.as_str(), counts.join(" "));
@@ -308,11 +418,16 @@ fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&
     }
     let mut ok = outcome.passed();
     if check_determinism {
-        let again = run_seed(&resolved, &options);
+        let again = run_isolated(scenario, seed, &options, true)?;
         if again.digest == outcome.digest {
             println!("  determinism: same digest {} twice", outcome.digest);
         } else {
             println!("  determinism: DIFFERENT digests {} and {}", outcome.digest, again.digest);
+            let first = outcome.history.iter().zip(&again.history).position(|(a, b)| a != b);
+            if let Some(i) = first.or(Some(outcome.history.len().min(again.history.len()))) {
+                let show = |h: &[checker::history::Event]| h.get(i).map(checker::history::to_json_line).unwrap_or_else(|| "(end of history)".into());
+                println!("  first divergence at event {}:\n    run 1: {}\n    run 2: {}", i + 1, show(&outcome.history), show(&again.history));
+            }
             ok = false;
         }
     }
@@ -408,8 +523,8 @@ fn sweep_seed(
     quiet: bool,
 ) -> Result<SeedSummary> {
     let resolved = scenario.resolve(seed);
-    let outcome = run_seed(&resolved, options);
-    let deterministic = !check_determinism || run_seed(&resolved, options).digest == outcome.digest;
+    let outcome = run_isolated(scenario, seed, options, report.is_some())?;
+    let deterministic = !check_determinism || run_isolated(scenario, seed, options, false)?.digest == outcome.digest;
     let failed = !outcome.passed() || !deterministic;
     if failed && !quiet {
         println!("{}", fail_line(&outcome, &options.bugs));
@@ -441,7 +556,7 @@ fn sweep_seed(
 fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
     let options = RunOptions { trace: false, bugs: bugs.clone() };
     let resolved = scenario.resolve(seed);
-    let first = run_seed(&resolved, &options);
+    let first = run_isolated(scenario, seed, &options, false)?;
     if first.passed() {
         println!("seed {seed} of {} passes: nothing to shrink", scenario.name);
         return Ok(true);
@@ -449,7 +564,7 @@ fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) ->
     eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, &bugs));
     let (minimal, runs) = sim::shrink::ddmin(&resolved.schedule, |candidate| {
         let reduced = scenario.with_schedule(candidate);
-        !run_seed(&reduced.resolve(seed), &options).passed()
+        run_isolated(&reduced, seed, &options, false).map(|o| !o.passed()).unwrap_or(false)
     });
     let mut shrunk = scenario.with_schedule(&minimal);
     // A scenario's name is its file's stem, so the printed file loads back.
