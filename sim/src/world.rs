@@ -110,12 +110,7 @@ impl World {
                         (world.recorder.clone(), producer_state.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
                     let stop_at = scenario.duration_ms() + scenario.tail_s * 1000 / 2;
                     let node_name = name.clone();
-                    world
-                        .handle
-                        .create_node()
-                        .name(&name)
-                        .ip(ip)
-                        .init(move || {
+                    world.node(&name, ip, move || {
                             workload::run_producer(
                                 node_name.clone(),
                                 spec.clone(),
@@ -126,8 +121,6 @@ impl World {
                                 stop_at,
                             )
                         })
-                        .build()
-                        .id()
                 }
                 Node::Consumer { group, .. } => {
                     consumer_index += 1;
@@ -136,12 +129,7 @@ impl World {
                     let (recorder, dedupe, namesrvs, clock) =
                         (world.recorder.clone(), world.dedupe.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
                     let node_name = name.clone();
-                    world
-                        .handle
-                        .create_node()
-                        .name(&name)
-                        .ip(ip)
-                        .init(move || {
+                    world.node(&name, ip, move || {
                             workload::run_consumer(
                                 node_name.clone(),
                                 spec.clone(),
@@ -152,8 +140,6 @@ impl World {
                                 dedupe.clone(),
                             )
                         })
-                        .build()
-                        .id()
                 }
                 _ => continue,
             };
@@ -162,21 +148,20 @@ impl World {
         world
     }
 
+    /// A madsim node whose `init` runs again on every restart.
+    fn node<F: std::future::Future + 'static>(&self, name: &str, ip: IpAddr, init: impl Fn() -> F + Send + Sync + 'static) -> NodeId {
+        self.handle.create_node().name(name).ip(ip).init(init).build().id()
+    }
+
     fn namesrv_node(&self, name: &str, ip: IpAddr, clock: Clock) -> NodeId {
         let config = NameServerConfig::default();
-        self.handle
-            .create_node()
-            .name(name)
-            .ip(ip)
-            .init(move || {
+        self.node(name, ip, move || {
                 let (config, clock) = (config.clone(), clock.clone());
                 async move {
                     let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, NAMESRV_PORT)).await.expect("namesrv port is free");
                     let _ = NameServer::new(config, clock).serve(listener).await;
                 }
             })
-            .build()
-            .id()
     }
 
     fn broker_config(&self, name: &str, ip: IpAddr) -> BrokerConfig {
@@ -196,11 +181,7 @@ impl World {
         let disk = SimDisk::new();
         self.disks.insert(name.to_string(), disk.clone());
         let config = self.broker_config(name, ip);
-        self.handle
-            .create_node()
-            .name(name)
-            .ip(ip)
-            .init(move || {
+        self.node(name, ip, move || {
                 let (config, clock, disk) = (config.clone(), clock.clone(), disk.clone());
                 async move {
                     // A supervisor that restarts the process when the store
@@ -218,8 +199,6 @@ impl World {
                     let _ = broker.serve(listener).await;
                 }
             })
-            .build()
-            .id()
     }
 
     async fn create_topics(&self) {

@@ -59,7 +59,8 @@ pub struct ClientInstance {
     config: ClientConfig,
     clock: Clock,
     pool: ConnectionPool,
-    routes: Mutex<BTreeMap<String, TopicRoute>>,
+    /// Topic -> its route and when it was fetched.
+    routes: Mutex<BTreeMap<String, (TopicRoute, tokio::time::Instant)>>,
     /// Broker name -> address, from the latest routes.
     brokers: Mutex<BTreeMap<String, String>>,
     next_namesrv: AtomicUsize,
@@ -127,11 +128,15 @@ impl ClientInstance {
         Err(last.expect("at least one name server tried"))
     }
 
-    /// The route of a topic: cached unless `refresh`.
+    /// The route of a topic: from the cache unless `refresh` or older than
+    /// `route_refresh_ms`.
     pub async fn route(&self, topic: &str, refresh: bool) -> Result<TopicRoute> {
         if !refresh {
-            if let Some(route) = self.routes.lock().expect("routes").get(topic) {
-                return Ok(route.clone());
+            let max_age = Duration::from_millis(self.config.route_refresh_ms);
+            if let Some((route, fetched)) = self.routes.lock().expect("routes").get(topic) {
+                if fetched.elapsed() < max_age {
+                    return Ok(route.clone());
+                }
             }
         }
         match self.call_namesrv(&Request::GetRoute { topic: topic.to_string() }).await {
@@ -140,7 +145,7 @@ impl ClientInstance {
                 for q in &route.queues {
                     brokers.insert(q.broker_name.clone(), q.addr.clone());
                 }
-                self.routes.lock().expect("routes").insert(topic.to_string(), route.clone());
+                self.routes.lock().expect("routes").insert(topic.to_string(), (route.clone(), self.clock.instant()));
                 Ok(route)
             }
             Ok(_) => Err(Error::Protocol("name server answered GetRoute with the wrong body".into())),
@@ -148,7 +153,16 @@ impl ClientInstance {
                 self.routes.lock().expect("routes").remove(topic);
                 Err(Error::NoRoute(topic.to_string()))
             }
-            Err(e) => Err(e),
+            // No name server answered: a stale route beats none, as in
+            // RocketMQ, and the next attempt waits a whole refresh period
+            // rather than holding up every send on an unreachable name server.
+            Err(e) => match self.routes.lock().expect("routes").get_mut(topic) {
+                Some((route, fetched)) => {
+                    *fetched = self.clock.instant();
+                    Ok(route.clone())
+                }
+                None => Err(e),
+            },
         }
     }
 
