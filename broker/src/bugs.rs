@@ -8,7 +8,8 @@
 /// The catalogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bug {
-    /// SYNC_FLUSH broker answers SEND_OK before the fsync.
+    /// SYNC_FLUSH broker answers SEND_OK before the fsync, which comes with
+    /// the next periodic flush (SYNC silently behaving as ASYNC).
     AckBeforeFsync,
     /// Consumer commits the next pull offset, ahead of messages still being processed.
     CommitOffsetAhead,

@@ -191,11 +191,7 @@ pub async fn run_consumer(
             return ConsumeResult::RetryLater;
         }
         for m in msgs {
-            let Some(key) = m.message.keys.first() else { continue };
-            let fresh = dedupe.0.lock().expect("dedupe").insert((group.clone(), key.clone()));
-            if fresh {
-                recorder.record(Event::new(0, &process, Kind::Ok, Op::Effect).group(group.clone()).key(key.clone()).msg_id(m.msg_id()));
-            }
+            apply_effect(&dedupe, &recorder, &process, &group, m);
         }
         ConsumeResult::Success
     };
@@ -224,8 +220,19 @@ macro_rules! retrying {
     }};
 }
 
-/// Reads every group's queues from the committed offset to the end.
-pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder) {
+/// Applies the business effect of a successfully consumed message once per
+/// (group, key), recording it when it is new.
+fn apply_effect(dedupe: &Dedupe, recorder: &Recorder, process: &str, group: &str, m: &MessageExt) {
+    let Some(key) = m.message.keys.first() else { return };
+    let fresh = dedupe.0.lock().expect("dedupe").insert((group.to_string(), key.clone()));
+    if fresh {
+        recorder.record(Event::new(0, process, Kind::Ok, Op::Effect).group(group).key(key.clone()).msg_id(m.msg_id()));
+    }
+}
+
+/// Reads every group's queues from the committed offset to the end, as the
+/// group's last consumer: it records deliveries and applies effects.
+pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, dedupe: Dedupe) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, "drain"), Clock::new());
     let timeout = client.timeout();
     for g in groups {
@@ -263,6 +270,7 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                 };
                 for m in result.messages.iter().filter(|m| filter.matches(m.message.tags.as_deref())) {
                     recorder.record(delivery("drain", &g.group, m, 0, ConsumeOutcome::Success));
+                    apply_effect(&dedupe, &recorder, "drain", &g.group, m);
                 }
                 if result.next_offset <= offset || matches!(result.status, GetStatus::NoNew | GetStatus::OffsetOverflow) {
                     break;

@@ -363,8 +363,8 @@ impl World {
         let node = self.handle.create_node().name("drain").ip(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2))).build();
         let namesrvs = self.namesrv_addrs.clone();
         let groups = self.resolved.scenario.workload.consumers.clone();
-        let recorder = self.recorder.clone();
-        node.spawn(async move { workload::drain(namesrvs, groups, recorder).await }).await.expect("drain task");
+        let (recorder, dedupe) = (self.recorder.clone(), self.dedupe.clone());
+        node.spawn(async move { workload::drain(namesrvs, groups, recorder, dedupe).await }).await.expect("drain task");
         self.handle.kill(node.id());
     }
 }

@@ -222,6 +222,9 @@ impl Broker {
                 Err(Some(e)) => return Response::error(ResponseCode::SystemError, format!("fsync failed: {e}")),
             }
         } else {
+            // ASYNC_FLUSH, or the planted ack-before-fsync bug, under which
+            // SYNC_FLUSH acknowledges now and the periodic flush makes the
+            // message durable up to flush_interval_ms later.
             self.notify_arrival(&topic, queue_id);
         }
         let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);

@@ -205,7 +205,10 @@ impl Broker {
             FlushMode::Sync => {
                 tokio::spawn(async move {
                     loop {
-                        me.flush_request.notified().await;
+                        // Woken by a waiting send, or every flush interval as
+                        // a backstop (a no-op when nothing is unflushed).
+                        let period = Duration::from_millis(me.config.flush_interval_ms);
+                        let _ = tokio::time::timeout(period, me.flush_request.notified()).await;
                         me.slow_disk().await;
                         me.flush_now();
                     }

@@ -145,6 +145,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// How the repro line names a scenario: its catalogue name, or the file it
+/// was loaded from.
+fn label_of(arg: &str, scenario: &Scenario) -> String {
+    if arg.ends_with(".toml") || arg.contains('/') {
+        arg.to_string()
+    } else {
+        scenario.name.clone()
+    }
+}
+
 fn load(name: &str) -> Result<Scenario> {
     let result = if name.ends_with(".toml") || name.contains('/') {
         Scenario::load(name)
@@ -220,20 +230,22 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             Ok(true)
         }
-        Command::Run { scenario, seed, report, trace, bugs, check_determinism } => {
-            let scenario = load(&scenario)?;
+        Command::Run { scenario: arg, seed, report, trace, bugs, check_determinism } => {
+            let scenario = load(&arg)?;
             let bugs = parse_bugs(&bugs)?;
-            run_one(&scenario, seed, RunOptions { trace, bugs }, report.as_deref(), check_determinism)
+            let label = label_of(&arg, &scenario);
+            run_one(&scenario, &label, seed, RunOptions { trace, bugs }, report.as_deref(), check_determinism)
         }
-        Command::Sweep { scenario, seeds, jobs: j, bugs, report, check_determinism } => {
-            let list = if scenario == "all" { catalogue()? } else { vec![load(&scenario)?] };
+        Command::Sweep { scenario: arg, seeds, jobs: j, bugs, report, check_determinism } => {
+            let list = if arg == "all" { catalogue()? } else { vec![load(&arg)?] };
             let seeds = parse_seeds(&seeds)?;
             let bugs = parse_bugs(&bugs)?;
             let options = RunOptions { trace: false, bugs };
             let mut all_passed = true;
             let mut entries = Vec::new();
             for s in &list {
-                let (passed, mut e) = sweep(s, seeds.clone(), jobs(j), &options, report.as_deref(), check_determinism, false)?;
+                let label = if arg == "all" { s.name.clone() } else { label_of(&arg, s) };
+                let (passed, mut e) = sweep(s, &label, seeds.clone(), jobs(j), &options, report.as_deref(), check_determinism, false)?;
                 all_passed &= passed;
                 entries.append(&mut e);
             }
@@ -247,10 +259,10 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             Ok(all_passed)
         }
-        Command::Shrink { scenario, seed, bugs, out } => {
-            let scenario = load(&scenario)?;
+        Command::Shrink { scenario: arg, seed, bugs, out } => {
+            let scenario = load(&arg)?;
             let bugs = parse_bugs(&bugs)?;
-            shrink(&scenario, seed, bugs, out.as_deref())
+            shrink(&scenario, &label_of(&arg, &scenario), seed, bugs, out.as_deref())
         }
         Command::Seed { seed, bugs, trace, history } => {
             let mut text = String::new();
@@ -282,7 +294,7 @@ fn execute(cli: Cli) -> Result<bool> {
                 let options = RunOptions { trace: false, bugs: vec![bug] };
                 let mut caught = None;
                 for s in &list {
-                    let (_, entries) = sweep(s, seeds.clone(), jobs(j), &options, None, false, true)?;
+                    let (_, entries) = sweep(s, &s.name, seeds.clone(), jobs(j), &options, None, false, true)?;
                     if let Some(e) = entries.iter().find(|e| e.validity != checker::verdict::Validity::Valid) {
                         caught = Some(e.repro.clone());
                         break;
@@ -381,27 +393,27 @@ fn print_resolved(resolved: &scenarios::Resolved) {
     }
 }
 
-fn fail_line(o: &RunOutcome, bugs: &[Bug]) -> String {
+fn fail_line(o: &RunOutcome, label: &str, bugs: &[Bug]) -> String {
     let counts = o.verdict.summary_counts();
     let panic = o.panic.as_deref().map(|p| format!(" panic={:?}", p.lines().next().unwrap_or(""))).unwrap_or_default();
-    format!("FAIL {} seed={} {counts}{panic} digest={} repro: {}", o.scenario, o.seed, o.digest, repro(&o.scenario, o.seed, bugs))
+    format!("FAIL {} seed={} {counts}{panic} digest={} repro: {}", o.scenario, o.seed, o.digest, repro(label, o.seed, bugs))
 }
 
-fn report_of(o: &RunOutcome, resolved: &scenarios::Resolved, bugs: &[Bug]) -> RunReport {
+fn report_of(o: &RunOutcome, label: &str, resolved: &scenarios::Resolved, bugs: &[Bug]) -> RunReport {
     RunReport {
         scenario: o.scenario.clone(),
         seed: o.seed,
         verdict: o.verdict.clone(),
         history: o.history.clone(),
         resolved_options: resolved.options(),
-        repro: repro(&o.scenario, o.seed, bugs),
+        repro: repro(label, o.seed, bugs),
         digest: o.digest.clone(),
         sim_duration_ms: o.sim_ms,
         wall_ms: o.wall_ms,
     }
 }
 
-fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&Path>, check_determinism: bool) -> Result<bool> {
+fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, report: Option<&Path>, check_determinism: bool) -> Result<bool> {
     println!("mqsim run {} seed={seed}", scenario.name);
     let resolved = scenario.resolve(seed);
     print_resolved(&resolved);
@@ -432,7 +444,7 @@ fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&
         }
     }
     if let Some(dir) = report {
-        reports::write_run(dir, &report_of(&outcome, &resolved, &options.bugs)).with_context(|| format!("writing report to {}", dir.display()))?;
+        reports::write_run(dir, &report_of(&outcome, label, &resolved, &options.bugs)).with_context(|| format!("writing report to {}", dir.display()))?;
         println!("  report: {}", dir.join("report.html").display());
     }
     let sim_per_wall = outcome.sim_ms as f64 / outcome.wall_ms.max(1) as f64;
@@ -447,7 +459,7 @@ fn run_one(scenario: &Scenario, seed: u64, options: RunOptions, report: Option<&
             outcome.wall_ms as f64 / 1000.0
         );
     } else {
-        println!("{}", fail_line(&outcome, &options.bugs));
+        println!("{}", fail_line(&outcome, label, &options.bugs));
     }
     Ok(ok)
 }
@@ -466,6 +478,7 @@ struct SeedSummary {
 /// stops handing out seeds once one fails.
 fn sweep(
     scenario: &Scenario,
+    label: &str,
     seeds: std::ops::Range<u64>,
     jobs: usize,
     options: &RunOptions,
@@ -486,7 +499,7 @@ fn sweep(
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = all.get(i) else { break };
-                let summary = sweep_seed(scenario, seed, options, report, check_determinism, stop_at_first);
+                let summary = sweep_seed(scenario, label, seed, options, report, check_determinism, stop_at_first);
                 if stop_at_first && summary.as_ref().map_or(true, |s| s.failed) {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -516,6 +529,7 @@ fn sweep(
 /// failure line, writes its report when it failed and `report` is set.
 fn sweep_seed(
     scenario: &Scenario,
+    label: &str,
     seed: u64,
     options: &RunOptions,
     report: Option<&Path>,
@@ -527,7 +541,7 @@ fn sweep_seed(
     let deterministic = !check_determinism || run_isolated(scenario, seed, options, false)?.digest == outcome.digest;
     let failed = !outcome.passed() || !deterministic;
     if failed && !quiet {
-        println!("{}", fail_line(&outcome, &options.bugs));
+        println!("{}", fail_line(&outcome, label, &options.bugs));
         if !deterministic {
             println!("NONDETERMINISTIC {} seed={seed}: the same seed gave two digests", scenario.name);
         }
@@ -535,7 +549,7 @@ fn sweep_seed(
     let report_dir = match report {
         Some(dir) if failed => {
             let sub = format!("{}-{seed}", outcome.scenario);
-            reports::write_run(&dir.join(&sub), &report_of(&outcome, &resolved, &options.bugs))
+            reports::write_run(&dir.join(&sub), &report_of(&outcome, label, &resolved, &options.bugs))
                 .with_context(|| format!("writing report to {}", dir.join(&sub).display()))?;
             Some(sub)
         }
@@ -547,13 +561,13 @@ fn sweep_seed(
         validity: if deterministic { outcome.verdict.validity } else { checker::verdict::Validity::Invalid },
         digest: outcome.digest.clone(),
         counts: outcome.verdict.summary_counts().to_string(),
-        repro: repro(&outcome.scenario, seed, &options.bugs),
+        repro: repro(label, seed, &options.bugs),
         report_dir,
     };
     Ok(SeedSummary { seed, failed, entry, sim_ms: outcome.sim_ms })
 }
 
-fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
+fn shrink(scenario: &Scenario, label: &str, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
     let options = RunOptions { trace: false, bugs: bugs.clone() };
     let resolved = scenario.resolve(seed);
     let first = run_isolated(scenario, seed, &options, false)?;
@@ -561,7 +575,7 @@ fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) ->
         println!("seed {seed} of {} passes: nothing to shrink", scenario.name);
         return Ok(true);
     }
-    eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, &bugs));
+    eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, label, &bugs));
     let (minimal, runs) = sim::shrink::ddmin(&resolved.schedule, |candidate| {
         let reduced = scenario.with_schedule(candidate);
         run_isolated(&reduced, seed, &options, false).map(|o| !o.passed()).unwrap_or(false)
@@ -578,7 +592,7 @@ fn shrink(scenario: &Scenario, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) ->
         "# shrunk from {} faults to {} by `mqsim shrink {} --seed {seed}`; still fails with seed {seed}.\n# save as {}.toml and run: cargo mqsim run {}.toml --seed {seed}{}",
         resolved.schedule.len(),
         minimal.len(),
-        scenario.name,
+        label,
         shrunk.name,
         shrunk.name,
         bugs.iter().map(|b| format!(" --bug {}", b.name())).collect::<String>()
