@@ -36,11 +36,6 @@ pub struct Dedupe(Arc<Mutex<BTreeSet<(String, String)>>>);
 pub struct ProducerState(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl ProducerState {
-    /// Fresh counters.
-    pub fn new(_scenario: &Scenario) -> ProducerState {
-        ProducerState::default()
-    }
-
     fn next(&self, counter: &str) -> u64 {
         let mut map = self.0.lock().expect("producer state");
         let n = map.entry(counter.to_string()).or_insert(0);

@@ -99,7 +99,7 @@ impl World {
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         world.create_topics().await;
         let mut consumer_index = 0;
-        let producer_state = ProducerState::new(scenario);
+        let producer_state = ProducerState::default();
         for node in scenario.nodes() {
             let name = node.to_string();
             let ip = ip_of(&node, consumer_index);
