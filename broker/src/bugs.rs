@@ -25,17 +25,30 @@ pub enum Bug {
     /// so filtered groups are skipped past unmatched offsets: one matching
     /// message per pull is dropped.
     FilterSkipsMatch,
+    /// The tag-expression parser reads `TagA || TagB` as `*`, so a
+    /// filtered group (on the broker and in the client's re-check alike)
+    /// receives every tag.
+    TagFilterLeak,
+    /// A pull hands out some messages (every fifth queue offset) without
+    /// their user properties.
+    PullDropsProperties,
+    /// A held pull misses the arrival that should wake it and waits out its
+    /// whole hold.
+    LongPollMiss,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
         Bug::RecoveryTruncatesExtra,
         Bug::RetryLaterAcked,
         Bug::FilterSkipsMatch,
+        Bug::TagFilterLeak,
+        Bug::PullDropsProperties,
+        Bug::LongPollMiss,
     ];
 
     /// The name used on the command line.
@@ -47,6 +60,9 @@ impl Bug {
             Bug::RecoveryTruncatesExtra => "recovery-truncates-extra",
             Bug::RetryLaterAcked => "retry-later-acked",
             Bug::FilterSkipsMatch => "filter-skips-match",
+            Bug::TagFilterLeak => "tag-filter-leak",
+            Bug::PullDropsProperties => "pull-drops-properties",
+            Bug::LongPollMiss => "long-poll-miss",
         }
     }
 

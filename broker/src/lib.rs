@@ -15,13 +15,15 @@
 //!   in `src/bin` (`namesrv`, `broker`, `mqadmin`, `bench`).
 //!
 //! [`bugs`] holds the planted defects the testbed must find (feature
-//! `planted-bugs`, never in a default build).
+//! `planted-bugs`, never in a default build); [`marks`] the "sometimes"
+//! states a simulation sweep counts (nothing in the real build).
 
 pub mod bugs;
 pub mod client;
 pub mod clock;
 pub mod conf;
 pub mod error;
+pub mod marks;
 pub mod model;
 pub mod namesrv;
 pub mod net;

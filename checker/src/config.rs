@@ -30,6 +30,17 @@ pub struct GroupSpec {
     /// Broadcast groups deliver every message to every consumer process.
     #[serde(default)]
     pub broadcast: bool,
+    /// Whether the group's consumers deduplicate by business key. A
+    /// non-idempotent group is a control group: it applies every delivery,
+    /// so its double effects are expected and measured, not a violation.
+    /// Defaults to true so that configs written before the knob still parse.
+    #[serde(default = "idempotent_default")]
+    pub idempotent: bool,
+}
+
+/// The default of [`GroupSpec::idempotent`]: consumers deduplicate.
+fn idempotent_default() -> bool {
+    true
 }
 
 /// Which invariants the scenario expects. Everything defaults to the
@@ -59,7 +70,8 @@ impl GroupSpec {
 impl CheckConfig {
     /// The groups to check: the configured ones, then, sorted by name, the
     /// groups that only `subscribe` events name (first subscription wins;
-    /// never broadcast, tag expression from `detail`, "*" if absent).
+    /// never broadcast, idempotent, tag expression from `detail`, "*" if
+    /// absent).
     pub fn effective_groups(&self, history: &[Event]) -> Vec<GroupSpec> {
         let mut groups = self.groups.clone();
         let mut known: BTreeSet<String> = groups.iter().map(|g| g.group.clone()).collect();
@@ -74,6 +86,7 @@ impl CheckConfig {
                     topic: topic.clone(),
                     tags: event.detail.clone().unwrap_or_else(|| "*".to_owned()),
                     broadcast: false,
+                    idempotent: true,
                 });
             }
         }
@@ -148,6 +161,7 @@ mod tests {
                 topic: "orders".into(),
                 tags: "*".into(),
                 broadcast: true,
+                idempotent: false,
             }],
             ..CheckConfig::default()
         };
@@ -157,5 +171,18 @@ mod tests {
         assert_eq!(groups[1].group, "audit");
         assert_eq!(groups[1].topic, "orders");
         assert_eq!(groups[1].tags, "*");
+        assert!(groups[1].idempotent);
+    }
+
+    #[test]
+    fn groups_without_the_idempotent_knob_parse_as_idempotent() {
+        let old: GroupSpec =
+            serde_json::from_str(r#"{"group":"billing","topic":"orders","tags":"*"}"#).unwrap();
+        assert!(old.idempotent && !old.broadcast);
+        let control: GroupSpec = serde_json::from_str(
+            r#"{"group":"ledger","topic":"orders","tags":"*","idempotent":false}"#,
+        )
+        .unwrap();
+        assert!(!control.idempotent);
     }
 }

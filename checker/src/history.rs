@@ -6,6 +6,7 @@
 //! effects, dead-letter findings and nemesis actions are single events.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// One observed event. Optional fields are left out of the JSON when `None`,
@@ -62,9 +63,19 @@ pub struct Event {
     /// Node or link a nemesis event acts on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Free text: nemesis parameters, error text, tag expression of a subscribe.
+    /// Free text: nemesis parameters, error text, tag expression of a
+    /// subscribe, the reason of a `drain-gave-up`, the name of a `reached` mark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Digest of the message body (the simulator writes 16 lowercase hex
+    /// digits), so that integrity can tell a corrupted body without the
+    /// history carrying the body itself. The checker only compares strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// User properties the producer set (on a send invoke) or the consumer
+    /// observed (on a deliver), so that integrity can compare them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub props: Option<BTreeMap<String, String>>,
 }
 
 /// Whether an event starts an operation or how it ended (Jepsen's types).
@@ -125,6 +136,14 @@ pub enum Op {
     TailStart,
     /// Harness: end of the run.
     End,
+    /// Harness (process "drain"): the final drain could not read `queue` to
+    /// its end for `group`; `detail` says why. Liveness fails on it, since
+    /// lost cannot be judged for what the drain never read.
+    DrainGaveUp,
+    /// A "sometimes" mark: the run reached the interesting state named in
+    /// `detail` (kebab-case, like "crash-with-unsynced-bytes"); `process`
+    /// says who reached it. Sweeps count marks to show what a seed explored.
+    Reached,
 }
 
 impl Op {
@@ -170,6 +189,8 @@ impl Op {
             Op::DiskFault => "disk-fault",
             Op::TailStart => "tail-start",
             Op::End => "end",
+            Op::DrainGaveUp => "drain-gave-up",
+            Op::Reached => "reached",
         }
     }
 }
@@ -278,6 +299,8 @@ impl Event {
             result: None,
             target: None,
             detail: None,
+            body: None,
+            props: None,
         }
     }
 
@@ -356,6 +379,16 @@ impl Event {
         self.detail = Some(detail.into());
         self
     }
+    /// Sets the body digest.
+    pub fn body(mut self, body: impl Into<String>) -> Event {
+        self.body = Some(body.into());
+        self
+    }
+    /// Sets the user properties.
+    pub fn props(mut self, props: BTreeMap<String, String>) -> Event {
+        self.props = Some(props);
+        self
+    }
 }
 
 /// Records events with increasing ids, starting at 1. Tests use it to write
@@ -420,7 +453,9 @@ impl HistoryBuilder {
     }
 
     /// Records a delivery of `msg_id` to `process` of `group`, copying topic,
-    /// tag, key, shard and seq from the message's send invoke when known.
+    /// tag, key, shard, seq, body and props from the message's send invoke
+    /// when known. It scans the history for that invoke, so it suits
+    /// hand-written histories, not large generated ones.
     pub fn deliver(
         &mut self,
         t_ms: u64,
@@ -442,6 +477,8 @@ impl HistoryBuilder {
             event.key = send.key.clone();
             event.shard = send.shard.clone();
             event.seq = send.seq;
+            event.body = send.body.clone();
+            event.props = send.props.clone();
         }
         self.push(event)
     }
@@ -482,7 +519,9 @@ mod tests {
             .tag("TagA")
             .key("k-1")
             .shard("s-1")
-            .seq(0);
+            .seq(0)
+            .body("00ff00ff00ff00ff")
+            .props(BTreeMap::from([("amount".to_owned(), "42".to_owned())]));
         h.send(10, draft, Some((15, Kind::Ok)));
         h.nemesis(20, Op::Kill, Some("broker-0"));
         h.deliver(
@@ -515,6 +554,78 @@ mod tests {
             &Event::new(5, "c", Kind::Ok, Op::Deliver).result(ConsumeOutcome::RetryLater),
         );
         assert!(line.contains(r#""result":"retry-later""#), "{line}");
+    }
+
+    #[test]
+    fn deliver_copies_the_message_fields_of_the_send() {
+        let events = sample();
+        let (send, deliver) = (&events[0], &events[3]);
+        assert_eq!(deliver.op, Op::Deliver);
+        assert_eq!(deliver.body.as_deref(), Some("00ff00ff00ff00ff"));
+        assert_eq!(deliver.props, send.props);
+        assert_eq!(
+            (
+                &deliver.topic,
+                &deliver.tag,
+                &deliver.key,
+                &deliver.shard,
+                deliver.seq
+            ),
+            (&send.topic, &send.tag, &send.key, &send.shard, send.seq)
+        );
+        let line = to_json_line(deliver);
+        assert!(
+            line.contains(r#""body":"00ff00ff00ff00ff","props":{"amount":"42"}"#),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn op_names_match_the_json() {
+        let ops = [
+            Op::Send,
+            Op::Deliver,
+            Op::Effect,
+            Op::Dlq,
+            Op::Subscribe,
+            Op::Crash,
+            Op::Kill,
+            Op::Restart,
+            Op::PowerLoss,
+            Op::Pause,
+            Op::Resume,
+            Op::Partition,
+            Op::Heal,
+            Op::Latency,
+            Op::Loss,
+            Op::ClockSkew,
+            Op::ClockJump,
+            Op::DiskFault,
+            Op::TailStart,
+            Op::End,
+            Op::DrainGaveUp,
+            Op::Reached,
+        ];
+        for op in ops {
+            let json = serde_json::to_string(&op).unwrap();
+            assert_eq!(json, format!("\"{}\"", op.as_str()));
+        }
+        assert_eq!(Op::DrainGaveUp.as_str(), "drain-gave-up");
+        assert_eq!(Op::Reached.as_str(), "reached");
+    }
+
+    #[test]
+    fn parses_drain_gave_up_and_reached() {
+        let text = r#"{"t_ms":9000,"id":7,"process":"drain","type":"info","op":"drain-gave-up","queue":"broker-1/orders/3","group":"billing","detail":"no route"}
+{"t_ms":9001,"id":8,"process":"nemesis","type":"info","op":"reached","detail":"crash-with-unsynced-bytes"}
+"#;
+        let events = parse_jsonl(text).unwrap();
+        assert_eq!(events[0].op, Op::DrainGaveUp);
+        assert_eq!(events[0].queue.as_deref(), Some("broker-1/orders/3"));
+        assert_eq!(events[1].op, Op::Reached);
+        assert_eq!(events[1].body, None);
+        assert_eq!(events[1].props, None);
+        assert_eq!(to_jsonl(&events), text);
     }
 
     #[test]
@@ -573,5 +684,7 @@ mod tests {
         assert!(!Op::Send.is_nemesis());
         assert!(!Op::TailStart.is_nemesis());
         assert!(!Op::Crash.is_nemesis());
+        assert!(!Op::DrainGaveUp.is_nemesis());
+        assert!(!Op::Reached.is_nemesis());
     }
 }

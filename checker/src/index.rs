@@ -50,6 +50,17 @@ impl<'a> Message<'a> {
     pub fn seq(&self) -> Option<u64> {
         self.invoke.seq.or(self.completion.and_then(|e| e.seq))
     }
+    /// Body digest, from the invoke or else the completion.
+    pub fn body(&self) -> Option<&'a str> {
+        self.field(|e| e.body.as_deref())
+    }
+    /// User properties, from the invoke or else the completion.
+    pub fn props(&self) -> Option<&'a BTreeMap<String, String>> {
+        self.invoke
+            .props
+            .as_ref()
+            .or(self.completion.and_then(|e| e.props.as_ref()))
+    }
     /// Time of the `ok` completion, for acknowledged messages.
     pub fn ack_t_ms(&self) -> Option<u64> {
         match self.status {

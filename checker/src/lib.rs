@@ -11,9 +11,13 @@
 //!   of a scenario; RocketMQ tag-expression matching.
 //! - [`verdict`]: [`Validity`], [`CheckResult`], [`Anomaly`], [`Verdict`].
 //! - [`invariant`]: one file per invariant behind the [`Invariant`] enum
-//!   (lost, unexpected, duplicated, recovered, exactly-once, order,
-//!   liveness), and [`check_all`]. Dead-letter, transaction and delay checks
-//!   have their place reserved there.
+//!   (lost, unexpected, integrity, duplicated, recovered, exactly-once,
+//!   order, liveness), and [`check_all`]. Dead-letter, transaction and delay
+//!   checks have their place reserved there.
+//! - [`reached`]: [`reached_marks`], how often a run reached each
+//!   "sometimes" mark; not an invariant.
+//! - [`synth`]: a generator of large valid histories, for the
+//!   `checker-bench` binary and for tests of the checker's own speed.
 //! - `index` (private): the per-history index the invariants share.
 
 #![warn(missing_docs)]
@@ -22,6 +26,8 @@ pub mod config;
 pub mod history;
 mod index;
 pub mod invariant;
+pub mod reached;
+pub mod synth;
 pub mod verdict;
 
 pub use config::{tag_matches, CheckConfig, Expect, GroupSpec};
@@ -29,7 +35,8 @@ pub use history::{
     digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, HistoryError, Kind, Op,
 };
 pub use invariant::{
-    check_all, check_duplicated, check_exactly_once, check_liveness, check_lost, check_order,
-    check_recovered, check_unexpected, Invariant, NOT_EXPECTED,
+    check_all, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
+    check_order, check_recovered, check_unexpected, Invariant, NOT_EXPECTED,
 };
+pub use reached::reached_marks;
 pub use verdict::{Anomaly, CheckResult, SummaryCounts, Validity, Verdict, ANOMALIES_MAX};

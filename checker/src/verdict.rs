@@ -126,14 +126,28 @@ pub struct SummaryCounts {
     pub order: u64,
     /// Double, missing and phantom effects.
     pub exactly_once: u64,
+    /// Corrupted deliveries and filter leaks. Defaults to 0 so that counts
+    /// serialized before integrity existed still parse.
+    #[serde(default)]
+    pub integrity: u64,
+    /// Late and never delivered tail messages, and drains that gave up.
+    /// Defaults to 0 like `integrity`.
+    #[serde(default)]
+    pub late: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={}",
-            self.lost, self.unexpected, self.duplicated, self.order, self.exactly_once
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={}",
+            self.lost,
+            self.unexpected,
+            self.duplicated,
+            self.order,
+            self.exactly_once,
+            self.integrity,
+            self.late
         )
     }
 }
@@ -170,6 +184,10 @@ impl Verdict {
             exactly_once: count("exactly-once", "double-effect")
                 + count("exactly-once", "missing-effect")
                 + count("exactly-once", "phantom-effect"),
+            integrity: count("integrity", "corrupted") + count("integrity", "filter-leak"),
+            late: count("liveness", "late")
+                + count("liveness", "never")
+                + count("liveness", "drain-gave-up"),
         }
     }
 }
@@ -202,6 +220,30 @@ mod tests {
         }
         assert_eq!(result.anomalies.len(), ANOMALIES_MAX);
         assert_eq!(result.anomalies[0].detail, "m0");
+    }
+
+    #[test]
+    fn summary_counts_add_integrity_and_late() {
+        let mut integrity = CheckResult::new("integrity");
+        integrity.set("checked", 9);
+        integrity.set("corrupted", 2);
+        integrity.set("filter-leak", 1);
+        let mut liveness = CheckResult::new("liveness");
+        liveness.set("late", 1);
+        liveness.set("never", 2);
+        liveness.set("drain-gave-up", 4);
+        liveness.set("pending", 8);
+        let summary = Verdict::compose(vec![integrity, liveness]).summary_counts();
+        assert_eq!((summary.integrity, summary.late), (3, 7));
+        assert_eq!(
+            summary.to_string(),
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7"
+        );
+        let old: SummaryCounts = serde_json::from_str(
+            r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.lost, old.integrity, old.late), (1, 0, 0));
     }
 
     #[test]

@@ -4,11 +4,12 @@
 
 use checker::history::HistoryBuilder;
 use checker::{
-    check_all, check_duplicated, check_exactly_once, check_liveness, check_lost, check_order,
-    check_recovered, check_unexpected, CheckConfig, ConsumeOutcome, Event, Expect, GroupSpec, Kind,
-    Op, Validity, NOT_EXPECTED,
+    check_all, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
+    check_order, check_recovered, check_unexpected, CheckConfig, ConsumeOutcome, Event, Expect,
+    GroupSpec, Kind, Op, Validity, NOT_EXPECTED,
 };
 use insta::assert_json_snapshot;
+use std::collections::BTreeMap;
 
 const OK: ConsumeOutcome = ConsumeOutcome::Success;
 const RETRY: ConsumeOutcome = ConsumeOutcome::RetryLater;
@@ -19,6 +20,7 @@ fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
         topic: "orders".into(),
         tags: tags.into(),
         broadcast,
+        idempotent: true,
     }
 }
 
@@ -181,6 +183,131 @@ fn unexpected_fails_on_ghost_messages_keys_and_failed_sends() {
     assert_json_snapshot!(result);
 }
 
+/// Properties as a producer sets them.
+fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// m1 (TagA, k1, shard s-1 seq 0) with a body digest and two properties.
+fn m1() -> Event {
+    order("m1", "TagA", "k1")
+        .shard("s-1")
+        .seq(0)
+        .body("00000000000000a1")
+        .props(props(&[("amount", "10"), ("region", "eu")]))
+}
+
+/// m2 (TagB, k2, shard s-1 seq 1) with a body digest and two properties.
+fn m2() -> Event {
+    order("m2", "TagB", "k2")
+        .shard("s-1")
+        .seq(1)
+        .body("00000000000000b2")
+        .props(props(&[("amount", "20"), ("region", "us")]))
+}
+
+/// A successful delivery at `t` to `process` of `group`, carrying the
+/// message fields of `arrived` as the consumer saw them.
+fn arrival(t: u64, process: &str, group: &str, arrived: Event) -> Event {
+    let mut event = arrived;
+    event.t_ms = t;
+    event.process = process.to_owned();
+    event.kind = Kind::Ok;
+    event.op = Op::Deliver;
+    event.group(group).result(OK)
+}
+
+#[test]
+fn integrity_holds_when_every_delivery_matches_its_send() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, m1());
+    // An older producer sets neither body nor properties: nothing to compare.
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    h.send(12, m1().msg_id("m3").key("k3"), Some((3000, Kind::Info)));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", RETRY);
+    h.deliver(21, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(22, "consumer-audit-1", "audit", "m1", OK);
+    // A body the send did not carry is not compared.
+    h.push(arrival(
+        23,
+        "consumer-billing-1",
+        "billing",
+        order("m2", "TagB", "k2").body("00000000000000b2"),
+    ));
+    // Neither a ghost nor a group the config does not know is integrity's business.
+    h.push(arrival(
+        24,
+        "consumer-billing-1",
+        "billing",
+        order("ghost", "TagA", "kg"),
+    ));
+    h.push(arrival(
+        25,
+        "consumer-cache-1",
+        "cache",
+        order("m2", "TagB", "k2"),
+    ));
+    h.deliver(90, "drain", "billing", "m3", OK);
+    h.harness(100, Op::End);
+
+    let result = check_integrity(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (
+            result.count("checked"),
+            result.count("corrupted"),
+            result.count("filter-leak")
+        ),
+        (6, 0, 0)
+    );
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn integrity_fails_on_corrupted_fields_and_filter_leaks() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, m1());
+    acked(&mut h, 11, m2());
+    h.push(arrival(
+        20,
+        "consumer-billing-1",
+        "billing",
+        m1().body("00000000000000ff"),
+    ));
+    // A pull that drops the user properties loses shard and seq with them.
+    let mut stripped = m2().props(BTreeMap::new());
+    stripped.shard = None;
+    stripped.seq = None;
+    h.push(arrival(21, "consumer-billing-1", "billing", stripped));
+    let mut rekeyed = m1().key("k9");
+    rekeyed.body = None;
+    h.push(arrival(22, "consumer-billing-2", "billing", rekeyed));
+    h.push(arrival(
+        23,
+        "drain",
+        "billing",
+        m2().topic("%RETRY%billing"),
+    ));
+    // Intact, but audit subscribes to TagA only.
+    h.push(arrival(24, "consumer-audit-1", "audit", m2()));
+    h.harness(100, Op::End);
+
+    let result = check_integrity(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(
+        (
+            result.count("checked"),
+            result.count("corrupted"),
+            result.count("filter-leak")
+        ),
+        (5, 4, 1)
+    );
+    assert_json_snapshot!(result);
+}
+
 #[test]
 fn duplicated_is_zero_without_redeliveries() {
     let mut h = HistoryBuilder::new();
@@ -316,6 +443,89 @@ fn exactly_once_fails_on_double_missing_and_phantom_effects() {
     );
 }
 
+/// billing deduplicates by key; ledger, a control group, does not.
+fn control_config() -> CheckConfig {
+    let mut cfg = config(Expect {
+        exactly_once: true,
+        ..Expect::default()
+    });
+    cfg.groups = vec![
+        group("billing", "*", false),
+        GroupSpec {
+            idempotent: false,
+            ..group("ledger", "*", false)
+        },
+    ];
+    cfg
+}
+
+/// k1 and k2 acknowledged and redelivered: billing applies each once,
+/// ledger applies k1 twice and k2 three times.
+fn control_history() -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    for (t, msg_id, key) in [(20, "m1", "k1"), (30, "m2", "k2")] {
+        h.deliver(t, "consumer-billing-1", "billing", msg_id, OK);
+        effect(&mut h, t + 1, "billing", key);
+        h.deliver(t + 2, "consumer-billing-2", "billing", msg_id, OK);
+        h.deliver(t + 3, "consumer-ledger-1", "ledger", msg_id, OK);
+        effect(&mut h, t + 4, "ledger", key);
+        h.deliver(t + 5, "consumer-ledger-1", "ledger", msg_id, OK);
+        effect(&mut h, t + 6, "ledger", key);
+    }
+    h.deliver(40, "consumer-ledger-1", "ledger", "m2", OK);
+    effect(&mut h, 41, "ledger", "k2");
+    h
+}
+
+#[test]
+fn exactly_once_measures_double_effects_of_a_control_group() {
+    let h = control_history();
+    let result = check_exactly_once(h.events(), &control_config());
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (
+            result.count("double-effect"),
+            result.count("control-double-effect"),
+            result.count("control-extra-effects")
+        ),
+        (0, 2, 3)
+    );
+    assert!(result.anomalies.is_empty());
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn exactly_once_fails_on_an_idempotent_double_effect_beside_a_control_group() {
+    let mut h = control_history();
+    effect(&mut h, 50, "billing", "k1");
+
+    let result = check_exactly_once(h.events(), &control_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(
+        (
+            result.count("double-effect"),
+            result.count("control-double-effect"),
+            result.count("control-extra-effects")
+        ),
+        (1, 2, 3)
+    );
+    assert_eq!(result.anomalies.len(), 1);
+    assert!(result.anomalies[0].detail.contains("group billing"));
+    assert_json_snapshot!(result);
+
+    // A control group still must apply every acknowledged key.
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    effect(&mut h, 21, "billing", "k1");
+    h.deliver(22, "consumer-ledger-1", "ledger", "m1", OK);
+    let result = check_exactly_once(h.events(), &control_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("missing-effect"), 1);
+}
+
 /// Sends seq 0..n of shard s-1, all acknowledged.
 fn shard_of(h: &mut HistoryBuilder, n: u64) {
     for seq in 0..n {
@@ -439,6 +649,100 @@ fn liveness_is_unknown_without_an_end_event() {
 }
 
 #[test]
+fn liveness_holds_for_a_tail_message_consumed_within_the_bound() {
+    let mut h = HistoryBuilder::new();
+    h.harness(100, Op::TailStart);
+    // Acknowledged at 202 ms: the deadline is 252 ms.
+    acked(&mut h, 200, order("m1", "TagB", "k1"));
+    h.deliver(252, "consumer-billing-1", "billing", "m1", OK);
+    h.harness(400, Op::End);
+
+    let result = check_liveness(h.events(), &liveness_config());
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (
+            result.count("required"),
+            result.count("late"),
+            result.count("max-delay-ms")
+        ),
+        (1, 0, 50)
+    );
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn liveness_fails_for_a_tail_message_consumed_after_the_bound() {
+    let mut h = HistoryBuilder::new();
+    h.harness(100, Op::TailStart);
+    acked(&mut h, 200, order("m1", "TagB", "k1"));
+    // The drain's earlier delivery does not count; the consumer's is late.
+    h.deliver(240, "drain", "billing", "m1", OK);
+    h.deliver(253, "consumer-billing-1", "billing", "m1", OK);
+    h.harness(400, Op::End);
+
+    let result = check_liveness(h.events(), &liveness_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!((result.count("late"), result.count("never")), (1, 0));
+    assert_json_snapshot!(result);
+}
+
+/// One acknowledged message consumed in time, then a final drain that gives
+/// up on one queue when `gave_up`.
+fn drained(gave_up: bool) -> Vec<Event> {
+    let mut h = HistoryBuilder::new();
+    h.harness(100, Op::TailStart);
+    acked(&mut h, 110, order("m1", "TagB", "k1"));
+    h.deliver(120, "consumer-billing-1", "billing", "m1", OK);
+    if gave_up {
+        h.push(
+            Event::new(250, "drain", Kind::Info, Op::DrainGaveUp)
+                .group("billing")
+                .queue("broker-1/orders/3")
+                .detail("pull at offset 7 failed 30 times"),
+        );
+    }
+    h.harness(300, Op::End);
+    h.build()
+}
+
+#[test]
+fn liveness_holds_when_the_drain_reads_every_queue() {
+    let history = drained(false);
+    let result = check_liveness(&history, &liveness_config());
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(result.count("drain-gave-up"), 0);
+    assert_json_snapshot!(result);
+
+    let off = check_liveness(&history, &config(Expect::default()));
+    assert_eq!(
+        (off.validity, off.note.as_deref()),
+        (Validity::Valid, Some(NOT_EXPECTED))
+    );
+}
+
+#[test]
+fn liveness_fails_when_the_drain_gave_up_even_if_not_expected() {
+    let history = drained(true);
+    let result = check_liveness(&history, &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.counts.len(), 1);
+    assert_eq!(result.count("drain-gave-up"), 1);
+    assert_json_snapshot!(result);
+
+    let expected = check_liveness(&history, &liveness_config());
+    assert_eq!(expected.validity, Validity::Invalid);
+    assert_eq!(
+        (
+            expected.count("drain-gave-up"),
+            expected.count("late"),
+            expected.count("never")
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(expected.anomalies[0].kind, "drain-gave-up");
+}
+
+#[test]
 fn check_all_keeps_the_worst_validity_and_summarizes() {
     let mut h = HistoryBuilder::new();
     shard_of(&mut h, 3);
@@ -459,6 +763,7 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
         [
             "lost",
             "unexpected",
+            "integrity",
             "duplicated",
             "recovered",
             "exactly-once",
@@ -469,7 +774,7 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
     let summary = verdict.summary_counts();
     assert_eq!(
         summary.to_string(),
-        "lost=1 unexpected=0 dup=1 order=2 eo=0"
+        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0"
     );
     assert_json_snapshot!(verdict);
 

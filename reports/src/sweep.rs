@@ -24,6 +24,119 @@ pub struct SweepEntry {
     pub repro: String,
     /// Report directory relative to the index, if a report was written.
     pub report_dir: Option<String>,
+    /// The "sometimes" marks the run reached, sorted.
+    #[serde(default)]
+    pub reached: Vec<String>,
+    /// Simulated milliseconds the run covered.
+    #[serde(default)]
+    pub sim_ms: u64,
+    /// Names of the checks that did not hold (`panic` for a panic).
+    #[serde(default)]
+    pub invalid_checks: Vec<String>,
+}
+
+/// One row of the reached-marks table: how many seeds of a scenario reached
+/// a mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachedRow {
+    /// Scenario name.
+    pub scenario: String,
+    /// Mark name.
+    pub mark: String,
+    /// Seeds of the scenario that reached it.
+    pub seeds_reached: usize,
+    /// Seeds of the scenario in the sweep.
+    pub seeds: usize,
+    /// Whether the scenario requires the mark (`expect.reached`).
+    pub required: bool,
+}
+
+impl ReachedRow {
+    /// A required mark that no seed reached fails the sweep.
+    pub fn missed(&self) -> bool {
+        self.required && self.seeds_reached == 0
+    }
+}
+
+/// The reached-marks table: for each scenario (in the order entries first
+/// name it), each mark in `marks` plus any other mark some seed reached,
+/// with how many seeds reached it. `required` gives each scenario's
+/// `expect.reached`.
+pub fn reached_rows(
+    entries: &[SweepEntry],
+    marks: &[&str],
+    required: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<ReachedRow> {
+    let mut scenarios: Vec<&str> = Vec::new();
+    for entry in entries {
+        if !scenarios.contains(&entry.scenario.as_str()) {
+            scenarios.push(&entry.scenario);
+        }
+    }
+    let mut rows = Vec::new();
+    for scenario in scenarios {
+        let runs: Vec<&SweepEntry> = entries.iter().filter(|e| e.scenario == scenario).collect();
+        let needed = required(scenario);
+        let mut names: std::collections::BTreeSet<&str> = marks.iter().copied().collect();
+        names.extend(runs.iter().flat_map(|e| e.reached.iter().map(String::as_str)));
+        names.extend(needed.iter().map(String::as_str));
+        for mark in names {
+            rows.push(ReachedRow {
+                scenario: scenario.to_string(),
+                mark: mark.to_string(),
+                seeds_reached: runs.iter().filter(|e| e.reached.iter().any(|r| r == mark)).count(),
+                seeds: runs.len(),
+                required: needed.iter().any(|r| r == mark),
+            });
+        }
+    }
+    rows
+}
+
+/// The reached-marks table as Markdown: one row per scenario, one column
+/// per mark in name order, each cell the share of seeds that reached it (`*` marks a
+/// required mark, `MISSED` one that no seed reached).
+pub fn reached_table_markdown(rows: &[ReachedRow]) -> String {
+    let marks: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mark.as_str()).collect();
+    let mut out = String::from("| scenario | seeds |");
+    for mark in &marks {
+        let _ = write!(out, " {} |", markdown_cell(mark));
+    }
+    out.push_str("\n|---|---:|");
+    out.push_str(&"---:|".repeat(marks.len()));
+    out.push('\n');
+    let mut scenario: Option<&str> = None;
+    for row in rows {
+        if scenario != Some(row.scenario.as_str()) {
+            if scenario.is_some() {
+                out.push('\n');
+            }
+            scenario = Some(&row.scenario);
+            let _ = write!(out, "| {} | {} |", markdown_cell(&row.scenario), row.seeds);
+            // Cells follow in `marks` order; a scenario lacking a mark's row
+            // gets an empty cell.
+            for mark in &marks {
+                let cell = rows
+                    .iter()
+                    .find(|r| r.scenario == row.scenario && r.mark == *mark)
+                    .map(reached_cell)
+                    .unwrap_or_default();
+                let _ = write!(out, " {cell} |");
+            }
+        }
+    }
+    if scenario.is_some() {
+        out.push('\n');
+    }
+    out
+}
+
+fn reached_cell(row: &ReachedRow) -> String {
+    if row.missed() {
+        return "MISSED*".to_string();
+    }
+    let percent = (row.seeds_reached * 100 + row.seeds / 2).checked_div(row.seeds).unwrap_or(0);
+    format!("{percent}%{}", if row.required { "*" } else { "" })
 }
 
 /// Runs per validity: (total, valid, invalid, unknown).

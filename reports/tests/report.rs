@@ -69,6 +69,7 @@ fn sample(scenario: &str) -> RunReport {
             topic: "orders".into(),
             tags: "*".into(),
             broadcast: false,
+            idempotent: true,
         }],
         fifo_topics: vec![],
         expect: Expect {
@@ -186,6 +187,9 @@ fn sweep_index_totals_and_links() {
         counts: "lost=0 unexpected=0 dup=0 order=0 eo=0".into(),
         repro: format!("mqsim run failover-sync --seed {seed}"),
         report_dir: report_dir.map(str::to_owned),
+        reached: Vec::new(),
+        sim_ms: 90_000,
+        invalid_checks: Vec::new(),
     };
     let entries = [
         entry(1, Validity::Valid, None),
@@ -200,4 +204,39 @@ fn sweep_index_totals_and_links() {
     assert!(page.contains(r#"<a href="failover-sync-2/report.html">report</a>"#));
     assert!(page.contains(r#"<span class="invalid">FAIL</span>"#));
     assert_eq!(page.matches("<tr>").count(), 4);
+}
+
+#[test]
+fn reached_table_counts_seeds_per_mark_and_flags_missed_requirements() {
+    let entry = |scenario: &str, seed: u64, reached: &[&str]| SweepEntry {
+        scenario: scenario.into(),
+        seed,
+        validity: Validity::Valid,
+        digest: format!("{seed:016x}"),
+        counts: String::new(),
+        repro: String::new(),
+        report_dir: None,
+        reached: reached.iter().map(|m| m.to_string()).collect(),
+        sim_ms: 1,
+        invalid_checks: Vec::new(),
+    };
+    let entries = [
+        entry("power-loss", 1, &["torn-write-cut"]),
+        entry("power-loss", 2, &[]),
+        entry("power-loss", 3, &["torn-write-cut", "duplicate-delivered"]),
+        entry("partition", 1, &[]),
+    ];
+    let required = |scenario: &str| match scenario {
+        "power-loss" => vec!["torn-write-cut".to_string()],
+        _ => vec!["ack-during-partition".to_string()],
+    };
+    let rows = reports::reached_rows(&entries, &["torn-write-cut"], &required);
+    let torn = rows.iter().find(|r| r.scenario == "power-loss" && r.mark == "torn-write-cut").unwrap();
+    assert_eq!((torn.seeds_reached, torn.seeds, torn.required, torn.missed()), (2, 3, true, false));
+    let ack = rows.iter().find(|r| r.scenario == "partition" && r.mark == "ack-during-partition").unwrap();
+    assert!(ack.missed());
+    let table = reports::reached_table_markdown(&rows);
+    assert!(table.starts_with("| scenario | seeds | ack-during-partition | duplicate-delivered | torn-write-cut |"), "{table}");
+    assert!(table.contains("| power-loss | 3 |  | 33% | 67%* |"), "{table}");
+    assert!(table.contains("| partition | 1 | MISSED* |  | 0% |"), "{table}");
 }

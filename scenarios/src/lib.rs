@@ -45,7 +45,7 @@ pub use resolve::{
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisEvent, NemesisMode, PartitionKind, ProducerSpec,
+    ConsumerSpec, CrashStep, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisEvent, NemesisMode, PartitionKind, ProducerSpec,
     Scenario, SwarmKnobs, Topology, Workload,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
-use crate::spec::{DiskFaultKind, Nemesis, NemesisEvent, NemesisMode, PartitionKind, Scenario, SwarmKnobs};
+use crate::spec::{CrashStep, DiskFaultKind, Nemesis, NemesisEvent, NemesisMode, PartitionKind, Scenario, SwarmKnobs};
 use crate::target::{Node, Selector, Target};
 
 /// Granularity of generated fault arrivals: each tick a fault of a kind starts
@@ -69,7 +69,7 @@ impl ScheduledFault {
             Fault::Kill { node }
             | Fault::PowerLoss { node }
             | Fault::Pause { node }
-            | Fault::ConsumerCrash { node }
+            | Fault::ConsumerCrash { node, .. }
             | Fault::ClockSkew { node, .. }
             | Fault::ClockJump { node, .. }
             | Fault::DiskFault { node, .. } => vec![node.as_str()],
@@ -99,10 +99,14 @@ pub enum Fault {
         /// The node.
         node: String,
     },
-    /// Crash the consumer process; it rejoins its group at `heal_at_ms`.
+    /// Crash the consumer process (at once, or at `step` of its next
+    /// delivery); it rejoins its group at `heal_at_ms`.
     ConsumerCrash {
         /// The node.
         node: String,
+        /// Where in a delivery it crashes; `None` for at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<CrashStep>,
     },
     /// Drop messages between `side` and `from` until `heal_at_ms`.
     Partition {
@@ -136,7 +140,8 @@ pub enum Fault {
         /// The offset; negative is behind.
         skew_ms: i64,
     },
-    /// Step the node's clock once.
+    /// Step the node's clock; step it back at `heal_at_ms` unless that is
+    /// `None` (a persistent jump).
     ClockJump {
         /// The node.
         node: String,
@@ -349,6 +354,7 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                     at_s,
                     target: Target::Random(Selector::Consumers),
                     restart_after_s: after,
+                    step: crash_step(&mut rng),
                 },
                 "consumer_crash" => continue,
                 "partition" => {
@@ -377,7 +383,10 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                 }
                 "clock_jump" => {
                     let jump_ms = signed(&mut rng, 30_000);
-                    NemesisEvent::ClockJump { at_s, target: random_server(scenario, &mut rng), jump_ms }
+                    // Most jumps are corrected within the outage; a few stay.
+                    let persist = rng.chance(0.2);
+                    let heal_after_s = (!persist).then_some(ms_to_secs(down_ms));
+                    NemesisEvent::ClockJump { at_s, target: random_server(scenario, &mut rng), jump_ms, heal_after_s, persist }
                 }
                 "disk_fault" => {
                     // No flip-byte: with one replica it destroys acknowledged
@@ -404,6 +413,12 @@ fn signed(rng: &mut Rng, max: u64) -> i64 {
     }
 }
 
+/// Where a generated consumer crash strikes: at once, before the effect or
+/// between the effect and the acknowledgement, a third of the time each.
+fn crash_step(rng: &mut Rng) -> Option<CrashStep> {
+    [None, Some(CrashStep::BeforeEffect), Some(CrashStep::AfterEffect)][rng.below(3) as usize]
+}
+
 /// Consumer crashes asked for by the workload (`crash_rate_per_min`), in every
 /// nemesis mode, so the nemesis is the only thing that crashes processes.
 fn workload_crash_events(scenario: &Scenario, seed: u64) -> Vec<NemesisEvent> {
@@ -417,6 +432,7 @@ fn workload_crash_events(scenario: &Scenario, seed: u64) -> Vec<NemesisEvent> {
                 at_s: ms_to_secs(at_ms),
                 target: Target::Random(Selector::Group(consumer.group.clone())),
                 restart_after_s: Some(ms_to_secs(down_ms)),
+                step: crash_step(&mut rng),
             });
         }
     }
@@ -456,9 +472,9 @@ impl Resolver<'_> {
                 let heal = end(restart_after_s);
                 (Fault::Pause { node: self.take(target, Channel::Process, at_ms, heal)? }, heal)
             }
-            NemesisEvent::ConsumerCrash { target, restart_after_s, .. } => {
+            NemesisEvent::ConsumerCrash { target, restart_after_s, step, .. } => {
                 let heal = end(restart_after_s);
-                (Fault::ConsumerCrash { node: self.take(target, Channel::Process, at_ms, heal)? }, heal)
+                (Fault::ConsumerCrash { node: self.take(target, Channel::Process, at_ms, heal)?, step: *step }, heal)
             }
             NemesisEvent::Partition { partition, targets, from, heal_after_s, .. } => {
                 let (side, other) = match partition {
@@ -495,8 +511,10 @@ impl Resolver<'_> {
                 let heal = end(heal_after_s);
                 (Fault::ClockSkew { node: self.take(target, Channel::Clock, at_ms, heal)?, skew_ms: *skew_ms }, heal)
             }
-            NemesisEvent::ClockJump { target, jump_ms, .. } => {
-                (Fault::ClockJump { node: self.take(target, Channel::Clock, at_ms, None)?, jump_ms: *jump_ms }, None)
+            NemesisEvent::ClockJump { target, jump_ms, heal_after_s, persist, .. } => {
+                // Jumps add up, so they reserve no channel and may overlap.
+                let heal = if *persist { None } else { end(heal_after_s) };
+                (Fault::ClockJump { node: self.take(target, Channel::Clock, at_ms, None)?, jump_ms: *jump_ms }, heal)
             }
             NemesisEvent::DiskFault { target, disk, heal_after_s, .. } => {
                 let heal = if *disk == DiskFaultKind::FlipByte { None } else { end(heal_after_s) };
@@ -617,8 +635,8 @@ fn to_event(fault: &ScheduledFault) -> NemesisEvent {
         Fault::Kill { node: name } => NemesisEvent::Kill { at_s, target: node(name), restart_after_s: after },
         Fault::PowerLoss { node: name } => NemesisEvent::PowerLoss { at_s, target: node(name), restart_after_s: after },
         Fault::Pause { node: name } => NemesisEvent::Pause { at_s, target: node(name), restart_after_s: after },
-        Fault::ConsumerCrash { node: name } => {
-            NemesisEvent::ConsumerCrash { at_s, target: node(name), restart_after_s: after }
+        Fault::ConsumerCrash { node: name, step } => {
+            NemesisEvent::ConsumerCrash { at_s, target: node(name), restart_after_s: after, step: *step }
         }
         Fault::Partition { side, from, one_way } => NemesisEvent::Partition {
             at_s,
@@ -636,7 +654,13 @@ fn to_event(fault: &ScheduledFault) -> NemesisEvent {
         Fault::ClockSkew { node: name, skew_ms } => {
             NemesisEvent::ClockSkew { at_s, target: node(name), skew_ms: *skew_ms, heal_after_s: after }
         }
-        Fault::ClockJump { node: name, jump_ms } => NemesisEvent::ClockJump { at_s, target: node(name), jump_ms: *jump_ms },
+        Fault::ClockJump { node: name, jump_ms } => NemesisEvent::ClockJump {
+            at_s,
+            target: node(name),
+            jump_ms: *jump_ms,
+            heal_after_s: after,
+            persist: fault.heal_at_ms.is_none(),
+        },
         Fault::DiskFault { node: name, disk } => {
             NemesisEvent::DiskFault { at_s, target: node(name), disk: *disk, heal_after_s: after }
         }
@@ -668,7 +692,8 @@ impl fmt::Display for Fault {
             Fault::Kill { node } => write!(f, "kill {node}"),
             Fault::PowerLoss { node } => write!(f, "power-loss {node}"),
             Fault::Pause { node } => write!(f, "pause {node}"),
-            Fault::ConsumerCrash { node } => write!(f, "consumer-crash {node}"),
+            Fault::ConsumerCrash { node, step: None } => write!(f, "consumer-crash {node}"),
+            Fault::ConsumerCrash { node, step: Some(step) } => write!(f, "consumer-crash {node} at {}", step.as_str()),
             Fault::Partition { side, from, one_way } => {
                 let arrow = if *one_way { "-/->" } else { "|" };
                 write!(f, "partition [{}] {arrow} [{}]", side.join(", "), from.join(", "))

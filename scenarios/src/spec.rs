@@ -72,6 +72,14 @@ fn default_queues_per_topic() -> u32 {
     4
 }
 
+fn default_resend_max() -> u32 {
+    2
+}
+
+fn default_true() -> bool {
+    true
+}
+
 fn default_body_bytes() -> u32 {
     64
 }
@@ -113,9 +121,12 @@ pub struct ProducerSpec {
     pub topic: String,
     /// Send attempts per second, per producer process.
     pub rate_per_s: f64,
-    /// Size of the business key space (`k-0..k-{keys-1}`); the checker's
-    /// exactly-once effect is per key.
-    pub keys: u64,
+    /// Business resends of one operation after a failed or unknown send,
+    /// as RocketMQ applications do: the same business key again, under a
+    /// new message id, so the broker may store the operation twice and the
+    /// consumers must apply it once. Default 2.
+    #[serde(default = "default_resend_max")]
+    pub resend_max: u32,
     /// Size of the sharding key space; FIFO order is per sharding key.
     pub sharding_keys: u64,
     /// Tags to choose from, one per message by the seed. Default none (untagged).
@@ -147,6 +158,13 @@ pub struct ConsumerSpec {
     /// delivery, sending it through the retry topic. Default 0.
     #[serde(default)]
     pub failure_rate: f64,
+    /// Whether the group deduplicates by business key: it applies a key's
+    /// effect and records the key in one database transaction, so a
+    /// redelivery takes no second effect. A non-idempotent group is a
+    /// control: it applies every delivery, and the verdict measures its
+    /// double effects. Default true.
+    #[serde(default = "default_true")]
+    pub idempotent: bool,
     /// Crashes per minute of this group's processes, over the whole group;
     /// each rejoins after a short while and forces a rebalance. The resolver
     /// turns these into `consumer-crash` events of the schedule. Default 0.
@@ -231,6 +249,10 @@ pub enum NemesisEvent {
         /// How long until it rejoins.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_after_s: Option<f64>,
+        /// Crash at this step of the next delivery instead of at once.
+        /// Default: at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<CrashStep>,
     },
     /// Messages between two sets of nodes are dropped.
     Partition {
@@ -286,8 +308,9 @@ pub enum NemesisEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_after_s: Option<f64>,
     },
-    /// The node's clock steps once and stays stepped (instantaneous, so it has
-    /// no end).
+    /// The node's clock steps, and steps back when healed (an operator or
+    /// NTP correcting it), unless `persist` keeps it stepped for good.
+    /// Jumps add to each other and to a skew.
     ClockJump {
         /// When the clock steps.
         at_s: f64,
@@ -295,6 +318,14 @@ pub enum NemesisEvent {
         target: Target,
         /// The step; negative goes back in time.
         jump_ms: i64,
+        /// How long until the clock steps back. Default: at the end of the
+        /// safety phase. Refused with `persist`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_after_s: Option<f64>,
+        /// The clock never steps back, into the tail and to the run's end.
+        /// Default false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        persist: bool,
     },
     /// The broker's disk misbehaves.
     DiskFault {
@@ -341,6 +372,28 @@ impl NemesisEvent {
             NemesisEvent::ClockSkew { .. } => "clock-skew",
             NemesisEvent::ClockJump { .. } => "clock-jump",
             NemesisEvent::DiskFault { .. } => "disk-fault",
+        }
+    }
+}
+
+/// Where in the handling of a delivery a consumer crash strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashStep {
+    /// After the delivery, before the business effect is applied.
+    BeforeEffect,
+    /// After the effect committed, before the message is acknowledged: the
+    /// message is redelivered, and only deduplication by key saves the
+    /// effect from happening twice.
+    AfterEffect,
+}
+
+impl CrashStep {
+    /// The step's name as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashStep::BeforeEffect => "before-effect",
+            CrashStep::AfterEffect => "after-effect",
         }
     }
 }
@@ -466,6 +519,12 @@ pub struct Expect {
     /// within this bound. Default: liveness not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_bound_s: Option<u64>,
+    /// "Sometimes" marks (such as `torn-write-cut`) that at least one seed
+    /// of a sweep must reach, or the sweep fails: a scenario whose faults
+    /// never reach the state it was written for proves nothing. `mqsim list
+    /// --marks` names them. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reached: Vec<String>,
 }
 
 impl Scenario {

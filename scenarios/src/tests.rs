@@ -20,7 +20,6 @@ flush = "sync"
 count = 1
 topic = "orders"
 rate_per_s = 10
-keys = 10
 sharding_keys = 5
 
 [[workload.consumers]]
@@ -147,7 +146,9 @@ fn options_list_every_resolved_knob() {
     assert_eq!(options["name"], "swarm");
     assert_eq!(options["topology.flush"], "sync");
     assert_eq!(options["topology.flush_interval_ms"], "500");
-    assert_eq!(options["workload.producers[0].tags"], r#"["TagA", "TagB"]"#);
+    assert_eq!(options["workload.producers[0].tags"], r#"["TagA", "TagB", "TagC"]"#);
+    assert_eq!(options["workload.producers[0].resend_max"], "2");
+    assert_eq!(options["workload.consumers[1].idempotent"], "true");
     for (name, _) in SwarmKnobs::default().rates() {
         assert!(options.contains_key(&format!("nemesis.swarm.{name}")), "{name} not listed");
     }
@@ -178,7 +179,7 @@ fn every_resolved_schedule_heals_by_the_end_of_the_safety_phase() {
                     Some(heal) => assert!(fault.at_ms < heal && heal <= duration_ms, "{context}"),
                 }
                 let channel = match &fault.fault {
-                    Fault::Kill { node } | Fault::PowerLoss { node } | Fault::Pause { node } | Fault::ConsumerCrash { node } => {
+                    Fault::Kill { node } | Fault::PowerLoss { node } | Fault::Pause { node } | Fault::ConsumerCrash { node, .. } => {
                         Some((node, "process"))
                     }
                     Fault::DiskFault { node, .. } if fault.heal_at_ms.is_some() => Some((node, "disk")),
@@ -223,7 +224,7 @@ fn consumer_crash_rates_become_crashes_of_that_group() {
         .schedule
         .iter()
         .filter_map(|f| match &f.fault {
-            Fault::ConsumerCrash { node } => Some(node.as_str()),
+            Fault::ConsumerCrash { node, .. } => Some(node.as_str()),
             _ => None,
         })
         .collect();

@@ -103,7 +103,6 @@ impl Validator<'_> {
                 self.fail(format!("{path}.topic"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", p.topic));
             }
             self.rate(format!("{path}.rate_per_s"), p.rate_per_s);
-            self.at_least(format!("{path}.keys"), p.keys, 1);
             self.at_least(format!("{path}.sharding_keys"), p.sharding_keys, 1);
             for (j, tag) in p.tags.iter().enumerate() {
                 if !is_valid_tag(tag) {
@@ -230,8 +229,13 @@ impl Validator<'_> {
                 self.single_target(&path, target, ANY);
                 self.end(&path, "heal_after_s", at_s, *heal_after_s);
             }
-            NemesisEvent::ClockJump { target, .. } => {
+            NemesisEvent::ClockJump { target, heal_after_s, persist, .. } => {
                 self.single_target(&path, target, ANY);
+                if *persist && heal_after_s.is_some() {
+                    self.fail(format!("{path}.heal_after_s"), "a `persist` jump never steps back; leave heal_after_s out");
+                } else {
+                    self.end(&path, "heal_after_s", at_s, *heal_after_s);
+                }
             }
             NemesisEvent::DiskFault { target, disk, heal_after_s, .. } => {
                 self.single_target(&path, target, &[Role::Broker]);
@@ -351,6 +355,15 @@ impl Validator<'_> {
             }
             if bound == 0 || bound > s.tail_s {
                 self.fail("expect.liveness_bound_s", format!("must be in 1..={} (tail_s), got {bound}", s.tail_s));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, mark) in e.reached.iter().enumerate() {
+            let path = format!("expect.reached[{i}]");
+            if mark.is_empty() || !mark.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                self.fail(path, format!("a mark name is kebab-case ([a-z0-9-]+), got {mark:?}"));
+            } else if !seen.insert(mark.as_str()) {
+                self.fail(path, format!("mark {mark:?} is listed twice"));
             }
         }
     }

@@ -3,6 +3,8 @@
 //! verdict.
 //!
 //! # Layout
+//! - [`database`]: the consumers' business database (effects and their
+//!   keys, committed together), a node with its own disk.
 //! - [`disk`]: [`disk::SimDisk`], a broker's disk with crash semantics and faults.
 //! - [`recorder`]: the history recorder (simulated time, sequential ids).
 //! - [`run`]: one seed of one scenario: options, outcome, the check config.
@@ -14,6 +16,7 @@
 //! Everything random comes from madsim's seeded RNG or the scenario's
 //! resolution of the seed; every map that is iterated is ordered.
 
+pub mod database;
 pub mod disk;
 pub mod recorder;
 pub mod run;
@@ -49,6 +52,7 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     tokio::time::sleep_until(recorder.at(end_ms)).await;
     world.stop_clients();
     world.drain().await;
+    world.record_effects();
     recorder.note("harness", Op::End, None, None);
     world.shutdown();
     tokio::time::sleep(std::time::Duration::from_millis(1)).await;

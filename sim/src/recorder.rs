@@ -1,9 +1,34 @@
 //! The history recorder: every client and nemesis observation, stamped with
 //! simulated time since the run's start and a sequential id.
 
-use checker::history::{Event, Kind, Op};
+use checker::history::{ConsumeOutcome, Event, Kind, Op};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
+
+/// Marks the harness itself reaches (the broker's are in `broker::marks`).
+pub mod harness_marks {
+    /// A broker crashed or lost power with written but unsynced bytes.
+    pub const CRASH_WITH_UNSYNCED_BYTES: &str = "crash-with-unsynced-bytes";
+    /// A send was acknowledged while some partition was in force.
+    pub const ACK_DURING_PARTITION: &str = "ack-during-partition";
+    /// A group successfully consumed a message it had consumed before.
+    pub const DUPLICATE_DELIVERED: &str = "duplicate-delivered";
+    /// A producer resent an operation by business key after a failed or
+    /// unknown send.
+    pub const RESEND_BY_KEY: &str = "resend-by-key";
+    /// A consumer crashed after its effect committed and before it
+    /// acknowledged the message.
+    pub const CRASH_BETWEEN_EFFECT_AND_ACK: &str = "crash-between-effect-and-ack";
+    /// Every harness mark.
+    pub const ALL: [&str; 5] =
+        [CRASH_WITH_UNSYNCED_BYTES, ACK_DURING_PARTITION, DUPLICATE_DELIVERED, RESEND_BY_KEY, CRASH_BETWEEN_EFFECT_AND_ACK];
+}
+
+/// Every mark a scenario may require: the broker's and the harness's.
+pub fn known_marks() -> Vec<&'static str> {
+    broker::marks::Mark::ALL.iter().map(|m| m.name()).chain(harness_marks::ALL).collect()
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -11,6 +36,12 @@ struct Inner {
     /// Set by [`Recorder::start`] inside the simulation.
     start: Option<Instant>,
     trace: bool,
+    /// Marks already recorded: each is recorded the first time only.
+    reached: BTreeSet<String>,
+    /// Partitions in force now.
+    partitions: u32,
+    /// (group, msg_id) consumed successfully so far.
+    consumed: BTreeSet<(String, String)>,
 }
 
 /// Shared by every simulated process of one run.
@@ -19,11 +50,39 @@ pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
 }
 
+impl Inner {
+    fn push(&mut self, mut event: Event) -> u64 {
+        event.t_ms = self.start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0);
+        event.id = self.events.len() as u64 + 1;
+        if self.trace {
+            eprintln!("{}", checker::history::to_json_line(&event));
+        }
+        let id = event.id;
+        self.events.push(event);
+        id
+    }
+
+    fn reach(&mut self, mark: &str, process: &str) {
+        if self.reached.insert(mark.to_string()) {
+            self.push(Event::new(0, process, Kind::Info, Op::Reached).detail(mark));
+        }
+    }
+}
+
 impl Recorder {
     /// A recorder whose clock starts with [`Recorder::start`]; `trace`
     /// prints each event as it is recorded.
     pub fn new_unstarted(trace: bool) -> Recorder {
-        Recorder { inner: Arc::new(Mutex::new(Inner { events: Vec::new(), start: None, trace })) }
+        Recorder {
+            inner: Arc::new(Mutex::new(Inner {
+                events: Vec::new(),
+                start: None,
+                trace,
+                reached: BTreeSet::new(),
+                partitions: 0,
+                consumed: BTreeSet::new(),
+            })),
+        }
     }
 
     /// Starts the run's clock at the current (simulated) time.
@@ -43,16 +102,35 @@ impl Recorder {
     }
 
     /// Records an event (its time and id are set here) and returns its id.
-    pub fn record(&self, mut event: Event) -> u64 {
+    /// Marks that the event itself shows (a duplicate delivery, an
+    /// acknowledgement during a partition) are recorded right after it.
+    pub fn record(&self, event: Event) -> u64 {
         let mut inner = self.inner.lock().expect("recorder");
-        event.t_ms = inner.start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0);
-        event.id = inner.events.len() as u64 + 1;
-        if inner.trace {
-            eprintln!("{}", checker::history::to_json_line(&event));
+        let mark = match (event.op, event.kind) {
+            (Op::Send, Kind::Ok) if inner.partitions > 0 => Some(harness_marks::ACK_DURING_PARTITION),
+            (Op::Deliver, Kind::Ok) if event.result == Some(ConsumeOutcome::Success) => {
+                let consumed = (event.group.clone().unwrap_or_default(), event.msg_id.clone().unwrap_or_default());
+                (!inner.consumed.insert(consumed)).then_some(harness_marks::DUPLICATE_DELIVERED)
+            }
+            _ => None,
+        };
+        let process = event.process.clone();
+        let id = inner.push(event);
+        if let Some(mark) = mark {
+            inner.reach(mark, &process);
         }
-        let id = event.id;
-        inner.events.push(event);
         id
+    }
+
+    /// Records the first time `mark` is reached, by `process`.
+    pub fn reach(&self, mark: &str, process: &str) {
+        self.inner.lock().expect("recorder").reach(mark, process);
+    }
+
+    /// A partition starts (`true`) or ends (`false`).
+    pub fn partition(&self, starts: bool) {
+        let mut inner = self.inner.lock().expect("recorder");
+        inner.partitions = if starts { inner.partitions + 1 } else { inner.partitions.saturating_sub(1) };
     }
 
     /// A nemesis or harness event.

@@ -28,6 +28,8 @@ pub struct RunOutcome {
     pub history: Vec<Event>,
     /// Stable digest of the history.
     pub digest: String,
+    /// The "sometimes" marks the run reached, with how often each is named.
+    pub reached: std::collections::BTreeMap<String, u64>,
     /// A panic inside the simulation: a broker assertion, or a hang past the time limit.
     pub panic: Option<String>,
     /// Simulated milliseconds the run covered.
@@ -49,7 +51,13 @@ pub fn check_config(scenario: &Scenario) -> CheckConfig {
         .workload
         .consumers
         .iter()
-        .map(|c| GroupSpec { group: c.group.clone(), topic: c.topic.clone(), tags: c.tags.clone(), broadcast: false })
+        .map(|c| GroupSpec {
+            group: c.group.clone(),
+            topic: c.topic.clone(),
+            tags: c.tags.clone(),
+            broadcast: false,
+            idempotent: c.idempotent,
+        })
         .collect();
     let mut fifo_topics: Vec<String> =
         scenario.workload.producers.iter().filter(|p| p.fifo).map(|p| p.topic.clone()).collect();
@@ -103,6 +111,7 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
     }
     RunOutcome {
         digest: checker::history::digest_hex(&history),
+        reached: checker::reached_marks(&history),
         scenario: name,
         seed,
         verdict,
@@ -135,7 +144,10 @@ fn simulate(resolved: Resolved, options: RunOptions) -> Simulated {
     runtime.set_time_limit(Duration::from_secs(limit_s));
     let recorder = crate::recorder::Recorder::new_unstarted(options.trace);
     let rec = recorder.clone();
+    let marks = recorder.clone();
+    broker::marks::set_sink(Some(Box::new(move |mark| marks.reach(mark.name(), "cluster"))));
     let result = std::panic::catch_unwind(AssertUnwindSafe(move || runtime.block_on(crate::scenario_main(resolved, rec))));
+    broker::marks::set_sink(None);
     match result {
         Ok(()) => Ok(recorder.events()),
         Err(payload) => Err((recorder.events(), panic_message(payload.as_ref()))),

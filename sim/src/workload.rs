@@ -3,17 +3,20 @@
 //! and applies an idempotent effect by business key; the final drain.
 //! Compiled only with `--cfg madsim`.
 
-use crate::recorder::Recorder;
+use crate::database::{ApplyRequest, DbClient, Effect};
+use crate::recorder::{harness_marks, Recorder};
 use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
-use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
+use broker::client::{
+    AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig,
+};
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
 use broker::protocol::{ConsumeFrom, Request, ResponseBody};
 use broker::protocol::SendResult;
 use broker::store::GetStatus;
 use checker::history::{ConsumeOutcome, Event, Kind, Op};
-use scenarios::{ConsumerSpec, ProducerSpec, Scenario};
-use std::collections::{BTreeMap, BTreeSet};
+use scenarios::{ConsumerSpec, CrashStep, ProducerSpec, Scenario};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,14 +24,39 @@ use std::time::Duration;
 pub const PROPERTY_SHARD: &str = "SHARD";
 /// Message property carrying the per-shard sequence number.
 pub const PROPERTY_SEQ: &str = "SEQ";
-/// Sends one non-FIFO producer keeps in flight at most.
+/// Message property carrying a business amount, so integrity is checked on
+/// properties the broker has no reason to touch.
+pub const PROPERTY_AMOUNT: &str = "AMOUNT";
+/// Message property carrying a business region.
+pub const PROPERTY_REGION: &str = "REGION";
+/// Pause before a business resend of a failed or unknown send.
+const RESEND_BACKOFF: Duration = Duration::from_secs(1);
+/// Operations one non-FIFO producer keeps in flight at most.
 const IN_FLIGHT_MAX: usize = 64;
+/// Regions a message's `REGION` property is drawn from.
+const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "cn-north"];
 
-/// The business database of the idempotent consumers: (group, key) pairs
-/// whose effect was applied. It outlives consumer crashes, as a real
-/// database would.
-#[derive(Clone, Debug, Default)]
-pub struct Dedupe(Arc<Mutex<BTreeSet<(String, String)>>>);
+/// FNV-1a 64 of a body, as 16 hex digits: what the history carries so the
+/// checker can compare a delivered body with the sent one.
+pub fn body_digest(body: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in body {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// A body of `len` bytes that differs per message: the message id repeated.
+fn body_of(msg_id: &str, len: usize) -> Vec<u8> {
+    msg_id.bytes().chain(std::iter::once(b'|')).cycle().take(len).collect()
+}
+
+/// The properties the history records: every one but the unique id, which
+/// the history carries as `msg_id`.
+fn user_props(message: &Message) -> BTreeMap<String, String> {
+    message.properties.iter().filter(|(name, _)| name.as_str() != PROPERTY_UNIQ_KEY).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
 
 /// Counters that survive producer restarts: messages per producer and
 /// sequence numbers per sharding key.
@@ -60,22 +88,95 @@ fn queue_name(broker: &str, topic: &str, queue_id: u32) -> String {
     format!("{broker}/{topic}/{queue_id}")
 }
 
-fn record_completion(recorder: &Recorder, process: &str, invoke: u64, topic: &str, result: broker::Result<SendResult>) {
-    let event = match result {
-        Ok(r) if r.is_ok() => Event::new(0, process, Kind::Ok, Op::Send)
-            .of(invoke)
-            .msg_id(r.msg_id.clone())
-            .queue(queue_name(&r.broker_name, topic, r.queue_id))
-            .offset(r.queue_offset),
+/// Records how a send ended; true when it was acknowledged.
+fn record_completion(recorder: &Recorder, process: &str, invoke: u64, topic: &str, result: broker::Result<SendResult>) -> bool {
+    let (event, acked) = match result {
+        Ok(r) if r.is_ok() => {
+            let event = Event::new(0, process, Kind::Ok, Op::Send)
+                .of(invoke)
+                .msg_id(r.msg_id.clone())
+                .queue(queue_name(&r.broker_name, topic, r.queue_id))
+                .offset(r.queue_offset);
+            (event, true)
+        }
         // Stored but not durable as configured: the outcome is unknown.
-        Ok(r) => Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(format!("{:?}", r.status)),
+        Ok(r) => (Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(format!("{:?}", r.status)), false),
         // After a timeout an earlier attempt may have stored it: unknown too.
-        Err(e) => Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(e.to_string()),
+        Err(e) => (Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(e.to_string()), false),
     };
     recorder.record(event);
+    acked
 }
 
-/// A producer process: sends at the spec's rate until `stop_at_ms`.
+/// One business operation of a producer: what every resend of it carries.
+#[derive(Clone, Debug)]
+struct Operation {
+    /// The producer's operation number, which names its messages.
+    n: u64,
+    key: String,
+    shard: String,
+    seq: u64,
+    tag: Option<String>,
+    amount: u64,
+    region: &'static str,
+}
+
+impl Operation {
+    /// The message of resend `attempt` (0 for the first send): same key and
+    /// content, its own unique id.
+    fn message(&self, process: &str, spec: &ProducerSpec, attempt: u32) -> Message {
+        let msg_id = match attempt {
+            0 => format!("{process}-m{}", self.n),
+            a => format!("{process}-m{}-r{a}", self.n),
+        };
+        let mut msg = Message::new(spec.topic.clone(), body_of(&msg_id, spec.body_bytes as usize))
+            .with_key(self.key.clone())
+            .with_property(PROPERTY_UNIQ_KEY, msg_id)
+            .with_property(PROPERTY_SHARD, self.shard.clone())
+            .with_property(PROPERTY_SEQ, self.seq.to_string())
+            .with_property(PROPERTY_AMOUNT, self.amount.to_string())
+            .with_property(PROPERTY_REGION, self.region);
+        if let Some(tag) = &self.tag {
+            msg = msg.with_tags(tag.clone());
+        }
+        msg
+    }
+}
+
+/// Sends one operation until it is acknowledged, resending it under a new
+/// message id up to `spec.resend_max` times (a second apart, and only
+/// before `stop_at_ms`) after a failed or unknown send.
+async fn send_operation(producer: &Producer, recorder: &Recorder, process: &str, spec: &ProducerSpec, op: &Operation, stop_at_ms: u64) {
+    for attempt in 0..=spec.resend_max {
+        if attempt > 0 {
+            if recorder.now_ms() >= stop_at_ms {
+                return;
+            }
+            recorder.reach(harness_marks::RESEND_BY_KEY, process);
+        }
+        let msg = op.message(process, spec, attempt);
+        let mut invoke = Event::new(0, process, Kind::Invoke, Op::Send)
+            .msg_id(msg.unique_id().unwrap_or_default())
+            .topic(spec.topic.clone())
+            .key(op.key.clone())
+            .shard(op.shard.clone())
+            .seq(op.seq)
+            .body(body_digest(&msg.body))
+            .props(user_props(&msg));
+        if let Some(tag) = &op.tag {
+            invoke = invoke.tag(tag.clone());
+        }
+        let invoke = recorder.record(invoke);
+        let result = if spec.fifo { producer.send_ordered(msg, &op.shard).await } else { producer.send(msg).await };
+        if record_completion(recorder, process, invoke, &spec.topic, result) {
+            return;
+        }
+        tokio::time::sleep(RESEND_BACKOFF).await;
+    }
+}
+
+/// A producer process: starts operations at the spec's rate until
+/// `stop_at_ms`.
 pub async fn run_producer(
     name: String,
     spec: ProducerSpec,
@@ -96,31 +197,23 @@ pub async fn run_producer(
     while recorder.now_ms() < stop_at_ms {
         let n = state.next(&name);
         let shard = format!("{name}-s{}", draw() % spec.sharding_keys.max(1));
-        let seq = state.next(&shard);
-        let key = format!("{name}-k{n}");
-        let msg_id = format!("{name}-m{n}");
-        let tag = (!spec.tags.is_empty()).then(|| spec.tags[(draw() % spec.tags.len() as u64) as usize].clone());
-        let mut msg = Message::new(spec.topic.clone(), vec![b'x'; spec.body_bytes as usize])
-            .with_key(key.clone())
-            .with_property(PROPERTY_UNIQ_KEY, msg_id.clone())
-            .with_property(PROPERTY_SHARD, shard.clone())
-            .with_property(PROPERTY_SEQ, seq.to_string());
-        let mut invoke = Event::new(0, &name, Kind::Invoke, Op::Send).msg_id(msg_id).topic(spec.topic.clone()).key(key).shard(shard.clone()).seq(seq);
-        if let Some(tag) = tag {
-            invoke = invoke.tag(tag.clone());
-            msg = msg.with_tags(tag);
-        }
-        let invoke = recorder.record(invoke);
+        let op = Operation {
+            n,
+            seq: state.next(&shard),
+            shard,
+            key: format!("{name}-k{n}"),
+            tag: (!spec.tags.is_empty()).then(|| spec.tags[(draw() % spec.tags.len() as u64) as usize].clone()),
+            amount: draw() % 100_000,
+            region: REGIONS[(draw() % REGIONS.len() as u64) as usize],
+        };
         if spec.fifo {
-            // Ordered sends are synchronous: the next waits for this one.
-            let result = producer.send_ordered(msg, &shard).await;
-            record_completion(&recorder, &name, invoke, &spec.topic, result);
+            // Ordered operations are synchronous: the next waits for this one.
+            send_operation(&producer, &recorder, &name, &spec, &op, stop_at_ms).await;
         } else {
             let permit = permits.clone().acquire_owned().await.expect("semaphore never closes");
-            let (producer, recorder, name, topic) = (producer.clone(), recorder.clone(), name.clone(), spec.topic.clone());
+            let (producer, recorder, name, spec) = (producer.clone(), recorder.clone(), name.clone(), spec.clone());
             tokio::spawn(async move {
-                let result = producer.send(msg).await;
-                record_completion(&recorder, &name, invoke, &topic, result);
+                send_operation(&producer, &recorder, &name, &spec, &op, stop_at_ms).await;
                 drop(permit);
             });
         }
@@ -137,7 +230,9 @@ fn delivery(process: &str, group: &str, m: &MessageExt, attempt: u32, outcome: C
         .queue(queue_name(&m.broker_name, &m.message.topic, m.queue_id))
         .offset(m.queue_offset)
         .reconsume(attempt)
-        .result(outcome);
+        .result(outcome)
+        .body(body_digest(&m.message.body))
+        .props(user_props(&m.message));
     if let Some(key) = m.message.keys.first() {
         event = event.key(key.clone());
     }
@@ -163,7 +258,53 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
     config
 }
 
-/// A consumer process: joins its group and consumes until killed.
+/// A consumer crash armed to strike at a step of the next delivery, set by
+/// the nemesis and sprung by the consumer's business logic.
+#[derive(Clone, Debug, Default)]
+pub struct CrashTrigger(Arc<Mutex<TriggerState>>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum TriggerState {
+    #[default]
+    Idle,
+    Armed(CrashStep),
+    Fired,
+}
+
+impl CrashTrigger {
+    /// Arms the trigger for `step`.
+    pub fn arm(&self, step: CrashStep) {
+        *self.0.lock().expect("trigger") = TriggerState::Armed(step);
+    }
+
+    /// Disarms it; true when it fired (so the consumer is down).
+    pub fn disarm(&self) -> bool {
+        std::mem::take(&mut *self.0.lock().expect("trigger")) == TriggerState::Fired
+    }
+
+    /// At `step` of a delivery: when armed for it, records the crash and
+    /// kills this consumer's node; the future then never completes.
+    async fn strike(&self, step: CrashStep, recorder: &Recorder, process: &str) {
+        {
+            let mut state = self.0.lock().expect("trigger");
+            if *state != TriggerState::Armed(step) {
+                return;
+            }
+            *state = TriggerState::Fired;
+        }
+        recorder.record(Event::new(0, process, Kind::Info, Op::Crash).target(process).detail(format!("crashed at {}", step.as_str())));
+        if step == CrashStep::AfterEffect {
+            recorder.reach(harness_marks::CRASH_BETWEEN_EFFECT_AND_ACK, process);
+        }
+        madsim::runtime::Handle::current().kill(process);
+        std::future::pending::<()>().await
+    }
+}
+
+/// A consumer process: joins its group and consumes until killed. Its
+/// business logic fails at the spec's rate (retry later); otherwise it
+/// commits the effect to the database and only then answers success, so
+/// the offset can move past the message.
 pub async fn run_consumer(
     name: String,
     spec: ConsumerSpec,
@@ -171,27 +312,47 @@ pub async fn run_consumer(
     namesrvs: Vec<String>,
     clock: Clock,
     recorder: Recorder,
-    dedupe: Dedupe,
+    db: DbClient,
+    trigger: CrashTrigger,
 ) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
-    let (group, failure_rate, process) = (spec.group.clone(), spec.failure_rate, name.clone());
-    let listener = move |msgs: &[MessageExt], ctx: &ConsumeContext| {
-        let fail = failure_rate > 0.0 && draw_unit() < failure_rate;
-        let outcome = if fail { ConsumeOutcome::RetryLater } else { ConsumeOutcome::Success };
-        for m in msgs {
-            recorder.record(delivery(&process, &group, m, ctx.attempt, outcome));
+    let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
+    let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
+        let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
+        async move {
+            let record = |outcome: ConsumeOutcome| {
+                for m in &msgs {
+                    recorder.record(delivery(&process, &group, m, ctx.attempt, outcome));
+                }
+            };
+            if failure_rate > 0.0 && draw_unit() < failure_rate {
+                record(ConsumeOutcome::RetryLater);
+                return ConsumeResult::RetryLater;
+            }
+            trigger.strike(CrashStep::BeforeEffect, &recorder, &process).await;
+            for m in &msgs {
+                if let Err(e) = apply_effect(&db, &group, idempotent, m).await {
+                    tracing::debug!(consumer = %process, error = %e, "effect not committed");
+                    record(ConsumeOutcome::RetryLater);
+                    return ConsumeResult::RetryLater;
+                }
+            }
+            trigger.strike(CrashStep::AfterEffect, &recorder, &process).await;
+            record(ConsumeOutcome::Success);
+            ConsumeResult::Success
         }
-        if fail {
-            return ConsumeResult::RetryLater;
-        }
-        for m in msgs {
-            apply_effect(&dedupe, &recorder, &process, &group, m);
-        }
-        ConsumeResult::Success
-    };
+    });
     let _consumer = PushConsumer::start(client, consumer_config(&spec, orderly), listener).expect("valid consumer config");
     std::future::pending::<()>().await
+}
+
+/// Commits the business effect of a consumed message (a message without a
+/// business key has none).
+async fn apply_effect(db: &DbClient, group: &str, idempotent: bool, m: &MessageExt) -> Result<(), String> {
+    let Some(key) = m.message.keys.first() else { return Ok(()) };
+    let effect = Effect { group: group.to_string(), key: key.clone(), msg_id: m.msg_id() };
+    db.apply(&ApplyRequest { effect, idempotent }).await.map(|_| ())
 }
 
 /// Attempts per request of the drain before it gives up on a queue.
@@ -215,29 +376,26 @@ macro_rules! retrying {
     }};
 }
 
-/// Applies the business effect of a successfully consumed message once per
-/// (group, key), recording it when it is new.
-fn apply_effect(dedupe: &Dedupe, recorder: &Recorder, process: &str, group: &str, m: &MessageExt) {
-    let Some(key) = m.message.keys.first() else { return };
-    let fresh = dedupe.0.lock().expect("dedupe").insert((group.to_string(), key.clone()));
-    if fresh {
-        recorder.record(Event::new(0, process, Kind::Ok, Op::Effect).group(group).key(key.clone()).msg_id(m.msg_id()));
-    }
-}
-
 /// Reads every group's queues from the committed offset to the end, as the
 /// group's last consumer: it records deliveries and applies effects.
-pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, dedupe: Dedupe) {
+pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, db: DbClient) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, "drain"), Clock::new());
     let timeout = client.timeout();
     for g in groups {
         let filter = TagFilter::parse(&g.tags).unwrap_or(TagFilter::All);
+        let gave_up = |queue: String, reason: String| {
+            recorder.record(Event::new(0, "drain", Kind::Info, Op::DrainGaveUp).group(g.group.clone()).queue(queue).detail(reason));
+        };
         let Some(queues) = retrying!(client.read_queues(&g.topic, true)) else {
-            recorder.note("drain", Op::End, None, Some(format!("no route for {}", g.topic)));
+            gave_up(g.topic.clone(), format!("no route for topic {} after {DRAIN_ATTEMPTS_MAX} attempts", g.topic));
             continue;
         };
         for mq in queues {
-            let Some(addr) = client.broker_addr(&mq.broker_name) else { continue };
+            let queue = queue_name(&mq.broker_name, &mq.topic, mq.queue_id);
+            let Some(addr) = client.broker_addr(&mq.broker_name) else {
+                gave_up(queue, format!("no address for broker {}", mq.broker_name));
+                continue;
+            };
             let query = Request::QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
             let range = Request::GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id };
             let committed = retrying!(client.call(&addr, &query, timeout));
@@ -260,12 +418,15 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                     suspend_ms: 0,
                 };
                 let Some(ResponseBody::Pull(result)) = retrying!(client.call(&addr, &pull, timeout)) else {
-                    recorder.note("drain", Op::End, Some(&mq.to_string()), Some("queue unreadable".into()));
+                    gave_up(queue.clone(), format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));
                     break;
                 };
                 for m in result.messages.iter().filter(|m| filter.matches(m.message.tags.as_deref())) {
+                    if retrying!(apply_effect(&db, &g.group, g.idempotent, m)).is_none() {
+                        gave_up(queue.clone(), format!("the database did not commit the effect of {}", m.msg_id()));
+                        continue;
+                    }
                     recorder.record(delivery("drain", &g.group, m, 0, ConsumeOutcome::Success));
-                    apply_effect(&dedupe, &recorder, "drain", &g.group, m);
                 }
                 if result.next_offset <= offset || matches!(result.status, GetStatus::NoNew | GetStatus::OffsetOverflow) {
                     break;

@@ -2,28 +2,37 @@
 //! nemesis, and the final drain. Compiled only with `--cfg madsim`.
 
 use crate::disk::SimDisk;
-use crate::recorder::Recorder;
-use crate::workload::{self, Dedupe, ProducerState};
+use crate::recorder::{harness_marks, Recorder};
+use crate::database::{self, Database, DbClient, DB_PORT};
+use crate::workload::{self, CrashTrigger, ProducerState};
 use broker::client::{ClientConfig, ClientInstance};
 use broker::clock::Clock;
 use broker::model::TopicConfig;
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::StoreConfig;
-use checker::history::Op;
+use checker::history::{Event, Kind, Op};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use scenarios::{Fault, Node, Resolved, ScheduledFault};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Port every name server listens on.
 pub const NAMESRV_PORT: u16 = 9876;
 /// Port every broker listens on.
 pub const BROKER_PORT: u16 = 10911;
+/// The business database's node name.
+pub const DB_NODE: &str = "db-0";
+
+/// Where the business database listens.
+fn db_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 4, 0, 1)), DB_PORT)
+}
+
 /// When producers and consumers start, after brokers registered and topics exist.
 pub const WORKLOAD_START_MS: u64 = 3_000;
 
@@ -35,6 +44,23 @@ pub fn draw() -> u64 {
 /// A draw in `0.0..1.0`.
 pub fn draw_unit() -> f64 {
     (draw() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How long before the last liveness deadline producers stop, so that a
+/// send acknowledged just before they stop is still judged (its deadline
+/// falls before the end of the run).
+pub const PRODUCER_STOP_MARGIN_MS: u64 = 5_000;
+
+/// When producers stop sending: early enough that every message they get
+/// acknowledged has its liveness deadline inside the run, those sent in
+/// the fault-free tail included; never before the tail starts. Without a
+/// liveness bound, halfway through the tail.
+pub fn producer_stop_ms(scenario: &scenarios::Scenario) -> u64 {
+    let (duration_ms, tail_ms) = (scenario.duration_ms(), scenario.tail_s * 1000);
+    match scenario.expect.liveness_bound_s {
+        Some(bound_s) => (duration_ms + tail_ms).saturating_sub(bound_s * 1000 + PRODUCER_STOP_MARGIN_MS).max(duration_ms),
+        None => duration_ms + tail_ms / 2,
+    }
 }
 
 fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
@@ -59,7 +85,30 @@ pub struct World {
     /// Node name -> its clock (the offset survives restarts, as a machine's clock would).
     clocks: BTreeMap<String, Clock>,
     namesrv_addrs: Vec<String>,
-    dedupe: Dedupe,
+    /// The business database's disk (outlives restarts of `db-0`).
+    db_disk: SimDisk,
+    /// Consumer name -> the crash armed for a step of its next delivery.
+    triggers: BTreeMap<String, CrashTrigger>,
+    /// Directed links (from, to) held clogged, with how many partitions
+    /// hold each.
+    clogged: Mutex<BTreeMap<(String, String), u32>>,
+    /// Latency and loss faults in force, in the order they started.
+    net_layers: Mutex<Vec<Fault>>,
+}
+
+/// The directed links a partition cuts: `side` to `from`, and back unless
+/// `one_way`.
+fn partition_links<'a>(side: &'a [String], from: &'a [String], one_way: bool) -> Vec<(&'a str, &'a str)> {
+    let mut links = Vec::new();
+    for a in side {
+        for b in from {
+            links.push((a.as_str(), b.as_str()));
+            if !one_way {
+                links.push((b.as_str(), a.as_str()));
+            }
+        }
+    }
+    links
 }
 
 impl World {
@@ -76,9 +125,14 @@ impl World {
             namesrv_addrs: (0..scenario.topology.name_servers)
                 .map(|i| SocketAddr::new(ip_of(&Node::Namesrv(i), 0), NAMESRV_PORT).to_string())
                 .collect(),
-            dedupe: Dedupe::default(),
+            db_disk: SimDisk::new(),
+            triggers: BTreeMap::new(),
+            clogged: Mutex::new(BTreeMap::new()),
+            net_layers: Mutex::new(Vec::new()),
             resolved: resolved.clone(),
         };
+        let db_id = world.database_node();
+        world.ids.insert(DB_NODE.to_string(), db_id);
         let mut consumer_index = 0;
         for node in scenario.nodes() {
             let name = node.to_string();
@@ -108,7 +162,7 @@ impl World {
                     let spec = workload::producer_spec(scenario, *index).clone();
                     let (recorder, state, namesrvs, clock) =
                         (world.recorder.clone(), producer_state.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
-                    let stop_at = scenario.duration_ms() + scenario.tail_s * 1000 / 2;
+                    let stop_at = producer_stop_ms(scenario);
                     let node_name = name.clone();
                     world.node(&name, ip, move || {
                             workload::run_producer(
@@ -126,8 +180,8 @@ impl World {
                     consumer_index += 1;
                     let spec = scenario.workload.consumers.iter().find(|c| &c.group == group).expect("group exists").clone();
                     let fifo = scenario.workload.producers.iter().any(|p| p.topic == spec.topic && p.fifo);
-                    let (recorder, dedupe, namesrvs, clock) =
-                        (world.recorder.clone(), world.dedupe.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
+                    let (recorder, namesrvs, clock) = (world.recorder.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
+                    let trigger = world.triggers.entry(name.clone()).or_default().clone();
                     let node_name = name.clone();
                     world.node(&name, ip, move || {
                             workload::run_consumer(
@@ -137,7 +191,8 @@ impl World {
                                 namesrvs.clone(),
                                 clock.clone(),
                                 recorder.clone(),
-                                dedupe.clone(),
+                                DbClient::new(db_addr()),
+                                trigger.clone(),
                             )
                         })
                 }
@@ -151,6 +206,46 @@ impl World {
     /// A madsim node whose `init` runs again on every restart.
     fn node<F: std::future::Future + 'static>(&self, name: &str, ip: IpAddr, init: impl Fn() -> F + Send + Sync + 'static) -> NodeId {
         self.handle.create_node().name(name).ip(ip).init(init).build().id()
+    }
+
+    /// The business database: `db-0`, with a disk that outlives restarts.
+    fn database_node(&self) -> NodeId {
+        let disk = self.db_disk.clone();
+        self.node(DB_NODE, db_addr().ip(), move || {
+            let disk = disk.clone();
+            async move {
+                let db = loop {
+                    match Database::open(Arc::new(disk.clone())) {
+                        Ok(db) => break db,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "database failed to open; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                let listener = tokio::net::TcpListener::bind(db_addr()).await.expect("database port is free");
+                database::serve(listener, db).await;
+            }
+        })
+    }
+
+    /// Records the database's durable effects, as `effect` events of
+    /// process `db`: what the exactly-once check judges. Call once the
+    /// clients and the drain are done; the database is stopped first and
+    /// its unsynced bytes dropped, as a power loss would.
+    pub fn record_effects(&self) {
+        self.handle.kill(self.ids[DB_NODE]);
+        self.db_disk.power_loss(|_| 0);
+        let effects = match database::replay(&self.db_disk) {
+            Ok((effects, _)) => effects,
+            Err(e) => {
+                self.recorder.note(DB_NODE, Op::DrainGaveUp, None, Some(format!("the database's log is unreadable: {e}")));
+                return;
+            }
+        };
+        for effect in effects {
+            self.recorder.record(Event::new(0, DB_NODE, Kind::Ok, Op::Effect).group(effect.group).key(effect.key).msg_id(effect.msg_id));
+        }
     }
 
     fn namesrv_node(&self, name: &str, ip: IpAddr, clock: Clock) -> NodeId {
@@ -232,20 +327,29 @@ impl World {
 
     /// Applies one fault now and records it.
     pub fn inject(&self, fault: &ScheduledFault) {
-        let net = NetSim::current();
         let rec = &self.recorder;
         match &fault.fault {
             Fault::Kill { node } => {
                 rec.note("nemesis", Op::Kill, Some(node), None);
+                if self.disks.get(node).is_some_and(|d| d.unsynced_bytes() > 0) {
+                    rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
+                }
                 self.handle.kill(self.ids[node]);
             }
-            Fault::ConsumerCrash { node } => {
+            Fault::ConsumerCrash { node, step: None } => {
                 rec.note("nemesis", Op::Crash, Some(node), None);
                 self.handle.kill(self.ids[node]);
+            }
+            Fault::ConsumerCrash { node, step: Some(step) } => {
+                rec.note("nemesis", Op::Crash, Some(node), Some(format!("at {} of its next delivery", step.as_str())));
+                self.triggers[node].arm(*step);
             }
             Fault::PowerLoss { node } => {
                 let unsynced = self.disks.get(node).map(SimDisk::unsynced_bytes).unwrap_or(0);
                 rec.note("nemesis", Op::PowerLoss, Some(node), Some(format!("unsynced_bytes={unsynced}")));
+                if unsynced > 0 {
+                    rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
+                }
                 self.handle.kill(self.ids[node]);
                 if let Some(disk) = self.disks.get(node) {
                     disk.power_loss(|n| (draw() % (n as u64 + 1)) as usize);
@@ -257,29 +361,22 @@ impl World {
             }
             Fault::Partition { side, from, one_way } => {
                 rec.note("nemesis", Op::Partition, Some(&side.join(",")), Some(format!("from={} one_way={one_way}", from.join(","))));
-                for a in side {
-                    for b in from {
-                        net.clog_link(self.ids[a], self.ids[b]);
-                        if !one_way {
-                            net.clog_link(self.ids[b], self.ids[a]);
-                        }
-                    }
-                }
+                rec.partition(true);
+                self.clog(&partition_links(side, from, *one_way), true);
             }
             Fault::Latency { nodes, min_ms, max_ms } => {
                 // madsim's latency is one setting for the whole network.
                 rec.note("nemesis", Op::Latency, Some(&nodes.join(",")), Some(format!("{min_ms}..{max_ms} ms, network-wide")));
-                let (lo, hi) = (*min_ms, (*max_ms).max(*min_ms + 1));
-                net.update_config(|c| c.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi));
+                self.net_layer(&fault.fault, true);
             }
             Fault::Loss { nodes, rate } => {
                 rec.note("nemesis", Op::Loss, Some(&nodes.join(",")), Some(format!("rate={rate}, network-wide")));
-                let rate = *rate;
-                net.update_config(|c| c.packet_loss_rate = rate);
+                self.net_layer(&fault.fault, true);
             }
             Fault::ClockSkew { node, skew_ms } => {
+                // Skews and jumps add up; each heal takes back only its own.
                 rec.note("nemesis", Op::ClockSkew, Some(node), Some(format!("skew_ms={skew_ms}")));
-                self.clocks[node].set_offset_ms(*skew_ms);
+                self.clocks[node].jump_ms(*skew_ms);
             }
             Fault::ClockJump { node, jump_ms } => {
                 rec.note("nemesis", Op::ClockJump, Some(node), Some(format!("jump_ms={jump_ms}")));
@@ -300,10 +397,13 @@ impl World {
 
     /// Undoes a fault (restart, resume, unclog, unskew) and records it.
     pub fn heal(&self, fault: &ScheduledFault) {
-        let net = NetSim::current();
         let rec = &self.recorder;
         match &fault.fault {
-            Fault::Kill { node } | Fault::PowerLoss { node } | Fault::ConsumerCrash { node } => {
+            Fault::ConsumerCrash { node, step: Some(_) } if !self.triggers[node].disarm() => {
+                // No delivery reached the step: the consumer never went down.
+                rec.note("nemesis", Op::Heal, Some(node), Some("the armed crash never struck".into()));
+            }
+            Fault::Kill { node } | Fault::PowerLoss { node } | Fault::ConsumerCrash { node, .. } => {
                 rec.note("nemesis", Op::Restart, Some(node), None);
                 self.handle.restart(self.ids[node]);
             }
@@ -311,31 +411,84 @@ impl World {
                 rec.note("nemesis", Op::Resume, Some(node), None);
                 self.handle.resume(self.ids[node]);
             }
-            Fault::Partition { side, from, .. } => {
-                rec.note("nemesis", Op::Heal, Some(&side.join(",")), None);
-                for a in side {
-                    for b in from {
-                        net.unclog_link(self.ids[a], self.ids[b]);
-                        net.unclog_link(self.ids[b], self.ids[a]);
-                    }
-                }
+            Fault::Partition { side, from, one_way } => {
+                rec.note("nemesis", Op::Heal, Some(&side.join(",")), Some(format!("from={} one_way={one_way}", from.join(","))));
+                rec.partition(false);
+                self.clog(&partition_links(side, from, *one_way), false);
             }
             Fault::Latency { nodes, .. } | Fault::Loss { nodes, .. } => {
-                rec.note("nemesis", Op::Heal, Some(&nodes.join(",")), Some("network defaults".into()));
-                net.update_config(|c| *c = madsim::net::Config::default());
+                let layers = self.net_layer(&fault.fault, false);
+                rec.note("nemesis", Op::Heal, Some(&nodes.join(",")), Some(format!("{} ({layers} network faults remain)", fault.fault)));
             }
-            Fault::ClockSkew { node, .. } => {
-                rec.note("nemesis", Op::Heal, Some(node), Some("clock offset 0".into()));
-                self.clocks[node].set_offset_ms(0);
+            Fault::ClockSkew { node, skew_ms } => {
+                rec.note("nemesis", Op::Heal, Some(node), Some(format!("skew_ms={skew_ms} taken back")));
+                self.clocks[node].jump_ms(-skew_ms);
             }
-            Fault::ClockJump { .. } => {}
+            Fault::ClockJump { node, jump_ms } => {
+                rec.note("nemesis", Op::Heal, Some(node), Some(format!("jump_ms={jump_ms} stepped back")));
+                self.clocks[node].jump_ms(-jump_ms);
+            }
             Fault::DiskFault { node, disk } => {
                 if let Some(sim_disk) = self.disks.get(node) {
                     rec.note("nemesis", Op::Heal, Some(node), Some(format!("{disk:?}")));
-                    sim_disk.heal();
+                    sim_disk.set(*disk, false);
                 }
             }
         }
+    }
+
+    /// Clogs (`on`) or unclogs directed links. Links are counted, so when
+    /// partitions overlap a link opens only once no partition holds it.
+    fn clog(&self, links: &[(&str, &str)], on: bool) {
+        let net = NetSim::current();
+        let mut clogged = self.clogged.lock().expect("clogged links");
+        for &(a, b) in links {
+            let count = clogged.entry((a.to_string(), b.to_string())).or_insert(0);
+            if on {
+                *count += 1;
+                if *count == 1 {
+                    net.clog_link(self.ids[a], self.ids[b]);
+                }
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    net.unclog_link(self.ids[a], self.ids[b]);
+                }
+            }
+        }
+        clogged.retain(|_, count| *count > 0);
+    }
+
+    /// Adds (`on`) or removes a latency or loss fault and sets the network
+    /// to what the faults still in force make: the widest latency range and
+    /// the combined loss, or madsim's defaults when none is left. Returns
+    /// how many remain.
+    fn net_layer(&self, fault: &Fault, on: bool) -> usize {
+        let mut layers = self.net_layers.lock().expect("network faults");
+        if on {
+            layers.push(fault.clone());
+        } else if let Some(i) = layers.iter().position(|f| f == fault) {
+            layers.remove(i);
+        }
+        let mut config = madsim::net::Config::default();
+        let mut latency: Option<(u64, u64)> = None;
+        let mut delivered = 1.0;
+        for layer in layers.iter() {
+            match layer {
+                Fault::Latency { min_ms, max_ms, .. } => {
+                    let (lo, hi) = latency.unwrap_or((0, 0));
+                    latency = Some((lo.max(*min_ms), hi.max(*max_ms)));
+                }
+                Fault::Loss { rate, .. } => delivered *= 1.0 - rate,
+                _ => {}
+            }
+        }
+        if let Some((lo, hi)) = latency {
+            config.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi.max(lo + 1));
+        }
+        config.packet_loss_rate = 1.0 - delivered;
+        NetSim::current().update_config(|c| *c = config);
+        layers.len()
     }
 
     /// Kills every consumer process (end of the run, before the drain).
@@ -363,8 +516,9 @@ impl World {
         let node = self.handle.create_node().name("drain").ip(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2))).build();
         let namesrvs = self.namesrv_addrs.clone();
         let groups = self.resolved.scenario.workload.consumers.clone();
-        let (recorder, dedupe) = (self.recorder.clone(), self.dedupe.clone());
-        node.spawn(async move { workload::drain(namesrvs, groups, recorder, dedupe).await }).await.expect("drain task");
+        let recorder = self.recorder.clone();
+        let db = DbClient::new(db_addr());
+        node.spawn(async move { workload::drain(namesrvs, groups, recorder, db).await }).await.expect("drain task");
         self.handle.kill(node.id());
     }
 }

@@ -7,6 +7,8 @@
 //! - `cargo mqsim ...` (= `cargo xtask mqsim ...`): the simulator's command
 //!   line, in release, with the planted bugs compiled in (off unless `--bug`).
 //! - `cargo xtask bench ...`: the real-mode broker benchmark, in release.
+//! - `cargo xtask bench-checker ...`: the checker's speed on generated
+//!   histories up to 1 M events, in release.
 //! - `cargo xtask ci`: what `.ci/run` runs: the tests, a sweep of every
 //!   scenario, and the proof that every planted bug is caught.
 
@@ -55,7 +57,7 @@ fn mqsim(args: &[String]) -> Result<(), ExitCode> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: cargo xtask <test|mqsim|bench|ci> [args...]");
+        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-checker|ci> [args...]");
         return ExitCode::from(2);
     };
     let result = match command.as_str() {
@@ -66,11 +68,16 @@ fn main() -> ExitCode {
             cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
             run(cmd)
         }
+        "bench-checker" => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "--release", "-p", "checker", "--bin", "checker-bench", "--"]).args(rest);
+            run(cmd)
+        }
         "ci" => test(&[])
             .and_then(|()| mqsim(&["sweep".into(), "all".into(), "--seeds".into(), "1..21".into()]))
             .and_then(|()| mqsim(&["bugs".into(), "--seeds".into(), "1..101".into()])),
         other => {
-            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench or ci");
+            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-checker or ci");
             Err(ExitCode::from(2))
         }
     };

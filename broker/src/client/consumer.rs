@@ -5,10 +5,12 @@
 use super::instance::{ClientInstance, MessageQueue};
 use super::rebalance::allocate_averagely;
 use crate::bugs::{self, Bug};
+use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{validate_name, MessageExt, TagFilter};
 use crate::protocol::{ConsumeFrom, ConsumerData, Request, ResponseBody, ResponseCode};
 use crate::store::GetStatus;
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,18 +36,33 @@ pub struct ConsumeContext {
     pub attempt: u32,
 }
 
-/// The business logic.
+/// The business logic. A listener answers with a future, so business logic
+/// can wait on its own database; plain closures answering at once work too
+/// (the blanket impl below), and [`AsyncListener`] wraps an async closure.
 pub trait MessageListener: Send + Sync + 'static {
     /// Consumes a batch (of `consume_batch` messages at most).
-    fn consume(&self, msgs: &[MessageExt], ctx: &ConsumeContext) -> ConsumeResult;
+    fn consume(&self, msgs: Vec<MessageExt>, ctx: ConsumeContext) -> BoxFuture<'static, ConsumeResult>;
 }
 
 impl<F> MessageListener for F
 where
     F: Fn(&[MessageExt], &ConsumeContext) -> ConsumeResult + Send + Sync + 'static,
 {
-    fn consume(&self, msgs: &[MessageExt], ctx: &ConsumeContext) -> ConsumeResult {
-        self(msgs, ctx)
+    fn consume(&self, msgs: Vec<MessageExt>, ctx: ConsumeContext) -> BoxFuture<'static, ConsumeResult> {
+        Box::pin(std::future::ready(self(&msgs, &ctx)))
+    }
+}
+
+/// A listener from an async closure: `AsyncListener(|msgs, ctx| async move { ... })`.
+pub struct AsyncListener<F>(pub F);
+
+impl<F, Fut> MessageListener for AsyncListener<F>
+where
+    F: Fn(Vec<MessageExt>, ConsumeContext) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ConsumeResult> + Send + 'static,
+{
+    fn consume(&self, msgs: Vec<MessageExt>, ctx: ConsumeContext) -> BoxFuture<'static, ConsumeResult> {
+        Box::pin((self.0)(msgs, ctx))
     }
 }
 
@@ -269,6 +286,9 @@ impl Inner {
                 self.owned.lock().expect("owned").values().filter(|q| &q.mq.topic == topic).cloned().collect();
             for q in current.iter().filter(|q| !mine.contains(&q.mq)) {
                 q.dropped.store(true, Ordering::Relaxed);
+                if !q.pq.lock().expect("pq").in_flight.is_empty() {
+                    marks::reach(Mark::RebalanceWithInFlight);
+                }
                 self.commit(q).await;
                 self.owned.lock().expect("owned").remove(&q.mq);
                 tracing::debug!(queue = %q.mq, "queue released");
@@ -406,7 +426,7 @@ impl Inner {
                 // The queue's new owner redelivers from the committed offset.
                 return;
             }
-            let mut outcome = self.listener.consume(&batch, &ctx);
+            let mut outcome = self.listener.consume(batch.clone(), ctx.clone()).await;
             if outcome == ConsumeResult::RetryLater && bugs::active(Bug::RetryLaterAcked) {
                 // The planted defect: the failure is dropped as if consumed.
                 outcome = ConsumeResult::Success;

@@ -1,6 +1,7 @@
 //! Tag expressions: `*`, or tags joined by `||`.
 
 use super::tag_hash;
+use crate::bugs::{self, Bug};
 use std::collections::BTreeSet;
 
 /// A parsed tag expression.
@@ -16,7 +17,7 @@ impl TagFilter {
     /// Parses `*` or `TagA || TagB`; an empty tag between `||` is an error.
     pub fn parse(expression: &str) -> Result<TagFilter, String> {
         let expression = expression.trim();
-        if expression.is_empty() || expression == "*" {
+        if expression.is_empty() || expression == "*" || (bugs::active(Bug::TagFilterLeak) && expression.contains("||")) {
             return Ok(TagFilter::All);
         }
         let mut tags = BTreeSet::new();

@@ -2,7 +2,8 @@
 
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
-use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig};
+use crate::marks::{self, Mark};
+use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PROPERTY_UNIQ_KEY};
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
     SendStatus,
@@ -138,6 +139,11 @@ impl Broker {
         for m in &mut msgs {
             m.broker_name = self.config.broker_name.clone();
             m.store_host = self.config.advertise_addr.clone();
+            if bugs::active(Bug::PullDropsProperties) && m.queue_offset % 5 == 4 {
+                // The planted defect: user properties lost on the way out;
+                // the unique id survives, so the message is still recognised.
+                m.message.properties.retain(|name, _| name == PROPERTY_UNIQ_KEY);
+            }
         }
         msgs
     }
@@ -218,7 +224,10 @@ impl Broker {
             self.notify_arrival(&topic, queue_id);
             match flushed {
                 Ok(()) => {}
-                Err(None) => status = SendStatus::FlushDiskTimeout,
+                Err(None) => {
+                    marks::reach(Mark::FlushDiskTimeout);
+                    status = SendStatus::FlushDiskTimeout;
+                }
                 Err(Some(e)) => return Response::error(ResponseCode::SystemError, format!("fsync failed: {e}")),
             }
         } else {
@@ -277,7 +286,13 @@ impl Broker {
             };
             let now = self.clock.instant();
             if got.status == GetStatus::NoNew && now < deadline {
-                let _ = tokio::time::timeout(deadline - now, arrivals.changed()).await;
+                if bugs::active(Bug::LongPollMiss) {
+                    // The planted defect: the arrival goes unheard and the
+                    // pull sleeps out its whole hold.
+                    tokio::time::sleep(deadline - now).await;
+                } else if tokio::time::timeout(deadline - now, arrivals.changed()).await.is_ok() {
+                    marks::reach(Mark::LongPollWoken);
+                }
                 continue;
             }
             if got.status == GetStatus::OffsetOverflow {

@@ -4,6 +4,7 @@
 use super::entry::{self, HEADER_LEN};
 use super::Disk;
 use crate::bugs::{self, Bug};
+use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::MessageExt;
 use std::collections::BTreeMap;
@@ -106,7 +107,16 @@ impl CommitLog {
                     }
                     entry::decode(header, &data[pos + HEADER_LEN..end], offset).map(|m| (m, header.total_len))
                 });
-                let Ok((msg, len)) = valid else { break };
+                let (msg, len) = match valid {
+                    Ok(found) => found,
+                    Err(reason) => {
+                        // A write cut short by a crash, or bytes that do not
+                        // check out: either way recovery cuts here.
+                        let torn = reason.contains("cut short") || reason.contains("runs past");
+                        marks::reach(if torn { Mark::TornWriteCut } else { Mark::CorruptEntryCut });
+                        break;
+                    }
+                };
                 if let Some(previous) = pending.replace(msg) {
                     dispatch(&previous)?;
                 }

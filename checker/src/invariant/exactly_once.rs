@@ -1,5 +1,7 @@
 //! **exactly-once**: the idempotent consumer applies the business effect of
-//! each acknowledged key exactly once per group.
+//! each acknowledged key exactly once per group. Non-idempotent control
+//! groups are measured instead: their double effects show what the
+//! idempotent groups' deduplication prevented.
 
 use super::{not_expected, Invariant};
 use crate::config::CheckConfig;
@@ -18,7 +20,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// unknown send carried is `phantom-effect`; more than one effect of a key
 /// whose send was unknown is also `double-effect`. Broadcast groups are left
 /// out: each consumer applies its own effect. Any anomaly is invalid.
-/// Counts: `required` (group, key) pairs, `effects`, and the three kinds.
+///
+/// A group configured with `idempotent = false` is a control group: it
+/// applies every delivery, so more than one effect of a key is expected
+/// there. Such keys count as `control-double-effect` and their effects
+/// beyond the first as `control-extra-effects`, neither an anomaly nor part
+/// of `double-effect`; missing and phantom effects still fail a control
+/// group. A group the config does not know is held to idempotence.
+/// Counts: `required` (group, key) pairs, `effects`, the three kinds and the
+/// two control counts.
 pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     if !cfg.expect.exactly_once {
         return not_expected(Invariant::ExactlyOnce);
@@ -55,10 +65,18 @@ pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         }
     }
 
+    let control: BTreeSet<&str> = index
+        .groups
+        .iter()
+        .filter(|g| !g.idempotent)
+        .map(|g| g.group.as_str())
+        .collect();
+
     let mut result = CheckResult::new(Invariant::ExactlyOnce.name());
     let (mut double, mut missing, mut phantom) = (0, 0, 0);
+    let (mut control_double, mut control_extra) = (0, 0);
     for (&(group, key), &all_dead) in &required {
-        if effects.get(&(group, key)).is_none() && !all_dead {
+        if !effects.contains_key(&(group, key)) && !all_dead {
             missing += 1;
             let detail = format!("acknowledged key {key} never took effect in group {group}");
             result.push_anomaly("missing-effect", detail, Vec::new());
@@ -70,6 +88,9 @@ pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
             let detail =
                 format!("key {key} took effect in group {group} but no send of it succeeded");
             result.push_anomaly("phantom-effect", detail, ids.clone());
+        } else if ids.len() > 1 && control.contains(group) {
+            control_double += 1;
+            control_extra += ids.len() as u64 - 1;
         } else if ids.len() > 1 {
             double += 1;
             let detail = format!("key {key} took effect {} times in group {group}", ids.len());
@@ -84,6 +105,8 @@ pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     result.set("double-effect", double);
     result.set("missing-effect", missing);
     result.set("phantom-effect", phantom);
+    result.set("control-double-effect", control_double);
+    result.set("control-extra-effects", control_extra);
     if double + missing + phantom > 0 {
         result.worsen(Validity::Invalid);
     }

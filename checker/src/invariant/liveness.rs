@@ -3,7 +3,7 @@
 
 use super::{not_expected, Invariant};
 use crate::config::CheckConfig;
-use crate::history::Event;
+use crate::history::{Event, Op};
 use crate::index::{dead_letters, is_success, Index};
 use crate::verdict::{CheckResult, Validity};
 use std::collections::BTreeMap;
@@ -20,12 +20,26 @@ pub const DRAIN_PROCESS: &str = "drain";
 /// event is `pending`, not a violation. Counts: `required`, `late`, `never`,
 /// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
 /// never is invalid; a history without `tail-start` or `end` is unknown.
+///
+/// Every `drain-gave-up` event is a `drain-gave-up` anomaly and invalid, even
+/// when the scenario does not expect liveness: a drain that could not read a
+/// queue to its end means the run never converged, and lost could not see
+/// what the queue still held. Those anomalies come first. Without a bound,
+/// the result holds only that count; with one, `drain-gave-up` is counted
+/// beside the others.
 pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    let gave_up: Vec<&Event> = history.iter().filter(|e| e.op == Op::DrainGaveUp).collect();
     let Some(bound_ms) = cfg.expect.liveness_bound_ms else {
-        return not_expected(Invariant::Liveness);
+        if gave_up.is_empty() {
+            return not_expected(Invariant::Liveness);
+        }
+        let mut result = CheckResult::new(Invariant::Liveness.name());
+        report_gave_up(&mut result, &gave_up);
+        return result;
     };
     let index = Index::build(history, cfg);
     let mut result = CheckResult::new(Invariant::Liveness.name());
+    report_gave_up(&mut result, &gave_up);
     let Some(tail_start) = index.tail_start else {
         result.worsen(Validity::Unknown);
         result.note = Some("history has no tail-start event".into());
@@ -57,7 +71,7 @@ pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     for message in index.acknowledged() {
         let ack_t_ms = message.ack_t_ms().unwrap_or(0);
         let from_ms = ack_t_ms.max(tail_start.t_ms);
-        let deadline_ms = from_ms + bound_ms;
+        let deadline_ms = from_ms.saturating_add(bound_ms);
         for group in index.subscribing_groups(message) {
             let name = group.group.as_str();
             if dlq.contains_key(&(name, message.msg_id)) {
@@ -119,4 +133,22 @@ pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         result.note = Some("history has no end event".into());
     }
     result
+}
+
+/// Sets the `drain-gave-up` count, keeps one anomaly per event and, when
+/// there is any, makes `result` invalid.
+fn report_gave_up(result: &mut CheckResult, gave_up: &[&Event]) {
+    result.set("drain-gave-up", gave_up.len() as u64);
+    for event in gave_up {
+        let detail = format!(
+            "the final drain of group {} gave up on queue {}: {}",
+            event.group.as_deref().unwrap_or("(none)"),
+            event.queue.as_deref().unwrap_or("(none)"),
+            event.detail.as_deref().unwrap_or("no reason given")
+        );
+        result.push_anomaly("drain-gave-up", detail, vec![event.id]);
+    }
+    if !gave_up.is_empty() {
+        result.worsen(Validity::Invalid);
+    }
 }

@@ -5,10 +5,13 @@
 //! A check that the scenario does not expect (exactly-once, order, liveness
 //! when their `expect` knob is off) is still listed in the verdict, as valid
 //! with the note [`NOT_EXPECTED`] and no counts, so every verdict has the
-//! same rows in the same order.
+//! same rows in the same order. Liveness is the one exception: a final drain
+//! that gave up fails it even then, since that drain is what every check
+//! relies on to have seen the whole run.
 
 mod duplicated;
 mod exactly_once;
+mod integrity;
 mod liveness;
 mod lost;
 mod order;
@@ -17,6 +20,7 @@ mod unexpected;
 
 pub use duplicated::check_duplicated;
 pub use exactly_once::check_exactly_once;
+pub use integrity::check_integrity;
 pub use liveness::check_liveness;
 pub use lost::check_lost;
 pub use order::check_order;
@@ -37,6 +41,9 @@ pub enum Invariant {
     Lost,
     /// Delivered, dead-lettered or applied but never sent (or sent and failed).
     Unexpected,
+    /// Delivered as sent (topic, key, tag, shard, seq, body, props), and
+    /// only to groups whose tag expression selects it.
+    Integrity,
     /// Raw duplicate successful deliveries (informational: at-least-once).
     Duplicated,
     /// Sends of unknown outcome that were consumed anyway (informational).
@@ -58,9 +65,10 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::Lost,
         Invariant::Unexpected,
+        Invariant::Integrity,
         Invariant::Duplicated,
         Invariant::Recovered,
         Invariant::ExactlyOnce,
@@ -73,6 +81,7 @@ impl Invariant {
         match self {
             Invariant::Lost => "lost",
             Invariant::Unexpected => "unexpected",
+            Invariant::Integrity => "integrity",
             Invariant::Duplicated => "duplicated",
             Invariant::Recovered => "recovered",
             Invariant::ExactlyOnce => "exactly-once",
@@ -86,6 +95,7 @@ impl Invariant {
         match self {
             Invariant::Lost => check_lost(history, cfg),
             Invariant::Unexpected => check_unexpected(history, cfg),
+            Invariant::Integrity => check_integrity(history, cfg),
             Invariant::Duplicated => check_duplicated(history, cfg),
             Invariant::Recovered => check_recovered(history, cfg),
             Invariant::ExactlyOnce => check_exactly_once(history, cfg),

@@ -8,6 +8,9 @@ use crate::index::{dead_letters, is_success, successes, Index, Message, SendStat
 use crate::verdict::{CheckResult, Validity};
 use std::collections::BTreeMap;
 
+/// Messages of one sharding key, ordered by (seq, msg_id).
+type BySeq<'i, 'a> = BTreeMap<(u64, &'a str), &'i Message<'a>>;
+
 /// Checks per-sharding-key order, when `expect.order`, on `cfg.fifo_topics`.
 ///
 /// Walking successful deliveries in history order, per (group, topic,
@@ -27,7 +30,7 @@ pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     let first_success = successes(history);
 
     // (topic, shard) -> acknowledged messages ordered by (seq, msg_id)
-    let mut acked: BTreeMap<(&str, &str), BTreeMap<(u64, &str), &Message>> = BTreeMap::new();
+    let mut acked: BTreeMap<(&str, &str), BySeq> = BTreeMap::new();
     for message in index.acknowledged() {
         if let (Some(topic), Some(shard), Some(seq)) =
             (message.topic(), message.shard(), message.seq())
@@ -46,10 +49,11 @@ pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         topic: String::new(),
         tags: "*".into(),
         broadcast: false,
+        idempotent: true,
     };
-    // (group, consumer or "", topic, shard) -> predecessors not yet consumed
-    let mut pending: BTreeMap<(&str, &str, &str, &str), BTreeMap<(u64, &str), &Message>> =
-        BTreeMap::new();
+    // (group, consumer or "", topic, shard) -> predecessors the group must
+    // consume and has not yet
+    let mut pending: BTreeMap<(&str, &str, &str, &str), BySeq> = BTreeMap::new();
     let mut result = CheckResult::new(Invariant::Order.name());
     let (mut checked, mut out_of_order) = (0, 0);
     for event in history.iter().filter(|e| is_success(e)) {
@@ -78,13 +82,24 @@ pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         } else {
             ""
         };
+        // Only what this group must consume waits: a predecessor it does not
+        // subscribe to, or found in its DLQ, never leaves the map, so keeping
+        // it there would make every later delivery of the shard walk past
+        // it (quadratic in the shard's length).
         let waiting = pending
             .entry((group, consumer, topic, shard))
-            .or_insert_with(|| acked.get(&(topic, shard)).cloned().unwrap_or_default());
-        let skipped = waiting
-            .range(..(seq, ""))
-            .map(|(_, m)| *m)
-            .find(|m| tag_subscribed(spec, m) && !dlq.contains_key(&(group, m.msg_id)));
+            .or_insert_with(|| {
+                acked
+                    .get(&(topic, shard))
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, m)| {
+                        tag_subscribed(spec, m) && !dlq.contains_key(&(group, m.msg_id))
+                    })
+                    .map(|(&order, &m)| (order, m))
+                    .collect()
+            });
+        let skipped = waiting.range(..(seq, "")).next().map(|(_, m)| *m);
         if let Some(before) = skipped {
             out_of_order += 1;
             let mut ids = vec![event.id, before.invoke.id];

@@ -49,7 +49,8 @@ pub fn check_unexpected(history: &[Event], cfg: &CheckConfig) -> CheckResult {
                 Some(_) => {}
             },
             (None, Some(key)) if event.op == Op::Effect => {
-                if !sent_keys.contains(key) && never_sent.insert(("key", key)) {
+                let first_sight = !sent_keys.contains(key) && never_sent.insert(("key", key));
+                if first_sight {
                     let detail = format!("effect of key {key}, which no send carried");
                     result.push_anomaly("never-sent", detail, vec![event.id]);
                 }

@@ -28,6 +28,9 @@ enum Command {
         /// List the planted bugs instead.
         #[arg(long)]
         bugs: bool,
+        /// List the "sometimes" marks a scenario may require instead.
+        #[arg(long, conflicts_with = "bugs")]
+        marks: bool,
     },
     /// Run one seed of a scenario (a catalogue name or a path to a .toml file).
     Run {
@@ -68,6 +71,37 @@ enum Command {
         /// Also run each seed twice and compare digests.
         #[arg(long)]
         check_determinism: bool,
+        /// Run only the K-th of N interleaved slices of the seed range
+        /// (`1/2` takes the 1st, 3rd, 5th... seed), so N machines or CI
+        /// jobs split one sweep; `mqsim merge` joins their summaries.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Write a machine-readable summary (verdict, digest, counts and
+        /// reached marks per seed) here, as JSON.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+    },
+    /// Join the summaries of sharded sweeps into one verdict, reached-marks
+    /// table and (with --report) index.
+    Merge {
+        /// Summary files written by `sweep --summary`.
+        #[arg(required = true)]
+        summaries: Vec<PathBuf>,
+        /// Write the joined summary here.
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Write the joined sweep index here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Run the checker on a history written earlier (a run's --report
+    /// history.jsonl) with a scenario's groups and expectations.
+    Check {
+        /// The history, JSON lines.
+        history: PathBuf,
+        /// Scenario name or file whose expectations apply.
+        #[arg(long)]
+        scenario: String,
     },
     /// Shrink a failing seed's fault schedule and print it as a scenario file.
     Shrink {
@@ -173,6 +207,12 @@ fn check_supported(scenario: &Scenario) -> Result<()> {
             scenario.name, scenario.topology.replicas
         )));
     }
+    let known = sim::recorder::known_marks();
+    for (i, mark) in scenario.expect.reached.iter().enumerate() {
+        if !known.contains(&mark.as_str()) {
+            return Err(bad(format!("{}: expect.reached[{i}]: unknown mark {mark:?}; known: {}", scenario.name, known.join(", "))));
+        }
+    }
     Ok(())
 }
 
@@ -213,15 +253,107 @@ fn jobs(requested: Option<usize>) -> usize {
     requested.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
 }
 
+/// Parses `K/N` (1 <= K <= N).
+fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if k >= 1 && k <= n => Ok((k, n)),
+        _ => Err(bad(format!("--shard {text:?}: expected K/N with 1 <= K <= N, such as 1/2"))),
+    }
+}
+
+/// The seeds of `range` in shard `k` of `n`: every n-th seed from the k-th.
+fn shard_seeds(range: std::ops::Range<u64>, shard: Option<(usize, usize)>) -> Vec<u64> {
+    let (k, n) = shard.unwrap_or((1, 1));
+    range.enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, seed)| seed).collect()
+}
+
+/// What `sweep --summary` writes and `merge` reads: one entry per seed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SweepSummary {
+    /// Format version; a summary of another version is refused by name.
+    version: u32,
+    /// The seed range as given (`A..B`).
+    seeds: String,
+    /// The shard (`K/N`), if the sweep ran one.
+    shard: Option<String>,
+    /// Planted bugs switched on.
+    bugs: Vec<String>,
+    /// One entry per (scenario, seed) run.
+    entries: Vec<SweepEntry>,
+}
+
+/// The version of [`SweepSummary`] this binary writes and reads.
+const SUMMARY_VERSION: u32 = 1;
+
+fn write_summary(path: &Path, summary: &SweepSummary) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(summary)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("summary: {}", path.display());
+    Ok(())
+}
+
+fn read_summary(path: &Path) -> Result<SweepSummary> {
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let summary: SweepSummary =
+        serde_json::from_str(&text).map_err(|e| bad(format!("{}: not a sweep summary: {e}", path.display())))?;
+    if summary.version != SUMMARY_VERSION {
+        return Err(bad(format!("{}: summary version {}, this mqsim reads {SUMMARY_VERSION}", path.display(), summary.version)));
+    }
+    Ok(summary)
+}
+
+/// The marks a catalogue scenario requires (none for a scenario it lacks).
+fn required_marks(list: &[Scenario], name: &str) -> Vec<String> {
+    list.iter().find(|s| s.name == name).map(|s| s.expect.reached.clone()).unwrap_or_default()
+}
+
+/// Prints the reached-marks table and a MISSED line per required mark no
+/// seed reached; true when none was missed.
+fn report_reached(entries: &[SweepEntry], list: &[Scenario]) -> bool {
+    let rows = reports::reached_rows(entries, &sim::recorder::known_marks(), &|name| required_marks(list, name));
+    println!("reached marks (share of seeds; * required by the scenario):");
+    print!("{}", reports::reached_table_markdown(&rows));
+    let mut ok = true;
+    for row in rows.iter().filter(|r| r.missed()) {
+        ok = false;
+        println!("MISSED {} mark={}: none of {} seeds reached it (expect.reached)", row.scenario, row.mark, row.seeds);
+    }
+    ok
+}
+
+/// Writes the sweep index pages.
+fn write_index(dir: &Path, entries: &[SweepEntry]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("index.html"), reports::sweep_index_html(entries))?;
+    std::fs::write(dir.join("index.md"), reports::sweep_index_markdown(entries))?;
+    println!("sweep index: {}", dir.join("index.html").display());
+    Ok(())
+}
+
+fn print_verdict(verdict: &checker::verdict::Verdict) {
+    for check in &verdict.checks {
+        let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {:<13} {:<8} {}", check.name, check.validity.as_str(), counts.join(" "));
+        for a in check.anomalies.iter().take(3) {
+            println!("      {}: {} (events {:?})", a.kind, a.detail, a.event_ids);
+        }
+    }
+}
+
 fn execute(cli: Cli) -> Result<bool> {
-    if !cfg!(madsim) && !matches!(cli.command, Command::List { .. }) {
+    let needs_simulator = !matches!(cli.command, Command::List { .. } | Command::Merge { .. } | Command::Check { .. });
+    if !cfg!(madsim) && needs_simulator {
         bail!(BadInput("this mqsim was built without the simulator; run it as `cargo mqsim ...`".into()));
     }
     match cli.command {
-        Command::List { bugs } => {
+        Command::List { bugs, marks } => {
             if bugs {
                 for bug in Bug::ALL {
                     println!("{}", bug.name());
+                }
+            } else if marks {
+                for mark in sim::recorder::known_marks() {
+                    println!("{mark}");
                 }
             } else {
                 for s in catalogue()? {
@@ -236,28 +368,96 @@ fn execute(cli: Cli) -> Result<bool> {
             let label = label_of(&arg, &scenario);
             run_one(&scenario, &label, seed, RunOptions { trace, bugs }, report.as_deref(), check_determinism)
         }
-        Command::Sweep { scenario: arg, seeds, jobs: j, bugs, report, check_determinism } => {
+        Command::Sweep { scenario: arg, seeds: range_text, jobs: j, bugs, report, check_determinism, shard, summary } => {
             let list = if arg == "all" { catalogue()? } else { vec![load(&arg)?] };
-            let seeds = parse_seeds(&seeds)?;
+            let seeds = shard_seeds(parse_seeds(&range_text)?, shard.as_deref().map(parse_shard).transpose()?);
+            let bug_names = bugs.clone();
             let bugs = parse_bugs(&bugs)?;
             let options = RunOptions { trace: false, bugs };
             let mut all_passed = true;
             let mut entries = Vec::new();
             for s in &list {
                 let label = if arg == "all" { s.name.clone() } else { label_of(&arg, s) };
-                let (passed, mut e) = sweep(s, &label, seeds.clone(), jobs(j), &options, report.as_deref(), check_determinism, false)?;
+                let (passed, mut e) = sweep(s, &label, &seeds, jobs(j), &options, report.as_deref(), check_determinism, false)?;
                 all_passed &= passed;
                 entries.append(&mut e);
             }
+            // A shard sees only some seeds: its missed marks are reported,
+            // and `merge` judges them over the whole range.
+            let reached_ok = report_reached(&entries, &list);
+            all_passed &= reached_ok || shard.is_some();
+            if let Some(dir) = &report {
+                write_index(dir, &entries)?;
+            }
+            if let Some(path) = &summary {
+                let summary = SweepSummary { version: SUMMARY_VERSION, seeds: range_text, shard, bugs: bug_names, entries };
+                write_summary(path, &summary)?;
+                entries = summary.entries;
+            }
             let failed = entries.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).count();
             println!("sweep: {} passed, {failed} failed", entries.len() - failed);
-            if let Some(dir) = &report {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                std::fs::write(dir.join("index.html"), reports::sweep_index_html(&entries))?;
-                std::fs::write(dir.join("index.md"), reports::sweep_index_markdown(&entries))?;
-                println!("sweep index: {}", dir.join("index.html").display());
-            }
             Ok(all_passed)
+        }
+        Command::Merge { summaries, summary, report } => {
+            let mut merged: Option<SweepSummary> = None;
+            for path in &summaries {
+                let part = read_summary(path)?;
+                match &mut merged {
+                    None => merged = Some(part),
+                    Some(all) => {
+                        if (&all.seeds, &all.bugs) != (&part.seeds, &part.bugs) {
+                            return Err(bad(format!(
+                                "{}: seeds {} bugs {:?} differ from the first summary's seeds {} bugs {:?}",
+                                path.display(), part.seeds, part.bugs, all.seeds, all.bugs
+                            )));
+                        }
+                        all.entries.extend(part.entries);
+                    }
+                }
+            }
+            let mut merged = merged.expect("clap requires at least one summary");
+            merged.shard = None;
+            let list = catalogue().unwrap_or_default();
+            let position = |name: &str| list.iter().position(|s| s.name == name).unwrap_or(usize::MAX);
+            merged.entries.sort_by(|a, b| (position(&a.scenario), &a.scenario, a.seed).cmp(&(position(&b.scenario), &b.scenario, b.seed)));
+            if let Some(pair) = merged.entries.windows(2).find(|w| (&w[0].scenario, w[0].seed) == (&w[1].scenario, w[1].seed)) {
+                return Err(bad(format!("{} seed {} is in two summaries: do the shards overlap?", pair[0].scenario, pair[0].seed)));
+            }
+            let mut all_passed = true;
+            let mut scenarios: Vec<&str> = merged.entries.iter().map(|e| e.scenario.as_str()).collect();
+            scenarios.dedup();
+            for name in scenarios {
+                let runs: Vec<&SweepEntry> = merged.entries.iter().filter(|e| e.scenario == name).collect();
+                let failed: Vec<&&SweepEntry> = runs.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).collect();
+                for e in &failed {
+                    println!("FAIL {} seed={} {} digest={} repro: {}", e.scenario, e.seed, e.counts, e.digest, e.repro);
+                }
+                all_passed &= failed.is_empty();
+                println!("{} {name} seeds={} failed={}", if failed.is_empty() { "PASS" } else { "FAIL" }, runs.len(), failed.len());
+            }
+            all_passed &= report_reached(&merged.entries, &list);
+            if let Some(dir) = &report {
+                write_index(dir, &merged.entries)?;
+            }
+            if let Some(path) = &summary {
+                write_summary(path, &merged)?;
+            }
+            let failed = merged.entries.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).count();
+            println!("merge: {} passed, {failed} failed", merged.entries.len() - failed);
+            Ok(all_passed)
+        }
+        Command::Check { history, scenario } => {
+            let scenario = load(&scenario)?;
+            let text = std::fs::read_to_string(&history).map_err(|e| bad(format!("{}: {e}", history.display())))?;
+            let events = checker::history::parse_jsonl(&text).map_err(|e| bad(format!("{}: {e}", history.display())))?;
+            let verdict = checker::check_all(&events, &sim::run::check_config(&scenario));
+            println!("mqsim check {} --scenario {}", history.display(), scenario.name);
+            print_verdict(&verdict);
+            let digest = checker::history::digest_hex(&events);
+            let counts = verdict.summary_counts();
+            let word = if verdict.is_valid() { "PASS" } else { "FAIL" };
+            println!("{word} {} history={} events={} {counts} digest={digest}", scenario.name, history.display(), events.len());
+            Ok(verdict.is_valid())
         }
         Command::Shrink { scenario: arg, seed, bugs, out } => {
             let scenario = load(&arg)?;
@@ -276,6 +476,7 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             let result = ChildResult {
                 digest: outcome.digest,
+                reached: outcome.reached,
                 verdict: outcome.verdict,
                 panic: outcome.panic,
                 sim_ms: outcome.sim_ms,
@@ -285,7 +486,8 @@ fn execute(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Bugs { seeds, jobs: j } => {
-            let seeds = parse_seeds(&seeds)?;
+            let range = parse_seeds(&seeds)?;
+            let seeds: Vec<u64> = range.clone().collect();
             let list = catalogue()?;
             let mut all_caught = true;
             let mut missed = 0;
@@ -293,19 +495,27 @@ fn execute(cli: Cli) -> Result<bool> {
                 parse_bugs(&[bug.name().to_string()])?;
                 let options = RunOptions { trace: false, bugs: vec![bug] };
                 let mut caught = None;
+                let target = target_check(bug);
                 for s in &list {
-                    let (_, entries) = sweep(s, &s.name, seeds.clone(), jobs(j), &options, None, false, true)?;
+                    let (_, entries) = sweep(s, &s.name, &seeds, jobs(j), &options, None, false, true)?;
                     if let Some(e) = entries.iter().find(|e| e.validity != checker::verdict::Validity::Valid) {
-                        caught = Some(e.repro.clone());
+                        caught = Some((e.repro.clone(), e.invalid_checks.clone()));
                         break;
                     }
                 }
                 match caught {
-                    Some(repro) => println!("CAUGHT {} repro: {repro}", bug.name()),
+                    Some((repro, checks)) if checks.iter().any(|c| c == target) => {
+                        println!("CAUGHT {} by {target} (invalid: {}) repro: {repro}", bug.name(), checks.join(", "))
+                    }
+                    Some((repro, checks)) => {
+                        all_caught = false;
+                        missed += 1;
+                        println!("WRONG-CHECK {}: meant for {target}, but only {} failed; repro: {repro}", bug.name(), checks.join(", "));
+                    }
                     None => {
                         all_caught = false;
                         missed += 1;
-                        println!("MISSED {} in seeds {seeds:?} of every scenario", bug.name());
+                        println!("MISSED {} in seeds {range:?} of every scenario", bug.name());
                     }
                 }
             }
@@ -315,10 +525,26 @@ fn execute(cli: Cli) -> Result<bool> {
     }
 }
 
+/// The check each planted bug exists to prove: the bug must fail it (a
+/// bug caught only by another check means the target check cannot fail).
+fn target_check(bug: Bug) -> &'static str {
+    match bug {
+        Bug::AckBeforeFsync
+        | Bug::CommitOffsetAhead
+        | Bug::DropRebalancedQueue
+        | Bug::RecoveryTruncatesExtra
+        | Bug::RetryLaterAcked
+        | Bug::FilterSkipsMatch => "lost",
+        Bug::TagFilterLeak | Bug::PullDropsProperties => "integrity",
+        Bug::LongPollMiss => "liveness",
+    }
+}
+
 /// What a seed's child process reports.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ChildResult {
     digest: String,
+    reached: std::collections::BTreeMap<String, u64>,
     verdict: checker::verdict::Verdict,
     panic: Option<String>,
     sim_ms: u64,
@@ -370,6 +596,7 @@ fn run_isolated(scenario: &Scenario, seed: u64, options: &RunOptions, keep_histo
             verdict: r.verdict,
             history,
             digest: r.digest,
+            reached: r.reached,
             panic: r.panic,
             sim_ms: r.sim_ms,
             wall_ms: r.wall_ms.max(1),
@@ -380,6 +607,7 @@ fn run_isolated(scenario: &Scenario, seed: u64, options: &RunOptions, keep_histo
             verdict: checker::verdict::Verdict { validity: checker::verdict::Validity::Invalid, checks: Vec::new() },
             history,
             digest: "-".into(),
+            reached: Default::default(),
             panic: Some(format!("the seed's process died ({}) without a result", output.status)),
             sim_ms: 0,
             wall_ms,
@@ -418,12 +646,9 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
     let resolved = scenario.resolve(seed);
     print_resolved(&resolved);
     let outcome = run_isolated(scenario, seed, &options, true)?;
-    for check in &outcome.verdict.checks {
-        let counts: Vec<String> = check.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("  {:<13} {:<8} {}", check.name, check.validity.as_str(), counts.join(" "));
-        for a in check.anomalies.iter().take(3) {
-            println!("      {}: {} (events {:?})", a.kind, a.detail, a.event_ids);
-        }
+    print_verdict(&outcome.verdict);
+    if !outcome.reached.is_empty() {
+        println!("  reached: {}", outcome.reached.keys().cloned().collect::<Vec<_>>().join(" "));
     }
     if let Some(p) = &outcome.panic {
         println!("  panic: {p}");
@@ -479,7 +704,7 @@ struct SeedSummary {
 fn sweep(
     scenario: &Scenario,
     label: &str,
-    seeds: std::ops::Range<u64>,
+    seeds: &[u64],
     jobs: usize,
     options: &RunOptions,
     report: Option<&Path>,
@@ -487,8 +712,9 @@ fn sweep(
     stop_at_first: bool,
 ) -> Result<(bool, Vec<SweepEntry>)> {
     let started = std::time::Instant::now();
-    let all: Vec<u64> = seeds.collect();
+    let all = seeds;
     let next = AtomicUsize::new(0);
+    let progress = Progress::new(&scenario.name, all.len(), !stop_at_first);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let results: Mutex<Vec<Result<SeedSummary>>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -500,13 +726,16 @@ fn sweep(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = all.get(i) else { break };
                 let summary = sweep_seed(scenario, label, seed, options, report, check_determinism, stop_at_first);
-                if stop_at_first && summary.as_ref().map_or(true, |s| s.failed) {
+                let failed = summary.as_ref().map_or(true, |s| s.failed);
+                if stop_at_first && failed {
                     stop.store(true, Ordering::Relaxed);
                 }
+                progress.seed_done(failed);
                 results.lock().expect("results").push(summary);
             });
         }
     });
+    progress.finish();
     let mut results = results.into_inner().expect("results").into_iter().collect::<Result<Vec<_>>>()?;
     results.sort_by_key(|r| r.seed);
     let wall = started.elapsed().as_secs_f64();
@@ -563,6 +792,16 @@ fn sweep_seed(
         counts: outcome.verdict.summary_counts().to_string(),
         repro: repro(label, seed, &options.bugs),
         report_dir,
+        reached: outcome.reached.keys().cloned().collect(),
+        sim_ms: outcome.sim_ms,
+        invalid_checks: outcome
+            .verdict
+            .checks
+            .iter()
+            .filter(|c| c.validity != checker::verdict::Validity::Valid)
+            .map(|c| c.name.clone())
+            .chain(outcome.panic.as_ref().map(|_| "panic".to_string()))
+            .collect(),
     };
     Ok(SeedSummary { seed, failed, entry, sim_ms: outcome.sim_ms })
 }
@@ -603,4 +842,40 @@ fn shrink(scenario: &Scenario, label: &str, seed: u64, bugs: Vec<Bug>, out: Opti
         eprintln!("written to {}", path.display());
     }
     Ok(false)
+}
+
+/// A sweep's progress on a terminal: seeds done, failures so far, seeds per
+/// second and time left, redrawn in place on standard error. Silent when
+/// standard error is not a terminal (CI logs stay clean).
+struct Progress<'a> {
+    scenario: &'a str,
+    total: usize,
+    started: std::time::Instant,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    shown: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(scenario: &'a str, total: usize, wanted: bool) -> Progress<'a> {
+        use std::io::IsTerminal;
+        let shown = wanted && std::io::stderr().is_terminal();
+        Progress { scenario, total, started: std::time::Instant::now(), done: AtomicUsize::new(0), failed: AtomicUsize::new(0), shown }
+    }
+
+    fn seed_done(&self, failed: bool) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures = self.failed.fetch_add(usize::from(failed), Ordering::Relaxed) + usize::from(failed);
+        if self.shown {
+            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            let left = (self.total - done) as f64 / rate.max(1e-9);
+            eprint!("\r\x1b[K{}: {done}/{} seeds, {failures} failed, {rate:.1} seeds/s, {left:.0}s left", self.scenario, self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
 }

@@ -1,0 +1,85 @@
+//! "Sometimes" marks: interesting states the broker reaches, in the manner of
+//! FoundationDB's `TEST(...)` coverage macros and Antithesis's "sometimes"
+//! assertions. A simulation sweep reports, per scenario, the share of seeds
+//! that reached each mark, and a scenario can require some of them: a fault
+//! schedule that never tears a write proves nothing about torn writes.
+//!
+//! Marks cost nothing in the real build: [`reach`] compiles to nothing
+//! without `--cfg madsim`. Under the simulation the harness installs a sink
+//! per OS thread (one seed runs on one thread), so parallel seeds do not
+//! interfere.
+
+/// A state worth reaching, named once here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mark {
+    /// Recovery cut a torn write (an entry that runs past the end of what
+    /// reached the disk) off the commit log.
+    TornWriteCut,
+    /// Recovery cut an entry whose CRC did not match its body.
+    CorruptEntryCut,
+    /// A SYNC_FLUSH send answered FLUSH_DISK_TIMEOUT.
+    FlushDiskTimeout,
+    /// A held pull was woken by an arriving message, not by its deadline.
+    LongPollWoken,
+    /// A consumer released a queue while messages of it were still being
+    /// processed.
+    RebalanceWithInFlight,
+}
+
+impl Mark {
+    /// Every broker mark.
+    pub const ALL: [Mark; 5] =
+        [Mark::TornWriteCut, Mark::CorruptEntryCut, Mark::FlushDiskTimeout, Mark::LongPollWoken, Mark::RebalanceWithInFlight];
+
+    /// The mark's name in histories, reports and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::TornWriteCut => "torn-write-cut",
+            Mark::CorruptEntryCut => "corrupt-entry-cut",
+            Mark::FlushDiskTimeout => "flush-disk-timeout",
+            Mark::LongPollWoken => "long-poll-woken",
+            Mark::RebalanceWithInFlight => "rebalance-with-in-flight",
+        }
+    }
+}
+
+/// Where marks go: the simulation's recorder.
+#[cfg(madsim)]
+pub type Sink = Box<dyn Fn(Mark)>;
+
+#[cfg(madsim)]
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Sink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Says that `mark`'s state was reached (nothing in the real build).
+#[inline]
+pub fn reach(mark: Mark) {
+    #[cfg(madsim)]
+    SINK.with(|sink| {
+        if let Some(sink) = sink.borrow().as_ref() {
+            sink(mark);
+        }
+    });
+    #[cfg(not(madsim))]
+    let _ = mark;
+}
+
+/// Installs (or with `None` removes) this thread's sink.
+#[cfg(madsim)]
+pub fn set_sink(sink: Option<Sink>) {
+    SINK.with(|slot| *slot.borrow_mut() = sink);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_kebab_case() {
+        let names: std::collections::BTreeSet<&str> = Mark::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(names.len(), Mark::ALL.len());
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
+        reach(Mark::TornWriteCut);
+    }
+}
