@@ -6,6 +6,12 @@ use scenarios::DiskFaultKind;
 use std::io;
 use std::sync::{Arc, Mutex};
 
+/// How long one fsync takes under a slow-fsync fault: longer than
+/// FLUSH_DISK_TIMEOUT (5 s), so SYNC_FLUSH sends answer that status while
+/// the disk catches up, and a power loss in the meantime tears the
+/// unsynced tail.
+pub const SLOW_FSYNC_MS: u64 = 6_000;
+
 /// Faults currently switched on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DiskFaults {
@@ -42,7 +48,7 @@ impl SimDisk {
     pub fn set(&self, kind: DiskFaultKind, on: bool) {
         let mut f = self.faults.lock().expect("faults");
         match kind {
-            DiskFaultKind::SlowFsync => f.slow_fsync_ms = if on { 2_000 } else { 0 },
+            DiskFaultKind::SlowFsync => f.slow_fsync_ms = if on { SLOW_FSYNC_MS } else { 0 },
             DiskFaultKind::WriteError => f.write_error = on,
             DiskFaultKind::FsyncError => f.fsync_error = on,
             DiskFaultKind::Full => f.full = on,
@@ -157,7 +163,7 @@ mod tests {
         disk.set(DiskFaultKind::FsyncError, true);
         assert!(disk.sync("a").is_err());
         disk.set(DiskFaultKind::SlowFsync, true);
-        assert_eq!(disk.sync_delay_ms(), 2_000);
+        assert_eq!(disk.sync_delay_ms(), SLOW_FSYNC_MS);
         disk.heal();
         disk.append("a", b"y").unwrap();
         disk.sync("a").unwrap();
