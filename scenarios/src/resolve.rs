@@ -312,14 +312,18 @@ fn arrivals(rng: &mut Rng, rate_per_min: f64, duration_ms: u64) -> Vec<u64> {
 }
 
 /// One of the server roles, weighted by how many nodes each has, so every
-/// name server and broker is equally likely to be hit.
+/// name server, broker and the business database is equally likely to be hit.
 fn random_server(scenario: &Scenario, rng: &mut Rng) -> Target {
     let name_servers = u64::from(scenario.topology.name_servers);
-    let total = name_servers + u64::from(scenario.broker_count());
-    if rng.below(total.max(1)) < name_servers {
+    let brokers = u64::from(scenario.broker_count());
+    let databases = u64::from(!scenario.workload.consumers.is_empty());
+    let pick = rng.below((name_servers + brokers + databases).max(1));
+    if pick < name_servers {
         Target::Random(Selector::Namesrvs)
-    } else {
+    } else if pick < name_servers + brokers {
         Target::Random(Selector::Brokers)
+    } else {
+        Target::Random(Selector::Databases)
     }
 }
 

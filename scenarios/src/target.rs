@@ -24,6 +24,8 @@ pub enum Role {
     Producer,
     /// A consumer client process (member of one consumer group).
     Consumer,
+    /// The consumers' business database, with a disk of its own.
+    Database,
 }
 
 impl Role {
@@ -34,6 +36,7 @@ impl Role {
             Role::Broker => "broker",
             Role::Producer => "producer",
             Role::Consumer => "consumer",
+            Role::Database => "db",
         }
     }
 }
@@ -57,6 +60,9 @@ pub enum Node {
         /// The process's number inside its group, from 0.
         index: u32,
     },
+    /// `db-N`: the consumers' business database (there is one, `db-0`,
+    /// whenever the workload has consumers).
+    Database(u32),
 }
 
 impl Node {
@@ -67,6 +73,7 @@ impl Node {
             Node::Broker(_) => Role::Broker,
             Node::Producer(_) => Role::Producer,
             Node::Consumer { .. } => Role::Consumer,
+            Node::Database(_) => Role::Database,
         }
     }
 }
@@ -78,6 +85,7 @@ impl fmt::Display for Node {
             Node::Broker(i) => write!(f, "broker-{i}"),
             Node::Producer(i) => write!(f, "producer-{i}"),
             Node::Consumer { group, index } => write!(f, "consumer-{group}-{index}"),
+            Node::Database(i) => write!(f, "db-{i}"),
         }
     }
 }
@@ -96,6 +104,7 @@ impl FromStr for Node {
             "namesrv" => Ok(Node::Namesrv(index)),
             "broker" => Ok(Node::Broker(index)),
             "producer" => Ok(Node::Producer(index)),
+            "db" => Ok(Node::Database(index)),
             _ => {
                 let group = stem.strip_prefix("consumer-").ok_or_else(bad)?;
                 if !is_valid_resource_name(group) {
@@ -120,6 +129,8 @@ pub enum Selector {
     Consumers,
     /// Every consumer process of the named group (`random-consumer-billing`).
     Group(String),
+    /// The business database (`random-db`, `all-dbs`).
+    Databases,
 }
 
 impl Selector {
@@ -130,6 +141,7 @@ impl Selector {
             Selector::Brokers => Role::Broker,
             Selector::Producers => Role::Producer,
             Selector::Consumers | Selector::Group(_) => Role::Consumer,
+            Selector::Databases => Role::Database,
         }
     }
 
@@ -151,6 +163,7 @@ impl Selector {
             ("broker", Selector::Brokers),
             ("producer", Selector::Producers),
             ("consumer", Selector::Consumers),
+            ("db", Selector::Databases),
         ] {
             if text == format!("{word}{s}") {
                 return Some(selector);
@@ -251,7 +264,7 @@ impl From<Target> for String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{0}` is not a target: expected namesrv-N, broker-N, producer-N, consumer-<group>-N, \
-     random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>)"
+     db-0, random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>, db)"
 )]
 pub struct TargetParseError(
     /// The text that failed to parse.
@@ -266,7 +279,8 @@ pub(crate) fn is_valid_resource_name(name: &str) -> bool {
 
 impl Scenario {
     /// Every node of the cluster in canonical order: name servers, brokers,
-    /// producers, then consumers group by group in file order.
+    /// producers, consumers group by group in file order, then the business
+    /// database when there are consumers.
     pub fn nodes(&self) -> Vec<Node> {
         let mut nodes: Vec<Node> = (0..self.topology.name_servers).map(Node::Namesrv).collect();
         nodes.extend((0..self.broker_count()).map(Node::Broker));
@@ -276,6 +290,9 @@ impl Scenario {
                 group: consumer.group.clone(),
                 index,
             }));
+        }
+        if !self.workload.consumers.is_empty() {
+            nodes.push(Node::Database(0));
         }
         nodes
     }
@@ -303,6 +320,7 @@ impl Scenario {
                 .consumers
                 .iter()
                 .any(|c| &c.group == group && *index < c.count),
+            Node::Database(i) => *i == 0 && !self.workload.consumers.is_empty(),
         }
     }
 
@@ -329,6 +347,9 @@ mod tests {
             "producer-3",
             "consumer-billing-2",
             "consumer-order-audit-0",
+            "db-0",
+            "random-db",
+            "all-dbs",
             "random-broker",
             "random-consumer",
             "random-consumer-billing",

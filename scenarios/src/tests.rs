@@ -213,7 +213,7 @@ fn the_schedule_follows_the_file() {
         }
     );
     let Fault::Partition { from, .. } = &resolved.schedule[1].fault else { panic!("not a partition") };
-    assert_eq!(from.len(), 1 + 2 + 2 + 3, "namesrv-0 is cut off from every other node");
+    assert_eq!(from.len(), 1 + 2 + 2 + 3 + 1, "namesrv-0 is cut off from every other node, the database included");
 }
 
 #[test]

@@ -174,8 +174,8 @@ impl Validator<'_> {
         if !(at_s.is_finite() && at_s >= 0.0 && secs_to_ms(at_s) < self.scenario.duration_ms()) {
             self.fail(format!("{path}.at_s"), format!("must be in 0..{duration_s} (the safety phase), got {at_s}"));
         }
-        const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer];
-        const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker];
+        const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database];
+        const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker, Role::Database];
         match event {
             NemesisEvent::Kill { target, restart_after_s, .. }
             | NemesisEvent::Pause { target, restart_after_s, .. } => {

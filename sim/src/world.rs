@@ -30,7 +30,7 @@ pub const DB_NODE: &str = "db-0";
 
 /// Where the business database listens.
 fn db_addr() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 4, 0, 1)), DB_PORT)
+    SocketAddr::new(ip_of(&Node::Database(0), 0), DB_PORT)
 }
 
 /// When producers and consumers start, after brokers registered and topics exist.
@@ -69,6 +69,7 @@ fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
         Node::Broker(i) => (1, *i),
         Node::Producer(i) => (2, *i),
         Node::Consumer { .. } => (3, consumer_index),
+        Node::Database(i) => (4, *i),
     };
     IpAddr::V4(Ipv4Addr::new(10, subnet, (host / 250) as u8, (host % 250 + 1) as u8))
 }
@@ -133,6 +134,8 @@ impl World {
         };
         let db_id = world.database_node();
         world.ids.insert(DB_NODE.to_string(), db_id);
+        // A power loss of the database drops its unsynced bytes like a broker's.
+        world.disks.insert(DB_NODE.to_string(), world.db_disk.clone());
         let mut consumer_index = 0;
         for node in scenario.nodes() {
             let name = node.to_string();
