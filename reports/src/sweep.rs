@@ -131,6 +131,35 @@ pub fn reached_table_markdown(rows: &[ReachedRow]) -> String {
     out
 }
 
+/// The reached-marks table as an HTML table, laid out as the Markdown one.
+fn reached_table_html(rows: &[ReachedRow]) -> String {
+    let marks: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mark.as_str()).collect();
+    let mut out = String::from("<table>\n<tr><th>scenario</th><th>seeds</th>");
+    for mark in &marks {
+        let _ = write!(out, "<th>{}</th>", escape(mark));
+    }
+    out.push_str("</tr>\n");
+    let mut scenarios: Vec<&str> = Vec::new();
+    for row in rows {
+        if !scenarios.contains(&row.scenario.as_str()) {
+            scenarios.push(&row.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let seeds = rows.iter().find(|r| r.scenario == scenario).map_or(0, |r| r.seeds);
+        let _ = write!(out, "<tr><td>{}</td><td class=\"num\">{seeds}</td>", escape(scenario));
+        for mark in &marks {
+            let row = rows.iter().find(|r| r.scenario == scenario && r.mark == *mark);
+            let class = if row.is_some_and(ReachedRow::missed) { " invalid" } else { "" };
+            let cell = row.map(reached_cell).unwrap_or_default();
+            let _ = write!(out, "<td class=\"num{class}\">{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    out
+}
+
 fn reached_cell(row: &ReachedRow) -> String {
     if row.missed() {
         return "MISSED*".to_string();
@@ -159,12 +188,18 @@ fn outcome(validity: Validity) -> &'static str {
     }
 }
 
-/// The sweep index as Markdown: totals, then one row per entry in the given order.
-pub fn sweep_index_markdown(entries: &[SweepEntry]) -> String {
+/// The sweep index as Markdown: totals, the reached-marks table, then one
+/// row per entry in the given order.
+pub fn sweep_index_markdown(entries: &[SweepEntry], reached: &[ReachedRow]) -> String {
     let (total, pass, fail, unknown) = totals(entries);
     let mut out = format!(
         "# mqsim sweep\n\n**{total} runs: {pass} pass, {fail} fail, {unknown} unknown**\n\n"
     );
+    if !reached.is_empty() {
+        out.push_str("## Reached marks\n\nShare of seeds that reached each mark (`*` required by the scenario).\n\n");
+        out.push_str(&reached_table_markdown(reached));
+        out.push_str("\n## Runs\n\n");
+    }
     out.push_str("| scenario | seed | result | counts | digest | repro | report |\n|---|---|---|---|---|---|---|\n");
     for entry in entries {
         let link = entry
@@ -191,8 +226,9 @@ pub fn sweep_index_markdown(entries: &[SweepEntry]) -> String {
     out
 }
 
-/// The sweep index as one self-contained HTML page.
-pub fn sweep_index_html(entries: &[SweepEntry]) -> String {
+/// The sweep index as one self-contained HTML page: totals, the
+/// reached-marks table, then one row per entry.
+pub fn sweep_index_html(entries: &[SweepEntry], reached: &[ReachedRow]) -> String {
     let (total, pass, fail, unknown) = totals(entries);
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mqsim sweep</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>mqsim sweep</h1>\n"
@@ -201,6 +237,11 @@ pub fn sweep_index_html(entries: &[SweepEntry]) -> String {
         out,
         "<p>{total} runs: <span class=\"valid\">{pass} pass</span>, <span class=\"invalid\">{fail} fail</span>, <span class=\"unknown\">{unknown} unknown</span></p>"
     );
+    if !reached.is_empty() {
+        out.push_str("<h2>Reached marks</h2>\n<p>Share of seeds that reached each mark (* required by the scenario).</p>\n");
+        out.push_str(&reached_table_html(reached));
+        out.push_str("<h2>Runs</h2>\n");
+    }
     out.push_str("<table>\n<tr><th>scenario</th><th>seed</th><th>result</th><th>counts</th><th>digest</th><th>repro</th><th>report</th></tr>\n");
     for entry in entries {
         let link = entry

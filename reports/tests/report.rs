@@ -196,11 +196,11 @@ fn sweep_index_totals_and_links() {
         entry(2, Validity::Invalid, Some("failover-sync-2")),
         entry(3, Validity::Unknown, None),
     ];
-    let md = sweep_index_markdown(&entries);
+    let md = sweep_index_markdown(&entries, &[]);
     assert!(md.contains("**3 runs: 1 pass, 1 fail, 1 unknown**"), "{md}");
     assert!(md.contains("| failover-sync | 2 | FAIL | lost=0 unexpected=0 dup=0 order=0 eo=0 | `0000000000000002` | `mqsim run failover-sync --seed 2` | [report](failover-sync-2/report.md) |"), "{md}");
     assert!(md.contains("| failover-sync | 1 | PASS |"));
-    let page = sweep_index_html(&entries);
+    let page = sweep_index_html(&entries, &[]);
     assert!(page.contains(r#"<a href="failover-sync-2/report.html">report</a>"#));
     assert!(page.contains(r#"<span class="invalid">FAIL</span>"#));
     assert_eq!(page.matches("<tr>").count(), 4);
@@ -239,4 +239,9 @@ fn reached_table_counts_seeds_per_mark_and_flags_missed_requirements() {
     assert!(table.starts_with("| scenario | seeds | ack-during-partition | duplicate-delivered | torn-write-cut |"), "{table}");
     assert!(table.contains("| power-loss | 3 |  | 33% | 67%* |"), "{table}");
     assert!(table.contains("| partition | 1 | MISSED* |  | 0% |"), "{table}");
+    let index = reports::sweep_index_markdown(&entries, &rows);
+    assert!(index.contains("## Reached marks") && index.contains(&table), "{index}");
+    let page = reports::sweep_index_html(&entries, &rows);
+    assert!(page.contains(r#"<td class="num invalid">MISSED*</td>"#), "{page}");
+    assert!(page.contains(r#"<td class="num">67%*</td>"#), "{page}");
 }

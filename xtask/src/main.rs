@@ -10,7 +10,8 @@
 //! - `cargo xtask bench-checker ...`: the checker's speed on generated
 //!   histories up to 1 M events, in release.
 //! - `cargo xtask ci`: what `.ci/run` runs: the tests, a sweep of every
-//!   scenario, and the proof that every planted bug is caught.
+//!   scenario in two shards joined by `merge`, and the proof that every
+//!   planted bug is caught.
 
 use std::process::{Command, ExitCode};
 
@@ -73,9 +74,19 @@ fn main() -> ExitCode {
             cmd.args(["run", "--quiet", "--release", "-p", "checker", "--bin", "checker-bench", "--"]).args(rest);
             run(cmd)
         }
-        "ci" => test(&[])
-            .and_then(|()| mqsim(&["sweep".into(), "all".into(), "--seeds".into(), "1..21".into()]))
-            .and_then(|()| mqsim(&["bugs".into(), "--seeds".into(), "1..101".into()])),
+        "ci" => {
+            let args = |line: &str| line.split_whitespace().map(String::from).collect::<Vec<_>>();
+            let summaries = std::fs::create_dir_all("target/ci").map_err(|e| {
+                eprintln!("xtask: cannot create target/ci: {e}");
+                ExitCode::from(2)
+            });
+            summaries
+                .and_then(|()| test(&[]))
+                .and_then(|()| mqsim(&args("sweep all --seeds 1..21 --shard 1/2 --summary target/ci/shard-1.json")))
+                .and_then(|()| mqsim(&args("sweep all --seeds 1..21 --shard 2/2 --summary target/ci/shard-2.json")))
+                .and_then(|()| mqsim(&args("merge target/ci/shard-1.json target/ci/shard-2.json")))
+                .and_then(|()| mqsim(&args("bugs --seeds 1..101")))
+        }
         other => {
             eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-checker or ci");
             Err(ExitCode::from(2))

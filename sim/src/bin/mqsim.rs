@@ -308,12 +308,17 @@ fn required_marks(list: &[Scenario], name: &str) -> Vec<String> {
     list.iter().find(|s| s.name == name).map(|s| s.expect.reached.clone()).unwrap_or_default()
 }
 
+/// The reached-marks table of `entries`, each scenario's requirements
+/// taken from `list`.
+fn reached_rows(entries: &[SweepEntry], list: &[Scenario]) -> Vec<reports::ReachedRow> {
+    reports::reached_rows(entries, &sim::recorder::known_marks(), &|name| required_marks(list, name))
+}
+
 /// Prints the reached-marks table and a MISSED line per required mark no
 /// seed reached; true when none was missed.
-fn report_reached(entries: &[SweepEntry], list: &[Scenario]) -> bool {
-    let rows = reports::reached_rows(entries, &sim::recorder::known_marks(), &|name| required_marks(list, name));
+fn report_reached(rows: &[reports::ReachedRow]) -> bool {
     println!("reached marks (share of seeds; * required by the scenario):");
-    print!("{}", reports::reached_table_markdown(&rows));
+    print!("{}", reports::reached_table_markdown(rows));
     let mut ok = true;
     for row in rows.iter().filter(|r| r.missed()) {
         ok = false;
@@ -323,10 +328,10 @@ fn report_reached(entries: &[SweepEntry], list: &[Scenario]) -> bool {
 }
 
 /// Writes the sweep index pages.
-fn write_index(dir: &Path, entries: &[SweepEntry]) -> Result<()> {
+fn write_index(dir: &Path, entries: &[SweepEntry], reached: &[reports::ReachedRow]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("index.html"), reports::sweep_index_html(entries))?;
-    std::fs::write(dir.join("index.md"), reports::sweep_index_markdown(entries))?;
+    std::fs::write(dir.join("index.html"), reports::sweep_index_html(entries, reached))?;
+    std::fs::write(dir.join("index.md"), reports::sweep_index_markdown(entries, reached))?;
     println!("sweep index: {}", dir.join("index.html").display());
     Ok(())
 }
@@ -385,10 +390,10 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             // A shard sees only some seeds: its missed marks are reported,
             // and `merge` judges them over the whole range.
-            let reached_ok = report_reached(&entries, &list);
-            all_passed &= reached_ok || shard.is_some();
+            let rows = reached_rows(&entries, &list);
+            all_passed &= report_reached(&rows) || shard.is_some();
             if let Some(dir) = &report {
-                write_index(dir, &entries)?;
+                write_index(dir, &entries, &rows)?;
             }
             if let Some(path) = &summary {
                 let summary = SweepSummary { version: SUMMARY_VERSION, seeds: range_text, shard, bugs: bug_names, entries };
@@ -436,9 +441,10 @@ fn execute(cli: Cli) -> Result<bool> {
                 all_passed &= failed.is_empty();
                 println!("{} {name} seeds={} failed={}", if failed.is_empty() { "PASS" } else { "FAIL" }, runs.len(), failed.len());
             }
-            all_passed &= report_reached(&merged.entries, &list);
+            let rows = reached_rows(&merged.entries, &list);
+            all_passed &= report_reached(&rows);
             if let Some(dir) = &report {
-                write_index(dir, &merged.entries)?;
+                write_index(dir, &merged.entries, &rows)?;
             }
             if let Some(path) = &summary {
                 write_summary(path, &merged)?;
