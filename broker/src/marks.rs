@@ -15,8 +15,11 @@ pub enum Mark {
     /// Recovery cut a torn write (an entry that runs past the end of what
     /// reached the disk) off the commit log.
     TornWriteCut,
-    /// Recovery cut an entry whose CRC did not match its body.
+    /// Recovery cut an entry whose CRC did not match its body (at the end
+    /// of the log) or passed over it (valid entries followed).
     CorruptEntryCut,
+    /// A pull passed over a message whose stored bytes failed their CRC.
+    CorruptEntrySkipped,
     /// A SYNC_FLUSH send answered FLUSH_DISK_TIMEOUT.
     FlushDiskTimeout,
     /// A held pull was woken by an arriving message, not by its deadline.
@@ -28,14 +31,21 @@ pub enum Mark {
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 5] =
-        [Mark::TornWriteCut, Mark::CorruptEntryCut, Mark::FlushDiskTimeout, Mark::LongPollWoken, Mark::RebalanceWithInFlight];
+    pub const ALL: [Mark; 6] = [
+        Mark::TornWriteCut,
+        Mark::CorruptEntryCut,
+        Mark::CorruptEntrySkipped,
+        Mark::FlushDiskTimeout,
+        Mark::LongPollWoken,
+        Mark::RebalanceWithInFlight,
+    ];
 
     /// The mark's name in histories, reports and scenario files.
     pub fn name(self) -> &'static str {
         match self {
             Mark::TornWriteCut => "torn-write-cut",
             Mark::CorruptEntryCut => "corrupt-entry-cut",
+            Mark::CorruptEntrySkipped => "corrupt-entry-skipped",
             Mark::FlushDiskTimeout => "flush-disk-timeout",
             Mark::LongPollWoken => "long-poll-woken",
             Mark::RebalanceWithInFlight => "rebalance-with-in-flight",

@@ -93,6 +93,11 @@ pub(crate) struct Index<'a> {
     pub tail_start: Option<&'a Event>,
     /// The first `end` event.
     pub end: Option<&'a Event>,
+    /// Messages a nemesis disk fault destroyed (a flipped bit in the
+    /// message's stored entry, named by the `disk-fault` event's msg_id).
+    /// With one copy of the data no broker can bring them back, so they are
+    /// excused and counted as `destroyed`, as dead letters are.
+    pub destroyed: BTreeSet<&'a str>,
 }
 
 impl<'a> Index<'a> {
@@ -156,6 +161,11 @@ impl<'a> Index<'a> {
             subscribers,
             tail_start: history.iter().find(|e| e.op == Op::TailStart),
             end: history.iter().find(|e| e.op == Op::End),
+            destroyed: history
+                .iter()
+                .filter(|e| e.op == Op::DiskFault)
+                .filter_map(|e| e.msg_id.as_deref())
+                .collect(),
         }
     }
 

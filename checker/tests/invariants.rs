@@ -72,6 +72,33 @@ fn lost_holds_when_every_subscribing_group_consumes_or_dead_letters() {
 }
 
 #[test]
+fn lost_excuses_exactly_the_message_a_flipped_bit_destroyed() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagB", "k2"));
+    acked(&mut h, 12, order("m3", "TagB", "k3"));
+    h.push(
+        Event::new(15, "nemesis", Kind::Info, Op::DiskFault)
+            .target("broker-0")
+            .msg_id("m2")
+            .detail("flip-byte"),
+    );
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(21, "consumer-audit-1", "audit", "m1", OK);
+    h.harness(100, Op::End);
+
+    // m2 was destroyed by the nemesis; m3, its neighbour, was not.
+    let result = check_lost(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!((result.count("lost"), result.count("destroyed")), (1, 1));
+    assert!(result.anomalies.iter().all(|a| a.detail.starts_with("m3 ")), "{result:?}");
+    assert_json_snapshot!(result);
+
+    h.deliver(30, "consumer-billing-2", "billing", "m3", OK);
+    assert_eq!(check_lost(h.events(), &config(Expect::default())).validity, Validity::Valid);
+}
+
+#[test]
 fn lost_fails_when_a_group_never_consumes_an_acknowledged_message() {
     let mut h = HistoryBuilder::new();
     acked(&mut h, 10, order("m1", "TagA", "k1"));

@@ -101,7 +101,7 @@ fn markdown_report_has_verdict_latency_faults_options_and_repro() {
     assert!(md.starts_with("# mqsim run: broker-crash seed 42\n"));
     assert!(
         md.contains(
-            "| lost | invalid | acknowledged=3 dead-lettered=0 lost=1 unsubscribed=0 | lost: m3 "
+            "| lost | invalid | acknowledged=3 dead-lettered=0 destroyed=0 lost=1 unsubscribed=0 | lost: m3 "
         ),
         "{md}"
     );

@@ -393,11 +393,18 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                     NemesisEvent::ClockJump { at_s, target: random_server(scenario, &mut rng), jump_ms, heal_after_s, persist }
                 }
                 "disk_fault" => {
-                    // No flip-byte: with one replica it destroys acknowledged
-                    // data that no broker could save.
-                    let disk = [DiskFaultKind::SlowFsync, DiskFaultKind::WriteError, DiskFaultKind::FsyncError, DiskFaultKind::Full]
-                        [rng.below(4) as usize];
-                    NemesisEvent::DiskFault { at_s, target: Target::Random(Selector::Brokers), disk, heal_after_s: after }
+                    // A flipped byte destroys the one message whose entry it
+                    // hits (the history names it and the checker excuses
+                    // exactly that one); the broker must lose nothing else.
+                    let disk = [
+                        DiskFaultKind::SlowFsync,
+                        DiskFaultKind::WriteError,
+                        DiskFaultKind::FsyncError,
+                        DiskFaultKind::Full,
+                        DiskFaultKind::FlipByte,
+                    ][rng.below(5) as usize];
+                    let heal_after_s = if disk == DiskFaultKind::FlipByte { None } else { after };
+                    NemesisEvent::DiskFault { at_s, target: Target::Random(Selector::Brokers), disk, heal_after_s }
                 }
                 other => unreachable!("swarm knob without a generator: {other}"),
             };

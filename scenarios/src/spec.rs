@@ -456,8 +456,8 @@ pub struct SwarmKnobs {
     /// Clock jumps of name servers and brokers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_jump_per_min: Option<f64>,
-    /// Broker disk faults (all kinds but `flip-byte`, which with one replica
-    /// can destroy acknowledged data no broker could save).
+    /// Broker disk faults of every kind (a `flip-byte` destroys the message
+    /// it hits, which the history names and the checker excuses).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_fault_per_min: Option<f64>,
     /// Consumer crashes with rejoin.

@@ -1,7 +1,8 @@
 //! The simulated disk: a [`MemDisk`] per broker that survives restarts,
 //! plus injectable faults.
 
-use broker::store::{Disk, MemDisk};
+use broker::model::MessageExt;
+use broker::store::{commit_log, entry, Disk, MemDisk};
 use scenarios::DiskFaultKind;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,19 @@ pub struct DiskFaults {
     pub full: bool,
     /// Each fsync takes this long in simulated time.
     pub slow_fsync_ms: u64,
+}
+
+/// What a flipped bit hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlippedBit {
+    /// The commit log segment.
+    pub path: String,
+    /// The byte's offset in it.
+    pub at: u64,
+    /// The message whose entry held the byte: destroyed, since its entry no
+    /// longer checks out and there is no other copy. `None` when the byte
+    /// was past the last whole entry.
+    pub msg_id: Option<String>,
 }
 
 /// One broker's disk. Clones share contents and faults.
@@ -68,8 +82,8 @@ impl SimDisk {
     }
 
     /// Flips one bit in a commit log segment, at a position picked by
-    /// `pick(len)`. Returns the path and offset, or `None` with no log yet.
-    pub fn flip_byte(&self, mut pick: impl FnMut(u64) -> u64) -> Option<(String, u64)> {
+    /// `pick(len)`. Returns what it hit, or `None` with no log yet.
+    pub fn flip_byte(&self, mut pick: impl FnMut(u64) -> u64) -> Option<FlippedBit> {
         let segments = self.mem.list("commitlog").ok()?;
         let total: u64 = segments.iter().filter_map(|s| self.mem.len(&format!("commitlog/{s}")).ok().flatten()).sum();
         if total == 0 {
@@ -80,10 +94,45 @@ impl SimDisk {
             let path = format!("commitlog/{s}");
             let len = self.mem.len(&path).ok().flatten().unwrap_or(0);
             if at < len {
+                // Read the message before its bytes stop checking out.
+                let msg_id = self.message_at(&path, at).map(|m| m.msg_id());
                 self.mem.flip_bit(&path, at, (at % 8) as u8);
-                return Some((path, at));
+                return Some(FlippedBit { path, at, msg_id });
             }
             at -= len;
+        }
+        None
+    }
+
+    /// The message whose commit log entry holds byte `at` of segment
+    /// `path` (named by its base offset), when that entry decodes.
+    fn message_at(&self, path: &str, at: u64) -> Option<MessageExt> {
+        let base: u64 = path.rsplit('/').next()?.parse().ok()?;
+        let len = self.mem.len(path).ok()??;
+        let data = self.mem.read(path, 0, usize::try_from(len).ok()?).ok()?;
+        let at = usize::try_from(at).ok()?;
+        let mut pos = 0usize;
+        while pos + entry::HEADER_LEN <= data.len() {
+            match entry::parse_header(&data[pos..]) {
+                Ok(header) if pos + header.total_len <= data.len() => {
+                    let end = pos + header.total_len;
+                    if at < end {
+                        // A body an earlier flip already spoiled decodes to
+                        // nothing: that message was named then.
+                        return entry::decode(header, &data[pos + entry::HEADER_LEN..end], base + pos as u64).ok();
+                    }
+                    pos = end;
+                }
+                // A header an earlier flip spoiled: walk on from the next
+                // valid entry, as recovery does.
+                _ => {
+                    let next = commit_log::next_valid_entry(&data, pos + 1, base)?;
+                    if at < next {
+                        return None;
+                    }
+                    pos = next;
+                }
+            }
         }
         None
     }
@@ -171,12 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn flip_byte_names_the_message_it_destroys() {
+        let disk = SimDisk::new();
+        let mut store = broker::store::MessageStore::open(std::sync::Arc::new(disk.clone()), Default::default()).unwrap().0;
+        let mut offsets = Vec::new();
+        for n in 0..3 {
+            let message = broker::model::Message::new("t", vec![7u8; 40]).with_property(broker::model::PROPERTY_UNIQ_KEY, format!("m{n}"));
+            offsets.push(store.put(MessageExt { message, ..MessageExt::default() }, 0).unwrap().commit_log_offset);
+        }
+        // A byte inside the second entry destroys m1, and nothing else.
+        let flipped = disk.flip_byte(|_| offsets[1] + 30).unwrap();
+        assert_eq!(flipped.msg_id.as_deref(), Some("m1"));
+    }
+
+    #[test]
     fn flip_byte_hits_the_commit_log() {
         let disk = SimDisk::new();
         assert_eq!(disk.flip_byte(|_| 0), None);
         disk.append("commitlog/00000000000000000000", &[0u8; 10]).unwrap();
-        let (path, at) = disk.flip_byte(|_| 13).unwrap();
-        assert_eq!((path.as_str(), at), ("commitlog/00000000000000000000", 3));
-        assert_eq!(disk.read(&path, 3, 1).unwrap(), vec![1 << 3]);
+        let flipped = disk.flip_byte(|_| 13).unwrap();
+        assert_eq!((flipped.path.as_str(), flipped.at, flipped.msg_id), ("commitlog/00000000000000000000", 3, None));
+        assert_eq!(disk.read(&flipped.path, 3, 1).unwrap(), vec![1 << 3]);
     }
 }

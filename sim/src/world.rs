@@ -388,8 +388,18 @@ impl World {
             Fault::DiskFault { node, disk } => {
                 let Some(sim_disk) = self.disks.get(node) else { return };
                 if *disk == scenarios::DiskFaultKind::FlipByte {
-                    let at = sim_disk.flip_byte(|n| draw() % n.max(1));
-                    rec.note("nemesis", Op::DiskFault, Some(node), Some(format!("{disk:?} at {at:?}")));
+                    let mut event = Event::new(0, "nemesis", Kind::Info, Op::DiskFault).target(node.as_str());
+                    match sim_disk.flip_byte(|n| draw() % n.max(1)) {
+                        Some(flipped) => {
+                            event = event.detail(format!("{disk:?} at {} byte {}", flipped.path, flipped.at));
+                            // The checker excuses exactly this message.
+                            if let Some(msg_id) = flipped.msg_id {
+                                event = event.msg_id(msg_id);
+                            }
+                        }
+                        None => event = event.detail(format!("{disk:?}: no commit log yet")),
+                    }
+                    rec.record(event);
                 } else {
                     rec.note("nemesis", Op::DiskFault, Some(node), Some(format!("{disk:?}")));
                     sim_disk.set(*disk, true);

@@ -24,6 +24,9 @@ pub struct ScanStats {
     pub entries: u64,
     /// Bytes cut off the end because they were torn or corrupt.
     pub truncated_bytes: u64,
+    /// Corrupt entries in the middle of the log (valid entries follow them)
+    /// that were passed over: their messages are lost, the rest is kept.
+    pub corrupt_skipped: u64,
 }
 
 /// The append-only log of all messages on one broker.
@@ -73,8 +76,12 @@ impl CommitLog {
 
     /// Validates entries from `start` to the end, hands each valid one to
     /// `dispatch`, and cuts the log at the first torn or corrupt entry
-    /// (deleting any later segments). Returns `None` when `start` is not
-    /// inside the log, so the caller can rebuild from the beginning.
+    /// (deleting any later segments) that no valid entry follows. A corrupt
+    /// entry that valid entries do follow is a flipped bit, not a torn
+    /// tail: it is passed over (its message is lost; no single copy can
+    /// bring it back) and the entries after it are kept. Returns `None`
+    /// when `start` is not inside the log, so the caller can rebuild from
+    /// the beginning.
     pub fn recover(&mut self, start: u64, mut dispatch: impl FnMut(&MessageExt) -> Result<()>) -> Result<Option<ScanStats>> {
         let start = start.max(self.min_offset());
         if start > self.write_offset {
@@ -89,6 +96,7 @@ impl CommitLog {
         // Each valid entry is dispatched once the next one is read, so the
         // planted recovery bug below can drop the last one cleanly.
         let mut pending: Option<MessageExt> = None;
+        let last_segment = starts.last().copied();
         for seg_start in starts {
             let seg_len = self.segments[&seg_start];
             if offset < seg_start || offset > seg_start + seg_len {
@@ -110,8 +118,20 @@ impl CommitLog {
                 let (msg, len) = match valid {
                     Ok(found) => found,
                     Err(reason) => {
+                        let resume = next_valid_entry(&data, pos + 1, offset - pos as u64)
+                            .or((Some(seg_start) != last_segment).then_some(data.len()));
+                        if let Some(resume) = resume {
+                            // Valid entries (or a later segment) follow:
+                            // pass over the corrupt bytes, keep the rest.
+                            marks::reach(Mark::CorruptEntryCut);
+                            tracing::warn!(offset, reason = %reason, skipped_bytes = resume - pos, "corrupt commit log entry passed over");
+                            stats.corrupt_skipped += 1;
+                            offset += (resume - pos) as u64;
+                            pos = resume;
+                            continue;
+                        }
                         // A write cut short by a crash, or bytes that do not
-                        // check out: either way recovery cuts here.
+                        // check out at the very end: recovery cuts here.
                         let torn = reason.contains("cut short") || reason.contains("runs past");
                         marks::reach(if torn { Mark::TornWriteCut } else { Mark::CorruptEntryCut });
                         break;
@@ -234,3 +254,19 @@ impl CommitLog {
         Ok(deleted)
     }
 }
+
+/// The position, at or after `from` in `data` (a segment's bytes from
+/// commit log offset `base`), of the next entry whose header, length and CRC
+/// all check out; `None` when there is none. Recovery resumes there after a
+/// corrupt entry.
+pub fn next_valid_entry(data: &[u8], from: usize, base: u64) -> Option<usize> {
+    let magic = entry::MAGIC.to_be_bytes();
+    (from..data.len().saturating_sub(HEADER_LEN - 1)).find(|&p| {
+        data[p + 4..p + 8] == magic
+            && entry::parse_header(&data[p..]).is_ok_and(|header| {
+                let end = p + header.total_len;
+                end <= data.len() && entry::decode(header, &data[p + HEADER_LEN..end], base + p as u64).is_ok()
+            })
+    })
+}
+

@@ -26,6 +26,19 @@ pub struct CqEntry {
 }
 
 impl CqEntry {
+    /// A hole: the slot of a message that recovery found corrupt and passed
+    /// over. It keeps the queue's offsets dense; `commit_log_offset` is
+    /// where the next valid entry starts, so the hole becomes visible with
+    /// it. A real entry never has size 0 (every entry has a header).
+    pub fn hole(commit_log_offset: u64) -> CqEntry {
+        CqEntry { commit_log_offset, size: 0, tag_hash: 0 }
+    }
+
+    /// Whether this is a [`CqEntry::hole`].
+    pub fn is_hole(&self) -> bool {
+        self.size == 0
+    }
+
     fn to_bytes(self) -> [u8; ENTRY_LEN] {
         let mut out = [0u8; ENTRY_LEN];
         out[..8].copy_from_slice(&self.commit_log_offset.to_be_bytes());
@@ -98,6 +111,12 @@ impl ConsumeQueue {
             disk.sync(&queue.path)?;
         }
         Ok(queue)
+    }
+
+    /// Whether the queue holds no entry (a new queue, or one cut back to
+    /// its base).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Queue offset of the first entry kept.

@@ -27,6 +27,7 @@ pub use disk::{Disk, FsDisk};
 pub use mem_disk::MemDisk;
 
 use crate::error::{Error, Result};
+use crate::marks::{self, Mark};
 use crate::model::{tag_hash, MessageExt};
 use crate::protocol::ResponseCode;
 use commit_log::CommitLog;
@@ -196,6 +197,11 @@ impl MessageStore {
             size: msg.store_size,
             tag_hash: msg.message.tags.as_deref().map(tag_hash).unwrap_or(0),
         };
+        // Recovery passed over a corrupt entry of this queue: its slot stays
+        // as a hole, so later messages keep their offsets.
+        while !cq.is_empty() && cq.max_offset() < msg.queue_offset {
+            cq.append(self.disk.as_ref(), cq.max_offset(), CqEntry::hole(msg.commit_log_offset))?;
+        }
         cq.append(self.disk.as_ref(), msg.queue_offset, entry)?;
         self.dirty.insert(key);
         for k in &msg.message.keys {
@@ -334,10 +340,25 @@ impl MessageStore {
             }
             scanned += 1;
             next += 1;
+            if entry.is_hole() {
+                marks::reach(Mark::CorruptEntrySkipped);
+                continue;
+            }
             if filter(entry.tag_hash) {
-                let msg = self.commit_log.read(entry.commit_log_offset)?;
-                assert_eq!(msg.queue_offset, next - 1, "consume queue entry points at the wrong message");
-                result.messages.push(msg);
+                match self.commit_log.read(entry.commit_log_offset) {
+                    Ok(msg) => {
+                        assert_eq!(msg.queue_offset, next - 1, "consume queue entry points at the wrong message");
+                        result.messages.push(msg);
+                    }
+                    // A flipped bit: the message is gone (no single copy can
+                    // bring it back); the queue goes on past it rather than
+                    // failing every pull at this offset.
+                    Err(Error::Corrupt { offset, reason }) => {
+                        marks::reach(Mark::CorruptEntrySkipped);
+                        tracing::warn!(topic, queue_id, queue_offset = next - 1, offset, reason = %reason, "corrupt message skipped");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         result.next_offset = next;

@@ -16,7 +16,7 @@ pub const DRAIN_PROCESS: &str = "drain";
 /// With the tail starting at T and bound b, each acknowledged message must be
 /// consumed successfully by each subscribing group (each subscriber of a
 /// broadcast group), not by the drain, by max(ack time, T) + b. Dead-lettered
-/// messages are excused. A message whose deadline falls after the `end`
+/// messages and messages a disk fault destroyed are excused. A message whose deadline falls after the `end`
 /// event is `pending`, not a violation. Counts: `required`, `late`, `never`,
 /// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
 /// never is invalid; a history without `tail-start` or `end` is unknown.
@@ -74,7 +74,7 @@ pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         let deadline_ms = from_ms.saturating_add(bound_ms);
         for group in index.subscribing_groups(message) {
             let name = group.group.as_str();
-            if dlq.contains_key(&(name, message.msg_id)) {
+            if dlq.contains_key(&(name, message.msg_id)) || index.destroyed.contains(message.msg_id) {
                 continue;
             }
             let consumers: Vec<Option<&str>> = match index.required_consumers(group) {

@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 /// A message is consumed by a group when a deliver event of that group with
 /// result success carries its msg_id; for a broadcast group every process
 /// that subscribed to the group must consume it. A message in the group's
-/// DLQ counts as accounted for. Counts: `acknowledged`, `lost` (distinct
+/// DLQ counts as accounted for, and so does one a disk fault destroyed
+/// (`destroyed`: the nemesis flipped a bit of its stored entry). Counts: `acknowledged`, `lost` (distinct
 /// messages), `dead-lettered` and `unsubscribed` (acknowledged messages no
 /// group subscribes to). Without an `end` event the final drain may not have
 /// run, so losses beyond the tolerance are `unknown` rather than `invalid`.
@@ -36,8 +37,13 @@ pub fn check_lost(history: &[Event], cfg: &CheckConfig) -> CheckResult {
 
     let mut result = CheckResult::new(Invariant::Lost.name());
     let (mut acknowledged, mut lost, mut dead_lettered, mut unsubscribed) = (0, 0, 0, 0);
+    let mut destroyed = 0;
     for message in index.acknowledged() {
         acknowledged += 1;
+        if index.destroyed.contains(message.msg_id) {
+            destroyed += 1;
+            continue;
+        }
         let mut subscribed = false;
         let mut is_lost = false;
         for group in index.subscribing_groups(message) {
@@ -76,6 +82,7 @@ pub fn check_lost(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     result.set("lost", lost);
     result.set("dead-lettered", dead_lettered);
     result.set("unsubscribed", unsubscribed);
+    result.set("destroyed", destroyed);
 
     if lost > cfg.expect.lost_max {
         if index.end.is_some() {

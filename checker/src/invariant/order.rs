@@ -18,7 +18,8 @@ type BySeq<'i, 'a> = BTreeMap<(u64, &'a str), &'i Message<'a>>;
 /// seq n is consumed, every acknowledged message of that shard with a lower
 /// seq that the group subscribes to must have been consumed successfully
 /// already. Redeliveries of earlier messages are fine; predecessors found in
-/// the group's DLQ are excused (an orderly consumer skips a dead letter).
+/// the group's DLQ or destroyed by a disk fault are excused (an orderly
+/// consumer skips a dead letter, and the broker one it cannot read).
 /// Sequence numbers must be unique per shard across producers. Counts:
 /// `checked` deliveries and `out-of-order` deliveries; any is invalid.
 pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
@@ -94,7 +95,7 @@ pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
                     .into_iter()
                     .flatten()
                     .filter(|(_, m)| {
-                        tag_subscribed(spec, m) && !dlq.contains_key(&(group, m.msg_id))
+                        tag_subscribed(spec, m) && !dlq.contains_key(&(group, m.msg_id)) && !index.destroyed.contains(m.msg_id)
                     })
                     .map(|(&order, &m)| (order, m))
                     .collect()
