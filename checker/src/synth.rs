@@ -290,15 +290,7 @@ impl Generator {
             offset,
         };
 
-        let invoke = Event::new(0, producer.as_str(), Kind::Invoke, Op::Send)
-            .msg_id(sent.msg_id.clone())
-            .topic(TOPIC)
-            .tag(sent.tag)
-            .key(sent.key.clone())
-            .shard(sent.shard.clone())
-            .seq(sent.seq)
-            .body(sent.body.clone())
-            .props(sent.props.clone());
+        let invoke = sent.fields(Event::new(0, producer.as_str(), Kind::Invoke, Op::Send));
         let invoke_order = self.push(t_send_ms, invoke, None);
         let outcome = match self.rng.below(1_000) {
             0..=9 => Outcome::Failed,
@@ -487,20 +479,26 @@ fn delivery(
     reconsume: u32,
     result: ConsumeOutcome,
 ) -> Event {
-    Event::new(0, process, Kind::Ok, Op::Deliver)
-        .group(group)
-        .msg_id(sent.msg_id.clone())
-        .topic(TOPIC)
-        .tag(sent.tag)
-        .key(sent.key.clone())
-        .shard(sent.shard.clone())
-        .seq(sent.seq)
+    sent.fields(Event::new(0, process, Kind::Ok, Op::Deliver).group(group))
         .queue(sent.queue.clone())
         .offset(sent.offset)
         .reconsume(reconsume)
         .result(result)
-        .body(sent.body.clone())
-        .props(sent.props.clone())
+}
+
+impl Sent {
+    /// `event` with the message fields a send and its deliveries share.
+    fn fields(&self, event: Event) -> Event {
+        event
+            .msg_id(self.msg_id.clone())
+            .topic(TOPIC)
+            .tag(self.tag)
+            .key(self.key.clone())
+            .shard(self.shard.clone())
+            .seq(self.seq)
+            .body(self.body.clone())
+            .props(self.props.clone())
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub fn html(report: &RunReport) -> String {
         report.wall_ms,
         report.history.len()
     );
+    let _ = writeln!(out, "<p>Reached marks: {}</p>", escape(&report.reached_text()));
 
     out.push_str("<h2>Checks</h2>\n<table>\n<tr><th>check</th><th>validity</th><th>counts</th><th>first anomalies</th></tr>\n");
     for check in &verdict.checks {

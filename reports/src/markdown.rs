@@ -26,7 +26,8 @@ pub fn markdown(report: &RunReport) -> String {
     let _ = writeln!(out, "| digest | `{}` |", markdown_cell(&report.digest));
     let _ = writeln!(out, "| simulated | {} ms |", report.sim_duration_ms);
     let _ = writeln!(out, "| wall | {} ms |", report.wall_ms);
-    let _ = writeln!(out, "| events | {} |\n", report.history.len());
+    let _ = writeln!(out, "| events | {} |", report.history.len());
+    let _ = writeln!(out, "| reached | {} |\n", markdown_cell(&report.reached_text()));
 
     out.push_str(
         "## Checks\n\n| check | validity | counts | first anomalies |\n|---|---|---|---|\n",

@@ -40,6 +40,15 @@ pub struct LatencySummary {
 }
 
 impl RunReport {
+    /// The "sometimes" marks the run reached, by name, or "none".
+    pub fn reached_text(&self) -> String {
+        let marks = checker::reached_marks(&self.history);
+        if marks.is_empty() {
+            return "none".to_owned();
+        }
+        marks.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
     /// End of the charts' time axis: the simulated duration or the last
     /// event, whichever is later.
     pub fn end_ms(&self) -> u64 {
