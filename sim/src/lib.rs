@@ -40,10 +40,10 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
         let (world, recorder) = (world.clone(), recorder.clone());
         tokio::spawn(async move {
             tokio::time::sleep_until(recorder.at(fault.at_ms)).await;
-            world.inject(&fault);
-            if let Some(heal_at) = fault.heal_at_ms {
+            let heal = world.inject(&fault);
+            if let (Some(heal_at), Some(heal)) = (fault.heal_at_ms, heal) {
                 tokio::time::sleep_until(recorder.at(heal_at)).await;
-                world.heal(&fault);
+                heal(&world);
             }
         });
     }

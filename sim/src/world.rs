@@ -74,6 +74,10 @@ fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, subnet, (host / 250) as u8, (host % 250 + 1) as u8))
 }
 
+/// What heals one injected fault, built by [`World::inject`] from exactly
+/// what the fault did.
+pub type Heal = Box<dyn FnOnce(&World) + Send>;
+
 /// The cluster of one run and the handles to hurt it.
 pub struct World {
     resolved: Resolved,
@@ -328,66 +332,102 @@ impl World {
         self.handle.kill(admin_node.id());
     }
 
-    /// Applies one fault now and records it.
-    pub fn inject(&self, fault: &ScheduledFault) {
+    /// Applies one fault now, records it, and returns how to heal it: each
+    /// fault is defined here once, what it does next to what undoes it, so
+    /// a heal takes back exactly what its fault did and nothing else.
+    /// `None` for a fault with nothing to undo (a flipped byte).
+    pub fn inject(&self, fault: &ScheduledFault) -> Option<Heal> {
         let rec = &self.recorder;
-        match &fault.fault {
+        let heal: Heal = match fault.fault.clone() {
             Fault::Kill { node } => {
-                rec.note("nemesis", Op::Kill, Some(node), None);
-                if self.disks.get(node).is_some_and(|d| d.unsynced_bytes() > 0) {
+                rec.note("nemesis", Op::Kill, Some(&node), None);
+                if self.disks.get(&node).is_some_and(|d| d.unsynced_bytes() > 0) {
                     rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
                 }
-                self.handle.kill(self.ids[node]);
+                self.handle.kill(self.ids[&node]);
+                Box::new(move |w| w.restart(&node))
             }
             Fault::ConsumerCrash { node, step: None } => {
-                rec.note("nemesis", Op::Crash, Some(node), None);
-                self.handle.kill(self.ids[node]);
+                rec.note("nemesis", Op::Crash, Some(&node), None);
+                self.handle.kill(self.ids[&node]);
+                Box::new(move |w| w.restart(&node))
             }
             Fault::ConsumerCrash { node, step: Some(step) } => {
-                rec.note("nemesis", Op::Crash, Some(node), Some(format!("at {} of its next delivery", step.as_str())));
-                self.triggers[node].arm(*step);
+                rec.note("nemesis", Op::Crash, Some(&node), Some(format!("at {} of its next delivery", step.as_str())));
+                self.triggers[&node].arm(step);
+                Box::new(move |w| {
+                    if w.triggers[&node].disarm() {
+                        w.restart(&node);
+                    } else {
+                        // No delivery reached the step: the consumer never went down.
+                        w.recorder.note("nemesis", Op::Heal, Some(&node), Some("the armed crash never struck".into()));
+                    }
+                })
             }
             Fault::PowerLoss { node } => {
-                let unsynced = self.disks.get(node).map(SimDisk::unsynced_bytes).unwrap_or(0);
-                rec.note("nemesis", Op::PowerLoss, Some(node), Some(format!("unsynced_bytes={unsynced}")));
+                let unsynced = self.disks.get(&node).map(SimDisk::unsynced_bytes).unwrap_or(0);
+                rec.note("nemesis", Op::PowerLoss, Some(&node), Some(format!("unsynced_bytes={unsynced}")));
                 if unsynced > 0 {
                     rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
                 }
-                self.handle.kill(self.ids[node]);
-                if let Some(disk) = self.disks.get(node) {
+                self.handle.kill(self.ids[&node]);
+                if let Some(disk) = self.disks.get(&node) {
                     disk.power_loss(|n| (draw() % (n as u64 + 1)) as usize);
                 }
+                Box::new(move |w| w.restart(&node))
             }
             Fault::Pause { node } => {
-                rec.note("nemesis", Op::Pause, Some(node), None);
-                self.handle.pause(self.ids[node]);
+                rec.note("nemesis", Op::Pause, Some(&node), None);
+                self.handle.pause(self.ids[&node]);
+                Box::new(move |w| {
+                    w.recorder.note("nemesis", Op::Resume, Some(&node), None);
+                    w.handle.resume(w.ids[&node]);
+                })
             }
             Fault::Partition { side, from, one_way } => {
-                rec.note("nemesis", Op::Partition, Some(&side.join(",")), Some(format!("from={} one_way={one_way}", from.join(","))));
+                let detail = format!("from={} one_way={one_way}", from.join(","));
+                rec.note("nemesis", Op::Partition, Some(&side.join(",")), Some(detail.clone()));
                 rec.partition(true);
-                self.clog(&partition_links(side, from, *one_way), true);
+                self.clog(&partition_links(&side, &from, one_way), true);
+                Box::new(move |w| {
+                    w.recorder.note("nemesis", Op::Heal, Some(&side.join(",")), Some(detail));
+                    w.recorder.partition(false);
+                    w.clog(&partition_links(&side, &from, one_way), false);
+                })
             }
-            Fault::Latency { nodes, min_ms, max_ms } => {
+            Fault::Latency { ref nodes, min_ms, max_ms } => {
                 // madsim's latency is one setting for the whole network.
                 rec.note("nemesis", Op::Latency, Some(&nodes.join(",")), Some(format!("{min_ms}..{max_ms} ms, network-wide")));
                 self.net_layer(&fault.fault, true);
+                let layer = fault.fault.clone();
+                Box::new(move |w| w.remove_net_layer(&layer))
             }
-            Fault::Loss { nodes, rate } => {
+            Fault::Loss { ref nodes, rate } => {
                 rec.note("nemesis", Op::Loss, Some(&nodes.join(",")), Some(format!("rate={rate}, network-wide")));
                 self.net_layer(&fault.fault, true);
+                let layer = fault.fault.clone();
+                Box::new(move |w| w.remove_net_layer(&layer))
             }
             Fault::ClockSkew { node, skew_ms } => {
                 // Skews and jumps add up; each heal takes back only its own.
-                rec.note("nemesis", Op::ClockSkew, Some(node), Some(format!("skew_ms={skew_ms}")));
-                self.clocks[node].jump_ms(*skew_ms);
+                rec.note("nemesis", Op::ClockSkew, Some(&node), Some(format!("skew_ms={skew_ms}")));
+                self.clocks[&node].jump_ms(skew_ms);
+                Box::new(move |w| {
+                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("skew_ms={skew_ms} taken back")));
+                    w.clocks[&node].jump_ms(-skew_ms);
+                })
             }
             Fault::ClockJump { node, jump_ms } => {
-                rec.note("nemesis", Op::ClockJump, Some(node), Some(format!("jump_ms={jump_ms}")));
-                self.clocks[node].jump_ms(*jump_ms);
+                rec.note("nemesis", Op::ClockJump, Some(&node), Some(format!("jump_ms={jump_ms}")));
+                self.clocks[&node].jump_ms(jump_ms);
+                Box::new(move |w| {
+                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("jump_ms={jump_ms} stepped back")));
+                    w.clocks[&node].jump_ms(-jump_ms);
+                })
             }
             Fault::DiskFault { node, disk } => {
-                let Some(sim_disk) = self.disks.get(node) else { return };
-                if *disk == scenarios::DiskFaultKind::FlipByte {
+                let sim_disk = self.disks.get(&node)?;
+                if disk == scenarios::DiskFaultKind::FlipByte {
                     let mut event = Event::new(0, "nemesis", Kind::Info, Op::DiskFault).target(node.as_str());
                     match sim_disk.flip_byte(|n| draw() % n.max(1)) {
                         Some(flipped) => {
@@ -400,54 +440,30 @@ impl World {
                         None => event = event.detail(format!("{disk:?}: no commit log yet")),
                     }
                     rec.record(event);
-                } else {
-                    rec.note("nemesis", Op::DiskFault, Some(node), Some(format!("{disk:?}")));
-                    sim_disk.set(*disk, true);
+                    return None;
                 }
+                rec.note("nemesis", Op::DiskFault, Some(&node), Some(format!("{disk:?}")));
+                sim_disk.set(disk, true);
+                Box::new(move |w| {
+                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("{disk:?}")));
+                    w.disks[&node].set(disk, false);
+                })
             }
-        }
+        };
+        Some(heal)
     }
 
-    /// Undoes a fault (restart, resume, unclog, unskew) and records it.
-    pub fn heal(&self, fault: &ScheduledFault) {
-        let rec = &self.recorder;
-        match &fault.fault {
-            Fault::ConsumerCrash { node, step: Some(_) } if !self.triggers[node].disarm() => {
-                // No delivery reached the step: the consumer never went down.
-                rec.note("nemesis", Op::Heal, Some(node), Some("the armed crash never struck".into()));
-            }
-            Fault::Kill { node } | Fault::PowerLoss { node } | Fault::ConsumerCrash { node, .. } => {
-                rec.note("nemesis", Op::Restart, Some(node), None);
-                self.handle.restart(self.ids[node]);
-            }
-            Fault::Pause { node } => {
-                rec.note("nemesis", Op::Resume, Some(node), None);
-                self.handle.resume(self.ids[node]);
-            }
-            Fault::Partition { side, from, one_way } => {
-                rec.note("nemesis", Op::Heal, Some(&side.join(",")), Some(format!("from={} one_way={one_way}", from.join(","))));
-                rec.partition(false);
-                self.clog(&partition_links(side, from, *one_way), false);
-            }
-            Fault::Latency { nodes, .. } | Fault::Loss { nodes, .. } => {
-                let layers = self.net_layer(&fault.fault, false);
-                rec.note("nemesis", Op::Heal, Some(&nodes.join(",")), Some(format!("{} ({layers} network faults remain)", fault.fault)));
-            }
-            Fault::ClockSkew { node, skew_ms } => {
-                rec.note("nemesis", Op::Heal, Some(node), Some(format!("skew_ms={skew_ms} taken back")));
-                self.clocks[node].jump_ms(-skew_ms);
-            }
-            Fault::ClockJump { node, jump_ms } => {
-                rec.note("nemesis", Op::Heal, Some(node), Some(format!("jump_ms={jump_ms} stepped back")));
-                self.clocks[node].jump_ms(-jump_ms);
-            }
-            Fault::DiskFault { node, disk } => {
-                if let Some(sim_disk) = self.disks.get(node) {
-                    rec.note("nemesis", Op::Heal, Some(node), Some(format!("{disk:?}")));
-                    sim_disk.set(*disk, false);
-                }
-            }
-        }
+    /// Restarts a killed, crashed or powered-off node and records it.
+    fn restart(&self, node: &str) {
+        self.recorder.note("nemesis", Op::Restart, Some(node), None);
+        self.handle.restart(self.ids[node]);
+    }
+
+    /// Takes a latency or loss fault out of the network and records it.
+    fn remove_net_layer(&self, layer: &Fault) {
+        let (Fault::Latency { nodes, .. } | Fault::Loss { nodes, .. }) = layer else { return };
+        let layers = self.net_layer(layer, false);
+        self.recorder.note("nemesis", Op::Heal, Some(&nodes.join(",")), Some(format!("{layer} ({layers} network faults remain)")));
     }
 
     /// Clogs (`on`) or unclogs directed links. Links are counted, so when
