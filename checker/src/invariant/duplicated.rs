@@ -15,7 +15,11 @@ use std::collections::BTreeMap;
 /// consumed more than once), `redeliveries` (successful deliveries beyond
 /// the first).
 pub fn check_duplicated(history: &[Event], cfg: &CheckConfig) -> CheckResult {
-    let index = Index::build(history, cfg);
+    duplicated(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_duplicated`] over an index built once for every check.
+pub(crate) fn duplicated<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let broadcast: Vec<&str> = index
         .groups
         .iter()

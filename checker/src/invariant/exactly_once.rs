@@ -30,10 +30,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Counts: `required` (group, key) pairs, `effects`, the three kinds and the
 /// two control counts.
 pub fn check_exactly_once(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    exactly_once(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_exactly_once`] over an index built once for every check.
+pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     if !cfg.expect.exactly_once {
         return not_expected(Invariant::ExactlyOnce);
     }
-    let index = Index::build(history, cfg);
     let dlq = dead_letters(history);
 
     let mut effects: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();

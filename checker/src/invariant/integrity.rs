@@ -28,7 +28,11 @@ use std::fmt::Display;
 /// first subscription. Counts: `checked` (deliveries compared with their
 /// send), `corrupted` and `filter-leak`; either of the last two is invalid.
 pub fn check_integrity(history: &[Event], cfg: &CheckConfig) -> CheckResult {
-    let index = Index::build(history, cfg);
+    integrity(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_integrity`] over an index built once for every check.
+pub(crate) fn integrity<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let mut subscriptions: BTreeMap<&str, Vec<&GroupSpec>> = BTreeMap::new();
     for spec in &index.groups {
         subscriptions

@@ -28,6 +28,11 @@ pub const DRAIN_PROCESS: &str = "drain";
 /// the result holds only that count; with one, `drain-gave-up` is counted
 /// beside the others.
 pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    liveness(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_liveness`] over an index built once for every check.
+pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let gave_up: Vec<&Event> = history.iter().filter(|e| e.op == Op::DrainGaveUp).collect();
     let Some(bound_ms) = cfg.expect.liveness_bound_ms else {
         if gave_up.is_empty() {
@@ -37,7 +42,6 @@ pub fn check_liveness(history: &[Event], cfg: &CheckConfig) -> CheckResult {
         report_gave_up(&mut result, &gave_up);
         return result;
     };
-    let index = Index::build(history, cfg);
     let mut result = CheckResult::new(Invariant::Liveness.name());
     report_gave_up(&mut result, &gave_up);
     let Some(tail_start) = index.tail_start else {

@@ -19,7 +19,11 @@ use std::collections::BTreeSet;
 /// group subscribes to). Without an `end` event the final drain may not have
 /// run, so losses beyond the tolerance are `unknown` rather than `invalid`.
 pub fn check_lost(history: &[Event], cfg: &CheckConfig) -> CheckResult {
-    let index = Index::build(history, cfg);
+    lost(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_lost`] over an index built once for every check.
+pub(crate) fn lost<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let dlq = dead_letters(history);
     let consumed: BTreeSet<(&str, &str, &str)> = history
         .iter()

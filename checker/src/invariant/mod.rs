@@ -29,6 +29,7 @@ pub use unexpected::check_unexpected;
 
 use crate::config::CheckConfig;
 use crate::history::Event;
+use crate::index::Index;
 use crate::verdict::{CheckResult, Verdict};
 
 /// Note on a check that the scenario's `expect` does not ask for.
@@ -92,25 +93,32 @@ impl Invariant {
 
     /// Runs this invariant's check.
     pub fn check(self, history: &[Event], cfg: &CheckConfig) -> CheckResult {
+        self.check_indexed(history, cfg, &Index::build(history, cfg))
+    }
+
+    /// Runs this invariant's check over an index of `history` built once.
+    fn check_indexed<'a>(self, history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
         match self {
-            Invariant::Lost => check_lost(history, cfg),
-            Invariant::Unexpected => check_unexpected(history, cfg),
-            Invariant::Integrity => check_integrity(history, cfg),
-            Invariant::Duplicated => check_duplicated(history, cfg),
-            Invariant::Recovered => check_recovered(history, cfg),
-            Invariant::ExactlyOnce => check_exactly_once(history, cfg),
-            Invariant::Order => check_order(history, cfg),
-            Invariant::Liveness => check_liveness(history, cfg),
+            Invariant::Lost => lost::lost(history, cfg, index),
+            Invariant::Unexpected => unexpected::unexpected(history, cfg, index),
+            Invariant::Integrity => integrity::integrity(history, cfg, index),
+            Invariant::Duplicated => duplicated::duplicated(history, cfg, index),
+            Invariant::Recovered => recovered::recovered(history, cfg, index),
+            Invariant::ExactlyOnce => exactly_once::exactly_once(history, cfg, index),
+            Invariant::Order => order::order(history, cfg, index),
+            Invariant::Liveness => liveness::liveness(history, cfg, index),
         }
     }
 }
 
 /// Runs every invariant and composes the results, worst validity winning.
+/// The history is indexed once for all of them.
 pub fn check_all(history: &[Event], cfg: &CheckConfig) -> Verdict {
+    let index = Index::build(history, cfg);
     Verdict::compose(
         Invariant::ALL
             .iter()
-            .map(|inv| inv.check(history, cfg))
+            .map(|inv| inv.check_indexed(history, cfg, &index))
             .collect(),
     )
 }

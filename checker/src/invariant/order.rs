@@ -23,10 +23,14 @@ type BySeq<'i, 'a> = BTreeMap<(u64, &'a str), &'i Message<'a>>;
 /// Sequence numbers must be unique per shard across producers. Counts:
 /// `checked` deliveries and `out-of-order` deliveries; any is invalid.
 pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    order(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_order`] over an index built once for every check.
+pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     if !cfg.expect.order {
         return not_expected(Invariant::Order);
     }
-    let index = Index::build(history, cfg);
     let dlq = dead_letters(history);
     let first_success = successes(history);
 

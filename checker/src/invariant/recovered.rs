@@ -14,7 +14,11 @@ use std::collections::BTreeSet;
 /// `recovered` (of those, consumed successfully or dead-lettered by some
 /// group), `indeterminate` (never seen again), `failed` (sends that failed).
 pub fn check_recovered(history: &[Event], cfg: &CheckConfig) -> CheckResult {
-    let index = Index::build(history, cfg);
+    recovered(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_recovered`] over an index built once for every check.
+pub(crate) fn recovered<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let seen: BTreeSet<&str> = successes(history)
         .keys()
         .chain(dead_letters(history).keys())

@@ -16,7 +16,11 @@ use std::collections::BTreeSet;
 /// completed with `fail`, which promises the message was not stored). Both
 /// count against `expect.unexpected_max`.
 pub fn check_unexpected(history: &[Event], cfg: &CheckConfig) -> CheckResult {
-    let index = Index::build(history, cfg);
+    unexpected(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_unexpected`] over an index built once for every check.
+pub(crate) fn unexpected<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let sent_keys: BTreeSet<&str> = index.messages.values().filter_map(|m| m.key()).collect();
 
     let mut result = CheckResult::new(Invariant::Unexpected.name());
