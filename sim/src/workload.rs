@@ -39,12 +39,7 @@ const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "cn-north"];
 /// FNV-1a 64 of a body, as 16 hex digits: what the history carries so the
 /// checker can compare a delivered body with the sent one.
 pub fn body_digest(body: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in body {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", broker::model::fnv1a(body))
 }
 
 /// A body of `len` bytes that differs per message: the message id repeated.

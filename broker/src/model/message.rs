@@ -108,8 +108,13 @@ pub fn parse_offset_msg_id(id: &str) -> Option<(&str, u64)> {
 
 /// The tag hash kept in consume queue entries (FNV-1a 64, stable forever).
 pub fn tag_hash(tag: &str) -> u64 {
+    fnv1a(tag.as_bytes())
+}
+
+/// FNV-1a 64 of `bytes`: small, stable on every platform and release.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in tag.as_bytes() {
+    for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
