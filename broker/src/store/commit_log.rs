@@ -8,6 +8,7 @@ use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::MessageExt;
 use std::collections::BTreeMap;
+use std::io;
 use std::sync::Arc;
 
 /// Folder of the segment files.
@@ -40,6 +41,26 @@ pub struct CommitLog {
     write_offset: u64,
     /// Everything before this is durable.
     flushed_offset: u64,
+}
+
+/// The segments one flush syncs, and the offset that is durable once it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushPlan {
+    paths: Vec<String>,
+    target: u64,
+}
+
+impl FlushPlan {
+    /// True when everything appended is already durable.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Runs the fsyncs. A segment deleted since the plan was taken needs
+    /// none (syncing a missing file is a no-op).
+    pub fn sync(&self, disk: &dyn Disk) -> io::Result<()> {
+        self.paths.iter().try_for_each(|path| disk.sync(path))
+    }
 }
 
 impl CommitLog {
@@ -202,18 +223,30 @@ impl CommitLog {
         Ok((offset, bytes.len() as u32))
     }
 
-    /// Makes every appended entry durable; returns the flushed offset.
-    pub fn flush(&mut self) -> Result<u64> {
+    /// What a flush must sync to make every entry appended so far durable.
+    /// Taken under the store lock; the fsync itself runs outside it, as
+    /// RocketMQ's flush service runs outside the put lock, so a slow disk
+    /// delays acknowledgements but not pulls or other puts.
+    pub fn flush_plan(&self) -> FlushPlan {
         if self.flushed_offset == self.write_offset {
-            return Ok(self.flushed_offset);
+            return FlushPlan { paths: Vec::new(), target: self.write_offset };
         }
         let first = self.segments.range(..=self.flushed_offset).next_back().map(|(s, _)| *s).unwrap_or(0);
-        let starts: Vec<u64> = self.segments.range(first..).map(|(s, _)| *s).collect();
-        for start in starts {
-            self.disk.sync(&segment_path(start))?;
-        }
-        self.flushed_offset = self.write_offset;
-        Ok(self.flushed_offset)
+        let paths = self.segments.range(first..).map(|(s, _)| segment_path(*s)).collect();
+        FlushPlan { paths, target: self.write_offset }
+    }
+
+    /// Records a plan's fsync as done; returns the flushed offset.
+    pub fn flush_done(&mut self, plan: &FlushPlan) -> u64 {
+        self.flushed_offset = self.flushed_offset.max(plan.target);
+        self.flushed_offset
+    }
+
+    /// Makes every appended entry durable; returns the flushed offset.
+    pub fn flush(&mut self) -> Result<u64> {
+        let plan = self.flush_plan();
+        plan.sync(self.disk.as_ref())?;
+        Ok(self.flush_done(&plan))
     }
 
     /// Reads and verifies the entry at `offset`.

@@ -21,7 +21,8 @@ pub trait Disk: Send + Sync {
     fn append(&self, path: &str, data: &[u8]) -> io::Result<()>;
     /// Cuts the file to `len` bytes.
     fn truncate(&self, path: &str, len: u64) -> io::Result<()>;
-    /// Makes everything written to the file so far durable.
+    /// Makes everything written to the file so far durable. Syncing a file
+    /// that does not exist (deleted since the caller looked) does nothing.
     fn sync(&self, path: &str) -> io::Result<()>;
     /// Deletes the file; deleting a missing file is not an error.
     fn remove(&self, path: &str) -> io::Result<()>;
@@ -117,7 +118,14 @@ impl Disk for FsDisk {
     }
 
     fn sync(&self, path: &str) -> io::Result<()> {
-        self.with_file(path, true, |file| file.sync_data())
+        // The fsync runs on a second handle, outside the map's lock, so a
+        // slow disk does not hold up reads and appends to other files.
+        let file = match self.with_file(path, false, File::try_clone) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        file.sync_data()
     }
 
     fn remove(&self, path: &str) -> io::Result<()> {

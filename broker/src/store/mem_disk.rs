@@ -106,9 +106,9 @@ impl Disk for MemDisk {
     }
 
     fn sync(&self, path: &str) -> io::Result<()> {
-        let mut files = self.files.lock().expect("mem disk lock");
-        let file = files.entry(path.to_string()).or_default();
-        file.durable = file.data.clone();
+        if let Some(file) = self.files.lock().expect("mem disk lock").get_mut(path) {
+            file.durable = file.data.clone();
+        }
         Ok(())
     }
 

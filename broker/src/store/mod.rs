@@ -23,6 +23,7 @@ pub mod entry;
 pub mod index;
 pub mod mem_disk;
 
+pub use commit_log::FlushPlan;
 pub use disk::{Disk, FsDisk};
 pub use mem_disk::MemDisk;
 
@@ -250,7 +251,28 @@ impl MessageStore {
 
     /// Makes every stored message durable (fsync); returns the flushed offset.
     pub fn flush(&mut self) -> Result<u64> {
-        self.commit_log.flush().inspect_err(|e| self.broken = Some(e.to_string()))
+        let plan = self.flush_plan();
+        let synced = plan.sync(self.disk.as_ref());
+        self.flush_done(&plan, synced)
+    }
+
+    /// What a flush must sync now. The caller runs [`FlushPlan::sync`]
+    /// without holding the store, then reports with [`Self::flush_done`].
+    pub fn flush_plan(&self) -> FlushPlan {
+        self.commit_log.flush_plan()
+    }
+
+    /// Records the outcome of a plan's fsync; returns the flushed offset. A
+    /// failed fsync breaks the store: what it should have made durable may
+    /// not be, so no later write is acknowledged.
+    pub fn flush_done(&mut self, plan: &FlushPlan, synced: std::io::Result<()>) -> Result<u64> {
+        match synced {
+            Ok(()) => Ok(self.commit_log.flush_done(plan)),
+            Err(e) => {
+                self.broken = Some(e.to_string());
+                Err(e.into())
+            }
+        }
     }
 
     /// Commit log offset below which everything is durable.

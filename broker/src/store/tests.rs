@@ -73,6 +73,36 @@ fn entries_past_the_visible_end_are_not_read_yet() {
     assert_eq!((none.status, none.next_offset), (GetStatus::NoNew, 1));
 }
 
+/// A flush vouches only for what was written before its plan was taken:
+/// a put that lands while the fsync runs outside the lock waits for the
+/// next flush.
+#[test]
+fn a_flush_plan_covers_only_what_was_written_before_it() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let first = store.put(message("t", 0, 0, 10), 0).unwrap();
+    let plan = store.flush_plan();
+    let second = store.put(message("t", 0, 1, 10), 0).unwrap();
+    let synced = plan.sync(&disk);
+    assert_eq!(store.flush_done(&plan, synced).unwrap(), first.end_offset);
+    assert_eq!(store.flushed_offset(), first.end_offset);
+    assert!(store.flush_plan().sync(&disk).is_ok());
+    assert_eq!(store.flush().unwrap(), second.end_offset);
+}
+
+/// A failed fsync breaks the store, as it did when the fsync ran under the
+/// lock: nothing later is acknowledged as durable.
+#[test]
+fn a_failed_flush_outside_the_lock_breaks_the_store() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    store.put(message("t", 0, 0, 10), 0).unwrap();
+    let plan = store.flush_plan();
+    assert!(store.flush_done(&plan, Err(std::io::Error::other("boom"))).is_err());
+    assert_eq!(store.flushed_offset(), 0);
+    assert!(store.put(message("t", 0, 1, 10), 0).is_err());
+}
+
 /// A failed fsync during a checkpoint must leave the queues dirty, so the
 /// next checkpoint syncs them before vouching for their entries.
 #[test]

@@ -1,0 +1,122 @@
+//! Broker tests in real mode, against an in-memory disk.
+
+use super::*;
+use crate::model::Message;
+use crate::protocol::ResponseCode;
+use crate::store::MemDisk;
+use std::io;
+use std::sync::Condvar;
+use std::time::Instant;
+
+/// A disk whose fsyncs wait at a gate the test opens, so a test can look at
+/// the broker while an fsync is in progress.
+#[derive(Clone, Default)]
+struct GatedDisk {
+    mem: MemDisk,
+    gate: Arc<(Mutex<Gate>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    waiting: u32,
+}
+
+impl GatedDisk {
+    fn close(&self) {
+        self.gate.0.lock().unwrap().closed = true;
+    }
+
+    fn open(&self) {
+        self.gate.0.lock().unwrap().closed = false;
+        self.gate.1.notify_all();
+    }
+
+    fn waiting(&self) -> u32 {
+        self.gate.0.lock().unwrap().waiting
+    }
+}
+
+impl Disk for GatedDisk {
+    fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.mem.read(path, offset, len)
+    }
+    fn len(&self, path: &str) -> io::Result<Option<u64>> {
+        self.mem.len(path)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.mem.append(path, data)
+    }
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.mem.truncate(path, len)
+    }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        let (lock, cvar) = &*self.gate;
+        let mut gate = lock.lock().unwrap();
+        gate.waiting += 1;
+        while gate.closed {
+            gate = cvar.wait(gate).unwrap();
+        }
+        gate.waiting -= 1;
+        drop(gate);
+        self.mem.sync(path)
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.mem.remove(path)
+    }
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+    fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.mem.write_atomic(path, data)
+    }
+}
+
+fn send(topic: &str, body: &str) -> Request {
+    Request::SendMessage {
+        producer_group: "pg".into(),
+        queue_id: 0,
+        message: Message::new(topic, body.as_bytes().to_vec()),
+        born_timestamp_ms: 0,
+        born_host: "test".into(),
+        default_topic_queues: 4,
+    }
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:1".parse().unwrap()
+}
+
+/// The commit log's fsync runs without the store lock: while one is stuck,
+/// the store stays available to pulls and other puts, and only the sends
+/// waiting for durability wait (RocketMQ's flush service works the same
+/// way). A slow fsync in the simulation is spent at the same place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_lock_is_free_while_an_fsync_runs() {
+    let disk = GatedDisk::default();
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.flush = FlushMode::Sync;
+    config.flush_interval_ms = 20;
+    let broker = Broker::open(config, Arc::new(disk.clone()), Clock::new()).unwrap();
+    broker.spawn_loops();
+    disk.close();
+    let sender = broker.clone();
+    let waiting_send = tokio::spawn(async move { sender.apply(send("orders", "first"), peer()).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while disk.waiting() == 0 {
+        assert!(Instant::now() < deadline, "the flusher never started an fsync");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The flusher is inside the fsync now. The store must be lockable.
+    let free = (0..200).any(|_| {
+        let free = broker.store.try_lock().is_ok();
+        if !free {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        free
+    });
+    disk.open();
+    assert!(free, "the store lock was held for the whole fsync");
+    let response = waiting_send.await.unwrap();
+    assert_eq!(response.code, ResponseCode::Success, "{response:?}");
+}
