@@ -163,7 +163,7 @@ impl<'a> Index<'a> {
             end: history.iter().find(|e| e.op == Op::End),
             destroyed: history
                 .iter()
-                .filter(|e| e.op == Op::DiskFault)
+                .filter(|e| e.op == Op::Fault)
                 .filter_map(|e| e.msg_id.as_deref())
                 .collect(),
         }

@@ -40,7 +40,7 @@ mod tests {
         h.push(reached("nemesis", "crash-with-unsynced-bytes"));
         // Neither a mark without a name nor another op with a detail counts.
         h.push(Event::new(0, "nemesis", Kind::Info, Op::Reached));
-        h.push(Event::new(0, "nemesis", Kind::Info, Op::Kill).detail("torn-write-cut"));
+        h.push(Event::new(0, "nemesis", Kind::Info, Op::Fault).fault("kill").detail("torn-write-cut"));
         h.harness(10, Op::End);
 
         let marks = reached_marks(h.events());

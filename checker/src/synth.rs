@@ -241,12 +241,12 @@ impl Generator {
         let mut t_ms = NEMESIS_PERIOD_MS;
         while t_ms + 2_000 < self.tail_start_ms {
             let broker = format!("broker-{}", self.rng.below(2));
-            let kill = Event::new(0, "nemesis", Kind::Info, Op::Kill).target(broker.clone());
+            let kill = Event::new(0, "nemesis", Kind::Info, Op::Fault).fault("kill").target(broker.clone());
             self.push(t_ms, kill, None);
             let mark = Event::new(0, "nemesis", Kind::Info, Op::Reached)
                 .detail("crash-with-unsynced-bytes");
             self.push(t_ms, mark, None);
-            let restart = Event::new(0, "nemesis", Kind::Info, Op::Restart).target(broker);
+            let restart = Event::new(0, "nemesis", Kind::Info, Op::Heal).fault("kill").target(broker);
             self.push(t_ms + 2_000, restart, None);
             t_ms += NEMESIS_PERIOD_MS;
         }

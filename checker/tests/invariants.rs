@@ -78,7 +78,8 @@ fn lost_excuses_exactly_the_message_a_flipped_bit_destroyed() {
     acked(&mut h, 11, order("m2", "TagB", "k2"));
     acked(&mut h, 12, order("m3", "TagB", "k3"));
     h.push(
-        Event::new(15, "nemesis", Kind::Info, Op::DiskFault)
+        Event::new(15, "nemesis", Kind::Info, Op::Fault)
+            .fault("disk-fault")
             .target("broker-0")
             .msg_id("m2")
             .detail("flip-byte"),
@@ -355,7 +356,7 @@ fn duplicated_counts_redeliveries_but_stays_valid() {
     acked(&mut h, 10, order("m1", "TagA", "k1"));
     acked(&mut h, 11, order("m2", "TagA", "k2"));
     h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
-    h.nemesis(25, Op::Kill, Some("consumer-billing-1"));
+    h.nemesis(25, Op::Fault, "consumer-crash", Some("consumer-billing-1"));
     h.deliver(30, "consumer-billing-2", "billing", "m1", OK);
     h.deliver(31, "consumer-billing-2", "billing", "m1", OK);
     h.deliver(32, "consumer-billing-2", "billing", "m2", OK);
@@ -617,8 +618,8 @@ fn liveness_config() -> CheckConfig {
 fn liveness_holds_when_the_tail_delivers_within_the_bound() {
     let mut h = HistoryBuilder::new();
     acked(&mut h, 20, order("m1", "TagB", "k1"));
-    h.nemesis(30, Op::Partition, Some("broker-0"));
-    h.nemesis(90, Op::Heal, None);
+    h.nemesis(30, Op::Fault, "partition", Some("broker-0"));
+    h.nemesis(90, Op::Heal, "partition", Some("broker-0"));
     h.harness(100, Op::TailStart);
     h.deliver(150, "consumer-billing-1", "billing", "m1", OK);
     acked(&mut h, 200, order("m2", "TagB", "k2"));

@@ -180,7 +180,7 @@ pub fn html(report: &RunReport) -> String {
                 out,
                 "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 event.t_ms,
-                event.op.as_str(),
+                crate::run_report::fault_label(event),
                 escape(event.target.as_deref().unwrap_or("")),
                 escape(event.detail.as_deref().unwrap_or(""))
             );

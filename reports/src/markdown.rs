@@ -83,7 +83,7 @@ pub fn markdown(report: &RunReport) -> String {
                 out,
                 "| {} | {} | {} | {} |",
                 event.t_ms,
-                event.op.as_str(),
+                crate::run_report::fault_label(event),
                 markdown_cell(event.target.as_deref().unwrap_or("")),
                 markdown_cell(event.detail.as_deref().unwrap_or(""))
             );

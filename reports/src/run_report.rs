@@ -76,6 +76,16 @@ impl RunReport {
     }
 }
 
+/// What a row of the fault table calls a nemesis or harness event: the
+/// fault's name when it starts (`kill`), `heal kill` when it ends.
+pub(crate) fn fault_label(event: &Event) -> String {
+    match (event.op, event.fault.as_deref()) {
+        (Op::Fault, Some(fault)) => fault.to_owned(),
+        (Op::Heal, Some(fault)) => format!("heal {fault}"),
+        (op, _) => op.as_str().to_owned(),
+    }
+}
+
 /// The counts of a check as "a=1 b=2".
 pub(crate) fn counts_text(check: &CheckResult) -> String {
     let counts: Vec<String> = check

@@ -175,44 +175,36 @@ pub fn line_chart(title: &str, y_label: &str, x_max_s: f64, series: &[Series]) -
     out
 }
 
-/// A fault shown on the timeline.
+/// A fault shown on the timeline, named as the history names it (`kill`,
+/// `partition`; `fault` for older histories that did not name faults).
 #[derive(Debug, Clone, PartialEq)]
 enum Mark {
-    /// A fault that lasts: kill..restart, power-loss..restart, pause..resume, partition..heal.
+    /// A fault that lasted from its start to the heal that ended it.
     Band {
-        op: Op,
+        fault: String,
         start_ms: u64,
         end_ms: u64,
-        closed: bool,
     },
-    /// An instantaneous action.
+    /// A fault with no heal (a flipped byte, a clock jump that stays) or a
+    /// heal with no fault before it.
     Tick {
-        op: Op,
+        fault: String,
         t_ms: u64,
         detail: Option<String>,
     },
 }
 
-/// The op that ends a band opened by `op`, if `op` opens one.
-fn closing_op(op: Op) -> Option<Op> {
-    match op {
-        Op::Kill | Op::PowerLoss => Some(Op::Restart),
-        Op::Pause => Some(Op::Resume),
-        Op::Partition => Some(Op::Heal),
-        _ => None,
-    }
-}
-
-/// Fill or stroke colour of a nemesis op.
-fn color(op: Op) -> &'static str {
-    match op {
-        Op::Kill => "#d62728",
-        Op::PowerLoss => "#8c1d1d",
-        Op::Pause => "#ff7f0e",
-        Op::Partition | Op::Heal => "#9467bd",
-        Op::ClockSkew | Op::ClockJump => "#17becf",
-        Op::DiskFault => "#8c564b",
-        Op::Latency | Op::Loss => "#7f7f7f",
+/// Fill or stroke colour of a fault.
+fn color(fault: &str) -> &'static str {
+    match fault {
+        "kill" => "#d62728",
+        "power-loss" => "#8c1d1d",
+        "pause" => "#ff7f0e",
+        "consumer-crash" => "#e377c2",
+        "partition" => "#9467bd",
+        "clock-skew" | "clock-jump" => "#17becf",
+        "disk-fault" => "#8c564b",
+        "latency" | "loss" => "#7f7f7f",
         _ => "#555555",
     }
 }
@@ -220,57 +212,34 @@ fn color(op: Op) -> &'static str {
 /// Lane name of an untargeted nemesis event.
 const CLUSTER_LANE: &str = "cluster";
 
-/// Groups the nemesis events into lanes (one per target) of bands and ticks.
+/// Groups the nemesis events into lanes (one per target) of bands and
+/// ticks: a heal closes the earliest open fault of its name on its lane.
 fn marks(history: &[Event], end_ms: u64) -> BTreeMap<String, Vec<Mark>> {
     let mut lanes: BTreeMap<String, Vec<Mark>> = BTreeMap::new();
-    // (lane, closing op) -> (opening op, start)
-    let mut open: BTreeMap<(String, Op), (Op, u64)> = BTreeMap::new();
+    // (lane, fault) -> starts of the faults not healed yet, with their detail
+    type Starts = Vec<(u64, Option<String>)>;
+    let mut open: BTreeMap<(String, String), Starts> = BTreeMap::new();
     for event in history.iter().filter(|e| e.op.is_nemesis()) {
-        let lane = event
-            .target
-            .clone()
-            .unwrap_or_else(|| CLUSTER_LANE.to_owned());
-        if let Some(closer) = closing_op(event.op) {
-            open.entry((lane.clone(), closer))
-                .or_insert((event.op, event.t_ms));
-            lanes.entry(lane).or_default();
-            continue;
-        }
-        // An untargeted heal ends every open partition.
-        let closes: Vec<(String, Op)> = open
-            .keys()
-            .filter(|(l, closer)| {
-                *closer == event.op
-                    && (*l == lane || (event.op == Op::Heal && event.target.is_none()))
-            })
-            .cloned()
-            .collect();
-        if closes.is_empty() {
-            let tick = Mark::Tick {
-                op: event.op,
-                t_ms: event.t_ms,
-                detail: event.detail.clone(),
-            };
-            lanes.entry(lane).or_default().push(tick);
-        }
-        for key in closes {
-            let (op, start_ms) = open.remove(&key).expect("key was just listed");
-            let band = Mark::Band {
-                op,
-                start_ms,
-                end_ms: event.t_ms,
-                closed: true,
-            };
-            lanes.entry(key.0).or_default().push(band);
+        let lane = event.target.clone().unwrap_or_else(|| CLUSTER_LANE.to_owned());
+        let fault = event.fault.clone().unwrap_or_else(|| "fault".to_owned());
+        let key = (lane.clone(), fault.clone());
+        let marks = lanes.entry(lane).or_default();
+        match event.op {
+            Op::Fault => open.entry(key).or_default().push((event.t_ms, event.detail.clone())),
+            _ => match open.get_mut(&key).filter(|starts| !starts.is_empty()) {
+                Some(starts) => {
+                    let (start_ms, _) = starts.remove(0);
+                    marks.push(Mark::Band { fault, start_ms, end_ms: event.t_ms });
+                }
+                None => marks.push(Mark::Tick { fault, t_ms: event.t_ms, detail: event.detail.clone() }),
+            },
         }
     }
-    for ((lane, _), (op, start_ms)) in open {
-        lanes.entry(lane).or_default().push(Mark::Band {
-            op,
-            start_ms,
-            end_ms,
-            closed: false,
-        });
+    for ((lane, fault), starts) in open {
+        for (t_ms, detail) in starts {
+            let t_ms = t_ms.min(end_ms);
+            lanes.entry(lane.clone()).or_default().push(Mark::Tick { fault: fault.clone(), t_ms, detail });
+        }
     }
     lanes
 }
@@ -320,31 +289,22 @@ pub fn timeline(history: &[Event], end_ms: u64) -> String {
             .partition(|m| matches!(m, Mark::Band { .. }));
         for mark in bands.into_iter().chain(ticks) {
             match mark {
-                Mark::Band {
-                    op,
-                    start_ms,
-                    end_ms,
-                    closed,
-                } => {
+                Mark::Band { fault, start_ms, end_ms } => {
                     let (x1, x2) = (x_of(*start_ms), x_of(*end_ms));
-                    let until = if *closed {
-                        format!("{:.3} s", secs(*end_ms))
-                    } else {
-                        "end".to_owned()
-                    };
                     let _ = write!(
                         out,
-                        r#"<rect x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}" fill-opacity="0.45"><title>{} {}: {:.3} s to {until}</title></rect>"#,
+                        r#"<rect x="{x1:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}" fill-opacity="0.45"><title>{} {}: {:.3} s to {:.3} s</title></rect>"#,
                         y + 3.0,
                         (x2 - x1).max(1.5),
                         LANE - 6.0,
-                        color(*op),
-                        op.as_str(),
+                        color(fault),
+                        escape(fault),
                         escape(lane),
-                        secs(*start_ms)
+                        secs(*start_ms),
+                        secs(*end_ms)
                     );
                 }
-                Mark::Tick { op, t_ms, detail } => {
+                Mark::Tick { fault, t_ms, detail } => {
                     let x = x_of(*t_ms);
                     let detail = detail
                         .as_deref()
@@ -355,8 +315,8 @@ pub fn timeline(history: &[Event], end_ms: u64) -> String {
                         r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{}" stroke-width="2"><title>{} {} at {:.3} s{detail}</title></line>"#,
                         y + 2.0,
                         y + LANE - 2.0,
-                        color(*op),
-                        op.as_str(),
+                        color(fault),
+                        escape(fault),
                         escape(lane),
                         secs(*t_ms)
                     );
@@ -392,49 +352,36 @@ mod tests {
     }
 
     #[test]
-    fn bands_pair_faults_with_their_end() {
+    fn bands_pair_faults_with_their_heal() {
         let mut h = HistoryBuilder::new();
-        h.nemesis(1000, Op::Kill, Some("broker-0"));
-        h.nemesis(2000, Op::Partition, Some("broker-1"));
-        h.nemesis(2500, Op::ClockSkew, Some("broker-1"));
-        h.nemesis(3000, Op::Restart, Some("broker-0"));
-        h.nemesis(4000, Op::Heal, None);
-        h.nemesis(5000, Op::Pause, Some("broker-2"));
+        h.nemesis(1000, Op::Fault, "kill", Some("broker-0"));
+        h.nemesis(2000, Op::Fault, "partition", Some("broker-1"));
+        h.nemesis(2500, Op::Fault, "clock-jump", Some("broker-1"));
+        h.nemesis(2600, Op::Fault, "clock-skew", Some("broker-1"));
+        h.nemesis(3000, Op::Heal, "kill", Some("broker-0"));
+        h.nemesis(3500, Op::Heal, "clock-skew", Some("broker-1"));
+        h.nemesis(4000, Op::Heal, "partition", Some("broker-1"));
+        h.nemesis(5000, Op::Fault, "pause", Some("broker-2"));
         let lanes = marks(h.events(), 9000);
-        assert_eq!(
-            lanes["broker-0"],
-            vec![Mark::Band {
-                op: Op::Kill,
-                start_ms: 1000,
-                end_ms: 3000,
-                closed: true
-            }]
-        );
+        let band = |fault: &str, start_ms, end_ms| Mark::Band { fault: fault.into(), start_ms, end_ms };
+        let tick = |fault: &str, t_ms| Mark::Tick { fault: fault.into(), t_ms, detail: None };
+        assert_eq!(lanes["broker-0"], vec![band("kill", 1000, 3000)]);
+        // A fault never healed (the jump stays) is a tick at its start.
         assert_eq!(
             lanes["broker-1"],
-            vec![
-                Mark::Tick {
-                    op: Op::ClockSkew,
-                    t_ms: 2500,
-                    detail: None
-                },
-                Mark::Band {
-                    op: Op::Partition,
-                    start_ms: 2000,
-                    end_ms: 4000,
-                    closed: true
-                },
-            ]
+            vec![band("clock-skew", 2600, 3500), band("partition", 2000, 4000), tick("clock-jump", 2500)]
         );
-        assert_eq!(
-            lanes["broker-2"],
-            vec![Mark::Band {
-                op: Op::Pause,
-                start_ms: 5000,
-                end_ms: 9000,
-                closed: false
-            }]
-        );
+        assert_eq!(lanes["broker-2"], vec![tick("pause", 5000)]);
         assert!(!lanes.contains_key(CLUSTER_LANE));
+    }
+
+    #[test]
+    fn older_histories_pair_their_unnamed_faults() {
+        let text = r#"{"t_ms":1000,"id":1,"process":"nemesis","type":"info","op":"kill","target":"broker-0"}
+{"t_ms":3000,"id":2,"process":"nemesis","type":"info","op":"restart","target":"broker-0"}
+"#;
+        let history = checker::history::parse_jsonl(text).unwrap();
+        let lanes = marks(&history, 9000);
+        assert_eq!(lanes["broker-0"], vec![Mark::Band { fault: "fault".into(), start_ms: 1000, end_ms: 3000 }]);
     }
 }

@@ -22,10 +22,11 @@ fn sample(scenario: &str) -> RunReport {
     };
     h.send(100, send("m1"), Some((104, Kind::Ok)));
     h.send(200, send("m2"), Some((230, Kind::Ok)));
-    h.nemesis(1000, Op::Kill, Some("broker-0"));
+    h.nemesis(1000, Op::Fault, "kill", Some("broker-0"));
     h.send(1100, send("m3"), Some((1150, Kind::Ok)));
     h.push(
-        Event::new(1200, "nemesis", Kind::Info, Op::Partition)
+        Event::new(1200, "nemesis", Kind::Info, Op::Fault)
+            .fault("partition")
             .target("broker-1")
             .detail("{broker-1} | rest"),
     );
@@ -36,9 +37,9 @@ fn sample(scenario: &str) -> RunReport {
         "m1",
         ConsumeOutcome::Success,
     );
-    h.nemesis(2000, Op::Restart, Some("broker-0"));
-    h.nemesis(2500, Op::ClockSkew, Some("broker-1"));
-    h.nemesis(3000, Op::Heal, None);
+    h.nemesis(2000, Op::Heal, "kill", Some("broker-0"));
+    h.nemesis(2500, Op::Fault, "clock-skew", Some("broker-1"));
+    h.nemesis(3000, Op::Heal, "partition", Some("broker-1"));
     h.deliver(
         3200,
         "consumer-billing-1",

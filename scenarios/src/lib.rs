@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod fault;
 mod resolve;
 mod rng;
 mod spec;
@@ -40,12 +41,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{Problem, ScenarioError};
+pub use fault::{Channel, Fault, NemesisEvent};
 pub use resolve::{
-    Fault, Resolved, ScheduledFault, ARRIVAL_TICK_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
+    Resolved, ScheduledFault, ARRIVAL_TICK_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, CrashStep, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisEvent, NemesisMode, PartitionKind, ProducerSpec,
+    ConsumerSpec, CrashStep, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec,
     Scenario, SwarmKnobs, Topology, Workload,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

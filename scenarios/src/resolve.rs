@@ -11,7 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
-use crate::spec::{CrashStep, DiskFaultKind, Nemesis, NemesisEvent, NemesisMode, PartitionKind, Scenario, SwarmKnobs};
+use crate::fault::{Channel, Fault, NemesisEvent};
+use crate::spec::{CrashStep, DiskFaultKind, Nemesis, NemesisMode, PartitionKind, Scenario, SwarmKnobs};
 use crate::target::{Node, Selector, Target};
 
 /// Granularity of generated fault arrivals: each tick a fault of a kind starts
@@ -56,106 +57,20 @@ pub struct ScheduledFault {
     /// When the fault starts, in simulated milliseconds from the run's start.
     pub at_ms: u64,
     /// The fault with its concrete node names.
-    pub fault: Fault,
+    pub fault: Fault<String>,
     /// When it is healed, restarted or resumed; `None` for instantaneous
-    /// faults (`clock-jump`, `flip-byte`). Never after the safety phase.
+    /// faults (`flip-byte`) and persistent ones. Never after the safety phase.
     pub heal_at_ms: Option<u64>,
 }
 
 impl ScheduledFault {
     /// The nodes the fault hits (for a partition, the cut-off side).
     pub fn targets(&self) -> Vec<&str> {
-        match &self.fault {
-            Fault::Kill { node }
-            | Fault::PowerLoss { node }
-            | Fault::Pause { node }
-            | Fault::ConsumerCrash { node, .. }
-            | Fault::ClockSkew { node, .. }
-            | Fault::ClockJump { node, .. }
-            | Fault::DiskFault { node, .. } => vec![node.as_str()],
-            Fault::Partition { side, .. } => side.iter().map(String::as_str).collect(),
-            Fault::Latency { nodes, .. } | Fault::Loss { nodes, .. } => nodes.iter().map(String::as_str).collect(),
+        match self.fault.single_target() {
+            Some((node, _)) => vec![node.as_str()],
+            None => self.fault.target_lists().first().map_or(Vec::new(), |(_, nodes)| nodes.iter().map(String::as_str).collect()),
         }
     }
-}
-
-/// A fault with every target resolved to node names (`broker-0`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Fault {
-    /// Kill the process; restart it at `heal_at_ms`.
-    Kill {
-        /// The node.
-        node: String,
-    },
-    /// Cut the machine's power (drop unsynced bytes, tear the last write);
-    /// restart it at `heal_at_ms`.
-    PowerLoss {
-        /// The node.
-        node: String,
-    },
-    /// Freeze the process; resume it at `heal_at_ms`.
-    Pause {
-        /// The node.
-        node: String,
-    },
-    /// Crash the consumer process (at once, or at `step` of its next
-    /// delivery); it rejoins its group at `heal_at_ms`.
-    ConsumerCrash {
-        /// The node.
-        node: String,
-        /// Where in a delivery it crashes; `None` for at once.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        step: Option<CrashStep>,
-    },
-    /// Drop messages between `side` and `from` until `heal_at_ms`.
-    Partition {
-        /// The cut-off side.
-        side: Vec<String>,
-        /// The other side.
-        from: Vec<String>,
-        /// Only messages from `side` to `from` are dropped.
-        one_way: bool,
-    },
-    /// Delay every message to or from `nodes` until `heal_at_ms`.
-    Latency {
-        /// Nodes whose links are slowed.
-        nodes: Vec<String>,
-        /// Least extra delay per message.
-        min_ms: u64,
-        /// Most extra delay per message.
-        max_ms: u64,
-    },
-    /// Drop messages to or from `nodes` at random until `heal_at_ms`.
-    Loss {
-        /// Nodes whose links lose messages.
-        nodes: Vec<String>,
-        /// Probability a message is dropped.
-        rate: f64,
-    },
-    /// Offset the node's clock until `heal_at_ms`.
-    ClockSkew {
-        /// The node.
-        node: String,
-        /// The offset; negative is behind.
-        skew_ms: i64,
-    },
-    /// Step the node's clock; step it back at `heal_at_ms` unless that is
-    /// `None` (a persistent jump).
-    ClockJump {
-        /// The node.
-        node: String,
-        /// The step; negative goes back.
-        jump_ms: i64,
-    },
-    /// Make the broker's disk misbehave until `heal_at_ms` (once for
-    /// `flip-byte`).
-    DiskFault {
-        /// The node.
-        node: String,
-        /// What goes wrong.
-        disk: DiskFaultKind,
-    },
 }
 
 impl Scenario {
@@ -182,7 +97,7 @@ impl Scenario {
         };
         events.extend(workload_crash_events(&scenario, seed));
         // Stable: events starting in the same millisecond keep file order.
-        events.sort_by_key(|event| secs_to_ms(event.at_s()));
+        events.sort_by_key(|event| secs_to_ms(event.at_s));
         let mut resolver = Resolver {
             nodes: scenario.nodes(),
             scenario: &scenario,
@@ -349,17 +264,14 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                 }
             };
             let event = match kind {
-                "kill" => NemesisEvent::Kill { at_s, target: random_server(scenario, &mut rng), restart_after_s: after },
-                "power_loss" => {
-                    NemesisEvent::PowerLoss { at_s, target: random_server(scenario, &mut rng), restart_after_s: after }
-                }
-                "pause" => NemesisEvent::Pause { at_s, target: random_server(scenario, &mut rng), restart_after_s: after },
-                "consumer_crash" if has_consumers => NemesisEvent::ConsumerCrash {
+                "kill" => NemesisEvent::new(at_s, Fault::Kill { target: random_server(scenario, &mut rng) }, after),
+                "power_loss" => NemesisEvent::new(at_s, Fault::PowerLoss { target: random_server(scenario, &mut rng) }, after),
+                "pause" => NemesisEvent::new(at_s, Fault::Pause { target: random_server(scenario, &mut rng) }, after),
+                "consumer_crash" if has_consumers => NemesisEvent::new(
                     at_s,
-                    target: Target::Random(Selector::Consumers),
-                    restart_after_s: after,
-                    step: crash_step(&mut rng),
-                },
+                    Fault::ConsumerCrash { target: Target::Random(Selector::Consumers), step: crash_step(&mut rng) },
+                    after,
+                ),
                 "consumer_crash" => continue,
                 "partition" => {
                     let partition = [PartitionKind::Halves, PartitionKind::Isolate, PartitionKind::OneWay]
@@ -368,29 +280,30 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                         PartitionKind::Halves => Vec::new(),
                         _ => vec![random_server(scenario, &mut rng)],
                     };
-                    NemesisEvent::Partition { at_s, partition, targets, from: Vec::new(), heal_after_s: after }
+                    NemesisEvent::new(at_s, Fault::Partition { partition, targets, from: Vec::new() }, after)
                 }
                 "latency" => {
                     let min_ms = rng.below(50);
                     let max_ms = min_ms + rng.between(10, 500);
                     let targets = network_targets(&mut rng);
-                    NemesisEvent::Latency { at_s, targets, latency_ms: [min_ms, max_ms], heal_after_s: after }
+                    NemesisEvent::new(at_s, Fault::Latency { targets, latency_ms: [min_ms, max_ms] }, after)
                 }
                 "loss" => {
                     let loss_rate = rng.between(1, 50) as f64 / 100.0;
                     let targets = network_targets(&mut rng);
-                    NemesisEvent::Loss { at_s, targets, loss_rate, heal_after_s: after }
+                    NemesisEvent::new(at_s, Fault::Loss { targets, loss_rate }, after)
                 }
                 "clock_skew" => {
                     let skew_ms = signed(&mut rng, 10_000);
-                    NemesisEvent::ClockSkew { at_s, target: random_server(scenario, &mut rng), skew_ms, heal_after_s: after }
+                    NemesisEvent::new(at_s, Fault::ClockSkew { target: random_server(scenario, &mut rng), skew_ms }, after)
                 }
                 "clock_jump" => {
                     let jump_ms = signed(&mut rng, 30_000);
                     // Most jumps are corrected within the outage; a few stay.
                     let persist = rng.chance(0.2);
                     let heal_after_s = (!persist).then_some(ms_to_secs(down_ms));
-                    NemesisEvent::ClockJump { at_s, target: random_server(scenario, &mut rng), jump_ms, heal_after_s, persist }
+                    let fault = Fault::ClockJump { target: random_server(scenario, &mut rng), jump_ms };
+                    NemesisEvent { at_s, fault, after_s: heal_after_s, persist }
                 }
                 "disk_fault" => {
                     // A flipped byte destroys the one message whose entry it
@@ -404,7 +317,7 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
                         DiskFaultKind::FlipByte,
                     ][rng.below(5) as usize];
                     let heal_after_s = if disk == DiskFaultKind::FlipByte { None } else { after };
-                    NemesisEvent::DiskFault { at_s, target: Target::Random(Selector::Brokers), disk, heal_after_s }
+                    NemesisEvent::new(at_s, Fault::DiskFault { target: Target::Random(Selector::Brokers), disk }, heal_after_s)
                 }
                 other => unreachable!("swarm knob without a generator: {other}"),
             };
@@ -439,12 +352,9 @@ fn workload_crash_events(scenario: &Scenario, seed: u64) -> Vec<NemesisEvent> {
         let mut rng = Rng::new(seed, &format!("workload.consumers[{i}].crash"));
         for at_ms in arrivals(&mut rng, consumer.crash_rate_per_min, duration_ms) {
             let down_ms = rng.between(GENERATED_DOWN_MS_MIN, CONSUMER_CRASH_DOWN_MS_MAX).min(duration_ms - at_ms);
-            events.push(NemesisEvent::ConsumerCrash {
-                at_s: ms_to_secs(at_ms),
-                target: Target::Random(Selector::Group(consumer.group.clone())),
-                restart_after_s: Some(ms_to_secs(down_ms)),
-                step: crash_step(&mut rng),
-            });
+            let target = Target::Random(Selector::Group(consumer.group.clone()));
+            let fault = Fault::ConsumerCrash { target, step: crash_step(&mut rng) };
+            events.push(NemesisEvent::new(ms_to_secs(at_ms), fault, Some(ms_to_secs(down_ms))));
         }
     }
     events
@@ -465,71 +375,45 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     fn event(&mut self, event: &NemesisEvent) -> Option<ScheduledFault> {
         let duration_ms = self.scenario.duration_ms();
-        let at_ms = secs_to_ms(event.at_s());
+        let at_ms = secs_to_ms(event.at_s);
         if at_ms >= duration_ms {
             return None;
         }
-        let end = |after_s: &Option<f64>| Some(end_ms(at_ms, *after_s, duration_ms));
-        let (fault, heal_at_ms) = match event {
-            NemesisEvent::Kill { target, restart_after_s, .. } => {
-                let heal = end(restart_after_s);
-                (Fault::Kill { node: self.take(target, Channel::Process, at_ms, heal)? }, heal)
+        let heal_at_ms = if event.persist || event.fault.instantaneous() {
+            None
+        } else {
+            Some(end_ms(at_ms, event.after_s, duration_ms))
+        };
+        let fault = match &event.fault {
+            Fault::Partition { partition: PartitionKind::Halves, .. } => {
+                let mut shuffled = self.nodes.clone();
+                self.rng.shuffle(&mut shuffled);
+                let second = shuffled.split_off(shuffled.len() / 2);
+                Fault::Partition {
+                    partition: PartitionKind::Isolate,
+                    targets: self.names(&shuffled.into_iter().collect()),
+                    from: self.names(&second.into_iter().collect()),
+                }
             }
-            NemesisEvent::PowerLoss { target, restart_after_s, .. } => {
-                let heal = end(restart_after_s);
-                (Fault::PowerLoss { node: self.take(target, Channel::Process, at_ms, heal)? }, heal)
+            Fault::Partition { partition, targets, from } => {
+                let side = self.expand(targets);
+                let mut other = if from.is_empty() { self.nodes.iter().cloned().collect() } else { self.expand(from) };
+                other.retain(|node| !side.contains(node));
+                Fault::Partition { partition: *partition, targets: self.names(&side), from: self.names(&other) }
             }
-            NemesisEvent::Pause { target, restart_after_s, .. } => {
-                let heal = end(restart_after_s);
-                (Fault::Pause { node: self.take(target, Channel::Process, at_ms, heal)? }, heal)
-            }
-            NemesisEvent::ConsumerCrash { target, restart_after_s, step, .. } => {
-                let heal = end(restart_after_s);
-                (Fault::ConsumerCrash { node: self.take(target, Channel::Process, at_ms, heal)?, step: *step }, heal)
-            }
-            NemesisEvent::Partition { partition, targets, from, heal_after_s, .. } => {
-                let (side, other) = match partition {
-                    PartitionKind::Halves => {
-                        let mut shuffled = self.nodes.clone();
-                        self.rng.shuffle(&mut shuffled);
-                        let second = shuffled.split_off(shuffled.len() / 2);
-                        (shuffled.into_iter().collect(), second.into_iter().collect())
-                    }
-                    PartitionKind::Isolate | PartitionKind::OneWay => {
-                        let side = self.expand(targets);
-                        let mut other = if from.is_empty() { self.nodes.iter().cloned().collect() } else { self.expand(from) };
-                        other.retain(|node| !side.contains(node));
-                        (side, other)
-                    }
+            fault => {
+                // A fault hits one node or lists of them, never both.
+                let node = match fault.single_target() {
+                    Some((target, _)) => Some(self.take(target, fault.channel(), at_ms, heal_at_ms)?),
+                    None => None,
                 };
-                let fault = Fault::Partition {
-                    side: self.names(&side),
-                    from: self.names(&other),
-                    one_way: *partition == PartitionKind::OneWay,
-                };
-                (fault, end(heal_after_s))
-            }
-            NemesisEvent::Latency { targets, latency_ms, heal_after_s, .. } => {
-                let nodes = self.expand(targets);
-                let fault = Fault::Latency { nodes: self.names(&nodes), min_ms: latency_ms[0], max_ms: latency_ms[1] };
-                (fault, end(heal_after_s))
-            }
-            NemesisEvent::Loss { targets, loss_rate, heal_after_s, .. } => {
-                let nodes = self.expand(targets);
-                (Fault::Loss { nodes: self.names(&nodes), rate: *loss_rate }, end(heal_after_s))
-            }
-            NemesisEvent::ClockSkew { target, skew_ms, heal_after_s, .. } => {
-                let heal = end(heal_after_s);
-                (Fault::ClockSkew { node: self.take(target, Channel::Clock, at_ms, heal)?, skew_ms: *skew_ms }, heal)
-            }
-            NemesisEvent::ClockJump { target, jump_ms, heal_after_s, persist, .. } => {
-                // Jumps add up, so they reserve no channel and may overlap.
-                let heal = if *persist { None } else { end(heal_after_s) };
-                (Fault::ClockJump { node: self.take(target, Channel::Clock, at_ms, None)?, jump_ms: *jump_ms }, heal)
-            }
-            NemesisEvent::DiskFault { target, disk, heal_after_s, .. } => {
-                let heal = if *disk == DiskFaultKind::FlipByte { None } else { end(heal_after_s) };
-                (Fault::DiskFault { node: self.take(target, Channel::Disk, at_ms, heal)?, disk: *disk }, heal)
+                let mut lists: Vec<Vec<String>> = Vec::new();
+                for (_, targets) in fault.target_lists() {
+                    let set = self.expand(targets);
+                    lists.push(self.names(&set));
+                }
+                let mut lists = lists.into_iter();
+                fault.try_map(|_| node.clone(), |_| lists.next().unwrap_or_default())?
             }
         };
         Some(ScheduledFault { at_ms, fault, heal_at_ms })
@@ -539,12 +423,12 @@ impl Resolver<'_> {
     /// node is taken as written (it was reserved before resolution started).
     /// A `random-*` target picks among nodes whose channel is free for the
     /// whole span and reserves it; if no node is free, the fault is dropped.
-    /// Instantaneous faults (`heal_ms` of `None`) take any node.
-    fn take(&mut self, target: &Target, channel: Channel, at_ms: u64, heal_ms: Option<u64>) -> Option<String> {
+    /// Faults that hold no channel, or hold it for no span, take any node.
+    fn take(&mut self, target: &Target, channel: Option<Channel>, at_ms: u64, heal_ms: Option<u64>) -> Option<String> {
         match target {
             Target::Node(node) => Some(node.to_string()),
             Target::Random(selector) => {
-                let Some(heal_ms) = heal_ms else {
+                let (Some(channel), Some(heal_ms)) = (channel, heal_ms) else {
                     return self.rng.pick(&self.scenario.select(selector)).map(Node::to_string);
                 };
                 let free: Vec<Node> = self
@@ -591,39 +475,16 @@ impl Resolver<'_> {
     }
 }
 
-/// What a node-state fault changes. Two faults on the same channel of the
-/// same node never overlap in a resolved schedule, so healing one never
-/// undoes another; faults on different channels (a disk fault during a kill)
-/// and network faults may overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Channel {
-    /// The process is down or frozen (kill, power loss, pause, consumer crash).
-    Process,
-    /// The disk misbehaves (every disk fault but the instantaneous flip-byte).
-    Disk,
-    /// The clock is skewed (a clock jump is instantaneous and has no span).
-    Clock,
-}
-
 /// For a fault that holds one node in a bad state: its channel, its target
 /// and the `[start, end)` span, as the resolver computes it.
 pub(crate) fn node_fault_span(event: &NemesisEvent, duration_ms: u64) -> Option<(Channel, &Target, u64, u64)> {
-    let (channel, target, after_s) = match event {
-        NemesisEvent::Kill { target, restart_after_s, .. }
-        | NemesisEvent::PowerLoss { target, restart_after_s, .. }
-        | NemesisEvent::Pause { target, restart_after_s, .. }
-        | NemesisEvent::ConsumerCrash { target, restart_after_s, .. } => (Channel::Process, target, restart_after_s),
-        NemesisEvent::DiskFault { target, disk, heal_after_s, .. } if *disk != DiskFaultKind::FlipByte => {
-            (Channel::Disk, target, heal_after_s)
-        }
-        NemesisEvent::ClockSkew { target, heal_after_s, .. } => (Channel::Clock, target, heal_after_s),
-        _ => return None,
-    };
-    let at_ms = secs_to_ms(event.at_s());
+    let channel = event.fault.channel()?;
+    let (target, _) = event.fault.single_target()?;
+    let at_ms = secs_to_ms(event.at_s);
     if at_ms >= duration_ms {
         return None;
     }
-    Some((channel, target, at_ms, end_ms(at_ms, *after_s, duration_ms)))
+    Some((channel, target, at_ms, end_ms(at_ms, event.after_s, duration_ms)))
 }
 
 /// When a fault starting at `at_ms` ends: `after_s` later, or at the end of
@@ -636,45 +497,15 @@ fn end_ms(at_ms: u64, after_s: Option<f64>, duration_ms: u64) -> u64 {
 
 /// A concrete fault written back as a schedule event with named targets.
 fn to_event(fault: &ScheduledFault) -> NemesisEvent {
-    let at_s = ms_to_secs(fault.at_ms);
-    let after = fault.heal_at_ms.map(|heal| ms_to_secs(heal.saturating_sub(fault.at_ms)));
-    let node = |name: &str| -> Target {
+    let node = |name: &String| -> Target {
         Target::Node(name.parse().unwrap_or_else(|error| panic!("schedule names a node this crate cannot parse: {error}")))
     };
-    let nodes = |names: &[String]| -> Vec<Target> { names.iter().map(|name| node(name)).collect() };
-    match &fault.fault {
-        Fault::Kill { node: name } => NemesisEvent::Kill { at_s, target: node(name), restart_after_s: after },
-        Fault::PowerLoss { node: name } => NemesisEvent::PowerLoss { at_s, target: node(name), restart_after_s: after },
-        Fault::Pause { node: name } => NemesisEvent::Pause { at_s, target: node(name), restart_after_s: after },
-        Fault::ConsumerCrash { node: name, step } => {
-            NemesisEvent::ConsumerCrash { at_s, target: node(name), restart_after_s: after, step: *step }
-        }
-        Fault::Partition { side, from, one_way } => NemesisEvent::Partition {
-            at_s,
-            partition: if *one_way { PartitionKind::OneWay } else { PartitionKind::Isolate },
-            targets: nodes(side),
-            from: nodes(from),
-            heal_after_s: after,
-        },
-        Fault::Latency { nodes: names, min_ms, max_ms } => {
-            NemesisEvent::Latency { at_s, targets: nodes(names), latency_ms: [*min_ms, *max_ms], heal_after_s: after }
-        }
-        Fault::Loss { nodes: names, rate } => {
-            NemesisEvent::Loss { at_s, targets: nodes(names), loss_rate: *rate, heal_after_s: after }
-        }
-        Fault::ClockSkew { node: name, skew_ms } => {
-            NemesisEvent::ClockSkew { at_s, target: node(name), skew_ms: *skew_ms, heal_after_s: after }
-        }
-        Fault::ClockJump { node: name, jump_ms } => NemesisEvent::ClockJump {
-            at_s,
-            target: node(name),
-            jump_ms: *jump_ms,
-            heal_after_s: after,
-            persist: fault.heal_at_ms.is_none(),
-        },
-        Fault::DiskFault { node: name, disk } => {
-            NemesisEvent::DiskFault { at_s, target: node(name), disk: *disk, heal_after_s: after }
-        }
+    let written = fault.fault.try_map(|name| Some(node(name)), |names| names.iter().map(node).collect());
+    NemesisEvent {
+        at_s: ms_to_secs(fault.at_ms),
+        fault: written.expect("every node maps"),
+        after_s: fault.heal_at_ms.map(|heal| ms_to_secs(heal.saturating_sub(fault.at_ms))),
+        persist: fault.heal_at_ms.is_none() && fault.fault.may_persist(),
     }
 }
 
@@ -694,37 +525,5 @@ impl fmt::Display for ScheduledFault {
             write!(f, " until {}", Secs(heal))?;
         }
         Ok(())
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fault::Kill { node } => write!(f, "kill {node}"),
-            Fault::PowerLoss { node } => write!(f, "power-loss {node}"),
-            Fault::Pause { node } => write!(f, "pause {node}"),
-            Fault::ConsumerCrash { node, step: None } => write!(f, "consumer-crash {node}"),
-            Fault::ConsumerCrash { node, step: Some(step) } => write!(f, "consumer-crash {node} at {}", step.as_str()),
-            Fault::Partition { side, from, one_way } => {
-                let arrow = if *one_way { "-/->" } else { "|" };
-                write!(f, "partition [{}] {arrow} [{}]", side.join(", "), from.join(", "))
-            }
-            Fault::Latency { nodes, min_ms, max_ms } => {
-                write!(f, "latency {min_ms}..={max_ms}ms on [{}]", nodes.join(", "))
-            }
-            Fault::Loss { nodes, rate } => write!(f, "loss {rate} on [{}]", nodes.join(", ")),
-            Fault::ClockSkew { node, skew_ms } => write!(f, "clock-skew {node} by {skew_ms:+}ms"),
-            Fault::ClockJump { node, jump_ms } => write!(f, "clock-jump {node} by {jump_ms:+}ms"),
-            Fault::DiskFault { node, disk } => {
-                let kind = match disk {
-                    DiskFaultKind::SlowFsync => "slow-fsync",
-                    DiskFaultKind::WriteError => "write-error",
-                    DiskFaultKind::FsyncError => "fsync-error",
-                    DiskFaultKind::Full => "full",
-                    DiskFaultKind::FlipByte => "flip-byte",
-                };
-                write!(f, "disk-fault {node} {kind}")
-            }
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, ScenarioError};
-use crate::target::Target;
+use crate::fault::NemesisEvent;
 
 /// One scenario: a cluster, a workload, the faults injected into it, and what
 /// must still hold afterwards.
@@ -200,182 +200,6 @@ pub enum NemesisMode {
     Swarm,
 }
 
-/// One fault of an explicit schedule. The `fault` field picks the variant and
-/// each variant accepts only its own fields. Times are seconds from the start
-/// of the run and may be fractional. A fault whose end is left out lasts until
-/// the end of the safety phase (`duration_s`), so the tail is always healed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "fault", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum NemesisEvent {
-    /// The process is killed (SIGKILL): its page cache survives, so written
-    /// but unflushed bytes are still on disk when it restarts.
-    Kill {
-        /// When the fault starts.
-        at_s: f64,
-        /// The process to kill: any role, one node.
-        target: Target,
-        /// How long until it is restarted.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restart_after_s: Option<f64>,
-    },
-    /// The machine loses power: bytes not yet fsynced are dropped and the last
-    /// write may be torn.
-    PowerLoss {
-        /// When the fault starts.
-        at_s: f64,
-        /// A name server or broker, one node.
-        target: Target,
-        /// How long until it is powered on and restarted.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restart_after_s: Option<f64>,
-    },
-    /// The process is frozen (SIGSTOP): peers see it hang, then it resumes
-    /// with stale leases and timers.
-    Pause {
-        /// When the fault starts.
-        at_s: f64,
-        /// The process to freeze: any role, one node.
-        target: Target,
-        /// How long until it resumes.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restart_after_s: Option<f64>,
-    },
-    /// A consumer process crashes and later rejoins its group (rebalance).
-    ConsumerCrash {
-        /// When the fault starts.
-        at_s: f64,
-        /// A consumer, one node.
-        target: Target,
-        /// How long until it rejoins.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restart_after_s: Option<f64>,
-        /// Crash at this step of the next delivery instead of at once.
-        /// Default: at once.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        step: Option<CrashStep>,
-    },
-    /// Messages between two sets of nodes are dropped.
-    Partition {
-        /// When the fault starts.
-        at_s: f64,
-        /// How the sides are formed.
-        partition: PartitionKind,
-        /// The cut-off side for `isolate` and `one-way`; refused for `halves`.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        targets: Vec<Target>,
-        /// The other side for `isolate` and `one-way`. Default every node not
-        /// in `targets`.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        from: Vec<Target>,
-        /// How long until the network is whole again.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-    },
-    /// Every message to or from the target nodes is delayed.
-    Latency {
-        /// When the fault starts.
-        at_s: f64,
-        /// Nodes whose links are slowed (`all` for the whole network).
-        targets: Vec<Target>,
-        /// Extra one-way delay `[min, max]`, drawn per message.
-        latency_ms: [u64; 2],
-        /// How long until links are fast again.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-    },
-    /// Messages to or from the target nodes are dropped at random.
-    Loss {
-        /// When the fault starts.
-        at_s: f64,
-        /// Nodes whose links lose messages (`all` for the whole network).
-        targets: Vec<Target>,
-        /// Probability that one message is dropped, 0..=1.
-        loss_rate: f64,
-        /// How long until links stop losing messages.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-    },
-    /// The node's clock runs offset from true time until healed (the offset
-    /// is then removed, which the node sees as a jump back).
-    ClockSkew {
-        /// When the fault starts.
-        at_s: f64,
-        /// The node whose clock is skewed, one node.
-        target: Target,
-        /// The offset added to the node's clock; negative is behind.
-        skew_ms: i64,
-        /// How long until the offset is removed.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-    },
-    /// The node's clock steps, and steps back when healed (an operator or
-    /// NTP correcting it), unless `persist` keeps it stepped for good.
-    /// Jumps add to each other and to a skew.
-    ClockJump {
-        /// When the clock steps.
-        at_s: f64,
-        /// The node whose clock steps, one node.
-        target: Target,
-        /// The step; negative goes back in time.
-        jump_ms: i64,
-        /// How long until the clock steps back. Default: at the end of the
-        /// safety phase. Refused with `persist`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-        /// The clock never steps back, into the tail and to the run's end.
-        /// Default false.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        persist: bool,
-    },
-    /// The broker's disk misbehaves.
-    DiskFault {
-        /// When the fault starts.
-        at_s: f64,
-        /// A broker, one node.
-        target: Target,
-        /// What goes wrong.
-        disk: DiskFaultKind,
-        /// How long until the disk behaves; refused for the instantaneous
-        /// `flip-byte`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        heal_after_s: Option<f64>,
-    },
-}
-
-impl NemesisEvent {
-    /// When the fault starts, in seconds from the start of the run.
-    pub fn at_s(&self) -> f64 {
-        match self {
-            NemesisEvent::Kill { at_s, .. }
-            | NemesisEvent::PowerLoss { at_s, .. }
-            | NemesisEvent::Pause { at_s, .. }
-            | NemesisEvent::ConsumerCrash { at_s, .. }
-            | NemesisEvent::Partition { at_s, .. }
-            | NemesisEvent::Latency { at_s, .. }
-            | NemesisEvent::Loss { at_s, .. }
-            | NemesisEvent::ClockSkew { at_s, .. }
-            | NemesisEvent::ClockJump { at_s, .. }
-            | NemesisEvent::DiskFault { at_s, .. } => *at_s,
-        }
-    }
-
-    /// The fault's name as written in the file (`kill`, `power-loss`, ...).
-    pub fn fault_name(&self) -> &'static str {
-        match self {
-            NemesisEvent::Kill { .. } => "kill",
-            NemesisEvent::PowerLoss { .. } => "power-loss",
-            NemesisEvent::Pause { .. } => "pause",
-            NemesisEvent::ConsumerCrash { .. } => "consumer-crash",
-            NemesisEvent::Partition { .. } => "partition",
-            NemesisEvent::Latency { .. } => "latency",
-            NemesisEvent::Loss { .. } => "loss",
-            NemesisEvent::ClockSkew { .. } => "clock-skew",
-            NemesisEvent::ClockJump { .. } => "clock-jump",
-            NemesisEvent::DiskFault { .. } => "disk-fault",
-        }
-    }
-}
-
 /// Where in the handling of a delivery a consumer crash strikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -424,6 +248,19 @@ pub enum DiskFaultKind {
     Full,
     /// One stored byte is flipped, once; CRC checks must catch it on read.
     FlipByte,
+}
+
+impl DiskFaultKind {
+    /// The kind's name as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFaultKind::SlowFsync => "slow-fsync",
+            DiskFaultKind::WriteError => "write-error",
+            DiskFaultKind::FsyncError => "fsync-error",
+            DiskFaultKind::Full => "full",
+            DiskFaultKind::FlipByte => "flip-byte",
+        }
+    }
 }
 
 /// Swarm-mode rates, per minute of simulated time. Every knob left out is

@@ -170,6 +170,7 @@ fn every_resolved_schedule_heals_by_the_end_of_the_safety_phase() {
                 assert!(fault.at_ms >= last_at_ms, "schedule not sorted: {context}");
                 last_at_ms = fault.at_ms;
                 assert!(fault.at_ms < duration_ms, "{context}");
+                // A flipped byte is instantaneous; a clock jump may persist.
                 let instantaneous = matches!(
                     fault.fault,
                     Fault::ClockJump { .. } | Fault::DiskFault { disk: DiskFaultKind::FlipByte, .. }
@@ -179,11 +180,12 @@ fn every_resolved_schedule_heals_by_the_end_of_the_safety_phase() {
                     Some(heal) => assert!(fault.at_ms < heal && heal <= duration_ms, "{context}"),
                 }
                 let channel = match &fault.fault {
-                    Fault::Kill { node } | Fault::PowerLoss { node } | Fault::Pause { node } | Fault::ConsumerCrash { node, .. } => {
-                        Some((node, "process"))
-                    }
-                    Fault::DiskFault { node, .. } if fault.heal_at_ms.is_some() => Some((node, "disk")),
-                    Fault::ClockSkew { node, .. } => Some((node, "clock")),
+                    Fault::Kill { target }
+                    | Fault::PowerLoss { target }
+                    | Fault::Pause { target }
+                    | Fault::ConsumerCrash { target, .. } => Some((target, "process")),
+                    Fault::DiskFault { target, .. } if fault.heal_at_ms.is_some() => Some((target, "disk")),
+                    Fault::ClockSkew { target, .. } => Some((target, "clock")),
                     _ => None,
                 };
                 if let Some((node, channel)) = channel {
@@ -207,9 +209,9 @@ fn the_schedule_follows_the_file() {
     assert_eq!(
         resolved.schedule[0].fault,
         Fault::Partition {
-            side: vec!["broker-0".into(), "broker-1".into()],
+            partition: PartitionKind::Isolate,
+            targets: vec!["broker-0".into(), "broker-1".into()],
             from: vec!["namesrv-0".into(), "namesrv-1".into()],
-            one_way: false,
         }
     );
     let Fault::Partition { from, .. } = &resolved.schedule[1].fault else { panic!("not a partition") };
@@ -224,7 +226,7 @@ fn consumer_crash_rates_become_crashes_of_that_group() {
         .schedule
         .iter()
         .filter_map(|f| match &f.fault {
-            Fault::ConsumerCrash { node, .. } => Some(node.as_str()),
+            Fault::ConsumerCrash { target, .. } => Some(target.as_str()),
             _ => None,
         })
         .collect();
@@ -269,7 +271,20 @@ fn an_unknown_field_is_named_with_its_line() {
 fn a_fault_accepts_only_its_own_fields() {
     assert_error(
         &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"kill\"\ntarget = \"broker-1\"\nheal_after_s = 2\n"),
-        "unknown field `heal_after_s`",
+        "`kill` takes `restart_after_s`, not `heal_after_s`",
+    );
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"kill\"\ntarget = \"broker-1\"\njump_ms = 2\n"),
+        "unknown field `jump_ms`",
+    );
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"pause\"\ntarget = \"broker-1\"\npersist = true\n"),
+        "`pause` cannot persist; only clock-jump can",
+    );
+    assert_error(&with_events("[[nemesis.events]]\nfault = \"pause\"\ntarget = \"broker-1\"\n"), "missing field `at_s`");
+    assert_error(
+        &with_events("[[nemesis.events]]\nat_s = 6\nfault = \"pause\"\ntarget = \"brokr-1\"\n"),
+        "brokr-1",
     );
 }
 

@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Problem;
-use crate::resolve::{node_fault_span, secs_to_ms, Channel};
-use crate::spec::{DiskFaultKind, NemesisEvent, NemesisMode, PartitionKind, Scenario};
+use crate::fault::{Channel, Fault, NemesisEvent};
+use crate::resolve::{node_fault_span, secs_to_ms};
+use crate::spec::{NemesisMode, PartitionKind, Scenario};
 use crate::target::{is_valid_resource_name, Node, Role, Target};
 
 /// Largest replica count the design allows (one master and two slaves).
@@ -169,82 +170,45 @@ impl Validator<'_> {
 
     fn event(&mut self, i: usize, event: &NemesisEvent) {
         let path = format!("nemesis.events[{i}]");
-        let at_s = event.at_s();
+        let at_s = event.at_s;
         let duration_s = self.scenario.duration_s;
         if !(at_s.is_finite() && at_s >= 0.0 && secs_to_ms(at_s) < self.scenario.duration_ms()) {
             self.fail(format!("{path}.at_s"), format!("must be in 0..{duration_s} (the safety phase), got {at_s}"));
         }
-        const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database];
-        const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker, Role::Database];
-        match event {
-            NemesisEvent::Kill { target, restart_after_s, .. }
-            | NemesisEvent::Pause { target, restart_after_s, .. } => {
-                self.single_target(&path, target, ANY);
-                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+        let fault = &event.fault;
+        if let Some((target, roles)) = fault.single_target() {
+            self.single_target(&path, target, roles);
+        }
+        for (field, targets) in fault.target_lists() {
+            self.target_list(&format!("{path}.{field}"), targets);
+        }
+        let end_field = fault.end_field();
+        if fault.instantaneous() && event.after_s.is_some() {
+            self.fail(format!("{path}.{end_field}"), format!("`{fault}` is instantaneous; leave {end_field} out"));
+        } else if event.persist && event.after_s.is_some() {
+            self.fail(format!("{path}.{end_field}"), format!("a `persist` {} never ends; leave {end_field} out", fault.name()));
+        } else {
+            self.end(&path, end_field, at_s, event.after_s);
+        }
+        match fault {
+            Fault::Partition { partition: PartitionKind::Halves, targets, from } if !targets.is_empty() || !from.is_empty() => {
+                self.fail(format!("{path}.targets"), "`halves` splits the whole cluster by the seed; leave targets and from out");
             }
-            NemesisEvent::PowerLoss { target, restart_after_s, .. } => {
-                self.single_target(&path, target, SERVERS);
-                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+            Fault::Partition { partition: PartitionKind::Halves, .. } => {}
+            Fault::Partition { targets, .. } if targets.is_empty() => {
+                self.fail(format!("{path}.targets"), "needs at least one target to cut off");
             }
-            NemesisEvent::ConsumerCrash { target, restart_after_s, .. } => {
-                self.single_target(&path, target, &[Role::Consumer]);
-                self.end(&path, "restart_after_s", at_s, *restart_after_s);
+            Fault::Latency { targets, .. } | Fault::Loss { targets, .. } if targets.is_empty() => {
+                self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
             }
-            NemesisEvent::Partition { partition, targets, from, heal_after_s, .. } => {
-                match partition {
-                    PartitionKind::Halves => {
-                        if !targets.is_empty() || !from.is_empty() {
-                            self.fail(format!("{path}.targets"), "`halves` splits the whole cluster by the seed; leave targets and from out");
-                        }
-                    }
-                    PartitionKind::Isolate | PartitionKind::OneWay => {
-                        if targets.is_empty() {
-                            self.fail(format!("{path}.targets"), "needs at least one target to cut off");
-                        }
-                    }
-                }
-                self.target_list(&format!("{path}.targets"), targets);
-                self.target_list(&format!("{path}.from"), from);
-                self.end(&path, "heal_after_s", at_s, *heal_after_s);
+            _ => {}
+        }
+        match fault {
+            Fault::Latency { latency_ms, .. } if latency_ms[0] > latency_ms[1] => {
+                self.fail(format!("{path}.latency_ms"), format!("must be [min, max] with min <= max, got {latency_ms:?}"));
             }
-            NemesisEvent::Latency { targets, latency_ms, heal_after_s, .. } => {
-                if targets.is_empty() {
-                    self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
-                }
-                self.target_list(&format!("{path}.targets"), targets);
-                if latency_ms[0] > latency_ms[1] {
-                    self.fail(format!("{path}.latency_ms"), format!("must be [min, max] with min <= max, got {latency_ms:?}"));
-                }
-                self.end(&path, "heal_after_s", at_s, *heal_after_s);
-            }
-            NemesisEvent::Loss { targets, loss_rate, heal_after_s, .. } => {
-                if targets.is_empty() {
-                    self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
-                }
-                self.target_list(&format!("{path}.targets"), targets);
-                self.probability(format!("{path}.loss_rate"), *loss_rate);
-                self.end(&path, "heal_after_s", at_s, *heal_after_s);
-            }
-            NemesisEvent::ClockSkew { target, heal_after_s, .. } => {
-                self.single_target(&path, target, ANY);
-                self.end(&path, "heal_after_s", at_s, *heal_after_s);
-            }
-            NemesisEvent::ClockJump { target, heal_after_s, persist, .. } => {
-                self.single_target(&path, target, ANY);
-                if *persist && heal_after_s.is_some() {
-                    self.fail(format!("{path}.heal_after_s"), "a `persist` jump never steps back; leave heal_after_s out");
-                } else {
-                    self.end(&path, "heal_after_s", at_s, *heal_after_s);
-                }
-            }
-            NemesisEvent::DiskFault { target, disk, heal_after_s, .. } => {
-                self.single_target(&path, target, &[Role::Broker]);
-                if *disk == DiskFaultKind::FlipByte && heal_after_s.is_some() {
-                    self.fail(format!("{path}.heal_after_s"), "`flip-byte` is instantaneous; leave heal_after_s out");
-                } else {
-                    self.end(&path, "heal_after_s", at_s, *heal_after_s);
-                }
-            }
+            Fault::Loss { loss_rate, .. } => self.probability(format!("{path}.loss_rate"), *loss_rate),
+            _ => {}
         }
     }
 
@@ -319,7 +283,7 @@ impl Validator<'_> {
         let duration_ms = self.scenario.duration_ms();
         let mut busy: BTreeMap<(Node, Channel), (usize, u64)> = BTreeMap::new();
         let mut order: Vec<(usize, &NemesisEvent)> = self.scenario.nemesis.events.iter().enumerate().collect();
-        order.sort_by(|a, b| a.1.at_s().total_cmp(&b.1.at_s()).then(a.0.cmp(&b.0)));
+        order.sort_by(|a, b| a.1.at_s.total_cmp(&b.1.at_s).then(a.0.cmp(&b.0)));
         for (i, event) in order {
             let Some((channel, Target::Node(node), at_ms, end_ms)) = node_fault_span(event, duration_ms) else {
                 continue;
@@ -328,7 +292,7 @@ impl Validator<'_> {
             if let Some(&(earlier, until_ms)) = busy.get(&key) {
                 if at_ms < until_ms {
                     let until_s = until_ms as f64 / 1000.0;
-                    let fault = self.scenario.nemesis.events[earlier].fault_name();
+                    let fault = self.scenario.nemesis.events[earlier].fault.name();
                     self.fail(
                         format!("nemesis.events[{i}].target"),
                         format!("`{node}` is still under nemesis.events[{earlier}] ({fault}) until {until_s} s"),

@@ -133,7 +133,17 @@ impl Recorder {
         inner.partitions = if starts { inner.partitions + 1 } else { inner.partitions.saturating_sub(1) };
     }
 
-    /// A nemesis or harness event.
+    /// A nemesis event: `op` is `fault` or `heal`, `fault` the fault's name,
+    /// `target` the nodes it hits, comma-separated.
+    pub fn nemesis(&self, op: Op, fault: &str, target: &str, detail: Option<String>) -> u64 {
+        let mut event = Event::new(0, "nemesis", Kind::Info, op).fault(fault).target(target);
+        if let Some(d) = detail {
+            event = event.detail(d);
+        }
+        self.record(event)
+    }
+
+    /// A harness event.
     pub fn note(&self, process: &str, op: Op, target: Option<&str>, detail: Option<String>) -> u64 {
         let mut event = Event::new(0, process, Kind::Info, op);
         if let Some(t) = target {

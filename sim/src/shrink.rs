@@ -50,7 +50,7 @@ mod tests {
     use scenarios::Fault;
 
     fn fault(at_ms: u64) -> ScheduledFault {
-        ScheduledFault { at_ms, fault: Fault::Kill { node: "broker-0".into() }, heal_at_ms: Some(at_ms + 1) }
+        ScheduledFault { at_ms, fault: Fault::Kill { target: "broker-0".into() }, heal_at_ms: Some(at_ms + 1) }
     }
 
     #[test]

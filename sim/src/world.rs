@@ -15,7 +15,7 @@ use checker::history::{Event, Kind, Op};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
-use scenarios::{Fault, Node, Resolved, ScheduledFault};
+use scenarios::{DiskFaultKind, Fault, Node, PartitionKind, Resolved, ScheduledFault};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -98,7 +98,7 @@ pub struct World {
     /// hold each.
     clogged: Mutex<BTreeMap<(String, String), u32>>,
     /// Latency and loss faults in force, in the order they started.
-    net_layers: Mutex<Vec<Fault>>,
+    net_layers: Mutex<Vec<Fault<String>>>,
 }
 
 /// The directed links a partition cuts: `side` to `from`, and back unless
@@ -334,101 +334,119 @@ impl World {
 
     /// Applies one fault now, records it, and returns how to heal it: each
     /// fault is defined here once, what it does next to what undoes it, so
-    /// a heal takes back exactly what its fault did and nothing else.
-    /// `None` for a fault with nothing to undo (a flipped byte).
-    pub fn inject(&self, fault: &ScheduledFault) -> Option<Heal> {
-        let rec = &self.recorder;
-        let heal: Heal = match fault.fault.clone() {
-            Fault::Kill { node } => {
-                rec.note("nemesis", Op::Kill, Some(&node), None);
+    /// a heal takes back exactly what its fault did and nothing else. The
+    /// history names the fault as the scenario file does (`fault` events
+    /// start one, `heal` events end it). `None` for a fault with nothing to
+    /// undo (a flipped byte, a clock jump that persists).
+    pub fn inject(&self, scheduled: &ScheduledFault) -> Option<Heal> {
+        let name = scheduled.fault.name();
+        let target = scheduled.targets().join(",");
+        let started = |detail: Option<String>| {
+            self.recorder.nemesis(Op::Fault, name, &target, detail);
+        };
+        let heal_target = target.clone();
+        let ended = move |w: &World, detail: Option<String>| {
+            w.recorder.nemesis(Op::Heal, name, &heal_target, detail);
+        };
+        let heal: Heal = match scheduled.fault.clone() {
+            Fault::Kill { target: node } => {
+                started(None);
                 if self.disks.get(&node).is_some_and(|d| d.unsynced_bytes() > 0) {
-                    rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
+                    self.recorder.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
                 }
                 self.handle.kill(self.ids[&node]);
-                Box::new(move |w| w.restart(&node))
+                Box::new(move |w| w.restart(&node, ended))
             }
-            Fault::ConsumerCrash { node, step: None } => {
-                rec.note("nemesis", Op::Crash, Some(&node), None);
+            Fault::ConsumerCrash { target: node, step: None } => {
+                started(None);
                 self.handle.kill(self.ids[&node]);
-                Box::new(move |w| w.restart(&node))
+                Box::new(move |w| w.restart(&node, ended))
             }
-            Fault::ConsumerCrash { node, step: Some(step) } => {
-                rec.note("nemesis", Op::Crash, Some(&node), Some(format!("at {} of its next delivery", step.as_str())));
+            Fault::ConsumerCrash { target: node, step: Some(step) } => {
+                started(Some(format!("at {} of its next delivery", step.as_str())));
                 self.triggers[&node].arm(step);
                 Box::new(move |w| {
                     if w.triggers[&node].disarm() {
-                        w.restart(&node);
+                        w.restart(&node, ended);
                     } else {
                         // No delivery reached the step: the consumer never went down.
-                        w.recorder.note("nemesis", Op::Heal, Some(&node), Some("the armed crash never struck".into()));
+                        ended(w, Some("the armed crash never struck".into()));
                     }
                 })
             }
-            Fault::PowerLoss { node } => {
+            Fault::PowerLoss { target: node } => {
                 let unsynced = self.disks.get(&node).map(SimDisk::unsynced_bytes).unwrap_or(0);
-                rec.note("nemesis", Op::PowerLoss, Some(&node), Some(format!("unsynced_bytes={unsynced}")));
+                started(Some(format!("unsynced_bytes={unsynced}")));
                 if unsynced > 0 {
-                    rec.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
+                    self.recorder.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
                 }
                 self.handle.kill(self.ids[&node]);
                 if let Some(disk) = self.disks.get(&node) {
                     disk.power_loss(|n| (draw() % (n as u64 + 1)) as usize);
                 }
-                Box::new(move |w| w.restart(&node))
+                Box::new(move |w| w.restart(&node, ended))
             }
-            Fault::Pause { node } => {
-                rec.note("nemesis", Op::Pause, Some(&node), None);
+            Fault::Pause { target: node } => {
+                started(None);
                 self.handle.pause(self.ids[&node]);
                 Box::new(move |w| {
-                    w.recorder.note("nemesis", Op::Resume, Some(&node), None);
+                    ended(w, None);
                     w.handle.resume(w.ids[&node]);
                 })
             }
-            Fault::Partition { side, from, one_way } => {
+            Fault::Partition { partition, targets: side, from } => {
+                let one_way = partition == PartitionKind::OneWay;
                 let detail = format!("from={} one_way={one_way}", from.join(","));
-                rec.note("nemesis", Op::Partition, Some(&side.join(",")), Some(detail.clone()));
-                rec.partition(true);
+                started(Some(detail.clone()));
+                self.recorder.partition(true);
                 self.clog(&partition_links(&side, &from, one_way), true);
                 Box::new(move |w| {
-                    w.recorder.note("nemesis", Op::Heal, Some(&side.join(",")), Some(detail));
+                    ended(w, Some(detail));
                     w.recorder.partition(false);
                     w.clog(&partition_links(&side, &from, one_way), false);
                 })
             }
-            Fault::Latency { ref nodes, min_ms, max_ms } => {
+            Fault::Latency { latency_ms: [min_ms, max_ms], .. } => {
                 // madsim's latency is one setting for the whole network.
-                rec.note("nemesis", Op::Latency, Some(&nodes.join(",")), Some(format!("{min_ms}..{max_ms} ms, network-wide")));
-                self.net_layer(&fault.fault, true);
-                let layer = fault.fault.clone();
-                Box::new(move |w| w.remove_net_layer(&layer))
+                started(Some(format!("{min_ms}..{max_ms} ms, network-wide")));
+                self.net_layer(&scheduled.fault, true);
+                let layer = scheduled.fault.clone();
+                Box::new(move |w| {
+                    let layers = w.net_layer(&layer, false);
+                    ended(w, Some(format!("{layer} ({layers} network faults remain)")));
+                })
             }
-            Fault::Loss { ref nodes, rate } => {
-                rec.note("nemesis", Op::Loss, Some(&nodes.join(",")), Some(format!("rate={rate}, network-wide")));
-                self.net_layer(&fault.fault, true);
-                let layer = fault.fault.clone();
-                Box::new(move |w| w.remove_net_layer(&layer))
+            Fault::Loss { loss_rate, .. } => {
+                started(Some(format!("rate={loss_rate}, network-wide")));
+                self.net_layer(&scheduled.fault, true);
+                let layer = scheduled.fault.clone();
+                Box::new(move |w| {
+                    let layers = w.net_layer(&layer, false);
+                    ended(w, Some(format!("{layer} ({layers} network faults remain)")));
+                })
             }
-            Fault::ClockSkew { node, skew_ms } => {
+            Fault::ClockSkew { target: node, skew_ms } => {
                 // Skews and jumps add up; each heal takes back only its own.
-                rec.note("nemesis", Op::ClockSkew, Some(&node), Some(format!("skew_ms={skew_ms}")));
+                started(Some(format!("skew_ms={skew_ms}")));
                 self.clocks[&node].jump_ms(skew_ms);
                 Box::new(move |w| {
-                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("skew_ms={skew_ms} taken back")));
+                    ended(w, Some(format!("skew_ms={skew_ms} taken back")));
                     w.clocks[&node].jump_ms(-skew_ms);
                 })
             }
-            Fault::ClockJump { node, jump_ms } => {
-                rec.note("nemesis", Op::ClockJump, Some(&node), Some(format!("jump_ms={jump_ms}")));
+            Fault::ClockJump { target: node, jump_ms } => {
+                started(Some(format!("jump_ms={jump_ms}")));
                 self.clocks[&node].jump_ms(jump_ms);
+                scheduled.heal_at_ms?;
                 Box::new(move |w| {
-                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("jump_ms={jump_ms} stepped back")));
+                    ended(w, Some(format!("jump_ms={jump_ms} stepped back")));
                     w.clocks[&node].jump_ms(-jump_ms);
                 })
             }
-            Fault::DiskFault { node, disk } => {
+            Fault::DiskFault { target: node, disk } => {
                 let sim_disk = self.disks.get(&node)?;
-                if disk == scenarios::DiskFaultKind::FlipByte {
-                    let mut event = Event::new(0, "nemesis", Kind::Info, Op::DiskFault).target(node.as_str());
+                if disk == DiskFaultKind::FlipByte {
+                    let mut event = Event::new(0, "nemesis", Kind::Info, Op::Fault).fault(name).target(node.as_str());
                     match sim_disk.flip_byte(|n| draw() % n.max(1)) {
                         Some(flipped) => {
                             event = event.detail(format!("{disk:?} at {} byte {}", flipped.path, flipped.at));
@@ -439,13 +457,13 @@ impl World {
                         }
                         None => event = event.detail(format!("{disk:?}: no commit log yet")),
                     }
-                    rec.record(event);
+                    self.recorder.record(event);
                     return None;
                 }
-                rec.note("nemesis", Op::DiskFault, Some(&node), Some(format!("{disk:?}")));
+                started(Some(format!("{disk:?}")));
                 sim_disk.set(disk, true);
                 Box::new(move |w| {
-                    w.recorder.note("nemesis", Op::Heal, Some(&node), Some(format!("{disk:?}")));
+                    ended(w, Some(format!("{disk:?}")));
                     w.disks[&node].set(disk, false);
                 })
             }
@@ -453,17 +471,11 @@ impl World {
         Some(heal)
     }
 
-    /// Restarts a killed, crashed or powered-off node and records it.
-    fn restart(&self, node: &str) {
-        self.recorder.note("nemesis", Op::Restart, Some(node), None);
+    /// Restarts a killed, crashed or powered-off node; `record` writes the
+    /// heal into the history first.
+    fn restart(&self, node: &str, record: impl FnOnce(&World, Option<String>)) {
+        record(self, None);
         self.handle.restart(self.ids[node]);
-    }
-
-    /// Takes a latency or loss fault out of the network and records it.
-    fn remove_net_layer(&self, layer: &Fault) {
-        let (Fault::Latency { nodes, .. } | Fault::Loss { nodes, .. }) = layer else { return };
-        let layers = self.net_layer(layer, false);
-        self.recorder.note("nemesis", Op::Heal, Some(&nodes.join(",")), Some(format!("{layer} ({layers} network faults remain)")));
     }
 
     /// Clogs (`on`) or unclogs directed links. Links are counted, so when
@@ -492,7 +504,7 @@ impl World {
     /// to what the faults still in force make: the widest latency range and
     /// the combined loss, or madsim's defaults when none is left. Returns
     /// how many remain.
-    fn net_layer(&self, fault: &Fault, on: bool) -> usize {
+    fn net_layer(&self, fault: &Fault<String>, on: bool) -> usize {
         let mut layers = self.net_layers.lock().expect("network faults");
         if on {
             layers.push(fault.clone());
@@ -504,11 +516,11 @@ impl World {
         let mut delivered = 1.0;
         for layer in layers.iter() {
             match layer {
-                Fault::Latency { min_ms, max_ms, .. } => {
+                Fault::Latency { latency_ms: [min_ms, max_ms], .. } => {
                     let (lo, hi) = latency.unwrap_or((0, 0));
                     latency = Some((lo.max(*min_ms), hi.max(*max_ms)));
                 }
-                Fault::Loss { rate, .. } => delivered *= 1.0 - rate,
+                Fault::Loss { loss_rate, .. } => delivered *= 1.0 - loss_rate,
                 _ => {}
             }
         }
