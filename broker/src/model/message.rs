@@ -1,10 +1,18 @@
 //! The message a producer sends and the stored form a consumer receives.
 
+use super::topic::validate_name;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Property holding the client-made unique id, kept across resends.
 pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
+
+/// Most bytes a message's properties may take, its tag and keys included
+/// (RocketMQ: `Short.MAX_VALUE`). It also bounds every index key.
+pub const PROPERTIES_BYTES_MAX: usize = 32_767;
+
+/// Most bytes of a producer's self-declared address (`born_host`).
+pub const BORN_HOST_BYTES_MAX: usize = 255;
 
 /// What a producer sends.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +57,45 @@ impl Message {
     /// The unique id, if one was assigned.
     pub fn unique_id(&self) -> Option<&str> {
         self.properties.get(PROPERTY_UNIQ_KEY).map(String::as_str)
+    }
+
+    /// Bytes the properties take as RocketMQ writes them (`name\x01value\x02`
+    /// each), with the tag (`TAGS`) and the keys (`KEYS`, joined by spaces)
+    /// counted as the properties they are there.
+    pub fn properties_len(&self) -> usize {
+        let pair = |name: &str, value: usize| name.len() + value + 2;
+        let keys = self.keys.iter().map(String::len).sum::<usize>() + self.keys.len().saturating_sub(1);
+        self.properties.iter().map(|(name, value)| pair(name, value.len())).sum::<usize>()
+            + self.tags.as_ref().map_or(0, |tag| pair("TAGS", tag.len()))
+            + if self.keys.is_empty() { 0 } else { pair("KEYS", keys) }
+    }
+
+    /// Checks the limits every stored message meets, RocketMQ's: a valid
+    /// topic name of at most 127 bytes, a body of at most `body_bytes_max`,
+    /// properties (tag and keys included) of at most
+    /// [`PROPERTIES_BYTES_MAX`], a tag that is not blank and holds no `|`
+    /// (which separates tags in a subscription), and keys that are not
+    /// empty. The error names the limit.
+    pub fn check_limits(&self, body_bytes_max: usize) -> Result<(), String> {
+        validate_name("topic", &self.topic)?;
+        if self.body.len() > body_bytes_max {
+            return Err(format!("body is {} bytes, more than the {body_bytes_max} allowed", self.body.len()));
+        }
+        let properties = self.properties_len();
+        if properties > PROPERTIES_BYTES_MAX {
+            return Err(format!(
+                "properties (tag and keys included) take {properties} bytes, more than the {PROPERTIES_BYTES_MAX} allowed"
+            ));
+        }
+        if let Some(tag) = &self.tags {
+            if tag.trim().is_empty() || tag.contains('|') {
+                return Err(format!("tag {tag:?} is blank or contains `|`, which separates tags in a subscription"));
+            }
+        }
+        if self.keys.iter().any(String::is_empty) {
+            return Err("a business key is empty".to_string());
+        }
+        Ok(())
     }
 }
 

@@ -120,3 +120,27 @@ async fn the_store_lock_is_free_while_an_fsync_runs() {
     let response = waiting_send.await.unwrap();
     assert_eq!(response.code, ResponseCode::Success, "{response:?}");
 }
+
+/// Regression: one client could stop the broker. A send whose encoded
+/// entry exceeded what the store accepts panicked inside `put` with the
+/// store lock held, and every later request panicked on the poisoned lock.
+/// Now it is refused with MessageIllegal naming the limit, and the broker
+/// goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_past_the_limits_is_refused_and_the_broker_goes_on() {
+    let disk = GatedDisk::default();
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk), Clock::new()).unwrap();
+    let Request::SendMessage { producer_group, queue_id, mut message, born_timestamp_ms, born_host, default_topic_queues } =
+        send("orders", "")
+    else {
+        unreachable!()
+    };
+    message.body = vec![7; 4 * 1024 * 1024];
+    message.properties.insert("blob".into(), "x".repeat(1_200_000));
+    let huge = Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues };
+    let refused = broker.apply(huge, peer()).await;
+    assert_eq!(refused.code, ResponseCode::MessageIllegal, "{refused:?}");
+    assert!(refused.remark.contains("32767"), "{}", refused.remark);
+    let accepted = broker.apply(send("orders", "next"), peer()).await;
+    assert_eq!(accepted.code, ResponseCode::Success, "{accepted:?}");
+}

@@ -205,9 +205,9 @@ impl CommitLog {
         Ok(())
     }
 
-    /// Appends one message; returns its offset and the entry's size.
-    pub fn append(&mut self, msg: &MessageExt) -> Result<(u64, u32)> {
-        let bytes = entry::encode(msg);
+    /// Appends one entry made by [`entry::encode`]; returns its offset and
+    /// size.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(u64, u32)> {
         let active = self.segments.iter().next_back().map(|(s, l)| (*s, *l));
         let start = match active {
             Some((start, len)) if len == 0 || len + bytes.len() as u64 <= self.segment_bytes => start,
@@ -216,7 +216,7 @@ impl CommitLog {
                 self.write_offset
             }
         };
-        self.disk.append(&segment_path(start), &bytes)?;
+        self.disk.append(&segment_path(start), bytes)?;
         let offset = self.write_offset;
         *self.segments.get_mut(&start).expect("active segment") += bytes.len() as u64;
         self.write_offset += bytes.len() as u64;

@@ -22,19 +22,26 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new().with_limit(ENTRY_LEN_MAX as u64)
 }
 
-/// Encodes a message as a complete entry.
-pub fn encode(msg: &MessageExt) -> Vec<u8> {
+/// Encodes a message as a complete entry, or says why it cannot be one:
+/// an entry larger than [`ENTRY_LEN_MAX`] would read back as garbage, so
+/// it is never written.
+pub fn encode(msg: &MessageExt) -> Result<Vec<u8>, String> {
     let mut stored = msg.clone();
     stored.commit_log_offset = 0;
     stored.store_size = 0;
-    let body = options().serialize(&stored).expect("a message always encodes");
+    let too_large = || format!("the stored entry would exceed the {ENTRY_LEN_MAX} bytes the store accepts");
+    let size = options().serialized_size(&stored).map_err(|_| too_large())? as usize;
+    if HEADER_LEN + size > ENTRY_LEN_MAX {
+        return Err(too_large());
+    }
+    let body = options().serialize(&stored).map_err(|e| format!("the entry does not encode: {e}"))?;
     let total = HEADER_LEN + body.len();
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&(total as u32).to_be_bytes());
     out.extend_from_slice(&MAGIC.to_be_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 /// What a header says, once checked for sanity.
@@ -89,7 +96,7 @@ mod tests {
             queue_offset: 9,
             ..MessageExt::default()
         };
-        let bytes = encode(&msg);
+        let bytes = encode(&msg).unwrap();
         let header = parse_header(&bytes).unwrap();
         assert_eq!(header.total_len, bytes.len());
         let back = decode(header, &bytes[HEADER_LEN..], 100).unwrap();

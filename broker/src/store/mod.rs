@@ -29,7 +29,7 @@ pub use mem_disk::MemDisk;
 
 use crate::error::{Error, Result};
 use crate::marks::{self, Mark};
-use crate::model::{tag_hash, MessageExt};
+use crate::model::{tag_hash, MessageExt, BORN_HOST_BYTES_MAX};
 use crate::protocol::ResponseCode;
 use commit_log::CommitLog;
 use consume_queue::{ConsumeQueue, CqEntry};
@@ -220,11 +220,12 @@ impl MessageStore {
         if let Some(why) = &self.broken {
             return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
         }
-        if msg.message.body.len() > self.config.body_bytes_max {
-            return Err(Error::rejected(
-                ResponseCode::MessageIllegal,
-                format!("body is {} bytes, more than the {} allowed", msg.message.body.len(), self.config.body_bytes_max),
-            ));
+        // Everything a client sent is checked before a byte is written: a
+        // refused message leaves the store as it was and writable.
+        let illegal = |why: String| Error::rejected(ResponseCode::MessageIllegal, why);
+        msg.message.check_limits(self.config.body_bytes_max).map_err(illegal)?;
+        if msg.born_host.len() > BORN_HOST_BYTES_MAX {
+            return Err(illegal(format!("born host is {} bytes, more than the {BORN_HOST_BYTES_MAX} allowed", msg.born_host.len())));
         }
         let queue_offset = self
             .queues
@@ -233,7 +234,8 @@ impl MessageStore {
             .unwrap_or(0);
         msg.queue_offset = queue_offset;
         msg.store_timestamp_ms = now_ms;
-        let written = self.commit_log.append(&msg).and_then(|(offset, size)| {
+        let bytes = entry::encode(&msg).map_err(illegal)?;
+        let written = self.commit_log.append(&bytes).and_then(|(offset, size)| {
             msg.commit_log_offset = offset;
             msg.store_size = size;
             self.dispatch(&msg)

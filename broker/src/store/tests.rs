@@ -152,6 +152,56 @@ fn oversized_body_is_rejected_and_nothing_stored() {
     store.put(message("t", 0, 1, 10), 0).unwrap();
 }
 
+/// Regression: a 4 MiB body with 1.2 MiB of properties used to pass the
+/// body check, then panic while encoding inside `put` (under the broker's
+/// store lock, poisoning it). Every limit is now checked before anything is
+/// written, the error names the limit, and the store stays writable.
+#[test]
+fn a_message_past_any_limit_is_refused_before_anything_is_written() {
+    let disk = MemDisk::new();
+    let (mut store, _) = MessageStore::open(Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+    store.put(message("t", 0, 0, 10), 0).unwrap();
+    let end = store.write_offset();
+    let mut huge = message("t", 0, 1, 4 * 1024 * 1024);
+    huge.message.properties.insert("blob".into(), "x".repeat(1_200_000));
+    let mut long_tag = message("t", 0, 2, 10);
+    long_tag.message.tags = Some("t".repeat(40_000));
+    let mut long_key = message("t", 0, 3, 10);
+    long_key.message.keys = vec!["é".repeat(40_000)];
+    let mut bad_tag = message("t", 0, 4, 10);
+    bad_tag.message.tags = Some("A||B".into());
+    let mut long_topic = message(&"t".repeat(128), 0, 5, 10);
+    long_topic.message.keys.clear();
+    let mut long_host = message("t", 0, 6, 10);
+    long_host.born_host = "h".repeat(10_000);
+    let cases = [
+        (huge, "more than the 32767 allowed"),
+        (long_tag, "more than the 32767 allowed"),
+        (long_key, "more than the 32767 allowed"),
+        (bad_tag, "contains `|`"),
+        (long_topic, "longer than 127"),
+        (long_host, "more than the 255 allowed"),
+    ];
+    for (msg, limit) in cases {
+        let err = store.put(msg, 0).unwrap_err();
+        let Error::Rejected { code, message } = &err else { panic!("not a rejection: {err}") };
+        assert_eq!(*code, ResponseCode::MessageIllegal, "{err}");
+        assert!(message.contains(limit), "{message:?} does not name {limit:?}");
+        assert_eq!(store.write_offset(), end, "a refused message wrote bytes");
+    }
+    store.put(message("t", 0, 7, 10), 0).unwrap();
+    assert_eq!(all_in_queue(&store, "t", 0).len(), 2);
+}
+
+/// An entry the store could not read back is never encoded.
+#[test]
+fn an_entry_past_the_largest_readable_is_not_encoded() {
+    let msg = message("t", 0, 1, entry::ENTRY_LEN_MAX);
+    let err = entry::encode(&msg).unwrap_err();
+    assert!(err.contains(&entry::ENTRY_LEN_MAX.to_string()), "{err}");
+    assert!(entry::encode(&message("t", 0, 1, 10)).is_ok());
+}
+
 #[test]
 fn retention_deletes_old_segments_and_moves_min_offset() {
     let disk = MemDisk::new();
