@@ -6,10 +6,14 @@
 //! ```
 
 use super::Disk;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::protocol::ResponseCode;
 use std::collections::BTreeMap;
 
 const PATH: &str = "index/keys";
+
+/// Longest key a record holds (its length is a u16).
+pub const KEY_BYTES_MAX: usize = u16::MAX as usize;
 
 /// Index key for a business key of a topic.
 pub fn key_of(topic: &str, key: &str) -> String {
@@ -38,7 +42,12 @@ impl KeyIndex {
             if offset >= durable_until {
                 break;
             }
-            index.map.entry(key).or_default().push(offset);
+            // A record whose checksum holds but whose key is not UTF-8
+            // (written by an older build that cut long keys) is passed
+            // over; the records after it are still good.
+            if let Some(key) = key {
+                index.map.entry(key).or_default().push(offset);
+            }
             pos += len;
         }
         if pos != bytes.len() {
@@ -49,9 +58,18 @@ impl KeyIndex {
         Ok(index)
     }
 
-    /// Records that `key` is found at `offset`.
+    /// Records that `key` is found at `offset`. A key longer than a record
+    /// holds is refused whole, never cut: a cut inside a multi-byte
+    /// character would not read back. (The store's message limits keep
+    /// every key well below it.)
     pub fn add(&mut self, disk: &dyn Disk, key: String, offset: u64) -> Result<()> {
-        let key_bytes = &key.as_bytes()[..key.len().min(u16::MAX as usize)];
+        if key.len() > KEY_BYTES_MAX {
+            return Err(Error::rejected(
+                ResponseCode::MessageIllegal,
+                format!("index key is {} bytes, more than the {KEY_BYTES_MAX} an index record holds", key.len()),
+            ));
+        }
+        let key_bytes = key.as_bytes();
         let mut rec = Vec::with_capacity(key_bytes.len() + 14);
         rec.extend_from_slice(&(key_bytes.len() as u16).to_be_bytes());
         rec.extend_from_slice(key_bytes);
@@ -77,7 +95,9 @@ impl KeyIndex {
     }
 }
 
-fn parse_record(b: &[u8]) -> Option<(String, u64, usize)> {
+/// One record: its key (`None` when not UTF-8), offset and length; `None`
+/// for a torn or corrupt record.
+fn parse_record(b: &[u8]) -> Option<(Option<String>, u64, usize)> {
     let key_len = u16::from_be_bytes(b.get(..2)?.try_into().ok()?) as usize;
     let len = 2 + key_len + 8 + 4;
     let rec = b.get(..len)?;
@@ -85,7 +105,7 @@ fn parse_record(b: &[u8]) -> Option<(String, u64, usize)> {
     if crc32fast::hash(&rec[..len - 4]) != crc {
         return None;
     }
-    let key = String::from_utf8(rec[2..2 + key_len].to_vec()).ok()?;
+    let key = String::from_utf8(rec[2..2 + key_len].to_vec()).ok();
     let offset = u64::from_be_bytes(rec[2 + key_len..len - 4].try_into().ok()?);
     Some((key, offset, len))
 }
@@ -108,5 +128,42 @@ mod tests {
         assert!(loaded.lookup(&uniq_of("x")).is_empty());
         let again = KeyIndex::load(&disk, u64::MAX).unwrap();
         assert_eq!(again.lookup(&key_of("t", "a")), &[10, 20]);
+    }
+
+    /// Regression: a key longer than a record holds was cut at 65,535
+    /// bytes; when the cut fell inside a multi-byte character the next load
+    /// stopped at that record and truncated the file, losing every later
+    /// record. Now the key is refused whole and later records survive.
+    #[test]
+    fn a_key_too_long_for_a_record_is_refused_and_later_records_survive() {
+        let disk = MemDisk::new();
+        let mut idx = KeyIndex::default();
+        idx.add(&disk, key_of("t", "before"), 10).unwrap();
+        let long = key_of("t", &"é".repeat(40_000));
+        assert!(long.len() > KEY_BYTES_MAX);
+        let err = idx.add(&disk, long.clone(), 20).unwrap_err();
+        assert!(err.to_string().contains("65535"), "{err}");
+        assert!(idx.lookup(&long).is_empty(), "a refused key stays out of memory too");
+        idx.add(&disk, key_of("t", "after"), 30).unwrap();
+        let loaded = KeyIndex::load(&disk, u64::MAX).unwrap();
+        assert_eq!(loaded.lookup(&key_of("t", "before")), &[10]);
+        assert_eq!(loaded.lookup(&key_of("t", "after")), &[30]);
+    }
+
+    /// A record an older build cut inside a character is passed over on
+    /// load; the records after it are kept.
+    #[test]
+    fn a_record_with_a_key_that_is_not_utf8_is_passed_over() {
+        let disk = MemDisk::new();
+        let mut rec = Vec::new();
+        rec.extend_from_slice(&1u16.to_be_bytes());
+        rec.push(0xC3);
+        rec.extend_from_slice(&5u64.to_be_bytes());
+        let crc = crc32fast::hash(&rec);
+        rec.extend_from_slice(&crc.to_be_bytes());
+        disk.append(PATH, &rec).unwrap();
+        KeyIndex::default().add(&disk, key_of("t", "after"), 30).unwrap();
+        let loaded = KeyIndex::load(&disk, u64::MAX).unwrap();
+        assert_eq!(loaded.lookup(&key_of("t", "after")), &[30]);
     }
 }
