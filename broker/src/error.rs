@@ -16,6 +16,10 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A structure derived from the commit log (a consume queue, the index)
+    /// disagrees with it; the store rebuilds it from the log.
+    #[error("inconsistent {0}")]
+    Inconsistent(String),
     /// A frame or payload on the wire could not be decoded.
     #[error("protocol: {0}")]
     Protocol(String),

@@ -15,8 +15,9 @@ pub enum Mark {
     /// Recovery cut a torn write (an entry that runs past the end of what
     /// reached the disk) off the commit log.
     TornWriteCut,
-    /// Recovery cut an entry whose CRC did not match its body (at the end
-    /// of the log) or passed over it (valid entries followed).
+    /// Recovery, or a queue rebuild's scan of the log, found an entry whose
+    /// CRC did not match its body: cut at the end of the log (recovery
+    /// only) or passed over (valid entries followed).
     CorruptEntryCut,
     /// A pull passed over a message whose stored bytes failed their CRC.
     CorruptEntrySkipped,
@@ -27,17 +28,21 @@ pub enum Mark {
     /// A consumer released a queue while messages of it were still being
     /// processed.
     RebalanceWithInFlight,
+    /// A pull found a consume queue entry that did not lead to its message
+    /// and the store rebuilt the queue from the commit log.
+    QueueRebuilt,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 6] = [
+    pub const ALL: [Mark; 7] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
         Mark::FlushDiskTimeout,
         Mark::LongPollWoken,
         Mark::RebalanceWithInFlight,
+        Mark::QueueRebuilt,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -49,6 +54,7 @@ impl Mark {
             Mark::FlushDiskTimeout => "flush-disk-timeout",
             Mark::LongPollWoken => "long-poll-woken",
             Mark::RebalanceWithInFlight => "rebalance-with-in-flight",
+            Mark::QueueRebuilt => "queue-rebuilt",
         }
     }
 }

@@ -273,12 +273,12 @@ impl Broker {
         let mut arrivals = self.arrivals_rx(topic, queue_id);
         loop {
             let got = {
-                let store = self.store.lock().expect("store");
+                let mut store = self.store.lock().expect("store");
                 let visible_end = match self.config.flush {
                     FlushMode::Sync => store.flushed_offset(),
                     FlushMode::Async => store.write_offset(),
                 };
-                store.get(topic, queue_id, offset, max_msgs, visible_end, &accept)
+                store.get_or_rebuild(topic, queue_id, offset, max_msgs, visible_end, &accept)
             };
             let mut got = match got {
                 Ok(g) => g,

@@ -104,6 +104,38 @@ impl CommitLog {
     /// when `start` is not inside the log, so the caller can rebuild from
     /// the beginning.
     pub fn recover(&mut self, start: u64, mut dispatch: impl FnMut(&MessageExt) -> Result<()>) -> Result<Option<ScanStats>> {
+        // Each valid entry is dispatched once the next one is read, so the
+        // planted recovery bug below can drop the last one cleanly.
+        let mut pending: Option<MessageExt> = None;
+        let walked = self.walk(start, |msg| match pending.replace(msg) {
+            Some(previous) => dispatch(&previous),
+            None => Ok(()),
+        })?;
+        let Some((mut stats, mut cut)) = walked else { return Ok(None) };
+        if let Some(last) = pending {
+            if bugs::active(Bug::RecoveryTruncatesExtra) {
+                // The planted defect: the last valid entry is cut as if torn.
+                cut = Some(last.commit_log_offset);
+                stats.entries -= 1;
+            } else {
+                dispatch(&last)?;
+            }
+        }
+        if let Some(cut) = cut {
+            stats.truncated_bytes = self.write_offset - cut;
+            self.truncate(cut)?;
+        }
+        Ok(Some(stats))
+    }
+
+    /// Reads every valid entry from `start` to the end without changing
+    /// the log, handing each to `visit` in order and passing over corrupt
+    /// entries that valid ones follow, as [`CommitLog::recover`] does.
+    /// Returns what it found and where recovery would cut (the first torn
+    /// or corrupt entry no valid one follows), or `None` when `start` is
+    /// not inside the log. Rebuilding a derived structure from the log
+    /// uses it on a live store.
+    pub fn walk(&self, start: u64, mut visit: impl FnMut(MessageExt) -> Result<()>) -> Result<Option<(ScanStats, Option<u64>)>> {
         let start = start.max(self.min_offset());
         if start > self.write_offset {
             return Ok(None);
@@ -114,9 +146,6 @@ impl CommitLog {
             .chain(self.segments.range(start + 1..).map(|(s, _)| *s))
             .collect();
         let mut cut: Option<u64> = None;
-        // Each valid entry is dispatched once the next one is read, so the
-        // planted recovery bug below can drop the last one cleanly.
-        let mut pending: Option<MessageExt> = None;
         let last_segment = starts.last().copied();
         for seg_start in starts {
             let seg_len = self.segments[&seg_start];
@@ -158,9 +187,7 @@ impl CommitLog {
                         break;
                     }
                 };
-                if let Some(previous) = pending.replace(msg) {
-                    dispatch(&previous)?;
-                }
+                visit(msg)?;
                 stats.entries += 1;
                 pos += len;
                 offset += len as u64;
@@ -170,20 +197,7 @@ impl CommitLog {
                 break;
             }
         }
-        if let Some(last) = pending {
-            if bugs::active(Bug::RecoveryTruncatesExtra) {
-                // The planted defect: the last valid entry is cut as if torn.
-                cut = Some(last.commit_log_offset);
-                stats.entries -= 1;
-            } else {
-                dispatch(&last)?;
-            }
-        }
-        if let Some(cut) = cut {
-            stats.truncated_bytes = self.write_offset - cut;
-            self.truncate(cut)?;
-        }
-        Ok(Some(stats))
+        Ok(Some((stats, cut)))
     }
 
     /// Cuts the log so that `offset` becomes its end.

@@ -7,7 +7,7 @@
 //! ```
 
 use super::Disk;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Bytes per entry, as in RocketMQ.
 pub const ENTRY_LEN: usize = 20;
@@ -151,10 +151,21 @@ impl ConsumeQueue {
             self.has_header = true;
             self.base = queue_offset;
         }
-        assert_eq!(queue_offset, self.max_offset(), "consume queue {} offsets must be dense", self.path);
+        if queue_offset != self.max_offset() {
+            return Err(Error::Inconsistent(format!(
+                "consume queue {}: entry for offset {queue_offset} appended where {} is next",
+                self.path,
+                self.max_offset()
+            )));
+        }
         disk.append(&self.path, &entry.to_bytes())?;
         self.entries.push(entry);
         Ok(())
+    }
+
+    /// The queue's file.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Makes the file durable.

@@ -329,7 +329,11 @@ impl MessageStore {
     /// keeping those whose tag hash `filter` accepts. Entries that end past
     /// `visible_end` (a commit log offset: the flushed offset under
     /// SYNC_FLUSH) are not returned yet, so a consumer never reads what a
-    /// power loss could take back.
+    /// power loss could take back. A message whose stored bytes fail their
+    /// CRC is passed over (a flipped bit: no copy can bring it back). A
+    /// consume queue entry that does not point at its message is an
+    /// [`Error::Inconsistent`] for this read only; [`Self::get_or_rebuild`]
+    /// rebuilds the queue then.
     pub fn get(
         &self,
         topic: &str,
@@ -338,6 +342,85 @@ impl MessageStore {
         max_msgs: usize,
         visible_end: u64,
         filter: &dyn Fn(u64) -> bool,
+    ) -> Result<GetResult> {
+        self.read_queue(topic, queue_id, offset, max_msgs, visible_end, filter, true)
+    }
+
+    /// [`Self::get`] that does not take the queue's word for anything: an
+    /// entry that does not lead to its message, or to a message that fails
+    /// its CRC, makes the store rebuild the queue from the commit log before
+    /// it reads again (a consume queue entry has no checksum of its own, so
+    /// a bad pointer and a corrupt message look alike until the log is
+    /// scanned). After the rebuild a corrupt message is a hole, passed over.
+    #[allow(clippy::too_many_arguments)]
+    pub fn get_or_rebuild(
+        &mut self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_msgs: usize,
+        visible_end: u64,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Result<GetResult> {
+        match self.read_queue(topic, queue_id, offset, max_msgs, visible_end, filter, false) {
+            Err(Error::Inconsistent(why)) => {
+                tracing::warn!(topic, queue_id, why = %why, "rebuilding a consume queue from the commit log");
+                self.rebuild_queue(topic, queue_id)?;
+                self.read_queue(topic, queue_id, offset, max_msgs, visible_end, filter, true)
+            }
+            other => other,
+        }
+    }
+
+    /// Rebuilds one consume queue from the commit log: its file is
+    /// rewritten with an entry for every valid message of the queue found
+    /// in the log, a hole for every slot whose message is gone (corrupt),
+    /// and holes up to the old end, so no queue offset is ever given out
+    /// twice.
+    pub fn rebuild_queue(&mut self, topic: &str, queue_id: u32) -> Result<()> {
+        let key = (topic.to_string(), queue_id);
+        let path = ConsumeQueue::path_of(topic, queue_id);
+        let old_max = self.queues.get(&key).map_or(0, ConsumeQueue::max_offset);
+        self.disk.remove(&path)?;
+        let mut rebuilt = ConsumeQueue::empty(path);
+        let disk = self.disk.clone();
+        let add = |cq: &mut ConsumeQueue, msg: &MessageExt| -> Result<()> {
+            while !cq.is_empty() && cq.max_offset() < msg.queue_offset {
+                cq.append(disk.as_ref(), cq.max_offset(), CqEntry::hole(msg.commit_log_offset))?;
+            }
+            if !cq.is_empty() && msg.queue_offset < cq.max_offset() {
+                // The log holds the offset twice; the first copy stands.
+                return Ok(());
+            }
+            let tag_hash = msg.message.tags.as_deref().map(tag_hash).unwrap_or(0);
+            cq.append(disk.as_ref(), msg.queue_offset, CqEntry { commit_log_offset: msg.commit_log_offset, size: msg.store_size, tag_hash })
+        };
+        self.commit_log.walk(0, |msg| {
+            if msg.message.topic == topic && msg.queue_id == queue_id {
+                add(&mut rebuilt, &msg)?;
+            }
+            Ok(())
+        })?;
+        let end = self.commit_log.write_offset();
+        while rebuilt.max_offset() < old_max {
+            rebuilt.append(self.disk.as_ref(), rebuilt.max_offset(), CqEntry::hole(end))?;
+        }
+        marks::reach(Mark::QueueRebuilt);
+        self.queues.insert(key.clone(), rebuilt);
+        self.dirty.insert(key);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_queue(
+        &self,
+        topic: &str,
+        queue_id: u32,
+        offset: u64,
+        max_msgs: usize,
+        visible_end: u64,
+        filter: &dyn Fn(u64) -> bool,
+        skip_corrupt: bool,
     ) -> Result<GetResult> {
         let (min_offset, max_offset) = self.queue_offsets(topic, queue_id);
         let mut result = GetResult { status: GetStatus::NoNew, messages: Vec::new(), next_offset: offset, min_offset, max_offset };
@@ -354,11 +437,12 @@ impl MessageStore {
         if offset == max_offset {
             return Ok(result);
         }
-        let cq = &self.queues[&(topic.to_string(), queue_id)];
+        let inconsistent = |why: String| Error::Inconsistent(format!("consume queue {topic}/{queue_id}: {why}"));
+        let cq = self.queues.get(&(topic.to_string(), queue_id)).ok_or_else(|| inconsistent("missing".into()))?;
         let mut next = offset;
         let mut scanned = 0;
         while next < max_offset && result.messages.len() < max_msgs && scanned < self.config.scan_entries_max {
-            let entry = cq.get(next).expect("offset inside the queue's range");
+            let entry = cq.get(next).ok_or_else(|| inconsistent(format!("no entry at offset {next} inside its range")))?;
             if entry.commit_log_offset + u64::from(entry.size) > visible_end {
                 break;
             }
@@ -370,16 +454,27 @@ impl MessageStore {
             }
             if filter(entry.tag_hash) {
                 match self.commit_log.read(entry.commit_log_offset) {
-                    Ok(msg) => {
-                        assert_eq!(msg.queue_offset, next - 1, "consume queue entry points at the wrong message");
+                    Ok(msg) if msg.queue_offset == next - 1 && msg.queue_id == queue_id && msg.message.topic == topic => {
                         result.messages.push(msg);
+                    }
+                    Ok(msg) => {
+                        return Err(inconsistent(format!(
+                            "the entry at offset {} points at {}/{} offset {}",
+                            next - 1,
+                            msg.message.topic,
+                            msg.queue_id,
+                            msg.queue_offset
+                        )))
                     }
                     // A flipped bit: the message is gone (no single copy can
                     // bring it back); the queue goes on past it rather than
                     // failing every pull at this offset.
-                    Err(Error::Corrupt { offset, reason }) => {
+                    Err(Error::Corrupt { offset, reason }) if skip_corrupt => {
                         marks::reach(Mark::CorruptEntrySkipped);
                         tracing::warn!(topic, queue_id, queue_offset = next - 1, offset, reason = %reason, "corrupt message skipped");
+                    }
+                    Err(Error::Corrupt { offset, reason }) => {
+                        return Err(inconsistent(format!("the entry at offset {} leads to bad bytes at {offset}: {reason}", next - 1)))
                     }
                     Err(e) => return Err(e),
                 }

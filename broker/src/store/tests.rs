@@ -202,6 +202,74 @@ fn an_entry_past_the_largest_readable_is_not_encoded() {
     assert!(entry::encode(&message("t", 0, 1, 10)).is_ok());
 }
 
+/// Overwrites the commit log offset of entry `i` of a consume queue file.
+fn point_queue_entry(disk: &MemDisk, path: &str, i: usize, commit_log_offset: u64) {
+    let mut bytes = disk::read_all(disk, path).unwrap().unwrap();
+    let at = consume_queue::ENTRY_LEN * (1 + i);
+    bytes[at..at + 8].copy_from_slice(&commit_log_offset.to_be_bytes());
+    disk.truncate(path, 0).unwrap();
+    disk.append(path, &bytes).unwrap();
+    disk.sync(path).unwrap();
+}
+
+/// Regression: a consume queue entry that did not lead to its message
+/// tripped an `assert_eq!` in `get`, under the broker's store lock, and
+/// stopped the whole broker; one that led into the middle of an entry made
+/// the pull pass over a message that was intact. Now the read fails alone
+/// (`get`), or the queue is rebuilt from the commit log and every message
+/// comes back (`get_or_rebuild`, what pulls use).
+#[test]
+fn a_consume_queue_entry_that_misleads_fails_one_read_and_the_queue_is_rebuilt() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let mut offsets = Vec::new();
+    for n in 0..10 {
+        offsets.push(store.put(message("t", (n % 2) as u32, n, 50), 0).unwrap().commit_log_offset);
+    }
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    let path = ConsumeQueue::path_of("t", 0);
+    // Entry 1 of queue 0 points at a message of queue 1, entry 3 into the
+    // middle of an entry.
+    point_queue_entry(&disk, &path, 1, offsets[1]);
+    point_queue_entry(&disk, &path, 3, offsets[6] + 5);
+    let (mut store, _) = open(&disk);
+    let err = store.get("t", 0, 0, 32, u64::MAX, &|_| true).unwrap_err();
+    assert!(matches!(err, Error::Inconsistent(_)), "{err}");
+    let got = store.get_or_rebuild("t", 0, 0, 32, u64::MAX, &|_| true).unwrap();
+    let seen: Vec<u64> = got.messages.iter().map(|m| m.queue_offset).collect();
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    assert!(got.messages.iter().all(|m| m.queue_id == 0));
+    // The rebuilt queue is on disk: it survives a reopen, and new messages
+    // take the next offsets.
+    assert_eq!(store.put(message("t", 0, 10, 50), 0).unwrap().queue_offset, 5);
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    let (store, _) = open(&disk);
+    assert_eq!(all_in_queue(&store, "t", 0).len(), 6);
+}
+
+/// A rebuilt queue never hands out an offset twice: a message lost to a
+/// flipped bit at the end of its queue stays a hole.
+#[test]
+fn a_rebuilt_queue_keeps_its_end() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    for n in 0..4 {
+        store.put(message("t", 0, n, 50), 0).unwrap();
+    }
+    let last = store.put(message("t", 0, 4, 50), 0).unwrap();
+    store.put(message("u", 0, 5, 50), 0).unwrap();
+    store.flush().unwrap();
+    assert!(disk.flip_bit("commitlog/00000000000000000000", last.commit_log_offset + 30, 3));
+    store.rebuild_queue("t", 0).unwrap();
+    assert_eq!(store.queue_offsets("t", 0), (0, 5));
+    assert_eq!(all_in_queue(&store, "t", 0).len(), 4);
+    assert_eq!(store.put(message("t", 0, 6, 50), 0).unwrap().queue_offset, 5);
+}
+
 #[test]
 fn retention_deletes_old_segments_and_moves_min_offset() {
     let disk = MemDisk::new();
