@@ -109,23 +109,27 @@ impl ClientInstance {
         self.pool.oneway(addr, request, self.timeout()).await
     }
 
-    /// Asks the name servers in turn until one answers.
+    /// Asks the name servers in turn until one answers with success. A
+    /// refusal from one (a lagging name server that expired the brokers
+    /// says TopicNotExist) does not end the search: the error is a
+    /// refusal only when every name server refused, and otherwise the last
+    /// failure to reach one.
     pub async fn call_namesrv(&self, request: &Request) -> Result<ResponseBody> {
         let addrs = &self.config.namesrv_addrs;
         if addrs.is_empty() {
             return Err(Error::Connection { addr: "-".into(), reason: "no name server configured".into() });
         }
         let start = self.next_namesrv.fetch_add(1, Ordering::Relaxed);
-        let mut last = None;
+        let (mut refused, mut unreachable) = (None, None);
         for i in 0..addrs.len() {
             let addr = &addrs[(start + i) % addrs.len()];
             match self.call(addr, request, self.timeout()).await {
                 Ok(body) => return Ok(body),
-                Err(e @ Error::Rejected { .. }) => return Err(e),
-                Err(e) => last = Some(e),
+                Err(e @ Error::Rejected { .. }) => refused = Some(e),
+                Err(e) => unreachable = Some(e),
             }
         }
-        Err(last.expect("at least one name server tried"))
+        Err(unreachable.or(refused).expect("at least one name server tried"))
     }
 
     /// The route of a topic: from the cache unless `refresh` or older than
@@ -149,13 +153,15 @@ impl ClientInstance {
                 Ok(route)
             }
             Ok(_) => Err(Error::Protocol("name server answered GetRoute with the wrong body".into())),
+            // Every name server said so: the topic is gone.
             Err(Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => {
                 self.routes.lock().expect("routes").remove(topic);
                 Err(Error::NoRoute(topic.to_string()))
             }
-            // No name server answered: a stale route beats none, as in
-            // RocketMQ, and the next attempt waits a whole refresh period
-            // rather than holding up every send on an unreachable name server.
+            // No name server answered with a route, and not all of them
+            // denied the topic: a stale route beats none, as in RocketMQ,
+            // and the next attempt waits a whole refresh period rather than
+            // holding up every send on an unreachable name server.
             Err(e) => match self.routes.lock().expect("routes").get_mut(topic) {
                 Some((route, fetched)) => {
                     *fetched = self.clock.instant();
@@ -215,5 +221,47 @@ pub fn into_body(response: Response) -> Result<ResponseBody> {
     match response.code {
         ResponseCode::Success => Ok(response.body),
         code => Err(Error::Rejected { code, message: response.remark }),
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use crate::model::TopicConfig;
+    use crate::namesrv::{NameServer, NameServerConfig};
+
+    async fn name_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(NameServer::new(NameServerConfig::default(), Clock::new()).serve(listener));
+        addr
+    }
+
+    /// Regression: the client stopped at the first name server that
+    /// answered with an error (a lagging one that expired the brokers says
+    /// TopicNotExist) and deleted its cached route, although another name
+    /// server had the route.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_server_that_lost_the_topic_does_not_take_the_route_away() {
+        let lagging = name_server().await;
+        let current = name_server().await;
+        let client = ClientInstance::new(ClientConfig::new(vec![lagging.clone(), current.clone()], "c"), Clock::new());
+        let register = Request::RegisterBroker {
+            cluster: "c".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            addr: "127.0.0.1:1".into(),
+            topics: vec![TopicConfig::new("orders", 4)],
+        };
+        client.call(&current, &register, client.timeout()).await.unwrap();
+        // Every turn of the rotation, the lagging name server is asked
+        // first once: the route must come back each time.
+        for _ in 0..4 {
+            let route = client.route("orders", true).await.unwrap();
+            assert_eq!(route.queues.len(), 1);
+        }
+        // When every name server denies the topic, it is gone.
+        let unknown = client.route("nope", true).await.unwrap_err();
+        assert!(matches!(unknown, Error::NoRoute(_)), "{unknown}");
     }
 }
