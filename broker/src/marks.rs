@@ -31,11 +31,14 @@ pub enum Mark {
     /// A pull found a consume queue entry that did not lead to its message
     /// and the store rebuilt the queue from the commit log.
     QueueRebuilt,
+    /// A store broken by a failed write or fsync was reopened (recovered)
+    /// once the disk let it.
+    StoreReopened,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 7] = [
+    pub const ALL: [Mark; 8] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -43,6 +46,7 @@ impl Mark {
         Mark::LongPollWoken,
         Mark::RebalanceWithInFlight,
         Mark::QueueRebuilt,
+        Mark::StoreReopened,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -55,6 +59,7 @@ impl Mark {
             Mark::LongPollWoken => "long-poll-woken",
             Mark::RebalanceWithInFlight => "rebalance-with-in-flight",
             Mark::QueueRebuilt => "queue-rebuilt",
+            Mark::StoreReopened => "store-reopened",
         }
     }
 }

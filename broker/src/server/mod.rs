@@ -13,6 +13,7 @@ pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
 
 use crate::clock::Clock;
+use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::TopicConfig;
 use crate::net::{ConnectionPool, Service};
@@ -114,6 +115,9 @@ impl BrokerConfig {
         }
     }
 }
+
+/// How often a broken store is tried again (reopened).
+const STORE_REOPEN_INTERVAL_MS: u64 = 1_000;
 
 /// How far the commit log is durable, published by the flush loop.
 #[derive(Clone, Debug, Default)]
@@ -228,6 +232,7 @@ impl Broker {
             }
         });
         self.every(self.config.offset_persist_interval_ms, |b| b.persist_offsets());
+        self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         self.every(10_000.min(self.config.client_expiry_ms), |b| {
             b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
         });
@@ -275,6 +280,27 @@ impl Broker {
             Err(e) => FlushState { offset: self.flushed.borrow().offset, error: Some(e.to_string()) },
         };
         self.flushed.send_replace(state);
+    }
+
+    /// A store broken by a failed write or fsync refuses every write until
+    /// it is reopened. Rather than stay down until an operator restarts it,
+    /// the broker reopens it itself, running recovery on what the disk
+    /// holds as a restart would, once the disk lets it (opening flushes and
+    /// checkpoints, so it fails while the disk still does).
+    fn reopen_store_if_broken(&self) {
+        let mut store = self.store.lock().expect("store");
+        let Some(why) = store.broken().map(str::to_string) else { return };
+        match MessageStore::open(self.disk.clone(), self.config.store.clone()) {
+            Ok((reopened, recovery)) => {
+                *store = reopened;
+                let offset = store.flushed_offset();
+                drop(store);
+                marks::reach(Mark::StoreReopened);
+                tracing::info!(broker = %self.config.broker_name, why = %why, ?recovery, "store reopened after a disk failure");
+                self.flushed.send_replace(FlushState { offset, error: None });
+            }
+            Err(e) => tracing::debug!(error = %e, "the store is still broken"),
+        }
     }
 
     fn persist_offsets(&self) {

@@ -5,6 +5,7 @@ use crate::model::Message;
 use crate::protocol::ResponseCode;
 use crate::store::MemDisk;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Condvar;
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use std::time::Instant;
 struct GatedDisk {
     mem: MemDisk,
     gate: Arc<(Mutex<Gate>, Condvar)>,
+    /// While set, every append fails as on a full disk.
+    full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Default)]
@@ -45,6 +48,9 @@ impl Disk for GatedDisk {
         self.mem.len(path)
     }
     fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(io::Error::other("no space left on device"));
+        }
         self.mem.append(path, data)
     }
     fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
@@ -68,6 +74,9 @@ impl Disk for GatedDisk {
         self.mem.list(dir)
     }
     fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(io::Error::other("no space left on device"));
+        }
         self.mem.write_atomic(path, data)
     }
 }
@@ -143,4 +152,29 @@ async fn a_message_past_the_limits_is_refused_and_the_broker_goes_on() {
     assert!(refused.remark.contains("32767"), "{}", refused.remark);
     let accepted = broker.apply(send("orders", "next"), peer()).await;
     assert_eq!(accepted.code, ResponseCode::Success, "{accepted:?}");
+}
+
+/// Regression (found by the progress check): a write that failed on a full
+/// disk broke the store for good, so the broker refused every send until an
+/// operator restarted it, long after the disk had room again. The broker now
+/// reopens a broken store itself once the disk lets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_broken_by_a_full_disk_takes_sends_again_once_the_disk_has_room() {
+    let disk = GatedDisk::default();
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk.clone()), Clock::new()).unwrap();
+    broker.spawn_loops();
+    assert_eq!(broker.apply(send("orders", "before"), peer()).await.code, ResponseCode::Success);
+    disk.full.store(true, Ordering::Relaxed);
+    let refused = broker.apply(send("orders", "while full"), peer()).await;
+    assert_ne!(refused.code, ResponseCode::Success, "{refused:?}");
+    disk.full.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = broker.apply(send("orders", "after"), peer()).await;
+        if response.code == ResponseCode::Success {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the broker still refuses sends after the disk has room: {response:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

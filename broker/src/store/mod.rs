@@ -251,6 +251,14 @@ impl MessageStore {
         })
     }
 
+    /// Why the store refuses writes, after a write or fsync failed: the
+    /// log's tail may be half written and, after a failed fsync, the page
+    /// cache is not to be trusted. Reopening the store (recovery from what
+    /// the disk holds, as at a restart) is the way back.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
     /// Makes every stored message durable (fsync); returns the flushed offset.
     pub fn flush(&mut self) -> Result<u64> {
         let plan = self.flush_plan();
