@@ -298,6 +298,13 @@ impl MessageStore {
     /// Syncs consume queues and the index, then records the flushed offset
     /// as the new checkpoint.
     pub fn checkpoint(&mut self) -> Result<()> {
+        // A broken store vouches for nothing: an attempt to reopen it may
+        // already have cut its consume queue files back to the last
+        // checkpoint, and a newer checkpoint would hide the cut entries
+        // from the recovery that is to dispatch them again.
+        if let Some(why) = &self.broken {
+            return Err(Error::rejected(ResponseCode::SystemError, format!("no checkpoint of a broken store: {why}")));
+        }
         let flushed = self.commit_log.flushed_offset();
         // A queue stays dirty until its sync succeeds: after a failed fsync
         // the next checkpoint must not vouch for entries never made durable.

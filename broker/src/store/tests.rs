@@ -103,28 +103,62 @@ fn a_failed_flush_outside_the_lock_breaks_the_store() {
     assert!(store.put(message("t", 0, 1, 10), 0).is_err());
 }
 
+/// A disk whose fsyncs of paths starting with a prefix fail while switched on.
+#[derive(Clone, Default)]
+struct FailingSync(MemDisk, std::sync::Arc<std::sync::atomic::AtomicBool>, &'static str);
+
+impl Disk for FailingSync {
+    fn read(&self, p: &str, o: u64, l: usize) -> std::io::Result<Vec<u8>> { self.0.read(p, o, l) }
+    fn len(&self, p: &str) -> std::io::Result<Option<u64>> { self.0.len(p) }
+    fn append(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.append(p, d) }
+    fn truncate(&self, p: &str, l: u64) -> std::io::Result<()> { self.0.truncate(p, l) }
+    fn sync(&self, p: &str) -> std::io::Result<()> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) && p.starts_with(self.2) {
+            return Err(std::io::Error::other("injected fsync error"));
+        }
+        self.0.sync(p)
+    }
+    fn remove(&self, p: &str) -> std::io::Result<()> { self.0.remove(p) }
+    fn list(&self, d: &str) -> std::io::Result<Vec<String>> { self.0.list(d) }
+    fn write_atomic(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.write_atomic(p, d) }
+}
+
+/// Regression (found by swarm seed 5 once brokers reopen broken stores): an
+/// attempt to reopen a store while fsync still failed cut the consume queue
+/// files back to the last checkpoint and then failed; the broken store went
+/// on, wrote a newer checkpoint once fsync worked, and the reopen that
+/// followed trusted the cut queues below it: queue offsets went back and
+/// were given out twice, and two acknowledged messages were never consumed.
+/// A broken store writes no checkpoint.
+#[test]
+fn a_failed_reopen_and_a_broken_store_cannot_make_queue_offsets_go_back() {
+    let disk = FailingSync(MemDisk::new(), Default::default(), "");
+    let (mut store, _) = MessageStore::open(Arc::new(disk.clone()), small_config()).unwrap();
+    store.put(message("t", 0, 0, 10), 0).unwrap();
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    for n in 1..4 {
+        store.put(message("t", 0, n, 10), 0).unwrap();
+    }
+    store.flush().unwrap();
+    disk.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    store.put(message("t", 0, 4, 10), 0).unwrap();
+    assert!(store.flush().is_err(), "the fsync fails");
+    assert!(store.broken().is_some());
+    assert!(MessageStore::open(Arc::new(disk.clone()), small_config()).is_err(), "reopening fails while fsync does");
+    disk.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = store.flush();
+    assert!(store.checkpoint().is_err(), "a broken store vouches for nothing");
+    let (reopened, _) = MessageStore::open(Arc::new(disk.clone()), small_config()).unwrap();
+    assert_eq!(reopened.queue_offsets("t", 0), (0, 5));
+    assert_eq!(all_in_queue(&reopened, "t", 0).len(), 5);
+}
+
 /// A failed fsync during a checkpoint must leave the queues dirty, so the
 /// next checkpoint syncs them before vouching for their entries.
 #[test]
 fn checkpoint_after_a_failed_sync_still_syncs_the_queues() {
-    #[derive(Clone, Default)]
-    struct FailingSync(MemDisk, std::sync::Arc<std::sync::atomic::AtomicBool>);
-    impl Disk for FailingSync {
-        fn read(&self, p: &str, o: u64, l: usize) -> std::io::Result<Vec<u8>> { self.0.read(p, o, l) }
-        fn len(&self, p: &str) -> std::io::Result<Option<u64>> { self.0.len(p) }
-        fn append(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.append(p, d) }
-        fn truncate(&self, p: &str, l: u64) -> std::io::Result<()> { self.0.truncate(p, l) }
-        fn sync(&self, p: &str) -> std::io::Result<()> {
-            if self.1.load(std::sync::atomic::Ordering::Relaxed) && p.starts_with("consumequeue") {
-                return Err(std::io::Error::other("injected fsync error"));
-            }
-            self.0.sync(p)
-        }
-        fn remove(&self, p: &str) -> std::io::Result<()> { self.0.remove(p) }
-        fn list(&self, d: &str) -> std::io::Result<Vec<String>> { self.0.list(d) }
-        fn write_atomic(&self, p: &str, d: &[u8]) -> std::io::Result<()> { self.0.write_atomic(p, d) }
-    }
-    let disk = FailingSync::default();
+    let disk = FailingSync(MemDisk::new(), Default::default(), "consumequeue");
     let (mut store, _) = MessageStore::open(Arc::new(disk.clone()), small_config()).unwrap();
     for n in 0..5 {
         store.put(message("t", 0, n, 10), n).unwrap();
