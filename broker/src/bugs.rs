@@ -35,11 +35,15 @@ pub enum Bug {
     /// A held pull misses the arrival that should wake it and waits out its
     /// whole hold.
     LongPollMiss,
+    /// A broker that restarted after a crash (a fault healed) answers every
+    /// send "system busy" from then on: nothing it acknowledged is lost,
+    /// it just never acknowledges again.
+    ProgressStall,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -49,6 +53,7 @@ impl Bug {
         Bug::TagFilterLeak,
         Bug::PullDropsProperties,
         Bug::LongPollMiss,
+        Bug::ProgressStall,
     ];
 
     /// The name used on the command line.
@@ -63,6 +68,7 @@ impl Bug {
             Bug::TagFilterLeak => "tag-filter-leak",
             Bug::PullDropsProperties => "pull-drops-properties",
             Bug::LongPollMiss => "long-poll-miss",
+            Bug::ProgressStall => "progress-stall",
         }
     }
 

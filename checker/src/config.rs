@@ -58,6 +58,11 @@ pub struct Expect {
     pub liveness_bound_ms: Option<u64>,
     /// Deliveries of never-sent messages that are tolerated.
     pub unexpected_max: u64,
+    /// Least share, in thousandths, of the sends invoked after the tail has
+    /// settled that must be acknowledged; `None` leaves progress unchecked.
+    pub progress_min_permille: Option<u32>,
+    /// How long after `tail-start` the progress window opens.
+    pub progress_grace_ms: u64,
 }
 
 impl GroupSpec {

@@ -134,20 +134,25 @@ pub struct SummaryCounts {
     /// Defaults to 0 like `integrity`.
     #[serde(default)]
     pub late: u64,
+    /// 1 when the cluster stalled (progress below its floor). Defaults to
+    /// 0 like `integrity`.
+    #[serde(default)]
+    pub stalled: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={}",
             self.lost,
             self.unexpected,
             self.duplicated,
             self.order,
             self.exactly_once,
             self.integrity,
-            self.late
+            self.late,
+            self.stalled
         )
     }
 }
@@ -188,6 +193,7 @@ impl Verdict {
             late: count("liveness", "late")
                 + count("liveness", "never")
                 + count("liveness", "drain-gave-up"),
+            stalled: count("progress", "stalled"),
         }
     }
 }
@@ -223,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn summary_counts_add_integrity_and_late() {
+    fn summary_counts_add_integrity_late_and_stalled() {
         let mut integrity = CheckResult::new("integrity");
         integrity.set("checked", 9);
         integrity.set("corrupted", 2);
@@ -233,11 +239,14 @@ mod tests {
         liveness.set("never", 2);
         liveness.set("drain-gave-up", 4);
         liveness.set("pending", 8);
-        let summary = Verdict::compose(vec![integrity, liveness]).summary_counts();
-        assert_eq!((summary.integrity, summary.late), (3, 7));
+        let mut progress = CheckResult::new("progress");
+        progress.set("attempted", 10);
+        progress.set("stalled", 1);
+        let summary = Verdict::compose(vec![integrity, liveness, progress]).summary_counts();
+        assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

@@ -43,11 +43,11 @@ use std::path::{Path, PathBuf};
 pub use error::{Problem, ScenarioError};
 pub use fault::{Channel, Fault, NemesisEvent};
 pub use resolve::{
-    Resolved, ScheduledFault, ARRIVAL_TICK_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
+    Resolved, ScheduledFault, ARRIVAL_TICK_MS, PRODUCER_STOP_MARGIN_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, CrashStep, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec,
+    ConsumerSpec, CrashStep, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress,
     Scenario, SwarmKnobs, Topology, Workload,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

@@ -73,10 +73,29 @@ impl ScheduledFault {
     }
 }
 
+/// How long before the last liveness deadline producers stop, so that a
+/// send acknowledged just before they stop is still judged (its deadline
+/// falls before the end of the run).
+pub const PRODUCER_STOP_MARGIN_MS: u64 = 5_000;
+
 impl Scenario {
     /// The safety phase in milliseconds.
     pub fn duration_ms(&self) -> u64 {
         self.duration_s.saturating_mul(1000)
+    }
+
+    /// When producers stop sending, in ms from the start: early enough that
+    /// every message they get acknowledged has its liveness deadline inside
+    /// the run, those sent in the fault-free tail included; never before
+    /// the tail starts. Without a liveness bound, halfway through the tail.
+    pub fn producer_stop_ms(&self) -> u64 {
+        let (duration_ms, tail_ms) = (self.duration_ms(), self.tail_s.saturating_mul(1000));
+        match self.expect.liveness_bound_s {
+            Some(bound_s) => (duration_ms + tail_ms)
+                .saturating_sub(bound_s.saturating_mul(1000) + PRODUCER_STOP_MARGIN_MS)
+                .max(duration_ms),
+            None => duration_ms + tail_ms / 2,
+        }
     }
 
     /// Fills every knob left to the seed and builds the concrete fault

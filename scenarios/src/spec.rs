@@ -362,6 +362,29 @@ pub struct Expect {
     /// --marks` names them. Default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reached: Vec<String>,
+    /// The least progress the cluster must make once the faults have
+    /// healed; a cluster that stalls fails the run even though nothing it
+    /// acknowledged was lost. Default: progress not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// `[expect.progress]`: what share of the sends made after the tail has
+/// settled must be acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Least share, in (0, 1], of the send attempts invoked from
+    /// `tail_start + grace_s` on that end acknowledged.
+    pub tail_acked_share: f64,
+    /// Seconds after the tail starts before sends count: time for restarted
+    /// brokers to register and clients to refresh routes. Default 5.
+    #[serde(default = "default_progress_grace_s")]
+    pub grace_s: u64,
+}
+
+fn default_progress_grace_s() -> u64 {
+    5
 }
 
 impl Scenario {

@@ -348,6 +348,14 @@ fn a_schedule_needs_events_and_a_swarm_refuses_them() {
 }
 
 #[test]
+fn a_progress_window_that_fits_the_tail_is_accepted() {
+    let text = format!("{}\n[expect.progress]\ntail_acked_share = 0.9\n", BASE.replace("liveness_bound_s = 20", "liveness_bound_s = 5"));
+    let scenario = Scenario::from_toml_str(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    let progress = scenario.expect.progress.unwrap();
+    assert_eq!((progress.tail_acked_share, progress.grace_s), (0.9, 5));
+}
+
+#[test]
 fn other_rules_name_their_fields() {
     let cases = [
         (BASE.replace("name = \"base\"", "name = \"Base_1\""), "name: must match ^[a-z0-9-]+$, got `Base_1`"),
@@ -376,6 +384,14 @@ fn other_rules_name_their_fields() {
         (
             BASE.replace("[expect]", "[nemesis.swarm]\nkill_per_min = 1.0\n\n[expect]"),
             "nemesis.swarm: only for mode = \"swarm\"",
+        ),
+        (
+            format!("{BASE}\n[expect.progress]\ntail_acked_share = 0.9\n"),
+            "expect.progress.grace_s: the window would open at 35 s, when producers have stopped (30 s",
+        ),
+        (
+            format!("{}\n[expect.progress]\ntail_acked_share = 1.5\n", BASE.replace("liveness_bound_s = 20", "liveness_bound_s = 5")),
+            "expect.progress.tail_acked_share: must be in (0, 1], got 1.5",
         ),
     ];
     for (text, wanted) in cases {

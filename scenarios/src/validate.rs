@@ -313,6 +313,25 @@ impl Validator<'_> {
         if e.exactly_once && s.workload.consumers.is_empty() {
             self.fail("expect.exactly_once", "needs at least one consumer group");
         }
+        if let Some(progress) = &e.progress {
+            let share = progress.tail_acked_share;
+            if !(share > 0.0 && share <= 1.0) {
+                self.fail("expect.progress.tail_acked_share", format!("must be in (0, 1], got {share}"));
+            }
+            let from_ms = s.duration_ms().saturating_add(progress.grace_s.saturating_mul(1000));
+            let stop_ms = s.producer_stop_ms();
+            if from_ms >= stop_ms {
+                self.fail(
+                    "expect.progress.grace_s",
+                    format!(
+                        "the window would open at {} s, when producers have stopped ({} s: tail_s less the liveness bound and {} s)",
+                        from_ms / 1000,
+                        stop_ms / 1000,
+                        crate::resolve::PRODUCER_STOP_MARGIN_MS / 1000
+                    ),
+                );
+            }
+        }
         if let Some(bound) = e.liveness_bound_s {
             if s.workload.consumers.is_empty() {
                 self.fail("expect.liveness_bound_s", "needs at least one consumer group");

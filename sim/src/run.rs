@@ -72,6 +72,8 @@ pub fn check_config(scenario: &Scenario) -> CheckConfig {
             exactly_once: scenario.expect.exactly_once,
             liveness_bound_ms: scenario.expect.liveness_bound_s.map(|s| s * 1000),
             unexpected_max: 0,
+            progress_min_permille: scenario.expect.progress.as_ref().map(|p| (p.tail_acked_share * 1000.0).round() as u32),
+            progress_grace_ms: scenario.expect.progress.as_ref().map_or(0, |p| p.grace_s * 1000),
         },
     }
 }

@@ -46,23 +46,6 @@ pub fn draw_unit() -> f64 {
     (draw() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// How long before the last liveness deadline producers stop, so that a
-/// send acknowledged just before they stop is still judged (its deadline
-/// falls before the end of the run).
-pub const PRODUCER_STOP_MARGIN_MS: u64 = 5_000;
-
-/// When producers stop sending: early enough that every message they get
-/// acknowledged has its liveness deadline inside the run, those sent in
-/// the fault-free tail included; never before the tail starts. Without a
-/// liveness bound, halfway through the tail.
-pub fn producer_stop_ms(scenario: &scenarios::Scenario) -> u64 {
-    let (duration_ms, tail_ms) = (scenario.duration_ms(), scenario.tail_s * 1000);
-    match scenario.expect.liveness_bound_s {
-        Some(bound_s) => (duration_ms + tail_ms).saturating_sub(bound_s * 1000 + PRODUCER_STOP_MARGIN_MS).max(duration_ms),
-        None => duration_ms + tail_ms / 2,
-    }
-}
-
 fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
     let (subnet, host) = match node {
         Node::Namesrv(i) => (0, *i),
@@ -169,7 +152,7 @@ impl World {
                     let spec = workload::producer_spec(scenario, *index).clone();
                     let (recorder, state, namesrvs, clock) =
                         (world.recorder.clone(), producer_state.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
-                    let stop_at = producer_stop_ms(scenario);
+                    let stop_at = scenario.producer_stop_ms();
                     let node_name = name.clone();
                     world.node(&name, ip, move || {
                             workload::run_producer(

@@ -183,6 +183,11 @@ impl Broker {
     }
 
     async fn send(&self, queue_id: u32, message: Message, born_timestamp_ms: u64, born_host: String, default_queues: u32, peer: SocketAddr) -> Response {
+        if bugs::active(Bug::ProgressStall) && self.recovery.end_offset > 0 {
+            // The planted defect: once restarted over a non-empty store, the
+            // broker never acknowledges a send again.
+            return Response::error(ResponseCode::SystemBusy, "broker busy");
+        }
         if let Err(e) = validate_name("topic", &message.topic) {
             return Response::error(ResponseCode::MessageIllegal, e);
         }

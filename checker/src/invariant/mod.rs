@@ -15,6 +15,7 @@ mod integrity;
 mod liveness;
 mod lost;
 mod order;
+mod progress;
 mod recovered;
 mod unexpected;
 
@@ -24,6 +25,7 @@ pub use integrity::check_integrity;
 pub use liveness::check_liveness;
 pub use lost::check_lost;
 pub use order::check_order;
+pub use progress::check_progress;
 pub use recovered::check_recovered;
 pub use unexpected::check_unexpected;
 
@@ -55,6 +57,8 @@ pub enum Invariant {
     Order,
     /// Delivery within a bound during the fault-free tail.
     Liveness,
+    /// Sends acknowledged once the faults have healed.
+    Progress,
     // Room for later issues, deliberately not implemented yet:
     // - DeadLetter: in the DLQ iff consumption failed max-reconsume + 1
     //   times; never both consumed and dead-lettered in one delivery chain;
@@ -66,7 +70,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -75,6 +79,7 @@ impl Invariant {
         Invariant::ExactlyOnce,
         Invariant::Order,
         Invariant::Liveness,
+        Invariant::Progress,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -88,6 +93,7 @@ impl Invariant {
             Invariant::ExactlyOnce => "exactly-once",
             Invariant::Order => "order",
             Invariant::Liveness => "liveness",
+            Invariant::Progress => "progress",
         }
     }
 
@@ -107,6 +113,7 @@ impl Invariant {
             Invariant::ExactlyOnce => exactly_once::exactly_once(history, cfg, index),
             Invariant::Order => order::order(history, cfg, index),
             Invariant::Liveness => liveness::liveness(history, cfg, index),
+            Invariant::Progress => progress::progress(history, cfg, index),
         }
     }
 }

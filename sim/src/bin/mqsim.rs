@@ -546,6 +546,7 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::FilterSkipsMatch => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties => "integrity",
         Bug::LongPollMiss => "liveness",
+        Bug::ProgressStall => "progress",
     }
 }
 
@@ -558,7 +559,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::CommitOffsetAhead | Bug::DropRebalancedQueue | Bug::RetryLaterAcked => "broker-crash-async-flush",
         Bug::RecoveryTruncatesExtra => "fifo-order",
         Bug::FilterSkipsMatch | Bug::TagFilterLeak => "consumer-crash-rebalance",
-        Bug::PullDropsProperties | Bug::LongPollMiss => "broker-crash-sync-flush",
+        Bug::PullDropsProperties | Bug::LongPollMiss | Bug::ProgressStall => "broker-crash-sync-flush",
     }
 }
 
