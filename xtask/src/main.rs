@@ -9,6 +9,8 @@
 //! - `cargo xtask bench ...`: the real-mode broker benchmark, in release.
 //! - `cargo xtask bench-checker ...`: the checker's speed on generated
 //!   histories up to 1 M events, in release.
+//! - `cargo xtask fuzz --cases N [--seed S]`: the broker's whole request
+//!   path fuzzed over TCP against a real store, in release.
 //! - `cargo xtask ci`: what `.ci/run` runs: the tests, a sweep of every
 //!   scenario in two shards joined by `merge`, and the proof that every
 //!   planted bug is caught.
@@ -58,7 +60,7 @@ fn mqsim(args: &[String]) -> Result<(), ExitCode> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-checker|ci> [args...]");
+        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-checker|fuzz|ci> [args...]");
         return ExitCode::from(2);
     };
     let result = match command.as_str() {
@@ -67,6 +69,11 @@ fn main() -> ExitCode {
         "bench" => {
             let mut cmd = cargo();
             cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
+            run(cmd)
+        }
+        "fuzz" => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "fuzz", "--"]).args(rest);
             run(cmd)
         }
         "bench-checker" => {
@@ -88,7 +95,7 @@ fn main() -> ExitCode {
                 .and_then(|()| mqsim(&args("bugs --seeds 1..101")))
         }
         other => {
-            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-checker or ci");
+            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-checker, fuzz or ci");
             Err(ExitCode::from(2))
         }
     };
