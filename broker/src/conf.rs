@@ -33,10 +33,15 @@
 //! Parsing is pure: it takes the file's text and returns a [`BrokerConf`] or
 //! a [`ConfError`] naming the line and key.
 
+use crate::model::TOPIC_QUEUES_MAX;
 use crate::server::{BrokerConfig, FlushMode};
+use crate::store::BODY_BYTES_LIMIT;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+
+/// The longest a pull may be held, or a send wait for its fsync: an hour.
+const LONG_POLLING_MAX_MS: u64 = 3_600_000;
 
 /// RocketMQ's default broker port.
 pub const LISTEN_PORT_DEFAULT: u16 = 10911;
@@ -130,6 +135,13 @@ fn parse_positive(value: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_at_most(value: &str, max: u64, what: &str) -> Result<u64, String> {
+    match parse_positive(value)? {
+        n if n > max => Err(format!("expected at most {max} ({what}), got {n}")),
+        n => Ok(n),
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
@@ -217,14 +229,15 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                 }
             }
             "flushIntervalCommitLog" => config.flush_interval_ms = parse_positive(value).map_err(fail)?,
-            "syncFlushTimeout" => config.sync_flush_timeout_ms = parse_positive(value).map_err(fail)?,
+            "syncFlushTimeout" => {
+                config.sync_flush_timeout_ms = parse_at_most(value, LONG_POLLING_MAX_MS, "an hour").map_err(fail)?
+            }
             "flushIntervalConsumeQueue" => config.checkpoint_interval_ms = parse_positive(value).map_err(fail)?,
             "flushConsumerOffsetInterval" => config.offset_persist_interval_ms = parse_positive(value).map_err(fail)?,
             "autoCreateTopicEnable" => config.auto_create_topic = parse_bool(value).map_err(fail)?,
             "defaultTopicQueueNums" => {
-                let n = parse_positive(value).map_err(fail)?;
-                config.default_topic_queues =
-                    u32::try_from(n).map_err(|_| fail(format!("expected at most {}, got {n}", u32::MAX)))?;
+                let n = parse_at_most(value, u64::from(TOPIC_QUEUES_MAX), "the most queues a topic may have").map_err(fail)?;
+                config.default_topic_queues = n as u32;
             }
             "fileReservedTime" => {
                 let hours = parse_positive(value).map_err(fail)?;
@@ -233,11 +246,19 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
             }
             "mappedFileSizeCommitLog" => config.store.segment_bytes = parse_positive(value).map_err(fail)?,
             "maxMessageSize" => {
-                let n = parse_positive(value).map_err(fail)?;
-                config.store.body_bytes_max = usize::try_from(n).map_err(|_| fail(format!("{n} bytes is too large")))?;
+                let n = parse_at_most(value, BODY_BYTES_LIMIT as u64, "a stored entry holds at most 5 MiB with its properties")
+                    .map_err(fail)?;
+                config.store.body_bytes_max = n as usize;
             }
             "registerNameServerPeriod" => config.register_interval_ms = parse_positive(value).map_err(fail)?,
-            "longPollingMaxMs" => config.long_polling_max_ms = parse_u64(value).map_err(fail)?,
+            "longPollingMaxMs" => {
+                config.long_polling_max_ms = match parse_u64(value).map_err(fail)? {
+                    n if n > LONG_POLLING_MAX_MS => {
+                        return Err(fail(format!("expected at most {LONG_POLLING_MAX_MS} (an hour), got {n}")))
+                    }
+                    n => n,
+                }
+            }
             _ => return Err(fail("unknown key".into())),
         }
     }
@@ -364,6 +385,13 @@ longPollingMaxMs=5000
         assert!(error("flushIntervalCommitLog=0\n").starts_with("line 1: flushIntervalCommitLog: expected a positive"));
         assert!(error("fileReservedTime=-1\n").starts_with("line 1: fileReservedTime: expected a non-negative"));
         assert!(error("brokerName=bad name\n").starts_with("line 1: brokerName: broker name"));
+        assert_eq!(
+            error("maxMessageSize=104857600\n"),
+            "line 1: maxMessageSize: expected at most 4194304 (a stored entry holds at most 5 MiB with its properties), got 104857600"
+        );
+        assert!(error("defaultTopicQueueNums=5000\n").starts_with("line 1: defaultTopicQueueNums: expected at most 1024"));
+        assert!(error("longPollingMaxMs=18446744073709551615\n").starts_with("line 1: longPollingMaxMs: expected at most 3600000"));
+        assert!(error("syncFlushTimeout=99999999999\n").starts_with("line 1: syncFlushTimeout: expected at most 3600000"));
         assert_eq!(
             error("listenAddr=127.0.0.1:1\nlistenPort=2\n"),
             "line 2: listenPort: listenAddr and listenPort are exclusive: give one"

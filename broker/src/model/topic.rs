@@ -48,6 +48,9 @@ impl TopicConfig {
 /// Longest topic or group name accepted (RocketMQ: 127).
 pub const NAME_LEN_MAX: usize = 127;
 
+/// Most queues a topic may have, for reading or for writing.
+pub const TOPIC_QUEUES_MAX: u32 = 1024;
+
 /// Checks a topic or group name: `^[%|a-zA-Z0-9_-]+$`, at most 127 bytes.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {

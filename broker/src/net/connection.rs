@@ -101,10 +101,11 @@ impl Connection {
 
     /// Sends a request and waits up to `timeout` for its response.
     pub async fn request(&self, request: &Request, timeout: Duration) -> Result<Response> {
+        let payload = encode_payload(request)?;
         let opaque = self.next_opaque.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("pending lock").insert(opaque, tx);
-        let frame = Frame { version: VERSION, response: false, oneway: false, opaque, payload: encode_payload(request) };
+        let frame = Frame { version: VERSION, response: false, oneway: false, opaque, payload };
         let broken = |reason: &str| Error::Connection { addr: self.addr.clone(), reason: reason.to_string() };
         if self.outbound.send(frame).await.is_err() {
             self.pending.lock().expect("pending lock").remove(&opaque);
@@ -122,7 +123,7 @@ impl Connection {
 
     /// Sends a request that gets no response.
     pub async fn oneway(&self, request: &Request) -> Result<()> {
-        let frame = Frame { version: VERSION, response: false, oneway: true, opaque: 0, payload: encode_payload(request) };
+        let frame = Frame { version: VERSION, response: false, oneway: true, opaque: 0, payload: encode_payload(request)? };
         self.outbound
             .send(frame)
             .await

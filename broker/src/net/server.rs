@@ -62,7 +62,12 @@ pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) -> std::i
                             response: true,
                             oneway: false,
                             opaque: frame.opaque,
-                            payload: encode_payload(&response),
+                            payload: encode_payload(&response).unwrap_or_else(|e| {
+                                // A response too large for a frame becomes
+                                // an error the client can read.
+                                let refusal = Response::error(ResponseCode::SystemError, format!("response not sent: {e}"));
+                                encode_payload(&refusal).unwrap_or_default()
+                            }),
                         };
                         let _ = tx.send(reply).await;
                     }

@@ -34,9 +34,13 @@ fn options() -> impl Options {
     bincode::DefaultOptions::new().with_limit(FRAME_BYTES_MAX as u64)
 }
 
-/// Encodes a request or response payload.
-pub fn encode_payload<T: Serialize>(value: &T) -> Vec<u8> {
-    options().serialize(value).expect("protocol values always encode")
+/// Encodes a request or response payload; a value past the frame limit is
+/// an error, never a panic (a response of many large messages, a request
+/// with a body past every limit).
+pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    options()
+        .serialize(value)
+        .map_err(|e| Error::Protocol(format!("payload does not fit a frame of {FRAME_BYTES_MAX} bytes: {e}")))
 }
 
 /// Decodes a payload; never panics on arbitrary bytes.
@@ -110,6 +114,15 @@ impl tokio_util::codec::Encoder<Frame> for FrameCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (found by the request-path fuzz): a payload past the frame
+    /// limit panicked in `encode_payload`, in the server's response path.
+    #[test]
+    fn a_payload_past_the_frame_limit_is_an_error() {
+        let huge = vec![0u8; FRAME_BYTES_MAX + 1];
+        assert!(encode_payload(&serde_bytes::ByteBuf::from(huge)).is_err());
+        assert!(encode_payload(&serde_bytes::ByteBuf::from(vec![0u8; 16])).is_ok());
+    }
     use crate::protocol::{Request, Response};
     use proptest::prelude::*;
     use tokio_util::codec::{Decoder, Encoder};

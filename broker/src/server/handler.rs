@@ -3,7 +3,7 @@
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PROPERTY_UNIQ_KEY};
+use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PROPERTY_UNIQ_KEY, TOPIC_QUEUES_MAX};
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
     SendStatus,
@@ -17,8 +17,6 @@ use std::time::Duration;
 const QUERY_RESULTS_MAX: u32 = 32;
 /// Most messages one pull returns.
 const PULL_BATCH_MAX: u32 = 1024;
-/// Most queues a topic may have.
-const QUEUES_MAX: u32 = 1024;
 
 impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
@@ -152,8 +150,8 @@ impl Broker {
         if let Err(e) = validate_name("topic", &config.name) {
             return Response::error(ResponseCode::MessageIllegal, e);
         }
-        if !(1..=QUEUES_MAX).contains(&config.write_queues) || !(1..=QUEUES_MAX).contains(&config.read_queues) {
-            return Response::error(ResponseCode::MessageIllegal, format!("queue counts must be in 1..={QUEUES_MAX}"));
+        if !(1..=TOPIC_QUEUES_MAX).contains(&config.write_queues) || !(1..=TOPIC_QUEUES_MAX).contains(&config.read_queues) {
+            return Response::error(ResponseCode::MessageIllegal, format!("queue counts must be in 1..={TOPIC_QUEUES_MAX}"));
         }
         self.topics.lock().expect("topics").insert(config.name.clone(), config);
         if let Err(e) = self.persist_topics() {
@@ -274,7 +272,10 @@ impl Broker {
         let hashes = if bugs::active(Bug::FilterSkipsMatch) { None } else { filter.hashes() };
         let accept = |h: u64| hashes.as_ref().is_none_or(|set| set.contains(&h));
         let max_msgs = max_msgs.clamp(1, PULL_BATCH_MAX) as usize;
-        let deadline = self.clock.instant() + Duration::from_millis(suspend_ms.min(self.config.long_polling_max_ms));
+        let hold = Duration::from_millis(suspend_ms.min(self.config.long_polling_max_ms));
+        // Checked: a hold too long to add to the clock waits an hour at most.
+        let now = self.clock.instant();
+        let deadline = now.checked_add(hold).unwrap_or_else(|| now + Duration::from_secs(3_600));
         let mut arrivals = self.arrivals_rx(topic, queue_id);
         loop {
             let got = {

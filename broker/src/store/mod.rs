@@ -24,6 +24,15 @@ pub mod index;
 pub mod mem_disk;
 
 pub use commit_log::FlushPlan;
+
+/// Most bytes of messages one read hands out (a pull, a query), unless a
+/// single message is larger: with one entry at most 5 MiB, every answer
+/// fits a frame (8 MiB). RocketMQ caps a pull by bytes the same way.
+pub const READ_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// The most `body_bytes_max` may be: a commit log entry holds at most
+/// [`entry::ENTRY_LEN_MAX`] bytes, properties and the rest included.
+pub const BODY_BYTES_LIMIT: usize = 4 * 1024 * 1024;
 pub use disk::{Disk, FsDisk};
 pub use mem_disk::MemDisk;
 
@@ -47,7 +56,8 @@ pub struct StoreConfig {
     pub segment_bytes: u64,
     /// How long messages are kept, in ms (72 h).
     pub retention_ms: u64,
-    /// Largest body accepted, in bytes (4 MiB).
+    /// Largest body accepted, in bytes (4 MiB, which is also the most it
+    /// may be set to: see [`BODY_BYTES_LIMIT`]).
     pub body_bytes_max: usize,
     /// Most entries a filtered read scans before giving up for this call.
     pub scan_entries_max: usize,
@@ -456,9 +466,13 @@ impl MessageStore {
         let cq = self.queues.get(&(topic.to_string(), queue_id)).ok_or_else(|| inconsistent("missing".into()))?;
         let mut next = offset;
         let mut scanned = 0;
+        let mut bytes = 0u64;
         while next < max_offset && result.messages.len() < max_msgs && scanned < self.config.scan_entries_max {
             let entry = cq.get(next).ok_or_else(|| inconsistent(format!("no entry at offset {next} inside its range")))?;
             if entry.commit_log_offset + u64::from(entry.size) > visible_end {
+                break;
+            }
+            if !result.messages.is_empty() && bytes + u64::from(entry.size) > READ_BYTES_MAX {
                 break;
             }
             scanned += 1;
@@ -470,6 +484,7 @@ impl MessageStore {
             if filter(entry.tag_hash) {
                 match self.commit_log.read(entry.commit_log_offset) {
                     Ok(msg) if msg.queue_offset == next - 1 && msg.queue_id == queue_id && msg.message.topic == topic => {
+                        bytes += u64::from(entry.size);
                         result.messages.push(msg);
                     }
                     Ok(msg) => {
@@ -515,12 +530,17 @@ impl MessageStore {
     /// `[begin_ms, end_ms]`, newest last, at most `max`.
     pub fn query_by_key(&self, topic: &str, key: &str, max: usize, begin_ms: u64, end_ms: u64) -> Result<Vec<MessageExt>> {
         let mut found = Vec::new();
+        let mut bytes = 0u64;
         for &offset in self.index.lookup(&index::key_of(topic, key)).iter().rev() {
             if found.len() >= max || offset < self.commit_log.min_offset() {
                 break;
             }
             let msg = self.commit_log.read(offset)?;
             if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
+                bytes += u64::from(msg.store_size);
+                if !found.is_empty() && bytes > READ_BYTES_MAX {
+                    break;
+                }
                 found.push(msg);
             }
         }
@@ -528,14 +548,20 @@ impl MessageStore {
         Ok(found)
     }
 
-    /// Every stored copy of the message with this unique id (a resend stores it twice).
+    /// Every stored copy of the message with this unique id (a resend stores
+    /// it twice), oldest first, up to [`READ_BYTES_MAX`] bytes.
     pub fn query_by_unique_id(&self, id: &str) -> Result<Vec<MessageExt>> {
-        self.index
-            .lookup(&index::uniq_of(id))
-            .iter()
-            .filter(|&&o| o >= self.commit_log.min_offset())
-            .map(|&o| self.commit_log.read(o))
-            .collect()
+        let mut found = Vec::new();
+        let mut bytes = 0u64;
+        for &offset in self.index.lookup(&index::uniq_of(id)).iter().filter(|&&o| o >= self.commit_log.min_offset()) {
+            let msg = self.commit_log.read(offset)?;
+            bytes += u64::from(msg.store_size);
+            if !found.is_empty() && bytes > READ_BYTES_MAX {
+                break;
+            }
+            found.push(msg);
+        }
+        Ok(found)
     }
 
     /// The first queue offset whose message was stored at or after `timestamp_ms`.
@@ -544,7 +570,9 @@ impl MessageStore {
         let Some(cq) = self.queues.get(&(topic.to_string(), queue_id)) else { return Ok(0) };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let entry = cq.get(mid).expect("inside range");
+            let entry = cq
+                .get(mid)
+                .ok_or_else(|| Error::Inconsistent(format!("consume queue {topic}/{queue_id}: no entry at offset {mid} inside its range")))?;
             if self.commit_log.read(entry.commit_log_offset)?.store_timestamp_ms < timestamp_ms {
                 lo = mid + 1;
             } else {

@@ -304,6 +304,34 @@ fn a_rebuilt_queue_keeps_its_end() {
     assert_eq!(store.put(message("t", 0, 6, 50), 0).unwrap().queue_offset, 5);
 }
 
+/// Regression (found by the request-path fuzz): a pull or a query over
+/// several large messages built an answer past the 8 MiB frame limit, and
+/// encoding it panicked in the server. Reads now stop at READ_BYTES_MAX
+/// (always handing out at least one message).
+#[test]
+fn reads_of_large_messages_stop_at_a_byte_budget() {
+    let disk = MemDisk::new();
+    let (mut store, _) = MessageStore::open(Arc::new(disk.clone()), StoreConfig::default()).unwrap();
+    for n in 0..4 {
+        let mut msg = message("t", 0, n, 3 * 1024 * 1024);
+        msg.message.keys = vec!["same".into()];
+        msg.message.properties.insert(crate::model::PROPERTY_UNIQ_KEY.into(), "same-id".into());
+        store.put(msg, 0).unwrap();
+    }
+    let size = |msgs: &[MessageExt]| msgs.iter().map(|m| u64::from(m.store_size)).sum::<u64>();
+    let mut offset = 0;
+    while offset < 4 {
+        let got = store.get("t", 0, offset, 32, u64::MAX, &|_| true).unwrap();
+        assert!(!got.messages.is_empty());
+        assert!(got.messages.len() == 1 || size(&got.messages) <= READ_BYTES_MAX, "a pull of {} bytes", size(&got.messages));
+        offset = got.next_offset;
+    }
+    let by_key = store.query_by_key("t", "same", 32, 0, u64::MAX).unwrap();
+    assert!(!by_key.is_empty() && (by_key.len() == 1 || size(&by_key) <= READ_BYTES_MAX));
+    let by_id = store.query_by_unique_id("same-id").unwrap();
+    assert!(!by_id.is_empty() && (by_id.len() == 1 || size(&by_id) <= READ_BYTES_MAX));
+}
+
 #[test]
 fn retention_deletes_old_segments_and_moves_min_offset() {
     let disk = MemDisk::new();
