@@ -39,11 +39,14 @@ pub enum Bug {
     /// send "system busy" from then on: nothing it acknowledged is lost,
     /// it just never acknowledges again.
     ProgressStall,
+    /// The store takes a message whose properties (tag and keys included)
+    /// are past their limit.
+    LimitsUnchecked,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -54,6 +57,7 @@ impl Bug {
         Bug::PullDropsProperties,
         Bug::LongPollMiss,
         Bug::ProgressStall,
+        Bug::LimitsUnchecked,
     ];
 
     /// The name used on the command line.
@@ -69,6 +73,7 @@ impl Bug {
             Bug::PullDropsProperties => "pull-drops-properties",
             Bug::LongPollMiss => "long-poll-miss",
             Bug::ProgressStall => "progress-stall",
+            Bug::LimitsUnchecked => "limits-unchecked",
         }
     }
 

@@ -136,6 +136,11 @@ pub enum Op {
     /// `detail` (kebab-case, like "crash-with-unsynced-bytes"); `process`
     /// says who reached it. Sweeps count marks to show what a seed explored.
     Reached,
+    /// A hostile client's request and how it was answered: `detail` is
+    /// `<kind> -> <answer>`, the answer a response code (`MessageIllegal`),
+    /// `closed`, `no-answer`, `unreachable`, or what the client did without
+    /// waiting (`opened-16`, `sent`).
+    Hostile,
 }
 
 impl Op {
@@ -159,6 +164,7 @@ impl Op {
             Op::End => "end",
             Op::DrainGaveUp => "drain-gave-up",
             Op::Reached => "reached",
+            Op::Hostile => "hostile",
         }
     }
 }
@@ -570,6 +576,7 @@ mod tests {
             Op::End,
             Op::DrainGaveUp,
             Op::Reached,
+            Op::Hostile,
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();

@@ -138,13 +138,17 @@ pub struct SummaryCounts {
     /// 0 like `integrity`.
     #[serde(default)]
     pub stalled: u64,
+    /// Hostile requests answered wrongly: accepted past a limit, refused at
+    /// one, or unanswered in the tail. Defaults to 0 like `integrity`.
+    #[serde(default)]
+    pub hostile: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -152,7 +156,8 @@ impl fmt::Display for SummaryCounts {
             self.exactly_once,
             self.integrity,
             self.late,
-            self.stalled
+            self.stalled,
+            self.hostile
         )
     }
 }
@@ -194,6 +199,9 @@ impl Verdict {
                 + count("liveness", "never")
                 + count("liveness", "drain-gave-up"),
             stalled: count("progress", "stalled"),
+            hostile: count("hostile", "accepted-past-limit")
+                + count("hostile", "refused-at-limit")
+                + count("hostile", "unanswered"),
         }
     }
 }
@@ -246,7 +254,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

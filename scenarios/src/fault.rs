@@ -22,7 +22,7 @@ use crate::spec::{CrashStep, DiskFaultKind, PartitionKind};
 use crate::target::{Role, Target};
 
 /// Every role; a fault that may hit any node.
-const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database];
+const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database, Role::Hostile];
 /// The roles with a disk: name servers, brokers and the business database.
 const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker, Role::Database];
 

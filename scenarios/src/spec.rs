@@ -109,6 +109,36 @@ pub struct Workload {
     /// Consumer groups. Default none (needed by `exactly_once` and liveness).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<ConsumerSpec>,
+    /// Hostile clients, sending what a buggy or malicious client would.
+    /// Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostile: Vec<HostileSpec>,
+}
+
+/// `count` hostile client processes (`hostile-N`). Each sends, at its rate,
+/// requests drawn from every hostile kind: frames past the size limit,
+/// undecodable payloads, wrong protocol versions, messages at and past every
+/// limit (body, properties, key, tag, topic name), pulls from unknown
+/// topics and far past a queue's end, offset commits for queues it does not
+/// own, floods of connections, and pulls whose answers it never reads. Its
+/// messages go to `topic`, which no group consumes, so the invariants of
+/// the well-behaved clients are not disturbed by what the broker rightly
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostileSpec {
+    /// Number of hostile processes of this kind.
+    pub count: u32,
+    /// Hostile requests per second, per process.
+    pub rate_per_s: f64,
+    /// Topic its messages go to; no consumer group may subscribe to it.
+    /// Default `hostile`.
+    #[serde(default = "default_hostile_topic")]
+    pub topic: String,
+}
+
+fn default_hostile_topic() -> String {
+    "hostile".to_string()
 }
 
 /// `count` identical producer processes sending to one topic.

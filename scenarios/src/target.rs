@@ -2,7 +2,7 @@
 //!
 //! Every process of a simulated cluster has a stable name that the nemesis,
 //! the history and the reports share: `namesrv-N`, `broker-N`, `producer-N`
-//! and `consumer-<group>-N`, all numbered from 0. A fault's target is one of
+//! `consumer-<group>-N`, `db-0` and `hostile-N`, all numbered from 0. A fault's target is one of
 //! those names, a node picked by the seed (`random-broker`), or a whole role
 //! (`all-brokers`, `all`).
 
@@ -26,6 +26,8 @@ pub enum Role {
     Consumer,
     /// The consumers' business database, with a disk of its own.
     Database,
+    /// A hostile client: sends what a buggy or malicious client would.
+    Hostile,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
             Role::Producer => "producer",
             Role::Consumer => "consumer",
             Role::Database => "db",
+            Role::Hostile => "hostile",
         }
     }
 }
@@ -63,6 +66,9 @@ pub enum Node {
     /// `db-N`: the consumers' business database (there is one, `db-0`,
     /// whenever the workload has consumers).
     Database(u32),
+    /// `hostile-N`: the N-th hostile client process, numbered across the
+    /// `[[workload.hostile]]` entries in file order.
+    Hostile(u32),
 }
 
 impl Node {
@@ -74,6 +80,7 @@ impl Node {
             Node::Producer(_) => Role::Producer,
             Node::Consumer { .. } => Role::Consumer,
             Node::Database(_) => Role::Database,
+            Node::Hostile(_) => Role::Hostile,
         }
     }
 }
@@ -86,6 +93,7 @@ impl fmt::Display for Node {
             Node::Producer(i) => write!(f, "producer-{i}"),
             Node::Consumer { group, index } => write!(f, "consumer-{group}-{index}"),
             Node::Database(i) => write!(f, "db-{i}"),
+            Node::Hostile(i) => write!(f, "hostile-{i}"),
         }
     }
 }
@@ -105,6 +113,7 @@ impl FromStr for Node {
             "broker" => Ok(Node::Broker(index)),
             "producer" => Ok(Node::Producer(index)),
             "db" => Ok(Node::Database(index)),
+            "hostile" => Ok(Node::Hostile(index)),
             _ => {
                 let group = stem.strip_prefix("consumer-").ok_or_else(bad)?;
                 if !is_valid_resource_name(group) {
@@ -131,6 +140,8 @@ pub enum Selector {
     Group(String),
     /// The business database (`random-db`, `all-dbs`).
     Databases,
+    /// Every hostile client (`random-hostile`, `all-hostiles`).
+    Hostiles,
 }
 
 impl Selector {
@@ -142,6 +153,7 @@ impl Selector {
             Selector::Producers => Role::Producer,
             Selector::Consumers | Selector::Group(_) => Role::Consumer,
             Selector::Databases => Role::Database,
+            Selector::Hostiles => Role::Hostile,
         }
     }
 
@@ -164,6 +176,7 @@ impl Selector {
             ("producer", Selector::Producers),
             ("consumer", Selector::Consumers),
             ("db", Selector::Databases),
+            ("hostile", Selector::Hostiles),
         ] {
             if text == format!("{word}{s}") {
                 return Some(selector);
@@ -264,7 +277,7 @@ impl From<Target> for String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{0}` is not a target: expected namesrv-N, broker-N, producer-N, consumer-<group>-N, \
-     db-0, random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>, db)"
+     db-0, hostile-N, random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>, db, hostile)"
 )]
 pub struct TargetParseError(
     /// The text that failed to parse.
@@ -294,7 +307,13 @@ impl Scenario {
         if !self.workload.consumers.is_empty() {
             nodes.push(Node::Database(0));
         }
+        nodes.extend((0..self.hostile_count()).map(Node::Hostile));
         nodes
+    }
+
+    /// Hostile client processes over every `[[workload.hostile]]` entry.
+    pub fn hostile_count(&self) -> u32 {
+        self.workload.hostile.iter().map(|h| h.count).sum()
     }
 
     /// The nodes a selector stands for, in canonical order.
@@ -321,6 +340,7 @@ impl Scenario {
                 .iter()
                 .any(|c| &c.group == group && *index < c.count),
             Node::Database(i) => *i == 0 && !self.workload.consumers.is_empty(),
+            Node::Hostile(i) => *i < self.hostile_count(),
         }
     }
 

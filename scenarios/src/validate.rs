@@ -136,6 +136,19 @@ impl Validator<'_> {
             self.probability(format!("{path}.failure_rate"), c.failure_rate);
             self.rate(format!("{path}.crash_rate_per_min"), c.crash_rate_per_min);
         }
+        for (i, h) in w.hostile.iter().enumerate() {
+            let path = format!("workload.hostile[{i}]");
+            self.at_least(format!("{path}.count"), h.count.into(), 1);
+            self.rate(format!("{path}.rate_per_s"), h.rate_per_s);
+            if !is_valid_resource_name(&h.topic) {
+                self.fail(format!("{path}.topic"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", h.topic));
+            } else if fifo_by_topic.contains_key(h.topic.as_str()) || w.consumers.iter().any(|c| c.topic == h.topic) {
+                self.fail(
+                    format!("{path}.topic"),
+                    format!("`{}` is a topic of the well-behaved clients; hostile messages need one of their own", h.topic),
+                );
+            }
+        }
     }
 
     fn nemesis(&mut self) {

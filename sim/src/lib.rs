@@ -11,6 +11,8 @@
 //! - [`shrink`]: delta debugging of a failing fault schedule.
 //! - `world` (madsim only): the cluster, fault injection and healing, the drain.
 //! - `workload` (madsim only): producers, idempotent consumers, the drain.
+//! - `hostile` (madsim only): clients that send what a buggy or malicious
+//!   client would, recording how each request was answered.
 //! - `src/bin/mqsim.rs`: the command line.
 //!
 //! Everything random comes from madsim's seeded RNG or the scenario's
@@ -18,6 +20,8 @@
 
 pub mod database;
 pub mod disk;
+#[cfg(madsim)]
+mod hostile;
 pub mod recorder;
 pub mod run;
 pub mod shrink;

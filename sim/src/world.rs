@@ -53,8 +53,21 @@ fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
         Node::Producer(i) => (2, *i),
         Node::Consumer { .. } => (3, consumer_index),
         Node::Database(i) => (4, *i),
+        Node::Hostile(i) => (5, *i),
     };
     IpAddr::V4(Ipv4Addr::new(10, subnet, (host / 250) as u8, (host % 250 + 1) as u8))
+}
+
+/// The spec of hostile process `index`, counted across the entries.
+fn hostile_spec(scenario: &scenarios::Scenario, index: u32) -> &scenarios::HostileSpec {
+    let mut first = 0;
+    for spec in &scenario.workload.hostile {
+        if index < first + spec.count {
+            return spec;
+        }
+        first += spec.count;
+    }
+    panic!("hostile-{index} is not a node of this scenario")
 }
 
 /// What heals one injected fault, built by [`World::inject`] from exactly
@@ -185,6 +198,18 @@ impl World {
                                 trigger.clone(),
                             )
                         })
+                }
+                Node::Hostile(index) => {
+                    let spec = hostile_spec(scenario, *index).clone();
+                    let brokers: Vec<String> = (0..scenario.broker_count())
+                        .map(|i| SocketAddr::new(ip_of(&Node::Broker(i), 0), BROKER_PORT).to_string())
+                        .collect();
+                    let victim = scenario.workload.producers[0].topic.clone();
+                    let (recorder, node_name) = (world.recorder.clone(), name.clone());
+                    let stop_at = scenario.producer_stop_ms();
+                    world.node(&name, ip, move || {
+                        crate::hostile::run_hostile(node_name.clone(), spec.clone(), brokers.clone(), victim.clone(), recorder.clone(), stop_at)
+                    })
                 }
                 _ => continue,
             };
@@ -515,10 +540,11 @@ impl World {
         layers.len()
     }
 
-    /// Kills every consumer process (end of the run, before the drain).
+    /// Kills every client process, hostile ones included (end of the run,
+    /// before the drain).
     pub fn stop_clients(&self) {
         for (name, id) in &self.ids {
-            if name.starts_with("consumer-") || name.starts_with("producer-") {
+            if name.starts_with("consumer-") || name.starts_with("producer-") || name.starts_with("hostile-") {
                 self.handle.kill(*id);
             }
         }

@@ -11,6 +11,7 @@
 
 mod duplicated;
 mod exactly_once;
+mod hostile;
 mod integrity;
 mod liveness;
 mod lost;
@@ -21,6 +22,7 @@ mod unexpected;
 
 pub use duplicated::check_duplicated;
 pub use exactly_once::check_exactly_once;
+pub use hostile::check_hostile;
 pub use integrity::check_integrity;
 pub use liveness::check_liveness;
 pub use lost::check_lost;
@@ -59,6 +61,8 @@ pub enum Invariant {
     Liveness,
     /// Sends acknowledged once the faults have healed.
     Progress,
+    /// Hostile clients' requests refused, legal ones accepted, all answered.
+    Hostile,
     // Room for later issues, deliberately not implemented yet:
     // - DeadLetter: in the DLQ iff consumption failed max-reconsume + 1
     //   times; never both consumed and dead-lettered in one delivery chain;
@@ -70,7 +74,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -80,6 +84,7 @@ impl Invariant {
         Invariant::Order,
         Invariant::Liveness,
         Invariant::Progress,
+        Invariant::Hostile,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -94,6 +99,7 @@ impl Invariant {
             Invariant::Order => "order",
             Invariant::Liveness => "liveness",
             Invariant::Progress => "progress",
+            Invariant::Hostile => "hostile",
         }
     }
 
@@ -114,6 +120,7 @@ impl Invariant {
             Invariant::Order => order::order(history, cfg, index),
             Invariant::Liveness => liveness::liveness(history, cfg, index),
             Invariant::Progress => progress::progress(history, cfg, index),
+            Invariant::Hostile => hostile::hostile(history, cfg, index),
         }
     }
 }

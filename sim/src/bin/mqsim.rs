@@ -547,6 +547,7 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::TagFilterLeak | Bug::PullDropsProperties => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::ProgressStall => "progress",
+        Bug::LimitsUnchecked => "hostile",
     }
 }
 
@@ -560,6 +561,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::RecoveryTruncatesExtra => "fifo-order",
         Bug::FilterSkipsMatch | Bug::TagFilterLeak => "consumer-crash-rebalance",
         Bug::PullDropsProperties | Bug::LongPollMiss | Bug::ProgressStall => "broker-crash-sync-flush",
+        Bug::LimitsUnchecked => "hostile-clients",
     }
 }
 
