@@ -34,11 +34,14 @@ pub enum Mark {
     /// A store broken by a failed write or fsync was reopened (recovered)
     /// once the disk let it.
     StoreReopened,
+    /// A query found the index pointing at the wrong message or at bad
+    /// bytes and the store rebuilt the index from the commit log.
+    IndexRebuilt,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 8] = [
+    pub const ALL: [Mark; 9] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -47,6 +50,7 @@ impl Mark {
         Mark::RebalanceWithInFlight,
         Mark::QueueRebuilt,
         Mark::StoreReopened,
+        Mark::IndexRebuilt,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -60,6 +64,7 @@ impl Mark {
             Mark::RebalanceWithInFlight => "rebalance-with-in-flight",
             Mark::QueueRebuilt => "queue-rebuilt",
             Mark::StoreReopened => "store-reopened",
+            Mark::IndexRebuilt => "index-rebuilt",
         }
     }
 }

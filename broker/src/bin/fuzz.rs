@@ -282,21 +282,25 @@ async fn verify(addr: &str, stored: &[Stored], label: &str) -> Result<u64> {
     Ok(bad)
 }
 
-async fn start(dir: &std::path::Path) -> Result<(Arc<Broker>, String, tokio::task::JoinHandle<()>)> {
+async fn start(dir: &std::path::Path) -> Result<(Arc<Broker>, String)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let mut config = BrokerConfig::new("fuzz-broker", addr.clone());
     config.flush = FlushMode::Async;
     let broker = Broker::open(config, Arc::new(FsDisk::new(dir)?), Clock::new()).context("broker opens")?;
     let serving = broker.clone();
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         let _ = serving.serve(listener).await;
     });
-    Ok((broker, addr, task))
+    Ok((broker, addr))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<()> {
+/// A runtime of two worker threads.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn main() -> Result<()> {
     let args = Args::parse();
     println!("fuzz seed={} cases={} connections={}", args.seed, args.cases, args.connections);
     let panics = Arc::new(AtomicU64::new(0));
@@ -309,10 +313,52 @@ async fn main() -> Result<()> {
         }));
     }
     let dir = tempfile::tempdir()?;
-    let (broker, addr, serving) = start(dir.path()).await?;
+    // The broker runs on a runtime of its own, so that shutting it down
+    // stops every task of the first broker before the second opens the
+    // same store, as a process exit would.
+    let clients = runtime()?;
+    let first = runtime()?;
+    let (broker, addr) = first.block_on(start(dir.path()))?;
+    let (stored, answers, silent, elapsed) = clients.block_on(fuzz(&args, &addr))?;
+    println!("{:<24} {:<24} {:>8}", "request", "answer", "count");
+    for ((kind, outcome), count) in &answers {
+        println!("{kind:<24} {outcome:<24} {count:>8}");
+    }
+    let unreadable = clients.block_on(verify(&addr, &stored, "live"))?;
+    drop(broker);
+    first.shutdown_timeout(Duration::from_secs(5));
+    let second = runtime()?;
+    let (_reopened, addr) = second.block_on(start(dir.path()))?;
+    let unreadable_after = clients.block_on(verify(&addr, &stored, "reopened"))?;
+    second.shutdown_timeout(Duration::from_secs(5));
+    let panics = panics.load(Ordering::Relaxed);
+    println!(
+        "cases={} acknowledged-sends={} unreadable={} unreadable-after-reopen={} no-answer={} panics={} wall={:.1}s cases/s={:.0}",
+        args.cases,
+        stored.len(),
+        unreadable,
+        unreadable_after,
+        silent,
+        panics,
+        elapsed.as_secs_f64(),
+        args.cases as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if panics > 0 || silent > 0 || unreadable > 0 || unreadable_after > 0 {
+        bail!("the broker failed the fuzz (seed {}): reproduce with `cargo xtask fuzz --seed {} --cases {}`", args.seed, args.seed, args.cases);
+    }
+    println!("fuzz: ok");
+    Ok(())
+}
+
+/// What the fuzz saw: the acknowledged messages, the answers by request
+/// kind, the requests with no answer, and the time it took.
+type Findings = (Vec<Stored>, BTreeMap<(String, String), u64>, u64, Duration);
+
+/// Sends `args.cases` frames to the broker at `addr`.
+async fn fuzz(args: &Args, addr: &str) -> Result<Findings> {
     let mut conns = Vec::new();
     for _ in 0..args.connections.max(1) {
-        conns.push(Arc::new(Connection::connect(&addr, Duration::from_secs(5)).await?));
+        conns.push(Arc::new(Connection::connect(addr, Duration::from_secs(5)).await?));
     }
     let mut rng = Rng::new(args.seed);
     let mut answers: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -322,7 +368,7 @@ async fn main() -> Result<()> {
     for case in 0..args.cases {
         if rng.chance(10) {
             let (kind, bytes) = garbage(&mut rng, case);
-            let outcome = send_garbage(&addr, &bytes).await;
+            let outcome = send_garbage(addr, &bytes).await;
             *answers.entry((kind.to_string(), outcome)).or_default() += 1;
             continue;
         }
@@ -352,36 +398,7 @@ async fn main() -> Result<()> {
         };
         *answers.entry((kind, outcome)).or_default() += 1;
     }
-    let elapsed = started.elapsed();
-    println!("{:<24} {:<24} {:>8}", "request", "answer", "count");
-    for ((kind, outcome), count) in &answers {
-        println!("{kind:<24} {outcome:<24} {count:>8}");
-    }
-    let unreadable = verify(&addr, &stored, "live").await?;
-    serving.abort();
-    drop(conns);
-    drop(broker);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_reopened, addr, serving) = start(dir.path()).await?;
-    let unreadable_after = verify(&addr, &stored, "reopened").await?;
-    serving.abort();
-    let panics = panics.load(Ordering::Relaxed);
-    println!(
-        "cases={} acknowledged-sends={} unreadable={} unreadable-after-reopen={} no-answer={} panics={} wall={:.1}s cases/s={:.0}",
-        args.cases,
-        stored.len(),
-        unreadable,
-        unreadable_after,
-        silent,
-        panics,
-        elapsed.as_secs_f64(),
-        args.cases as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    if panics > 0 || silent > 0 || unreadable > 0 || unreadable_after > 0 {
-        bail!("the broker failed the fuzz (seed {}): reproduce with `cargo xtask fuzz --seed {} --cases {}`", args.seed, args.seed, args.cases);
-    }
-    println!("fuzz: ok");
-    Ok(())
+    Ok((stored, answers, silent, started.elapsed()))
 }
 
 /// Writes `bytes` on a connection of its own and says how the broker took

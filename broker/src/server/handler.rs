@@ -3,7 +3,7 @@
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PROPERTY_UNIQ_KEY, TOPIC_QUEUES_MAX};
+use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, TOPIC_QUEUES_MAX};
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
     SendStatus,
@@ -96,13 +96,14 @@ impl Broker {
             }
             Request::QueryMessageByKey { topic, key, max, begin_ms, end_ms } => {
                 let max = max.clamp(1, QUERY_RESULTS_MAX) as usize;
-                match self.store.lock().expect("store").query_by_key(&topic, &key, max, begin_ms, end_ms) {
+                let found = self.store.lock().expect("store").with_index_rebuild(|s| s.query_by_key(&topic, &key, max, begin_ms, end_ms));
+                match found {
                     Ok(found) if found.is_empty() => Response::error(ResponseCode::QueryNotFound, format!("no message of {topic} has key {key}")),
                     Ok(found) => Response::ok(ResponseBody::Messages(self.stamp(found))),
                     Err(e) => e.into(),
                 }
             }
-            Request::QueryMessageByUniqueId { id } => match self.store.lock().expect("store").query_by_unique_id(&id) {
+            Request::QueryMessageByUniqueId { id } => match self.store.lock().expect("store").with_index_rebuild(|s| s.query_by_unique_id(&id)) {
                 Ok(found) if found.is_empty() => Response::error(ResponseCode::QueryNotFound, format!("no message has id {id}")),
                 Ok(found) => Response::ok(ResponseBody::Messages(self.stamp(found))),
                 Err(e) => e.into(),
@@ -152,6 +153,12 @@ impl Broker {
         }
         if !(1..=TOPIC_QUEUES_MAX).contains(&config.write_queues) || !(1..=TOPIC_QUEUES_MAX).contains(&config.read_queues) {
             return Response::error(ResponseCode::MessageIllegal, format!("queue counts must be in 1..={TOPIC_QUEUES_MAX}"));
+        }
+        if config.perm & !(PERM_READ | PERM_WRITE) != 0 {
+            return Response::error(
+                ResponseCode::MessageIllegal,
+                format!("perm {} is not a combination of {PERM_READ} (read) and {PERM_WRITE} (write)", config.perm),
+            );
         }
         self.topics.lock().expect("topics").insert(config.name.clone(), config);
         if let Err(e) = self.persist_topics() {

@@ -1,7 +1,7 @@
 //! Broker tests in real mode, against an in-memory disk.
 
 use super::*;
-use crate::model::Message;
+use crate::model::{Message, TopicConfig};
 use crate::protocol::ResponseCode;
 use crate::store::MemDisk;
 use std::io;
@@ -177,4 +177,25 @@ async fn a_store_broken_by_a_full_disk_takes_sends_again_once_the_disk_has_room(
         assert!(Instant::now() < deadline, "the broker still refuses sends after the disk has room: {response:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A topic is refused with an error naming what is wrong: its name, its
+/// queue counts, its permission bits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topic_names_each_bad_value() {
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(GatedDisk::default()), Clock::new()).unwrap();
+    let create = |config: TopicConfig| Request::CreateTopic { config };
+    let cases = [
+        (TopicConfig::new("bad name", 4), "contains ' '"),
+        (TopicConfig::new("t".repeat(128), 4), "longer than 127"),
+        (TopicConfig::new("orders", 0), "queue counts must be in 1..=1024"),
+        (TopicConfig::new("orders", 5000), "queue counts must be in 1..=1024"),
+        (TopicConfig { perm: 255, ..TopicConfig::new("orders", 4) }, "perm 255 is not a combination"),
+    ];
+    for (config, wanted) in cases {
+        let response = broker.apply(create(config), peer()).await;
+        assert_eq!(response.code, ResponseCode::MessageIllegal, "{response:?}");
+        assert!(response.remark.contains(wanted), "{:?} does not say {wanted:?}", response.remark);
+    }
+    assert_eq!(broker.apply(create(TopicConfig::new("orders", 4)), peer()).await.code, ResponseCode::Success);
 }

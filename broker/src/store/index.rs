@@ -86,6 +86,12 @@ impl KeyIndex {
         self.map.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Deletes the record file, before a rebuild.
+    pub fn remove_file(disk: &dyn Disk) -> Result<()> {
+        disk.remove(PATH)?;
+        Ok(())
+    }
+
     /// Makes the record file durable.
     pub fn sync(&self, disk: &dyn Disk) -> Result<()> {
         if disk.len(PATH)?.is_some() {

@@ -535,7 +535,10 @@ impl MessageStore {
             if found.len() >= max || offset < self.commit_log.min_offset() {
                 break;
             }
-            let msg = self.commit_log.read(offset)?;
+            let msg = self.read_indexed(offset)?;
+            if msg.message.topic != topic || !msg.message.keys.iter().any(|k| k == key) {
+                return Err(Error::Inconsistent(format!("index: key {topic}#{key} points at offset {offset}, a message without it")));
+            }
             if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
                 bytes += u64::from(msg.store_size);
                 if !found.is_empty() && bytes > READ_BYTES_MAX {
@@ -554,7 +557,10 @@ impl MessageStore {
         let mut found = Vec::new();
         let mut bytes = 0u64;
         for &offset in self.index.lookup(&index::uniq_of(id)).iter().filter(|&&o| o >= self.commit_log.min_offset()) {
-            let msg = self.commit_log.read(offset)?;
+            let msg = self.read_indexed(offset)?;
+            if msg.message.unique_id() != Some(id) {
+                return Err(Error::Inconsistent(format!("index: id {id} points at offset {offset}, another message")));
+            }
             bytes += u64::from(msg.store_size);
             if !found.is_empty() && bytes > READ_BYTES_MAX {
                 break;
@@ -562,6 +568,47 @@ impl MessageStore {
             found.push(msg);
         }
         Ok(found)
+    }
+
+    /// A message the index points at; bad bytes there mean the index is
+    /// not to be trusted (a flipped bit in the log is found the same way,
+    /// and a rebuilt index no longer points at it).
+    fn read_indexed(&self, offset: u64) -> Result<MessageExt> {
+        self.commit_log.read(offset).map_err(|e| match e {
+            Error::Corrupt { offset, reason } => Error::Inconsistent(format!("index: offset {offset} holds bad bytes: {reason}")),
+            other => other,
+        })
+    }
+
+    /// Runs a read of the index; when the index proves inconsistent,
+    /// rebuilds it from the commit log and runs the read again.
+    pub fn with_index_rebuild<T>(&mut self, read: impl Fn(&MessageStore) -> Result<T>) -> Result<T> {
+        match read(self) {
+            Err(Error::Inconsistent(why)) => {
+                tracing::warn!(why = %why, "rebuilding the index from the commit log");
+                self.rebuild_index()?;
+                read(self)
+            }
+            other => other,
+        }
+    }
+
+    /// Rebuilds the key and unique id index from a walk of the commit log.
+    pub fn rebuild_index(&mut self) -> Result<()> {
+        index::KeyIndex::remove_file(self.disk.as_ref())?;
+        self.index = KeyIndex::default();
+        let (log, keys, disk) = (&self.commit_log, &mut self.index, self.disk.clone());
+        log.walk(0, |msg| {
+            for k in &msg.message.keys {
+                keys.add(disk.as_ref(), index::key_of(&msg.message.topic, k), msg.commit_log_offset)?;
+            }
+            if let Some(id) = msg.message.unique_id() {
+                keys.add(disk.as_ref(), index::uniq_of(id), msg.commit_log_offset)?;
+            }
+            Ok(())
+        })?;
+        marks::reach(Mark::IndexRebuilt);
+        Ok(())
     }
 
     /// The first queue offset whose message was stored at or after `timestamp_ms`.

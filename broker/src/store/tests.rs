@@ -332,6 +332,34 @@ fn reads_of_large_messages_stop_at_a_byte_budget() {
     assert!(!by_id.is_empty() && (by_id.len() == 1 || size(&by_id) <= READ_BYTES_MAX));
 }
 
+/// Regression: the index was trusted: a record pointing a key at the wrong
+/// message made a query by key answer that message as if it had the key.
+/// A query now checks what it reads, and an inconsistent index is rebuilt
+/// from the commit log.
+#[test]
+fn an_index_that_points_wrong_is_rebuilt_and_queries_answer_right() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let mut offsets = Vec::new();
+    for n in 0..6 {
+        offsets.push(store.put(message("t", 0, n, 20), 0).unwrap().commit_log_offset);
+    }
+    store.index.add(&disk, index::key_of("t", "key-3"), offsets[5]).unwrap();
+    store.index.add(&disk, index::uniq_of("id-2"), offsets[4]).unwrap();
+    assert!(matches!(store.query_by_key("t", "key-3", 32, 0, u64::MAX), Err(Error::Inconsistent(_))));
+    let by_key = store.with_index_rebuild(|s| s.query_by_key("t", "key-3", 32, 0, u64::MAX)).unwrap();
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].message.keys, ["key-3"]);
+    let by_id = store.with_index_rebuild(|s| s.query_by_unique_id("id-2")).unwrap();
+    assert_eq!(by_id.iter().map(|m| m.msg_id()).collect::<Vec<_>>(), ["id-2"]);
+    // The rebuilt index is on disk too.
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    drop(store);
+    let (store, _) = open(&disk);
+    assert_eq!(store.query_by_key("t", "key-3", 32, 0, u64::MAX).unwrap().len(), 1);
+}
+
 #[test]
 fn retention_deletes_old_segments_and_moves_min_offset() {
     let disk = MemDisk::new();
