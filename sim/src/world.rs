@@ -414,20 +414,15 @@ impl World {
                     w.clog(&partition_links(&side, &from, one_way), false);
                 })
             }
-            Fault::Latency { latency_ms: [min_ms, max_ms], .. } => {
-                // madsim's latency is one setting for the whole network.
-                started(Some(format!("{min_ms}..{max_ms} ms, network-wide")));
-                self.net_layer(&scheduled.fault, true);
-                let layer = scheduled.fault.clone();
-                Box::new(move |w| {
-                    let layers = w.net_layer(&layer, false);
-                    ended(w, Some(format!("{layer} ({layers} network faults remain)")));
-                })
-            }
-            Fault::Loss { loss_rate, .. } => {
-                started(Some(format!("rate={loss_rate}, network-wide")));
-                self.net_layer(&scheduled.fault, true);
-                let layer = scheduled.fault.clone();
+            layer @ (Fault::Latency { .. } | Fault::Loss { .. }) => {
+                // madsim's latency and loss are each one setting for the
+                // whole network: the layers in force are combined.
+                started(Some(match &layer {
+                    Fault::Latency { latency_ms: [min_ms, max_ms], .. } => format!("{min_ms}..{max_ms} ms, network-wide"),
+                    Fault::Loss { loss_rate, .. } => format!("rate={loss_rate}, network-wide"),
+                    _ => String::new(),
+                }));
+                self.net_layer(&layer, true);
                 Box::new(move |w| {
                     let layers = w.net_layer(&layer, false);
                     ended(w, Some(format!("{layer} ({layers} network faults remain)")));

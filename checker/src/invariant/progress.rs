@@ -47,7 +47,7 @@ pub(crate) fn progress<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
         .iter()
         .filter(|e| e.op == Op::Deliver && e.t_ms >= from_ms && is_success(e) && e.process != super::liveness::DRAIN_PROCESS)
         .count() as u64;
-    let share_permille = if attempted == 0 { 0 } else { acknowledged * 1000 / attempted };
+    let share_permille = (acknowledged * 1000).checked_div(attempted).unwrap_or(0);
     result.set("attempted", attempted);
     result.set("acknowledged", acknowledged);
     result.set("share-permille", share_permille);
