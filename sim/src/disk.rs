@@ -113,19 +113,26 @@ impl SimDisk {
         let at = usize::try_from(at).ok()?;
         let mut pos = 0usize;
         while pos + entry::HEADER_LEN <= data.len() {
-            match entry::parse_header(&data[pos..]) {
-                Ok(header) if pos + header.total_len <= data.len() => {
+            // Each entry is checked whole, CRC included, as recovery does: a
+            // header an earlier flip spoiled may still give a plausible
+            // length, and trusting it would walk out of step.
+            let valid = entry::parse_header(&data[pos..])
+                .ok()
+                .filter(|header| pos + header.total_len <= data.len())
+                .and_then(|header| {
                     let end = pos + header.total_len;
+                    entry::decode(header, &data[pos + entry::HEADER_LEN..end], base + pos as u64).ok().map(|m| (end, m))
+                });
+            match valid {
+                Some((end, msg)) => {
                     if at < end {
-                        // A body an earlier flip already spoiled decodes to
-                        // nothing: that message was named then.
-                        return entry::decode(header, &data[pos + entry::HEADER_LEN..end], base + pos as u64).ok();
+                        return Some(msg);
                     }
                     pos = end;
                 }
-                // A header an earlier flip spoiled: walk on from the next
-                // valid entry, as recovery does.
-                _ => {
+                // An entry an earlier flip spoiled: that message was named
+                // then; walk on from the next valid entry.
+                None => {
                     let next = commit_log::next_valid_entry(&data, pos + 1, base)?;
                     if at < next {
                         return None;

@@ -284,6 +284,11 @@ impl World {
         };
         config.flush_interval_ms = topology.flush_interval_ms;
         config.store = StoreConfig { segment_bytes: 1024 * 1024, ..StoreConfig::default() };
+        // RocketMQ's shortest registerNameServerPeriod: a name server that
+        // restarts empty learns every broker within 10 s, inside the tail's
+        // liveness bound (with 30 s a consumer that rejoined in that window
+        // could be given queues of a broker it had no route to).
+        config.register_interval_ms = 10_000;
         config
     }
 

@@ -143,7 +143,7 @@ async fn run_flush(args: &Args, flush: Flush) -> anyhow::Result<Vec<Row>> {
     config.flush = flush.mode();
     let disk = FsDisk::new(dir.path()).context("opening the store directory")?;
     let broker = Broker::open(config, Arc::new(disk), Clock::new()).context("opening the broker")?;
-    broker.register_all().await;
+    let _ = broker.register_all().await;
     tokio::spawn(broker.serve(listener));
 
     let admin = Admin::new(ClientInstance::new(ClientConfig::new(vec![ns_addr.clone()], "bench-admin"), Clock::new()));

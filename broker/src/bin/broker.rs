@@ -102,7 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     // Register before announcing, so "listening" also means "routable" when
     // a name server is up; serve() keeps registering periodically.
-    broker.register_all().await;
+    let _ = broker.register_all().await;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "broker {name} listening on {bound}")?;
     stdout.flush()?;

@@ -153,19 +153,20 @@ impl ClientInstance {
                 Ok(route)
             }
             Ok(_) => Err(Error::Protocol("name server answered GetRoute with the wrong body".into())),
-            // Every name server said so: the topic is gone.
-            Err(Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => {
-                self.routes.lock().expect("routes").remove(topic);
-                Err(Error::NoRoute(topic.to_string()))
-            }
-            // No name server answered with a route, and not all of them
-            // denied the topic: a stale route beats none, as in RocketMQ,
-            // and the next attempt waits a whole refresh period rather than
-            // holding up every send on an unreachable name server.
+            // No name server answered with a route: a stale route beats
+            // none, as in RocketMQ (whose client keeps its route table when
+            // the name servers say the topic does not exist: restarted
+            // name servers know no broker until the brokers register
+            // again, up to 30 s later). The next attempt waits a whole
+            // refresh period rather than holding up every send. Without a
+            // cached route, a topic every name server denies has none.
             Err(e) => match self.routes.lock().expect("routes").get_mut(topic) {
                 Some((route, fetched)) => {
                     *fetched = self.clock.instant();
                     Ok(route.clone())
+                }
+                None if matches!(e, Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => {
+                    Err(Error::NoRoute(topic.to_string()))
                 }
                 None => Err(e),
             },

@@ -164,7 +164,7 @@ impl Broker {
         if let Err(e) = self.persist_topics() {
             return e.into();
         }
-        self.register_all().await;
+        let _ = self.register_all().await;
         Response::ok(ResponseBody::None)
     }
 
@@ -183,7 +183,7 @@ impl Broker {
         let config = TopicConfig::new(topic, queues);
         self.topics.lock().expect("topics").entry(topic.to_string()).or_insert(config);
         self.persist_topics().map_err(Response::from)?;
-        self.register_all().await;
+        let _ = self.register_all().await;
         Ok(self.topics.lock().expect("topics")[topic].clone())
     }
 

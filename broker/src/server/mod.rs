@@ -116,6 +116,9 @@ impl BrokerConfig {
     }
 }
 
+/// How soon a registration a name server did not take is tried again.
+const REGISTER_RETRY_MS: u64 = 1_000;
+
 /// How often a broken store is tried again (reopened).
 const STORE_REOPEN_INTERVAL_MS: u64 = 1_000;
 
@@ -245,8 +248,15 @@ impl Broker {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                me.register_all().await;
-                tokio::time::sleep(Duration::from_millis(me.config.register_interval_ms)).await;
+                // A name server that did not take the registration (down,
+                // restarting) is tried again within a second, not a whole
+                // period later: until then it routes nobody to this broker.
+                let period = if me.register_all().await {
+                    me.config.register_interval_ms
+                } else {
+                    me.config.register_interval_ms.min(REGISTER_RETRY_MS)
+                };
+                tokio::time::sleep(Duration::from_millis(period)).await;
             }
         });
     }
@@ -320,7 +330,8 @@ impl Broker {
     }
 
     /// Registers with every name server, concurrently; failures are logged.
-    pub async fn register_all(&self) {
+    /// True when every name server took it.
+    pub async fn register_all(&self) -> bool {
         let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
         let request = Request::RegisterBroker {
             cluster: self.config.cluster.clone(),
@@ -333,12 +344,20 @@ impl Broker {
         let calls = self.config.namesrv_addrs.iter().map(|addr| {
             let request = &request;
             async move {
-                if let Err(e) = self.pool.request(addr, request, timeout).await {
-                    tracing::debug!(namesrv = %addr, error = %e, "registration failed");
+                match self.pool.request(addr, request, timeout).await {
+                    Ok(response) if response.code == crate::protocol::ResponseCode::Success => true,
+                    Ok(response) => {
+                        tracing::debug!(namesrv = %addr, code = ?response.code, "registration refused");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::debug!(namesrv = %addr, error = %e, "registration failed");
+                        false
+                    }
                 }
             }
         });
-        futures::future::join_all(calls).await;
+        futures::future::join_all(calls).await.into_iter().all(|ok| ok)
     }
 
     /// Waits until the commit log is durable up to `end_offset`.
