@@ -1,5 +1,5 @@
 //! A store written in the entry format of November 2026 (commit log entries
-//! without a format version, consume queues of version 1), kept under
+//! of format version 1, consume queues of version 1), kept under
 //! `tests/fixtures/store-2026-11`, must open with every later build and
 //! serve its messages: formats on disk carry a version, and a change to an
 //! entry's fields must still read what earlier builds wrote.
@@ -8,7 +8,7 @@
 //! wrote the fixture; it is not to be written again.
 #![cfg(not(madsim))]
 
-use broker::model::{Message, MessageExt, PROPERTY_UNIQ_KEY};
+use broker::model::{Delayed, Message, MessageExt, Origin, PROPERTY_UNIQ_KEY};
 use broker::store::{FsDisk, MessageStore, StoreConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,9 +78,23 @@ fn a_store_written_in_november_2026_opens_and_serves_every_message() {
     assert_eq!(seen, MESSAGES);
     assert_eq!(store.query_by_key("orders", "key-7", 32, 0, u64::MAX).unwrap().len(), 1);
     assert_eq!(store.query_by_unique_id("fixture-12").unwrap().len(), 1);
-    // And it takes new messages after the old ones.
-    let put = store.put(message(MESSAGES), 1_790_000_000_100).unwrap();
+    // It takes new messages, in the newest format, after the old ones,
+    // and reads both kinds after a restart.
+    let mut newer = message(MESSAGES);
+    newer.message.delay_level = 3;
+    newer.reconsume_times = 2;
+    newer.origin = Some(Origin { msg_id: "fixture-1".into(), topic: "orders".into() });
+    newer.delayed = Some(Delayed { topic: "orders".into(), queue_id: 1, level: 3, deliver_at_ms: 1_790_000_010_000 });
+    let put = store.put(newer.clone(), 1_790_000_000_100).unwrap();
     assert!(put.commit_log_offset > 0);
+    store.flush().unwrap();
+    drop(store);
+    let (store, report) = MessageStore::open(Arc::new(FsDisk::new(copy.path()).unwrap()), StoreConfig::default()).unwrap();
+    assert_eq!(report.truncated_bytes, 0, "{report:?}");
+    let back = store.read_at(put.commit_log_offset).unwrap();
+    assert_eq!((back.message, back.reconsume_times, back.origin, back.delayed), (newer.message, 2, newer.origin, newer.delayed));
+    let old = store.query_by_unique_id("fixture-12").unwrap();
+    assert_eq!((old[0].origin.clone(), old[0].delayed.clone(), old[0].message.delay_level), (None, None, 0));
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -28,6 +28,10 @@ pub struct Message {
     /// The payload.
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// Delay level asked for: 1 is the first of the broker's delay levels
+    /// (`messageDelayLevel`), 0 none. The broker holds the message back
+    /// until its level's delay has passed.
+    pub delay_level: u32,
 }
 
 impl Message {
@@ -45,6 +49,12 @@ impl Message {
     /// Adds a business key.
     pub fn with_key(mut self, key: impl Into<String>) -> Message {
         self.keys.push(key.into());
+        self
+    }
+
+    /// Asks for a delay level (1-based; 0 for none).
+    pub fn with_delay_level(mut self, level: u32) -> Message {
+        self.delay_level = level;
         self
     }
 
@@ -124,15 +134,52 @@ pub struct MessageExt {
     pub store_host: String,
     /// How many times consumption was retried before this delivery.
     pub reconsume_times: u32,
+    /// Set on the copies the broker makes of a message (a retry, a dead
+    /// letter): the first message's id and topic.
+    pub origin: Option<Origin>,
+    /// Set while a delayed message waits in the schedule topic: where it
+    /// goes, and when.
+    pub delayed: Option<Delayed>,
+}
+
+/// Where a broker-made copy of a message came from (RocketMQ's
+/// `ORIGIN_MESSAGE_ID` and `RETRY_TOPIC`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The id of the message first sent.
+    pub msg_id: String,
+    /// The topic it was sent to.
+    pub topic: String,
+}
+
+/// A message held back in the schedule topic (RocketMQ's `REAL_TOPIC`,
+/// `REAL_QID` and `DELAY`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delayed {
+    /// The topic it goes to when due.
+    pub topic: String,
+    /// The queue it goes to.
+    pub queue_id: u32,
+    /// Its delay level.
+    pub level: u32,
+    /// When it is due, on the broker's clock.
+    pub deliver_at_ms: u64,
 }
 
 impl MessageExt {
-    /// The client-made unique id (falls back to the offset id).
+    /// The client-made unique id; for a broker-made copy of a message
+    /// without one, the original's id; else the offset id.
     pub fn msg_id(&self) -> String {
-        match self.message.unique_id() {
-            Some(id) => id.to_string(),
-            None => self.offset_msg_id(),
+        match (self.message.unique_id(), &self.origin) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(origin)) => origin.msg_id.clone(),
+            (None, None) => self.offset_msg_id(),
         }
+    }
+
+    /// The topic the message was sent to: a retry copy's original topic.
+    pub fn origin_topic(&self) -> &str {
+        self.origin.as_ref().map_or(&self.message.topic, |o| &o.topic)
     }
 
     /// The id made of store host and commit log offset.

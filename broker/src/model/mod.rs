@@ -7,7 +7,7 @@ mod topic;
 
 pub use filter::TagFilter;
 pub use message::{
-    fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Message, MessageExt, UniqueIdGenerator,
+    fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Delayed, Message, MessageExt, Origin, UniqueIdGenerator,
     BORN_HOST_BYTES_MAX, PROPERTIES_BYTES_MAX, PROPERTY_UNIQ_KEY,
 };
 pub use topic::{validate_name, TopicConfig, PERM_READ, PERM_WRITE, TOPIC_QUEUES_MAX};

@@ -5,8 +5,9 @@ use bincode::Options;
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Protocol version spoken by this build.
-pub const VERSION: u16 = 1;
+/// Protocol version spoken by this build. Version 2: messages carry a
+/// delay level, stored messages their origin and delay.
+pub const VERSION: u16 = 2;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

@@ -307,9 +307,8 @@ impl CommitLog {
 /// all check out; `None` when there is none. Recovery resumes there after a
 /// corrupt entry.
 pub fn next_valid_entry(data: &[u8], from: usize, base: u64) -> Option<usize> {
-    let magic = entry::MAGIC.to_be_bytes();
     (from..data.len().saturating_sub(HEADER_LEN - 1)).find(|&p| {
-        data[p + 4..p + 8] == magic
+        entry::is_magic(&data[p + 4..p + 8])
             && entry::parse_header(&data[p..]).is_ok_and(|header| {
                 let end = p + header.total_len;
                 end <= data.len() && entry::decode(header, &data[p + HEADER_LEN..end], base + p as u64).is_ok()
