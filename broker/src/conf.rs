@@ -29,6 +29,7 @@
 //! | `maxMessageSize` | largest body, bytes | 4 MiB |
 //! | `registerNameServerPeriod` | registration period, ms | `30000` |
 //! | `longPollingMaxMs` | ours: longest a pull is held, ms | `15000` |
+//! | `messageDelayLevel` | delay of each level, `1s 5s 10s ...` (units `ms`, `s`, `m`, `h`, `d`) | RocketMQ's 18 levels, `1s` to `2h` |
 //!
 //! Parsing is pure: it takes the file's text and returns a [`BrokerConf`] or
 //! a [`ConfError`] naming the line and key.
@@ -250,6 +251,7 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                     .map_err(fail)?;
                 config.store.body_bytes_max = n as usize;
             }
+            "messageDelayLevel" => config.delay_levels = crate::model::DelayLevels::parse(value).map_err(fail)?,
             "registerNameServerPeriod" => config.register_interval_ms = parse_positive(value).map_err(fail)?,
             "longPollingMaxMs" => {
                 config.long_polling_max_ms = match parse_u64(value).map_err(fail)? {
@@ -392,6 +394,8 @@ longPollingMaxMs=5000
         assert!(error("defaultTopicQueueNums=5000\n").starts_with("line 1: defaultTopicQueueNums: expected at most 1024"));
         assert!(error("longPollingMaxMs=18446744073709551615\n").starts_with("line 1: longPollingMaxMs: expected at most 3600000"));
         assert!(error("syncFlushTimeout=99999999999\n").starts_with("line 1: syncFlushTimeout: expected at most 3600000"));
+        assert_eq!(error("messageDelayLevel=1s 5\n"), r#"line 1: messageDelayLevel: delay "5" has no unit (ms, s, m, h or d)"#);
+        assert_eq!(parse("messageDelayLevel=100ms 1s 2s\n").unwrap().broker.delay_levels.delays_ms(), &[100, 1_000, 2_000]);
         assert_eq!(
             error("listenAddr=127.0.0.1:1\nlistenPort=2\n"),
             "line 2: listenPort: listenAddr and listenPort are exclusive: give one"

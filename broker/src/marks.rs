@@ -37,11 +37,21 @@ pub enum Mark {
     /// A query found the index pointing at the wrong message or at bad
     /// bytes and the store rebuilt the index from the commit log.
     IndexRebuilt,
+    /// The schedule service moved a due delayed message (a retry, or a
+    /// message sent with a delay level) to its real topic.
+    DelayDelivered,
+    /// A delayed message was due past a whole delay from now (the broker's
+    /// clock was set back since it was stored) and was delivered now.
+    DelayClockCorrected,
+    /// The broker stored a consumer's sent-back message in the retry path.
+    SentBack,
+    /// The broker dead-lettered a message past its max reconsume times.
+    DeadLettered,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 9] = [
+    pub const ALL: [Mark; 13] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -51,6 +61,10 @@ impl Mark {
         Mark::QueueRebuilt,
         Mark::StoreReopened,
         Mark::IndexRebuilt,
+        Mark::DelayDelivered,
+        Mark::DelayClockCorrected,
+        Mark::SentBack,
+        Mark::DeadLettered,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -65,6 +79,10 @@ impl Mark {
             Mark::QueueRebuilt => "queue-rebuilt",
             Mark::StoreReopened => "store-reopened",
             Mark::IndexRebuilt => "index-rebuilt",
+            Mark::DelayDelivered => "delay-delivered",
+            Mark::DelayClockCorrected => "delay-clock-corrected",
+            Mark::SentBack => "sent-back",
+            Mark::DeadLettered => "dead-lettered",
         }
     }
 }

@@ -3,7 +3,10 @@
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::model::{offset_msg_id, validate_name, Message, MessageExt, TagFilter, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, TOPIC_QUEUES_MAX};
+use crate::model::{
+    is_system_topic, offset_msg_id, validate_name, Delayed, Message, MessageExt, TagFilter, TopicConfig, PERM_READ, PERM_WRITE,
+    PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
+};
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
     SendStatus,
@@ -196,6 +199,12 @@ impl Broker {
         if let Err(e) = validate_name("topic", &message.topic) {
             return Response::error(ResponseCode::MessageIllegal, e);
         }
+        if is_system_topic(&message.topic) {
+            return Response::error(
+                ResponseCode::NoPermission,
+                format!("topic {} is a system topic (schedule, retry or dead letter): producers may not send to it", message.topic),
+            );
+        }
         let config = match self.topic_for_send(&message.topic, default_queues).await {
             Ok(c) => c,
             Err(response) => return response,
@@ -209,9 +218,9 @@ impl Broker {
                 format!("queue {queue_id} does not exist: topic {} has {} write queues", config.name, config.write_queues),
             );
         }
-        let topic = message.topic.clone();
         let msg_id_hint = message.unique_id().map(str::to_string);
-        let msg = MessageExt {
+        let now = self.clock.now_ms();
+        let mut msg = MessageExt {
             message,
             broker_name: self.config.broker_name.clone(),
             queue_id,
@@ -220,7 +229,14 @@ impl Broker {
             store_host: self.config.advertise_addr.clone(),
             ..MessageExt::default()
         };
-        let now = self.clock.now_ms();
+        if msg.message.delay_level > 0 {
+            // Held in the schedule topic until due (a level past the table
+            // is the last, as in RocketMQ).
+            let level = self.config.delay_levels.clamp(msg.message.delay_level);
+            msg.message.delay_level = level;
+            self.hold_back(&mut msg, level, now);
+        }
+        let (topic, stored_queue) = (msg.message.topic.clone(), msg.queue_id);
         let put = self.store.lock().expect("store").put(msg, now);
         let put = match put {
             Ok(p) => p,
@@ -231,7 +247,7 @@ impl Broker {
         if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
             let flushed = self.wait_flushed(put.end_offset).await;
             // Held pulls wake once the message is durable, hence visible.
-            self.notify_arrival(&topic, queue_id);
+            self.notify_arrival(&topic, stored_queue);
             match flushed {
                 Ok(()) => {}
                 Err(None) => {
@@ -244,7 +260,7 @@ impl Broker {
             // ASYNC_FLUSH, or the planted ack-before-fsync bug, under which
             // SYNC_FLUSH acknowledges now and the periodic flush makes the
             // message durable up to flush_interval_ms later.
-            self.notify_arrival(&topic, queue_id);
+            self.notify_arrival(&topic, stored_queue);
         }
         let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);
         let result = SendResult {
@@ -262,6 +278,19 @@ impl Broker {
             SendStatus::SlaveNotAvailable => ResponseCode::SlaveNotAvailable,
         };
         Response { code, remark: String::new(), body: ResponseBody::Send(result) }
+    }
+
+    /// Turns a message into its schedule topic entry: it waits in the
+    /// queue of `level` until the level's delay has passed on this broker's
+    /// clock, then goes to the topic and queue it names now.
+    pub(super) fn hold_back(&self, msg: &mut MessageExt, level: u32, now_ms: u64) {
+        let delayed = Delayed {
+            topic: std::mem::replace(&mut msg.message.topic, SCHEDULE_TOPIC.to_string()),
+            queue_id: std::mem::replace(&mut msg.queue_id, level - 1),
+            level,
+            deliver_at_ms: now_ms.saturating_add(self.config.delay_levels.delay_ms(level)),
+        };
+        msg.delayed = Some(delayed);
     }
 
     #[allow(clippy::too_many_arguments)]

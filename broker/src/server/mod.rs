@@ -8,14 +8,16 @@
 mod groups;
 mod handler;
 mod offsets;
+mod schedule;
 
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
+pub use schedule::ScheduleProgress;
 
 use crate::clock::Clock;
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
-use crate::model::TopicConfig;
+use crate::model::{DelayLevels, TopicConfig, SCHEDULE_TOPIC};
 use crate::net::{ConnectionPool, Service};
 use crate::protocol::{Request, Response};
 use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
@@ -29,6 +31,7 @@ use tokio::sync::{watch, Notify};
 
 const TOPICS_PATH: &str = "config/topics.json";
 const OFFSETS_PATH: &str = "config/consumerOffset.json";
+const DELAY_PATH: &str = "config/delayOffset.json";
 
 /// When a send is acknowledged relative to the fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct BrokerConfig {
     pub request_timeout_ms: u64,
     /// How often expired commit log segments are deleted.
     pub retention_check_interval_ms: u64,
+    /// The delay of each delay level (`messageDelayLevel`).
+    pub delay_levels: DelayLevels,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -111,6 +116,7 @@ impl BrokerConfig {
             client_expiry_ms: 120_000,
             request_timeout_ms: 3_000,
             retention_check_interval_ms: 60_000,
+            delay_levels: DelayLevels::default(),
             store: StoreConfig::default(),
         }
     }
@@ -138,6 +144,8 @@ pub struct Broker {
     topics: Mutex<BTreeMap<String, TopicConfig>>,
     offsets: Mutex<OffsetTable>,
     groups: Mutex<ConsumerGroups>,
+    /// How far each delay level's queue has been delivered.
+    schedule: Mutex<ScheduleProgress>,
     /// Per queue: bumped on every put, so held pulls wake up.
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
@@ -170,6 +178,11 @@ impl Broker {
         if clamped > 0 {
             tracing::warn!(clamped, "consumer offsets past the recovered queue ends were moved back");
         }
+        let schedule = match read_all(disk.as_ref(), DELAY_PATH)? {
+            None => ScheduleProgress::default(),
+            Some(bytes) => ScheduleProgress::from_json(&bytes, |level| store.queue_offsets(SCHEDULE_TOPIC, level.saturating_sub(1)).1)
+                .map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+        };
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, "store opened");
         Ok(Arc::new(Broker {
@@ -180,6 +193,7 @@ impl Broker {
             topics: Mutex::new(topics),
             offsets: Mutex::new(offsets),
             groups: Mutex::new(ConsumerGroups::default()),
+            schedule: Mutex::new(schedule),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
@@ -234,7 +248,17 @@ impl Broker {
                 tracing::warn!(error = %e, "checkpoint failed");
             }
         });
-        self.every(self.config.offset_persist_interval_ms, |b| b.persist_offsets());
+        self.every(self.config.offset_persist_interval_ms, |b| {
+            b.persist_offsets();
+            b.persist_schedule();
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(schedule::SCHEDULE_INTERVAL_MS)).await;
+                me.deliver_due().await;
+            }
+        });
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         self.every(10_000.min(self.config.client_expiry_ms), |b| {
             b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
@@ -305,6 +329,8 @@ impl Broker {
                 *store = reopened;
                 let offset = store.flushed_offset();
                 drop(store);
+                // Deliveries not yet durable may be gone with the cut tail.
+                self.schedule.lock().expect("schedule").rewind_to_durable();
                 marks::reach(Mark::StoreReopened);
                 tracing::info!(broker = %self.config.broker_name, why = %why, ?recovery, "store reopened after a disk failure");
                 self.flushed.send_replace(FlushState { offset, error: None });
@@ -318,6 +344,22 @@ impl Broker {
         if let Some(bytes) = snapshot {
             if let Err(e) = self.disk.write_atomic(OFFSETS_PATH, &bytes) {
                 tracing::warn!(error = %e, "persisting consumer offsets failed");
+            }
+        }
+    }
+
+    /// Persists the delay levels' progress, as far as the copies it
+    /// delivered are durable.
+    fn persist_schedule(&self) {
+        let flushed = self.store.lock().expect("store").flushed_offset();
+        let snapshot = {
+            let mut schedule = self.schedule.lock().expect("schedule");
+            schedule.flushed(flushed);
+            schedule.take_snapshot()
+        };
+        if let Some(bytes) = snapshot {
+            if let Err(e) = self.disk.write_atomic(DELAY_PATH, &bytes) {
+                tracing::warn!(error = %e, "persisting delay progress failed");
             }
         }
     }

@@ -199,3 +199,105 @@ async fn create_topic_names_each_bad_value() {
     }
     assert_eq!(broker.apply(create(TopicConfig::new("orders", 4)), peer()).await.code, ResponseCode::Success);
 }
+
+fn delayed(topic: &str, body: &str, level: u32) -> Request {
+    let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send(topic, body) else {
+        unreachable!()
+    };
+    let message = message.with_delay_level(level);
+    Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }
+}
+
+/// Bodies readable in queue 0 of `topic` now.
+fn bodies(broker: &Broker, topic: &str) -> Vec<String> {
+    let store = broker.store.lock().unwrap();
+    let got = store.get(topic, 0, 0, 100, u64::MAX, &|_| true).unwrap();
+    got.messages.iter().map(|m| String::from_utf8_lossy(&m.message.body).into_owned()).collect()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn short_levels() -> BrokerConfig {
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.delay_levels = crate::model::DelayLevels::parse("300ms 600ms 2s").unwrap();
+    config.offset_persist_interval_ms = 50;
+    config.flush_interval_ms = 20;
+    config
+}
+
+/// A message sent with a delay level reaches its topic no earlier than
+/// the level's delay, with its body, key and id, and a level past the
+/// table waits as long as the last level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_reaches_its_topic_once_its_level_has_passed() {
+    let broker = Broker::open(short_levels(), Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    broker.spawn_loops();
+    let start = Instant::now();
+    let sent = broker.apply(delayed("orders", "later", 2), peer()).await;
+    assert_eq!(sent.code, ResponseCode::Success, "{sent:?}");
+    assert!(bodies(&broker, "orders").is_empty(), "delivered at once");
+    wait_for("the delayed message arrives", || !bodies(&broker, "orders").is_empty()).await;
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(600), "delivered after {waited:?}, before its 600 ms level");
+    assert_eq!(bodies(&broker, "orders"), ["later"]);
+    let far = broker.apply(delayed("orders", "far", 99), peer()).await;
+    assert_eq!(far.code, ResponseCode::Success);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(bodies(&broker, "orders"), ["later"], "a level past the table waits as long as the last (2 s)");
+    wait_for("the clamped message arrives", || bodies(&broker, "orders").len() == 2).await;
+}
+
+/// Producers may not write the broker's own topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_to_system_topics_are_refused() {
+    let broker = Broker::open(short_levels(), Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    for topic in [crate::model::SCHEDULE_TOPIC, "%RETRY%billing", "%DLQ%billing"] {
+        let response = broker.apply(send(topic, "x"), peer()).await;
+        assert_eq!(response.code, ResponseCode::NoPermission, "{topic}: {response:?}");
+        assert!(response.remark.contains("system topic"), "{}", response.remark);
+    }
+}
+
+/// Delay progress is persisted only as far as the copies it delivered are
+/// durable: a power loss that takes a delivered copy back makes the broker
+/// deliver it again, never skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_loss_never_skips_a_delayed_message() {
+    let disk = MemDisk::new();
+    let mut config = short_levels();
+    // Nothing is flushed by the loops: the test decides what is durable.
+    config.flush_interval_ms = 3_600_000;
+    config.checkpoint_interval_ms = 3_600_000;
+    let broker = Broker::open(config.clone(), Arc::new(disk.clone()), Clock::new()).unwrap();
+    broker.spawn_loops();
+    assert_eq!(broker.apply(delayed("orders", "first", 1), peer()).await.code, ResponseCode::Success);
+    broker.store.lock().unwrap().flush().unwrap();
+    wait_for("the copy is delivered", || !bodies(&broker, "orders").is_empty()).await;
+    // The copy is not durable: persisting progress must not move past it.
+    broker.persist_schedule();
+    disk.power_loss(|_| 0);
+    drop(broker);
+    let reopened = Broker::open(config, Arc::new(disk.clone()), Clock::new()).unwrap();
+    assert!(bodies(&reopened, "orders").is_empty(), "the power loss took the copy back");
+    reopened.spawn_loops();
+    wait_for("the message is delivered again", || bodies(&reopened, "orders") == ["first"]).await;
+}
+
+/// A broker clock set back after a message was stored does not hold it
+/// for as long again: past a whole delay from now, it is due now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_does_not_hold_a_delayed_message_for_the_difference() {
+    let clock = Clock::new();
+    let broker = Broker::open(short_levels(), Arc::new(MemDisk::new()), clock.clone()).unwrap();
+    clock.set_offset_ms(3_600_000);
+    assert_eq!(broker.apply(delayed("orders", "skewed", 1), peer()).await.code, ResponseCode::Success);
+    clock.set_offset_ms(0);
+    broker.spawn_loops();
+    wait_for("the message is delivered", || !bodies(&broker, "orders").is_empty()).await;
+}
