@@ -42,11 +42,19 @@ pub enum Bug {
     /// The store takes a message whose properties (tag and keys included)
     /// are past their limit.
     LimitsUnchecked,
+    /// A message sent back past its max reconsume times is dropped instead
+    /// of being stored in the group's dead-letter queue.
+    DlqSkipped,
+    /// A retry is stored straight into the retry topic, without waiting
+    /// for its delay level.
+    RetryNoBackoff,
+    /// The retry copy of a message loses its business key.
+    RetryDropsKey,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 14] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -58,6 +66,9 @@ impl Bug {
         Bug::LongPollMiss,
         Bug::ProgressStall,
         Bug::LimitsUnchecked,
+        Bug::DlqSkipped,
+        Bug::RetryNoBackoff,
+        Bug::RetryDropsKey,
     ];
 
     /// The name used on the command line.
@@ -74,6 +85,9 @@ impl Bug {
             Bug::LongPollMiss => "long-poll-miss",
             Bug::ProgressStall => "progress-stall",
             Bug::LimitsUnchecked => "limits-unchecked",
+            Bug::DlqSkipped => "dlq-skipped",
+            Bug::RetryNoBackoff => "retry-no-backoff",
+            Bug::RetryDropsKey => "retry-drops-key",
         }
     }
 

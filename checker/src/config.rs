@@ -36,11 +36,20 @@ pub struct GroupSpec {
     /// Defaults to true so that configs written before the knob still parse.
     #[serde(default = "idempotent_default")]
     pub idempotent: bool,
+    /// Times the group consumes a message again before dead-lettering it
+    /// (RocketMQ's default 16, also for configs written before the knob).
+    #[serde(default = "max_reconsume_default")]
+    pub max_reconsume_times: u32,
 }
 
 /// The default of [`GroupSpec::idempotent`]: consumers deduplicate.
 fn idempotent_default() -> bool {
     true
+}
+
+/// The default of [`GroupSpec::max_reconsume_times`].
+fn max_reconsume_default() -> u32 {
+    16
 }
 
 /// Which invariants the scenario expects. Everything defaults to the
@@ -63,6 +72,14 @@ pub struct Expect {
     pub progress_min_permille: Option<u32>,
     /// How long after `tail-start` the progress window opens.
     pub progress_grace_ms: u64,
+    /// Check retries and dead letters against the delay levels below.
+    pub dead_letter: bool,
+    /// The brokers' delay levels in ms, level 1 first; a retry after
+    /// reconsumption `n` waits at level `n + 3`.
+    pub delay_levels_ms: Vec<u64>,
+    /// How much earlier than its level a retry may arrive: the broker
+    /// clock skew and jumps the scenario applied, which the verdict states.
+    pub clock_allowance_ms: u64,
 }
 
 impl GroupSpec {
@@ -92,6 +109,7 @@ impl CheckConfig {
                     tags: event.detail.clone().unwrap_or_else(|| "*".to_owned()),
                     broadcast: false,
                     idempotent: true,
+                    max_reconsume_times: max_reconsume_default(),
                 });
             }
         }
@@ -167,6 +185,7 @@ mod tests {
                 tags: "*".into(),
                 broadcast: true,
                 idempotent: false,
+                max_reconsume_times: 16,
             }],
             ..CheckConfig::default()
         };

@@ -80,6 +80,11 @@ pub struct Event {
     /// observed (on a deliver), so that integrity can compare them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub props: Option<BTreeMap<String, String>>,
+    /// On a deliver event: when the business logic started on the message
+    /// (`t_ms` is when it answered), so checks can tell processing that
+    /// overlapped from processing that followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
 }
 
 /// Whether an event starts an operation or how it ended (Jepsen's types).
@@ -276,7 +281,19 @@ impl Event {
             detail: None,
             body: None,
             props: None,
+            start_ms: None,
         }
+    }
+
+    /// Sets when processing started (deliver events).
+    pub fn start_ms(mut self, start_ms: u64) -> Event {
+        self.start_ms = Some(start_ms);
+        self
+    }
+
+    /// When processing started: `start_ms`, else `t_ms`.
+    pub fn started_ms(&self) -> u64 {
+        self.start_ms.unwrap_or(self.t_ms)
     }
 
     /// Sets the id.

@@ -36,7 +36,8 @@ pub use history::{
 };
 pub use invariant::{
     check_all, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
-    check_hostile, check_order, check_progress, check_recovered, check_unexpected, Invariant, NOT_EXPECTED,
+    check_dead_letter, check_hostile, check_order, check_progress, check_recovered, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
+    NOT_EXPECTED,
 };
 pub use reached::reached_marks;
 pub use verdict::{Anomaly, CheckResult, SummaryCounts, Validity, Verdict, ANOMALIES_MAX};

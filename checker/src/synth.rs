@@ -81,6 +81,7 @@ pub fn history(events_target: usize, seed: u64) -> (Vec<Event>, CheckConfig) {
                 tags: "*".into(),
                 broadcast: false,
                 idempotent: true,
+                max_reconsume_times: 16,
             },
             GroupSpec {
                 group: AUDIT.into(),
@@ -88,6 +89,7 @@ pub fn history(events_target: usize, seed: u64) -> (Vec<Event>, CheckConfig) {
                 tags: AUDIT_TAGS.into(),
                 broadcast: false,
                 idempotent: false,
+                max_reconsume_times: 16,
             },
         ],
         fifo_topics: vec![TOPIC.into()],

@@ -142,13 +142,18 @@ pub struct SummaryCounts {
     /// one, or unanswered in the tail. Defaults to 0 like `integrity`.
     #[serde(default)]
     pub hostile: u64,
+    /// Retries and dead letters against the group's rules: early retries,
+    /// dead letters too early or missing, consumed and dead-lettered.
+    /// Defaults to 0 like `integrity`.
+    #[serde(default)]
+    pub dead_letter: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -157,7 +162,8 @@ impl fmt::Display for SummaryCounts {
             self.integrity,
             self.late,
             self.stalled,
-            self.hostile
+            self.hostile,
+            self.dead_letter
         )
     }
 }
@@ -202,6 +208,10 @@ impl Verdict {
             hostile: count("hostile", "accepted-past-limit")
                 + count("hostile", "refused-at-limit")
                 + count("hostile", "unanswered"),
+            dead_letter: ["retry-early", "retried-without-failure", "dead-lettered-early", "not-dead-lettered", "consumed-and-dead-lettered"]
+                .iter()
+                .map(|n| count("dead-letter", n))
+                .sum(),
         }
     }
 }
@@ -254,7 +264,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

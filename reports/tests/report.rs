@@ -71,6 +71,7 @@ fn sample(scenario: &str) -> RunReport {
             tags: "*".into(),
             broadcast: false,
             idempotent: true,
+            max_reconsume_times: 16,
         }],
         fifo_topics: vec![],
         expect: Expect {

@@ -58,6 +58,22 @@ pub struct Topology {
     /// Queues each broker group creates for every topic. Default 4.
     #[serde(default = "default_queues_per_topic")]
     pub queues_per_topic: u32,
+    /// The brokers' delay levels in ms, level 1 first, as RocketMQ's
+    /// `messageDelayLevel`: a retry after `n` reconsumptions waits at level
+    /// `n + 3`. Default: RocketMQ's 18 levels at a tenth of their delays
+    /// (100 ms, 500 ms, 1 s, 3 s, ... 12 min), so retries fit a short run.
+    #[serde(default = "default_delay_levels_ms")]
+    pub delay_levels_ms: Vec<u64>,
+}
+
+/// Most delay levels a topology may have (the broker's limit).
+pub const DELAY_LEVELS_MAX: usize = 64;
+
+/// Longest delay a level may have: a year (the broker's limit).
+pub const DELAY_MS_MAX: u64 = 365 * 24 * 3_600_000;
+
+fn default_delay_levels_ms() -> Vec<u64> {
+    [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200].iter().map(|s| s * 100).collect()
 }
 
 fn default_replicas() -> u32 {
@@ -200,6 +216,19 @@ pub struct ConsumerSpec {
     /// turns these into `consumer-crash` events of the schedule. Default 0.
     #[serde(default)]
     pub crash_rate_per_min: f64,
+    /// Times the group consumes a message again before the broker
+    /// dead-letters it. Default 16, RocketMQ's.
+    #[serde(default = "default_max_reconsume_times")]
+    pub max_reconsume_times: u32,
+    /// Share of business keys whose consumption always fails in this
+    /// group (poison messages): they go through every retry to the DLQ.
+    /// Default 0.
+    #[serde(default)]
+    pub poison_key_share: f64,
+}
+
+fn default_max_reconsume_times() -> u32 {
+    16
 }
 
 /// How faults are chosen.

@@ -328,6 +328,20 @@ fn a_probability_out_of_range_is_refused() {
 }
 
 #[test]
+fn delay_levels_and_retry_knobs_are_checked() {
+    let with_levels = |levels: &str| BASE.replace("flush = \"sync\"\n", &format!("flush = \"sync\"\ndelay_levels_ms = {levels}\n"));
+    assert_error(&with_levels("[]"), "topology.delay_levels_ms: must hold 1..=64 delays, got 0");
+    assert_error(&with_levels("[100, 0]"), "topology.delay_levels_ms[1]: must be in 1..=31536000000 ms, got 0");
+    assert_error(
+        &with_levels("[100, 300, 200]"),
+        "topology.delay_levels_ms[2]: 200 ms is shorter than the level before it (300 ms): retries never wait less than the one before",
+    );
+    let text = BASE.replace("count = 1\n\n[nemesis]", "count = 1\nmax_reconsume_times = 5000\npoison_key_share = 2.0\n\n[nemesis]");
+    assert_error(&text, "workload.consumers[1].poison_key_share: must be in 0.0..=1.0, got 2");
+    assert_error(&text, "workload.consumers[1].max_reconsume_times: must be at most 1000, got 5000");
+}
+
+#[test]
 fn a_name_must_equal_its_file_stem() {
     let dir = std::env::temp_dir().join(format!("scenarios-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::Problem;
 use crate::fault::{Channel, Fault, NemesisEvent};
 use crate::resolve::{node_fault_span, secs_to_ms};
-use crate::spec::{NemesisMode, PartitionKind, Scenario};
+use crate::spec::{NemesisMode, PartitionKind, Scenario, DELAY_LEVELS_MAX, DELAY_MS_MAX};
+
+/// Most times a group may consume a message again before it is dead-lettered.
+const MAX_RECONSUME_TIMES_MAX: u32 = 1_000;
 use crate::target::{is_valid_resource_name, Node, Role, Target};
 
 /// Largest replica count the design allows (one master and two slaves).
@@ -88,6 +91,17 @@ impl Validator<'_> {
         }
         self.at_least("topology.flush_interval_ms", t.flush_interval_ms, 1);
         self.at_least("topology.queues_per_topic", t.queues_per_topic.into(), 1);
+        let levels = &t.delay_levels_ms;
+        if levels.is_empty() || levels.len() > DELAY_LEVELS_MAX {
+            self.fail("topology.delay_levels_ms", format!("must hold 1..={DELAY_LEVELS_MAX} delays, got {}", levels.len()));
+        } else if let Some(i) = levels.iter().position(|&ms| !(1..=DELAY_MS_MAX).contains(&ms)) {
+            self.fail(format!("topology.delay_levels_ms[{i}]"), format!("must be in 1..={DELAY_MS_MAX} ms, got {}", levels[i]));
+        } else if let Some(i) = (1..levels.len()).find(|&i| levels[i] < levels[i - 1]) {
+            self.fail(
+                format!("topology.delay_levels_ms[{i}]"),
+                format!("{} ms is shorter than the level before it ({} ms): retries never wait less than the one before", levels[i], levels[i - 1]),
+            );
+        }
     }
 
     fn workload(&mut self) {
@@ -135,6 +149,10 @@ impl Validator<'_> {
             }
             self.probability(format!("{path}.failure_rate"), c.failure_rate);
             self.rate(format!("{path}.crash_rate_per_min"), c.crash_rate_per_min);
+            self.probability(format!("{path}.poison_key_share"), c.poison_key_share);
+            if c.max_reconsume_times > MAX_RECONSUME_TIMES_MAX {
+                self.fail(format!("{path}.max_reconsume_times"), format!("must be at most {MAX_RECONSUME_TIMES_MAX}, got {}", c.max_reconsume_times));
+            }
         }
         for (i, h) in w.hostile.iter().enumerate() {
             let path = format!("workload.hostile[{i}]");

@@ -47,6 +47,10 @@ pub struct ApplyRequest {
     pub effect: Effect,
     /// Skip the effect when the key already took effect in the group.
     pub idempotent: bool,
+    /// Only ask whether the key already took effect (a consumer that
+    /// deduplicates on receipt); nothing is written.
+    #[serde(default)]
+    pub check_only: bool,
 }
 
 /// What an apply did.
@@ -57,6 +61,8 @@ pub enum Applied {
     New,
     /// An idempotent group had applied this key already: nothing written.
     Duplicate,
+    /// Answer to `check_only`: the key has not taken effect yet.
+    NotYet,
 }
 
 /// The database's state over its disk.
@@ -87,6 +93,9 @@ impl Database {
         let pair = (effect.group.clone(), effect.key.clone());
         if request.idempotent && self.keys.contains(&pair) {
             return Ok(Applied::Duplicate);
+        }
+        if request.check_only {
+            return Ok(Applied::NotYet);
         }
         let json = serde_json::to_vec(effect).map_err(io::Error::other)?;
         let mut record = Vec::with_capacity(RECORD_HEADER_LEN + json.len());
@@ -222,7 +231,7 @@ mod tests {
     use broker::store::MemDisk;
 
     fn request(group: &str, key: &str, msg_id: &str, idempotent: bool) -> ApplyRequest {
-        ApplyRequest { effect: Effect { group: group.into(), key: key.into(), msg_id: msg_id.into() }, idempotent }
+        ApplyRequest { effect: Effect { group: group.into(), key: key.into(), msg_id: msg_id.into() }, idempotent, check_only: false }
     }
 
     #[test]
@@ -230,7 +239,10 @@ mod tests {
         let disk = Arc::new(MemDisk::default());
         assert_eq!(replay(disk.as_ref()).unwrap(), (Vec::new(), 0), "a new database is empty");
         let mut db = Database::open(disk.clone()).unwrap();
+        let check = |key: &str| ApplyRequest { check_only: true, ..request("billing", key, "m0", true) };
+        assert_eq!(db.apply(&check("k1")).unwrap(), Applied::NotYet);
         assert_eq!(db.apply(&request("billing", "k1", "m1", true)).unwrap(), Applied::New);
+        assert_eq!(db.apply(&check("k1")).unwrap(), Applied::Duplicate);
         assert_eq!(db.apply(&request("billing", "k1", "m1-again", true)).unwrap(), Applied::Duplicate);
         assert_eq!(db.apply(&request("ledger", "k1", "m1", false)).unwrap(), Applied::New);
         assert_eq!(db.apply(&request("ledger", "k1", "m1", false)).unwrap(), Applied::New);

@@ -2,7 +2,7 @@
 
 use broker::bugs::Bug;
 use checker::config::{CheckConfig, Expect, GroupSpec};
-use checker::history::Event;
+use checker::history::{Event, Op};
 use checker::verdict::{Validity, Verdict};
 use scenarios::{Resolved, Scenario};
 
@@ -45,8 +45,26 @@ impl RunOutcome {
     }
 }
 
-/// What the checker must know about a scenario.
-pub fn check_config(scenario: &Scenario) -> CheckConfig {
+/// How far the run set broker clocks from true time, at most: the sum of
+/// every clock skew and jump the nemesis applied to a broker, as the
+/// history's fault events record them (`skew_ms=N`, `jump_ms=N`). A retry
+/// may reach its consumer that much before its delay level allows.
+pub fn clock_allowance_ms(events: &[Event]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.op == Op::Fault && e.target.as_deref().is_some_and(|t| t.starts_with("broker-")))
+        .filter_map(|e| {
+            let detail = e.detail.as_deref()?;
+            let value = detail.strip_prefix("skew_ms=").or_else(|| detail.strip_prefix("jump_ms="))?;
+            value.parse::<i64>().ok()
+        })
+        .map(i64::unsigned_abs)
+        .sum()
+}
+
+/// What the checker must know about a scenario, and about its history (the
+/// clock faults it applied).
+pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
     let groups = scenario
         .workload
         .consumers
@@ -57,6 +75,7 @@ pub fn check_config(scenario: &Scenario) -> CheckConfig {
             tags: c.tags.clone(),
             broadcast: false,
             idempotent: c.idempotent,
+            max_reconsume_times: c.max_reconsume_times,
         })
         .collect();
     let mut fifo_topics: Vec<String> =
@@ -74,6 +93,9 @@ pub fn check_config(scenario: &Scenario) -> CheckConfig {
             unexpected_max: 0,
             progress_min_permille: scenario.expect.progress.as_ref().map(|p| (p.tail_acked_share * 1000.0).round() as u32),
             progress_grace_ms: scenario.expect.progress.as_ref().map_or(0, |p| p.grace_s * 1000),
+            dead_letter: true,
+            delay_levels_ms: scenario.topology.delay_levels_ms.clone(),
+            clock_allowance_ms: clock_allowance_ms(events),
         },
     }
 }
@@ -95,7 +117,7 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
     let name = resolved.scenario.name.clone();
     let seed = resolved.seed;
     let started = std::time::Instant::now();
-    let config = check_config(&resolved.scenario);
+    let scenario = resolved.scenario.clone();
     let sim_ms = resolved.scenario.duration_ms() + resolved.scenario.tail_s * 1000;
     let thread = std::thread::Builder::new()
         .name(format!("{name}-{seed}"))
@@ -107,7 +129,7 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
         Ok(Err((history, message))) => (history, Some(message)),
         Err(payload) => (Vec::new(), Some(panic_message(payload.as_ref()))),
     };
-    let mut verdict = checker::check_all(&history, &config);
+    let mut verdict = checker::check_all(&history, &check_config(&scenario, &history));
     if panic.is_some() {
         verdict.validity = Validity::Invalid;
     }

@@ -3,20 +3,21 @@
 //! and applies an idempotent effect by business key; the final drain.
 //! Compiled only with `--cfg madsim`.
 
-use crate::database::{ApplyRequest, DbClient, Effect};
+use crate::database::{Applied, ApplyRequest, DbClient, Effect};
 use crate::recorder::{harness_marks, Recorder};
 use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
 use broker::client::{
     AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig,
 };
 use broker::clock::Clock;
-use broker::model::{Message, MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
-use broker::protocol::{ConsumeFrom, Request, ResponseBody};
+use broker::model::{dlq_topic, retry_topic, Message, MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
+use broker::protocol::{ConsumeFrom, Request, ResponseBody, ResponseCode};
 use broker::protocol::SendResult;
 use broker::store::GetStatus;
 use checker::history::{ConsumeOutcome, Event, Kind, Op};
+use checker::{DEDUPE_UNAVAILABLE, LOCAL_RETRY};
 use scenarios::{ConsumerSpec, CrashStep, ProducerSpec, Scenario};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -217,14 +218,17 @@ pub async fn run_producer(
     std::future::pending::<()>().await
 }
 
-fn delivery(process: &str, group: &str, m: &MessageExt, attempt: u32, outcome: ConsumeOutcome) -> Event {
+/// A deliver event: `queue` is where the message was pulled from (a retry
+/// topic's queue for a retry), `local` marks a retry the consumer made
+/// itself, and the message carries its original topic.
+fn delivery(process: &str, group: &str, m: &MessageExt, queue: String, local: bool, outcome: ConsumeOutcome) -> Event {
     let mut event = Event::new(0, process, Kind::Ok, Op::Deliver)
         .group(group)
         .msg_id(m.msg_id())
-        .topic(m.message.topic.clone())
-        .queue(queue_name(&m.broker_name, &m.message.topic, m.queue_id))
+        .topic(m.origin_topic().to_string())
+        .queue(queue)
         .offset(m.queue_offset)
-        .reconsume(attempt)
+        .reconsume(m.reconsume_times)
         .result(outcome)
         .body(body_digest(&m.message.body))
         .props(user_props(&m.message));
@@ -240,7 +244,17 @@ fn delivery(process: &str, group: &str, m: &MessageExt, attempt: u32, outcome: C
     if let Some(seq) = m.message.properties.get(PROPERTY_SEQ).and_then(|s| s.parse().ok()) {
         event = event.seq(seq);
     }
+    if local {
+        event = event.detail(LOCAL_RETRY);
+    }
     event
+}
+
+/// Whether a business key is poison in a group whose poison share is
+/// `share`: its consumption always fails. Decided by the key alone, so
+/// every copy and resend of it fails alike.
+fn is_poison(key: &str, share: f64) -> bool {
+    share > 0.0 && (broker::model::fnv1a(key.as_bytes()) % 1_000_000) < (share * 1_000_000.0) as u64
 }
 
 /// Consumer settings used in the simulation: RocketMQ's, with a faster
@@ -250,6 +264,7 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
     config.consume_from = ConsumeFrom::FirstOffset;
     config.rebalance_interval_ms = 5_000;
     config.orderly = orderly;
+    config.max_reconsume_times = spec.max_reconsume_times;
     config
 }
 
@@ -313,15 +328,40 @@ pub async fn run_consumer(
     let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
     let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
+    let poison = spec.poison_key_share;
     let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
         let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
         async move {
+            let queue = queue_name(&ctx.queue.broker_name, &ctx.queue.topic, ctx.queue.queue_id);
+            let start = recorder.now_ms();
             let record = |outcome: ConsumeOutcome| {
                 for m in &msgs {
-                    recorder.record(delivery(&process, &group, m, ctx.attempt, outcome));
+                    recorder.record(delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, outcome).start_ms(start));
                 }
             };
-            if failure_rate > 0.0 && draw_unit() < failure_rate {
+            if idempotent && (failure_rate > 0.0 || poison > 0.0) {
+                // Business logic that can fail first looks the key up, as
+                // an idempotent consumer does: a key that took effect is
+                // done, whatever copy brings it again.
+                match already_applied(&db, &group, &msgs).await {
+                    Ok(true) => {
+                        record(ConsumeOutcome::Success);
+                        return ConsumeResult::Success;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(consumer = %process, error = %e, "dedupe lookup failed");
+                        for m in &msgs {
+                            let event = delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, ConsumeOutcome::RetryLater);
+                            let detail = event.detail.clone().map_or(DEDUPE_UNAVAILABLE.to_string(), |d| format!("{d} {DEDUPE_UNAVAILABLE}"));
+                            recorder.record(event.start_ms(start).detail(detail));
+                        }
+                        return ConsumeResult::RetryLater;
+                    }
+                }
+            }
+            let poisoned = msgs.iter().any(|m| m.message.keys.first().is_some_and(|k| is_poison(k, poison)));
+            if poisoned || (failure_rate > 0.0 && draw_unit() < failure_rate) {
                 record(ConsumeOutcome::RetryLater);
                 return ConsumeResult::RetryLater;
             }
@@ -347,7 +387,19 @@ pub async fn run_consumer(
 async fn apply_effect(db: &DbClient, group: &str, idempotent: bool, m: &MessageExt) -> Result<(), String> {
     let Some(key) = m.message.keys.first() else { return Ok(()) };
     let effect = Effect { group: group.to_string(), key: key.clone(), msg_id: m.msg_id() };
-    db.apply(&ApplyRequest { effect, idempotent }).await.map(|_| ())
+    db.apply(&ApplyRequest { effect, idempotent, check_only: false }).await.map(|_| ())
+}
+
+/// Whether every message of the batch already took effect in the group.
+async fn already_applied(db: &DbClient, group: &str, msgs: &[MessageExt]) -> Result<bool, String> {
+    for m in msgs {
+        let Some(key) = m.message.keys.first() else { return Ok(false) };
+        let effect = Effect { group: group.to_string(), key: key.clone(), msg_id: m.msg_id() };
+        if db.apply(&ApplyRequest { effect, idempotent: true, check_only: true }).await? != Applied::Duplicate {
+            return Ok(false);
+        }
+    }
+    Ok(!msgs.is_empty())
 }
 
 /// Attempts per request of the drain before it gives up on a queue.
@@ -371,63 +423,189 @@ macro_rules! retrying {
     }};
 }
 
-/// Reads every group's queues from the committed offset to the end, as the
-/// group's last consumer: it records deliveries and applies effects.
-pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, db: DbClient) {
+/// Waits until no broker holds a delayed message (a retry waiting for its
+/// level) any more, at most `wait_ms`: the drain can only read what has
+/// reached the retry topics.
+async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<String>, wait_ms: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    while tokio::time::Instant::now() < deadline {
+        let mut pending = 0;
+        for addr in addrs {
+            match client.call(addr, &Request::GetBrokerRuntimeInfo, client.timeout()).await {
+                Ok(ResponseBody::Runtime(info)) => pending += info.delayed_pending,
+                _ => pending += 1,
+            }
+        }
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Reads every group's queues, its retry topic's included, from the
+/// committed offset to the end, as the group's last consumer: it records
+/// deliveries and applies effects. Then it reads each group's dead-letter
+/// queues and records what they hold. Delayed retries are waited for first,
+/// at most `delay_wait_ms`.
+pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, db: DbClient, delay_wait_ms: u64) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, "drain"), Clock::new());
     let timeout = client.timeout();
+    let mut brokers: BTreeMap<String, String> = BTreeMap::new();
+    for g in &groups {
+        if let Some(queues) = retrying!(client.read_queues(&g.topic, true)) {
+            for mq in queues {
+                if let Some(addr) = client.broker_addr(&mq.broker_name) {
+                    brokers.insert(mq.broker_name.clone(), addr);
+                }
+            }
+        }
+    }
+    wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms).await;
     for g in groups {
         let filter = TagFilter::parse(&g.tags).unwrap_or(TagFilter::All);
         let gave_up = |queue: String, reason: String| {
             recorder.record(Event::new(0, "drain", Kind::Info, Op::DrainGaveUp).group(g.group.clone()).queue(queue).detail(reason));
         };
-        let Some(queues) = retrying!(client.read_queues(&g.topic, true)) else {
-            gave_up(g.topic.clone(), format!("no route for topic {} after {DRAIN_ATTEMPTS_MAX} attempts", g.topic));
-            continue;
-        };
-        for mq in queues {
-            let queue = queue_name(&mq.broker_name, &mq.topic, mq.queue_id);
-            let Some(addr) = client.broker_addr(&mq.broker_name) else {
-                gave_up(queue, format!("no address for broker {}", mq.broker_name));
+        for topic in [g.topic.clone(), retry_topic(&g.group)] {
+            let Some(queues) = retrying!(client.read_queues(&topic, true)) else {
+                gave_up(topic.clone(), format!("no route for topic {topic} after {DRAIN_ATTEMPTS_MAX} attempts"));
                 continue;
             };
-            let query = Request::QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
-            let range = Request::GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id };
-            let committed = retrying!(client.call(&addr, &query, timeout));
-            let min = match retrying!(client.call(&addr, &range, timeout)) {
-                Some(ResponseBody::QueueOffsets(s)) => s.min_offset,
-                _ => 0,
-            };
-            let mut offset = match committed {
-                Some(ResponseBody::Offset(Some(o))) => o,
-                _ => min,
-            };
-            loop {
-                let pull = Request::PullMessage {
-                    group: g.group.clone(),
-                    topic: mq.topic.clone(),
-                    queue_id: mq.queue_id,
-                    offset,
-                    max_msgs: 256,
-                    expression: g.tags.clone(),
-                    suspend_ms: 0,
+            for mq in queues {
+                let queue = queue_name(&mq.broker_name, &mq.topic, mq.queue_id);
+                let Some(addr) = client.broker_addr(&mq.broker_name) else {
+                    gave_up(queue, format!("no address for broker {}", mq.broker_name));
+                    continue;
                 };
-                let Some(ResponseBody::Pull(result)) = retrying!(client.call(&addr, &pull, timeout)) else {
-                    gave_up(queue.clone(), format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));
-                    break;
+                let query = Request::QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+                let committed = retrying!(client.call(&addr, &query, timeout));
+                let mut offset = match committed {
+                    Some(ResponseBody::Offset(Some(o))) => o,
+                    _ => queue_min(&client, &addr, &mq.topic, mq.queue_id).await,
                 };
-                for m in result.messages.iter().filter(|m| filter.matches(m.message.tags.as_deref())) {
-                    if retrying!(apply_effect(&db, &g.group, g.idempotent, m)).is_none() {
-                        gave_up(queue.clone(), format!("the database did not commit the effect of {}", m.msg_id()));
-                        continue;
+                let expression = if topic == g.topic { g.tags.clone() } else { "*".to_string() };
+                let done = read_queue(&client, &addr, &g.group, &mq.topic, mq.queue_id, &expression, &mut offset, |m| {
+                    let (db, recorder, queue, group) = (db.clone(), recorder.clone(), queue.clone(), g.group.clone());
+                    let m = m.clone();
+                    let keep = filter.matches(m.message.tags.as_deref());
+                    async move {
+                        if !keep {
+                            return Ok(());
+                        }
+                        if retrying!(apply_effect(&db, &group, g.idempotent, &m)).is_none() {
+                            return Err(format!("the database did not commit the effect of {}", m.msg_id()));
+                        }
+                        recorder.record(delivery("drain", &group, &m, queue, false, ConsumeOutcome::Success));
+                        Ok(())
                     }
-                    recorder.record(delivery("drain", &g.group, m, 0, ConsumeOutcome::Success));
+                })
+                .await;
+                if let Err(reason) = done {
+                    gave_up(queue.clone(), reason);
                 }
-                if result.next_offset <= offset || matches!(result.status, GetStatus::NoNew | GetStatus::OffsetOverflow) {
-                    break;
-                }
-                offset = result.next_offset;
             }
+        }
+        for (broker_name, addr) in &brokers {
+            read_dead_letters(&client, broker_name, addr, &g, &recorder).await;
+        }
+    }
+}
+
+/// The smallest offset of a queue (0 if it cannot be read).
+async fn queue_min(client: &ClientInstance, addr: &str, topic: &str, queue_id: u32) -> u64 {
+    let range = Request::GetQueueOffsets { topic: topic.to_string(), queue_id };
+    match retrying!(client.call(addr, &range, client.timeout())) {
+        Some(ResponseBody::QueueOffsets(s)) => s.min_offset,
+        _ => 0,
+    }
+}
+
+/// Pulls a queue from `offset` to its end, handing each message to
+/// `visit`; `Err` says why it stopped short.
+#[allow(clippy::too_many_arguments)]
+async fn read_queue<F, Fut>(
+    client: &ClientInstance,
+    addr: &str,
+    group: &str,
+    topic: &str,
+    queue_id: u32,
+    expression: &str,
+    offset: &mut u64,
+    visit: F,
+) -> Result<(), String>
+where
+    F: Fn(&MessageExt) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    loop {
+        let pull = Request::PullMessage {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            queue_id,
+            offset: *offset,
+            max_msgs: 256,
+            expression: expression.to_string(),
+            suspend_ms: 0,
+        };
+        let Some(ResponseBody::Pull(result)) = retrying!(client.call(addr, &pull, client.timeout())) else {
+            return Err(format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));
+        };
+        for m in &result.messages {
+            visit(m).await?;
+        }
+        if result.next_offset <= *offset || matches!(result.status, GetStatus::NoNew | GetStatus::OffsetOverflow) {
+            return Ok(());
+        }
+        *offset = result.next_offset;
+    }
+}
+
+/// Records every message of a group's dead-letter queue on one broker as a
+/// `dlq` event; a broker without the topic holds none.
+async fn read_dead_letters(client: &ClientInstance, broker_name: &str, addr: &str, g: &ConsumerSpec, recorder: &Recorder) {
+    let topic = dlq_topic(&g.group);
+    let stats = Request::GetTopicStats { topic: topic.clone() };
+    let mut queues = None;
+    for _ in 0..DRAIN_ATTEMPTS_MAX {
+        match client.call(addr, &stats, client.timeout()).await {
+            Ok(ResponseBody::TopicStats(s)) => {
+                queues = Some(s);
+                break;
+            }
+            Err(broker::Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => return,
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    let Some(queues) = queues else {
+        recorder.record(
+            Event::new(0, "drain", Kind::Info, Op::DrainGaveUp)
+                .group(g.group.clone())
+                .queue(queue_name(broker_name, &topic, 0))
+                .detail(format!("the dead-letter topic could not be read after {DRAIN_ATTEMPTS_MAX} attempts")),
+        );
+        return;
+    };
+    for q in queues {
+        let queue = queue_name(broker_name, &topic, q.queue_id);
+        let mut offset = q.min_offset;
+        let done = read_queue(client, addr, &g.group, &topic, q.queue_id, "*", &mut offset, |m| {
+            let mut event = Event::new(0, "drain", Kind::Ok, Op::Dlq)
+                .group(g.group.clone())
+                .msg_id(m.msg_id())
+                .topic(m.origin_topic().to_string())
+                .queue(queue.clone())
+                .offset(m.queue_offset)
+                .reconsume(m.reconsume_times);
+            if let Some(key) = m.message.keys.first() {
+                event = event.key(key.clone());
+            }
+            recorder.record(event);
+            std::future::ready(Ok(()))
+        })
+        .await;
+        if let Err(reason) = done {
+            recorder.record(Event::new(0, "drain", Kind::Info, Op::DrainGaveUp).group(g.group.clone()).queue(queue).detail(reason));
         }
     }
 }

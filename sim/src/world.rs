@@ -289,6 +289,7 @@ impl World {
         // liveness bound (with 30 s a consumer that rejoined in that window
         // could be given queues of a broker it had no route to).
         config.register_interval_ms = 10_000;
+        config.delay_levels = broker::model::DelayLevels::from_ms(topology.delay_levels_ms.clone()).expect("validated with the scenario");
         config
     }
 
@@ -568,7 +569,9 @@ impl World {
         let groups = self.resolved.scenario.workload.consumers.clone();
         let recorder = self.recorder.clone();
         let db = DbClient::new(db_addr());
-        node.spawn(async move { workload::drain(namesrvs, groups, recorder, db).await }).await.expect("drain task");
+        // Long enough for the longest delay level to pass once more.
+        let delay_wait_ms = self.resolved.scenario.topology.delay_levels_ms.iter().max().copied().unwrap_or(0) + 30_000;
+        node.spawn(async move { workload::drain(namesrvs, groups, recorder, db, delay_wait_ms).await }).await.expect("drain task");
         self.handle.kill(node.id());
     }
 }

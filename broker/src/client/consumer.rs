@@ -7,7 +7,7 @@ use super::rebalance::allocate_averagely;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
-use crate::model::{validate_name, MessageExt, TagFilter};
+use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, MessageExt, TagFilter, MAX_RECONSUME_TIMES_DEFAULT};
 use crate::protocol::{ConsumeFrom, ConsumerData, Request, ResponseBody, ResponseCode};
 use crate::store::GetStatus;
 use futures::future::BoxFuture;
@@ -22,17 +22,22 @@ use tokio::sync::Semaphore;
 pub enum ConsumeResult {
     /// Done; the offset may move past it.
     Success,
-    /// Failed; deliver it again later. (Until retry topics exist, the
-    /// consumer retries in place after `retry_delay_ms`, holding the offset.)
+    /// Failed; deliver it again later: the consumer sends it back to the
+    /// broker, which redelivers it through the group's retry topic after a
+    /// delay that grows with each retry, and dead-letters it past the
+    /// group's max reconsume times. An orderly consumer retries it in place.
     RetryLater,
 }
 
 /// Where a delivery came from.
 #[derive(Clone, Debug)]
 pub struct ConsumeContext {
-    /// The queue.
+    /// The queue the messages were pulled from (a retry topic's queue for
+    /// retries, whose messages carry their original topic again).
     pub queue: MessageQueue,
-    /// 0 on the first delivery to this consumer, then 1, 2, ...
+    /// Times this consumer has retried these messages itself: in place
+    /// (orderly), or after the broker could not take them back. 0 for a
+    /// delivery from the broker.
     pub attempt: u32,
 }
 
@@ -91,8 +96,14 @@ pub struct PushConsumerConfig {
     pub queue_cache_max: usize,
     /// Pause after a failed pull (1 s).
     pub pull_backoff_ms: u64,
-    /// Pause before re-consuming after retry-later (1 s).
+    /// Pause before consuming a message again in place: an orderly retry,
+    /// or a retry the broker could not take back (1 s).
     pub retry_delay_ms: u64,
+    /// Times a message is consumed again before it goes to the group's
+    /// dead-letter queue (16).
+    pub max_reconsume_times: u32,
+    /// A listener call running longer counts as failed (15 min).
+    pub consume_timeout_ms: u64,
     /// Consume each queue's messages one at a time, in queue order, retrying
     /// a failed one in place before moving on (for FIFO topics).
     pub orderly: bool,
@@ -114,9 +125,23 @@ impl PushConsumerConfig {
             queue_cache_max: 1000,
             pull_backoff_ms: 1_000,
             retry_delay_ms: 1_000,
+            max_reconsume_times: MAX_RECONSUME_TIMES_DEFAULT,
+            consume_timeout_ms: 15 * 60_000,
             orderly: false,
         }
     }
+}
+
+/// A message as the listener sees it: a retry, pulled from the group's
+/// retry topic, carries its original topic again (RocketMQ's
+/// `resetRetryAndNamespace`); the queue it came from is in the context.
+fn as_delivered(mut m: MessageExt, mq: &MessageQueue) -> MessageExt {
+    if is_system_topic(&mq.topic) {
+        if let Some(origin) = &m.origin {
+            m.message.topic = origin.topic.clone();
+        }
+    }
+    m
 }
 
 /// Offsets of one owned queue: what is pulled and what is still being consumed.
@@ -165,16 +190,21 @@ pub struct PushConsumer {
 
 impl PushConsumer {
     /// Validates the configuration and starts consuming in the background.
-    pub fn start(client: Arc<ClientInstance>, config: PushConsumerConfig, listener: impl MessageListener) -> Result<PushConsumer> {
+    pub fn start(client: Arc<ClientInstance>, mut config: PushConsumerConfig, listener: impl MessageListener) -> Result<PushConsumer> {
         let illegal = |m: String| Error::rejected(ResponseCode::SubscriptionIllegal, m);
-        validate_name("consumer group", &config.group).map_err(illegal)?;
+        validate_group(&config.group).map_err(illegal)?;
         if config.subscriptions.is_empty() {
             return Err(illegal("a consumer needs at least one subscription".into()));
         }
         for (topic, expression) in &config.subscriptions {
             validate_name("topic", topic).map_err(illegal)?;
+            if is_system_topic(topic) {
+                return Err(illegal(format!("{topic} is a system topic; a group's retry topic is subscribed to by itself")));
+            }
             TagFilter::parse(expression).map_err(illegal)?;
         }
+        // Every clustering consumer takes its share of the group's retries.
+        config.subscriptions.push((retry_topic(&config.group), "*".to_string()));
         let inner = Arc::new(Inner {
             permits: Arc::new(Semaphore::new(config.consume_concurrency.max(1))),
             client,
@@ -419,30 +449,87 @@ impl Inner {
         }
     }
 
+    /// Runs the listener on a batch; a call past the consume timeout counts
+    /// as failed (and is dropped).
+    async fn call_listener(&self, batch: Vec<MessageExt>, ctx: ConsumeContext) -> ConsumeResult {
+        let call = self.listener.consume(batch, ctx);
+        let outcome = match tokio::time::timeout(Duration::from_millis(self.config.consume_timeout_ms), call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(group = %self.config.group, "the listener ran past the consume timeout; the batch counts as failed");
+                ConsumeResult::RetryLater
+            }
+        };
+        if outcome == ConsumeResult::RetryLater && bugs::active(Bug::RetryLaterAcked) {
+            // The planted defect: the failure is dropped as if consumed.
+            return ConsumeResult::Success;
+        }
+        outcome
+    }
+
     async fn consume(&self, q: &QueueState, batch: Vec<MessageExt>) {
         let mut ctx = ConsumeContext { queue: q.mq.clone(), attempt: 0 };
+        let mut batch: Vec<MessageExt> = batch.into_iter().map(|m| as_delivered(m, &q.mq)).collect();
         loop {
             if q.dropped.load(Ordering::Relaxed) {
                 // The queue's new owner redelivers from the committed offset.
                 return;
             }
-            let mut outcome = self.listener.consume(batch.clone(), ctx.clone()).await;
-            if outcome == ConsumeResult::RetryLater && bugs::active(Bug::RetryLaterAcked) {
-                // The planted defect: the failure is dropped as if consumed.
-                outcome = ConsumeResult::Success;
-            }
-            match outcome {
-                ConsumeResult::Success => {
-                    let mut pq = q.pq.lock().expect("pq");
-                    for m in &batch {
-                        pq.in_flight.remove(&m.queue_offset);
-                    }
-                    return;
-                }
+            let outcome = self.call_listener(batch.clone(), ctx.clone()).await;
+            let done: Vec<u64> = match outcome {
+                ConsumeResult::Success => batch.iter().map(|m| m.queue_offset).collect(),
+                ConsumeResult::RetryLater if self.config.orderly => Vec::new(),
                 ConsumeResult::RetryLater => {
-                    ctx.attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(self.config.retry_delay_ms)).await;
+                    // Each failed message goes back to its broker; those the
+                    // broker could not take stay here, in flight (so the
+                    // offset never passes them), and are retried in place.
+                    let mut sent_back = Vec::new();
+                    let mut kept = Vec::new();
+                    for m in batch {
+                        if self.send_back(&q.mq, &m).await {
+                            sent_back.push(m.queue_offset);
+                        } else {
+                            kept.push(m);
+                        }
+                    }
+                    batch = kept;
+                    for m in &mut batch {
+                        // As RocketMQ's client does: the local retry counts
+                        // as a reconsumption too.
+                        m.reconsume_times = m.reconsume_times.saturating_add(1);
+                    }
+                    sent_back
                 }
+            };
+            {
+                let mut pq = q.pq.lock().expect("pq");
+                for offset in &done {
+                    pq.in_flight.remove(offset);
+                }
+            }
+            if outcome == ConsumeResult::Success || batch.is_empty() {
+                return;
+            }
+            ctx.attempt += 1;
+            tokio::time::sleep(Duration::from_millis(self.config.retry_delay_ms)).await;
+        }
+    }
+
+    /// Sends a failed message back to the broker it came from; true when
+    /// the broker stored its retry (or dead-letter) copy.
+    async fn send_back(&self, mq: &MessageQueue, m: &MessageExt) -> bool {
+        let Some(addr) = self.client.broker_addr(&mq.broker_name) else { return false };
+        let request = Request::ConsumerSendMsgBack {
+            group: self.config.group.clone(),
+            commit_log_offset: m.commit_log_offset,
+            delay_level: 0,
+            max_reconsume_times: self.config.max_reconsume_times,
+        };
+        match self.client.call(&addr, &request, self.client.timeout()).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(queue = %mq, msg_id = %m.msg_id(), error = %e, "send-back failed; retrying in place");
+                false
             }
         }
     }

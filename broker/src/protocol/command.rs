@@ -187,6 +187,21 @@ pub enum Request {
         /// Topic.
         topic: String,
     },
+    /// Consumer -> broker: consumption of the message at this commit log
+    /// offset failed; store a copy in the group's retry topic, delayed, or
+    /// in its dead-letter topic once it was consumed again
+    /// `max_reconsume_times` times (RocketMQ's `CONSUMER_SEND_MSG_BACK`).
+    ConsumerSendMsgBack {
+        /// Consumer group.
+        group: String,
+        /// Where the failed message is in this broker's commit log.
+        commit_log_offset: u64,
+        /// Delay level of the retry: 0 lets the broker choose
+        /// (`3 + reconsume times`), a negative level dead-letters it now.
+        delay_level: i32,
+        /// The group's max reconsume times.
+        max_reconsume_times: u32,
+    },
 }
 
 impl Request {
@@ -214,6 +229,7 @@ impl Request {
             Request::ViewMessage { .. } => "ViewMessage",
             Request::GetBrokerRuntimeInfo => "GetBrokerRuntimeInfo",
             Request::GetConsumeStats { .. } => "GetConsumeStats",
+            Request::ConsumerSendMsgBack { .. } => "ConsumerSendMsgBack",
         }
     }
 }
@@ -373,6 +389,8 @@ pub struct RuntimeInfo {
     pub get_count: u64,
     /// "SYNC_FLUSH" or "ASYNC_FLUSH".
     pub flush_mode: String,
+    /// Delayed messages (retries included) not yet moved to their topics.
+    pub delayed_pending: u64,
 }
 
 /// What a response carries besides its code.

@@ -4,14 +4,14 @@ use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{
-    is_system_topic, offset_msg_id, validate_name, Delayed, Message, MessageExt, TagFilter, TopicConfig, PERM_READ, PERM_WRITE,
-    PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
+    dlq_topic, is_system_topic, offset_msg_id, retry_level, retry_topic, validate_group, validate_name, Delayed, Message,
+    MessageExt, Origin, TagFilter, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
 };
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
     SendStatus,
 };
-use crate::store::GetStatus;
+use crate::store::{GetStatus, PutResult};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,11 +32,27 @@ impl Broker {
             }
             Request::Heartbeat { client_id, consumers } => {
                 let now = self.clock.now_ms();
-                let mut groups = self.groups.lock().expect("groups");
-                for data in consumers {
-                    groups.heartbeat(&client_id, data, now);
+                let mut retry_topics = Vec::new();
+                {
+                    let mut groups = self.groups.lock().expect("groups");
+                    for data in consumers {
+                        if validate_group(&data.group).is_ok() {
+                            retry_topics.push(retry_topic(&data.group));
+                        }
+                        groups.heartbeat(&client_id, data, now);
+                    }
+                }
+                // Every group's retry topic exists as soon as it has a
+                // member, so its consumers find a route to subscribe to.
+                for topic in retry_topics {
+                    if let Err(response) = self.system_topic(&topic).await {
+                        return response;
+                    }
                 }
                 Response::ok(ResponseBody::None)
+            }
+            Request::ConsumerSendMsgBack { group, commit_log_offset, delay_level, max_reconsume_times } => {
+                self.send_back(&group, commit_log_offset, delay_level, max_reconsume_times).await
             }
             Request::UnregisterClient { client_id, group } => {
                 self.groups.lock().expect("groups").unregister(&client_id, &group);
@@ -117,6 +133,15 @@ impl Broker {
             },
             Request::GetBrokerRuntimeInfo => {
                 let store = self.store.lock().expect("store");
+                let delayed_pending = {
+                    let schedule = self.schedule.lock().expect("schedule");
+                    store
+                        .queues()
+                        .into_iter()
+                        .filter(|(topic, _)| topic == SCHEDULE_TOPIC)
+                        .map(|(_, queue_id)| store.queue_offsets(SCHEDULE_TOPIC, queue_id).1.saturating_sub(schedule.next(queue_id + 1)))
+                        .sum()
+                };
                 Response::ok(ResponseBody::Runtime(RuntimeInfo {
                     broker_name: self.config.broker_name.clone(),
                     write_offset: store.write_offset(),
@@ -124,6 +149,7 @@ impl Broker {
                     put_count: self.put_count.load(Ordering::Relaxed),
                     get_count: self.get_count.load(Ordering::Relaxed),
                     flush_mode: self.config.flush.rocketmq_name().to_string(),
+                    delayed_pending,
                 }))
             }
             other @ (Request::RegisterBroker { .. }
@@ -236,32 +262,10 @@ impl Broker {
             msg.message.delay_level = level;
             self.hold_back(&mut msg, level, now);
         }
-        let (topic, stored_queue) = (msg.message.topic.clone(), msg.queue_id);
-        let put = self.store.lock().expect("store").put(msg, now);
-        let put = match put {
-            Ok(p) => p,
-            Err(e) => return e.into(),
+        let (put, status) = match self.store_message(msg, now).await {
+            Ok(stored) => stored,
+            Err(response) => return response,
         };
-        self.put_count.fetch_add(1, Ordering::Relaxed);
-        let mut status = SendStatus::SendOk;
-        if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
-            let flushed = self.wait_flushed(put.end_offset).await;
-            // Held pulls wake once the message is durable, hence visible.
-            self.notify_arrival(&topic, stored_queue);
-            match flushed {
-                Ok(()) => {}
-                Err(None) => {
-                    marks::reach(Mark::FlushDiskTimeout);
-                    status = SendStatus::FlushDiskTimeout;
-                }
-                Err(Some(e)) => return Response::error(ResponseCode::SystemError, format!("fsync failed: {e}")),
-            }
-        } else {
-            // ASYNC_FLUSH, or the planted ack-before-fsync bug, under which
-            // SYNC_FLUSH acknowledges now and the periodic flush makes the
-            // message durable up to flush_interval_ms later.
-            self.notify_arrival(&topic, stored_queue);
-        }
         let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);
         let result = SendResult {
             status,
@@ -278,6 +282,108 @@ impl Broker {
             SendStatus::SlaveNotAvailable => ResponseCode::SlaveNotAvailable,
         };
         Response { code, remark: String::new(), body: ResponseBody::Send(result) }
+    }
+
+    /// Stores a message and waits as long as the flush mode says before it
+    /// may be acknowledged: the put and the durability it reached, or the
+    /// response that refuses it.
+    async fn store_message(&self, msg: MessageExt, now: u64) -> Result<(PutResult, SendStatus), Response> {
+        let (topic, queue_id) = (msg.message.topic.clone(), msg.queue_id);
+        let put = self.store.lock().expect("store").put(msg, now).map_err(Response::from)?;
+        self.put_count.fetch_add(1, Ordering::Relaxed);
+        let mut status = SendStatus::SendOk;
+        if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
+            let flushed = self.wait_flushed(put.end_offset).await;
+            // Held pulls wake once the message is durable, hence visible.
+            self.notify_arrival(&topic, queue_id);
+            match flushed {
+                Ok(()) => {}
+                Err(None) => {
+                    marks::reach(Mark::FlushDiskTimeout);
+                    status = SendStatus::FlushDiskTimeout;
+                }
+                Err(Some(e)) => return Err(Response::error(ResponseCode::SystemError, format!("fsync failed: {e}"))),
+            }
+        } else {
+            // ASYNC_FLUSH, or the planted ack-before-fsync bug, under which
+            // SYNC_FLUSH acknowledges now and the periodic flush makes the
+            // message durable up to flush_interval_ms later.
+            self.notify_arrival(&topic, queue_id);
+        }
+        Ok((put, status))
+    }
+
+    /// A retry or dead-letter topic: one queue, read and write, made on
+    /// first use and registered with the name servers.
+    async fn system_topic(&self, topic: &str) -> Result<(), Response> {
+        if self.topics.lock().expect("topics").contains_key(topic) {
+            return Ok(());
+        }
+        self.topics.lock().expect("topics").entry(topic.to_string()).or_insert_with(|| TopicConfig::new(topic, 1));
+        self.persist_topics().map_err(Response::from)?;
+        let _ = self.register_all().await;
+        Ok(())
+    }
+
+    /// A consumer's failed message comes back (RocketMQ's
+    /// `consumerSendMsgBack`). The broker reads it from its commit log and
+    /// stores a copy with reconsume times + 1, its origin (the first
+    /// message's id and topic), and everything the producer sent: in the
+    /// group's retry topic, held back at the retry's delay level; or, once
+    /// it has been consumed again `max_reconsume_times` times, in the
+    /// group's dead-letter topic at once, never through the delay levels
+    /// (Apache RocketMQ #2724 made dead letters wait for their level first).
+    async fn send_back(&self, group: &str, commit_log_offset: u64, delay_level: i32, max_reconsume_times: u32) -> Response {
+        if let Err(e) = validate_group(group) {
+            return Response::error(ResponseCode::SubscriptionIllegal, e);
+        }
+        let original = match self.store.lock().expect("store").read_at(commit_log_offset) {
+            Ok(msg) => msg,
+            Err(e) => return Response::error(ResponseCode::QueryNotFound, format!("no message at offset {commit_log_offset}: {e}")),
+        };
+        let origin = original.origin.clone().unwrap_or_else(|| Origin { msg_id: original.msg_id(), topic: original.message.topic.clone() });
+        let reconsumed = original.reconsume_times;
+        let dead = reconsumed >= max_reconsume_times || delay_level < 0;
+        if dead && bugs::active(Bug::DlqSkipped) {
+            // The planted defect: past the max, the message is dropped.
+            return Response::ok(ResponseBody::None);
+        }
+        let topic = if dead { dlq_topic(group) } else { retry_topic(group) };
+        if let Err(response) = self.system_topic(&topic).await {
+            return response;
+        }
+        let now = self.clock.now_ms();
+        let mut copy = MessageExt {
+            message: Message { topic, delay_level: 0, ..original.message },
+            broker_name: self.config.broker_name.clone(),
+            queue_id: 0,
+            born_timestamp_ms: original.born_timestamp_ms,
+            born_host: original.born_host,
+            store_host: self.config.advertise_addr.clone(),
+            reconsume_times: reconsumed.saturating_add(1),
+            origin: Some(origin),
+            ..MessageExt::default()
+        };
+        if bugs::active(Bug::RetryDropsKey) && !dead {
+            // The planted defect: the retry copy loses its business key.
+            copy.message.keys.clear();
+        }
+        if dead {
+            marks::reach(Mark::DeadLettered);
+        } else if !bugs::active(Bug::RetryNoBackoff) {
+            let asked = u32::try_from(delay_level).unwrap_or(0);
+            let level = self.config.delay_levels.clamp(if asked == 0 { retry_level(reconsumed) } else { asked });
+            copy.message.delay_level = level;
+            self.hold_back(&mut copy, level, now);
+        }
+        marks::reach(Mark::SentBack);
+        match self.store_message(copy, now).await {
+            Ok((_, SendStatus::SendOk)) => Response::ok(ResponseBody::None),
+            // Not durable as configured: the consumer keeps the message
+            // and tries again, so nothing is lost if this copy is.
+            Ok((_, status)) => Response::error(ResponseCode::FlushDiskTimeout, format!("the copy was stored but is not durable: {status:?}")),
+            Err(response) => response,
+        }
     }
 
     /// Turns a message into its schedule topic entry: it waits in the

@@ -3,8 +3,8 @@
 
 use super::{not_expected, Invariant};
 use crate::config::CheckConfig;
-use crate::history::{Event, Op};
-use crate::index::{dead_letters, is_success, Index};
+use crate::history::{Event, Kind, Op};
+use crate::index::{dead_letters, Index};
 use crate::verdict::{CheckResult, Validity};
 use std::collections::BTreeMap;
 
@@ -14,8 +14,10 @@ pub const DRAIN_PROCESS: &str = "drain";
 /// Checks delivery within `expect.liveness_bound_ms` after `tail-start`.
 ///
 /// With the tail starting at T and bound b, each acknowledged message must be
-/// consumed successfully by each subscribing group (each subscriber of a
-/// broadcast group), not by the drain, by max(ack time, T) + b. Dead-lettered
+/// delivered to each subscribing group (each subscriber of a broadcast
+/// group), not by the drain, by max(ack time, T) + b. A delivery the
+/// business logic failed counts: the broker delivered it, and what follows
+/// (retries at their delay levels, the DLQ) is the dead-letter check's. Dead-lettered
 /// messages and messages a disk fault destroyed are excused. A message whose deadline falls after the `end`
 /// event is `pending`, not a violation. Counts: `required`, `late`, `never`,
 /// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
@@ -55,11 +57,11 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
         None => history.iter().map(|e| e.t_ms).max().unwrap_or(0),
     };
 
-    // (group, msg_id, process) -> first successful delivery outside the drain
+    // (group, msg_id, process) -> first delivery outside the drain
     let mut first: BTreeMap<(&str, &str, &str), &Event> = BTreeMap::new();
     for event in history
         .iter()
-        .filter(|e| is_success(e) && e.process != DRAIN_PROCESS)
+        .filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok && e.process != DRAIN_PROCESS)
     {
         if let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) {
             let earliest = first

@@ -9,6 +9,7 @@
 //! that gave up fails it even then, since that drain is what every check
 //! relies on to have seen the whole run.
 
+mod dead_letter;
 mod duplicated;
 mod exactly_once;
 mod hostile;
@@ -20,6 +21,7 @@ mod progress;
 mod recovered;
 mod unexpected;
 
+pub use dead_letter::{check_dead_letter, DEDUPE_UNAVAILABLE, LOCAL_RETRY};
 pub use duplicated::check_duplicated;
 pub use exactly_once::check_exactly_once;
 pub use hostile::check_hostile;
@@ -63,10 +65,10 @@ pub enum Invariant {
     Progress,
     /// Hostile clients' requests refused, legal ones accepted, all answered.
     Hostile,
+    /// In the DLQ iff consumption failed max-reconsume + 1 times; never both
+    /// consumed and dead-lettered; each retry no earlier than its level.
+    DeadLetter,
     // Room for later issues, deliberately not implemented yet:
-    // - DeadLetter: in the DLQ iff consumption failed max-reconsume + 1
-    //   times; never both consumed and dead-lettered in one delivery chain;
-    //   each retry no earlier than its backoff level allows.
     // - Transaction: rolled back never delivered, committed delivered,
     //   unknown resolved by check-back within the configured checks.
     // - Delay: never delivered before its delivery time; lateness measured.
@@ -74,7 +76,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -85,6 +87,7 @@ impl Invariant {
         Invariant::Liveness,
         Invariant::Progress,
         Invariant::Hostile,
+        Invariant::DeadLetter,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -100,6 +103,7 @@ impl Invariant {
             Invariant::Liveness => "liveness",
             Invariant::Progress => "progress",
             Invariant::Hostile => "hostile",
+            Invariant::DeadLetter => "dead-letter",
         }
     }
 
@@ -121,6 +125,7 @@ impl Invariant {
             Invariant::Liveness => liveness::liveness(history, cfg, index),
             Invariant::Progress => progress::progress(history, cfg, index),
             Invariant::Hostile => hostile::hostile(history, cfg, index),
+            Invariant::DeadLetter => dead_letter::dead_letter(history, cfg, index),
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         tags: "*".into(),
         broadcast: false,
         idempotent: true,
+        max_reconsume_times: 16,
     };
     // (group, consumer or "", topic, shard) -> predecessors the group must
     // consume and has not yet

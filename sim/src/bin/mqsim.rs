@@ -457,7 +457,7 @@ fn execute(cli: Cli) -> Result<bool> {
             let scenario = load(&scenario)?;
             let text = std::fs::read_to_string(&history).map_err(|e| bad(format!("{}: {e}", history.display())))?;
             let events = checker::history::parse_jsonl(&text).map_err(|e| bad(format!("{}: {e}", history.display())))?;
-            let verdict = checker::check_all(&events, &sim::run::check_config(&scenario));
+            let verdict = checker::check_all(&events, &sim::run::check_config(&scenario, &events));
             println!("mqsim check {} --scenario {}", history.display(), scenario.name);
             print_verdict(&verdict);
             let digest = checker::history::digest_hex(&events);
@@ -544,8 +544,9 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::RecoveryTruncatesExtra
         | Bug::RetryLaterAcked
         | Bug::FilterSkipsMatch => "lost",
-        Bug::TagFilterLeak | Bug::PullDropsProperties => "integrity",
+        Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
+        Bug::DlqSkipped | Bug::RetryNoBackoff => "dead-letter",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
     }
@@ -562,6 +563,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::FilterSkipsMatch | Bug::TagFilterLeak => "consumer-crash-rebalance",
         Bug::PullDropsProperties | Bug::LongPollMiss | Bug::ProgressStall => "broker-crash-sync-flush",
         Bug::LimitsUnchecked => "hostile-clients",
+        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey => "retry-dead-letter",
     }
 }
 
