@@ -50,11 +50,16 @@ pub enum Bug {
     RetryNoBackoff,
     /// The retry copy of a message loses its business key.
     RetryDropsKey,
+    /// An orderly consumer sends a failed message to the retry topic and
+    /// moves on to the next one, instead of retrying it in place.
+    OrderlyRetryRequeued,
+    /// The broker grants a queue lock that another live consumer holds.
+    LockNotExclusive,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 16] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -69,6 +74,8 @@ impl Bug {
         Bug::DlqSkipped,
         Bug::RetryNoBackoff,
         Bug::RetryDropsKey,
+        Bug::OrderlyRetryRequeued,
+        Bug::LockNotExclusive,
     ];
 
     /// The name used on the command line.
@@ -88,6 +95,8 @@ impl Bug {
             Bug::DlqSkipped => "dlq-skipped",
             Bug::RetryNoBackoff => "retry-no-backoff",
             Bug::RetryDropsKey => "retry-drops-key",
+            Bug::OrderlyRetryRequeued => "orderly-retry-requeued",
+            Bug::LockNotExclusive => "lock-not-exclusive",
         }
     }
 

@@ -47,11 +47,14 @@ pub enum Mark {
     SentBack,
     /// The broker dead-lettered a message past its max reconsume times.
     DeadLettered,
+    /// A queue lock passed to another consumer once its holder's lease ran
+    /// out (the holder died or lost the broker).
+    LockLeaseExpired,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 13] = [
+    pub const ALL: [Mark; 14] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -65,6 +68,7 @@ impl Mark {
         Mark::DelayClockCorrected,
         Mark::SentBack,
         Mark::DeadLettered,
+        Mark::LockLeaseExpired,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -83,6 +87,7 @@ impl Mark {
             Mark::DelayClockCorrected => "delay-clock-corrected",
             Mark::SentBack => "sent-back",
             Mark::DeadLettered => "dead-lettered",
+            Mark::LockLeaseExpired => "lock-lease-expired",
         }
     }
 }

@@ -122,7 +122,8 @@ pub struct SummaryCounts {
     pub unexpected: u64,
     /// Messages delivered successfully more than once to one group.
     pub duplicated: u64,
-    /// Deliveries that overtook an unconsumed predecessor.
+    /// Deliveries that overtook an unconsumed predecessor, or that began
+    /// while another consumer processed the same sharding key.
     pub order: u64,
     /// Double, missing and phantom effects.
     pub exactly_once: u64,
@@ -196,7 +197,7 @@ impl Verdict {
             lost: count("lost", "lost"),
             unexpected: count("unexpected", "unexpected"),
             duplicated: count("duplicated", "duplicated"),
-            order: count("order", "out-of-order"),
+            order: count("order", "out-of-order") + count("order", "concurrent"),
             exactly_once: count("exactly-once", "double-effect")
                 + count("exactly-once", "missing-effect")
                 + count("exactly-once", "phantom-effect"),

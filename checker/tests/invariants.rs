@@ -1037,3 +1037,53 @@ fn dead_letter_fails_on_a_dead_letter_early_missing_or_after_a_success() {
     assert_eq!(kinds, ["consumed-and-dead-lettered", "dead-lettered-early", "not-dead-lettered", "retried-without-failure"]);
     assert_json_snapshot!(result);
 }
+
+/// A delivery of shard s1 of the FIFO topic orders to billing, processed by
+/// `process` from `start` to `end`.
+fn processed(h: &mut HistoryBuilder, process: &str, msg_id: &str, start: u64, end: u64) -> u64 {
+    h.push(
+        Event::new(end, process, Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id(msg_id)
+            .topic("orders")
+            .shard("s1")
+            .result(OK)
+            .start_ms(start),
+    )
+}
+
+/// Two consumers take turns on shard s1, a queue passing from one to the
+/// other: each starts after the other has finished.
+fn handover_history() -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 0, order("m1", "TagA", "k1").shard("s1").seq(1));
+    acked(&mut h, 0, order("m2", "TagA", "k2").shard("s1").seq(2));
+    acked(&mut h, 0, order("m3", "TagA", "k3").shard("s1").seq(3));
+    processed(&mut h, "consumer-billing-1", "m1", 10, 30);
+    processed(&mut h, "consumer-billing-2", "m2", 30, 50);
+    processed(&mut h, "consumer-billing-1", "m3", 60, 70);
+    h.harness(100, Op::End);
+    h
+}
+
+#[test]
+fn order_holds_when_consumers_of_a_shard_take_turns() {
+    let h = handover_history();
+    let result = check_order(h.events(), &config(Expect { order: true, ..Expect::default() }));
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!(result.count("concurrent"), 0);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn order_fails_when_two_consumers_process_one_shard_at_once() {
+    let mut h = handover_history();
+    // m3 again, on another consumer, while consumer-billing-1 still works
+    // on it: a queue lock granted twice. Its own later redelivery is fine.
+    processed(&mut h, "consumer-billing-2", "m3", 65, 80);
+    processed(&mut h, "consumer-billing-1", "m3", 90, 95);
+    let result = check_order(h.events(), &config(Expect { order: true, ..Expect::default() }));
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!((result.count("concurrent"), result.count("out-of-order")), (1, 0));
+    assert_json_snapshot!(result);
+}

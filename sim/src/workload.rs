@@ -265,8 +265,16 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
     config.rebalance_interval_ms = 5_000;
     config.orderly = orderly;
     config.max_reconsume_times = spec.max_reconsume_times;
+    // Queue locks scaled down with the rebalance: trusted 4 s, renewed
+    // every 2 s, under the brokers' 12 s lease (`BROKER_LOCK_LEASE_MS`),
+    // which leaves 8 s for a message begun at the end of the trust.
+    config.lock_lease_ms = 4_000;
+    config.lock_interval_ms = 2_000;
     config
 }
+
+/// The brokers' queue lock lease in the simulation (RocketMQ: 60 s).
+pub const BROKER_LOCK_LEASE_MS: u64 = 12_000;
 
 /// A consumer crash armed to strike at a step of the next delivery, set by
 /// the nemesis and sprung by the consumer's business logic.

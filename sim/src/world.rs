@@ -290,6 +290,11 @@ impl World {
         // could be given queues of a broker it had no route to).
         config.register_interval_ms = 10_000;
         config.delay_levels = broker::model::DelayLevels::from_ms(topology.delay_levels_ms.clone()).expect("validated with the scenario");
+        config.lock_lease_ms = workload::BROKER_LOCK_LEASE_MS;
+        // A killed client's connections close at once on a real network
+        // (RocketMQ then drops it from its groups); madsim sends no reset,
+        // so the broker relies on expiry: three missed heartbeats.
+        config.client_expiry_ms = 15_000;
         config
     }
 

@@ -137,6 +137,10 @@ fn message(rng: &mut Rng, id: u64) -> Message {
         message.properties.insert(rng.string(), rng.string());
     }
     message.properties.insert(PROPERTY_UNIQ_KEY.into(), format!("fuzz-{id}"));
+    if rng.chance(10) {
+        // Levels past the table's 18 included.
+        message.delay_level = rng.below(40) as u32;
+    }
     message
 }
 
@@ -194,7 +198,15 @@ fn request(rng: &mut Rng, id: u64) -> Request {
         },
         17 => rng.pick(&[Request::GetTopicList, Request::GetBrokerRuntimeInfo, Request::GetClusterInfo]).clone(),
         18 => Request::ViewMessage { commit_log_offset: rng.number() },
-        _ => match rng.below(6) {
+        _ => match rng.below(9) {
+            6 => Request::ConsumerSendMsgBack {
+                group: rng.string(),
+                commit_log_offset: rng.number(),
+                delay_level: rng.number() as i32,
+                max_reconsume_times: rng.number() as u32,
+            },
+            7 => Request::LockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] },
+            8 => Request::UnlockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] },
             0 => Request::QueryMessageByUniqueId { id: rng.string() },
             1 => Request::GetTopicStats { topic: rng.topic() },
             2 => Request::GetConsumeStats { group: rng.string(), topic: rng.topic() },
@@ -266,7 +278,11 @@ async fn verify(addr: &str, stored: &[Stored], label: &str) -> Result<u64> {
         let found = match conn.request(&request, Duration::from_secs(10)).await {
             Ok(response) => match response.body {
                 ResponseBody::Messages(found) => {
-                    found.iter().any(|m| m.message.body == message.body && m.message.topic == message.topic)
+                    // A delayed message may still wait in the schedule topic.
+                    found.iter().any(|m| {
+                        m.message.body == message.body
+                            && (m.message.topic == message.topic || m.delayed.as_ref().is_some_and(|d| d.topic == message.topic))
+                    })
                 }
                 _ => false,
             },

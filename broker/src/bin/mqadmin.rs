@@ -99,6 +99,9 @@ enum Command {
         /// How many copies to send.
         #[arg(short = 'c', long, default_value_t = 1)]
         count: u64,
+        /// Delay level (1 is the broker's first `messageDelayLevel`; 0 none).
+        #[arg(short = 'd', long, default_value_t = 0)]
+        delay_level: u32,
     },
     /// Consume with a push consumer and print each message.
     #[command(alias = "consumeMessage")]
@@ -141,6 +144,27 @@ enum Command {
         /// Unique id (`UNIQ_KEY`) or offset id (`broker@hex`).
         #[arg(short = 'i', long)]
         id: String,
+    },
+    /// The messages in a consumer group's dead-letter queue.
+    #[command(alias = "dlqList")]
+    DlqList {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+    },
+    /// Send dead letters of a group back to their original topics, keeping
+    /// id, business keys, tag and properties: one (by id or key) or all.
+    #[command(alias = "resendDlq")]
+    DlqResend {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Only the dead letter with this unique id or business key.
+        #[arg(short = 'i', long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter of the group.
+        #[arg(short = 'a', long)]
+        all: bool,
     },
     /// A group's committed offsets against each queue's end.
     #[command(alias = "consumerProgress")]
@@ -232,7 +256,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             table.print();
         }
         Command::ClusterList => cluster_list(&ctx).await?,
-        Command::Send { topic, body, tags, keys, count } => send(&ctx, topic, body, tags, keys, count).await?,
+        Command::Send { topic, body, tags, keys, count, delay_level } => send(&ctx, topic, body, tags, keys, count, delay_level).await?,
+        Command::DlqList { group } => {
+            let found = ctx.admin.dead_letters(&group).await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&[
+                "MSG_ID", "ORIGIN_TOPIC", "BROKER", "QUEUE_OFFSET", "RECONSUME_TIMES", "STORE_TIME_MS", "TAGS", "KEYS", "BODY",
+            ]);
+            for m in &found {
+                table.row(vec![
+                    m.msg_id(),
+                    m.origin_topic().to_string(),
+                    m.broker_name.clone(),
+                    m.queue_offset.to_string(),
+                    m.reconsume_times.to_string(),
+                    m.store_timestamp_ms.to_string(),
+                    m.message.tags.clone().unwrap_or_default(),
+                    m.message.keys.join(","),
+                    shorten(&body_text(m), 60),
+                ]);
+            }
+            table.print();
+            eprintln!("mqadmin: {} dead letters in group {group}", found.len());
+        }
+        Command::DlqResend { group, id, all: _ } => {
+            let resent = ctx.admin.resend_dead_letters(&group, id.as_deref()).await.map_err(|e| ctx.explain(e))?;
+            if resent.is_empty() {
+                return Err(match id {
+                    Some(id) => anyhow!("no dead letter of group {group} has id or key {id}"),
+                    None => anyhow!("group {group} has no dead letters"),
+                });
+            }
+            let mut table = Table::new(&["MSG_ID", "TOPIC", "KEYS", "STATUS", "BROKER", "QUEUE", "QUEUE_OFFSET"]);
+            for (m, r) in resent {
+                table.row(vec![
+                    r.msg_id,
+                    m.origin_topic().to_string(),
+                    m.message.keys.join(","),
+                    status_name(r.status).to_string(),
+                    r.broker_name,
+                    r.queue_id.to_string(),
+                    r.queue_offset.to_string(),
+                ]);
+            }
+            table.print();
+        }
         Command::Consume { topic, group, subscription, from, count, wait_s } => {
             consume(&ctx, topic, group, subscription, from, count, wait_s).await?
         }
@@ -318,7 +385,7 @@ async fn cluster_list(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys: Vec<String>, count: u64) -> anyhow::Result<()> {
+async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys: Vec<String>, count: u64, delay_level: u32) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new("mqadmin-producer");
     config.send_timeout_ms = ctx.timeout_ms;
     let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
@@ -328,6 +395,7 @@ async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys
         let mut msg = Message::new(topic.clone(), body.clone().into_bytes());
         msg.tags = tags.clone();
         msg.keys = keys.clone();
+        msg.delay_level = delay_level;
         match producer.send(msg).await {
             Ok(r) => {
                 if r.status != SendStatus::SendOk {

@@ -2,8 +2,9 @@
 
 use super::instance::ClientInstance;
 use crate::error::{Error, Result};
-use crate::model::{parse_offset_msg_id, validate_name, MessageExt, TopicConfig};
-use crate::protocol::{BrokerInfo, ConsumeProgress, QueueStats, Request, ResponseBody, ResponseCode, RuntimeInfo};
+use super::producer::{Producer, ProducerConfig};
+use crate::model::{dlq_topic, parse_offset_msg_id, validate_group, validate_name, Message, MessageExt, TopicConfig};
+use crate::protocol::{BrokerInfo, ConsumeProgress, QueueStats, Request, ResponseBody, ResponseCode, RuntimeInfo, SendResult};
 use std::sync::Arc;
 
 /// Administrative operations over a cluster.
@@ -124,6 +125,70 @@ impl Admin {
             }
         }
         Ok(found)
+    }
+
+    /// Every message in a group's dead-letter queues, broker by broker in
+    /// queue order; none when the group never dead-lettered anything.
+    pub async fn dead_letters(&self, group: &str) -> Result<Vec<MessageExt>> {
+        validate_group(group).map_err(|m| Error::rejected(ResponseCode::SubscriptionIllegal, m))?;
+        let topic = dlq_topic(group);
+        let route = match self.client.route(&topic, true).await {
+            Ok(route) => route,
+            Err(Error::Rejected { code: ResponseCode::TopicNotExist, .. } | Error::NoRoute(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut found = Vec::new();
+        for q in route.queues {
+            let stats = match self.client.call(&q.addr, &Request::GetTopicStats { topic: topic.clone() }, self.client.timeout()).await? {
+                ResponseBody::TopicStats(stats) => stats,
+                _ => return Err(wrong("GetTopicStats")),
+            };
+            for s in stats {
+                let mut offset = s.min_offset;
+                while offset < s.max_offset {
+                    let pull = Request::PullMessage {
+                        group: format!("{group}-dlq-reader"),
+                        topic: topic.clone(),
+                        queue_id: s.queue_id,
+                        offset,
+                        max_msgs: 256,
+                        expression: "*".into(),
+                        suspend_ms: 0,
+                    };
+                    let result = match self.client.call(&q.addr, &pull, self.client.timeout()).await? {
+                        ResponseBody::Pull(r) => r,
+                        _ => return Err(wrong("PullMessage")),
+                    };
+                    if result.next_offset <= offset {
+                        break;
+                    }
+                    found.extend(result.messages);
+                    offset = result.next_offset;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Sends dead letters of `group` back to the topics they were first
+    /// sent to, as new messages with the same unique id, business keys, tag,
+    /// properties and body, so an idempotent consumer recognises what it
+    /// already applied: every one, or those whose id or business key is
+    /// `only`. Returns each resent message with its send result.
+    pub async fn resend_dead_letters(&self, group: &str, only: Option<&str>) -> Result<Vec<(MessageExt, SendResult)>> {
+        let producer = Producer::new(self.client.clone(), ProducerConfig::new("mqadmin-dlq-resend"))?;
+        let mut resent = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for m in self.dead_letters(group).await? {
+            let id = m.msg_id();
+            if only.is_some_and(|wanted| id != wanted && !m.message.keys.iter().any(|k| k == wanted)) || !seen.insert(id) {
+                continue;
+            }
+            let message = Message { topic: m.origin_topic().to_string(), delay_level: 0, ..m.message.clone() };
+            let result = producer.send(message).await?;
+            resent.push((m, result));
+        }
+        Ok(resent)
     }
 
     /// Store and traffic figures of a broker.

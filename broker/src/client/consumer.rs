@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 /// What the business logic says about a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +105,12 @@ pub struct PushConsumerConfig {
     pub max_reconsume_times: u32,
     /// A listener call running longer counts as failed (15 min).
     pub consume_timeout_ms: u64,
+    /// Orderly: how long a queue lock is trusted, counted from before the
+    /// request that took or renewed it (30 s); below the broker's lease
+    /// (60 s), so this consumer stops before the lock can pass on.
+    pub lock_lease_ms: u64,
+    /// Orderly: how often the queue locks held are renewed (20 s).
+    pub lock_interval_ms: u64,
     /// Consume each queue's messages one at a time, in queue order, retrying
     /// a failed one in place before moving on (for FIFO topics).
     pub orderly: bool,
@@ -127,6 +134,8 @@ impl PushConsumerConfig {
             retry_delay_ms: 1_000,
             max_reconsume_times: MAX_RECONSUME_TIMES_DEFAULT,
             consume_timeout_ms: 15 * 60_000,
+            lock_lease_ms: 30_000,
+            lock_interval_ms: 20_000,
             orderly: false,
         }
     }
@@ -172,6 +181,17 @@ struct QueueState {
     filter: TagFilter,
     dropped: AtomicBool,
     pq: Mutex<ProcessQueue>,
+    /// Orderly: until when this consumer trusts its lock of the queue.
+    locked_until: Mutex<Option<Instant>>,
+    /// Orderly: held while one of the queue's messages is processed, so the
+    /// queue is released (and its lock given up) only between messages.
+    consume_lock: tokio::sync::Mutex<()>,
+}
+
+impl QueueState {
+    fn lock_valid(&self) -> bool {
+        self.locked_until.lock().expect("locked_until").is_some_and(|until| Instant::now() < until)
+    }
 }
 
 struct Inner {
@@ -228,6 +248,16 @@ impl PushConsumer {
                 me.commit_all().await;
             }
         });
+        if inner.config.orderly {
+            let me = inner.clone();
+            tokio::spawn(async move {
+                while !me.stopped.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(me.config.lock_interval_ms)).await;
+                    let owned: Vec<Arc<QueueState>> = me.owned.lock().expect("owned").values().cloned().collect();
+                    me.renew_locks(&owned.iter().map(Arc::as_ref).collect::<Vec<_>>()).await;
+                }
+            });
+        }
         Ok(PushConsumer { inner })
     }
 
@@ -242,14 +272,22 @@ impl PushConsumer {
         self.inner.rebalance().await;
     }
 
-    /// Stops pulling, commits offsets, and leaves the group.
+    /// Stops pulling, commits offsets, releases queue locks, and leaves
+    /// the group.
     pub async fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Relaxed);
         let owned: Vec<Arc<QueueState>> = self.inner.owned.lock().expect("owned").values().cloned().collect();
         for q in &owned {
             q.dropped.store(true, Ordering::Relaxed);
         }
+        for q in &owned {
+            // An orderly queue is given up between messages only.
+            let _between = q.consume_lock.lock().await;
+        }
         self.inner.commit_all().await;
+        if self.inner.config.orderly {
+            self.inner.unlock(&owned.iter().map(|q| q.mq.clone()).collect::<Vec<_>>()).await;
+        }
         for addr in self.inner.broker_addrs().await {
             let request = Request::UnregisterClient {
                 client_id: self.inner.client.config().client_id.clone(),
@@ -319,13 +357,31 @@ impl Inner {
                 if !q.pq.lock().expect("pq").in_flight.is_empty() {
                     marks::reach(Mark::RebalanceWithInFlight);
                 }
+                // An orderly queue is released between messages only: once
+                // this returns, nothing of it is being processed here.
+                let between = q.consume_lock.lock().await;
                 self.commit(q).await;
+                if self.config.orderly {
+                    self.unlock(std::slice::from_ref(&q.mq)).await;
+                }
+                drop(between);
                 self.owned.lock().expect("owned").remove(&q.mq);
                 tracing::debug!(queue = %q.mq, "queue released");
             }
             for mq in mine {
                 if self.owned.lock().expect("owned").contains_key(&mq) {
                     continue;
+                }
+                // An orderly consumer takes a queue only once it holds the
+                // queue's lock; another consumer may still be finishing it.
+                let mut locked_until = None;
+                if self.config.orderly {
+                    let (sent, granted, _) = self.lock(std::slice::from_ref(&mq)).await;
+                    if !granted.contains(&mq) {
+                        tracing::debug!(queue = %mq, "queue lock held elsewhere; trying again at the next rebalance");
+                        continue;
+                    }
+                    locked_until = Some(sent + Duration::from_millis(self.config.lock_lease_ms));
                 }
                 match self.start_offset(&mq).await {
                     Ok(offset) => {
@@ -335,6 +391,8 @@ impl Inner {
                             filter: TagFilter::parse(expression).expect("validated at start"),
                             dropped: AtomicBool::new(false),
                             pq: Mutex::new(ProcessQueue { next_pull: offset, ..ProcessQueue::default() }),
+                            locked_until: Mutex::new(locked_until),
+                            consume_lock: tokio::sync::Mutex::new(()),
                         });
                         self.owned.lock().expect("owned").insert(mq.clone(), state.clone());
                         tracing::debug!(queue = %mq, offset, "queue taken");
@@ -379,9 +437,82 @@ impl Inner {
         })
     }
 
+    /// Locks (or renews) queues on their brokers; returns when the requests
+    /// were sent (what a lock's trust is counted from), the queues held, and
+    /// the brokers that answered.
+    async fn lock(&self, queues: &[MessageQueue]) -> (Instant, BTreeSet<MessageQueue>, BTreeSet<String>) {
+        let sent = Instant::now();
+        let mut held = BTreeSet::new();
+        let mut answered = BTreeSet::new();
+        let mut by_broker: BTreeMap<&str, Vec<(String, u32)>> = BTreeMap::new();
+        for mq in queues {
+            by_broker.entry(mq.broker_name.as_str()).or_default().push((mq.topic.clone(), mq.queue_id));
+        }
+        for (broker_name, keys) in by_broker {
+            let Some(addr) = self.client.broker_addr(broker_name) else { continue };
+            let request =
+                Request::LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+            match self.client.call(&addr, &request, self.client.timeout()).await {
+                Ok(ResponseBody::LockedQueues(granted)) => {
+                    answered.insert(broker_name.to_string());
+                    held.extend(granted.into_iter().map(|(topic, queue_id)| MessageQueue {
+                        topic,
+                        broker_name: broker_name.to_string(),
+                        queue_id,
+                    }));
+                }
+                Ok(_) => tracing::warn!(broker = %broker_name, "broker answered a lock with the wrong body"),
+                Err(e) => tracing::debug!(broker = %broker_name, error = %e, "queue lock failed"),
+            }
+        }
+        (sent, held, answered)
+    }
+
+    /// Renews the locks of `queues`: each held one is trusted for another
+    /// lease from now, each refused or unanswered one keeps what trust it
+    /// had left (a lock the broker gave to another consumer is no longer
+    /// trusted at all).
+    async fn renew_locks(&self, queues: &[&QueueState]) {
+        let mqs: Vec<MessageQueue> = queues.iter().map(|q| q.mq.clone()).collect();
+        let (sent, held, answered) = self.lock(&mqs).await;
+        let until = sent + Duration::from_millis(self.config.lock_lease_ms);
+        for q in queues {
+            let mut locked_until = q.locked_until.lock().expect("locked_until");
+            if held.contains(&q.mq) {
+                *locked_until = Some(until);
+            } else if answered.contains(&q.mq.broker_name) {
+                *locked_until = None;
+            }
+        }
+    }
+
+    /// Releases queue locks on their brokers.
+    async fn unlock(&self, queues: &[MessageQueue]) {
+        let mut by_broker: BTreeMap<&str, Vec<(String, u32)>> = BTreeMap::new();
+        for mq in queues {
+            by_broker.entry(mq.broker_name.as_str()).or_default().push((mq.topic.clone(), mq.queue_id));
+        }
+        for (broker_name, keys) in by_broker {
+            let Some(addr) = self.client.broker_addr(broker_name) else { continue };
+            let request =
+                Request::UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+            if let Err(e) = self.client.call(&addr, &request, self.client.timeout()).await {
+                tracing::debug!(broker = %broker_name, error = %e, "queue unlock failed; the lease runs out instead");
+            }
+        }
+    }
+
     async fn pull_loop(self: Arc<Self>, q: Arc<QueueState>) {
         let backoff = Duration::from_millis(self.config.pull_backoff_ms);
         while !q.dropped.load(Ordering::Relaxed) && !self.stopped.load(Ordering::Relaxed) {
+            if self.config.orderly && !q.lock_valid() {
+                // Nothing of a queue is pulled or processed without its lock.
+                self.renew_locks(&[q.as_ref()]).await;
+                if !q.lock_valid() {
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
             let (offset, cached) = {
                 let pq = q.pq.lock().expect("pq");
                 (pq.next_pull, pq.in_flight.len())
@@ -431,8 +562,10 @@ impl Inner {
                 pq.next_pull = result.next_offset;
             }
             if self.config.orderly {
-                for chunk in msgs.chunks(self.config.consume_batch.max(1)) {
-                    self.consume(&q, chunk.to_vec()).await;
+                for m in msgs {
+                    if !self.consume_orderly(&q, m).await {
+                        break;
+                    }
                 }
                 continue;
             }
@@ -478,7 +611,6 @@ impl Inner {
             let outcome = self.call_listener(batch.clone(), ctx.clone()).await;
             let done: Vec<u64> = match outcome {
                 ConsumeResult::Success => batch.iter().map(|m| m.queue_offset).collect(),
-                ConsumeResult::RetryLater if self.config.orderly => Vec::new(),
                 ConsumeResult::RetryLater => {
                     // Each failed message goes back to its broker; those the
                     // broker could not take stay here, in flight (so the
@@ -486,7 +618,7 @@ impl Inner {
                     let mut sent_back = Vec::new();
                     let mut kept = Vec::new();
                     for m in batch {
-                        if self.send_back(&q.mq, &m).await {
+                        if self.send_back(&q.mq, &m, 0).await {
                             sent_back.push(m.queue_offset);
                         } else {
                             kept.push(m);
@@ -515,14 +647,56 @@ impl Inner {
         }
     }
 
+    /// Processes one message of an orderly queue, holding the queue's
+    /// consume lock: a failure suspends the queue and retries the message in
+    /// place (never skipping ahead), up to the group's max reconsume times,
+    /// then sends it to the dead-letter queue and moves on (Apache RocketMQ
+    /// #6163 re-queued it to the retry topic for ever). Nothing is processed
+    /// without a trusted queue lock. False when the queue was dropped (its
+    /// new owner takes over from the committed offset).
+    async fn consume_orderly(&self, q: &QueueState, m: MessageExt) -> bool {
+        let _processing = q.consume_lock.lock().await;
+        let mut m = as_delivered(m, &q.mq);
+        let mut ctx = ConsumeContext { queue: q.mq.clone(), attempt: 0 };
+        let suspend = Duration::from_millis(self.config.retry_delay_ms);
+        loop {
+            if q.dropped.load(Ordering::Relaxed) || self.stopped.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !q.lock_valid() {
+                self.renew_locks(&[q]).await;
+                if !q.lock_valid() {
+                    tokio::time::sleep(suspend).await;
+                    continue;
+                }
+            }
+            let moved_on = match self.call_listener(vec![m.clone()], ctx.clone()).await {
+                ConsumeResult::Success => true,
+                // The planted defect: the failure goes to the retry topic
+                // and the queue moves on past it.
+                ConsumeResult::RetryLater if bugs::active(Bug::OrderlyRetryRequeued) => self.send_back(&q.mq, &m, 0).await,
+                ConsumeResult::RetryLater if m.reconsume_times >= self.config.max_reconsume_times => self.send_back(&q.mq, &m, -1).await,
+                ConsumeResult::RetryLater => false,
+            };
+            if moved_on {
+                q.pq.lock().expect("pq").in_flight.remove(&m.queue_offset);
+                return true;
+            }
+            m.reconsume_times = m.reconsume_times.saturating_add(1);
+            ctx.attempt += 1;
+            tokio::time::sleep(suspend).await;
+        }
+    }
+
     /// Sends a failed message back to the broker it came from; true when
-    /// the broker stored its retry (or dead-letter) copy.
-    async fn send_back(&self, mq: &MessageQueue, m: &MessageExt) -> bool {
+    /// the broker stored its retry copy (`delay_level` 0: the broker picks
+    /// the level) or, for a negative level, its dead-letter copy.
+    async fn send_back(&self, mq: &MessageQueue, m: &MessageExt, delay_level: i32) -> bool {
         let Some(addr) = self.client.broker_addr(&mq.broker_name) else { return false };
         let request = Request::ConsumerSendMsgBack {
             group: self.config.group.clone(),
             commit_log_offset: m.commit_log_offset,
-            delay_level: 0,
+            delay_level,
             max_reconsume_times: self.config.max_reconsume_times,
         };
         match self.client.call(&addr, &request, self.client.timeout()).await {

@@ -202,6 +202,25 @@ pub enum Request {
         /// The group's max reconsume times.
         max_reconsume_times: u32,
     },
+    /// Orderly consumer -> broker: lock (or renew) these queues of the
+    /// group for this client; the answer lists the queues it holds now.
+    LockBatchMq {
+        /// Consumer group.
+        group: String,
+        /// The client asking.
+        client_id: String,
+        /// (topic, queue id) pairs on this broker.
+        queues: Vec<(String, u32)>,
+    },
+    /// Orderly consumer -> broker: release these queues (rebalance, shutdown).
+    UnlockBatchMq {
+        /// Consumer group.
+        group: String,
+        /// The client releasing.
+        client_id: String,
+        /// (topic, queue id) pairs on this broker.
+        queues: Vec<(String, u32)>,
+    },
 }
 
 impl Request {
@@ -230,6 +249,8 @@ impl Request {
             Request::GetBrokerRuntimeInfo => "GetBrokerRuntimeInfo",
             Request::GetConsumeStats { .. } => "GetConsumeStats",
             Request::ConsumerSendMsgBack { .. } => "ConsumerSendMsgBack",
+            Request::LockBatchMq { .. } => "LockBatchMq",
+            Request::UnlockBatchMq { .. } => "UnlockBatchMq",
         }
     }
 }
@@ -422,6 +443,8 @@ pub enum ResponseBody {
     Runtime(RuntimeInfo),
     /// A group's progress per queue.
     ConsumeStats(Vec<ConsumeProgress>),
+    /// Queues a client holds the lock of: (topic, queue id).
+    LockedQueues(Vec<(String, u32)>),
 }
 
 /// A response: a code, a human-readable remark, and a body.

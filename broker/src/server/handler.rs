@@ -1,6 +1,6 @@
 //! One function per request: validate, apply to the state, return a response.
 
-use super::{Broker, FlushMode};
+use super::{Broker, FlushMode, LOCKS_PATH};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{
@@ -53,6 +53,29 @@ impl Broker {
             }
             Request::ConsumerSendMsgBack { group, commit_log_offset, delay_level, max_reconsume_times } => {
                 self.send_back(&group, commit_log_offset, delay_level, max_reconsume_times).await
+            }
+            Request::LockBatchMq { group, client_id, queues } => {
+                let exclusive = !bugs::active(Bug::LockNotExclusive);
+                let (granted, snapshot) = {
+                    let mut locks = self.locks.lock().expect("locks");
+                    let granted = locks.lock(&group, &client_id, &queues, self.clock.instant(), exclusive);
+                    (granted, locks.take_snapshot())
+                };
+                if let Some(response) = self.persist_locks(snapshot) {
+                    return response;
+                }
+                Response::ok(ResponseBody::LockedQueues(granted))
+            }
+            Request::UnlockBatchMq { group, client_id, queues } => {
+                let snapshot = {
+                    let mut locks = self.locks.lock().expect("locks");
+                    locks.unlock(&group, &client_id, &queues);
+                    locks.take_snapshot()
+                };
+                match self.persist_locks(snapshot) {
+                    Some(response) => response,
+                    None => Response::ok(ResponseBody::None),
+                }
             }
             Request::UnregisterClient { client_id, group } => {
                 self.groups.lock().expect("groups").unregister(&client_id, &group);
@@ -311,6 +334,21 @@ impl Broker {
             self.notify_arrival(&topic, queue_id);
         }
         Ok((put, status))
+    }
+
+    /// Writes the queue locks when their holders changed; the response
+    /// refusing the request when the disk did not take them (a lock not
+    /// persisted could pass to a second consumer after a restart).
+    fn persist_locks(&self, snapshot: Option<Vec<u8>>) -> Option<Response> {
+        let bytes = snapshot?;
+        match self.disk.write_atomic(LOCKS_PATH, &bytes) {
+            Ok(()) => None,
+            Err(e) => {
+                // Written again with the next change; until then refuse.
+                self.locks.lock().expect("locks").mark_dirty();
+                Some(Response::error(ResponseCode::SystemError, format!("queue locks not persisted: {e}")))
+            }
+        }
     }
 
     /// A retry or dead-letter topic: one queue, read and write, made on

@@ -7,11 +7,13 @@
 
 mod groups;
 mod handler;
+mod locks;
 mod offsets;
 mod schedule;
 
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
+pub use locks::QueueLocks;
 pub use schedule::ScheduleProgress;
 
 use crate::clock::Clock;
@@ -32,6 +34,7 @@ use tokio::sync::{watch, Notify};
 const TOPICS_PATH: &str = "config/topics.json";
 const OFFSETS_PATH: &str = "config/consumerOffset.json";
 const DELAY_PATH: &str = "config/delayOffset.json";
+const LOCKS_PATH: &str = "config/queueLocks.json";
 
 /// When a send is acknowledged relative to the fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +94,9 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// The delay of each delay level (`messageDelayLevel`).
     pub delay_levels: DelayLevels,
+    /// How long a queue lock lasts after its last renewal (60 s, RocketMQ's
+    /// `rocketmq.broker.rebalance.lockMaxLiveTime`).
+    pub lock_lease_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -117,6 +123,7 @@ impl BrokerConfig {
             request_timeout_ms: 3_000,
             retention_check_interval_ms: 60_000,
             delay_levels: DelayLevels::default(),
+            lock_lease_ms: 60_000,
             store: StoreConfig::default(),
         }
     }
@@ -146,6 +153,8 @@ pub struct Broker {
     groups: Mutex<ConsumerGroups>,
     /// How far each delay level's queue has been delivered.
     schedule: Mutex<ScheduleProgress>,
+    /// Orderly consumers' queue locks.
+    locks: Mutex<QueueLocks>,
     /// Per queue: bumped on every put, so held pulls wake up.
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
@@ -183,6 +192,11 @@ impl Broker {
             Some(bytes) => ScheduleProgress::from_json(&bytes, |level| store.queue_offsets(SCHEDULE_TOPIC, level.saturating_sub(1)).1)
                 .map_err(|reason| Error::Corrupt { offset: 0, reason })?,
         };
+        let lease = Duration::from_millis(config.lock_lease_ms);
+        let locks = match read_all(disk.as_ref(), LOCKS_PATH)? {
+            None => QueueLocks::new(lease),
+            Some(bytes) => QueueLocks::from_json(&bytes, lease, clock.instant()).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+        };
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, "store opened");
         Ok(Arc::new(Broker {
@@ -194,6 +208,7 @@ impl Broker {
             offsets: Mutex::new(offsets),
             groups: Mutex::new(ConsumerGroups::default()),
             schedule: Mutex::new(schedule),
+            locks: Mutex::new(locks),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
@@ -260,7 +275,9 @@ impl Broker {
             }
         });
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
-        self.every(10_000.min(self.config.client_expiry_ms), |b| {
+        // Checked three times per expiry period (at most every 10 s), so a
+        // silent client leaves its groups soon after it expires.
+        self.every((self.config.client_expiry_ms / 3).clamp(1_000, 10_000), |b| {
             b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
         });
         self.every(self.config.retention_check_interval_ms, |b| {

@@ -3,7 +3,8 @@
 
 use super::{not_expected, Invariant};
 use crate::config::{CheckConfig, GroupSpec};
-use crate::history::Event;
+use crate::history::{Event, Kind, Op};
+use super::liveness::DRAIN_PROCESS;
 use crate::index::{dead_letters, is_success, successes, Index, Message, SendStatus};
 use crate::verdict::{CheckResult, Validity};
 use std::collections::BTreeMap;
@@ -20,8 +21,12 @@ type BySeq<'i, 'a> = BTreeMap<(u64, &'a str), &'i Message<'a>>;
 /// already. Redeliveries of earlier messages are fine; predecessors found in
 /// the group's DLQ or destroyed by a disk fault are excused (an orderly
 /// consumer skips a dead letter, and the broker one it cannot read).
-/// Sequence numbers must be unique per shard across producers. Counts:
-/// `checked` deliveries and `out-of-order` deliveries; any is invalid.
+/// Sequence numbers must be unique per shard across producers.
+///
+/// Besides, two consumers of a group must never process messages of one
+/// sharding key at overlapping times (`concurrent`, see
+/// [`concurrent_processing`]). Counts: `checked` deliveries, `out-of-order`
+/// deliveries and `concurrent` ones; any of the last two is invalid.
 pub fn check_order(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     order(history, cfg, &Index::build(history, cfg))
 }
@@ -121,15 +126,66 @@ pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         }
         waiting.remove(&(seq, msg_id));
     }
+    let concurrent = concurrent_processing(history, cfg, index, &mut result);
     result.set("checked", checked);
     result.set("out-of-order", out_of_order);
-    if out_of_order > 0 {
+    result.set("concurrent", concurrent);
+    if out_of_order + concurrent > 0 {
         result.worsen(Validity::Invalid);
     }
     if cfg.fifo_topics.is_empty() {
         result.note = Some("no FIFO topic configured".into());
     }
     result
+}
+
+/// Finds two consumers of one group processing messages of one sharding
+/// key at overlapping times (from each delivery's `start_ms` to its `t_ms`),
+/// whatever the outcome: what queue locks exist to prevent. Broadcast
+/// groups and the drain are left out. Returns how many deliveries began
+/// while another consumer's was still running.
+fn concurrent_processing<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>, result: &mut CheckResult) -> u64 {
+    let broadcast: Vec<&str> = index.groups.iter().filter(|g| g.broadcast).map(|g| g.group.as_str()).collect();
+    // (group, topic, shard) -> deliveries
+    let mut by_shard: BTreeMap<(&str, &str, &str), Vec<&Event>> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok && e.process != DRAIN_PROCESS) {
+        let (Some(group), Some(topic), Some(shard)) = (e.group.as_deref(), e.topic.as_deref(), e.shard.as_deref()) else { continue };
+        if cfg.is_fifo(topic) && !broadcast.contains(&group) {
+            by_shard.entry((group, topic, shard)).or_default().push(e);
+        }
+    }
+    let mut concurrent = 0;
+    for ((group, _, shard), mut deliveries) in by_shard {
+        deliveries.sort_by_key(|e| (e.started_ms(), e.t_ms, e.id));
+        // The running delivery that ends last so far.
+        let mut running: Option<&Event> = None;
+        for e in deliveries {
+            if let Some(r) = running {
+                if e.started_ms() < r.t_ms && e.process != r.process {
+                    concurrent += 1;
+                    result.push_anomaly(
+                        "concurrent",
+                        format!(
+                            "group {group}: {} processed {} (shard {shard}) from {} to {} ms while {} processed {} from {} to {} ms",
+                            e.process,
+                            e.msg_id.as_deref().unwrap_or("?"),
+                            e.started_ms(),
+                            e.t_ms,
+                            r.process,
+                            r.msg_id.as_deref().unwrap_or("?"),
+                            r.started_ms(),
+                            r.t_ms
+                        ),
+                        vec![r.id, e.id],
+                    );
+                }
+            }
+            if running.is_none_or(|r| e.t_ms > r.t_ms) {
+                running = Some(e);
+            }
+        }
+    }
+    concurrent
 }
 
 /// True when `spec`'s tag expression selects `message` (topic already matched).

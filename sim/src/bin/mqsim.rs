@@ -547,6 +547,7 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped | Bug::RetryNoBackoff => "dead-letter",
+        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "order",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
     }
@@ -558,12 +559,14 @@ fn target_check(bug: Bug) -> &'static str {
 fn hunting_ground(bug: Bug) -> &'static str {
     match bug {
         Bug::AckBeforeFsync => "power-loss-sync-flush",
-        Bug::CommitOffsetAhead | Bug::DropRebalancedQueue | Bug::RetryLaterAcked => "broker-crash-async-flush",
+        Bug::DropRebalancedQueue | Bug::RetryLaterAcked => "broker-crash-async-flush",
+        Bug::CommitOffsetAhead => "orderly-rebalance",
         Bug::RecoveryTruncatesExtra => "fifo-order",
         Bug::FilterSkipsMatch | Bug::TagFilterLeak => "consumer-crash-rebalance",
         Bug::PullDropsProperties | Bug::LongPollMiss | Bug::ProgressStall => "broker-crash-sync-flush",
         Bug::LimitsUnchecked => "hostile-clients",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey => "retry-dead-letter",
+        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "orderly-rebalance",
     }
 }
 
