@@ -1,0 +1,179 @@
+//! Real mode, end to end: retry, dead letter and resend with the binaries
+//! on loopback. A consumer whose business logic always fails drives a
+//! message through its retries (short delay levels from `broker.conf`) to
+//! the group's dead-letter queue, each retry's delay is measured against
+//! its level, `mqadmin dlq-list` shows the dead letter and `mqadmin
+//! dlq-resend` sends it back to its topic, where a healthy consumer of the
+//! group takes it with its id and business key.
+#![cfg(not(madsim))]
+
+use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
+use broker::clock::Clock;
+use broker::model::{Message, MessageExt};
+use broker::protocol::ConsumeFrom;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NAMESRV: &str = env!("CARGO_BIN_EXE_namesrv");
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+const MQADMIN: &str = env!("CARGO_BIN_EXE_mqadmin");
+
+/// The delay levels the broker runs with: retries after 0, 1 and 2
+/// reconsumptions wait at levels 3, 4 and 5.
+const LEVELS_MS: [u64; 6] = [100, 200, 400, 600, 800, 1000];
+const MAX_RECONSUME: u32 = 2;
+
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// Starts `exe` and waits for its stdout line starting with `ready`.
+fn start(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: &str) {
+    let stderr = std::fs::File::create(log).expect("log");
+    let mut child =
+        Command::new(exe).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    kill.0.push(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("ready line");
+        if line.starts_with(ready) {
+            return;
+        }
+    }
+}
+
+fn mqadmin(namesrv: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(MQADMIN).arg("-n").arg(namesrv).args(args).env_remove("NAMESRV_ADDR").output().expect("mqadmin");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    eprintln!("$ mqadmin {}\n{stdout}{stderr}", args.join(" "));
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn consumer_config() -> PushConsumerConfig {
+    let mut config = PushConsumerConfig::new("billing", "payments", "*");
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.max_reconsume_times = MAX_RECONSUME;
+    config.rebalance_interval_ms = 1_000;
+    config.offset_persist_interval_ms = 200;
+    config.long_polling_ms = 1_000;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_retries_at_its_levels_reaches_the_dlq_and_mqadmin_resends_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut kill = Kill(Vec::new());
+    let namesrv = free_addr();
+    start(&mut kill, NAMESRV, &["--listen", &namesrv, "--scan-interval-ms", "1000"], &dir.path().join("namesrv.log"), "namesrv listening on ");
+    let levels: Vec<String> = LEVELS_MS.iter().map(|ms| format!("{ms}ms")).collect();
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerName=broker-r\nlistenAddr={}\nnamesrvAddr={namesrv}\nstorePathRootDir={}\nflushDiskType=SYNC_FLUSH\nregisterNameServerPeriod=1000\nmessageDelayLevel={}\n",
+            free_addr(),
+            dir.path().join("store").display(),
+            levels.join(" ")
+        ),
+    )
+    .expect("conf");
+    start(&mut kill, BROKER, &["-c", conf.to_str().expect("utf-8")], &dir.path().join("broker.log"), "broker broker-r listening on ");
+    let (code, _, _) = mqadmin(&namesrv, &["update-topic", "-t", "payments", "-w", "1", "-r", "1"]);
+    assert_eq!(code, 0);
+
+    // A consumer that always fails, recording when each delivery came.
+    let seen: Arc<Mutex<Vec<(Instant, u32, String)>>> = Arc::default();
+    let failing = {
+        let seen = seen.clone();
+        move |msgs: &[MessageExt], _: &ConsumeContext| {
+            for m in msgs {
+                seen.lock().unwrap().push((Instant::now(), m.reconsume_times, m.message.topic.clone()));
+            }
+            ConsumeResult::RetryLater
+        }
+    };
+    let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "failing-consumer"), Clock::new());
+    let consumer = PushConsumer::start(client, consumer_config(), failing).expect("consumer");
+    let producer = Producer::new(
+        ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "producer"), Clock::new()),
+        ProducerConfig::new("payers"),
+    )
+    .expect("producer");
+    let sent = producer.send(Message::new("payments", b"pay 42".to_vec()).with_key("order-42").with_tags("TagA")).await.expect("send");
+
+    // Every delivery: the first and one per retry, then the dead letter.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < (MAX_RECONSUME + 1) as usize {
+        assert!(Instant::now() < deadline, "only {:?} deliveries came", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deliveries = seen.lock().unwrap().clone();
+    for (n, pair) in deliveries.windows(2).enumerate() {
+        let (level, waited) = (n as u32 + 3, pair[1].0 - pair[0].0);
+        let wants = Duration::from_millis(LEVELS_MS[level as usize - 1]);
+        eprintln!("retry {} came {waited:?} after its failure; level {level} waits {wants:?}", n + 1);
+        assert!(waited >= wants, "retry {} came after {waited:?}, before its level {level} ({wants:?})", n + 1);
+        assert_eq!(pair[1].1, n as u32 + 1, "reconsume times");
+        assert_eq!(pair[1].2, "payments", "a retry carries its original topic");
+    }
+    let mut listed = String::new();
+    while !listed.contains(&sent.msg_id) {
+        assert!(Instant::now() < deadline, "the dead letter never showed: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        listed = mqadmin(&namesrv, &["dlq-list", "-g", "billing"]).1;
+    }
+    assert!(listed.contains("payments") && listed.contains("order-42"), "{listed}");
+    assert_eq!(seen.lock().unwrap().len(), (MAX_RECONSUME + 1) as usize, "a dead letter is not delivered again");
+    let (code, found, _) = mqadmin(&namesrv, &["query-by-key", "-t", "%DLQ%billing", "-k", "order-42"]);
+    assert_eq!(code, 0, "query by key finds the dead letter");
+    assert!(found.contains(&sent.msg_id), "{found}");
+    consumer.shutdown().await;
+
+    // The group, healthy now, takes the resent message.
+    let taken: Arc<Mutex<Vec<MessageExt>>> = Arc::default();
+    let healthy = {
+        let taken = taken.clone();
+        move |msgs: &[MessageExt], _: &ConsumeContext| {
+            taken.lock().unwrap().extend(msgs.iter().cloned());
+            ConsumeResult::Success
+        }
+    };
+    let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "healthy-consumer"), Clock::new());
+    let consumer = PushConsumer::start(client, consumer_config(), healthy).expect("consumer");
+    let (code, out, _) = mqadmin(&namesrv, &["dlq-resend", "-g", "billing", "-i", "order-42"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("SEND_OK") && out.contains(&sent.msg_id), "{out}");
+    while taken.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the resent message never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = taken.lock().unwrap()[0].clone();
+    assert_eq!((m.msg_id(), m.message.keys.clone(), m.message.body.clone()), (sent.msg_id.clone(), vec!["order-42".to_string()], b"pay 42".to_vec()));
+    assert_eq!(m.message.topic, "payments");
+    consumer.shutdown().await;
+    let (code, _, err) = mqadmin(&namesrv, &["dlq-resend", "-g", "billing", "-i", "no-such-key"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no dead letter of group billing has id or key no-such-key"), "{err}");
+}
