@@ -55,11 +55,15 @@ pub enum Bug {
     OrderlyRetryRequeued,
     /// The broker grants a queue lock that another live consumer holds.
     LockNotExclusive,
+    /// A delayed message stored before the broker's clock stepped back is
+    /// delivered at once (RocketMQ's `correctDeliverTimestamp`), early by up
+    /// to its whole delay.
+    DelayStepBackEarly,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -76,6 +80,7 @@ impl Bug {
         Bug::RetryDropsKey,
         Bug::OrderlyRetryRequeued,
         Bug::LockNotExclusive,
+        Bug::DelayStepBackEarly,
     ];
 
     /// The name used on the command line.
@@ -97,6 +102,7 @@ impl Bug {
             Bug::RetryDropsKey => "retry-drops-key",
             Bug::OrderlyRetryRequeued => "orderly-retry-requeued",
             Bug::LockNotExclusive => "lock-not-exclusive",
+            Bug::DelayStepBackEarly => "delay-step-back-early",
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::history::{Event, Op};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Configuration of one check run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +77,11 @@ pub struct Expect {
     /// The brokers' delay levels in ms, level 1 first; a retry after
     /// reconsumption `n` waits at level `n + 3`.
     pub delay_levels_ms: Vec<u64>,
-    /// How much earlier than its level a retry may arrive: the broker
-    /// clock skew and jumps the scenario applied, which the verdict states.
-    pub clock_allowance_ms: u64,
+    /// Per broker, how much earlier than its level a retry it held may
+    /// arrive: how far the run moved that broker's clock forward in all
+    /// (skews, jumps, and the healing of backward ones), which the verdict
+    /// states. A broker not named has none.
+    pub clock_allowance_ms: BTreeMap<String, u64>,
 }
 
 impl GroupSpec {

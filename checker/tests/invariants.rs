@@ -922,7 +922,7 @@ fn dead_letter_config() -> CheckConfig {
     let mut cfg = config(Expect {
         dead_letter: true,
         delay_levels_ms: (1..=18).map(|s| s * 1_000).collect(),
-        clock_allowance_ms: 500,
+        clock_allowance_ms: [("broker-1".to_string(), 500)].into(),
         ..Expect::default()
     });
     cfg.groups[0].max_reconsume_times = 2;
@@ -1001,6 +1001,18 @@ fn dead_letter_fails_on_an_early_retry() {
     acked(&mut h, 0, order("m7", "TagB", "k7"));
     attempt(&mut h, 1_000, "m7", 0, RETRY);
     attempt(&mut h, 2_000, "m7", 1, OK);
+    // m8 comes back 400 ms early from broker-1, whose clock the run moved
+    // forward by 500 ms: within its allowance.
+    acked(&mut h, 0, order("m8", "TagB", "k8"));
+    attempt(&mut h, 1_000, "m8", 0, RETRY);
+    h.push(
+        Event::new(3_600, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m8")
+            .queue("broker-1/%RETRY%billing/0")
+            .reconsume(1)
+            .result(OK),
+    );
     let result = check_dead_letter(h.events(), &dead_letter_config());
     assert_eq!(result.validity, Validity::Invalid);
     assert_eq!(result.count("retry-early"), 1);

@@ -1,6 +1,7 @@
 //! Running one seed of one scenario, and what comes out of it.
 
 use broker::bugs::Bug;
+use std::collections::BTreeMap;
 use checker::config::{CheckConfig, Expect, GroupSpec};
 use checker::history::{Event, Op};
 use checker::verdict::{Validity, Verdict};
@@ -45,21 +46,31 @@ impl RunOutcome {
     }
 }
 
-/// How far the run set broker clocks from true time, at most: the sum of
-/// every clock skew and jump the nemesis applied to a broker, as the
-/// history's fault events record them (`skew_ms=N`, `jump_ms=N`). A retry
-/// may reach its consumer that much before its delay level allows.
-pub fn clock_allowance_ms(events: &[Event]) -> u64 {
-    events
-        .iter()
-        .filter(|e| e.op == Op::Fault && e.target.as_deref().is_some_and(|t| t.starts_with("broker-")))
-        .filter_map(|e| {
-            let detail = e.detail.as_deref()?;
-            let value = detail.strip_prefix("skew_ms=").or_else(|| detail.strip_prefix("jump_ms="))?;
-            value.parse::<i64>().ok()
-        })
-        .map(i64::unsigned_abs)
-        .sum()
+/// How far the run moved each broker's clock forward, in all: every skew
+/// (its start when positive, its heal when negative), every forward jump,
+/// and the stepping back of a backward jump. A retry a broker held may come
+/// due that much sooner in true time. Read from the history's fault and
+/// heal events (`skew_ms=N`, `jump_ms=N`, `... stepped back`), so a saved
+/// history is checked as the run was.
+pub fn clock_allowance_ms(events: &[Event]) -> BTreeMap<String, u64> {
+    let mut allowance: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events.iter().filter(|e| matches!(e.op, Op::Fault | Op::Heal)) {
+        let (Some(target), Some(detail)) = (e.target.as_deref(), e.detail.as_deref()) else { continue };
+        if !target.starts_with("broker-") {
+            continue;
+        }
+        let number = |prefix: &str| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok());
+        let forward = match (e.op, number("skew_ms="), number("jump_ms=")) {
+            (Op::Fault, Some(skew), _) => skew.unsigned_abs(),
+            (Op::Fault, None, Some(jump)) if jump > 0 => jump.unsigned_abs(),
+            (Op::Heal, None, Some(jump)) if jump < 0 => jump.unsigned_abs(),
+            _ => 0,
+        };
+        if forward > 0 {
+            *allowance.entry(target.to_string()).or_default() += forward;
+        }
+    }
+    allowance
 }
 
 /// What the checker must know about a scenario, and about its history (the

@@ -153,6 +153,9 @@ pub struct Broker {
     groups: Mutex<ConsumerGroups>,
     /// How far each delay level's queue has been delivered.
     schedule: Mutex<ScheduleProgress>,
+    /// Due times of delayed messages stored before the clock was set back:
+    /// (level, schedule queue offset) -> due on the broker's clock.
+    corrected: Mutex<BTreeMap<(u32, u64), u64>>,
     /// Orderly consumers' queue locks.
     locks: Mutex<QueueLocks>,
     /// Per queue: bumped on every put, so held pulls wake up.
@@ -208,6 +211,7 @@ impl Broker {
             offsets: Mutex::new(offsets),
             groups: Mutex::new(ConsumerGroups::default()),
             schedule: Mutex::new(schedule),
+            corrected: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(locks),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),

@@ -9,6 +9,7 @@
 //! is at-least-once like everything else.
 
 use super::{Broker, FlushMode};
+use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{MessageExt, SCHEDULE_TOPIC};
 use crate::store::GetStatus;
@@ -125,6 +126,28 @@ impl ScheduleProgress {
 }
 
 impl Broker {
+    /// When a delayed message is due, on the broker's clock. A message
+    /// stored before the clock was set back carries a due time more than a
+    /// whole delay from now; left alone it would wait for the step on top of
+    /// its delay. RocketMQ (`correctDeliverTimestamp`) delivers it at once,
+    /// which is early, by up to its whole delay, after any step back however
+    /// small (the swarm found this: retries a full level early). Here it is
+    /// due one whole delay after the step was first noticed, remembered per
+    /// entry: never sooner than its delay after it was stored, in true time.
+    fn due_ms(&self, level: u32, offset: u64, deliver_at_ms: u64, now: u64, delay: u64) -> u64 {
+        if deliver_at_ms <= now.saturating_add(delay) {
+            return deliver_at_ms;
+        }
+        *self.corrected.lock().expect("corrected").entry((level, offset)).or_insert_with(|| {
+            marks::reach(Mark::DelayClockCorrected);
+            if bugs::active(Bug::DelayStepBackEarly) {
+                // The planted defect, RocketMQ's rule: due at once.
+                return now;
+            }
+            now.saturating_add(delay)
+        })
+    }
+
     /// Delivers every due message of every level to its real topic and
     /// queue; a level stops at its first message not yet due. Under
     /// SYNC_FLUSH only durable schedule entries are read, and held pulls on
@@ -159,24 +182,20 @@ impl Broker {
                 let mut blocked = false;
                 for msg in got.messages {
                     let Some(delayed) = msg.delayed.clone() else {
-                        tracing::warn!(level, offset = msg.queue_offset, "a schedule entry without a destination is passed over");
-                        progress = msg.queue_offset + 1;
+                        if !blocked {
+                            tracing::warn!(level, offset = msg.queue_offset, "a schedule entry without a destination is passed over");
+                            progress = msg.queue_offset + 1;
+                        }
                         continue;
                     };
-                    // A clock set back since the message was stored would
-                    // hold it for as long again: past a whole delay from
-                    // now, it is due now (RocketMQ's correctDeliverTimestamp).
-                    let due = if delayed.deliver_at_ms > now.saturating_add(delay) {
-                        marks::reach(Mark::DelayClockCorrected);
-                        now
-                    } else {
-                        delayed.deliver_at_ms
-                    };
-                    if due > now {
-                        blocked = true;
-                        break;
-                    }
                     let offset = msg.queue_offset;
+                    let due = self.due_ms(level, offset, delayed.deliver_at_ms, now, delay);
+                    if blocked || due > now {
+                        // Later entries are only looked at, so that a clock
+                        // set back is corrected for all of them at once.
+                        blocked = true;
+                        continue;
+                    }
                     let copy = MessageExt {
                         message: crate::model::Message { topic: delayed.topic.clone(), ..msg.message },
                         queue_id: delayed.queue_id,
@@ -187,6 +206,7 @@ impl Broker {
                     };
                     match store.put(copy, now) {
                         Ok(put) => {
+                            self.corrected.lock().expect("corrected").remove(&(level, offset));
                             end = end.max(put.end_offset);
                             self.schedule.lock().expect("schedule").delivered(level, offset + 1, put.end_offset);
                             woken.push((delayed.topic, delayed.queue_id));

@@ -63,7 +63,8 @@ struct Chain<'a> {
 ///   the deduplication store could not be asked (`dedupe-unavailable`);
 /// - `retry-early`: a retry at reconsume level n >= 1 delivered sooner after
 ///   the chain's first failure at level n - 1 than delay level n + 2 allows,
-///   less `expect.clock_allowance_ms`;
+///   less the allowance of the broker that held it
+///   (`expect.clock_allowance_ms`);
 /// - `retried-without-failure`: a retry at level n >= 1 with no failure at
 ///   level n - 1.
 ///
@@ -104,7 +105,11 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     let dlq = dead_letters(history);
     let max_of: BTreeMap<&str, u32> = index.groups.iter().map(|g| (g.group.as_str(), g.max_reconsume_times)).collect();
     let idempotent_of: BTreeMap<&str, bool> = index.groups.iter().map(|g| (g.group.as_str(), g.idempotent)).collect();
-    let allowance = cfg.expect.clock_allowance_ms;
+    // The broker that held a retry is the first part of its queue's name.
+    let allowance_of = |retry: &Event| {
+        let broker = retry.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
+        cfg.expect.clock_allowance_ms.get(broker).copied().unwrap_or(0)
+    };
     let (mut failed_chains, mut retries, mut dead, mut early, mut not_dead, mut both, mut orphans) = (0, 0, 0, 0, 0, 0, 0);
     let mut min_margin: Option<i64> = None;
     let mut per_level: BTreeMap<u32, u64> = BTreeMap::new();
@@ -128,6 +133,7 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
                 continue;
             };
             let wait = delay_ms(&cfg.expect.delay_levels_ms, delay_level);
+            let allowance = allowance_of(retry);
             let margin = retry.t_ms as i64 - (failure.t_ms + wait) as i64;
             min_margin = Some(min_margin.map_or(margin, |m| m.min(margin)));
             if margin + (allowance as i64) < 0 {
@@ -219,7 +225,12 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     if bad_retry + orphans + early + not_dead + both > 0 {
         result.worsen(Validity::Invalid);
     }
-    result.note = Some(format!("retries checked against their delay levels less a broker clock allowance of {allowance} ms"));
+    let allowances: Vec<String> = cfg.expect.clock_allowance_ms.iter().map(|(b, ms)| format!("{b} {ms} ms")).collect();
+    result.note = Some(if allowances.is_empty() {
+        "retries checked against their delay levels; no broker clock moved forward".to_string()
+    } else {
+        format!("retries checked against their delay levels less how far each broker's clock moved forward: {}", allowances.join(", "))
+    });
     result
 }
 

@@ -546,7 +546,7 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::FilterSkipsMatch => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
-        Bug::DlqSkipped | Bug::RetryNoBackoff => "dead-letter",
+        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly => "dead-letter",
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "order",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
@@ -567,6 +567,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::LimitsUnchecked => "hostile-clients",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey => "retry-dead-letter",
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "orderly-rebalance",
+        Bug::DelayStepBackEarly => "retry-clock-skew",
     }
 }
 
