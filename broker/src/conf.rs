@@ -29,6 +29,7 @@
 //! | `maxMessageSize` | largest body, bytes | 4 MiB |
 //! | `registerNameServerPeriod` | registration period, ms | `30000` |
 //! | `longPollingMaxMs` | ours: longest a pull is held, ms | `15000` |
+//! | `rebalanceLockMaxLiveTime` | how long an orderly consumer's queue lock lasts after its last renewal, ms (RocketMQ's `rocketmq.broker.rebalance.lockMaxLiveTime`) | `60000` |
 //! | `messageDelayLevel` | delay of each level, `1s 5s 10s ...` (units `ms`, `s`, `m`, `h`, `d`) | RocketMQ's 18 levels, `1s` to `2h` |
 //!
 //! Parsing is pure: it takes the file's text and returns a [`BrokerConf`] or
@@ -250,6 +251,9 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                 let n = parse_at_most(value, BODY_BYTES_LIMIT as u64, "a stored entry holds at most 5 MiB with its properties")
                     .map_err(fail)?;
                 config.store.body_bytes_max = n as usize;
+            }
+            "rebalanceLockMaxLiveTime" => {
+                config.lock_lease_ms = parse_at_most(value, LONG_POLLING_MAX_MS, "an hour").map_err(fail)?
             }
             "messageDelayLevel" => config.delay_levels = crate::model::DelayLevels::parse(value).map_err(fail)?,
             "registerNameServerPeriod" => config.register_interval_ms = parse_positive(value).map_err(fail)?,

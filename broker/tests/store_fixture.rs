@@ -20,11 +20,11 @@ fn fixture_dir() -> PathBuf {
 /// The messages the fixture holds: 40 over two topics and three queues,
 /// keyed, tagged, with user properties.
 fn message(n: u64) -> MessageExt {
-    let topic = if n % 4 == 0 { "payments" } else { "orders" };
+    let topic = if n.is_multiple_of(4) { "payments" } else { "orders" };
     MessageExt {
         message: Message::new(topic, format!("body {n} {}", "x".repeat((n % 7) as usize)))
             .with_key(format!("key-{n}"))
-            .with_tags(if n % 2 == 0 { "TagA" } else { "TagB" })
+            .with_tags(if n.is_multiple_of(2) { "TagA" } else { "TagB" })
             .with_property("AMOUNT", (n * 13).to_string())
             .with_property(PROPERTY_UNIQ_KEY, format!("fixture-{n}")),
         queue_id: (n % 3) as u32,

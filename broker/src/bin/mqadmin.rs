@@ -44,6 +44,43 @@ enum StartFrom {
     Last,
 }
 
+/// What `consume` does.
+#[derive(clap::Args, Debug)]
+struct ConsumeArgs {
+    /// Topic name.
+    #[arg(short = 't', long)]
+    topic: String,
+    /// Consumer group.
+    #[arg(short = 'g', long)]
+    group: String,
+    /// Tag expression: `*` or `TagA || TagB`.
+    #[arg(short = 's', long, default_value = "*")]
+    subscription: String,
+    /// Where a group with no committed offset starts.
+    #[arg(long, value_enum, default_value_t = StartFrom::First)]
+    from: StartFrom,
+    /// Stop after this many messages (exit 1 if fewer came in time).
+    #[arg(short = 'c', long)]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    wait_s: u64,
+    /// Consume orderly: lock each queue on its broker and take its
+    /// messages one at a time, in queue order.
+    #[arg(long)]
+    orderly: bool,
+    /// Orderly: how long a queue lock is trusted (below the broker's
+    /// `rebalanceLockMaxLiveTime`).
+    #[arg(long, default_value_t = 30_000)]
+    lock_lease_ms: u64,
+    /// Orderly: how often queue locks are renewed.
+    #[arg(long, default_value_t = 20_000)]
+    lock_interval_ms: u64,
+    /// How often the group is rebalanced.
+    #[arg(long, default_value_t = 20_000)]
+    rebalance_interval_ms: u64,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create or update a topic on every master broker, or on one.
@@ -103,28 +140,9 @@ enum Command {
         #[arg(short = 'd', long, default_value_t = 0)]
         delay_level: u32,
     },
-    /// Consume with a push consumer and print each message.
+    /// Consume with a push consumer and print each message as it is consumed.
     #[command(alias = "consumeMessage")]
-    Consume {
-        /// Topic name.
-        #[arg(short = 't', long)]
-        topic: String,
-        /// Consumer group.
-        #[arg(short = 'g', long)]
-        group: String,
-        /// Tag expression: `*` or `TagA || TagB`.
-        #[arg(short = 's', long, default_value = "*")]
-        subscription: String,
-        /// Where a group with no committed offset starts.
-        #[arg(long, value_enum, default_value_t = StartFrom::First)]
-        from: StartFrom,
-        /// Stop after this many messages (exit 1 if fewer came in time).
-        #[arg(short = 'c', long)]
-        count: Option<u64>,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10)]
-        wait_s: u64,
-    },
+    Consume(ConsumeArgs),
     /// Messages of a topic with a business key.
     #[command(alias = "queryMsgByKey")]
     QueryByKey {
@@ -300,9 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             table.print();
         }
-        Command::Consume { topic, group, subscription, from, count, wait_s } => {
-            consume(&ctx, topic, group, subscription, from, count, wait_s).await?
-        }
+        Command::Consume(args) => consume(&ctx, args).await?,
         Command::QueryByKey { topic, key } => {
             let found = ctx.admin.query_by_key(&topic, &key, 32).await.map_err(|e| ctx.explain(e))?;
             if found.is_empty() {
@@ -424,15 +440,8 @@ async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys
     Ok(())
 }
 
-async fn consume(
-    ctx: &Ctx,
-    topic: String,
-    group: String,
-    subscription: String,
-    from: StartFrom,
-    count: Option<u64>,
-    wait_s: u64,
-) -> anyhow::Result<()> {
+async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> {
+    let ConsumeArgs { topic, group, subscription, from, count, wait_s, .. } = args;
     let mut config = PushConsumerConfig::new(group, topic, subscription);
     config.consume_from = match from {
         StartFrom::First => ConsumeFrom::FirstOffset,
@@ -441,7 +450,11 @@ async fn consume(
     // One at a time, so no message past --count is marked consumed.
     config.consume_concurrency = 1;
     config.offset_persist_interval_ms = 1_000;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<MessageExt>();
+    config.orderly = args.orderly;
+    config.lock_lease_ms = args.lock_lease_ms;
+    config.lock_interval_ms = args.lock_interval_ms;
+    config.rebalance_interval_ms = args.rebalance_interval_ms;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let limit = count.unwrap_or(u64::MAX);
     let taken = Arc::new(AtomicU64::new(0));
     let listener = {
@@ -452,8 +465,25 @@ async fn consume(
                 taken.fetch_sub(msgs.len() as u64, Ordering::SeqCst);
                 return ConsumeResult::RetryLater;
             }
+            // Printed before the message counts as consumed: a process
+            // killed after this line was consumed, one killed before it
+            // gets the message again.
             for m in msgs {
-                let _ = tx.send(m.clone());
+                let n = taken.load(Ordering::SeqCst);
+                let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+                println!(
+                    "#{n} t={now_ms} msgId={} queue={}/{}/{} offset={} reconsume={} tags={} keys={} body={}",
+                    m.msg_id(),
+                    m.broker_name,
+                    m.message.topic,
+                    m.queue_id,
+                    m.queue_offset,
+                    m.reconsume_times,
+                    m.message.tags.as_deref().unwrap_or("-"),
+                    if m.message.keys.is_empty() { "-".to_string() } else { m.message.keys.join(",") },
+                    body_text(m),
+                );
+                let _ = tx.send(());
             }
             ConsumeResult::Success
         }
@@ -465,20 +495,7 @@ async fn consume(
     let mut printed = 0u64;
     while printed < limit {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(m)) => {
-                printed += 1;
-                println!(
-                    "#{printed} msgId={} queue={}/{}/{} offset={} tags={} keys={} body={}",
-                    m.msg_id(),
-                    m.broker_name,
-                    m.message.topic,
-                    m.queue_id,
-                    m.queue_offset,
-                    m.message.tags.as_deref().unwrap_or("-"),
-                    if m.message.keys.is_empty() { "-".to_string() } else { m.message.keys.join(",") },
-                    body_text(&m),
-                );
-            }
+            Ok(Some(())) => printed += 1,
             Ok(None) | Err(_) => break,
         }
     }

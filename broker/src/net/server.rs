@@ -14,6 +14,10 @@ use tokio_util::codec::Framed;
 pub trait Service: Send + Sync + 'static {
     /// Handles one request from `peer`.
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response>;
+
+    /// The connection from `peer` closed (the client went away, or its
+    /// stream broke). Nothing by default.
+    fn closed(&self, _peer: SocketAddr) {}
 }
 
 /// Accepts connections forever, serving each on its own task.
@@ -73,6 +77,7 @@ pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) -> std::i
                     }
                 });
             }
+            service.closed(peer);
         });
     }
 }

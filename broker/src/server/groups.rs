@@ -1,12 +1,15 @@
 //! Consumer group membership, from heartbeats, with expiry.
 
 use crate::protocol::ConsumerData;
+use std::net::SocketAddr;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 struct Member {
     data: ConsumerData,
     last_seen_ms: u64,
+    /// The connection its last heartbeat came on.
+    peer: Option<SocketAddr>,
 }
 
 /// Groups and their live members.
@@ -18,8 +21,27 @@ pub struct ConsumerGroups {
 impl ConsumerGroups {
     /// Records a heartbeat of `client_id` in its group.
     pub fn heartbeat(&mut self, client_id: &str, data: ConsumerData, now_ms: u64) {
+        self.heartbeat_on(client_id, data, now_ms, None);
+    }
+
+    /// Records a heartbeat that came on the connection from `peer`.
+    pub fn heartbeat_on(&mut self, client_id: &str, data: ConsumerData, now_ms: u64, peer: Option<SocketAddr>) {
         let group = self.groups.entry(data.group.clone()).or_default();
-        group.insert(client_id.to_string(), Member { data, last_seen_ms: now_ms });
+        group.insert(client_id.to_string(), Member { data, last_seen_ms: now_ms, peer });
+    }
+
+    /// The connection from `peer` closed: its clients leave every group at
+    /// once, as RocketMQ's broker drops a consumer whose channel closed,
+    /// rather than after the expiry (a live client joins again with its
+    /// next heartbeat). Returns how many memberships ended.
+    pub fn connection_closed(&mut self, peer: SocketAddr) -> usize {
+        let mut removed = 0;
+        for members in self.groups.values_mut() {
+            let before = members.len();
+            members.retain(|_, m| m.peer != Some(peer));
+            removed += before - members.len();
+        }
+        removed
     }
 
     /// Removes a client from a group.
@@ -70,5 +92,18 @@ mod tests {
         assert_eq!(g.members("g"), ["c1"]);
         g.unregister("c1", "g");
         assert!(g.members("g").is_empty());
+    }
+
+    #[test]
+    fn a_closed_connection_takes_its_clients_out_of_their_groups() {
+        let mut g = ConsumerGroups::default();
+        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        g.heartbeat_on("c1", data("g"), 0, Some(a));
+        g.heartbeat_on("c1", data("h"), 0, Some(a));
+        g.heartbeat_on("c2", data("g"), 0, Some(b));
+        assert_eq!(g.connection_closed(a), 2);
+        assert_eq!(g.members("g"), ["c2"]);
+        assert!(g.members("h").is_empty());
+        assert_eq!(g.connection_closed(a), 0);
     }
 }

@@ -39,7 +39,7 @@ impl Broker {
                         if validate_group(&data.group).is_ok() {
                             retry_topics.push(retry_topic(&data.group));
                         }
-                        groups.heartbeat(&client_id, data, now);
+                        groups.heartbeat_on(&client_id, data, now, Some(peer));
                     }
                 }
                 // Every group's retry topic exists as soon as it has a

@@ -466,6 +466,17 @@ impl Service for Broker {
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
         Box::pin(async move { self.apply(request, peer).await })
     }
+
+    /// A consumer whose connection closed leaves its groups now, so the
+    /// others rebalance its queues without waiting for the expiry. Its
+    /// queue locks stay until their lease runs out: a client whose
+    /// connection broke may still be processing.
+    fn closed(&self, peer: SocketAddr) {
+        let removed = self.groups.lock().expect("groups").connection_closed(peer);
+        if removed > 0 {
+            tracing::debug!(%peer, removed, "a consumer's connection closed; it left its groups");
+        }
+    }
 }
 
 #[cfg(test)]

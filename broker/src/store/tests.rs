@@ -12,7 +12,7 @@ fn message(topic: &str, queue_id: u32, n: u64, body_len: usize) -> MessageExt {
     MessageExt {
         message: Message::new(topic, vec![(n % 251) as u8; body_len])
             .with_key(format!("key-{n}"))
-            .with_tags(if n % 2 == 0 { "even" } else { "odd" })
+            .with_tags(if n.is_multiple_of(2) { "even" } else { "odd" })
             .with_property(crate::model::PROPERTY_UNIQ_KEY, format!("id-{n}")),
         queue_id,
         ..MessageExt::default()

@@ -1,10 +1,16 @@
-//! Real mode, end to end: retry, dead letter and resend with the binaries
-//! on loopback. A consumer whose business logic always fails drives a
-//! message through its retries (short delay levels from `broker.conf`) to
-//! the group's dead-letter queue, each retry's delay is measured against
-//! its level, `mqadmin dlq-list` shows the dead letter and `mqadmin
-//! dlq-resend` sends it back to its topic, where a healthy consumer of the
-//! group takes it with its id and business key.
+//! Real mode, end to end, with the binaries on loopback: retry and dead
+//! letter, and ordered consumption across a SIGKILL.
+//!
+//! - A consumer whose business logic always fails drives a message through
+//!   its retries (short delay levels from `broker.conf`) to the group's
+//!   dead-letter queue, each retry's delay measured against its level;
+//!   `mqadmin dlq-list` shows the dead letter and `mqadmin dlq-resend` sends
+//!   it back to its topic, where a healthy consumer of the group takes it
+//!   with its id and business key.
+//! - An orderly group of two `mqadmin consume --orderly` processes takes
+//!   FIFO messages; one is SIGKILLed halfway, the other takes its queues
+//!   once their locks run out, and per sharding key nothing is consumed
+//!   before every earlier message of the key was.
 #![cfg(not(madsim))]
 
 use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
@@ -44,17 +50,37 @@ fn free_addr() -> String {
 
 /// Starts `exe` and waits for its stdout line starting with `ready`.
 fn start(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: &str) {
+    start_with(kill, exe, args, log, ready, |_| {});
+}
+
+/// [`start`], handing every later stdout line to `each`.
+fn start_with(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: &str, each: impl Fn(String) + Send + 'static) {
     let stderr = std::fs::File::create(log).expect("log");
     let mut child =
         Command::new(exe).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     kill.0.push(child);
     let (tx, rx) = mpsc::channel();
+    let ready_prefix = ready.to_string();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        // With no ready line to wait for, every line is handed on.
+        if !ready_prefix.is_empty() {
+            for line in lines.by_ref() {
+                let found = line.starts_with(&ready_prefix);
+                let _ = tx.send(line);
+                if found {
+                    break;
+                }
+            }
+        }
+        for line in lines {
+            each(line);
         }
     });
+    if ready.is_empty() {
+        return;
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("ready line");
@@ -176,4 +202,115 @@ async fn a_failing_message_retries_at_its_levels_reaches_the_dlq_and_mqadmin_res
     let (code, _, err) = mqadmin(&namesrv, &["dlq-resend", "-g", "billing", "-i", "no-such-key"]);
     assert_eq!(code, 1);
     assert!(err.contains("no dead letter of group billing has id or key no-such-key"), "{err}");
+}
+
+/// Keys, messages per key, and after how many consumed lines one of the
+/// two orderly consumers is killed.
+const SHARDS: usize = 8;
+const PER_SHARD: usize = 40;
+const KILL_AFTER_LINES: usize = 100;
+
+/// A consumed line of `mqadmin consume`: (time ms, shard, seq).
+fn parse_consumed(line: &str) -> Option<(u128, String, usize)> {
+    let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name));
+    let t = field("t=")?.parse().ok()?;
+    let body = line.split_once("body=")?.1;
+    let (shard, seq) = body.split_once(' ')?;
+    Some((t, shard.to_string(), seq.parse().ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderly_group_keeps_per_key_order_when_a_consumer_is_sigkilled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut kill = Kill(Vec::new());
+    let namesrv = free_addr();
+    start(&mut kill, NAMESRV, &["--listen", &namesrv, "--scan-interval-ms", "1000"], &dir.path().join("namesrv.log"), "namesrv listening on ");
+    let conf = dir.path().join("broker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerName=broker-o\nlistenAddr={}\nnamesrvAddr={namesrv}\nstorePathRootDir={}\nflushDiskType=SYNC_FLUSH\nregisterNameServerPeriod=1000\nrebalanceLockMaxLiveTime=3000\n",
+            free_addr(),
+            dir.path().join("store").display()
+        ),
+    )
+    .expect("conf");
+    start(&mut kill, BROKER, &["-c", conf.to_str().expect("utf-8")], &dir.path().join("broker.log"), "broker broker-o listening on ");
+    let (code, _, _) = mqadmin(&namesrv, &["update-topic", "-t", "fifo", "-w", "4", "-r", "4", "-o"]);
+    assert_eq!(code, 0);
+
+    // Two consumer processes; every consumed line, in the order read.
+    let consumed: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let total = (SHARDS * PER_SHARD * 2).to_string();
+    for p in 0..2 {
+        let consumed = consumed.clone();
+        let args = [
+            "-n", &namesrv, "consume", "-t", "fifo", "-g", "ordered", "--orderly", "-c", &total, "--wait-s", "120",
+            "--lock-lease-ms", "1500", "--lock-interval-ms", "500", "--rebalance-interval-ms", "1000",
+        ];
+        start_with(&mut kill, MQADMIN, &args, &dir.path().join(format!("consumer-{p}.log")), "", move |line| {
+            consumed.lock().unwrap().push((p, line));
+        });
+    }
+    let producer = Producer::new(
+        ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "fifo-producer"), Clock::new()),
+        ProducerConfig::new("fifo-producers"),
+    )
+    .expect("producer");
+    let mut killed = false;
+    let mut acked = 0;
+    for seq in 0..PER_SHARD {
+        for shard in 0..SHARDS {
+            let key = format!("s{shard}");
+            let msg = Message::new("fifo", format!("{key} {seq}").into_bytes()).with_key(format!("{key}-{seq}"));
+            producer.send_ordered(msg, &key).await.expect("ordered send");
+            acked += 1;
+        }
+        if !killed && consumed.lock().unwrap().len() >= KILL_AFTER_LINES {
+            // SIGKILL: no unlock, no offset commit, no goodbye.
+            kill.0[2].kill().expect("kill consumer 0");
+            killed = true;
+            eprintln!("consumer 0 killed after {} consumed lines, {acked} sends", consumed.lock().unwrap().len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(killed, "the consumers never got going");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = consumed.lock().unwrap().clone();
+        let seen: std::collections::BTreeSet<(String, usize)> =
+            lines.iter().filter_map(|(_, l)| parse_consumed(l)).map(|(_, s, q)| (s, q)).collect();
+        if seen.len() == acked {
+            break;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<String> = (0..PER_SHARD)
+                .flat_map(|q| (0..SHARDS).map(move |s| (format!("s{s}"), q)))
+                .filter(|k| !seen.contains(k))
+                .map(|(s, q)| format!("{s} {q}"))
+                .collect();
+            panic!("only {} of {acked} messages consumed; never: {missing:?}", seen.len());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Per key, in consumption order: each message only once every earlier
+    // one of its key was consumed (redeliveries after the kill are fine).
+    let mut events: Vec<(u128, usize, String, usize)> = consumed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(p, l)| parse_consumed(l).map(|(t, s, q)| (t, *p, s, q)))
+        .collect();
+    events.sort_by_key(|e| e.0);
+    let mut done: std::collections::BTreeMap<String, std::collections::BTreeSet<usize>> = Default::default();
+    let mut by_process = [0usize; 2];
+    for (t, p, shard, seq) in &events {
+        let earlier = done.entry(shard.clone()).or_default();
+        let missing: Vec<usize> = (0..*seq).filter(|s| !earlier.contains(s)).collect();
+        assert!(missing.is_empty(), "at {t} consumer {p} consumed {shard} {seq} before {shard} {missing:?}");
+        earlier.insert(*seq);
+        by_process[*p] += 1;
+    }
+    eprintln!("consumed lines: {} by consumer 0 (killed), {} by consumer 1", by_process[0], by_process[1]);
+    assert!(by_process[0] >= KILL_AFTER_LINES / 4 && by_process[1] > 0, "both consumers took part: {by_process:?}");
 }
