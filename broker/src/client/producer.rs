@@ -4,9 +4,11 @@ use super::instance::{into_body, ClientInstance, MessageQueue};
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
 use crate::protocol::{QueueRoute, Request, ResponseBody, ResponseCode, SendResult, SendStatus};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Producer settings, after RocketMQ's `DefaultMQProducer`.
 #[derive(Clone, Debug)]
@@ -36,6 +38,14 @@ impl ProducerConfig {
     }
 }
 
+/// How long a broker missing from a topic's routes keeps its share of the
+/// ordered keys: the name servers' broker expiry (120 s).
+const ORDERED_BROKER_GRACE: Duration = Duration::from_secs(120);
+
+/// Per topic, the brokers ordered sends have seen serving it: broker name
+/// -> (write queues, when a route last listed it).
+type OrderedBrokers = BTreeMap<String, BTreeMap<String, (u32, Instant)>>;
+
 /// Sends messages. Cheap to clone; clones share state.
 #[derive(Clone)]
 pub struct Producer {
@@ -43,6 +53,7 @@ pub struct Producer {
     config: ProducerConfig,
     ids: Arc<UniqueIdGenerator>,
     round_robin: Arc<AtomicUsize>,
+    ordered: Arc<Mutex<OrderedBrokers>>,
 }
 
 fn writable_queues(route: &[QueueRoute], topic: &str) -> Vec<MessageQueue> {
@@ -69,7 +80,7 @@ impl Producer {
     pub fn new(client: Arc<ClientInstance>, config: ProducerConfig) -> Result<Producer> {
         validate_name("producer group", &config.group).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
         let prefix = format!("{}-{:X}", client.config().client_id, client.clock().now_ms());
-        Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)) })
+        Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)), ordered: Arc::default() })
     }
 
     /// Gives the message its unique id (kept across retries) and checks it.
@@ -168,14 +179,46 @@ impl Producer {
 
     /// Ordered send: the queue is chosen by a hash of `sharding_key` over the
     /// topic's writable queues; no retry elsewhere, as RocketMQ does for FIFO.
+    ///
+    /// The queues hashed over are those of every broker a route listed in
+    /// the last two minutes, not only the latest route's: a name server
+    /// that restarted lists a broker only once it registers again, and
+    /// RocketMQ's client, hashing over the shorter list meanwhile, moves
+    /// keys to other queues, where their later messages overtake earlier
+    /// ones still queued (the swarm caught this). A key's queue changes only
+    /// when a broker has been gone that long.
     pub async fn send_ordered(&self, msg: Message, sharding_key: &str) -> Result<SendResult> {
         let msg = self.prepare(msg)?;
-        let queues = self.queues(&msg.topic, false).await?;
-        if queues.is_empty() {
-            return Err(Error::NoRoute(msg.topic.clone()));
-        }
+        let queues = self.ordered_queues(&msg.topic).await?;
         let index = (crate::model::tag_hash(sharding_key) % queues.len() as u64) as usize;
         self.send_to(&msg, &queues[index]).await
+    }
+
+    /// The queues ordered sends hash over (see [`Self::send_ordered`]).
+    async fn ordered_queues(&self, topic: &str) -> Result<Vec<MessageQueue>> {
+        let current = self.queues(topic, false).await?;
+        let now = Instant::now();
+        let mut ordered = self.ordered.lock().expect("ordered");
+        let brokers = ordered.entry(topic.to_string()).or_default();
+        let mut listed: BTreeMap<&str, u32> = BTreeMap::new();
+        for q in &current {
+            let n = listed.entry(q.broker_name.as_str()).or_default();
+            *n = (*n).max(q.queue_id + 1);
+        }
+        for (name, count) in listed {
+            brokers.insert(name.to_string(), (count, now));
+        }
+        brokers.retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ORDERED_BROKER_GRACE);
+        let queues: Vec<MessageQueue> = brokers
+            .iter()
+            .flat_map(|(name, (count, _))| {
+                (0..*count).map(move |queue_id| MessageQueue { topic: topic.to_string(), broker_name: name.clone(), queue_id })
+            })
+            .collect();
+        if queues.is_empty() {
+            return Err(Error::NoRoute(topic.to_string()));
+        }
+        Ok(queues)
     }
 
     /// Async send: returns at once; `callback` gets the outcome.
