@@ -141,6 +141,16 @@ impl PushConsumerConfig {
     }
 }
 
+/// Queues grouped by broker, as (topic, queue id) pairs: one lock or
+/// unlock request per broker.
+fn by_broker(queues: &[MessageQueue]) -> BTreeMap<&str, Vec<(String, u32)>> {
+    let mut grouped: BTreeMap<&str, Vec<(String, u32)>> = BTreeMap::new();
+    for mq in queues {
+        grouped.entry(mq.broker_name.as_str()).or_default().push((mq.topic.clone(), mq.queue_id));
+    }
+    grouped
+}
+
 /// A message as the listener sees it: a retry, pulled from the group's
 /// retry topic, carries its original topic again (RocketMQ's
 /// `resetRetryAndNamespace`); the queue it came from is in the context.
@@ -444,11 +454,7 @@ impl Inner {
         let sent = Instant::now();
         let mut held = BTreeSet::new();
         let mut answered = BTreeSet::new();
-        let mut by_broker: BTreeMap<&str, Vec<(String, u32)>> = BTreeMap::new();
-        for mq in queues {
-            by_broker.entry(mq.broker_name.as_str()).or_default().push((mq.topic.clone(), mq.queue_id));
-        }
-        for (broker_name, keys) in by_broker {
+        for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.broker_addr(broker_name) else { continue };
             let request =
                 Request::LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
@@ -469,9 +475,9 @@ impl Inner {
     }
 
     /// Renews the locks of `queues`: each held one is trusted for another
-    /// lease from now, each refused or unanswered one keeps what trust it
-    /// had left (a lock the broker gave to another consumer is no longer
-    /// trusted at all).
+    /// lease from when the request was sent; an unanswered one keeps what
+    /// trust it had left; one its broker refused (another consumer holds
+    /// it) is no longer trusted at all.
     async fn renew_locks(&self, queues: &[&QueueState]) {
         let mqs: Vec<MessageQueue> = queues.iter().map(|q| q.mq.clone()).collect();
         let (sent, held, answered) = self.lock(&mqs).await;
@@ -488,11 +494,7 @@ impl Inner {
 
     /// Releases queue locks on their brokers.
     async fn unlock(&self, queues: &[MessageQueue]) {
-        let mut by_broker: BTreeMap<&str, Vec<(String, u32)>> = BTreeMap::new();
-        for mq in queues {
-            by_broker.entry(mq.broker_name.as_str()).or_default().push((mq.topic.clone(), mq.queue_id));
-        }
-        for (broker_name, keys) in by_broker {
+        for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.broker_addr(broker_name) else { continue };
             let request =
                 Request::UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
