@@ -146,6 +146,10 @@ pub enum Op {
     /// `closed`, `no-answer`, `unreachable`, or what the client did without
     /// waiting (`opened-16`, `sent`).
     Hostile,
+    /// An orderly consumer (`process`) took (`detail` `taken`, holding the
+    /// broker's lock) or gave up (`released`) `queue`: a queue passing from
+    /// one consumer to another is a lock handover.
+    QueueLock,
 }
 
 impl Op {
@@ -170,6 +174,7 @@ impl Op {
             Op::DrainGaveUp => "drain-gave-up",
             Op::Reached => "reached",
             Op::Hostile => "hostile",
+            Op::QueueLock => "queue-lock",
         }
     }
 }
@@ -594,6 +599,7 @@ mod tests {
             Op::DrainGaveUp,
             Op::Reached,
             Op::Hostile,
+            Op::QueueLock,
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();

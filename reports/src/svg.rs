@@ -205,6 +205,7 @@ fn color(fault: &str) -> &'static str {
         "clock-skew" | "clock-jump" => "#17becf",
         "disk-fault" => "#8c564b",
         "latency" | "loss" => "#7f7f7f",
+        "lock-handover" => "#1f77b4",
         _ => "#555555",
     }
 }
@@ -241,7 +242,32 @@ fn marks(history: &[Event], end_ms: u64) -> BTreeMap<String, Vec<Mark>> {
             lanes.entry(lane.clone()).or_default().push(Mark::Tick { fault: fault.clone(), t_ms, detail });
         }
     }
+    let handovers = lock_handovers(history);
+    if !handovers.is_empty() {
+        lanes.insert(LOCK_LANE.to_owned(), handovers);
+    }
     lanes
+}
+
+/// Lane of the orderly consumers' lock handovers.
+const LOCK_LANE: &str = "queue locks";
+
+/// A tick each time an orderly queue is taken by another consumer than the
+/// one that held it last (`queue-lock` events).
+fn lock_handovers(history: &[Event]) -> Vec<Mark> {
+    let mut holder: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut ticks = Vec::new();
+    for e in history.iter().filter(|e| e.op == Op::QueueLock && e.detail.as_deref() == Some("taken")) {
+        let Some(queue) = e.queue.as_deref() else { continue };
+        if let Some(before) = holder.insert(queue, e.process.as_str()).filter(|before| *before != e.process) {
+            ticks.push(Mark::Tick {
+                fault: "lock-handover".to_owned(),
+                t_ms: e.t_ms,
+                detail: Some(format!("{queue}: {before} to {}", e.process)),
+            });
+        }
+    }
+    ticks
 }
 
 /// The fault timeline over `[0, end_ms]`: one lane per nemesis target with
@@ -373,6 +399,24 @@ mod tests {
         );
         assert_eq!(lanes["broker-2"], vec![tick("pause", 5000)]);
         assert!(!lanes.contains_key(CLUSTER_LANE));
+    }
+
+    #[test]
+    fn a_queue_taken_by_another_consumer_is_a_lock_handover() {
+        let mut h = HistoryBuilder::new();
+        let lock = |t: u64, process: &str, queue: &str, detail: &str| {
+            Event::new(t, process, checker::history::Kind::Info, Op::QueueLock).queue(queue).detail(detail)
+        };
+        h.push(lock(1000, "consumer-a", "broker-0/ledger/0", "taken"));
+        h.push(lock(1500, "consumer-b", "broker-0/ledger/1", "taken"));
+        h.push(lock(2000, "consumer-a", "broker-0/ledger/0", "released"));
+        h.push(lock(2500, "consumer-b", "broker-0/ledger/0", "taken"));
+        // The same consumer taking its queue back is no handover.
+        h.push(lock(3000, "consumer-b", "broker-0/ledger/1", "taken"));
+        let lanes = marks(h.events(), 9000);
+        let detail = Some("broker-0/ledger/0: consumer-a to consumer-b".to_string());
+        assert_eq!(lanes[LOCK_LANE], vec![Mark::Tick { fault: "lock-handover".into(), t_ms: 2500, detail }]);
+        assert!(timeline(h.events(), 9000).contains("lock-handover queue locks at 2.500 s (broker-0/ledger/0: consumer-a to consumer-b)"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::database::{Applied, ApplyRequest, DbClient, Effect};
 use crate::recorder::{harness_marks, Recorder};
 use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
 use broker::client::{
-    AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig,
+    AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
+    PushConsumerConfig, QueueChange, QueueHook,
 };
 use broker::clock::Clock;
 use broker::model::{dlq_topic, retry_topic, Message, MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
@@ -337,6 +338,7 @@ pub async fn run_consumer(
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
     let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
     let poison = spec.poison_key_share;
+    let hook_recorder = recorder.clone();
     let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
         let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
         async move {
@@ -386,7 +388,21 @@ pub async fn run_consumer(
             ConsumeResult::Success
         }
     });
-    let _consumer = PushConsumer::start(client, consumer_config(&spec, orderly), listener).expect("valid consumer config");
+    let mut config = consumer_config(&spec, orderly);
+    if orderly {
+        // Lock handovers, for the report's timeline.
+        let (recorder, process) = (hook_recorder, name.clone());
+        config.on_queue = QueueHook(Some(Arc::new(move |mq: &MessageQueue, change: QueueChange| {
+            let detail = match change {
+                QueueChange::Taken => "taken",
+                QueueChange::Released => "released",
+            };
+            recorder.record(
+                Event::new(0, &process, Kind::Info, Op::QueueLock).queue(queue_name(&mq.broker_name, &mq.topic, mq.queue_id)).detail(detail),
+            );
+        })));
+    }
+    let _consumer = PushConsumer::start(client, config, listener).expect("valid consumer config");
     std::future::pending::<()>().await
 }
 

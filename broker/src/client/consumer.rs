@@ -114,6 +114,36 @@ pub struct PushConsumerConfig {
     /// Consume each queue's messages one at a time, in queue order, retrying
     /// a failed one in place before moving on (for FIFO topics).
     pub orderly: bool,
+    /// Told whenever this consumer takes or gives up a queue (the
+    /// simulation records orderly lock handovers with it).
+    pub on_queue: QueueHook,
+}
+
+/// A queue taken or given up by a consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueChange {
+    /// The consumer took the queue (an orderly one holding its lock).
+    Taken,
+    /// The consumer gave the queue up (and, orderly, its lock).
+    Released,
+}
+
+/// A callback told of [`QueueChange`]s; none by default.
+#[derive(Clone, Default)]
+pub struct QueueHook(pub Option<Arc<dyn Fn(&MessageQueue, QueueChange) + Send + Sync>>);
+
+impl std::fmt::Debug for QueueHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "QueueHook(set)" } else { "QueueHook(none)" })
+    }
+}
+
+impl QueueHook {
+    fn tell(&self, mq: &MessageQueue, change: QueueChange) {
+        if let Some(hook) = &self.0 {
+            hook(mq, change);
+        }
+    }
 }
 
 impl PushConsumerConfig {
@@ -137,6 +167,7 @@ impl PushConsumerConfig {
             lock_lease_ms: 30_000,
             lock_interval_ms: 20_000,
             orderly: false,
+            on_queue: QueueHook::default(),
         }
     }
 }
@@ -298,6 +329,9 @@ impl PushConsumer {
         if self.inner.config.orderly {
             self.inner.unlock(&owned.iter().map(|q| q.mq.clone()).collect::<Vec<_>>()).await;
         }
+        for q in &owned {
+            self.inner.config.on_queue.tell(&q.mq, QueueChange::Released);
+        }
         for addr in self.inner.broker_addrs().await {
             let request = Request::UnregisterClient {
                 client_id: self.inner.client.config().client_id.clone(),
@@ -376,6 +410,7 @@ impl Inner {
                 }
                 drop(between);
                 self.owned.lock().expect("owned").remove(&q.mq);
+                self.config.on_queue.tell(&q.mq, QueueChange::Released);
                 tracing::debug!(queue = %q.mq, "queue released");
             }
             for mq in mine {
@@ -405,6 +440,7 @@ impl Inner {
                             consume_lock: tokio::sync::Mutex::new(()),
                         });
                         self.owned.lock().expect("owned").insert(mq.clone(), state.clone());
+                        self.config.on_queue.tell(&mq, QueueChange::Taken);
                         tracing::debug!(queue = %mq, offset, "queue taken");
                         let me = self.clone();
                         tokio::spawn(async move { me.pull_loop(state).await });

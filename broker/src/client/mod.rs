@@ -16,6 +16,8 @@ pub mod producer;
 pub mod rebalance;
 
 pub use admin::Admin;
-pub use consumer::{AsyncListener, ConsumeContext, ConsumeResult, MessageListener, PushConsumer, PushConsumerConfig};
+pub use consumer::{
+    AsyncListener, ConsumeContext, ConsumeResult, MessageListener, PushConsumer, PushConsumerConfig, QueueChange, QueueHook,
+};
 pub use instance::{ClientConfig, ClientInstance, MessageQueue};
 pub use producer::{Producer, ProducerConfig};
