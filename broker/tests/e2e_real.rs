@@ -275,8 +275,15 @@ async fn broker_sigkill_during_sends_loses_no_acknowledged_message() {
     procs.kill("broker");
     let at_kill = ack_count.load(Ordering::Relaxed);
     eprintln!("[{:>5.1}s] broker SIGKILLed after {at_kill} acknowledgements", started.elapsed().as_secs_f64());
-    // Stay down a while, so sends fail and are retried, not only delayed.
+    // Stay down a while, so sends fail and are retried, not only delayed:
+    // at least BROKER_DOWN, and until a send has failed (a process killed
+    // inside a slow fsync dies, and closes its sockets, only once the fsync
+    // returns, which on a loaded disk can take longer than BROKER_DOWN).
+    let down_since = Instant::now();
     tokio::time::sleep(BROKER_DOWN).await;
+    while failed_attempts.load(Ordering::Relaxed) == 0 && down_since.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let failed_while_down = failed_attempts.load(Ordering::Relaxed);
     let restart = Instant::now();
     procs.start("broker", BROKER, &["-c", &conf], &broker_log, ready);
