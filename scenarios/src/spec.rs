@@ -225,6 +225,11 @@ pub struct ConsumerSpec {
     /// Default 0.
     #[serde(default)]
     pub poison_key_share: f64,
+    /// When an operator sends every dead letter of the group back to its
+    /// original topic (as `mqadmin dlq-resend --all` does), in seconds from
+    /// the start; none by default. Exactly-once by key must hold across it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dlq_resend_at_s: Option<f64>,
 }
 
 fn default_max_reconsume_times() -> u32 {

@@ -339,6 +339,8 @@ fn delay_levels_and_retry_knobs_are_checked() {
     let text = BASE.replace("count = 1\n\n[nemesis]", "count = 1\nmax_reconsume_times = 5000\npoison_key_share = 2.0\n\n[nemesis]");
     assert_error(&text, "workload.consumers[1].poison_key_share: must be in 0.0..=1.0, got 2");
     assert_error(&text, "workload.consumers[1].max_reconsume_times: must be at most 1000, got 5000");
+    let text = BASE.replace("count = 1\n\n[nemesis]", "count = 1\ndlq_resend_at_s = 50.0\n\n[nemesis]");
+    assert_error(&text, "workload.consumers[1].dlq_resend_at_s: must be inside the run, 0 < at < 50, got 50");
 }
 
 #[test]

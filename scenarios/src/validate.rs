@@ -150,6 +150,12 @@ impl Validator<'_> {
             self.probability(format!("{path}.failure_rate"), c.failure_rate);
             self.rate(format!("{path}.crash_rate_per_min"), c.crash_rate_per_min);
             self.probability(format!("{path}.poison_key_share"), c.poison_key_share);
+            if let Some(at_s) = c.dlq_resend_at_s {
+                let end_s = self.scenario.duration_s as f64 + self.scenario.tail_s as f64;
+                if !(at_s > 0.0 && at_s < end_s) {
+                    self.fail(format!("{path}.dlq_resend_at_s"), format!("must be inside the run, 0 < at < {end_s}, got {at_s}"));
+                }
+            }
             if c.max_reconsume_times > MAX_RECONSUME_TIMES_MAX {
                 self.fail(format!("{path}.max_reconsume_times"), format!("must be at most {MAX_RECONSUME_TIMES_MAX}, got {}", c.max_reconsume_times));
             }

@@ -20,9 +20,11 @@ pub mod harness_marks {
     /// A consumer crashed after its effect committed and before it
     /// acknowledged the message.
     pub const CRASH_BETWEEN_EFFECT_AND_ACK: &str = "crash-between-effect-and-ack";
+    /// An operator sent a group's dead letters back to their topics.
+    pub const DLQ_RESENT: &str = "dlq-resent";
     /// Every harness mark.
-    pub const ALL: [&str; 5] =
-        [CRASH_WITH_UNSYNCED_BYTES, ACK_DURING_PARTITION, DUPLICATE_DELIVERED, RESEND_BY_KEY, CRASH_BETWEEN_EFFECT_AND_ACK];
+    pub const ALL: [&str; 6] =
+        [CRASH_WITH_UNSYNCED_BYTES, ACK_DURING_PARTITION, DUPLICATE_DELIVERED, RESEND_BY_KEY, CRASH_BETWEEN_EFFECT_AND_ACK, DLQ_RESENT];
 }
 
 /// Every mark a scenario may require: the broker's and the harness's.

@@ -7,7 +7,7 @@ use crate::database::{Applied, ApplyRequest, DbClient, Effect};
 use crate::recorder::{harness_marks, Recorder};
 use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
 use broker::client::{
-    AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
+    Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
     PushConsumerConfig, QueueChange, QueueHook,
 };
 use broker::clock::Clock;
@@ -445,6 +445,45 @@ macro_rules! retrying {
         }
         found
     }};
+}
+
+/// An operator who, at `at_ms`, sends every dead letter of `group` back to
+/// its original topic (`mqadmin dlq-resend --all`), recording each resend
+/// as a send of the operator with the message's id, key and content.
+pub async fn resend_dead_letters(name: String, namesrvs: Vec<String>, group: String, at_ms: u64, recorder: Recorder) {
+    let now = recorder.now_ms();
+    if now < at_ms {
+        tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+    }
+    let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), Clock::new()));
+    let Some(resent) = retrying!(admin.resend_dead_letters(&group, None)) else {
+        tracing::warn!(group, "the operator could not resend the dead letters");
+        return;
+    };
+    for (m, r) in resent {
+        let mut invoke = Event::new(0, &name, Kind::Invoke, Op::Send)
+            .msg_id(m.msg_id())
+            .topic(m.origin_topic().to_string())
+            .body(body_digest(&m.message.body))
+            .props(user_props(&m.message));
+        if let Some(key) = m.message.keys.first() {
+            invoke = invoke.key(key.clone());
+        }
+        if let Some(tag) = &m.message.tags {
+            invoke = invoke.tag(tag.clone());
+        }
+        if let Some(shard) = m.message.properties.get(PROPERTY_SHARD) {
+            invoke = invoke.shard(shard.clone());
+        }
+        if let Some(seq) = m.message.properties.get(PROPERTY_SEQ).and_then(|s| s.parse().ok()) {
+            invoke = invoke.seq(seq);
+        }
+        let invoke = recorder.record(invoke);
+        let topic = m.origin_topic().to_string();
+        record_completion(&recorder, &name, invoke, &topic, Ok(r));
+        recorder.reach(harness_marks::DLQ_RESENT, &name);
+    }
+    std::future::pending::<()>().await
 }
 
 /// Waits until no broker holds a delayed message (a retry waiting for its

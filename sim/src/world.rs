@@ -215,6 +215,18 @@ impl World {
             };
             world.ids.insert(name, id);
         }
+        // An operator per group that resends its dead letters at a set time.
+        for (i, spec) in scenario.workload.consumers.iter().enumerate() {
+            let Some(at_s) = spec.dlq_resend_at_s else { continue };
+            let name = format!("operator-{}", spec.group);
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 9, 1, i as u8 + 1));
+            let (recorder, namesrvs, group, node_name) = (world.recorder.clone(), world.namesrv_addrs.clone(), spec.group.clone(), name.clone());
+            let at_ms = (at_s * 1000.0) as u64;
+            let id = world.node(&name, ip, move || {
+                workload::resend_dead_letters(node_name.clone(), namesrvs.clone(), group.clone(), at_ms, recorder.clone())
+            });
+            world.ids.insert(name, id);
+        }
         world
     }
 
