@@ -223,14 +223,26 @@ pub async fn run_producer(
 /// topic's queue for a retry), `local` marks a retry the consumer made
 /// itself, and the message carries its original topic.
 fn delivery(process: &str, group: &str, m: &MessageExt, queue: String, local: bool, outcome: ConsumeOutcome) -> Event {
-    let mut event = Event::new(0, process, Kind::Ok, Op::Deliver)
+    let event = Event::new(0, process, Kind::Ok, Op::Deliver)
         .group(group)
-        .msg_id(m.msg_id())
-        .topic(m.origin_topic().to_string())
         .queue(queue)
         .offset(m.queue_offset)
         .reconsume(m.reconsume_times)
-        .result(outcome)
+        .result(outcome);
+    let event = with_message(event, m);
+    if local {
+        event.detail(LOCAL_RETRY)
+    } else {
+        event
+    }
+}
+
+/// `event` with what the history says of a message: its id, original
+/// topic, body digest, user properties, key, tag, sharding key and sequence.
+fn with_message(event: Event, m: &MessageExt) -> Event {
+    let mut event = event
+        .msg_id(m.msg_id())
+        .topic(m.origin_topic().to_string())
         .body(body_digest(&m.message.body))
         .props(user_props(&m.message));
     if let Some(key) = m.message.keys.first() {
@@ -244,9 +256,6 @@ fn delivery(process: &str, group: &str, m: &MessageExt, queue: String, local: bo
     }
     if let Some(seq) = m.message.properties.get(PROPERTY_SEQ).and_then(|s| s.parse().ok()) {
         event = event.seq(seq);
-    }
-    if local {
-        event = event.detail(LOCAL_RETRY);
     }
     event
 }
@@ -461,24 +470,7 @@ pub async fn resend_dead_letters(name: String, namesrvs: Vec<String>, group: Str
         return;
     };
     for (m, r) in resent {
-        let mut invoke = Event::new(0, &name, Kind::Invoke, Op::Send)
-            .msg_id(m.msg_id())
-            .topic(m.origin_topic().to_string())
-            .body(body_digest(&m.message.body))
-            .props(user_props(&m.message));
-        if let Some(key) = m.message.keys.first() {
-            invoke = invoke.key(key.clone());
-        }
-        if let Some(tag) = &m.message.tags {
-            invoke = invoke.tag(tag.clone());
-        }
-        if let Some(shard) = m.message.properties.get(PROPERTY_SHARD) {
-            invoke = invoke.shard(shard.clone());
-        }
-        if let Some(seq) = m.message.properties.get(PROPERTY_SEQ).and_then(|s| s.parse().ok()) {
-            invoke = invoke.seq(seq);
-        }
-        let invoke = recorder.record(invoke);
+        let invoke = recorder.record(with_message(Event::new(0, &name, Kind::Invoke, Op::Send), &m));
         let topic = m.origin_topic().to_string();
         record_completion(&recorder, &name, invoke, &topic, Ok(r));
         recorder.reach(harness_marks::DLQ_RESENT, &name);
