@@ -59,11 +59,25 @@ pub enum Bug {
     /// delivered at once (RocketMQ's `correctDeliverTimestamp`), early by up
     /// to its whole delay.
     DelayStepBackEarly,
+    /// A rolled-back half message is written to its real topic, as a
+    /// commit would, and reaches consumers.
+    RollbackDelivered,
+    /// A check-back round stops at the first check that fails (Apache
+    /// RocketMQ #9500): the half messages after it go unchecked that round.
+    CheckRoundAborts,
+    /// Timer messages fire one second before their delivery time.
+    TimerEarly,
+    /// Pending timers are not recovered when the broker opens its store:
+    /// those stored before a restart are never delivered.
+    TimersLostOnRestart,
+    /// A commit that arrives after the half was already ended (by a
+    /// check-back's commit) writes a second copy of the message.
+    CommitTwice,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 22] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -81,6 +95,11 @@ impl Bug {
         Bug::OrderlyRetryRequeued,
         Bug::LockNotExclusive,
         Bug::DelayStepBackEarly,
+        Bug::RollbackDelivered,
+        Bug::CheckRoundAborts,
+        Bug::TimerEarly,
+        Bug::TimersLostOnRestart,
+        Bug::CommitTwice,
     ];
 
     /// The name used on the command line.
@@ -103,6 +122,11 @@ impl Bug {
             Bug::OrderlyRetryRequeued => "orderly-retry-requeued",
             Bug::LockNotExclusive => "lock-not-exclusive",
             Bug::DelayStepBackEarly => "delay-step-back-early",
+            Bug::RollbackDelivered => "rollback-delivered",
+            Bug::CheckRoundAborts => "check-round-aborts",
+            Bug::TimerEarly => "timer-early",
+            Bug::TimersLostOnRestart => "timers-lost-on-restart",
+            Bug::CommitTwice => "commit-twice",
         }
     }
 

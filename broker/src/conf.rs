@@ -31,6 +31,10 @@
 //! | `longPollingMaxMs` | ours: longest a pull is held, ms | `15000` |
 //! | `rebalanceLockMaxLiveTime` | how long an orderly consumer's queue lock lasts after its last renewal, ms (RocketMQ's `rocketmq.broker.rebalance.lockMaxLiveTime`) | `60000` |
 //! | `messageDelayLevel` | delay of each level, `1s 5s 10s ...` (units `ms`, `s`, `m`, `h`, `d`) | RocketMQ's 18 levels, `1s` to `2h` |
+//! | `transactionTimeOut` | a half message is checked back once it is this old with no commit or rollback, ms | `6000` |
+//! | `transactionCheckInterval` | how often half messages are scanned for check-back, ms | `60000` |
+//! | `transactionCheckMax` | checks of one half before it is moved aside to `TRANS_CHECK_MAX_TIME_TOPIC` | `15` |
+//! | `timerMaxDelaySec` | how far ahead a timer message may be set, seconds | `259200` (3 days) |
 //!
 //! Parsing is pure: it takes the file's text and returns a [`BrokerConf`] or
 //! a [`ConfError`] naming the line and key.
@@ -256,6 +260,20 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                 config.lock_lease_ms = parse_at_most(value, LONG_POLLING_MAX_MS, "an hour").map_err(fail)?
             }
             "messageDelayLevel" => config.delay_levels = crate::model::DelayLevels::parse(value).map_err(fail)?,
+            "transactionTimeOut" => {
+                config.transaction_timeout_ms = parse_at_most(value, LONG_POLLING_MAX_MS, "an hour").map_err(fail)?
+            }
+            "transactionCheckInterval" => {
+                config.transaction_check_interval_ms =
+                    parse_positive(value).and_then(|n| parse_at_most(&n.to_string(), LONG_POLLING_MAX_MS, "an hour")).map_err(fail)?
+            }
+            "transactionCheckMax" => {
+                config.transaction_check_max = parse_at_most(value, 1_000, "a thousand checks").map_err(fail)? as u32
+            }
+            "timerMaxDelaySec" => {
+                let secs = parse_at_most(value, 10 * 365 * 24 * 3_600, "ten years").map_err(fail)?;
+                config.timer_max_delay_ms = secs * 1_000;
+            }
             "registerNameServerPeriod" => config.register_interval_ms = parse_positive(value).map_err(fail)?,
             "longPollingMaxMs" => {
                 config.long_polling_max_ms = match parse_u64(value).map_err(fail)? {

@@ -50,11 +50,25 @@ pub enum Mark {
     /// A queue lock passed to another consumer once its holder's lease ran
     /// out (the holder died or lost the broker).
     LockLeaseExpired,
+    /// The timer service moved a due timer message to its real topic.
+    TimerDelivered,
+    /// Pending timers stored before the broker opened its store were found
+    /// again and put back on the wheel.
+    TimersRecovered,
+    /// The broker asked a producer to check back on a half message, and the
+    /// producer took the question.
+    TransactionChecked,
+    /// A half message was checked `transactionCheckMax` times without an
+    /// answer and was moved aside.
+    TransactionMovedAside,
+    /// A commit or rollback arrived for a half already ended, and was
+    /// ignored.
+    TransactionEndRepeated,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 14] = [
+    pub const ALL: [Mark; 19] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -69,6 +83,11 @@ impl Mark {
         Mark::SentBack,
         Mark::DeadLettered,
         Mark::LockLeaseExpired,
+        Mark::TimerDelivered,
+        Mark::TimersRecovered,
+        Mark::TransactionChecked,
+        Mark::TransactionMovedAside,
+        Mark::TransactionEndRepeated,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -88,6 +107,11 @@ impl Mark {
             Mark::SentBack => "sent-back",
             Mark::DeadLettered => "dead-lettered",
             Mark::LockLeaseExpired => "lock-lease-expired",
+            Mark::TimerDelivered => "timer-delivered",
+            Mark::TimersRecovered => "timers-recovered",
+            Mark::TransactionChecked => "transaction-checked",
+            Mark::TransactionMovedAside => "transaction-moved-aside",
+            Mark::TransactionEndRepeated => "transaction-end-repeated",
         }
     }
 }

@@ -82,6 +82,16 @@ pub struct Expect {
     /// (skews, jumps, and the healing of backward ones), which the verdict
     /// states. A broker not named has none.
     pub clock_allowance_ms: BTreeMap<String, u64>,
+    /// Per broker, how far the scenario moved its clock back, at most: a
+    /// timer or delayed message it held may arrive that much later in true
+    /// time, so liveness gives timed messages that much more.
+    pub clock_setback_ms: BTreeMap<String, u64>,
+    /// Whether the transaction check applies (the scenario sends
+    /// transactional messages).
+    pub transaction: bool,
+    /// Whether the delay check applies (the scenario sends timer or
+    /// delayed messages).
+    pub delay: bool,
 }
 
 impl GroupSpec {

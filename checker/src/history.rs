@@ -85,6 +85,39 @@ pub struct Event {
     /// overlapped from processing that followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ms: Option<u64>,
+    /// Transactions. On a send invoke: the message is transactional, and
+    /// this is what its local transaction decides in the end (commit or
+    /// rollback). On a `tx-end`: what the executor answered. On a
+    /// `tx-check`: what the check listener answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<TxState>,
+    /// On a send invoke: the message must not be delivered before this time
+    /// (a timer's delivery time, or the send's start plus its delay level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<u64>,
+}
+
+/// A local transaction's state, as a transactional producer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxState {
+    /// Deliver the message.
+    Commit,
+    /// Never deliver it.
+    Rollback,
+    /// Not known yet.
+    Unknown,
+}
+
+impl TxState {
+    /// The state's name in histories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxState::Commit => "commit",
+            TxState::Rollback => "rollback",
+            TxState::Unknown => "unknown",
+        }
+    }
 }
 
 /// Whether an event starts an operation or how it ended (Jepsen's types).
@@ -133,6 +166,9 @@ pub enum Op {
     TailStart,
     /// Harness: end of the run.
     End,
+    /// Harness: the clients stopped, and only the final drain reads from
+    /// here on; a liveness deadline after it is pending, not missed.
+    ClientsStopped,
     /// Harness (process "drain"): the final drain could not read `queue` to
     /// its end for `group`; `detail` says why. Liveness fails on it, since
     /// lost cannot be judged for what the drain never read.
@@ -150,6 +186,20 @@ pub enum Op {
     /// broker's lock) or gave up (`released`) `queue`: a queue passing from
     /// one consumer to another is a lock handover.
     QueueLock,
+    /// A transactional producer ended a half with what its local
+    /// transaction answered (`tx`): `ok` when the broker took the end,
+    /// `info` when it is not known to have (the check-back resolves it).
+    TxEnd,
+    /// A producer (`process`, any of the half's producer group) answered a
+    /// broker's check-back about `msg_id` with `tx`.
+    TxCheck,
+    /// The final drain found `msg_id` moved aside after the most
+    /// check-backs (TRANS_CHECK_MAX_TIME_TOPIC): reported, not lost.
+    TxAside,
+    /// A producer process (`process`) of producer group `group` left for
+    /// good: nobody answers check-backs for its halves once its group has
+    /// no producer left.
+    Retire,
 }
 
 impl Op {
@@ -171,10 +221,15 @@ impl Op {
             Op::Heal => "heal",
             Op::TailStart => "tail-start",
             Op::End => "end",
+            Op::ClientsStopped => "clients-stopped",
             Op::DrainGaveUp => "drain-gave-up",
             Op::Reached => "reached",
             Op::Hostile => "hostile",
             Op::QueueLock => "queue-lock",
+            Op::TxEnd => "tx-end",
+            Op::TxCheck => "tx-check",
+            Op::TxAside => "tx-aside",
+            Op::Retire => "retire",
         }
     }
 }
@@ -287,7 +342,21 @@ impl Event {
             body: None,
             props: None,
             start_ms: None,
+            tx: None,
+            deliver_at_ms: None,
         }
+    }
+
+    /// Sets the transaction state.
+    pub fn tx(mut self, tx: TxState) -> Event {
+        self.tx = Some(tx);
+        self
+    }
+
+    /// Sets the earliest delivery time.
+    pub fn deliver_at_ms(mut self, deliver_at_ms: u64) -> Event {
+        self.deliver_at_ms = Some(deliver_at_ms);
+        self
     }
 
     /// Sets when processing started (deliver events).

@@ -2,7 +2,7 @@
 //! messages by msg_id with their outcome, the groups and their subscribers.
 
 use crate::config::{CheckConfig, GroupSpec};
-use crate::history::{ConsumeOutcome, Event, Kind, Op};
+use crate::history::{ConsumeOutcome, Event, Kind, Op, TxState};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a send ended, as the client saw it.
@@ -80,6 +80,40 @@ impl<'a> Message<'a> {
     }
 }
 
+/// What the history says of one transactional message.
+#[derive(Debug, Clone)]
+pub(crate) struct Tx<'a> {
+    /// What its local transaction decides in the end.
+    pub truth: TxState,
+    /// Its producer group.
+    pub group: Option<&'a str>,
+    /// The producer's end the broker took (`tx-end` ok), if any.
+    pub end: Option<&'a Event>,
+    /// Check-back answers, in history order.
+    pub checks: Vec<&'a Event>,
+    /// The drain found it moved aside after the most checks.
+    pub aside: Option<&'a Event>,
+    /// Every producer of its group left for good, so nobody could answer
+    /// a check-back about it.
+    pub orphaned: bool,
+}
+
+impl Tx<'_> {
+    /// Why the message need not be delivered, if it need not: rolled
+    /// back, moved aside (and reported), or orphaned with no end.
+    pub fn excuse(&self) -> Option<&'static str> {
+        if self.truth == TxState::Rollback {
+            Some("rolled-back")
+        } else if self.aside.is_some() {
+            Some("moved-aside")
+        } else if self.orphaned && self.end.is_none() {
+            Some("orphaned")
+        } else {
+            None
+        }
+    }
+}
+
 /// The shared index.
 #[derive(Debug)]
 pub(crate) struct Index<'a> {
@@ -98,6 +132,8 @@ pub(crate) struct Index<'a> {
     /// With one copy of the data no broker can bring them back, so they are
     /// excused and counted as `destroyed`, as dead letters are.
     pub destroyed: BTreeSet<&'a str>,
+    /// Transactional messages, by msg_id.
+    pub tx: BTreeMap<&'a str, Tx<'a>>,
 }
 
 impl<'a> Index<'a> {
@@ -155,7 +191,9 @@ impl<'a> Index<'a> {
             }
         }
 
+        let tx = transactions(history, &messages);
         Index {
+            tx,
             messages,
             groups: cfg.effective_groups(history),
             subscribers,
@@ -167,6 +205,30 @@ impl<'a> Index<'a> {
                 .filter_map(|e| e.msg_id.as_deref())
                 .collect(),
         }
+    }
+
+    /// Why an acknowledged message need not be delivered, if it need not:
+    /// a disk fault destroyed it, or it is a transaction that was rolled
+    /// back, moved aside or orphaned.
+    pub fn excuse(&self, msg_id: &str) -> Option<&'static str> {
+        if self.destroyed.contains(msg_id) {
+            return Some("destroyed");
+        }
+        self.tx.get(msg_id).and_then(Tx::excuse)
+    }
+
+    /// When a message may be delivered from: its acknowledgement, its
+    /// delivery time if later, and for a transaction the end the broker
+    /// took. `None` for a transaction whose commit no end brought (a
+    /// check-back resolves it, on its own time: the transaction check's).
+    pub fn deliverable_from_ms(&self, message: &Message<'a>) -> Option<u64> {
+        let ack = message.ack_t_ms()?;
+        let mut from = ack.max(message.invoke.deliver_at_ms.unwrap_or(0));
+        if let Some(tx) = self.tx.get(message.msg_id) {
+            let end = tx.end.filter(|e| e.tx == Some(TxState::Commit))?;
+            from = from.max(end.t_ms);
+        }
+        Some(from)
     }
 
     /// Acknowledged messages, by msg_id.
@@ -230,4 +292,47 @@ pub(crate) fn dead_letters(history: &[Event]) -> BTreeMap<(&str, &str), &Event> 
         }
     }
     map
+}
+
+/// Transactional messages (send invokes carrying `tx`), with their ends,
+/// check-back answers and what the drain found moved aside.
+fn transactions<'a>(history: &'a [Event], messages: &BTreeMap<&'a str, Message<'a>>) -> BTreeMap<&'a str, Tx<'a>> {
+    let mut tx: BTreeMap<&str, Tx> = messages
+        .iter()
+        .filter_map(|(&id, m)| {
+            let truth = m.invoke.tx?;
+            Some((id, Tx { truth, group: m.invoke.group.as_deref(), end: None, checks: Vec::new(), aside: None, orphaned: false }))
+        })
+        .collect();
+    if tx.is_empty() {
+        return tx;
+    }
+    // Producer group -> (its processes, those that retired).
+    let mut groups: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    for e in history {
+        match e.op {
+            Op::Send if e.kind == Kind::Invoke && e.tx.is_some() => {
+                if let Some(g) = e.group.as_deref() {
+                    groups.entry(g).or_default().0.insert(&e.process);
+                }
+            }
+            Op::Retire => {
+                if let Some(g) = e.group.as_deref() {
+                    groups.entry(g).or_default().1.insert(&e.process);
+                }
+            }
+            _ => {}
+        }
+        let Some(t) = e.msg_id.as_deref().and_then(|id| tx.get_mut(id)) else { continue };
+        match e.op {
+            Op::TxEnd if e.kind == Kind::Ok && t.end.is_none() => t.end = Some(e),
+            Op::TxCheck => t.checks.push(e),
+            Op::TxAside if t.aside.is_none() => t.aside = Some(e),
+            _ => {}
+        }
+    }
+    for t in tx.values_mut() {
+        t.orphaned = t.group.and_then(|g| groups.get(g)).is_some_and(|(all, retired)| !all.is_empty() && all.is_subset(retired));
+    }
+    tx
 }

@@ -32,11 +32,11 @@ pub mod verdict;
 
 pub use config::{tag_matches, CheckConfig, Expect, GroupSpec};
 pub use history::{
-    digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, HistoryError, Kind, Op,
+    digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, HistoryError, Kind, Op, TxState,
 };
 pub use invariant::{
     check_all, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
-    check_dead_letter, check_hostile, check_order, check_progress, check_recovered, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
+    check_dead_letter, check_delay, check_hostile, check_order, check_progress, check_recovered, check_transaction, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
     NOT_EXPECTED,
 };
 pub use reached::reached_marks;

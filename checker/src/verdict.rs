@@ -148,13 +148,22 @@ pub struct SummaryCounts {
     /// Defaults to 0 like `integrity`.
     #[serde(default)]
     pub dead_letter: u64,
+    /// Transactions against their local outcome: rolled back but
+    /// delivered, committed but not delivered, committed twice. Defaults
+    /// to 0 like `integrity`.
+    #[serde(default)]
+    pub transaction: u64,
+    /// Timers and delayed messages delivered early or not at all. Defaults
+    /// to 0 like `integrity`.
+    #[serde(default)]
+    pub delay: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -164,7 +173,9 @@ impl fmt::Display for SummaryCounts {
             self.late,
             self.stalled,
             self.hostile,
-            self.dead_letter
+            self.dead_letter,
+            self.transaction,
+            self.delay
         )
     }
 }
@@ -213,6 +224,11 @@ impl Verdict {
                 .iter()
                 .map(|n| count("dead-letter", n))
                 .sum(),
+            transaction: ["rollback-delivered", "committed-not-delivered", "committed-twice"]
+                .iter()
+                .map(|n| count("transaction", n))
+                .sum(),
+            delay: count("delay", "early") + count("delay", "not-delivered"),
         }
     }
 }
@@ -265,7 +281,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

@@ -4,9 +4,9 @@
 
 use checker::history::HistoryBuilder;
 use checker::{
-    check_all, check_dead_letter, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
-    check_hostile, check_order, check_progress, check_recovered, check_unexpected, CheckConfig, ConsumeOutcome, Event, Expect,
-    GroupSpec, Kind, Op, Validity, DEDUPE_UNAVAILABLE, LOCAL_RETRY, NOT_EXPECTED,
+    check_all, check_dead_letter, check_delay, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
+    check_hostile, check_order, check_progress, check_recovered, check_transaction, check_unexpected, CheckConfig, ConsumeOutcome,
+    Event, Expect, GroupSpec, Kind, Op, TxState, Validity, DEDUPE_UNAVAILABLE, LOCAL_RETRY, NOT_EXPECTED,
 };
 use insta::assert_json_snapshot;
 use std::collections::BTreeMap;
@@ -801,13 +801,15 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
             "liveness",
             "progress",
             "hostile",
-            "dead-letter"
+            "dead-letter",
+            "transaction",
+            "delay"
         ]
     );
     let summary = verdict.summary_counts();
     assert_eq!(
         summary.to_string(),
-        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0"
+        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0 tx=0 delay=0"
     );
     assert_json_snapshot!(verdict);
 
@@ -1098,4 +1100,177 @@ fn order_fails_when_two_consumers_process_one_shard_at_once() {
     assert_eq!(result.validity, Validity::Invalid);
     assert_eq!((result.count("concurrent"), result.count("out-of-order")), (1, 0));
     assert_json_snapshot!(result);
+}
+
+/// A transactional send draft on topic orders: `truth` is what its local
+/// transaction decides, `group` its producer group.
+fn tx_send(msg_id: &str, process: &str, group: &str, truth: TxState) -> Event {
+    Event::new(0, process, Kind::Invoke, Op::Send).msg_id(msg_id).topic("orders").key(format!("k-{msg_id}")).group(group).tx(truth)
+}
+
+/// A delivery of `msg_id` to billing from `queue` at `offset`.
+fn copy_delivered(h: &mut HistoryBuilder, t: u64, msg_id: &str, queue: &str, offset: u64) -> u64 {
+    h.push(
+        Event::new(t, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id(msg_id)
+            .topic("orders")
+            .key(format!("k-{msg_id}"))
+            .queue(queue)
+            .offset(offset)
+            .result(OK),
+    )
+}
+
+fn tx_end(h: &mut HistoryBuilder, t: u64, process: &str, msg_id: &str, state: TxState, kind: Kind) -> u64 {
+    h.push(Event::new(t, process, kind, Op::TxEnd).msg_id(msg_id).tx(state))
+}
+
+fn tx_expect() -> CheckConfig {
+    CheckConfig { groups: vec![group("billing", "*", false)], expect: Expect { transaction: true, ..Expect::default() }, ..CheckConfig::default() }
+}
+
+#[test]
+fn transaction_holds_when_each_message_follows_its_local_transaction() {
+    let mut h = HistoryBuilder::new();
+    // Committed by its producer.
+    acked(&mut h, 10, tx_send("t1", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 20, "producer-0", "t1", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 30, "t1", "broker-0/orders/1", 0);
+    // Rolled back by its producer: never delivered.
+    acked(&mut h, 40, tx_send("t2", "producer-0", "pay", TxState::Rollback));
+    tx_end(&mut h, 45, "producer-0", "t2", TxState::Rollback, Kind::Ok);
+    // Unknown at first; another producer of the group commits on check-back.
+    acked(&mut h, 50, tx_send("t3", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 55, "producer-0", "t3", TxState::Unknown, Kind::Info);
+    h.push(Event::new(2_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Unknown));
+    h.push(Event::new(3_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Commit));
+    copy_delivered(&mut h, 3_010, "t3", "broker-0/orders/2", 0);
+    // Nobody ever answered: moved aside and reported.
+    acked(&mut h, 60, tx_send("t4", "producer-0", "pay", TxState::Commit));
+    h.push(Event::new(9_000, "drain", Kind::Info, Op::TxAside).msg_id("t4"));
+    // Its only producer left for good before ending it.
+    acked(&mut h, 70, tx_send("t5", "producer-2", "legacy", TxState::Commit));
+    h.push(Event::new(80, "producer-2", Kind::Info, Op::Retire).group("legacy"));
+    // Redelivered from the same stored copy: a duplicate, not a second commit.
+    acked(&mut h, 90, tx_send("t6", "producer-1", "pay", TxState::Commit));
+    tx_end(&mut h, 95, "producer-1", "t6", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 100, "t6", "broker-0/orders/3", 4);
+    copy_delivered(&mut h, 200, "t6", "broker-0/orders/3", 4);
+    h.harness(10_000, Op::End);
+
+    let verdict = check_all(h.events(), &tx_expect());
+    let tx = verdict.check("transaction").unwrap();
+    assert_eq!(tx.validity, Validity::Valid, "{tx:?}");
+    assert_eq!(
+        (tx.count("committed"), tx.count("rolled-back"), tx.count("resolved-by-check"), tx.count("moved-aside"), tx.count("orphaned")),
+        (5, 1, 3, 1, 1)
+    );
+    assert_eq!(tx.count("resolve-max-ms"), 2_958);
+    assert_eq!(verdict.check("lost").unwrap().validity, Validity::Valid, "rolled back, moved aside and orphaned are not lost");
+    assert_json_snapshot!(tx);
+}
+
+#[test]
+fn transaction_fails_on_a_delivered_rollback_a_missing_commit_and_a_second_copy() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, tx_send("t1", "producer-0", "pay", TxState::Rollback));
+    tx_end(&mut h, 20, "producer-0", "t1", TxState::Rollback, Kind::Ok);
+    copy_delivered(&mut h, 30, "t1", "broker-0/orders/1", 0);
+    acked(&mut h, 40, tx_send("t2", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 50, "producer-0", "t2", TxState::Commit, Kind::Ok);
+    acked(&mut h, 60, tx_send("t3", "producer-0", "pay", TxState::Commit));
+    h.push(Event::new(3_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Commit));
+    tx_end(&mut h, 3_100, "producer-0", "t3", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 3_010, "t3", "broker-0/orders/2", 0);
+    copy_delivered(&mut h, 3_200, "t3", "broker-0/orders/2", 1);
+    // The same on a broker that lost power is excused.
+    h.nemesis(4_000, Op::Fault, "power-loss", Some("broker-1"));
+    acked(&mut h, 4_100, tx_send("t4", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 4_110, "producer-0", "t4", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 4_120, "t4", "broker-1/orders/0", 7);
+    copy_delivered(&mut h, 9_000, "t4", "broker-1/orders/0", 8);
+    h.harness(10_000, Op::End);
+
+    let tx = check_transaction(h.events(), &tx_expect());
+    assert_eq!(tx.validity, Validity::Invalid);
+    let kinds: Vec<&str> = tx.anomalies.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["rollback-delivered", "committed-not-delivered", "committed-twice"]);
+    assert_eq!(tx.count("committed-twice-excused"), 1);
+    assert_json_snapshot!(tx);
+}
+
+fn timed(msg_id: &str, at: u64) -> Event {
+    order(msg_id, "TagA", &format!("k-{msg_id}")).deliver_at_ms(at)
+}
+
+fn delay_expect(allowance: &[(&str, u64)]) -> CheckConfig {
+    CheckConfig {
+        groups: vec![group("billing", "*", false)],
+        expect: Expect {
+            delay: true,
+            clock_allowance_ms: allowance.iter().map(|(b, ms)| (b.to_string(), *ms)).collect(),
+            ..Expect::default()
+        },
+        ..CheckConfig::default()
+    }
+}
+
+#[test]
+fn delay_holds_when_nothing_arrives_before_its_time() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, timed("d1", 1_000));
+    copy_delivered(&mut h, 1_020, "d1", "broker-0/orders/0", 0);
+    acked(&mut h, 20, timed("d2", 5_000));
+    // Its broker's clock was set forward by 600 ms: 500 ms early is allowed.
+    copy_delivered(&mut h, 4_500, "d2", "broker-1/orders/0", 0);
+    acked(&mut h, 30, order("plain", "TagA", "k"));
+    h.deliver(40, "consumer-billing-1", "billing", "plain", OK);
+    h.harness(10_000, Op::End);
+    let delay = check_delay(h.events(), &delay_expect(&[("broker-1", 600)]));
+    assert_eq!(delay.validity, Validity::Valid, "{delay:?}");
+    assert_eq!((delay.count("timed"), delay.count("late-max-ms")), (2, 20));
+    assert_json_snapshot!(delay);
+}
+
+#[test]
+fn delay_fails_on_an_early_timer_and_one_never_delivered() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, timed("d1", 1_000));
+    copy_delivered(&mut h, 999, "d1", "broker-0/orders/0", 0);
+    acked(&mut h, 20, timed("d2", 5_000));
+    copy_delivered(&mut h, 4_000, "d2", "broker-1/orders/0", 0);
+    acked(&mut h, 30, timed("d3", 6_000));
+    h.harness(10_000, Op::End);
+    let delay = check_delay(h.events(), &delay_expect(&[("broker-1", 600)]));
+    assert_eq!(delay.validity, Validity::Invalid);
+    let kinds: Vec<&str> = delay.anomalies.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["early", "early", "not-delivered"]);
+    assert_json_snapshot!(delay);
+}
+
+#[test]
+fn liveness_gives_timers_their_brokers_setback_and_stops_counting_when_the_clients_stop() {
+    let mut h = HistoryBuilder::new();
+    h.harness(60_000, Op::TailStart);
+    // Due at 70 s on a broker whose clock went back 15 s: arrives at 84 s,
+    // within 70 + 10 + 15 s.
+    acked(&mut h, 61_000, timed("d1", 70_000));
+    copy_delivered(&mut h, 84_000, "d1", "broker-1/orders/0", 0);
+    // Due at 95 s: its deadline (120 s) falls after the clients stopped.
+    acked(&mut h, 62_000, timed("d2", 95_000));
+    h.harness(100_000, Op::ClientsStopped);
+    h.harness(200_000, Op::End);
+    let mut cfg = CheckConfig {
+        groups: vec![group("billing", "*", false)],
+        expect: Expect { liveness_bound_ms: Some(10_000), ..Expect::default() },
+        ..CheckConfig::default()
+    };
+    cfg.expect.clock_setback_ms.insert("broker-1".into(), 15_000);
+    let live = check_liveness(h.events(), &cfg);
+    assert_eq!(live.validity, Validity::Valid, "{live:?}");
+    assert_eq!((live.count("pending"), live.count("late"), live.count("never")), (1, 0, 0));
+    cfg.expect.clock_setback_ms.clear();
+    let late = check_liveness(h.events(), &cfg);
+    assert_eq!(late.count("late"), 1, "without the setback the timer is late");
 }

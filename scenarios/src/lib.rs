@@ -48,7 +48,7 @@ pub use resolve::{
 };
 pub use spec::{
     ConsumerSpec, CrashStep, HostileSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress,
-    Scenario, SwarmKnobs, Topology, Workload,
+    Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};
 pub use validate::REPLICAS_MAX;

@@ -64,6 +64,30 @@ pub struct Topology {
     /// (100 ms, 500 ms, 1 s, 3 s, ... 12 min), so retries fit a short run.
     #[serde(default = "default_delay_levels_ms")]
     pub delay_levels_ms: Vec<u64>,
+    /// A half message is checked back once this old with no end, as
+    /// RocketMQ's `transactionTimeOut`. Default 2000 (RocketMQ: 6000).
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
+    /// How often brokers scan half messages for check-back, as RocketMQ's
+    /// `transactionCheckInterval`. Default 1000 (RocketMQ: 60000).
+    #[serde(default = "default_transaction_check_interval_ms")]
+    pub transaction_check_interval_ms: u64,
+    /// Checks of one half before it is moved aside, as RocketMQ's
+    /// `transactionCheckMax`. Default 15.
+    #[serde(default = "default_transaction_check_max")]
+    pub transaction_check_max: u32,
+}
+
+fn default_transaction_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_transaction_check_interval_ms() -> u64 {
+    1_000
+}
+
+fn default_transaction_check_max() -> u32 {
+    15
 }
 
 /// Most delay levels a topology may have (the broker's limit).
@@ -185,6 +209,79 @@ pub struct ProducerSpec {
     /// Size of each message body. Default 64.
     #[serde(default = "default_body_bytes")]
     pub body_bytes: u32,
+    /// Transactional sends: every message is a half, ended by a local
+    /// transaction. Default none (plain sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionSpec>,
+    /// Timer and delayed sends. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerSpec>,
+}
+
+/// `[workload.producers.transaction]`: how the producers' local
+/// transactions behave. What a transaction decides in the end (commit or
+/// rollback) is drawn per message; every producer of the group can look it
+/// up, as a business database would let them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionSpec {
+    /// The producer group; every producer entry of one group shares it.
+    pub group: String,
+    /// Share of transactions that roll back. Default 0.2.
+    #[serde(default = "default_rollback_share")]
+    pub rollback_share: f64,
+    /// Share of transactions whose executor answers unknown, leaving the
+    /// end to a check-back. Default 0.
+    #[serde(default)]
+    pub unknown_share: f64,
+    /// How long after its half a transaction's outcome stays unknown to
+    /// check-backs, in ms (as if its local transaction were still running).
+    /// Default 0.
+    #[serde(default)]
+    pub unknown_for_ms: u64,
+    /// Range of the local transaction's duration, in ms: a producer killed
+    /// within it dies between its half and its end. Default [0, 0].
+    #[serde(default)]
+    pub local_ms: [u64; 2],
+    /// Range of the check listener's duration, in ms (longer than the
+    /// broker's check interval makes it slower than the checks). Default [0, 0].
+    #[serde(default)]
+    pub check_ms: [u64; 2],
+    /// When the entry's producers leave for good, in seconds from the
+    /// start, with halves still open: nobody answers for those. Default never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at_s: Option<f64>,
+}
+
+fn default_rollback_share() -> f64 {
+    0.2
+}
+
+/// `[workload.producers.timer]`: messages sent with a delivery time or a
+/// delay level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerSpec {
+    /// Share of messages sent as timers, due up to `max_ms` ahead. Default 1.
+    #[serde(default = "default_one")]
+    pub share: f64,
+    /// Latest delivery time of a timer, in ms after its send.
+    pub max_ms: u64,
+    /// Share of messages sent with a delay level instead (1 to
+    /// `delay_level_max`). Default 0.
+    #[serde(default)]
+    pub delay_level_share: f64,
+    /// Highest delay level drawn. Default 3.
+    #[serde(default = "default_delay_level_max")]
+    pub delay_level_max: u32,
+}
+
+fn default_one() -> f64 {
+    1.0
+}
+
+fn default_delay_level_max() -> u32 {
+    3
 }
 
 /// One consumer group: `count` processes sharing a subscription.

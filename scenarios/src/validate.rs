@@ -131,7 +131,53 @@ impl Validator<'_> {
                 }
             }
             fifo_by_topic.insert(&p.topic, p.fifo);
+            if let Some(tx) = &p.transaction {
+                let path = format!("{path}.transaction");
+                if !is_valid_resource_name(&tx.group) {
+                    self.fail(format!("{path}.group"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", tx.group));
+                }
+                if p.fifo {
+                    self.fail(path.clone(), "transactional sends are not ordered sends: drop fifo or the transaction");
+                }
+                if p.timer.is_some() {
+                    self.fail(path.clone(), "a transactional message may not have a timer or a delay level");
+                }
+                self.probability(format!("{path}.rollback_share"), tx.rollback_share);
+                self.probability(format!("{path}.unknown_share"), tx.unknown_share);
+                for (name, [lo, hi]) in [("local_ms", tx.local_ms), ("check_ms", tx.check_ms)] {
+                    if lo > hi || hi > 600_000 {
+                        self.fail(format!("{path}.{name}"), format!("must be [min, max] with min <= max <= 600000, got [{lo}, {hi}]"));
+                    }
+                }
+                if let Some(at) = tx.retire_at_s {
+                    if !(at > 0.0 && at < self.scenario.duration_s as f64) {
+                        self.fail(format!("{path}.retire_at_s"), format!("must be within the safety phase (0, {}) s, got {at}", self.scenario.duration_s));
+                    }
+                }
+            }
+            if let Some(timer) = &p.timer {
+                let path = format!("{path}.timer");
+                if p.fifo {
+                    self.fail(path.clone(), "timers and delays reorder messages: drop fifo or the timer");
+                }
+                self.probability(format!("{path}.share"), timer.share);
+                self.probability(format!("{path}.delay_level_share"), timer.delay_level_share);
+                if timer.share + timer.delay_level_share > 1.0 {
+                    self.fail(path.clone(), "share and delay_level_share add up to more than 1");
+                }
+                if timer.max_ms == 0 || timer.max_ms > 24 * 3_600_000 {
+                    self.fail(format!("{path}.max_ms"), format!("must be in 1..=86400000 ms, got {}", timer.max_ms));
+                }
+                let levels = self.scenario.topology.delay_levels_ms.len() as u32;
+                if timer.delay_level_max == 0 || timer.delay_level_max > levels {
+                    self.fail(format!("{path}.delay_level_max"), format!("must be in 1..={levels} (the topology's levels), got {}", timer.delay_level_max));
+                }
+            }
         }
+        let t = &self.scenario.topology;
+        self.at_least("topology.transaction_timeout_ms", t.transaction_timeout_ms, 1);
+        self.at_least("topology.transaction_check_interval_ms", t.transaction_check_interval_ms, 1);
+        self.at_least("topology.transaction_check_max", t.transaction_check_max.into(), 1);
         let mut groups = BTreeSet::new();
         for (i, c) in w.consumers.iter().enumerate() {
             let path = format!("workload.consumers[{i}]");

@@ -55,6 +55,7 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     recorder.note("harness", Op::TailStart, None, None);
     tokio::time::sleep_until(recorder.at(end_ms)).await;
     world.stop_clients();
+    recorder.note("harness", Op::ClientsStopped, None, None);
     world.drain().await;
     world.record_effects();
     recorder.note("harness", Op::End, None, None);

@@ -73,6 +73,26 @@ pub fn clock_allowance_ms(events: &[Event]) -> BTreeMap<String, u64> {
     allowance
 }
 
+/// How far the run moved each broker's clock back, at most: every skew and
+/// every jump counted whole (start and heal are one move each way). A timer
+/// a broker held may come due that much later in true time.
+pub fn clock_setback_ms(events: &[Event]) -> BTreeMap<String, u64> {
+    let mut setback: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.op == Op::Fault) {
+        let (Some(target), Some(detail)) = (e.target.as_deref(), e.detail.as_deref()) else { continue };
+        if !target.starts_with("broker-") {
+            continue;
+        }
+        let moved = ["skew_ms=", "jump_ms="]
+            .iter()
+            .find_map(|prefix| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok()));
+        if let Some(ms) = moved {
+            *setback.entry(target.to_string()).or_default() += ms.unsigned_abs();
+        }
+    }
+    setback
+}
+
 /// What the checker must know about a scenario, and about its history (the
 /// clock faults it applied).
 pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
@@ -107,6 +127,9 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             dead_letter: true,
             delay_levels_ms: scenario.topology.delay_levels_ms.clone(),
             clock_allowance_ms: clock_allowance_ms(events),
+            clock_setback_ms: clock_setback_ms(events),
+            transaction: scenario.workload.producers.iter().any(|p| p.transaction.is_some()),
+            delay: scenario.workload.producers.iter().any(|p| p.timer.is_some()),
         },
     }
 }

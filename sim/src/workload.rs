@@ -8,16 +8,20 @@ use crate::recorder::{harness_marks, Recorder};
 use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
 use broker::client::{
     Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
-    PushConsumerConfig, QueueChange, QueueHook,
+    PushConsumerConfig, QueueChange, QueueHook, TransactionListener, TransactionProducer,
 };
 use broker::clock::Clock;
-use broker::model::{dlq_topic, retry_topic, Message, MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
+use broker::model::{
+    dlq_topic, retry_topic, Message, MessageExt, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
+    PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
+};
 use broker::protocol::{ConsumeFrom, Request, ResponseBody, ResponseCode};
 use broker::protocol::SendResult;
 use broker::store::GetStatus;
-use checker::history::{ConsumeOutcome, Event, Kind, Op};
+use checker::history::{ConsumeOutcome, Event, Kind, Op, TxState};
 use checker::{DEDUPE_UNAVAILABLE, LOCAL_RETRY};
-use scenarios::{ConsumerSpec, CrashStep, ProducerSpec, Scenario};
+use futures::future::BoxFuture;
+use scenarios::{ConsumerSpec, CrashStep, ProducerSpec, Scenario, TransactionSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,22 +54,112 @@ fn body_of(msg_id: &str, len: usize) -> Vec<u8> {
 }
 
 /// The properties the history records: every one but the unique id, which
-/// the history carries as `msg_id`.
+/// the history carries as `msg_id`, and the ones the transactional producer
+/// and the broker add to a transactional message.
 fn user_props(message: &Message) -> BTreeMap<String, String> {
-    message.properties.iter().filter(|(name, _)| name.as_str() != PROPERTY_UNIQ_KEY).map(|(k, v)| (k.clone(), v.clone())).collect()
+    const SYSTEM: [&str; 4] = [PROPERTY_UNIQ_KEY, PROPERTY_TRANSACTION, PROPERTY_PRODUCER_GROUP, PROPERTY_HALF_OFFSET];
+    message.properties.iter().filter(|(name, _)| !SYSTEM.contains(&name.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// Counters that survive producer restarts: messages per producer and
-/// sequence numbers per sharding key.
+/// What one transaction decides, as the business database knows it.
+#[derive(Clone, Copy, Debug)]
+struct Decision {
+    /// Commit or rollback.
+    outcome: TxState,
+    /// From when check-backs can read the outcome (before: unknown).
+    known_at_ms: u64,
+    /// Whether the executor answers unknown, leaving the end to a check-back.
+    executor_unknown: bool,
+}
+
+/// State that survives producer restarts and is shared by every producer
+/// of the run, as a business database would be: messages per producer,
+/// sequence numbers per sharding key, and what each transaction decided
+/// (so any producer of a group can answer a check-back).
 #[derive(Clone, Debug, Default)]
-pub struct ProducerState(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct ProducerState {
+    counters: Arc<Mutex<BTreeMap<String, u64>>>,
+    decisions: Arc<Mutex<BTreeMap<String, Decision>>>,
+}
 
 impl ProducerState {
     fn next(&self, counter: &str) -> u64 {
-        let mut map = self.0.lock().expect("producer state");
+        let mut map = self.counters.lock().expect("producer state");
         let n = map.entry(counter.to_string()).or_insert(0);
         *n += 1;
         *n
+    }
+
+    fn decide(&self, msg_id: &str, decision: Decision) {
+        self.decisions.lock().expect("decisions").insert(msg_id.to_string(), decision);
+    }
+
+    fn decision(&self, msg_id: &str) -> Option<Decision> {
+        self.decisions.lock().expect("decisions").get(msg_id).copied()
+    }
+}
+
+fn tx_state(state: TransactionState) -> TxState {
+    match state {
+        TransactionState::Commit => TxState::Commit,
+        TransactionState::Rollback => TxState::Rollback,
+        TransactionState::Unknown => TxState::Unknown,
+    }
+}
+
+fn transaction_state(state: TxState) -> TransactionState {
+    match state {
+        TxState::Commit => TransactionState::Commit,
+        TxState::Rollback => TransactionState::Rollback,
+        TxState::Unknown => TransactionState::Unknown,
+    }
+}
+
+/// A duration drawn from `[min, max]` ms.
+fn draw_between([min, max]: [u64; 2]) -> Duration {
+    Duration::from_millis(min + draw() % (max - min + 1))
+}
+
+/// The simulated business logic of a transactional producer: its local
+/// transactions take their time and answer what the business decided (or
+/// unknown); its check listener reads the decision once it is known and
+/// records every answer.
+struct SimTransactions {
+    process: String,
+    spec: TransactionSpec,
+    state: ProducerState,
+    recorder: Recorder,
+}
+
+impl TransactionListener for SimTransactions {
+    fn execute(&self, msg: &Message, _half: &SendResult) -> BoxFuture<'static, TransactionState> {
+        let decision = msg.unique_id().and_then(|id| self.state.decision(id));
+        let took = draw_between(self.spec.local_ms);
+        Box::pin(async move {
+            tokio::time::sleep(took).await;
+            match decision {
+                Some(d) if !d.executor_unknown => transaction_state(d.outcome),
+                _ => TransactionState::Unknown,
+            }
+        })
+    }
+
+    fn check(&self, half: MessageExt, check_times: u32) -> BoxFuture<'static, TransactionState> {
+        let msg_id = half.msg_id();
+        let decision = self.state.decision(&msg_id);
+        let took = draw_between(self.spec.check_ms);
+        let (recorder, process) = (self.recorder.clone(), self.process.clone());
+        Box::pin(async move {
+            tokio::time::sleep(took).await;
+            let answer = match decision {
+                Some(d) if recorder.now_ms() >= d.known_at_ms => d.outcome,
+                _ => TxState::Unknown,
+            };
+            recorder.record(
+                Event::new(0, &process, Kind::Ok, Op::TxCheck).msg_id(msg_id).tx(answer).detail(format!("check {}", check_times + 1)),
+            );
+            transaction_state(answer)
+        })
     }
 }
 
@@ -116,6 +210,12 @@ struct Operation {
     tag: Option<String>,
     amount: u64,
     region: &'static str,
+    /// A timer's delay after the send, in ms.
+    timer_ms: Option<u64>,
+    /// A delay level (1-based), and its delay in ms.
+    delay_level: Option<(u32, u64)>,
+    /// What the transaction decides (transactional producers only).
+    decision: Option<(TxState, bool)>,
 }
 
 impl Operation {
@@ -136,14 +236,37 @@ impl Operation {
         if let Some(tag) = &self.tag {
             msg = msg.with_tags(tag.clone());
         }
+        if let Some((level, _)) = self.delay_level {
+            msg = msg.with_delay_level(level);
+        }
         msg
     }
+
+    /// When the message is due, on the history's clock, if it is delayed.
+    fn due_ms(&self, now_ms: u64) -> Option<u64> {
+        self.timer_ms.or(self.delay_level.map(|(_, ms)| ms)).map(|ms| now_ms + ms)
+    }
+}
+
+/// How a producer sends: plainly, or in transactions.
+enum Sender {
+    Plain(Producer),
+    Transactional(Arc<TransactionProducer>, TransactionSpec),
 }
 
 /// Sends one operation until it is acknowledged, resending it under a new
 /// message id up to `spec.resend_max` times (a second apart, and only
 /// before `stop_at_ms`) after a failed or unknown send.
-async fn send_operation(producer: &Producer, recorder: &Recorder, process: &str, spec: &ProducerSpec, op: &Operation, stop_at_ms: u64) {
+async fn send_operation(
+    sender: &Sender,
+    clock: &Clock,
+    state: &ProducerState,
+    recorder: &Recorder,
+    process: &str,
+    spec: &ProducerSpec,
+    op: &Operation,
+    stop_at_ms: u64,
+) {
     for attempt in 0..=spec.resend_max {
         if attempt > 0 {
             if recorder.now_ms() >= stop_at_ms {
@@ -151,7 +274,10 @@ async fn send_operation(producer: &Producer, recorder: &Recorder, process: &str,
             }
             recorder.reach(harness_marks::RESEND_BY_KEY, process);
         }
-        let msg = op.message(process, spec, attempt);
+        let mut msg = op.message(process, spec, attempt);
+        if let Some(ms) = op.timer_ms {
+            msg = msg.with_deliver_at(clock.now_ms() + ms);
+        }
         let mut invoke = Event::new(0, process, Kind::Invoke, Op::Send)
             .msg_id(msg.unique_id().unwrap_or_default())
             .topic(spec.topic.clone())
@@ -163,12 +289,68 @@ async fn send_operation(producer: &Producer, recorder: &Recorder, process: &str,
         if let Some(tag) = &op.tag {
             invoke = invoke.tag(tag.clone());
         }
-        let invoke = recorder.record(invoke);
-        let result = if spec.fifo { producer.send_ordered(msg, &op.shard).await } else { producer.send(msg).await };
-        if record_completion(recorder, process, invoke, &spec.topic, result) {
+        if let Some(due) = op.due_ms(recorder.now_ms()) {
+            invoke = invoke.deliver_at_ms(due);
+        }
+        let msg_id = msg.unique_id().unwrap_or_default().to_string();
+        let acked = match sender {
+            Sender::Plain(producer) => {
+                let invoke = recorder.record(invoke);
+                let result = if spec.fifo { producer.send_ordered(msg, &op.shard).await } else { producer.send(msg).await };
+                record_completion(recorder, process, invoke, &spec.topic, result)
+            }
+            Sender::Transactional(producer, tx) => {
+                let (outcome, executor_unknown) = op.decision.unwrap_or((TxState::Commit, false));
+                let known_at_ms = recorder.now_ms() + tx.unknown_for_ms;
+                state.decide(&msg_id, Decision { outcome, known_at_ms, executor_unknown });
+                let invoke = recorder.record(invoke.group(tx.group.clone()).tx(outcome));
+                send_transaction(producer, state, recorder, process, invoke, &msg_id, msg).await
+            }
+        };
+        if acked {
             return;
         }
         tokio::time::sleep(RESEND_BACKOFF).await;
+    }
+}
+
+/// Sends one half and records its outcome and its end; true when the half
+/// was stored as configured (the operation needs no resend: the broker
+/// checks back on it if its end was lost).
+async fn send_transaction(
+    producer: &TransactionProducer,
+    state: &ProducerState,
+    recorder: &Recorder,
+    process: &str,
+    invoke: u64,
+    msg_id: &str,
+    msg: Message,
+) -> bool {
+    match producer.send_in_transaction(msg).await {
+        Ok(r) if r.half.is_ok() => {
+            recorder.record(Event::new(0, process, Kind::Ok, Op::Send).of(invoke).msg_id(msg_id));
+            let kind = if r.state != TransactionState::Unknown && r.end.is_ok() { Kind::Ok } else { Kind::Info };
+            let mut end = Event::new(0, process, kind, Op::TxEnd).msg_id(msg_id).tx(tx_state(r.state));
+            if let Err(e) = &r.end {
+                end = end.detail(e.clone());
+            }
+            recorder.record(end);
+            true
+        }
+        Ok(r) => {
+            // Stored but not durable: the producer rolled it back without
+            // running the local transaction, so the business rolls back too.
+            if let Some(d) = state.decision(msg_id) {
+                state.decide(msg_id, Decision { outcome: TxState::Rollback, ..d });
+            }
+            recorder.record(Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(format!("{:?}", r.half.status)));
+            recorder.record(Event::new(0, process, Kind::Info, Op::TxEnd).msg_id(msg_id).tx(TxState::Rollback));
+            false
+        }
+        Err(e) => {
+            recorder.record(Event::new(0, process, Kind::Info, Op::Send).of(invoke).detail(e.to_string()));
+            false
+        }
     }
 }
 
@@ -182,9 +364,33 @@ pub async fn run_producer(
     recorder: Recorder,
     state: ProducerState,
     stop_at_ms: u64,
+    delay_levels_ms: Vec<u64>,
 ) {
-    let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
-    let producer = Producer::new(client, ProducerConfig::new("sim-producers")).expect("valid producer group");
+    let retire_at_ms = spec.transaction.as_ref().and_then(|t| t.retire_at_s).map(|s| (s * 1000.0) as u64);
+    let retire = |recorder: &Recorder| {
+        let group = spec.transaction.as_ref().map(|t| t.group.clone()).unwrap_or_default();
+        recorder.record(Event::new(0, &name, Kind::Info, Op::Retire).group(group));
+    };
+    if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {
+        // Restarted after it retired: it stays gone.
+        retire(&recorder);
+        return std::future::pending::<()>().await;
+    }
+    // Transactional producers heartbeat three times per broker expiry.
+    let config = ClientConfig { heartbeat_ms: 5_000, ..ClientConfig::new(namesrvs, name.clone()) };
+    let client = ClientInstance::new(config, clock.clone());
+    let sender = match &spec.transaction {
+        None => Sender::Plain(Producer::new(client, ProducerConfig::new("sim-producers")).expect("valid producer group")),
+        Some(tx) => {
+            // One half per message id: a failed half is resent by the
+            // business under a new id, never by the client.
+            let config = ProducerConfig { retries: 0, ..ProducerConfig::new(tx.group.clone()) };
+            let listener = Arc::new(SimTransactions { process: name.clone(), spec: tx.clone(), state: state.clone(), recorder: recorder.clone() });
+            let producer = TransactionProducer::start(client, config, listener).expect("valid producer group");
+            Sender::Transactional(Arc::new(producer), tx.clone())
+        }
+    };
+    let sender = Arc::new(sender);
     let interval = Duration::from_micros((1_000_000.0 / spec.rate_per_s.max(0.001)) as u64);
     let now = recorder.now_ms();
     if now < WORKLOAD_START_MS {
@@ -192,9 +398,16 @@ pub async fn run_producer(
     }
     let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
     while recorder.now_ms() < stop_at_ms {
+        if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {
+            if let Sender::Transactional(producer, _) = sender.as_ref() {
+                producer.shutdown();
+            }
+            retire(&recorder);
+            break;
+        }
         let n = state.next(&name);
         let shard = format!("{name}-s{}", draw() % spec.sharding_keys.max(1));
-        let op = Operation {
+        let mut op = Operation {
             n,
             seq: state.next(&shard),
             shard,
@@ -202,15 +415,31 @@ pub async fn run_producer(
             tag: (!spec.tags.is_empty()).then(|| spec.tags[(draw() % spec.tags.len() as u64) as usize].clone()),
             amount: draw() % 100_000,
             region: REGIONS[(draw() % REGIONS.len() as u64) as usize],
+            timer_ms: None,
+            delay_level: None,
+            decision: spec.transaction.as_ref().map(|t| {
+                let outcome = if draw_unit() < t.rollback_share { TxState::Rollback } else { TxState::Commit };
+                (outcome, draw_unit() < t.unknown_share)
+            }),
         };
+        if let Some(timer) = &spec.timer {
+            let roll = draw_unit();
+            if roll < timer.share {
+                op.timer_ms = Some(draw() % (timer.max_ms + 1));
+            } else if roll < timer.share + timer.delay_level_share {
+                let level = 1 + (draw() % u64::from(timer.delay_level_max)) as u32;
+                op.delay_level = Some((level, delay_levels_ms.get(level as usize - 1).copied().unwrap_or(0)));
+            }
+        }
         if spec.fifo {
             // Ordered operations are synchronous: the next waits for this one.
-            send_operation(&producer, &recorder, &name, &spec, &op, stop_at_ms).await;
+            send_operation(&sender, &clock, &state, &recorder, &name, &spec, &op, stop_at_ms).await;
         } else {
             let permit = permits.clone().acquire_owned().await.expect("semaphore never closes");
-            let (producer, recorder, name, spec) = (producer.clone(), recorder.clone(), name.clone(), spec.clone());
+            let (sender, clock, state, recorder, name, spec) =
+                (sender.clone(), clock.clone(), state.clone(), recorder.clone(), name.clone(), spec.clone());
             tokio::spawn(async move {
-                send_operation(&producer, &recorder, &name, &spec, &op, stop_at_ms).await;
+                send_operation(&sender, &clock, &state, &recorder, &name, &spec, &op, stop_at_ms).await;
                 drop(permit);
             });
         }
@@ -479,19 +708,25 @@ pub async fn resend_dead_letters(name: String, namesrvs: Vec<String>, group: Str
 }
 
 /// Waits until no broker holds a delayed message (a retry waiting for its
-/// level) any more, at most `wait_ms`: the drain can only read what has
-/// reached the retry topics.
-async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<String>, wait_ms: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    while tokio::time::Instant::now() < deadline {
-        let mut pending = 0;
+/// level), a timer, or a half message a live producer could end, at most
+/// `wait_ms` (halves at most `halves_wait_ms`: as long as their checks can
+/// take): the drain can only read what has reached the topics.
+async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<String>, wait_ms: u64, halves_wait_ms: u64) {
+    let start = tokio::time::Instant::now();
+    let (deadline, halves_deadline) = (start + Duration::from_millis(wait_ms), start + Duration::from_millis(halves_wait_ms));
+    loop {
+        let now = tokio::time::Instant::now();
+        let (mut delayed, mut halves) = (0, 0);
         for addr in addrs {
             match client.call(addr, &Request::GetBrokerRuntimeInfo, client.timeout()).await {
-                Ok(ResponseBody::Runtime(info)) => pending += info.delayed_pending,
-                _ => pending += 1,
+                Ok(ResponseBody::Runtime(info)) => {
+                    delayed += info.delayed_pending + info.timers_pending;
+                    halves += info.halves_pending;
+                }
+                _ => delayed += 1,
             }
         }
-        if pending == 0 {
+        if (delayed == 0 || now >= deadline) && (halves == 0 || now >= halves_deadline) {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -503,7 +738,7 @@ async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<String>, wai
 /// deliveries and applies effects. Then it reads each group's dead-letter
 /// queues and records what they hold. Delayed retries are waited for first,
 /// at most `delay_wait_ms`.
-pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, db: DbClient, delay_wait_ms: u64) {
+pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: Recorder, db: DbClient, delay_wait_ms: u64, halves_wait_ms: u64) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, "drain"), Clock::new());
     let timeout = client.timeout();
     let mut brokers: BTreeMap<String, String> = BTreeMap::new();
@@ -516,7 +751,7 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
             }
         }
     }
-    wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms).await;
+    wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms, halves_wait_ms).await;
     for g in groups {
         let filter = TagFilter::parse(&g.tags).unwrap_or(TagFilter::All);
         let gave_up = |queue: String, reason: String| {
@@ -564,6 +799,28 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
         for (broker_name, addr) in &brokers {
             read_dead_letters(&client, broker_name, addr, &g, &recorder).await;
         }
+    }
+    for (broker_name, addr) in &brokers {
+        read_moved_aside(&client, broker_name, addr, &recorder).await;
+    }
+}
+
+/// Records every half a broker moved aside after the most check-backs.
+async fn read_moved_aside(client: &ClientInstance, broker_name: &str, addr: &str, recorder: &Recorder) {
+    let query = Request::GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 };
+    let Some(ResponseBody::QueueOffsets(range)) = retrying!(client.call(addr, &query, client.timeout())) else { return };
+    let mut offset = range.min_offset;
+    let done = read_queue(client, addr, "drain-moved-aside", CHECK_MAX_TOPIC, 0, "*", &mut offset, |m| {
+        let (recorder, queue) = (recorder.clone(), queue_name(broker_name, CHECK_MAX_TOPIC, 0));
+        let msg_id = m.msg_id();
+        async move {
+            recorder.record(Event::new(0, "drain", Kind::Info, Op::TxAside).msg_id(msg_id).queue(queue));
+            Ok(())
+        }
+    })
+    .await;
+    if let Err(reason) = done {
+        tracing::warn!(broker_name, reason, "the moved-aside halves could not all be read");
     }
 }
 

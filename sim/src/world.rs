@@ -167,6 +167,7 @@ impl World {
                         (world.recorder.clone(), producer_state.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
                     let stop_at = scenario.producer_stop_ms();
                     let node_name = name.clone();
+                    let levels = scenario.topology.delay_levels_ms.clone();
                     world.node(&name, ip, move || {
                             workload::run_producer(
                                 node_name.clone(),
@@ -176,6 +177,7 @@ impl World {
                                 recorder.clone(),
                                 state.clone(),
                                 stop_at,
+                                levels.clone(),
                             )
                         })
                 }
@@ -303,6 +305,9 @@ impl World {
         config.register_interval_ms = 10_000;
         config.delay_levels = broker::model::DelayLevels::from_ms(topology.delay_levels_ms.clone()).expect("validated with the scenario");
         config.lock_lease_ms = workload::BROKER_LOCK_LEASE_MS;
+        config.transaction_timeout_ms = topology.transaction_timeout_ms;
+        config.transaction_check_interval_ms = topology.transaction_check_interval_ms;
+        config.transaction_check_max = topology.transaction_check_max;
         // A killed client's connections close at once on a real network
         // (RocketMQ then drops it from its groups); madsim sends no reset,
         // so the broker relies on expiry: three missed heartbeats.
@@ -561,7 +566,18 @@ impl World {
     /// Kills every client process, hostile ones included (end of the run,
     /// before the drain).
     pub fn stop_clients(&self) {
+        let scenario = &self.resolved.scenario;
+        // Transactional producers stay: they answer the check-backs of the
+        // halves the drain waits for (they stopped sending already).
+        let transactional = |name: &str| {
+            name.strip_prefix("producer-")
+                .and_then(|i| i.parse::<u32>().ok())
+                .is_some_and(|i| workload::producer_spec(scenario, i).transaction.is_some())
+        };
         for (name, id) in &self.ids {
+            if transactional(name) {
+                continue;
+            }
             if name.starts_with("consumer-") || name.starts_with("producer-") || name.starts_with("hostile-") {
                 self.handle.kill(*id);
             }
@@ -588,7 +604,12 @@ impl World {
         let db = DbClient::new(db_addr());
         // Long enough for the longest delay level to pass once more.
         let delay_wait_ms = self.resolved.scenario.topology.delay_levels_ms.iter().max().copied().unwrap_or(0) + 30_000;
-        node.spawn(async move { workload::drain(namesrvs, groups, recorder, db, delay_wait_ms).await }).await.expect("drain task");
+        // Long enough for every open half to be checked the most times.
+        let t = &self.resolved.scenario.topology;
+        let halves_wait_ms = t.transaction_timeout_ms + t.transaction_check_interval_ms * (u64::from(t.transaction_check_max) + 2) + 10_000;
+        node.spawn(async move { workload::drain(namesrvs, groups, recorder, db, delay_wait_ms, halves_wait_ms).await })
+            .await
+            .expect("drain task");
         self.handle.kill(node.id());
     }
 }

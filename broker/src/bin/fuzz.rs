@@ -374,7 +374,7 @@ type Findings = (Vec<Stored>, BTreeMap<(String, String), u64>, u64, Duration);
 async fn fuzz(args: &Args, addr: &str) -> Result<Findings> {
     let mut conns = Vec::new();
     for _ in 0..args.connections.max(1) {
-        conns.push(Arc::new(Connection::connect(addr, Duration::from_secs(5)).await?));
+        conns.push(Connection::connect(addr, Duration::from_secs(5)).await?);
     }
     let mut rng = Rng::new(args.seed);
     let mut answers: BTreeMap<(String, String), u64> = BTreeMap::new();

@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use super::transaction::CheckListeners;
 use crate::net::ConnectionPool;
 use crate::protocol::{BrokerInfo, Request, Response, ResponseBody, ResponseCode, TopicRoute};
 use std::collections::BTreeMap;
@@ -64,15 +65,19 @@ pub struct ClientInstance {
     /// Broker name -> address, from the latest routes.
     brokers: Mutex<BTreeMap<String, String>>,
     next_namesrv: AtomicUsize,
+    /// Answers brokers' transaction check-backs.
+    check_listeners: Arc<CheckListeners>,
 }
 
 impl ClientInstance {
     /// A client instance; nothing is contacted until used.
     pub fn new(config: ClientConfig, clock: Clock) -> Arc<ClientInstance> {
+        let check_listeners = Arc::new(CheckListeners::default());
         Arc::new(ClientInstance {
             config,
             clock,
-            pool: ConnectionPool::new(),
+            pool: ConnectionPool::serving(check_listeners.clone()),
+            check_listeners,
             routes: Mutex::new(BTreeMap::new()),
             brokers: Mutex::new(BTreeMap::new()),
             next_namesrv: AtomicUsize::new(0),
@@ -209,6 +214,40 @@ impl ClientInstance {
             .collect();
         queues.sort();
         Ok(queues)
+    }
+
+    /// The check listeners of this client's transactional producers.
+    pub fn check_listeners(&self) -> &CheckListeners {
+        &self.check_listeners
+    }
+
+    /// Tells every broker the name servers know which producer groups
+    /// live here, so they can check back with this client; failures are
+    /// logged and tried again next period.
+    pub async fn heartbeat_producers(&self) {
+        let groups = self.check_listeners.groups();
+        if groups.is_empty() {
+            return;
+        }
+        let mut addrs: Vec<String> = match self.cluster().await {
+            Ok(brokers) => brokers.into_iter().map(|b| b.addr).collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "no cluster info for producer heartbeats; using the brokers seen");
+                self.brokers.lock().expect("brokers").values().cloned().collect()
+            }
+        };
+        addrs.sort();
+        addrs.dedup();
+        let request = Request::HeartbeatProducer { client_id: self.config.client_id.clone(), groups };
+        let calls = addrs.iter().map(|addr| {
+            let request = &request;
+            async move {
+                if let Err(e) = self.call(addr, request, self.timeout()).await {
+                    tracing::debug!(broker = %addr, error = %e, "producer heartbeat failed");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
     }
 
     /// Drops every connection (after a network change).

@@ -7,6 +7,7 @@
 //! - [`consumer`]: push consumer: rebalance, long-polling pulls, listener,
 //!   in-flight tracking and offset commits.
 //! - [`rebalance`]: pure queue allocation strategies.
+//! - [`transaction`]: the transactional producer and its check-back answers.
 //! - [`admin`]: topic, query and cluster operations for `mqadmin`.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod consumer;
 pub mod instance;
 pub mod producer;
 pub mod rebalance;
+pub mod transaction;
 
 pub use admin::Admin;
 pub use consumer::{
@@ -21,3 +23,4 @@ pub use consumer::{
 };
 pub use instance::{ClientConfig, ClientInstance, MessageQueue};
 pub use producer::{Producer, ProducerConfig};
+pub use transaction::{TransactionListener, TransactionProducer, TransactionSendResult};

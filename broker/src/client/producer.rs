@@ -83,6 +83,11 @@ impl Producer {
         Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)), ordered: Arc::default() })
     }
 
+    /// The producer group.
+    pub fn group(&self) -> &str {
+        &self.config.group
+    }
+
     /// Gives the message its unique id (kept across retries) and checks it.
     pub fn prepare(&self, mut msg: Message) -> Result<Message> {
         validate_name("topic", &msg.topic).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;

@@ -40,9 +40,13 @@ pub fn dlq_topic(group: &str) -> String {
 }
 
 /// Topics the broker makes and producers may not send to: the schedule
-/// topic and every retry and dead-letter topic.
+/// topic, every retry and dead-letter topic, and the transaction and timer
+/// topics.
 pub fn is_system_topic(topic: &str) -> bool {
-    topic == SCHEDULE_TOPIC || topic.starts_with(RETRY_PREFIX) || topic.starts_with(DLQ_PREFIX)
+    topic == SCHEDULE_TOPIC
+        || topic.starts_with(RETRY_PREFIX)
+        || topic.starts_with(DLQ_PREFIX)
+        || [super::HALF_TOPIC, super::OP_TOPIC, super::CHECK_MAX_TOPIC, super::TIMER_TOPIC].contains(&topic)
 }
 
 /// Checks a consumer group name, and that its retry and dead-letter topic

@@ -5,6 +5,7 @@ mod delay;
 mod filter;
 mod message;
 mod topic;
+mod transaction;
 
 pub use delay::{
     dlq_topic, is_system_topic, retry_level, retry_topic, validate_group, DelayLevels, DELAY_LEVELS_DEFAULT, DLQ_PREFIX,
@@ -14,5 +15,9 @@ pub use filter::TagFilter;
 pub use message::{
     fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Delayed, Message, MessageExt, Origin, UniqueIdGenerator,
     BORN_HOST_BYTES_MAX, PROPERTIES_BYTES_MAX, PROPERTY_UNIQ_KEY,
+};
+pub use transaction::{
+    TransactionState, CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP, PROPERTY_TIMER_DELAY_MS,
+    PROPERTY_TIMER_DELAY_SEC, PROPERTY_TIMER_DELIVER_MS, PROPERTY_TRANSACTION, TIMER_MAX_DELAY_MS_DEFAULT, TIMER_TOPIC,
 };
 pub use topic::{validate_name, TopicConfig, PERM_READ, PERM_WRITE, TOPIC_QUEUES_MAX};

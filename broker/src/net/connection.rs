@@ -1,19 +1,41 @@
-//! The client side of a connection.
+//! One connection, either side: requests go both ways over it, each with
+//! an id (the frame's opaque) and a timeout, and the responses find their
+//! requests by that id. A client connects and may serve requests the server
+//! sends it (a broker's transaction check-back); a server accepts and may
+//! call the client back over the same socket.
 
 use crate::error::{Error, Result};
-use crate::protocol::{decode_payload, encode_payload, Frame, FrameCodec, Request, Response, VERSION};
+use crate::protocol::{decode_payload, encode_payload, Frame, FrameCodec, Request, Response, ResponseCode, VERSION};
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
 type Pending = Arc<Mutex<BTreeMap<u32, oneshot::Sender<Frame>>>>;
 
-/// One TCP connection to a server, shared by many concurrent requests.
+/// What serves the requests a connection's peer sends.
+pub trait Inbound: Send + Sync + 'static {
+    /// Answers one request that came on `conn`.
+    fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response>;
+}
+
+/// Refuses every request: the side of a connection that serves nothing.
+struct ServesNothing;
+
+impl Inbound for ServesNothing {
+    fn handle(self: Arc<Self>, request: Request, _conn: Arc<Connection>) -> BoxFuture<'static, Response> {
+        let refusal = Response::error(ResponseCode::RequestNotSupported, format!("{} is not served on this side of the connection", request.name()));
+        Box::pin(async move { refusal })
+    }
+}
+
+/// One TCP connection, shared by many concurrent requests in either direction.
 pub struct Connection {
     addr: String,
     outbound: mpsc::Sender<Frame>,
@@ -25,8 +47,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` within `timeout`.
-    pub async fn connect(addr: &str, timeout: Duration) -> Result<Connection> {
+    /// Connects to `addr` within `timeout`; requests the server sends over
+    /// it are refused.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Arc<Connection>> {
+        Connection::connect_serving(addr, timeout, Arc::new(ServesNothing)).await
+    }
+
+    /// Connects to `addr` within `timeout`; `inbound` answers the requests
+    /// the server sends over it.
+    pub async fn connect_serving(addr: &str, timeout: Duration, inbound: Arc<dyn Inbound>) -> Result<Arc<Connection>> {
         let conn_err = |reason: String| Error::Connection { addr: addr.to_string(), reason };
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Err(_) => return Err(conn_err(format!("connect timed out after {} ms", timeout.as_millis()))),
@@ -35,13 +64,29 @@ impl Connection {
         };
         #[cfg(not(madsim))]
         stream.set_nodelay(true).map_err(|e| conn_err(e.to_string()))?;
-        let (mut sink, mut stream) = Framed::new(stream, FrameCodec).split();
+        Ok(Connection::start(stream, addr.to_string(), inbound, || {}))
+    }
+
+    /// Runs a connection over `stream` (connected or accepted): `peer` names
+    /// the other side in errors and logs, `inbound` answers its requests,
+    /// and `on_close` runs once the stream ends or breaks.
+    pub fn start<S>(stream: S, peer: String, inbound: Arc<dyn Inbound>, on_close: impl FnOnce() + Send + 'static) -> Arc<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut sink, mut frames) = Framed::new(stream, FrameCodec).split();
         let (outbound, mut rx) = mpsc::channel::<Frame>(1024);
-        let pending: Pending = Arc::new(Mutex::new(BTreeMap::new()));
-        let closed = Arc::new(AtomicBool::new(false));
         let (shutdown, stop) = watch::channel(false);
+        let conn = Arc::new(Connection {
+            addr: peer,
+            outbound,
+            pending: Arc::new(Mutex::new(BTreeMap::new())),
+            next_opaque: AtomicU32::new(1),
+            closed: Arc::new(AtomicBool::new(false)),
+            shutdown,
+        });
         {
-            let closed = closed.clone();
+            let closed = conn.closed.clone();
             let mut stop = stop.clone();
             tokio::spawn(async move {
                 loop {
@@ -58,32 +103,74 @@ impl Connection {
                 closed.store(true, Ordering::Relaxed);
             });
         }
-        {
-            let pending = pending.clone();
-            let closed = closed.clone();
-            let mut stop = stop;
-            tokio::spawn(async move {
-                loop {
-                    let next = tokio::select! {
-                        biased;
-                        _ = stop.changed() => break,
-                        next = stream.next() => next,
-                    };
-                    let Some(Ok(frame)) = next else { break };
-                    if !frame.response {
-                        continue;
+        // The reader holds the connection while the stream lasts, so an
+        // accepted connection lives without anyone else keeping it.
+        let reader = conn.clone();
+        let mut stop = stop;
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    next = frames.next() => next,
+                };
+                let frame = match next {
+                    None => break,
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        // Bad framing cannot be resynchronised: drop the connection.
+                        tracing::warn!(error = %e, "closing a connection after a malformed frame");
+                        break;
                     }
-                    let waiter = pending.lock().expect("pending lock").remove(&frame.opaque);
+                };
+                let conn = reader.clone();
+                if frame.response {
+                    let waiter = conn.pending.lock().expect("pending lock").remove(&frame.opaque);
                     if let Some(waiter) = waiter {
                         let _ = waiter.send(frame);
                     }
+                    continue;
                 }
-                closed.store(true, Ordering::Relaxed);
-                // Dropping the senders fails every request still waiting.
-                pending.lock().expect("pending lock").clear();
-            });
-        }
-        Ok(Connection { addr: addr.to_string(), outbound, pending, next_opaque: AtomicU32::new(1), closed, shutdown })
+                let inbound = inbound.clone();
+                tokio::spawn(async move {
+                    let response = if frame.version != VERSION {
+                        Response::error(
+                            ResponseCode::UnsupportedVersion,
+                            format!("protocol version {} is not supported; this side speaks {VERSION}", frame.version),
+                        )
+                    } else {
+                        match decode_payload::<Request>(&frame.payload) {
+                            Ok(request) => inbound.handle(request, conn.clone()).await,
+                            Err(e) => Response::error(ResponseCode::BadRequest, e.to_string()),
+                        }
+                    };
+                    if !frame.oneway {
+                        conn.respond(frame.opaque, &response).await;
+                    }
+                });
+            }
+            reader.close();
+            drop(reader);
+            on_close();
+        });
+        conn
+    }
+
+    /// Writes the response to the request numbered `opaque`.
+    async fn respond(&self, opaque: u32, response: &Response) {
+        let payload = encode_payload(response).unwrap_or_else(|e| {
+            // A response too large for a frame becomes an error the peer
+            // can read.
+            let refusal = Response::error(ResponseCode::SystemError, format!("response not sent: {e}"));
+            encode_payload(&refusal).unwrap_or_default()
+        });
+        let reply = Frame { version: VERSION, response: true, oneway: false, opaque, payload };
+        let _ = self.outbound.send(reply).await;
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &str {
+        &self.addr
     }
 
     /// Closes the connection: requests still waiting on it fail at once,
@@ -107,17 +194,32 @@ impl Connection {
         self.pending.lock().expect("pending lock").insert(opaque, tx);
         let frame = Frame { version: VERSION, response: false, oneway: false, opaque, payload };
         let broken = |reason: &str| Error::Connection { addr: self.addr.clone(), reason: reason.to_string() };
-        if self.outbound.send(frame).await.is_err() {
+        if self.is_closed() {
             self.pending.lock().expect("pending lock").remove(&opaque);
             return Err(broken("connection closed"));
         }
-        match tokio::time::timeout(timeout, rx).await {
+        // The timeout covers queueing the frame too: a peer that stopped
+        // reading fills the socket, then the queue, and a send would wait
+        // for room forever.
+        let exchange = async {
+            if self.outbound.send(frame).await.is_err() {
+                return Err(broken("connection closed"));
+            }
+            match rx.await {
+                Err(_) => Err(broken("connection closed while waiting")),
+                Ok(frame) => decode_payload(&frame.payload),
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
             Err(_) => {
                 self.pending.lock().expect("pending lock").remove(&opaque);
                 Err(Error::Timeout(timeout.as_millis() as u64))
             }
-            Ok(Err(_)) => Err(broken("connection closed while waiting")),
-            Ok(Ok(frame)) => decode_payload(&frame.payload),
+            Ok(Err(e)) => {
+                self.pending.lock().expect("pending lock").remove(&opaque);
+                Err(e)
+            }
+            Ok(Ok(response)) => Ok(response),
         }
     }
 
@@ -137,15 +239,29 @@ impl Connection {
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 /// Connections by address, reconnecting when one breaks.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ConnectionPool {
     slots: Arc<Mutex<BTreeMap<String, Slot>>>,
+    /// Answers the requests servers send over the pool's connections.
+    inbound: Arc<dyn Inbound>,
+}
+
+impl Default for ConnectionPool {
+    fn default() -> ConnectionPool {
+        ConnectionPool::new()
+    }
 }
 
 impl ConnectionPool {
-    /// An empty pool.
+    /// An empty pool whose connections serve nothing.
     pub fn new() -> ConnectionPool {
-        ConnectionPool::default()
+        ConnectionPool::serving(Arc::new(ServesNothing))
+    }
+
+    /// An empty pool whose connections serve the requests servers send
+    /// back over them with `inbound`.
+    pub fn serving(inbound: Arc<dyn Inbound>) -> ConnectionPool {
+        ConnectionPool { slots: Arc::default(), inbound }
     }
 
     fn slot(&self, addr: &str) -> Slot {
@@ -160,7 +276,7 @@ impl ConnectionPool {
         if let Some(live) = conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(live.clone());
         }
-        let fresh = Arc::new(Connection::connect(addr, timeout).await?);
+        let fresh = Connection::connect_serving(addr, timeout, self.inbound.clone()).await?;
         *conn = Some(fresh.clone());
         Ok(fresh)
     }

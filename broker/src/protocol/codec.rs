@@ -6,8 +6,10 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Protocol version spoken by this build. Version 2: messages carry a
-/// delay level, stored messages their origin and delay.
-pub const VERSION: u16 = 2;
+/// delay level, stored messages their origin and delay. Version 3:
+/// transactions (producer heartbeats, end, check-back) and the pending
+/// halves and timers in the broker's runtime figures.
+pub const VERSION: u16 = 3;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

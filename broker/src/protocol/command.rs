@@ -221,6 +221,40 @@ pub enum Request {
         /// (topic, queue id) pairs on this broker.
         queues: Vec<(String, u32)>,
     },
+    /// Producer -> broker, every heartbeat period: this client is live in
+    /// these producer groups, and may be asked to check back on their
+    /// transactions over this connection.
+    HeartbeatProducer {
+        /// The client instance.
+        client_id: String,
+        /// Its producer groups.
+        groups: Vec<String>,
+    },
+    /// Producer -> broker: the local transaction of a half message ended
+    /// (RocketMQ's `END_TRANSACTION`), after its executor or a check-back.
+    EndTransaction {
+        /// The half's producer group.
+        producer_group: String,
+        /// Where the half is in this broker's commit log.
+        commit_log_offset: u64,
+        /// The half's unique id, checked against the stored half.
+        msg_id: String,
+        /// Commit, rollback, or unknown (ignored: the broker asks again).
+        state: crate::model::TransactionState,
+        /// Whether a check-back asked for this answer.
+        from_check: bool,
+    },
+    /// Broker -> producer, over the producer's connection: what became of
+    /// the local transaction of this half? The producer acknowledges at
+    /// once and answers later with an [`Request::EndTransaction`].
+    CheckTransactionState {
+        /// The producer group asked.
+        producer_group: String,
+        /// The half, with its real topic and queue.
+        half: MessageExt,
+        /// Checks of this half before this one.
+        check_times: u32,
+    },
 }
 
 impl Request {
@@ -251,6 +285,9 @@ impl Request {
             Request::ConsumerSendMsgBack { .. } => "ConsumerSendMsgBack",
             Request::LockBatchMq { .. } => "LockBatchMq",
             Request::UnlockBatchMq { .. } => "UnlockBatchMq",
+            Request::HeartbeatProducer { .. } => "HeartbeatProducer",
+            Request::EndTransaction { .. } => "EndTransaction",
+            Request::CheckTransactionState { .. } => "CheckTransactionState",
         }
     }
 }
@@ -412,6 +449,16 @@ pub struct RuntimeInfo {
     pub flush_mode: String,
     /// Delayed messages (retries included) not yet moved to their topics.
     pub delayed_pending: u64,
+    /// Half messages neither committed, rolled back nor moved aside, with
+    /// a live producer to ask.
+    pub halves_pending: u64,
+    /// Open half messages whose producer group had no live producer when
+    /// last checked: they wait for one to come back.
+    pub halves_orphaned: u64,
+    /// Timer messages not yet delivered.
+    pub timers_pending: u64,
+    /// Half messages moved aside after too many checks, since start.
+    pub halves_moved_aside: u64,
 }
 
 /// What a response carries besides its code.

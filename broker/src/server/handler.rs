@@ -5,7 +5,7 @@ use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{
     dlq_topic, is_system_topic, offset_msg_id, retry_level, retry_topic, validate_group, validate_name, Delayed, Message,
-    MessageExt, Origin, TagFilter, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
+    MessageExt, Origin, TagFilter, HALF_TOPIC, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
 };
 use crate::protocol::{
     ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
@@ -21,11 +21,32 @@ const QUERY_RESULTS_MAX: u32 = 32;
 /// Most messages one pull returns.
 const PULL_BATCH_MAX: u32 = 1024;
 
+/// Where a sent message comes from.
+struct Born {
+    producer_group: String,
+    timestamp_ms: u64,
+    host: String,
+    peer: SocketAddr,
+}
+
 impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
         match request {
-            Request::SendMessage { producer_group: _, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } => {
-                self.send(queue_id, message, born_timestamp_ms, born_host, default_topic_queues, peer).await
+            Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } => {
+                let born = Born { producer_group, timestamp_ms: born_timestamp_ms, host: born_host, peer };
+                self.send(queue_id, message, born, default_topic_queues).await
+            }
+            Request::HeartbeatProducer { client_id, groups } => {
+                let now = self.clock.now_ms();
+                let mut producers = self.producers.lock().expect("producers");
+                for group in groups.iter().filter(|g| validate_name("producer group", g).is_ok()) {
+                    producers.heartbeat(&client_id, group, peer, now);
+                }
+                Response::ok(ResponseBody::None)
+            }
+            Request::EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } => {
+                tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
+                self.end_transaction(&producer_group, commit_log_offset, &msg_id, state).await
             }
             Request::PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms } => {
                 self.pull(&group, &topic, queue_id, offset, max_msgs, &expression, suspend_ms).await
@@ -165,6 +186,12 @@ impl Broker {
                         .map(|(_, queue_id)| store.queue_offsets(SCHEDULE_TOPIC, queue_id).1.saturating_sub(schedule.next(queue_id + 1)))
                         .sum()
                 };
+                // Each lock is let go before the next is taken.
+                let (halves_pending, halves_orphaned, halves_moved_aside) = {
+                    let t = self.transactions.lock().expect("transactions");
+                    let open = t.open(store.queue_offsets(HALF_TOPIC, 0).1);
+                    (open.saturating_sub(t.orphaned()), t.orphaned(), t.moved_aside())
+                };
                 Response::ok(ResponseBody::Runtime(RuntimeInfo {
                     broker_name: self.config.broker_name.clone(),
                     write_offset: store.write_offset(),
@@ -173,6 +200,10 @@ impl Broker {
                     get_count: self.get_count.load(Ordering::Relaxed),
                     flush_mode: self.config.flush.rocketmq_name().to_string(),
                     delayed_pending,
+                    halves_pending,
+                    halves_orphaned,
+                    timers_pending: self.timers.lock().expect("timers").len() as u64,
+                    halves_moved_aside,
                 }))
             }
             other @ (Request::RegisterBroker { .. }
@@ -181,6 +212,10 @@ impl Broker {
             | Request::GetClusterInfo) => Response::error(
                 ResponseCode::RequestNotSupported,
                 format!("{} is a name server request; this is a broker", other.name()),
+            ),
+            other @ Request::CheckTransactionState { .. } => Response::error(
+                ResponseCode::RequestNotSupported,
+                format!("{} is a request brokers send to producers; this is a broker", other.name()),
             ),
         }
     }
@@ -239,7 +274,7 @@ impl Broker {
         Ok(self.topics.lock().expect("topics")[topic].clone())
     }
 
-    async fn send(&self, queue_id: u32, message: Message, born_timestamp_ms: u64, born_host: String, default_queues: u32, peer: SocketAddr) -> Response {
+    async fn send(&self, queue_id: u32, message: Message, born: Born, default_queues: u32) -> Response {
         if bugs::active(Bug::ProgressStall) && self.recovery.end_offset > 0 {
             // The planted defect: once restarted over a non-empty store, the
             // broker never acknowledges a send again.
@@ -269,16 +304,33 @@ impl Broker {
         }
         let msg_id_hint = message.unique_id().map(str::to_string);
         let now = self.clock.now_ms();
+        let timer = match message.timer_deliver_at(now, self.config.timer_max_delay_ms) {
+            Ok(timer) => timer.filter(|&at| at > now),
+            Err(e) => return Response::error(ResponseCode::MessageIllegal, e),
+        };
+        let transactional = message.is_transactional();
+        if transactional {
+            if message.delay_level > 0 || message.has_timer() {
+                return Response::error(ResponseCode::MessageIllegal, "a transactional message may not have a delay level or a timer");
+            }
+            if let Err(e) = validate_name("producer group", &born.producer_group) {
+                return Response::error(ResponseCode::MessageIllegal, e);
+            }
+        }
         let mut msg = MessageExt {
             message,
             broker_name: self.config.broker_name.clone(),
             queue_id,
-            born_timestamp_ms,
-            born_host: if born_host.is_empty() { peer.to_string() } else { born_host },
+            born_timestamp_ms: born.timestamp_ms,
+            born_host: if born.host.is_empty() { born.peer.to_string() } else { born.host },
             store_host: self.config.advertise_addr.clone(),
             ..MessageExt::default()
         };
-        if msg.message.delay_level > 0 {
+        if transactional {
+            self.make_half(&mut msg, &born.producer_group);
+        } else if let Some(at) = timer {
+            self.make_timer(&mut msg, at);
+        } else if msg.message.delay_level > 0 {
             // Held in the schedule topic until due (a level past the table
             // is the last, as in RocketMQ).
             let level = self.config.delay_levels.clamp(msg.message.delay_level);
@@ -289,6 +341,9 @@ impl Broker {
             Ok(stored) => stored,
             Err(response) => return response,
         };
+        if let Some(at) = timer {
+            self.timer_added(at, put.queue_offset);
+        }
         let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);
         let result = SendResult {
             status,
@@ -310,7 +365,7 @@ impl Broker {
     /// Stores a message and waits as long as the flush mode says before it
     /// may be acknowledged: the put and the durability it reached, or the
     /// response that refuses it.
-    async fn store_message(&self, msg: MessageExt, now: u64) -> Result<(PutResult, SendStatus), Response> {
+    pub(super) async fn store_message(&self, msg: MessageExt, now: u64) -> Result<(PutResult, SendStatus), Response> {
         let (topic, queue_id) = (msg.message.topic.clone(), msg.queue_id);
         let put = self.store.lock().expect("store").put(msg, now).map_err(Response::from)?;
         self.put_count.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +408,7 @@ impl Broker {
 
     /// A retry or dead-letter topic: one queue, read and write, made on
     /// first use and registered with the name servers.
-    async fn system_topic(&self, topic: &str) -> Result<(), Response> {
+    pub(super) async fn system_topic(&self, topic: &str) -> Result<(), Response> {
         if self.topics.lock().expect("topics").contains_key(topic) {
             return Ok(());
         }

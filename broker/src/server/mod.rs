@@ -10,17 +10,21 @@ mod handler;
 mod locks;
 mod offsets;
 mod schedule;
+mod timer;
+mod transaction;
 
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
 pub use locks::QueueLocks;
 pub use schedule::ScheduleProgress;
+pub use timer::TimerWheel;
+pub use transaction::{ProducerGroups, TransactionTable};
 
 use crate::clock::Clock;
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
-use crate::model::{DelayLevels, TopicConfig, SCHEDULE_TOPIC};
-use crate::net::{ConnectionPool, Service};
+use crate::model::{DelayLevels, TopicConfig, HALF_TOPIC, SCHEDULE_TOPIC};
+use crate::net::{Connection, ConnectionPool, Service};
 use crate::protocol::{Request, Response};
 use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
 use futures::future::BoxFuture;
@@ -97,6 +101,16 @@ pub struct BrokerConfig {
     /// How long a queue lock lasts after its last renewal (60 s, RocketMQ's
     /// `rocketmq.broker.rebalance.lockMaxLiveTime`).
     pub lock_lease_ms: u64,
+    /// A half message is checked back once this old with no end (6 s,
+    /// `transactionTimeOut`).
+    pub transaction_timeout_ms: u64,
+    /// How often half messages are scanned for check-back (60 s,
+    /// `transactionCheckInterval`).
+    pub transaction_check_interval_ms: u64,
+    /// Checks of one half before it is moved aside (15, `transactionCheckMax`).
+    pub transaction_check_max: u32,
+    /// How far ahead a timer message may be set (3 days, `timerMaxDelaySec`).
+    pub timer_max_delay_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -124,6 +138,10 @@ impl BrokerConfig {
             retention_check_interval_ms: 60_000,
             delay_levels: DelayLevels::default(),
             lock_lease_ms: 60_000,
+            transaction_timeout_ms: 6_000,
+            transaction_check_interval_ms: 60_000,
+            transaction_check_max: 15,
+            timer_max_delay_ms: crate::model::TIMER_MAX_DELAY_MS_DEFAULT,
             store: StoreConfig::default(),
         }
     }
@@ -158,6 +176,16 @@ pub struct Broker {
     corrected: Mutex<BTreeMap<(u32, u64), u64>>,
     /// Orderly consumers' queue locks.
     locks: Mutex<QueueLocks>,
+    /// Live producers per producer group (asked on check-back).
+    producers: Mutex<ProducerGroups>,
+    /// Open connections by peer: how the broker calls a client back.
+    links: Mutex<BTreeMap<SocketAddr, Arc<Connection>>>,
+    /// Half messages: which ended, check counts.
+    transactions: Mutex<TransactionTable>,
+    /// Pending timer messages.
+    timers: Mutex<TimerWheel>,
+    /// Wakes the timer service when a timer is added.
+    timer_wake: Notify,
     /// Per queue: bumped on every put, so held pulls wake up.
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
@@ -173,7 +201,7 @@ impl Broker {
     /// Opens the store (recovering from any crash) and the persisted
     /// topics and offsets.
     pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Clock) -> Result<Arc<Broker>> {
-        let (store, recovery) = MessageStore::open(disk.clone(), config.store.clone())?;
+        let (mut store, recovery) = MessageStore::open(disk.clone(), config.store.clone())?;
         let topics: BTreeMap<String, TopicConfig> = match read_all(disk.as_ref(), TOPICS_PATH)? {
             None => BTreeMap::new(),
             Some(bytes) => serde_json::from_slice::<Vec<TopicConfig>>(&bytes)
@@ -200,8 +228,15 @@ impl Broker {
             None => QueueLocks::new(lease),
             Some(bytes) => QueueLocks::from_json(&bytes, lease, clock.instant()).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
         };
+        let transactions = {
+            let ended = transaction::ended_halves(&mut store)?;
+            let checks = read_all(disk.as_ref(), transaction::CHECKS_PATH)?;
+            let low = store.queue_offsets(HALF_TOPIC, 0).0;
+            TransactionTable::new(ended, checks.as_deref(), low).map_err(|reason| Error::Corrupt { offset: 0, reason })?
+        };
+        let timers = timer::open_wheel(&mut store, read_all(disk.as_ref(), timer::TIMER_PATH)?.as_deref())?;
         let flushed_offset = store.flushed_offset();
-        tracing::info!(broker = %config.broker_name, ?recovery, "store opened");
+        tracing::info!(broker = %config.broker_name, ?recovery, timers = timers.len(), "store opened");
         Ok(Arc::new(Broker {
             config,
             clock,
@@ -213,6 +248,11 @@ impl Broker {
             schedule: Mutex::new(schedule),
             corrected: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(locks),
+            producers: Mutex::new(ProducerGroups::default()),
+            links: Mutex::new(BTreeMap::new()),
+            transactions: Mutex::new(transactions),
+            timers: Mutex::new(timers),
+            timer_wake: Notify::new(),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
@@ -270,6 +310,7 @@ impl Broker {
         self.every(self.config.offset_persist_interval_ms, |b| {
             b.persist_offsets();
             b.persist_schedule();
+            b.persist_timers();
         });
         let me = self.clone();
         tokio::spawn(async move {
@@ -278,11 +319,21 @@ impl Broker {
                 me.deliver_due().await;
             }
         });
+        let me = self.clone();
+        tokio::spawn(async move { me.run_timers().await });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(me.config.transaction_check_interval_ms.max(1))).await;
+                me.check_round().await;
+            }
+        });
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         // Checked three times per expiry period (at most every 10 s), so a
         // silent client leaves its groups soon after it expires.
         self.every((self.config.client_expiry_ms / 3).clamp(1_000, 10_000), |b| {
             b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
+            b.producers.lock().expect("producers").expire(b.clock.now_ms(), b.config.client_expiry_ms);
         });
         self.every(self.config.retention_check_interval_ms, |b| {
             let now = b.clock.now_ms();
@@ -352,6 +403,8 @@ impl Broker {
                 drop(store);
                 // Deliveries not yet durable may be gone with the cut tail.
                 self.schedule.lock().expect("schedule").rewind_to_durable();
+                self.rebuild_timers();
+                self.rebuild_transactions();
                 marks::reach(Mark::StoreReopened);
                 tracing::info!(broker = %self.config.broker_name, why = %why, ?recovery, "store reopened after a disk failure");
                 self.flushed.send_replace(FlushState { offset, error: None });
@@ -467,11 +520,28 @@ impl Service for Broker {
         Box::pin(async move { self.apply(request, peer).await })
     }
 
+    fn opened(&self, peer: SocketAddr, conn: &Arc<Connection>) {
+        let mut links = self.links.lock().expect("links");
+        links.retain(|_, c| !c.is_closed());
+        links.insert(peer, conn.clone());
+    }
+
     /// A consumer whose connection closed leaves its groups now, so the
     /// others rebalance its queues without waiting for the expiry. Its
     /// queue locks stay until their lease runs out: a client whose
     /// connection broke may still be processing.
     fn closed(&self, peer: SocketAddr) {
+        {
+            let mut links = self.links.lock().expect("links");
+            if links.get(&peer).is_some_and(|c| !c.is_closed()) {
+                // The client connected again from the same address before
+                // this close was noticed: the live connection keeps its
+                // link and memberships.
+                return;
+            }
+            links.remove(&peer);
+        }
+        self.producers.lock().expect("producers").connection_closed(peer);
         let removed = self.groups.lock().expect("groups").connection_closed(peer);
         if removed > 0 {
             tracing::debug!(%peer, removed, "a consumer's connection closed; it left its groups");

@@ -313,3 +313,39 @@ async fn a_clock_set_back_neither_strands_nor_hurries_a_delayed_message() {
     assert!(waited >= Duration::from_secs(1), "delivered {waited:?} after it was stored, before its 1 s delay");
     assert!(waited < Duration::from_secs(5), "held {waited:?}: the hour the clock stepped back was added");
 }
+
+/// A connection that serves nothing, over an in-memory stream.
+fn loose_connection() -> Arc<crate::net::Connection> {
+    struct Nothing;
+    impl crate::net::Inbound for Nothing {
+        fn handle(self: Arc<Self>, _r: Request, _c: Arc<crate::net::Connection>) -> futures::future::BoxFuture<'static, Response> {
+            Box::pin(async { Response::error(ResponseCode::RequestNotSupported, "nothing") })
+        }
+    }
+    let (stream, _other) = tokio::io::duplex(1024);
+    std::mem::forget(_other);
+    crate::net::Connection::start(stream, "peer".into(), Arc::new(Nothing), || {})
+}
+
+/// Regression (found by the swarm): a producer that reconnected from the
+/// same address before the broker noticed its old connection close lost
+/// its link: the late close removed the new connection, and the broker
+/// never checked back with the producer again (madsim reuses ports; so
+/// may a NAT). A close now leaves a live connection of the address alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_close_of_an_old_connection_keeps_the_new_one_from_the_same_address() {
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    let (old, new) = (loose_connection(), loose_connection());
+    broker.opened(peer(), &old);
+    let heartbeat = Request::HeartbeatProducer { client_id: "p1".into(), groups: vec!["pay".into()] };
+    broker.apply(heartbeat.clone(), peer()).await;
+    old.close();
+    broker.opened(peer(), &new);
+    broker.closed(peer());
+    assert!(broker.links.lock().unwrap().get(&peer()).is_some_and(|c| Arc::ptr_eq(c, &new)), "the new connection lost its link");
+    assert_eq!(broker.producers.lock().unwrap().members("pay").len(), 1, "the producer left its group");
+    new.close();
+    broker.closed(peer());
+    assert!(broker.links.lock().unwrap().is_empty());
+    assert!(broker.producers.lock().unwrap().members("pay").is_empty());
+}

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// every acknowledged message with a key and every clustering group that
 /// subscribes to it, the (group, key) must have exactly one effect: more is
 /// `double-effect`, none is `missing-effect` (unless every such message was
-/// dead-lettered for the group or destroyed by a disk fault). An effect of a key that no acknowledged or
+/// dead-lettered for the group, destroyed by a disk fault, or a transaction
+/// rolled back, moved aside or orphaned). An effect of a key that no acknowledged or
 /// unknown send carried is `phantom-effect`; more than one effect of a key
 /// whose send was unknown is also `double-effect`. Broadcast groups are left
 /// out: each consumer applies its own effect. Any anomaly is invalid.
@@ -64,7 +65,7 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
         }
         for group in index.subscribing_groups(message).filter(|g| !g.broadcast) {
             let group = group.group.as_str();
-            let dead = dlq.contains_key(&(group, message.msg_id)) || index.destroyed.contains(message.msg_id);
+            let dead = dlq.contains_key(&(group, message.msg_id)) || index.excuse(message.msg_id).is_some();
             *required.entry((group, key)).or_insert(true) &= dead;
         }
     }

@@ -15,11 +15,15 @@ pub const DRAIN_PROCESS: &str = "drain";
 ///
 /// With the tail starting at T and bound b, each acknowledged message must be
 /// delivered to each subscribing group (each subscriber of a broadcast
-/// group), not by the drain, by max(ack time, T) + b. A delivery the
+/// group), not by the drain, by max(ack time, T) + b (a timer's or delayed
+/// message's delivery time, or a transaction's commit, stands for its ack
+/// time when later; transactions rolled back, moved aside, orphaned or
+/// resolved by a check-back are the transaction check's). A delivery the
 /// business logic failed counts: the broker delivered it, and what follows
 /// (retries at their delay levels, the DLQ) is the dead-letter check's. Dead-lettered
-/// messages and messages a disk fault destroyed are excused. A message whose deadline falls after the `end`
-/// event is `pending`, not a violation. Counts: `required`, `late`, `never`,
+/// messages and messages a disk fault destroyed are excused. A message whose deadline falls after the clients
+/// stopped (`clients-stopped`, else the `end` event) is `pending`, not a
+/// violation. Counts: `required`, `late`, `never`,
 /// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
 /// never is invalid; a history without `tail-start` or `end` is unknown.
 ///
@@ -52,9 +56,11 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
         return result;
     };
     let dlq = dead_letters(history);
-    let end_t_ms = match index.end {
-        Some(end) => end.t_ms,
-        None => history.iter().map(|e| e.t_ms).max().unwrap_or(0),
+    // Deliveries can only happen while the clients run.
+    let end_t_ms = match (history.iter().find(|e| e.op == Op::ClientsStopped), index.end) {
+        (Some(stop), _) => stop.t_ms,
+        (None, Some(end)) => end.t_ms,
+        (None, None) => history.iter().map(|e| e.t_ms).max().unwrap_or(0),
     };
 
     // (group, msg_id, process) -> first delivery outside the drain
@@ -75,9 +81,22 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
 
     let (mut required, mut late, mut never, mut pending, mut max_delay_ms) = (0, 0, 0, 0, 0);
     for message in index.acknowledged() {
-        let ack_t_ms = message.ack_t_ms().unwrap_or(0);
-        let from_ms = ack_t_ms.max(tail_start.t_ms);
-        let deadline_ms = from_ms.saturating_add(bound_ms);
+        if index.tx.get(message.msg_id).is_some_and(|t| t.excuse().is_some()) {
+            continue;
+        }
+        // A timer counts from its delivery time, a transaction from the end
+        // that committed it (one a check-back resolves is the transaction
+        // check's).
+        let Some(ready_ms) = index.deliverable_from_ms(message) else { continue };
+        let from_ms = ready_ms.max(tail_start.t_ms);
+        // A timer's broker whose clock was set back lets it out that much
+        // later in true time.
+        let setback = if message.invoke.deliver_at_ms.is_some() {
+            cfg.expect.clock_setback_ms.values().copied().max().unwrap_or(0)
+        } else {
+            0
+        };
+        let deadline_ms = from_ms.saturating_add(bound_ms).saturating_add(setback);
         for group in index.subscribing_groups(message) {
             let name = group.group.as_str();
             if dlq.contains_key(&(name, message.msg_id)) || index.destroyed.contains(message.msg_id) {

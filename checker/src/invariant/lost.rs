@@ -14,7 +14,10 @@ use std::collections::BTreeSet;
 /// result success carries its msg_id; for a broadcast group every process
 /// that subscribed to the group must consume it. A message in the group's
 /// DLQ counts as accounted for, and so does one a disk fault destroyed
-/// (`destroyed`: the nemesis flipped a bit of its stored entry). Counts: `acknowledged`, `lost` (distinct
+/// (`destroyed`: the nemesis flipped a bit of its stored entry), and so
+/// does a transactional message that is not to be delivered: rolled back,
+/// moved aside after the most check-backs, or orphaned (counted as
+/// `transactions-not-due`; the transaction check judges those). Counts: `acknowledged`, `lost` (distinct
 /// messages), `dead-lettered` and `unsubscribed` (acknowledged messages no
 /// group subscribes to). Without an `end` event the final drain may not have
 /// run, so losses beyond the tolerance are `unknown` rather than `invalid`.
@@ -41,12 +44,20 @@ pub(crate) fn lost<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a
 
     let mut result = CheckResult::new(Invariant::Lost.name());
     let (mut acknowledged, mut lost, mut dead_lettered, mut unsubscribed) = (0, 0, 0, 0);
-    let mut destroyed = 0;
+    let (mut destroyed, mut tx_excused) = (0, 0);
     for message in index.acknowledged() {
         acknowledged += 1;
-        if index.destroyed.contains(message.msg_id) {
-            destroyed += 1;
-            continue;
+        match index.excuse(message.msg_id) {
+            Some("destroyed") => {
+                destroyed += 1;
+                continue;
+            }
+            // The transaction check's to judge.
+            Some(_) => {
+                tx_excused += 1;
+                continue;
+            }
+            None => {}
         }
         let mut subscribed = false;
         let mut is_lost = false;
@@ -87,6 +98,9 @@ pub(crate) fn lost<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a
     result.set("dead-lettered", dead_lettered);
     result.set("unsubscribed", unsubscribed);
     result.set("destroyed", destroyed);
+    if tx_excused > 0 {
+        result.set("transactions-not-due", tx_excused);
+    }
 
     if lost > cfg.expect.lost_max {
         if index.end.is_some() {

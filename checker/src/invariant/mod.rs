@@ -10,6 +10,7 @@
 //! relies on to have seen the whole run.
 
 mod dead_letter;
+mod delay;
 mod duplicated;
 mod exactly_once;
 mod hostile;
@@ -19,9 +20,11 @@ mod lost;
 mod order;
 mod progress;
 mod recovered;
+mod transaction;
 mod unexpected;
 
 pub use dead_letter::{check_dead_letter, DEDUPE_UNAVAILABLE, LOCAL_RETRY};
+pub use delay::check_delay;
 pub use duplicated::check_duplicated;
 pub use exactly_once::check_exactly_once;
 pub use hostile::check_hostile;
@@ -31,6 +34,7 @@ pub use lost::check_lost;
 pub use order::check_order;
 pub use progress::check_progress;
 pub use recovered::check_recovered;
+pub use transaction::check_transaction;
 pub use unexpected::check_unexpected;
 
 use crate::config::CheckConfig;
@@ -68,15 +72,17 @@ pub enum Invariant {
     /// In the DLQ iff consumption failed max-reconsume + 1 times; never both
     /// consumed and dead-lettered; each retry no earlier than its level.
     DeadLetter,
-    // Room for later issues, deliberately not implemented yet:
-    // - Transaction: rolled back never delivered, committed delivered,
-    //   unknown resolved by check-back within the configured checks.
-    // - Delay: never delivered before its delivery time; lateness measured.
+    /// Rolled back never delivered; committed delivered (or moved aside
+    /// and reported) from one stored copy; check-backs counted.
+    Transaction,
+    /// Timers and delayed messages never delivered before their time, and
+    /// delivered; lateness measured.
+    Delay,
 }
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 11] = [
+    pub const ALL: [Invariant; 13] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -88,6 +94,8 @@ impl Invariant {
         Invariant::Progress,
         Invariant::Hostile,
         Invariant::DeadLetter,
+        Invariant::Transaction,
+        Invariant::Delay,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -104,6 +112,8 @@ impl Invariant {
             Invariant::Progress => "progress",
             Invariant::Hostile => "hostile",
             Invariant::DeadLetter => "dead-letter",
+            Invariant::Transaction => "transaction",
+            Invariant::Delay => "delay",
         }
     }
 
@@ -126,6 +136,8 @@ impl Invariant {
             Invariant::Progress => progress::progress(history, cfg, index),
             Invariant::Hostile => hostile::hostile(history, cfg, index),
             Invariant::DeadLetter => dead_letter::dead_letter(history, cfg, index),
+            Invariant::Transaction => transaction::transaction(history, cfg, index),
+            Invariant::Delay => delay::delay(history, cfg, index),
         }
     }
 }

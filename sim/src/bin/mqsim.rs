@@ -548,6 +548,8 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly => "dead-letter",
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "order",
+        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice => "transaction",
+        Bug::TimerEarly | Bug::TimersLostOnRestart => "delay",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
     }
@@ -568,6 +570,9 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey => "retry-dead-letter",
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "orderly-rebalance",
         Bug::DelayStepBackEarly => "retry-clock-skew",
+        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice => "transaction-check-back",
+        Bug::TimerEarly => "timer-clock-skew",
+        Bug::TimersLostOnRestart => "transaction-broker-crash",
     }
 }
 

@@ -1,0 +1,179 @@
+//! The transactional producer: a half message, a local transaction, its
+//! end; and the answers to the broker's check-backs, which may reach any
+//! live producer of the group, not only the one that sent the half.
+
+use super::instance::{into_body, ClientInstance};
+use super::producer::{Producer, ProducerConfig};
+use crate::error::{Error, Result};
+use crate::model::{parse_offset_msg_id, Message, MessageExt, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
+use crate::net::{Connection, Inbound};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode, SendResult};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a transactional producer's application supplies (RocketMQ's
+/// `TransactionListener`).
+pub trait TransactionListener: Send + Sync + 'static {
+    /// Runs the local transaction of a half the broker stored.
+    fn execute(&self, msg: &Message, half: &SendResult) -> BoxFuture<'static, TransactionState>;
+
+    /// Answers a check-back: what became of this half's local transaction?
+    /// `check_times` counts the checks of it before this one.
+    fn check(&self, half: MessageExt, check_times: u32) -> BoxFuture<'static, TransactionState>;
+}
+
+/// The outcome of [`TransactionProducer::send_in_transaction`].
+#[derive(Clone, Debug)]
+pub struct TransactionSendResult {
+    /// Where the half was stored.
+    pub half: SendResult,
+    /// What the local transaction answered (rollback, without running it,
+    /// when the half was stored but not durable as configured).
+    pub state: TransactionState,
+    /// Whether the end reached the broker; when it did not (or the state
+    /// was unknown), the broker checks back.
+    pub end: std::result::Result<(), String>,
+}
+
+/// Check listeners by producer group, serving the check-backs brokers send
+/// over this client's connections.
+#[derive(Default)]
+pub struct CheckListeners {
+    groups: Mutex<BTreeMap<String, Arc<dyn TransactionListener>>>,
+    timeout: Mutex<Duration>,
+}
+
+impl CheckListeners {
+    /// Serves check-backs of `group` with `listener`.
+    pub fn register(&self, group: &str, listener: Arc<dyn TransactionListener>, timeout: Duration) {
+        self.groups.lock().expect("listeners").insert(group.to_string(), listener);
+        *self.timeout.lock().expect("timeout") = timeout;
+    }
+
+    /// Stops serving `group`.
+    pub fn unregister(&self, group: &str) {
+        self.groups.lock().expect("listeners").remove(group);
+    }
+
+    /// The producer groups served.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.lock().expect("listeners").keys().cloned().collect()
+    }
+}
+
+impl Inbound for CheckListeners {
+    /// A check-back is taken at once and answered later with an end over
+    /// the same connection, so a slow listener holds up nothing.
+    fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response> {
+        let response = match request {
+            Request::CheckTransactionState { producer_group, half, check_times } => {
+                let listener = self.groups.lock().expect("listeners").get(&producer_group).cloned();
+                match listener {
+                    None => Response::error(ResponseCode::NoPermission, format!("no producer of group {producer_group} here")),
+                    Some(listener) => {
+                        let timeout = *self.timeout.lock().expect("timeout");
+                        tokio::spawn(async move {
+                            let state = listener.check(half.clone(), check_times).await;
+                            if state == TransactionState::Unknown {
+                                return;
+                            }
+                            let end = Request::EndTransaction {
+                                producer_group,
+                                commit_log_offset: half.commit_log_offset,
+                                msg_id: half.msg_id(),
+                                state,
+                                from_check: true,
+                            };
+                            if let Err(e) = conn.request(&end, timeout).await {
+                                tracing::debug!(error = %e, "the answer to a check-back did not reach the broker");
+                            }
+                        });
+                        Response::ok(ResponseBody::None)
+                    }
+                }
+            }
+            other => Response::error(ResponseCode::RequestNotSupported, format!("{} is not served by clients", other.name())),
+        };
+        Box::pin(async move { response })
+    }
+}
+
+/// Sends transactional messages (RocketMQ's `TransactionMQProducer`).
+pub struct TransactionProducer {
+    producer: Producer,
+    client: Arc<ClientInstance>,
+    listener: Arc<dyn TransactionListener>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl TransactionProducer {
+    /// Starts a transactional producer: check-backs of its group reach
+    /// `listener`, and it heartbeats every broker so they know where to
+    /// send them.
+    pub fn start(client: Arc<ClientInstance>, config: ProducerConfig, listener: Arc<dyn TransactionListener>) -> Result<TransactionProducer> {
+        let producer = Producer::new(client.clone(), config)?;
+        let group = producer.group().to_string();
+        client.check_listeners().register(&group, listener.clone(), client.timeout());
+        let heartbeat = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                loop {
+                    client.heartbeat_producers().await;
+                    tokio::time::sleep(Duration::from_millis(client.config().heartbeat_ms)).await;
+                }
+            })
+        };
+        Ok(TransactionProducer { producer, client, listener, heartbeat })
+    }
+
+    /// Sends `msg` as a half, runs the local transaction once the half is
+    /// stored, and ends it with the answer. A failed send is an error and
+    /// runs nothing.
+    pub async fn send_in_transaction(&self, msg: Message) -> Result<TransactionSendResult> {
+        let msg = msg
+            .with_property(PROPERTY_TRANSACTION, "true")
+            .with_property(PROPERTY_PRODUCER_GROUP, self.producer.group());
+        let msg = self.producer.prepare(msg)?;
+        let half = self.producer.send(msg.clone()).await?;
+        let state = if half.is_ok() { self.listener.execute(&msg, &half).await } else { TransactionState::Rollback };
+        let end = match state {
+            TransactionState::Unknown => Ok(()),
+            state => self.end(&half, state).await.map_err(|e| e.to_string()),
+        };
+        Ok(TransactionSendResult { half, state, end })
+    }
+
+    async fn end(&self, half: &SendResult, state: TransactionState) -> Result<()> {
+        let Some((_, commit_log_offset)) = parse_offset_msg_id(&half.offset_msg_id) else {
+            return Err(Error::Protocol(format!("the broker gave the half a malformed offset id {}", half.offset_msg_id)));
+        };
+        let addr = self.client.broker_addr(&half.broker_name).ok_or_else(|| Error::NoRoute(half.broker_name.clone()))?;
+        let request = Request::EndTransaction {
+            producer_group: self.producer.group().to_string(),
+            commit_log_offset,
+            msg_id: half.msg_id.clone(),
+            state,
+            from_check: false,
+        };
+        into_body(self.client.pool_request(&addr, &request, self.client.timeout()).await?).map(|_| ())
+    }
+
+    /// The plain producer underneath (same group).
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// Stops heartbeating and answering check-backs.
+    pub fn shutdown(&self) {
+        self.heartbeat.abort();
+        self.client.check_listeners().unregister(self.producer.group());
+    }
+}
+
+impl Drop for TransactionProducer {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}

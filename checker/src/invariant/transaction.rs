@@ -1,0 +1,172 @@
+//! **transaction**: what a transactional producer decides is what consumers
+//! get, through crashes and check-backs.
+//!
+//! A transactional message's send invoke carries `tx`: what its local
+//! transaction decides in the end. The producer records its end (`tx-end`)
+//! and every check-back it answers (`tx-check`); the drain records halves it
+//! found moved aside (`tx-aside`).
+
+use super::{not_expected, Invariant};
+use crate::config::CheckConfig;
+use crate::history::{Event, Kind, Op, TxState};
+use crate::index::{Index, SendStatus};
+use crate::verdict::{CheckResult, Validity};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Checks, for each transactional message whose half was acknowledged:
+///
+/// - `rollback-delivered`: its local transaction rolled back, yet a
+///   consumer got it;
+/// - `committed-not-delivered`: it committed, yet no consumer got it and it
+///   was not moved aside (reported) after the most check-backs; excused
+///   when every producer of its group left for good before a end reached
+///   the broker (`orphaned`: nobody could answer);
+/// - `committed-twice`: consumers got it from two different stored copies
+///   (queue and offset), which only a second commit of one half writes.
+///   Excused on a broker that lost power (its copy may have been lost and
+///   written again).
+///
+/// Counts: `transactions`, `committed`, `rolled-back`, `ended-by-producer`,
+/// `resolved-by-check` (no end from the producer reached the broker: a
+/// check-back's answer did), `checks`, `checks-<answer>`, `moved-aside`,
+/// `orphaned`, and `resolve-p50-ms`, `resolve-p99-ms`, `resolve-max-ms`:
+/// from the half's acknowledgement to the first delivery, for committed
+/// messages a check-back resolved.
+pub fn check_transaction(history: &[Event], cfg: &CheckConfig) -> CheckResult {
+    transaction(history, cfg, &Index::build(history, cfg))
+}
+
+/// [`check_transaction`] over an index built once for every check.
+pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
+    if !cfg.expect.transaction {
+        return not_expected(Invariant::Transaction);
+    }
+    let mut result = CheckResult::new(Invariant::Transaction.name());
+    let mut deliveries: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
+        if let Some(id) = e.msg_id.as_deref().filter(|id| index.tx.contains_key(id)) {
+            deliveries.entry(id).or_default().push(e);
+        }
+    }
+    // Brokers that lost power: their copies may be written twice.
+    let powerless: BTreeSet<&str> = history
+        .iter()
+        .filter(|e| e.op == Op::Fault && e.fault.as_deref() == Some("power-loss"))
+        .flat_map(|e| e.target.as_deref().unwrap_or("").split(','))
+        .collect();
+    let mut checks_by_answer: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::TxCheck) {
+        *checks_by_answer.entry(e.tx.map_or("none", TxState::as_str)).or_default() += 1;
+    }
+    let (mut transactions, mut committed, mut rolled_back, mut by_producer, mut by_check) = (0, 0, 0, 0, 0);
+    let (mut aside, mut orphaned, mut twice_excused) = (0, 0, 0);
+    let mut resolve_ms = Vec::new();
+    let (mut bad, mut rollback_delivered, mut not_delivered, mut twice) = (0, 0, 0, 0);
+    for (&id, tx) in &index.tx {
+        let Some(message) = index.messages.get(id).filter(|m| m.status == SendStatus::Acknowledged) else { continue };
+        transactions += 1;
+        let got = deliveries.get(id).map(Vec::as_slice).unwrap_or_default();
+        match tx.end {
+            Some(_) => by_producer += 1,
+            None => by_check += 1,
+        }
+        if tx.aside.is_some() {
+            aside += 1;
+        }
+        match tx.truth {
+            TxState::Rollback => {
+                rolled_back += 1;
+                if let Some(first) = got.first() {
+                    bad += 1;
+                    rollback_delivered += 1;
+                    result.push_anomaly(
+                        "rollback-delivered",
+                        format!("{id} was rolled back by its local transaction, yet {} got it at {} ms", first.process, first.t_ms),
+                        [message.event_ids(), vec![first.id]].concat(),
+                    );
+                }
+            }
+            TxState::Commit | TxState::Unknown => {
+                committed += 1;
+                if got.is_empty() {
+                    if tx.aside.is_some() {
+                        continue;
+                    }
+                    if tx.orphaned && tx.end.is_none() {
+                        orphaned += 1;
+                        continue;
+                    }
+                    bad += 1;
+                    not_delivered += 1;
+                    let how = if tx.end.is_some() { "its producer's commit reached the broker" } else { "check-back never resolved it" };
+                    result.push_anomaly(
+                        "committed-not-delivered",
+                        format!("{id} committed, yet no consumer got it and it was not moved aside: {how}"),
+                        message.event_ids(),
+                    );
+                    continue;
+                }
+                if tx.end.is_none() {
+                    let first = got.iter().map(|e| e.t_ms).min().unwrap_or(0);
+                    resolve_ms.push(first.saturating_sub(message.ack_t_ms().unwrap_or(0)));
+                }
+                let copies: BTreeSet<(&str, u64)> =
+                    got.iter().filter_map(|e| Some((e.queue.as_deref()?, e.offset?))).filter(|(q, _)| !q.contains("%RETRY%")).collect();
+                if copies.len() > 1 {
+                    let broker = copies.iter().next().map_or("", |(q, _)| q.split('/').next().unwrap_or(""));
+                    if powerless.contains(broker) {
+                        twice_excused += 1;
+                        continue;
+                    }
+                    bad += 1;
+                    twice += 1;
+                    let list: Vec<String> = copies.iter().map(|(q, o)| format!("{q}@{o}")).collect();
+                    result.push_anomaly(
+                        "committed-twice",
+                        format!("{id} was delivered from {} stored copies ({}): one half, committed twice", copies.len(), list.join(", ")),
+                        got.iter().map(|e| e.id).collect(),
+                    );
+                }
+            }
+        }
+    }
+    resolve_ms.sort_unstable();
+    result.set("transactions", transactions);
+    result.set("committed", committed);
+    result.set("rolled-back", rolled_back);
+    result.set("ended-by-producer", by_producer);
+    result.set("resolved-by-check", by_check);
+    result.set("checks", checks_by_answer.values().sum());
+    for (answer, n) in checks_by_answer {
+        result.set(&format!("checks-{answer}"), n);
+    }
+    result.set("rollback-delivered", rollback_delivered);
+    result.set("committed-not-delivered", not_delivered);
+    result.set("committed-twice", twice);
+    result.set("moved-aside", aside);
+    result.set("orphaned", orphaned);
+    result.set("committed-twice-excused", twice_excused);
+    if !resolve_ms.is_empty() {
+        result.set("resolve-p50-ms", percentile(&resolve_ms, 50));
+        result.set("resolve-p99-ms", percentile(&resolve_ms, 99));
+        result.set("resolve-max-ms", *resolve_ms.last().unwrap_or(&0));
+    }
+    if bad > 0 {
+        if index.end.is_some() {
+            result.worsen(Validity::Invalid);
+        } else {
+            result.worsen(Validity::Unknown);
+            result.note = Some("history has no end event: the final drain may not have run".into());
+        }
+    }
+    result
+}
+
+/// The nearest-rank `p`-th percentile of sorted values.
+pub(crate) fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (sorted.len() as u64 * p).div_ceil(100).max(1) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
