@@ -17,85 +17,17 @@ use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt};
 use broker::protocol::ConsumeFrom;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NAMESRV: &str = env!("CARGO_BIN_EXE_namesrv");
-const BROKER: &str = env!("CARGO_BIN_EXE_broker");
-const MQADMIN: &str = env!("CARGO_BIN_EXE_mqadmin");
+mod common;
+
+use common::*;
 
 /// The delay levels the broker runs with: retries after 0, 1 and 2
 /// reconsumptions wait at levels 3, 4 and 5.
 const LEVELS_MS: [u64; 6] = [100, 200, 400, 600, 800, 1000];
 const MAX_RECONSUME: u32 = 2;
-
-struct Kill(Vec<Child>);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
-}
-
-/// Starts `exe` and waits for its stdout line starting with `ready`.
-fn start(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: &str) {
-    start_with(kill, exe, args, log, ready, |_| {});
-}
-
-/// [`start`], handing every later stdout line to `each`.
-fn start_with(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: &str, each: impl Fn(String) + Send + 'static) {
-    let stderr = std::fs::File::create(log).expect("log");
-    let mut child =
-        Command::new(exe).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    kill.0.push(child);
-    let (tx, rx) = mpsc::channel();
-    let ready_prefix = ready.to_string();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        // With no ready line to wait for, every line is handed on.
-        if !ready_prefix.is_empty() {
-            for line in lines.by_ref() {
-                let found = line.starts_with(&ready_prefix);
-                let _ = tx.send(line);
-                if found {
-                    break;
-                }
-            }
-        }
-        for line in lines {
-            each(line);
-        }
-    });
-    if ready.is_empty() {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("ready line");
-        if line.starts_with(ready) {
-            return;
-        }
-    }
-}
-
-fn mqadmin(namesrv: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(MQADMIN).arg("-n").arg(namesrv).args(args).env_remove("NAMESRV_ADDR").output().expect("mqadmin");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
-    eprintln!("$ mqadmin {}\n{stdout}{stderr}", args.join(" "));
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
 
 fn consumer_config() -> PushConsumerConfig {
     let mut config = PushConsumerConfig::new("billing", "payments", "*");

@@ -11,10 +11,10 @@ mod common;
 use anyhow::anyhow;
 use broker::client::{
     Admin, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer,
-    PushConsumerConfig,
+    PushConsumerConfig, TransactionListener, TransactionProducer,
 };
 use broker::clock::Clock;
-use broker::model::{Message, MessageExt, TopicConfig, PERM_READ, PERM_WRITE};
+use broker::model::{Message, MessageExt, TopicConfig, TransactionState, PERM_READ, PERM_WRITE};
 use broker::protocol::{ConsumeFrom, SendStatus};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,7 +139,18 @@ enum Command {
         /// Delay level (1 is the broker's first `messageDelayLevel`; 0 none).
         #[arg(short = 'd', long, default_value_t = 0)]
         delay_level: u32,
+        /// Timer: deliver at this time, ms since the epoch on the broker's
+        /// clock (at most `timerMaxDelaySec` ahead).
+        #[arg(long, conflicts_with_all = ["timer_delay_ms", "delay_level"])]
+        deliver_at_ms: Option<u64>,
+        /// Timer: deliver this many ms after the broker stores it.
+        #[arg(long, conflicts_with = "delay_level")]
+        timer_delay_ms: Option<u64>,
     },
+    /// Send transactional messages (a half, the local transaction, its end),
+    /// and answer the broker's check-backs for the producer group.
+    #[command(alias = "sendTransactionMessage")]
+    Transaction(TransactionArgs),
     /// Consume with a push consumer and print each message as it is consumed.
     #[command(alias = "consumeMessage")]
     Consume(ConsumeArgs),
@@ -274,7 +285,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             table.print();
         }
         Command::ClusterList => cluster_list(&ctx).await?,
-        Command::Send { topic, body, tags, keys, count, delay_level } => send(&ctx, topic, body, tags, keys, count, delay_level).await?,
+        Command::Send { topic, body, tags, keys, count, delay_level, deliver_at_ms, timer_delay_ms } => {
+            let msg = Message { topic, body: body.into_bytes(), tags, keys, delay_level, ..Message::default() };
+            let msg = match (deliver_at_ms, timer_delay_ms) {
+                (Some(at), _) => msg.with_deliver_at(at),
+                (None, Some(ms)) => msg.with_timer_delay_ms(ms),
+                (None, None) => msg,
+            };
+            send(&ctx, msg, count).await?
+        }
+        Command::Transaction(args) => transaction(&ctx, args).await?,
         Command::DlqList { group } => {
             let found = ctx.admin.dead_letters(&group).await.map_err(|e| ctx.explain(e))?;
             let mut table = Table::new(&[
@@ -401,18 +421,14 @@ async fn cluster_list(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(ctx: &Ctx, topic: String, body: String, tags: Option<String>, keys: Vec<String>, count: u64, delay_level: u32) -> anyhow::Result<()> {
+async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new("mqadmin-producer");
     config.send_timeout_ms = ctx.timeout_ms;
     let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
     let mut table = Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET"]);
     let mut not_ok = 0;
     for i in 0..count {
-        let mut msg = Message::new(topic.clone(), body.clone().into_bytes());
-        msg.tags = tags.clone();
-        msg.keys = keys.clone();
-        msg.delay_level = delay_level;
-        match producer.send(msg).await {
+        match producer.send(template.clone()).await {
             Ok(r) => {
                 if r.status != SendStatus::SendOk {
                     not_ok += 1;
@@ -506,6 +522,108 @@ async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> {
             return Err(anyhow!("only {printed} of {n} messages arrived within {wait_s} s"));
         }
     }
+    Ok(())
+}
+
+/// A local transaction's state on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TxAnswer {
+    Commit,
+    Rollback,
+    Unknown,
+}
+
+impl From<TxAnswer> for TransactionState {
+    fn from(a: TxAnswer) -> TransactionState {
+        match a {
+            TxAnswer::Commit => TransactionState::Commit,
+            TxAnswer::Rollback => TransactionState::Rollback,
+            TxAnswer::Unknown => TransactionState::Unknown,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct TransactionArgs {
+    /// Producer group: the broker checks back with any live producer of it.
+    #[arg(short = 'g', long)]
+    group: String,
+    /// Topic name (needed when sending).
+    #[arg(short = 't', long, default_value = "")]
+    topic: String,
+    /// Message body.
+    #[arg(short = 'p', long, default_value = "")]
+    body: String,
+    /// Business keys, comma-separated.
+    #[arg(short = 'k', long, value_delimiter = ',')]
+    keys: Vec<String>,
+    /// Messages to send; 0 only answers check-backs.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    count: u64,
+    /// What the local transaction answers.
+    #[arg(long, value_enum, default_value = "commit")]
+    local: TxAnswer,
+    /// What a check-back is answered.
+    #[arg(long, value_enum, default_value = "commit")]
+    check: TxAnswer,
+    /// Keep answering check-backs this many seconds after the sends.
+    #[arg(long, default_value_t = 0)]
+    stay_s: u64,
+}
+
+/// Answers every local transaction and check-back as told, printing each
+/// check-back as it is answered.
+struct FixedAnswers {
+    local: TransactionState,
+    check: TransactionState,
+}
+
+impl TransactionListener for FixedAnswers {
+    fn execute(&self, _msg: &Message, _half: &broker::protocol::SendResult) -> futures::future::BoxFuture<'static, TransactionState> {
+        let state = self.local;
+        Box::pin(async move { state })
+    }
+
+    fn check(&self, half: MessageExt, check_times: u32) -> futures::future::BoxFuture<'static, TransactionState> {
+        let state = self.check;
+        println!("CHECK msgId={} check={} answer={}", half.msg_id(), check_times + 1, state.name());
+        Box::pin(async move { state })
+    }
+}
+
+async fn transaction(ctx: &Ctx, args: TransactionArgs) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new(args.group.clone());
+    config.send_timeout_ms = ctx.timeout_ms;
+    let listener = Arc::new(FixedAnswers { local: args.local.into(), check: args.check.into() });
+    let producer = TransactionProducer::start(ctx.client.clone(), config, listener).map_err(|e| ctx.explain(e))?;
+    let mut table = Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "LOCAL", "END"]);
+    for i in 0..args.count {
+        let msg = Message { topic: args.topic.clone(), body: args.body.clone().into_bytes(), keys: args.keys.clone(), ..Message::default() };
+        let r = producer.send_in_transaction(msg).await.map_err(|e| ctx.explain(e).context(format!("half {i} of {} failed", args.count)))?;
+        table.row(vec![
+            i.to_string(),
+            status_name(r.half.status).to_string(),
+            r.half.msg_id,
+            r.half.offset_msg_id,
+            r.half.broker_name,
+            r.state.name().to_string(),
+            match r.end {
+                Ok(()) if r.state == TransactionState::Unknown => "left to check-back".to_string(),
+                Ok(()) => "sent".to_string(),
+                Err(e) => format!("failed: {e}"),
+            },
+        ]);
+    }
+    if args.count > 0 {
+        table.print();
+    }
+    if args.stay_s > 0 {
+        println!("answering check-backs of group {} for {} s", args.group, args.stay_s);
+        // Heartbeat now, so the brokers know where to ask at once.
+        ctx.client.heartbeat_producers().await;
+        tokio::time::sleep(Duration::from_secs(args.stay_s)).await;
+    }
+    producer.shutdown();
     Ok(())
 }
 
