@@ -149,7 +149,7 @@ pub fn html(report: &RunReport) -> String {
 
     let latency = report.latency();
     out.push_str("\n<h2>Latency percentiles (ms)</h2>\n<table>\n<tr><th>latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
-    for (name, p) in [("end-to-end", latency.end_to_end), ("send", latency.send)] {
+    for (name, p) in latency.rows() {
         let cells: Vec<String> = if p.count == 0 {
             vec!["–".to_owned(); 5]
         } else {
@@ -166,6 +166,28 @@ pub fn html(report: &RunReport) -> String {
         );
     }
     out.push_str("</table>\n");
+
+    let txs = crate::run_report::transactions(&report.history);
+    if !txs.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h2>Transactions</h2>\n<p>{} transactions; the first {} by id.</p>\n<table>\n<tr><th>msg id</th><th>outcome</th><th>producer's end</th><th>check-backs</th><th>fate</th></tr>",
+            txs.len(),
+            txs.len().min(crate::run_report::TX_ROWS_MAX)
+        );
+        for row in txs.iter().take(crate::run_report::TX_ROWS_MAX) {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&row.msg_id),
+                escape(&row.outcome),
+                escape(&row.end),
+                escape(&row.checks.join("; ")),
+                escape(&row.fate)
+            );
+        }
+        out.push_str("</table>\n");
+    }
 
     out.push_str("<h2>Nemesis events</h2>\n");
     let faults: Vec<_> = report.fault_events().collect();

@@ -1,10 +1,10 @@
 //! Latency and throughput measured from a history: samples, percentiles
 //! (via hdrhistogram) and per-second series for the charts.
 
-use checker::history::{ConsumeOutcome, Event, Kind, Op};
+use checker::history::{ConsumeOutcome, Event, Kind, Op, TxState};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One latency observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +93,75 @@ pub fn end_to_end_samples(history: &[Event]) -> Vec<Sample> {
                 latency_ms: t_ms.saturating_sub(sent),
             })
         })
+        .collect();
+    samples.sort();
+    samples
+}
+
+/// Timer lateness per timed message (a send carrying `deliver_at_ms`):
+/// its first delivery minus its delivery time, 0 when early (the delay
+/// check reports those). Sorted by delivery time.
+pub fn timer_lateness_samples(history: &[Event]) -> Vec<Sample> {
+    let mut due_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut delivered_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    for event in history {
+        let Some(msg_id) = event.msg_id.as_deref() else { continue };
+        if event.op == Op::Send && event.kind == Kind::Invoke {
+            if let Some(at) = event.deliver_at_ms {
+                due_ms.entry(msg_id).or_insert(at);
+            }
+        } else if event.op == Op::Deliver && event.kind == Kind::Ok {
+            let first = delivered_ms.entry(msg_id).or_insert(event.t_ms);
+            *first = (*first).min(event.t_ms);
+        }
+    }
+    let mut samples: Vec<Sample> = due_ms
+        .iter()
+        .filter_map(|(msg_id, &at)| {
+            let t_ms = *delivered_ms.get(msg_id)?;
+            Some(Sample { t_ms, latency_ms: t_ms.saturating_sub(at) })
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
+/// Check-back resolution per transaction whose producer's end did not
+/// reach the broker: from its half's acknowledgement to the first
+/// check-back answered with commit or rollback. Sorted by that answer.
+pub fn check_back_samples(history: &[Event]) -> Vec<Sample> {
+    let invoked: BTreeMap<u64, &str> = history
+        .iter()
+        .filter(|e| e.op == Op::Send && e.kind == Kind::Invoke && e.tx.is_some())
+        .filter_map(|e| Some((e.id, e.msg_id.as_deref()?)))
+        .collect();
+    let mut acked_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut ended: BTreeSet<&str> = BTreeSet::new();
+    let mut resolved_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in history {
+        match (e.op, e.kind) {
+            (Op::Send, Kind::Ok) => {
+                if let Some(id) = e.of.and_then(|of| invoked.get(&of)) {
+                    acked_ms.entry(id).or_insert(e.t_ms);
+                }
+            }
+            (Op::TxEnd, Kind::Ok) => {
+                if let Some(id) = e.msg_id.as_deref() {
+                    ended.insert(id);
+                }
+            }
+            (Op::TxCheck, _) if matches!(e.tx, Some(TxState::Commit | TxState::Rollback)) => {
+                if let Some(id) = e.msg_id.as_deref() {
+                    resolved_ms.entry(id).or_insert(e.t_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut samples: Vec<Sample> = resolved_ms
+        .iter()
+        .filter(|(id, _)| !ended.contains(*id))
+        .filter_map(|(id, &t_ms)| Some(Sample { t_ms, latency_ms: t_ms.saturating_sub(*acked_ms.get(id)?) }))
         .collect();
     samples.sort();
     samples

@@ -68,8 +68,25 @@ pub fn markdown(report: &RunReport) -> String {
 
     let latency = report.latency();
     out.push_str("\n## Latency (ms)\n\n| latency | count | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n");
-    for (name, p) in [("end-to-end", latency.end_to_end), ("send", latency.send)] {
+    for (name, p) in latency.rows() {
         let _ = writeln!(out, "{}", percentile_row(name, &p));
+    }
+
+    let txs = crate::run_report::transactions(&report.history);
+    if !txs.is_empty() {
+        let _ = writeln!(out, "\n## Transactions\n\n{} transactions; the first {} by id.\n", txs.len(), txs.len().min(crate::run_report::TX_ROWS_MAX));
+        out.push_str("| msg id | outcome | producer's end | check-backs | fate |\n|---|---|---|---|---|\n");
+        for row in txs.iter().take(crate::run_report::TX_ROWS_MAX) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                markdown_cell(&row.msg_id),
+                row.outcome,
+                markdown_cell(&row.end),
+                markdown_cell(&row.checks.join("; ")),
+                markdown_cell(&row.fate)
+            );
+        }
     }
 
     out.push_str("\n## Nemesis events\n\n");

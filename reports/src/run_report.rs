@@ -1,8 +1,8 @@
 //! [`RunReport`], everything known about one run, and [`write_run`], which
 //! writes its report directory.
 
-use crate::latency::{end_to_end_samples, send_samples, Percentiles};
-use checker::history::{Event, Op};
+use crate::latency::{check_back_samples, end_to_end_samples, send_samples, timer_lateness_samples, Percentiles};
+use checker::history::{Event, Kind, Op, TxState};
 use checker::{to_jsonl, Anomaly, CheckResult, Verdict};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -37,6 +37,28 @@ pub struct LatencySummary {
     pub end_to_end: Percentiles,
     /// Send `ok` minus send invoke.
     pub send: Percentiles,
+    /// First delivery of a timer or delayed message minus its delivery time.
+    #[serde(default)]
+    pub timer_lateness: Percentiles,
+    /// Half acknowledged to the check-back that resolved it, for
+    /// transactions whose producer's end did not reach the broker.
+    #[serde(default)]
+    pub check_back: Percentiles,
+}
+
+impl LatencySummary {
+    /// The rows of a latency table: name and percentiles; the timer and
+    /// check-back rows only when the run had any.
+    pub fn rows(&self) -> Vec<(&'static str, Percentiles)> {
+        let mut rows = vec![("end-to-end", self.end_to_end), ("send", self.send)];
+        if self.timer_lateness.count > 0 {
+            rows.push(("timer lateness", self.timer_lateness));
+        }
+        if self.check_back.count > 0 {
+            rows.push(("check-back resolution", self.check_back));
+        }
+        rows
+    }
 }
 
 impl RunReport {
@@ -65,6 +87,8 @@ impl RunReport {
         LatencySummary {
             end_to_end: Percentiles::of_samples(&end_to_end_samples(&self.history)),
             send: Percentiles::of_samples(&send_samples(&self.history)),
+            timer_lateness: Percentiles::of_samples(&timer_lateness_samples(&self.history)),
+            check_back: Percentiles::of_samples(&check_back_samples(&self.history)),
         }
     }
 
@@ -75,6 +99,58 @@ impl RunReport {
             .filter(|e| e.op.is_nemesis() || e.op == Op::TailStart)
     }
 }
+
+/// One transactional message as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TxRow {
+    pub msg_id: String,
+    /// What its local transaction decided.
+    pub outcome: String,
+    /// What its executor answered, and whether the broker took that end.
+    pub end: String,
+    /// Each check-back answer, in order, with who answered.
+    pub checks: Vec<String>,
+    /// First delivery, moved aside, or nothing.
+    pub fate: String,
+}
+
+/// Every transactional message whose half was acknowledged, in msg_id order.
+pub(crate) fn transactions(history: &[Event]) -> Vec<TxRow> {
+    let mut rows: std::collections::BTreeMap<&str, TxRow> = std::collections::BTreeMap::new();
+    let invokes: std::collections::BTreeMap<u64, &Event> =
+        history.iter().filter(|e| e.op == Op::Send && e.kind == Kind::Invoke && e.tx.is_some()).map(|e| (e.id, e)).collect();
+    for e in history {
+        if e.op == Op::Send && e.kind == Kind::Ok {
+            let Some(invoke) = e.of.and_then(|of| invokes.get(&of)) else { continue };
+            let Some(id) = invoke.msg_id.as_deref() else { continue };
+            rows.entry(id).or_insert_with(|| TxRow {
+                msg_id: id.to_owned(),
+                outcome: invoke.tx.map_or("-", TxState::as_str).to_owned(),
+                end: "-".to_owned(),
+                checks: Vec::new(),
+                fate: "not delivered".to_owned(),
+            });
+            continue;
+        }
+        let Some(row) = e.msg_id.as_deref().and_then(|id| rows.get_mut(id)) else { continue };
+        match e.op {
+            Op::TxEnd => {
+                let took = if e.kind == Kind::Ok { "taken" } else { "not taken" };
+                row.end = format!("{} ({took})", e.tx.map_or("-", TxState::as_str));
+            }
+            Op::TxCheck => row.checks.push(format!("{} by {} at {} ms", e.tx.map_or("-", TxState::as_str), e.process, e.t_ms)),
+            Op::TxAside => row.fate = "moved aside".to_owned(),
+            Op::Deliver if e.kind == Kind::Ok && row.fate == "not delivered" => {
+                row.fate = format!("delivered at {} ms to {}", e.t_ms, e.group.as_deref().unwrap_or("?"));
+            }
+            _ => {}
+        }
+    }
+    rows.into_values().collect()
+}
+
+/// How many transactions a report lists; the rest are counted.
+pub(crate) const TX_ROWS_MAX: usize = 40;
 
 /// What a row of the fault table calls a nemesis or harness event: the
 /// fault's name when it starts (`kill`), `heal kill` when it ends.

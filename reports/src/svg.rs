@@ -206,6 +206,9 @@ fn color(fault: &str) -> &'static str {
         "disk-fault" => "#8c564b",
         "latency" | "loss" => "#7f7f7f",
         "lock-handover" => "#1f77b4",
+        "check-commit" => "#2ca02c",
+        "check-rollback" => "#d62728",
+        "check-unknown" => "#bcbd22",
         _ => "#555555",
     }
 }
@@ -246,7 +249,31 @@ fn marks(history: &[Event], end_ms: u64) -> BTreeMap<String, Vec<Mark>> {
     if !handovers.is_empty() {
         lanes.insert(LOCK_LANE.to_owned(), handovers);
     }
+    let checks = check_backs(history);
+    if !checks.is_empty() {
+        lanes.insert(CHECK_LANE.to_owned(), checks);
+    }
     lanes
+}
+
+/// Lane of the transaction check-backs.
+const CHECK_LANE: &str = "check-backs";
+
+/// A tick per check-back a producer answered (`tx-check` events), coloured
+/// by its answer.
+fn check_backs(history: &[Event]) -> Vec<Mark> {
+    history
+        .iter()
+        .filter(|e| e.op == Op::TxCheck)
+        .map(|e| {
+            let answer = e.tx.map_or("unknown", |t| t.as_str());
+            Mark::Tick {
+                fault: format!("check-{answer}"),
+                t_ms: e.t_ms,
+                detail: Some(format!("{} answered {answer} by {}", e.msg_id.as_deref().unwrap_or("?"), e.process)),
+            }
+        })
+        .collect()
 }
 
 /// Lane of the orderly consumers' lock handovers.

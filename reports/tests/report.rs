@@ -247,3 +247,48 @@ fn reached_table_counts_seeds_per_mark_and_flags_missed_requirements() {
     assert!(page.contains(r#"<td class="num invalid">MISSED*</td>"#), "{page}");
     assert!(page.contains(r#"<td class="num">67%*</td>"#), "{page}");
 }
+
+/// A run with two transactions (one committed on check-back by another
+/// producer, one rolled back) and a timer: the report lists the
+/// transactions, draws the check-backs on the timeline, and gives timer
+/// lateness and check-back resolution percentiles.
+#[test]
+fn transactions_check_backs_and_timer_lateness_are_reported() {
+    use checker::TxState;
+    let mut h = HistoryBuilder::new();
+    let tx = |msg_id: &str, truth: TxState| {
+        Event::new(0, "producer-0", Kind::Invoke, Op::Send).msg_id(msg_id).topic("payments").group("pay").tx(truth)
+    };
+    h.send(100, tx("t1", TxState::Commit), Some((110, Kind::Ok)));
+    h.push(Event::new(120, "producer-0", Kind::Info, Op::TxEnd).msg_id("t1").tx(TxState::Unknown));
+    h.push(Event::new(2_500, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t1").tx(TxState::Commit));
+    h.deliver(2_600, "consumer-billing-0", "billing", "t1", ConsumeOutcome::Success);
+    h.send(200, tx("t2", TxState::Rollback), Some((210, Kind::Ok)));
+    h.push(Event::new(220, "producer-0", Kind::Ok, Op::TxEnd).msg_id("t2").tx(TxState::Rollback));
+    let timer = Event::new(0, "producer-2", Kind::Invoke, Op::Send).msg_id("w1").topic("wakeups").deliver_at_ms(3_000);
+    h.send(300, timer, Some((310, Kind::Ok)));
+    h.deliver(3_040, "consumer-alarms-0", "alarms", "w1", ConsumeOutcome::Success);
+    h.harness(4_000, Op::End);
+    let history = h.build();
+    let report = RunReport {
+        scenario: "tx".into(),
+        seed: 1,
+        verdict: check_all(&history, &CheckConfig::default()),
+        history,
+        resolved_options: Vec::new(),
+        repro: "cargo mqsim run tx --seed 1".into(),
+        digest: "0".into(),
+        sim_duration_ms: 4_000,
+        wall_ms: 1,
+    };
+    let latency = report.latency();
+    assert_eq!((latency.timer_lateness.count, latency.timer_lateness.max), (1, 40));
+    assert_eq!((latency.check_back.count, latency.check_back.max), (1, 2_390), "from the half's ack to the commit answer");
+    let md = markdown(&report);
+    assert!(md.contains("| timer lateness | 1 |") && md.contains("| check-back resolution | 1 |"), "{md}");
+    assert!(md.contains("## Transactions\n\n2 transactions"), "{md}");
+    assert!(md.contains("| t1 | commit | unknown (not taken) | commit by producer-1 at 2500 ms | delivered at 2600 ms to billing |"), "{md}");
+    assert!(md.contains("| t2 | rollback | rollback (taken) |  | not delivered |"), "{md}");
+    let page = html(&report);
+    assert!(page.contains("check-backs") && page.contains("t1 answered commit by producer-1"), "the timeline has no check-back lane");
+}
