@@ -146,7 +146,7 @@ fn timers_survive_a_broker_sigkill_and_none_arrives_early() {
 
     // SIGKILL the broker while the timers wait, and start it again on the
     // same store.
-    let broker = kill.0.iter_mut().nth(1).expect("broker");
+    let broker = kill.0.get_mut(1).expect("broker");
     broker.kill().expect("SIGKILL the broker");
     let _ = broker.wait();
     start(&mut kill, BROKER, &["-c", &conf], &dir.path().join("broker-again.log"), "broker broker-t listening on ");

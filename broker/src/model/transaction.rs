@@ -97,7 +97,7 @@ impl Message {
                 "a message may name one of {PROPERTY_TIMER_DELIVER_MS}, {PROPERTY_TIMER_DELAY_MS} and {PROPERTY_TIMER_DELAY_SEC}, not several"
             ));
         }
-        let overflow = || format!("the timer's delay overflows: the delivery time is past what a 64-bit ms clock holds");
+        let overflow = || "the timer's delay overflows: the delivery time is past what a 64-bit ms clock holds".to_string();
         let deliver_at = match asked {
             [Some(at), _, _] => at,
             [_, Some(ms), _] => now_ms.checked_add(ms).ok_or_else(overflow)?,

@@ -515,10 +515,7 @@ impl Broker {
         loop {
             let got = {
                 let mut store = self.store.lock().expect("store");
-                let visible_end = match self.config.flush {
-                    FlushMode::Sync => store.flushed_offset(),
-                    FlushMode::Async => store.write_offset(),
-                };
+                let visible_end = self.visible_end(&store);
                 store.get_or_rebuild(topic, queue_id, offset, max_msgs, visible_end, &accept)
             };
             let mut got = match got {

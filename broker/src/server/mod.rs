@@ -502,6 +502,32 @@ impl Broker {
         }
     }
 
+    /// How far pulls (and the services that copy messages) may read the
+    /// commit log: under SYNC_FLUSH only what is durable.
+    fn visible_end(&self, store: &MessageStore) -> u64 {
+        match self.config.flush {
+            FlushMode::Sync => store.flushed_offset(),
+            FlushMode::Async => store.write_offset(),
+        }
+    }
+
+    /// Wakes the pulls held on the queues the schedule or timer service
+    /// copied messages into, the copies written up to `end`: under
+    /// SYNC_FLUSH once they are durable, since pulls see only that.
+    async fn wake_after_copies(&self, mut woken: Vec<(String, u32)>, end: u64) {
+        if woken.is_empty() {
+            return;
+        }
+        if self.config.flush == FlushMode::Sync {
+            let _ = self.wait_flushed(end).await;
+        }
+        woken.sort();
+        woken.dedup();
+        for (topic, queue_id) in woken {
+            self.notify_arrival(&topic, queue_id);
+        }
+    }
+
     fn arrivals_rx(&self, topic: &str, queue_id: u32) -> watch::Receiver<u64> {
         let mut arrivals = self.arrivals.lock().expect("arrivals");
         arrivals.entry((topic.to_string(), queue_id)).or_insert_with(|| watch::Sender::new(0)).subscribe()

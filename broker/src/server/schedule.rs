@@ -8,7 +8,7 @@
 //! Progress not yet persisted at a crash is delivered again too, so a delay
 //! is at-least-once like everything else.
 
-use super::{Broker, FlushMode};
+use super::Broker;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{MessageExt, SCHEDULE_TOPIC};
@@ -163,10 +163,7 @@ impl Broker {
                 let delay = self.config.delay_levels.delay_ms(level);
                 let next = self.schedule.lock().expect("schedule").next(level);
                 let mut store = self.store.lock().expect("store");
-                let visible_end = match self.config.flush {
-                    FlushMode::Sync => store.flushed_offset(),
-                    FlushMode::Async => store.write_offset(),
-                };
+                let visible_end = self.visible_end(&store);
                 let got = match store.get_or_rebuild(SCHEDULE_TOPIC, level - 1, next, SCHEDULE_BATCH, visible_end, &|_| true) {
                     Ok(got) => got,
                     Err(e) => {
@@ -229,18 +226,7 @@ impl Broker {
                 }
             }
         }
-        if woken.is_empty() {
-            return;
-        }
-        if self.config.flush == FlushMode::Sync {
-            // Pulls see only durable messages: wake them once the copies are.
-            let _ = self.wait_flushed(end).await;
-        }
-        woken.sort();
-        woken.dedup();
-        for (topic, queue_id) in woken {
-            self.notify_arrival(&topic, queue_id);
-        }
+        self.wake_after_copies(woken, end).await;
     }
 }
 

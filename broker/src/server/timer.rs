@@ -9,7 +9,7 @@
 //! durable: after a power loss the timers whose copies the disk lost fire
 //! again, never vanish. Delivery is at-least-once like everything else.
 
-use super::{Broker, FlushMode};
+use super::Broker;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{Delayed, MessageExt, TIMER_TOPIC};
@@ -281,10 +281,7 @@ impl Broker {
         let mut left = Vec::new();
         {
             let mut store = self.store.lock().expect("store");
-            let visible_end = match self.config.flush {
-                FlushMode::Sync => store.flushed_offset(),
-                FlushMode::Async => store.write_offset(),
-            };
+            let visible_end = self.visible_end(&store);
             for (at, offset) in due {
                 let got = match store.get_or_rebuild(
                     TIMER_TOPIC,
@@ -352,17 +349,7 @@ impl Broker {
                 timers.add(at, offset);
             }
         }
-        if woken.is_empty() {
-            return;
-        }
-        if self.config.flush == FlushMode::Sync {
-            let _ = self.wait_flushed(end).await;
-        }
-        woken.sort();
-        woken.dedup();
-        for (topic, queue_id) in woken {
-            self.notify_arrival(&topic, queue_id);
-        }
+        self.wake_after_copies(woken, end).await;
     }
 
     /// Persists timer progress, as far as the delivered copies are durable.

@@ -21,7 +21,7 @@
 //! (#8158), and an end that arrives twice writes one message; a check
 //! counts only when a producer took it (#8311).
 
-use super::{Broker, FlushMode};
+use super::Broker;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::{
@@ -330,10 +330,7 @@ impl Broker {
         loop {
             let got = {
                 let mut store = self.store.lock().expect("store");
-                let visible_end = match self.config.flush {
-                    FlushMode::Sync => store.flushed_offset(),
-                    FlushMode::Async => store.write_offset(),
-                };
+                let visible_end = self.visible_end(&store);
                 store.get_or_rebuild(HALF_TOPIC, 0, offset, SCAN_BATCH, visible_end, &|_| true)
             };
             let got = match got {
@@ -426,9 +423,7 @@ impl Broker {
             return;
         }
         let result = async {
-            if let Err(response) = self.system_topic(CHECK_MAX_TOPIC).await {
-                return Err(response);
-            }
+            self.system_topic(CHECK_MAX_TOPIC).await?;
             // It keeps its destination, so an operator can see where it
             // was bound.
             let copy = MessageExt {
@@ -506,6 +501,8 @@ fn real_view(half: &MessageExt) -> MessageExt {
 
 /// A store result as the end of a transaction needs it: durable as
 /// configured, or the response that says why not.
+// A Response is the error of every store path here (`store_message`'s too).
+#[allow(clippy::result_large_err)]
 fn durable(stored: Result<(crate::store::PutResult, SendStatus), Response>) -> Result<(), Response> {
     match stored? {
         (_, SendStatus::SendOk) => Ok(()),
