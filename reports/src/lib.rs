@@ -30,4 +30,6 @@ pub use html::html;
 pub use latency::{Percentiles, Sample, Throughput};
 pub use markdown::markdown;
 pub use run_report::{write_run, LatencySummary, RunReport};
-pub use sweep::{reached_rows, reached_table_markdown, sweep_index_html, sweep_index_markdown, ReachedRow, SweepEntry};
+pub use sweep::{
+    figures_of, figures_text, reached_rows, reached_table_markdown, sweep_index_html, sweep_index_markdown, ReachedRow, SweepEntry, FIGURES,
+};

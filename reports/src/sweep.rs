@@ -33,6 +33,52 @@ pub struct SweepEntry {
     /// Names of the checks that did not hold (`panic` for a panic).
     #[serde(default)]
     pub invalid_checks: Vec<String>,
+    /// Measured figures of the run, as `check.count` (timer lateness and
+    /// check-back resolution percentiles), for [`figures_text`].
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub figures: std::collections::BTreeMap<String, u64>,
+}
+
+/// The counts of a verdict a sweep sums up across its seeds.
+pub const FIGURES: [(&str, &str); 6] = [
+    ("delay", "late-p50-ms"),
+    ("delay", "late-p99-ms"),
+    ("delay", "late-max-ms"),
+    ("transaction", "resolve-p50-ms"),
+    ("transaction", "resolve-p99-ms"),
+    ("transaction", "resolve-max-ms"),
+];
+
+/// The [`FIGURES`] a verdict has, keyed `check.count`.
+pub fn figures_of(verdict: &checker::Verdict) -> std::collections::BTreeMap<String, u64> {
+    FIGURES
+        .iter()
+        .filter_map(|(check, count)| {
+            let c = verdict.check(check)?;
+            c.counts.get(*count).map(|v| (format!("{check}.{count}"), *v))
+        })
+        .collect()
+}
+
+/// One line per figure the entries carry: its median, 99th percentile and
+/// maximum across the seeds that measured it, or `None` when none did.
+pub fn figures_text(entries: &[SweepEntry]) -> Option<String> {
+    let mut values: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for e in entries {
+        for (name, v) in &e.figures {
+            values.entry(name.as_str()).or_default().push(*v);
+        }
+    }
+    if values.is_empty() {
+        return None;
+    }
+    let mut out = String::from("figures (ms; per seed, then across seeds: median, p99, max):");
+    for (name, mut v) in values {
+        v.sort_unstable();
+        let at = |p: usize| v[((v.len() * p).div_ceil(100)).clamp(1, v.len()) - 1];
+        let _ = write!(out, "\n  {name:<28} seeds={:<5} median={:<7} p99={:<7} max={}", v.len(), at(50), at(99), v[v.len() - 1]);
+    }
+    Some(out)
 }
 
 /// One row of the reached-marks table: how many seeds of a scenario reached

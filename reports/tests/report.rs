@@ -192,6 +192,7 @@ fn sweep_index_totals_and_links() {
         reached: Vec::new(),
         sim_ms: 90_000,
         invalid_checks: Vec::new(),
+        figures: Default::default(),
     };
     let entries = [
         entry(1, Validity::Valid, None),
@@ -221,6 +222,7 @@ fn reached_table_counts_seeds_per_mark_and_flags_missed_requirements() {
         reached: reached.iter().map(|m| m.to_string()).collect(),
         sim_ms: 1,
         invalid_checks: Vec::new(),
+        figures: Default::default(),
     };
     let entries = [
         entry("power-loss", 1, &["torn-write-cut"]),
@@ -291,4 +293,25 @@ fn transactions_check_backs_and_timer_lateness_are_reported() {
     assert!(md.contains("| t2 | rollback | rollback (taken) |  | not delivered |"), "{md}");
     let page = html(&report);
     assert!(page.contains("check-backs") && page.contains("t1 answered commit by producer-1"), "the timeline has no check-back lane");
+}
+
+#[test]
+fn sweep_figures_give_median_p99_and_max_across_seeds() {
+    let entry = |seed: u64, late_max: Option<u64>| SweepEntry {
+        scenario: "timers".into(),
+        seed,
+        validity: Validity::Valid,
+        digest: "0".into(),
+        counts: String::new(),
+        repro: String::new(),
+        report_dir: None,
+        reached: Vec::new(),
+        sim_ms: 1,
+        invalid_checks: Vec::new(),
+        figures: late_max.map(|v| ("delay.late-max-ms".to_string(), v)).into_iter().collect(),
+    };
+    assert_eq!(reports::figures_text(&[entry(1, None)]), None);
+    let entries: Vec<SweepEntry> = (1..=10).map(|s| entry(s, Some(s * 10))).chain([entry(11, None)]).collect();
+    let text = reports::figures_text(&entries).unwrap();
+    assert!(text.contains("delay.late-max-ms") && text.contains("seeds=10") && text.contains("median=50") && text.contains("p99=100") && text.contains("max=100"), "{text}");
 }

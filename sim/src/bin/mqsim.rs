@@ -440,6 +440,10 @@ fn execute(cli: Cli) -> Result<bool> {
                 }
                 all_passed &= failed.is_empty();
                 println!("{} {name} seeds={} failed={}", if failed.is_empty() { "PASS" } else { "FAIL" }, runs.len(), failed.len());
+                let owned: Vec<SweepEntry> = runs.iter().map(|e| (*e).clone()).collect();
+                if let Some(text) = reports::figures_text(&owned) {
+                    println!("{text}");
+                }
             }
             let rows = reached_rows(&merged.entries, &list);
             all_passed &= report_reached(&rows);
@@ -787,7 +791,13 @@ fn sweep(
             sim_s / wall.max(1e-9),
         );
     }
-    Ok((failed == 0, results.into_iter().map(|r| r.entry).collect()))
+    let entries: Vec<SweepEntry> = results.into_iter().map(|r| r.entry).collect();
+    if !stop_at_first {
+        if let Some(text) = reports::figures_text(&entries) {
+            println!("{text}");
+        }
+    }
+    Ok((failed == 0, entries))
 }
 
 /// Runs one seed of a sweep (twice with `check_determinism`), prints its
@@ -838,6 +848,7 @@ fn sweep_seed(
             .map(|c| c.name.clone())
             .chain(outcome.panic.as_ref().map(|_| "panic".to_string()))
             .collect(),
+        figures: reports::figures_of(&outcome.verdict),
     };
     Ok(SeedSummary { seed, failed, entry, sim_ms: outcome.sim_ms })
 }
