@@ -349,3 +349,67 @@ async fn a_late_close_of_an_old_connection_keeps_the_new_one_from_the_same_addre
     assert!(broker.links.lock().unwrap().is_empty());
     assert!(broker.producers.lock().unwrap().members("pay").is_empty());
 }
+
+fn runtime(response: Response) -> crate::protocol::RuntimeInfo {
+    match response.body {
+        crate::protocol::ResponseBody::Runtime(info) => info,
+        other => panic!("not runtime info: {other:?}"),
+    }
+}
+
+/// A reopened broker knows which halves ended (from the op records) and
+/// which timers wait (from the timer log), and a half's check count
+/// survives with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halves_their_ends_check_counts_and_timers_survive_a_reopen() {
+    use crate::model::{TransactionState, PROPERTY_TRANSACTION};
+    let disk = MemDisk::new();
+    let open = || Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk.clone()), Clock::new()).unwrap();
+    let broker = open();
+    let half = |body: &str| {
+        let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send("orders", body)
+        else {
+            unreachable!()
+        };
+        let message = message.with_property(PROPERTY_TRANSACTION, "true").with_property(crate::model::PROPERTY_UNIQ_KEY, format!("id-{body}"));
+        Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }
+    };
+    let sent = broker.apply(half("ended"), peer()).await;
+    let crate::protocol::ResponseBody::Send(result) = sent.body else { panic!("{sent:?}") };
+    let offset = crate::model::parse_offset_msg_id(&result.offset_msg_id).unwrap().1;
+    let end = Request::EndTransaction {
+        producer_group: "pg".into(),
+        commit_log_offset: offset,
+        msg_id: "id-ended".into(),
+        state: TransactionState::Commit,
+        from_check: false,
+    };
+    assert_eq!(broker.apply(end.clone(), peer()).await.code, ResponseCode::Success);
+    assert_eq!(broker.apply(half("open"), peer()).await.code, ResponseCode::Success);
+    broker.transactions.lock().unwrap().checked(1);
+    broker.persist_checks();
+    let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send("orders", "later")
+    else {
+        unreachable!()
+    };
+    let timer = Request::SendMessage {
+        producer_group,
+        queue_id,
+        message: message.with_timer_delay_ms(600_000),
+        born_timestamp_ms,
+        born_host,
+        default_topic_queues,
+    };
+    assert_eq!(broker.apply(timer, peer()).await.code, ResponseCode::Success);
+    let before = runtime(broker.apply(Request::GetBrokerRuntimeInfo, peer()).await);
+    assert_eq!((before.halves_pending, before.timers_pending), (1, 1));
+    broker.store.lock().unwrap().flush().unwrap();
+    drop(broker);
+
+    let reopened = open();
+    let after = runtime(reopened.apply(Request::GetBrokerRuntimeInfo, peer()).await);
+    assert_eq!((after.halves_pending, after.timers_pending), (1, 1), "the ended half stays ended, the timer waits");
+    assert_eq!(reopened.transactions.lock().unwrap().checks(1), 1, "the open half's check count survived");
+    assert_eq!(reopened.apply(end, peer()).await.code, ResponseCode::Success, "a repeated end is answered");
+    assert_eq!(bodies(&reopened, "orders"), ["ended"], "and writes no second copy");
+}

@@ -467,7 +467,7 @@ impl Broker {
         }
     }
 
-    fn persist_checks(&self) {
+    pub(super) fn persist_checks(&self) {
         let snapshot = self.transactions.lock().expect("transactions").take_snapshot();
         if let Some(bytes) = snapshot {
             if let Err(e) = self.disk.write_atomic(CHECKS_PATH, &bytes) {
