@@ -409,6 +409,14 @@ longPollingMaxMs=5000
         assert!(error("flushIntervalCommitLog=0\n").starts_with("line 1: flushIntervalCommitLog: expected a positive"));
         assert!(error("fileReservedTime=-1\n").starts_with("line 1: fileReservedTime: expected a non-negative"));
         assert!(error("brokerName=bad name\n").starts_with("line 1: brokerName: broker name"));
+        let tx = parse("transactionTimeOut=500\ntransactionCheckInterval=300\ntransactionCheckMax=4\ntimerMaxDelaySec=60\n").unwrap().broker;
+        assert_eq!(
+            (tx.transaction_timeout_ms, tx.transaction_check_interval_ms, tx.transaction_check_max, tx.timer_max_delay_ms),
+            (500, 300, 4, 60_000)
+        );
+        assert!(error("transactionCheckInterval=0\n").starts_with("line 1: transactionCheckInterval: expected a positive"));
+        assert!(error("transactionCheckMax=5000\n").starts_with("line 1: transactionCheckMax: expected at most 1000"));
+        assert!(error("timerMaxDelaySec=x\n").starts_with("line 1: timerMaxDelaySec: expected"));
         assert_eq!(
             error("maxMessageSize=104857600\n"),
             "line 1: maxMessageSize: expected at most 4194304 (a stored entry holds at most 5 MiB with its properties), got 104857600"
