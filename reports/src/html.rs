@@ -2,7 +2,7 @@
 //! no external resource.
 
 use crate::escape::escape;
-use crate::latency::{bucket_count, end_to_end_samples, per_second, throughput, Percentiles};
+use crate::latency::{bucket_count, end_to_end_samples, per_second, throughput, timer_lateness_samples, Percentiles};
 use crate::run_report::{anomaly_text, counts_text, RunReport, TABLE_ANOMALIES_MAX};
 use crate::svg::{line_chart, timeline, Series};
 use checker::Validity;
@@ -20,6 +20,18 @@ svg text{font-family:system-ui,sans-serif}svg .tick{font-size:11px}svg .axis{fon
 /// A validity as a coloured span.
 pub(crate) fn validity_span(validity: Validity) -> String {
     format!(r#"<span class="{0}">{0}</span>"#, validity.as_str())
+}
+
+/// The p50 and max series of `samples`, per second of `[0, end_ms]`.
+fn p50_and_max(samples: &[crate::latency::Sample], end_ms: u64) -> [Series; 2] {
+    let buckets = per_second(samples, end_ms);
+    let at = |pick: fn(&Percentiles) -> u64| -> Vec<(f64, f64)> {
+        buckets.iter().map(|(&s, p)| (s as f64 + 0.5, pick(p) as f64)).collect()
+    };
+    [
+        Series { label: "p50".into(), color: "#1f77b4", points: at(|p| p.p50) },
+        Series { label: "max".into(), color: "#d62728", points: at(|p| p.max) },
+    ]
 }
 
 /// Renders the run as one HTML page: verdict table, fault timeline,
@@ -120,32 +132,23 @@ pub fn html(report: &RunReport) -> String {
         &series,
     ));
 
-    let buckets = per_second(&end_to_end_samples(&report.history), end_ms);
-    let at = |pick: fn(&Percentiles) -> u64| -> Vec<(f64, f64)> {
-        buckets
-            .iter()
-            .map(|(&s, p)| (s as f64 + 0.5, pick(p) as f64))
-            .collect()
-    };
-    let series = [
-        Series {
-            label: "p50".into(),
-            color: "#1f77b4",
-            points: at(|p| p.p50),
-        },
-        Series {
-            label: "max".into(),
-            color: "#d62728",
-            points: at(|p| p.max),
-        },
-    ];
     out.push_str("\n<h2>End-to-end latency</h2>\n");
     out.push_str(&line_chart(
         "end-to-end latency per second of delivery",
         "ms",
         x_max_s,
-        &series,
+        &p50_and_max(&end_to_end_samples(&report.history), end_ms),
     ));
+    let lateness = timer_lateness_samples(&report.history);
+    if !lateness.is_empty() {
+        out.push_str("\n<h2>Timer lateness</h2>\n");
+        out.push_str(&line_chart(
+            "timer and delayed message lateness per second of delivery (first delivery past its time)",
+            "ms",
+            x_max_s,
+            &p50_and_max(&lateness, end_ms),
+        ));
+    }
 
     let latency = report.latency();
     out.push_str("\n<h2>Latency percentiles (ms)</h2>\n<table>\n<tr><th>latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");

@@ -293,6 +293,7 @@ fn transactions_check_backs_and_timer_lateness_are_reported() {
     assert!(md.contains("| t2 | rollback | rollback (taken) |  | not delivered |"), "{md}");
     let page = html(&report);
     assert!(page.contains("check-backs") && page.contains("t1 answered commit by producer-1"), "the timeline has no check-back lane");
+    assert!(page.contains("<h2>Timer lateness</h2>"), "no timer lateness chart");
 }
 
 #[test]
