@@ -398,10 +398,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn cluster_list(ctx: &Ctx) -> anyhow::Result<()> {
     let brokers = ctx.admin.cluster().await.map_err(|e| ctx.explain(e))?;
     let mut table = Table::new(&[
-        "CLUSTER", "BROKER", "ID", "ADDR", "TOPICS", "FLUSH", "WRITE_OFFSET", "FLUSHED_OFFSET", "PUTS", "GETS",
+        "CLUSTER", "BROKER", "ID", "ROLE", "EPOCH", "ADDR", "TOPICS", "FLUSH", "WRITE_OFFSET", "FLUSHED_OFFSET", "PUTS", "GETS",
     ]);
     for b in brokers {
-        let mut row = vec![b.cluster.clone(), b.broker_name.clone(), b.broker_id.to_string(), b.addr.clone(), b.topics.to_string()];
+        let mut row = vec![
+            b.cluster.clone(),
+            b.broker_name.clone(),
+            b.broker_id.to_string(),
+            b.role.name().to_string(),
+            b.epoch.to_string(),
+            b.addr.clone(),
+            b.topics.to_string(),
+        ];
         match ctx.admin.runtime(&b.addr).await {
             Ok(info) => row.extend([
                 info.flush_mode,

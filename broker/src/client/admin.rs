@@ -65,7 +65,7 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
         for q in route.queues {
-            match self.client.call(&q.addr, &Request::GetTopicStats { topic: topic.to_string() }, self.client.timeout()).await? {
+            match self.client.call(q.read_addr(), &Request::GetTopicStats { topic: topic.to_string() }, self.client.timeout()).await? {
                 ResponseBody::TopicStats(stats) => out.extend(stats.into_iter().map(|s| (q.broker_name.clone(), s))),
                 _ => return Err(wrong("GetTopicStats")),
             }
@@ -79,7 +79,7 @@ impl Admin {
         let mut out = Vec::new();
         for q in route.queues {
             let request = Request::GetConsumeStats { group: group.to_string(), topic: topic.to_string() };
-            match self.client.call(&q.addr, &request, self.client.timeout()).await? {
+            match self.client.call(q.read_addr(), &request, self.client.timeout()).await? {
                 ResponseBody::ConsumeStats(p) => out.extend(p.into_iter().map(|p| (q.broker_name.clone(), p))),
                 _ => return Err(wrong("GetConsumeStats")),
             }
@@ -93,7 +93,7 @@ impl Admin {
         let mut found = Vec::new();
         for q in route.queues {
             let request = Request::QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX };
-            match self.client.call(&q.addr, &request, self.client.timeout()).await {
+            match self.client.call(q.read_addr(), &request, self.client.timeout()).await {
                 Ok(ResponseBody::Messages(m)) => found.extend(m),
                 Ok(_) => return Err(wrong("QueryMessageByKey")),
                 Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
@@ -109,7 +109,7 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         if let Some((broker, offset)) = parse_offset_msg_id(id) {
             if let Some(q) = route.queues.iter().find(|q| q.broker_name == broker) {
-                return match self.client.call(&q.addr, &Request::ViewMessage { commit_log_offset: offset }, self.client.timeout()).await? {
+                return match self.client.call(q.read_addr(), &Request::ViewMessage { commit_log_offset: offset }, self.client.timeout()).await? {
                     ResponseBody::Messages(m) => Ok(m),
                     _ => Err(wrong("ViewMessage")),
                 };
@@ -117,7 +117,7 @@ impl Admin {
         }
         let mut found = Vec::new();
         for q in route.queues {
-            match self.client.call(&q.addr, &Request::QueryMessageByUniqueId { id: id.into() }, self.client.timeout()).await {
+            match self.client.call(q.read_addr(), &Request::QueryMessageByUniqueId { id: id.into() }, self.client.timeout()).await {
                 Ok(ResponseBody::Messages(m)) => found.extend(m),
                 Ok(_) => return Err(wrong("QueryMessageByUniqueId")),
                 Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
@@ -139,7 +139,7 @@ impl Admin {
         };
         let mut found = Vec::new();
         for q in route.queues {
-            let stats = match self.client.call(&q.addr, &Request::GetTopicStats { topic: topic.clone() }, self.client.timeout()).await? {
+            let stats = match self.client.call(q.read_addr(), &Request::GetTopicStats { topic: topic.clone() }, self.client.timeout()).await? {
                 ResponseBody::TopicStats(stats) => stats,
                 _ => return Err(wrong("GetTopicStats")),
             };
@@ -155,7 +155,7 @@ impl Admin {
                         expression: "*".into(),
                         suspend_ms: 0,
                     };
-                    let result = match self.client.call(&q.addr, &pull, self.client.timeout()).await? {
+                    let result = match self.client.call(q.read_addr(), &pull, self.client.timeout()).await? {
                         ResponseBody::Pull(r) => r,
                         _ => return Err(wrong("PullMessage")),
                     };

@@ -347,7 +347,7 @@ impl Inner {
         let mut addrs = BTreeSet::new();
         for (topic, _) in &self.config.subscriptions {
             if let Ok(route) = self.client.route(topic, false).await {
-                addrs.extend(route.queues.iter().map(|q| q.addr.clone()));
+                addrs.extend(route.queues.iter().flat_map(|q| q.replicas.iter().map(|r| r.addr.clone())));
             }
         }
         addrs
@@ -491,7 +491,7 @@ impl Inner {
         let mut held = BTreeSet::new();
         let mut answered = BTreeSet::new();
         for (broker_name, keys) in by_broker(queues) {
-            let Some(addr) = self.client.broker_addr(broker_name) else { continue };
+            let Some(addr) = self.client.master_addr(broker_name) else { continue };
             let request =
                 Request::LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
             match self.client.call(&addr, &request, self.client.timeout()).await {
@@ -531,7 +531,7 @@ impl Inner {
     /// Releases queue locks on their brokers.
     async fn unlock(&self, queues: &[MessageQueue]) {
         for (broker_name, keys) in by_broker(queues) {
-            let Some(addr) = self.client.broker_addr(broker_name) else { continue };
+            let Some(addr) = self.client.master_addr(broker_name) else { continue };
             let request =
                 Request::UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
             if let Err(e) = self.client.call(&addr, &request, self.client.timeout()).await {
@@ -730,7 +730,7 @@ impl Inner {
     /// the broker stored its retry copy (`delay_level` 0: the broker picks
     /// the level) or, for a negative level, its dead-letter copy.
     async fn send_back(&self, mq: &MessageQueue, m: &MessageExt, delay_level: i32) -> bool {
-        let Some(addr) = self.client.broker_addr(&mq.broker_name) else { return false };
+        let Some(addr) = self.client.master_addr(&mq.broker_name) else { return false };
         let request = Request::ConsumerSendMsgBack {
             group: self.config.group.clone(),
             commit_log_offset: m.commit_log_offset,

@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use super::transaction::CheckListeners;
 use crate::net::ConnectionPool;
-use crate::protocol::{BrokerInfo, Request, Response, ResponseBody, ResponseCode, TopicRoute};
+use crate::protocol::{master_replica, read_replica, BrokerInfo, ReplicaRoute, Request, Response, ResponseBody, ResponseCode, TopicRoute};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,8 +62,9 @@ pub struct ClientInstance {
     pool: ConnectionPool,
     /// Topic -> its route and when it was fetched.
     routes: Mutex<BTreeMap<String, (TopicRoute, tokio::time::Instant)>>,
-    /// Broker name -> address, from the latest routes.
-    brokers: Mutex<BTreeMap<String, String>>,
+    /// Broker name -> its brokers (master and slaves), from the latest
+    /// routes and cluster info.
+    brokers: Mutex<BTreeMap<String, Vec<ReplicaRoute>>>,
     next_namesrv: AtomicUsize,
     /// Answers brokers' transaction check-backs.
     check_listeners: Arc<CheckListeners>,
@@ -152,7 +153,7 @@ impl ClientInstance {
             Ok(ResponseBody::Route(route)) => {
                 let mut brokers = self.brokers.lock().expect("brokers");
                 for q in &route.queues {
-                    brokers.insert(q.broker_name.clone(), q.addr.clone());
+                    brokers.insert(q.broker_name.clone(), q.replicas.clone());
                 }
                 self.routes.lock().expect("routes").insert(topic.to_string(), (route.clone(), self.clock.instant()));
                 Ok(route)
@@ -182,9 +183,14 @@ impl ClientInstance {
     pub async fn cluster(&self) -> Result<Vec<BrokerInfo>> {
         match self.call_namesrv(&Request::GetClusterInfo).await? {
             ResponseBody::Cluster(brokers) => {
-                let mut known = self.brokers.lock().expect("brokers");
+                let mut groups: BTreeMap<&str, Vec<ReplicaRoute>> = BTreeMap::new();
                 for b in &brokers {
-                    known.insert(b.broker_name.clone(), b.addr.clone());
+                    let replica = ReplicaRoute { broker_id: b.broker_id, addr: b.addr.clone(), role: b.role, epoch: b.epoch };
+                    groups.entry(b.broker_name.as_str()).or_default().push(replica);
+                }
+                let mut known = self.brokers.lock().expect("brokers");
+                for (name, replicas) in groups {
+                    known.insert(name.to_string(), replicas);
                 }
                 Ok(brokers)
             }
@@ -192,9 +198,23 @@ impl ClientInstance {
         }
     }
 
-    /// The address of a broker, from routes seen so far.
+    /// The broker of a group to talk to, from routes seen so far: its
+    /// master, or, while it has none, a slave (which serves reads).
     pub fn broker_addr(&self, broker_name: &str) -> Option<String> {
-        self.brokers.lock().expect("brokers").get(broker_name).cloned()
+        self.brokers.lock().expect("brokers").get(broker_name).and_then(|r| read_replica(r)).map(|r| r.addr.clone())
+    }
+
+    /// The master of a group, where writes go, from routes seen so far.
+    pub fn master_addr(&self, broker_name: &str) -> Option<String> {
+        self.brokers.lock().expect("brokers").get(broker_name).and_then(|r| master_replica(r)).map(|r| r.addr.clone())
+    }
+
+    /// Every broker address known, masters and slaves.
+    pub fn known_broker_addrs(&self) -> Vec<String> {
+        let mut addrs: Vec<String> = self.brokers.lock().expect("brokers").values().flatten().map(|r| r.addr.clone()).collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
     }
 
     /// Readable queues of a topic, sorted.
@@ -233,7 +253,7 @@ impl ClientInstance {
             Ok(brokers) => brokers.into_iter().map(|b| b.addr).collect(),
             Err(e) => {
                 tracing::debug!(error = %e, "no cluster info for producer heartbeats; using the brokers seen");
-                self.brokers.lock().expect("brokers").values().cloned().collect()
+                self.known_broker_addrs()
             }
         };
         addrs.sort();
@@ -292,6 +312,8 @@ mod tests {
             broker_id: 0,
             addr: "127.0.0.1:1".into(),
             topics: vec![TopicConfig::new("orders", 4)],
+            role: crate::protocol::BrokerRole::Master,
+            epoch: 0,
         };
         client.call(&current, &register, client.timeout()).await.unwrap();
         // Every turn of the rotation, the lagging name server is asked
@@ -303,5 +325,37 @@ mod tests {
         // When every name server denies the topic, it is gone.
         let unknown = client.route("nope", true).await.unwrap_err();
         assert!(matches!(unknown, Error::NoRoute(_)), "{unknown}");
+    }
+
+    /// A group's route lists its master and slaves: writes go to the master,
+    /// and while the group has none, reads go to a slave.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_follow_the_master_and_reads_fall_back_to_a_slave() {
+        let namesrv = name_server().await;
+        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+        let register = |id: u64, addr: &str, role: crate::protocol::BrokerRole| Request::RegisterBroker {
+            cluster: "c".into(),
+            broker_name: "broker-a".into(),
+            broker_id: id,
+            addr: addr.into(),
+            topics: vec![TopicConfig::new("orders", 4)],
+            role,
+            epoch: 1,
+        };
+        client.call(&namesrv, &register(0, "10.0.0.1:1", crate::protocol::BrokerRole::Master), client.timeout()).await.unwrap();
+        client.call(&namesrv, &register(1, "10.0.0.2:1", crate::protocol::BrokerRole::Slave), client.timeout()).await.unwrap();
+        let route = client.route("orders", true).await.unwrap();
+        assert_eq!(route.queues.len(), 1);
+        assert_eq!(route.queues[0].replicas.len(), 2);
+        assert_eq!(client.master_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
+        assert_eq!(client.broker_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
+        let gone = Request::UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+        client.call(&namesrv, &gone, client.timeout()).await.unwrap();
+        client.route("orders", true).await.unwrap();
+        assert_eq!(client.master_addr("broker-a"), None, "no master, no writes");
+        assert_eq!(client.broker_addr("broker-a").as_deref(), Some("10.0.0.2:1"), "reads go to the slave");
+        let producer = crate::client::Producer::new(client.clone(), crate::client::ProducerConfig::new("p")).unwrap();
+        let sent = producer.send(crate::model::Message::new("orders", "x")).await;
+        assert!(sent.is_err(), "a group without a master took a write: {sent:?}");
     }
 }

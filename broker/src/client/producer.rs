@@ -3,7 +3,7 @@
 use super::instance::{into_body, ClientInstance, MessageQueue};
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
-use crate::protocol::{QueueRoute, Request, ResponseBody, ResponseCode, SendResult, SendStatus};
+use crate::protocol::{BrokerRole, QueueRoute, Request, ResponseBody, ResponseCode, SendResult, SendStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,7 +59,8 @@ pub struct Producer {
 fn writable_queues(route: &[QueueRoute], topic: &str) -> Vec<MessageQueue> {
     route
         .iter()
-        .filter(|q| q.perm & PERM_WRITE != 0)
+        // Only a group with a master takes writes.
+        .filter(|q| q.perm & PERM_WRITE != 0 && q.master().is_some())
         .flat_map(|q| {
             (0..q.write_queues).map(move |queue_id| MessageQueue { topic: topic.to_string(), broker_name: q.broker_name.clone(), queue_id })
         })
@@ -111,7 +112,7 @@ impl Producer {
             Err(Error::NoRoute(_)) => {
                 let brokers = self.client.cluster().await?;
                 let mut queues = Vec::new();
-                for b in brokers.iter().filter(|b| b.broker_id == 0) {
+                for b in brokers.iter().filter(|b| b.role == BrokerRole::Master) {
                     for queue_id in 0..self.config.default_topic_queues {
                         queues.push(MessageQueue { topic: topic.to_string(), broker_name: b.broker_name.clone(), queue_id });
                     }
@@ -127,7 +128,7 @@ impl Producer {
 
     /// Sends one attempt to one queue.
     pub async fn send_to(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
-        let addr = self.client.broker_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let addr = self.client.master_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
         let request = Request::SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,
@@ -240,7 +241,7 @@ impl Producer {
             return Err(Error::NoRoute(msg.topic.clone()));
         }
         let queue = &queues[self.round_robin.fetch_add(1, Ordering::Relaxed) % queues.len()];
-        let addr = self.client.broker_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let addr = self.client.master_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
         let request = Request::SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,

@@ -149,7 +149,7 @@ impl TransactionProducer {
         let Some((_, commit_log_offset)) = parse_offset_msg_id(&half.offset_msg_id) else {
             return Err(Error::Protocol(format!("the broker gave the half a malformed offset id {}", half.offset_msg_id)));
         };
-        let addr = self.client.broker_addr(&half.broker_name).ok_or_else(|| Error::NoRoute(half.broker_name.clone()))?;
+        let addr = self.client.master_addr(&half.broker_name).ok_or_else(|| Error::NoRoute(half.broker_name.clone()))?;
         let request = Request::EndTransaction {
             producer_group: self.producer.group().to_string(),
             commit_log_offset,

@@ -61,12 +61,12 @@ impl NameServer {
         let now = self.clock.now_ms();
         let mut table = self.table.lock().expect("route table");
         match request {
-            Request::RegisterBroker { cluster, broker_name, broker_id, addr, topics } => {
-                table.register(cluster, broker_name, broker_id, addr, topics, now);
+            Request::RegisterBroker { cluster, broker_name, broker_id, addr, topics, role, epoch } => {
+                table.register(route_table::Registration { cluster, broker_name, broker_id, addr, role, epoch, topics }, now);
                 Response::ok(ResponseBody::None)
             }
-            Request::UnregisterBroker { broker_name } => {
-                table.unregister(&broker_name);
+            Request::UnregisterBroker { broker_name, broker_id } => {
+                table.unregister(&broker_name, broker_id);
                 Response::ok(ResponseBody::None)
             }
             Request::GetRoute { topic } => match table.route(&topic) {

@@ -8,8 +8,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Protocol version spoken by this build. Version 2: messages carry a
 /// delay level, stored messages their origin and delay. Version 3:
 /// transactions (producer heartbeats, end, check-back) and the pending
-/// halves and timers in the broker's runtime figures.
-pub const VERSION: u16 = 3;
+/// halves and timers in the broker's runtime figures. Version 4: routes
+/// list every broker of a group by id, with its role and term.
+pub const VERSION: u16 = 4;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

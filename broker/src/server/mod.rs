@@ -455,6 +455,8 @@ impl Broker {
             broker_id: self.config.broker_id,
             addr: self.config.advertise_addr.clone(),
             topics,
+            role: crate::protocol::BrokerRole::Master,
+            epoch: 0,
         };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let calls = self.config.namesrv_addrs.iter().map(|addr| {
