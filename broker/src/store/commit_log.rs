@@ -237,6 +237,61 @@ impl CommitLog {
         Ok((offset, bytes.len() as u32))
     }
 
+    /// The bytes of the log from `from`, an entry's start, for a replica
+    /// to copy: whole entries of one segment, about `max` bytes (at least
+    /// one entry); empty at the end of the log. A corrupt entry (a flipped
+    /// bit) goes along as the opaque bytes up to the next valid entry, so a
+    /// replica's offsets stay the master's; the replica passes over it as
+    /// recovery does.
+    pub fn read_raw(&self, from: u64, max: usize) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| Error::Corrupt { offset: from, reason };
+        if from >= self.write_offset {
+            return Ok(Vec::new());
+        }
+        if from < self.min_offset() {
+            return Err(corrupt(format!("offset {from} is before the log's first kept offset {}", self.min_offset())));
+        }
+        let (start, len) = self
+            .segments
+            .range(..=from)
+            .rev()
+            .map(|(s, l)| (*s, *l))
+            .find(|(s, l)| from < s + l)
+            .ok_or_else(|| corrupt("offset inside no segment".into()))?;
+        let path = segment_path(start);
+        let available = (start + len - from) as usize;
+        let first = self.disk.read(&path, from - start, HEADER_LEN.min(available))?;
+        let first_len = entry::parse_header(&first).map(|h| h.total_len).unwrap_or(available);
+        let want = max.max(first_len).min(available);
+        let data = self.disk.read(&path, from - start, want)?;
+        let mut pos = 0;
+        while pos < data.len() {
+            let whole = entry::parse_header(&data[pos..]).is_ok_and(|h| {
+                pos + h.total_len <= data.len() && entry::decode(h, &data[pos + HEADER_LEN..pos + h.total_len], from + pos as u64).is_ok()
+            });
+            if whole {
+                pos += entry::parse_header(&data[pos..]).map(|h| h.total_len).unwrap_or(0);
+                continue;
+            }
+            if pos > 0 {
+                // Whatever follows goes in the next chunk, whole.
+                break;
+            }
+            // The chunk starts at a corrupt entry: send it up to the next
+            // valid one of the segment as it is.
+            let rest = self.disk.read(&path, from - start, available)?;
+            let next = next_valid_entry(&rest, 1, from).unwrap_or(rest.len());
+            return Ok(rest[..next].to_vec());
+        }
+        Ok(data[..pos].to_vec())
+    }
+
+    /// Appends bytes a master's log holds at this log's end (whole entries
+    /// or a corrupt run); returns their offset.
+    pub fn append_raw(&mut self, bytes: &[u8]) -> Result<u64> {
+        self.append(bytes).map(|(offset, _)| offset)
+    }
+
     /// What a flush must sync to make every entry appended so far durable.
     /// Taken under the store lock; the fsync itself runs outside it, as
     /// RocketMQ's flush service runs outside the put lock, so a slow disk

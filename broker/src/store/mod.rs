@@ -261,6 +261,70 @@ impl MessageStore {
         })
     }
 
+    /// About `max` bytes of the commit log from `from` (an entry's start,
+    /// as a replica's end is), whole entries, for a replica to append with
+    /// [`Self::append_replicated`]; empty when `from` is the end.
+    pub fn replica_chunk(&self, from: u64, max: usize) -> Result<Vec<u8>> {
+        self.commit_log.read_raw(from, max)
+    }
+
+    /// Appends what a master's commit log holds from `offset`, which must be
+    /// this store's end, keeping the master's offsets: each valid entry is
+    /// dispatched to its consume queue and the index as a local put would
+    /// be; a corrupt run the master passed over is kept as it is and passed
+    /// over here too. Returns the new end. Nothing is written when the
+    /// chunk is not at the end or does not parse.
+    pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<u64> {
+        if let Some(why) = &self.broken {
+            return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
+        }
+        let end = self.commit_log.write_offset();
+        if offset != end {
+            return Err(Error::Inconsistent(format!("a replica chunk at {offset} does not continue this log, which ends at {end}")));
+        }
+        // Split into entries and corrupt runs first, so a bad chunk writes nothing.
+        let mut pieces: Vec<(usize, usize, Option<MessageExt>)> = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let header = entry::parse_header(&bytes[pos..]);
+            if let Ok(h) = header {
+                if pos + h.total_len > bytes.len() && pos > 0 {
+                    // A master sends whole entries, or a corrupt run alone.
+                    return Err(Error::Inconsistent(format!("a replica chunk at {offset} ends inside an entry")));
+                }
+            }
+            let parsed = header.ok().filter(|h| pos + h.total_len <= bytes.len()).and_then(|h| {
+                entry::decode(h, &bytes[pos + entry::HEADER_LEN..pos + h.total_len], offset + pos as u64).ok().map(|m| (m, h.total_len))
+            });
+            match parsed {
+                Some((msg, len)) => {
+                    pieces.push((pos, pos + len, Some(msg)));
+                    pos += len;
+                }
+                None => {
+                    let next = commit_log::next_valid_entry(bytes, pos + 1, offset).unwrap_or(bytes.len());
+                    pieces.push((pos, next, None));
+                    pos = next;
+                }
+            }
+        }
+        for (from, to, msg) in pieces {
+            let written = self.commit_log.append_raw(&bytes[from..to]).and_then(|at| match &msg {
+                Some(m) if at == m.commit_log_offset => self.dispatch(m),
+                Some(m) => Err(Error::Inconsistent(format!("entry of offset {} landed at {at}", m.commit_log_offset))),
+                None => {
+                    tracing::warn!(offset = at, bytes = to - from, "a corrupt run copied from the master is passed over");
+                    Ok(())
+                }
+            });
+            if let Err(e) = written {
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        Ok(self.commit_log.write_offset())
+    }
+
     /// Why the store refuses writes, after a write or fsync failed: the
     /// log's tail may be half written and, after a failed fsync, the page
     /// cache is not to be trusted. Reopening the store (recovery from what

@@ -532,3 +532,79 @@ proptest! {
         prop_assert!(read + 1 >= count, "{} of {} messages read back after one flipped bit", read, count);
     }
 }
+
+/// Copies `master` into `replica` chunk by chunk, as a slave does.
+fn replicate(master: &MessageStore, replica: &mut MessageStore, max: usize) -> usize {
+    let mut chunks = 0;
+    loop {
+        let from = replica.write_offset();
+        let chunk = master.replica_chunk(from, max).unwrap();
+        if chunk.is_empty() {
+            return chunks;
+        }
+        replica.append_replicated(from, &chunk).unwrap();
+        chunks += 1;
+    }
+}
+
+#[test]
+fn a_replica_copies_the_log_at_the_masters_offsets_with_its_queues_and_index() {
+    let (master_disk, replica_disk) = (MemDisk::new(), MemDisk::new());
+    let (mut master, _) = open(&master_disk);
+    for n in 0..60 {
+        master.put(message("t", (n % 3) as u32, n, 90 + (n as usize % 7) * 40), 1000 + n).unwrap();
+    }
+    let (mut replica, _) = open(&replica_disk);
+    let chunks = replicate(&master, &mut replica, 700);
+    assert!(chunks > 5, "small chunks, across segments: {chunks}");
+    assert_eq!(replica.write_offset(), master.write_offset());
+    for q in 0..3 {
+        assert_eq!(replica.queue_offsets("t", q), master.queue_offsets("t", q));
+        let (a, b) = (all_in_queue(&master, "t", q), all_in_queue(&replica, "t", q));
+        assert_eq!(a.len(), b.len());
+        for (m, r) in a.iter().zip(&b) {
+            assert_eq!((m.commit_log_offset, m.queue_offset, &m.message), (r.commit_log_offset, r.queue_offset, &r.message));
+        }
+    }
+    assert_eq!(replica.query_by_unique_id("id-17").unwrap().len(), 1);
+    // A chunk that does not continue the log is refused and changes nothing.
+    let end = replica.write_offset();
+    let stale = master.replica_chunk(0, 700).unwrap();
+    assert!(matches!(replica.append_replicated(0, &stale), Err(Error::Inconsistent(_))));
+    assert!(matches!(replica.append_replicated(end, &stale[..stale.len() - 1]), Err(Error::Inconsistent(_))));
+    assert_eq!(replica.write_offset(), end);
+    // More on the master, then a restart of the replica: it goes on from
+    // where it is.
+    for n in 60..70 {
+        master.put(message("t", 0, n, 100), 2000 + n).unwrap();
+    }
+    replica.flush().unwrap();
+    drop(replica);
+    let (mut replica, _) = open(&replica_disk);
+    replicate(&master, &mut replica, 4096);
+    assert_eq!(replica.write_offset(), master.write_offset());
+    assert_eq!(all_in_queue(&replica, "t", 0).len(), all_in_queue(&master, "t", 0).len());
+}
+
+#[test]
+fn a_corrupt_entry_of_the_master_is_copied_as_is_and_passed_over() {
+    let (master_disk, replica_disk) = (MemDisk::new(), MemDisk::new());
+    let (mut master, _) = open(&master_disk);
+    let mut offsets = Vec::new();
+    for n in 0..6 {
+        offsets.push(master.put(message("t", 0, n, 100), 1000 + n).unwrap().commit_log_offset);
+    }
+    master.flush().unwrap();
+    // Flip a byte in the body of the third entry.
+    let path = "commitlog/00000000000000000000";
+    let mut bytes = master_disk.read(path, 0, master.write_offset() as usize).unwrap();
+    bytes[offsets[2] as usize + 40] ^= 0xff;
+    master_disk.truncate(path, 0).unwrap();
+    master_disk.append(path, &bytes).unwrap();
+    let (replica_store, _) = open(&replica_disk);
+    let mut replica = replica_store;
+    replicate(&master, &mut replica, 150);
+    assert_eq!(replica.write_offset(), master.write_offset(), "the offsets stay the master's");
+    let got: Vec<u64> = all_in_queue(&replica, "t", 0).iter().map(|m| m.queue_offset).collect();
+    assert_eq!(got, [0, 1, 3, 4, 5], "the destroyed message is a hole, the rest arrive");
+}
