@@ -10,8 +10,10 @@
 //! |---|---|---|
 //! | `brokerClusterName` | cluster name | `DefaultCluster` |
 //! | `brokerName` | broker (group) name | `broker-a` |
-//! | `brokerId` | only `0` (a master): slaves are not supported yet | `0` |
-//! | `brokerRole` | `ASYNC_MASTER` or `SYNC_MASTER` (replication is not implemented yet: it behaves as `ASYNC_MASTER`, with a warning); `SLAVE` is refused | `ASYNC_MASTER` |
+//! | `brokerId` | `0` for a master, 1 or more for a slave | `0` |
+//! | `brokerRole` | `ASYNC_MASTER` (acknowledges without waiting for a slave), `SYNC_MASTER` (once a slave holds the message durably: FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE) or `SLAVE` (copies its master's commit log, refuses writes, serves reads) | `ASYNC_MASTER` |
+//! | `haMasterAddress` | a slave's master, `ip:port`; without it the name servers say | none |
+//! | `slaveTimeout` | how long a SYNC_MASTER waits for a slave, ms | `3000` |
 //! | `namesrvAddr` | name servers, `a:9876;b:9876` | none |
 //! | `listenPort` | port to listen on (all interfaces) | `10911` |
 //! | `brokerIP1` | IP advertised to clients with `listenPort` | `127.0.0.1` |
@@ -40,7 +42,7 @@
 //! a [`ConfError`] naming the line and key.
 
 use crate::model::TOPIC_QUEUES_MAX;
-use crate::server::{BrokerConfig, FlushMode};
+use crate::server::{BrokerConfig, FlushMode, ReplicationRole};
 use crate::store::BODY_BYTES_LIMIT;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -74,8 +76,8 @@ pub struct BrokerConf {
     pub listen_addr: SocketAddr,
     /// Directory of the store.
     pub store_dir: PathBuf,
-    /// Things the operator should know that are not errors (e.g. SYNC_MASTER
-    /// is treated as ASYNC_MASTER); the binary logs them as warnings.
+    /// Things the operator should know that are not errors; the binary logs
+    /// them as warnings (none today).
     pub warnings: Vec<String>,
 }
 
@@ -159,7 +161,8 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 /// Parses the text of a `broker.conf`.
 pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
     let mut config = BrokerConfig::new("broker-a", "");
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
+    let (mut id_line, mut role_line) = (None, None);
     let mut store_dir = PathBuf::from("store");
     let mut listen_port: Option<u16> = None;
     let mut broker_ip: Option<IpAddr> = None;
@@ -195,18 +198,24 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                 crate::model::validate_name("broker", value).map_err(fail)?;
                 config.broker_name = value.to_string();
             }
-            "brokerId" => match parse_u64(value).map_err(fail)? {
-                0 => config.broker_id = 0,
-                n => return Err(fail(format!("brokerId {n} makes a slave: slaves are not supported yet (use 0)"))),
-            },
-            "brokerRole" => match value {
-                "ASYNC_MASTER" => {}
-                "SYNC_MASTER" => warnings.push(format!(
-                    "line {line}: brokerRole=SYNC_MASTER: replication is not implemented yet, the broker runs as ASYNC_MASTER"
-                )),
-                "SLAVE" => return Err(fail("SLAVE: slaves are not supported yet".into())),
-                _ => return Err(fail(format!("expected ASYNC_MASTER, SYNC_MASTER or SLAVE, got {value:?}"))),
-            },
+            "brokerId" => {
+                config.broker_id = parse_u64(value).map_err(fail)?;
+                id_line = Some(line);
+            }
+            "brokerRole" => {
+                config.role = match value {
+                    "ASYNC_MASTER" => ReplicationRole::AsyncMaster,
+                    "SYNC_MASTER" => ReplicationRole::SyncMaster,
+                    "SLAVE" => ReplicationRole::Slave,
+                    _ => return Err(fail(format!("expected ASYNC_MASTER, SYNC_MASTER or SLAVE, got {value:?}"))),
+                };
+                role_line = Some(line);
+            }
+            "haMasterAddress" => {
+                let addr = value.parse::<SocketAddr>().map_err(|_| fail(format!("expected ip:port, got {value:?}")))?;
+                config.ha_master_addr = Some(addr.to_string());
+            }
+            "slaveTimeout" => config.slave_timeout_ms = parse_positive(value).and_then(|n| parse_at_most(&n.to_string(), LONG_POLLING_MAX_MS, "an hour")).map_err(fail)?,
             "namesrvAddr" => config.namesrv_addrs = parse_namesrv_list(value).map_err(fail)?,
             "listenPort" => {
                 let port = value.parse::<u16>().map_err(|_| fail(format!("expected a port number, got {value:?}")))?;
@@ -287,6 +296,17 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
         }
     }
 
+    // A slave has an id of its own; a master is broker 0 of its group.
+    let slave = config.role == ReplicationRole::Slave;
+    if slave == (config.broker_id == 0) {
+        let line = if slave { role_line } else { id_line }.unwrap_or(0);
+        let (key, reason) = if slave {
+            ("brokerRole", "SLAVE needs a brokerId of 1 or more (0 is the master's)".to_string())
+        } else {
+            ("brokerId", format!("brokerId {} is a slave's: set brokerRole=SLAVE, or brokerId=0 for a master", config.broker_id))
+        };
+        return Err(ConfError { line, key: key.into(), reason });
+    }
     if listen_addr.is_some() && listen_port.is_some() {
         let (line, key) = *listen_lines.last().expect("two listen keys were seen");
         return Err(ConfError {
@@ -355,8 +375,8 @@ longPollingMaxMs=5000
         assert_eq!(b.store.body_bytes_max, 65_536);
         assert_eq!(b.register_interval_ms, 10_000);
         assert_eq!(b.long_polling_max_ms, 5_000);
-        assert_eq!(conf.warnings.len(), 1, "SYNC_MASTER is accepted with a warning");
-        assert!(conf.warnings[0].contains("SYNC_MASTER"));
+        assert!(conf.warnings.is_empty(), "{:?}", conf.warnings);
+        assert_eq!(conf.broker.role, ReplicationRole::SyncMaster);
     }
 
     #[test]
@@ -397,8 +417,11 @@ longPollingMaxMs=5000
         assert_eq!(error("just words\n"), "line 1: just words: expected key=value");
         assert_eq!(error("=3\n"), "line 1: =3: expected key=value, the key is empty");
         assert_eq!(error("brokerName=a\nbrokerName=b\n"), "line 2: brokerName: set twice, first on line 1");
-        assert!(error("brokerId=1\n").contains("slaves are not supported yet"));
-        assert!(error("brokerRole=SLAVE\n").contains("slaves are not supported yet"));
+        assert_eq!(error("brokerId=1\n"), "line 1: brokerId: brokerId 1 is a slave's: set brokerRole=SLAVE, or brokerId=0 for a master");
+        assert_eq!(error("brokerRole=SLAVE\n"), "line 1: brokerRole: SLAVE needs a brokerId of 1 or more (0 is the master's)");
+        let slave = parse("brokerRole=SLAVE\nbrokerId=2\nhaMasterAddress=10.0.0.1:10911\nslaveTimeout=1500\n").unwrap().broker;
+        assert_eq!((slave.role, slave.broker_id, slave.ha_master_addr.as_deref(), slave.slave_timeout_ms), (ReplicationRole::Slave, 2, Some("10.0.0.1:10911"), 1_500));
+        assert!(error("haMasterAddress=nowhere\n").starts_with("line 1: haMasterAddress: expected ip:port"));
         assert!(error("brokerRole=MASTER\n").starts_with("line 1: brokerRole: expected"));
         assert_eq!(error("autoCreateTopicEnable=yes\n"), r#"line 1: autoCreateTopicEnable: expected true or false, got "yes""#);
         assert!(error("listenPort=70000\n").starts_with("line 1: listenPort: expected a port number"));

@@ -261,6 +261,28 @@ pub enum Request {
         /// Checks of this half before this one.
         check_times: u32,
     },
+    /// Slave -> master: the commit log from `from_offset` (this slave's
+    /// end), waiting up to `wait_ms` for more; and this slave holds its
+    /// log durably up to `durable_offset` (what sync replication waits for).
+    ReplicaPull {
+        /// The broker group; a master of another group refuses.
+        broker_name: String,
+        /// The slave's id in the group.
+        broker_id: u64,
+        /// Where the slave's log ends.
+        from_offset: u64,
+        /// How far the slave's log is durable.
+        durable_offset: u64,
+        /// Most bytes wanted.
+        max_bytes: u32,
+        /// Longest the master holds the pull when it has nothing new.
+        wait_ms: u64,
+    },
+    /// Slave -> master: the topics and committed consumer offsets to copy.
+    ReplicaConfig {
+        /// The broker group.
+        broker_name: String,
+    },
 }
 
 impl Request {
@@ -294,6 +316,8 @@ impl Request {
             Request::HeartbeatProducer { .. } => "HeartbeatProducer",
             Request::EndTransaction { .. } => "EndTransaction",
             Request::CheckTransactionState { .. } => "CheckTransactionState",
+            Request::ReplicaPull { .. } => "ReplicaPull",
+            Request::ReplicaConfig { .. } => "ReplicaConfig",
         }
     }
 }
@@ -568,6 +592,31 @@ pub enum ResponseBody {
     ConsumeStats(Vec<ConsumeProgress>),
     /// Queues a client holds the lock of: (topic, queue id).
     LockedQueues(Vec<(String, u32)>),
+    /// Commit log bytes for a slave.
+    Replica(ReplicaChunk),
+    /// What a slave copies besides the log.
+    ReplicaConfig(ReplicaConfig),
+}
+
+/// A master's topics and committed consumer offsets, for its slaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaConfig {
+    /// Every topic the master serves.
+    pub topics: Vec<TopicConfig>,
+    /// (group, topic, queue id, next offset to consume).
+    pub offsets: Vec<(String, String, u32, u64)>,
+}
+
+/// A piece of a master's commit log for a slave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaChunk {
+    /// Where the bytes start in the master's log.
+    pub offset: u64,
+    /// Whole entries (or a corrupt run), to append as they are.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// Where the master's log ends.
+    pub master_end: u64,
 }
 
 /// A response: a code, a human-readable remark, and a body.

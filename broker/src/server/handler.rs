@@ -31,6 +31,16 @@ struct Born {
 
 impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
+        let write = match &request {
+            Request::SendMessage { .. } => Some("a send"),
+            Request::ConsumerSendMsgBack { .. } => Some("a send-back"),
+            Request::EndTransaction { .. } => Some("the end of a transaction"),
+            Request::LockBatchMq { .. } | Request::UnlockBatchMq { .. } => Some("a queue lock"),
+            _ => None,
+        };
+        if let Some(refusal) = write.and_then(|what| self.refuse_on_slave(what)) {
+            return refusal;
+        }
         match request {
             Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } => {
                 let born = Born { producer_group, timestamp_ms: born_timestamp_ms, host: born_host, peer };
@@ -44,6 +54,10 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::None)
             }
+            Request::ReplicaPull { broker_name, broker_id, from_offset, durable_offset, max_bytes, wait_ms } => {
+                self.replica_pull(&broker_name, broker_id, from_offset, durable_offset, max_bytes, wait_ms).await
+            }
+            Request::ReplicaConfig { broker_name } => self.replica_config(&broker_name),
             Request::EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } => {
                 tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
                 self.end_transaction(&producer_group, commit_log_offset, &msg_id, state).await
@@ -369,6 +383,7 @@ impl Broker {
         let (topic, queue_id) = (msg.message.topic.clone(), msg.queue_id);
         let put = self.store.lock().expect("store").put(msg, now).map_err(Response::from)?;
         self.put_count.fetch_add(1, Ordering::Relaxed);
+        self.written.send_replace(put.end_offset);
         let mut status = SendStatus::SendOk;
         if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
             let flushed = self.wait_flushed(put.end_offset).await;
@@ -387,6 +402,9 @@ impl Broker {
             // SYNC_FLUSH acknowledges now and the periodic flush makes the
             // message durable up to flush_interval_ms later.
             self.notify_arrival(&topic, queue_id);
+        }
+        if status == SendStatus::SendOk && self.config.role == super::ReplicationRole::SyncMaster {
+            status = self.wait_replicated(put.end_offset).await;
         }
         Ok((put, status))
     }

@@ -9,6 +9,7 @@ mod groups;
 mod handler;
 mod locks;
 mod offsets;
+mod replication;
 mod schedule;
 mod timer;
 mod transaction;
@@ -16,6 +17,7 @@ mod transaction;
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
 pub use locks::QueueLocks;
+pub use replication::Slaves;
 pub use schedule::ScheduleProgress;
 pub use timer::TimerWheel;
 pub use transaction::{ProducerGroups, TransactionTable};
@@ -55,6 +57,29 @@ impl FlushMode {
         match self {
             FlushMode::Sync => "SYNC_FLUSH",
             FlushMode::Async => "ASYNC_FLUSH",
+        }
+    }
+}
+
+/// What a broker does in its group (RocketMQ's `brokerRole`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicationRole {
+    /// A master that acknowledges without waiting for a slave.
+    #[default]
+    AsyncMaster,
+    /// A master that acknowledges a send once a slave holds it durably.
+    SyncMaster,
+    /// Copies its master's log; refuses writes, serves reads.
+    Slave,
+}
+
+impl ReplicationRole {
+    /// RocketMQ's name for it.
+    pub fn rocketmq_name(self) -> &'static str {
+        match self {
+            ReplicationRole::AsyncMaster => "ASYNC_MASTER",
+            ReplicationRole::SyncMaster => "SYNC_MASTER",
+            ReplicationRole::Slave => "SLAVE",
         }
     }
 }
@@ -111,6 +136,13 @@ pub struct BrokerConfig {
     pub transaction_check_max: u32,
     /// How far ahead a timer message may be set (3 days, `timerMaxDelaySec`).
     pub timer_max_delay_ms: u64,
+    /// Master (async or sync replication) or slave (`brokerRole`).
+    pub role: ReplicationRole,
+    /// A slave's master; without it the name servers say (`haMasterAddress`).
+    pub ha_master_addr: Option<String>,
+    /// How long a SYNC_MASTER waits for a slave before FLUSH_SLAVE_TIMEOUT
+    /// (3 s, `slaveTimeout`).
+    pub slave_timeout_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -142,6 +174,9 @@ impl BrokerConfig {
             transaction_check_interval_ms: 60_000,
             transaction_check_max: 15,
             timer_max_delay_ms: crate::model::TIMER_MAX_DELAY_MS_DEFAULT,
+            role: ReplicationRole::AsyncMaster,
+            ha_master_addr: None,
+            slave_timeout_ms: 3_000,
             store: StoreConfig::default(),
         }
     }
@@ -186,6 +221,12 @@ pub struct Broker {
     timers: Mutex<TimerWheel>,
     /// Wakes the timer service when a timer is added.
     timer_wake: Notify,
+    /// A master's slaves and how far they hold the log.
+    slaves: Mutex<Slaves>,
+    /// The furthest offset a live slave holds durably.
+    replicated: watch::Sender<u64>,
+    /// The commit log's end, moved on every write (wakes slaves' pulls).
+    written: watch::Sender<u64>,
     /// Per queue: bumped on every put, so held pulls wake up.
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
@@ -253,6 +294,9 @@ impl Broker {
             transactions: Mutex::new(transactions),
             timers: Mutex::new(timers),
             timer_wake: Notify::new(),
+            slaves: Mutex::new(Slaves::default()),
+            replicated: watch::Sender::new(0),
+            written: watch::Sender::new(flushed_offset),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
@@ -312,22 +356,14 @@ impl Broker {
             b.persist_schedule();
             b.persist_timers();
         });
-        let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(schedule::SCHEDULE_INTERVAL_MS)).await;
-                me.deliver_due().await;
-            }
-        });
-        let me = self.clone();
-        tokio::spawn(async move { me.run_timers().await });
-        let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(me.config.transaction_check_interval_ms.max(1))).await;
-                me.check_round().await;
-            }
-        });
+        if self.is_slave() {
+            // A slave copies; the master alone delivers delays and timers
+            // and checks back on halves.
+            let me = self.clone();
+            tokio::spawn(async move { me.run_slave().await });
+        } else {
+            self.spawn_master_loops();
+        }
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         // Checked three times per expiry period (at most every 10 s), so a
         // silent client leaves its groups soon after it expires.
@@ -353,6 +389,26 @@ impl Broker {
                     me.config.register_interval_ms.min(REGISTER_RETRY_MS)
                 };
                 tokio::time::sleep(Duration::from_millis(period)).await;
+            }
+        });
+    }
+
+    /// The services only a master runs: delays, timers, check-backs.
+    fn spawn_master_loops(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(schedule::SCHEDULE_INTERVAL_MS)).await;
+                me.deliver_due().await;
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move { me.run_timers().await });
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(me.config.transaction_check_interval_ms.max(1))).await;
+                me.check_round().await;
             }
         });
     }
@@ -455,7 +511,7 @@ impl Broker {
             broker_id: self.config.broker_id,
             addr: self.config.advertise_addr.clone(),
             topics,
-            role: crate::protocol::BrokerRole::Master,
+            role: self.broker_role(),
             epoch: 0,
         };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
@@ -520,6 +576,7 @@ impl Broker {
         if woken.is_empty() {
             return;
         }
+        self.written.send_replace(end);
         if self.config.flush == FlushMode::Sync {
             let _ = self.wait_flushed(end).await;
         }

@@ -52,6 +52,15 @@ impl OffsetTable {
         clamped
     }
 
+    /// Every committed offset: (group, topic, queue id, offset).
+    pub fn entries(&self) -> Vec<(String, String, u32, u64)> {
+        self.offsets
+            .iter()
+            .filter_map(|(key, queues)| key.split_once('@').map(|(g, t)| (g, t, queues)))
+            .flat_map(|(g, t, queues)| queues.iter().map(move |(q, o)| (g.to_string(), t.to_string(), *q, *o)))
+            .collect()
+    }
+
     /// The JSON to persist, when something changed since the last call.
     pub fn take_snapshot(&mut self) -> Option<Vec<u8>> {
         if !self.dirty {

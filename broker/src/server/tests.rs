@@ -413,3 +413,26 @@ async fn halves_their_ends_check_counts_and_timers_survive_a_reopen() {
     assert_eq!(reopened.apply(end, peer()).await.code, ResponseCode::Success, "a repeated end is answered");
     assert_eq!(bodies(&reopened, "orders"), ["ended"], "and writes no second copy");
 }
+
+/// A SYNC_MASTER whose slave pulls but does not catch up answers
+/// FLUSH_SLAVE_TIMEOUT once `slaveTimeout` passes; with no slave at all,
+/// SLAVE_NOT_AVAILABLE at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_master_times_out_on_a_slave_that_does_not_catch_up() {
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.role = ReplicationRole::SyncMaster;
+    config.slave_timeout_ms = 200;
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    let alone = broker.apply(send("orders", "a"), peer()).await;
+    assert_eq!(alone.code, ResponseCode::SlaveNotAvailable, "{alone:?}");
+    // A slave that pulled once, from the start, and holds nothing.
+    let pull = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    assert_eq!(broker.apply(pull, peer()).await.code, ResponseCode::Success);
+    let started = Instant::now();
+    let slow = broker.apply(send("orders", "b"), peer()).await;
+    assert_eq!(slow.code, ResponseCode::FlushSlaveTimeout, "{slow:?}");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // A slave of another group is refused.
+    let stranger = Request::ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    assert_eq!(broker.apply(stranger, peer()).await.code, ResponseCode::NoPermission);
+}

@@ -272,9 +272,9 @@ impl MessageStore {
     /// this store's end, keeping the master's offsets: each valid entry is
     /// dispatched to its consume queue and the index as a local put would
     /// be; a corrupt run the master passed over is kept as it is and passed
-    /// over here too. Returns the new end. Nothing is written when the
-    /// chunk is not at the end or does not parse.
-    pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<u64> {
+    /// over here too. Returns the new end and the queues that got messages.
+    /// Nothing is written when the chunk is not at the end or does not parse.
+    pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<(u64, Vec<(String, u32)>)> {
         if let Some(why) = &self.broken {
             return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
         }
@@ -308,7 +308,11 @@ impl MessageStore {
                 }
             }
         }
+        let mut touched: BTreeSet<(String, u32)> = BTreeSet::new();
         for (from, to, msg) in pieces {
+            if let Some(m) = &msg {
+                touched.insert((m.message.topic.clone(), m.queue_id));
+            }
             let written = self.commit_log.append_raw(&bytes[from..to]).and_then(|at| match &msg {
                 Some(m) if at == m.commit_log_offset => self.dispatch(m),
                 Some(m) => Err(Error::Inconsistent(format!("entry of offset {} landed at {at}", m.commit_log_offset))),
@@ -322,7 +326,7 @@ impl MessageStore {
                 return Err(e);
             }
         }
-        Ok(self.commit_log.write_offset())
+        Ok((self.commit_log.write_offset(), touched.into_iter().collect()))
     }
 
     /// Why the store refuses writes, after a write or fsync failed: the

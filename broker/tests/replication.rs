@@ -1,0 +1,138 @@
+//! Real mode, in one process over loopback TCP: a SYNC_MASTER and its
+//! slave. Without a slave the master answers SLAVE_NOT_AVAILABLE; once the
+//! slave pulls, sends are SEND_OK only when the slave holds them; the slave
+//! has every message at the master's offsets, serves pulls and queries, and
+//! refuses writes; a route lists both, and a client reads from the slave
+//! once the master is gone.
+#![cfg(not(madsim))]
+
+use broker::client::{ClientConfig, ClientInstance, Producer, ProducerConfig};
+use broker::clock::Clock;
+use broker::model::Message;
+use broker::namesrv::{NameServer, NameServerConfig};
+use broker::protocol::{BrokerRole, Request, ResponseBody, ResponseCode, SendStatus};
+use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
+use broker::store::MemDisk;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+async fn start(config: BrokerConfig, listener: TcpListener) {
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    tokio::spawn(broker.serve(listener));
+}
+
+fn config(name: &str, addr: &str, namesrv: &str, role: ReplicationRole, id: u64) -> BrokerConfig {
+    let mut c = BrokerConfig::new(name, addr);
+    c.namesrv_addrs = vec![namesrv.to_string()];
+    c.register_interval_ms = 200;
+    c.flush = FlushMode::Sync;
+    c.role = role;
+    c.broker_id = id;
+    c.slave_timeout_ms = 2_000;
+    c
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_reads() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let namesrv = listener.local_addr().unwrap().to_string();
+    tokio::spawn(NameServer::new(NameServerConfig::default(), Clock::new()).serve(listener));
+    let master_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let master_addr = master_listener.local_addr().unwrap().to_string();
+    start(config("broker-a", &master_addr, &namesrv, ReplicationRole::SyncMaster, 0), master_listener).await;
+    let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+    let producer = Producer::new(client.clone(), ProducerConfig::new("p")).unwrap();
+
+    // No slave yet.
+    let alone = eventually("the master to take a send", async || producer.send(Message::new("orders", "first").with_key("k0")).await.ok()).await;
+    assert_eq!(alone.status, SendStatus::SlaveNotAvailable);
+
+    // The slave finds its master through the name server.
+    let slave_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slave_addr = slave_listener.local_addr().unwrap().to_string();
+    start(config("broker-a", &slave_addr, &namesrv, ReplicationRole::Slave, 1), slave_listener).await;
+    let ok = eventually("a send the slave holds", async || {
+        producer.send(Message::new("orders", "second").with_key("k1")).await.ok().filter(|r| r.status == SendStatus::SendOk)
+    })
+    .await;
+    let mut ids = vec![alone.msg_id.clone(), ok.msg_id.clone()];
+    for n in 0..20 {
+        let r = producer.send(Message::new("orders", format!("m{n}")).with_key(format!("key-{n}"))).await.unwrap();
+        assert_eq!(r.status, SendStatus::SendOk, "a sync master acknowledges once its slave holds it");
+        ids.push(r.msg_id);
+    }
+
+    // The slave holds every message at the master's offsets.
+    let timeout = client.timeout();
+    for id in &ids {
+        let on = |addr: String| {
+            let (client, id) = (client.clone(), id.clone());
+            async move {
+                match client.call(&addr, &Request::QueryMessageByUniqueId { id }, timeout).await.unwrap() {
+                    ResponseBody::Messages(found) => found[0].clone(),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let (m, s) = (on(master_addr.clone()).await, on(slave_addr.clone()).await);
+        assert_eq!((m.commit_log_offset, m.queue_offset, m.queue_id, &m.message), (s.commit_log_offset, s.queue_offset, s.queue_id, &s.message));
+    }
+
+    // The slave refuses writes.
+    let send = Request::SendMessage {
+        producer_group: "p".into(),
+        queue_id: 0,
+        message: Message::new("orders", "direct"),
+        born_timestamp_ms: 0,
+        born_host: "t".into(),
+        default_topic_queues: 4,
+    };
+    let refused = client.pool_request(&slave_addr, &send, timeout).await.unwrap();
+    assert_eq!(refused.code, ResponseCode::NoPermission, "{refused:?}");
+
+    // The route lists both, with their roles.
+    let route = eventually("both brokers in the route", async || {
+        let route = client.route("orders", true).await.ok()?;
+        (route.queues[0].replicas.len() == 2).then_some(route)
+    })
+    .await;
+    let roles: Vec<(u64, BrokerRole)> = route.queues[0].replicas.iter().map(|r| (r.broker_id, r.role)).collect();
+    assert_eq!(roles, [(0, BrokerRole::Master), (1, BrokerRole::Slave)]);
+
+    // With the master gone from the name server, reads go to the slave.
+    let gone = Request::UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+    client.call(&namesrv, &gone, timeout).await.unwrap();
+    client.route("orders", true).await.unwrap();
+    assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave_addr.as_str()));
+    let queue = route.queues[0].write_queues;
+    let mut pulled = Vec::new();
+    for queue_id in 0..queue {
+        let pull = Request::PullMessage {
+            group: "g".into(),
+            topic: "orders".into(),
+            queue_id,
+            offset: 0,
+            max_msgs: 100,
+            expression: "*".into(),
+            suspend_ms: 0,
+        };
+        match client.call(&client.broker_addr("broker-a").unwrap(), &pull, timeout).await.unwrap() {
+            ResponseBody::Pull(got) => pulled.extend(got.messages.iter().map(|m| m.msg_id())),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Sends that were stored before the slave held them are there too.
+    assert!(ids.iter().all(|id| pulled.contains(id)), "the slave serves every message: {pulled:?}");
+}
