@@ -166,6 +166,32 @@ impl Broker {
         }
     }
 
+    /// Cuts this broker's log back to `offset` (a replica whose log parted
+    /// from its new master's there): the store cuts its commit log, consume
+    /// queues and index; consumer offsets past the new queue ends move back
+    /// to them (Apache RocketMQ #4771 left them beyond a truncated log, and
+    /// the group skipped what was written there next); delay, timer and
+    /// transaction progress are read again from what remains.
+    pub async fn truncate_log(&self, offset: u64) -> crate::error::Result<()> {
+        {
+            let mut store = self.store.lock().expect("store");
+            let report = store.truncate_to(offset)?;
+            tracing::warn!(broker = %self.config.broker_name, offset, ?report, "commit log cut back");
+            let clamped = self.offsets.lock().expect("offsets").clamp(|topic, queue_id| store.queue_offsets(topic, queue_id).1);
+            if clamped > 0 {
+                tracing::warn!(clamped, "consumer offsets past the cut queue ends moved back");
+            }
+            self.written.send_replace(store.write_offset());
+            let flushed = store.flushed_offset();
+            self.flushed.send_replace(super::FlushState { offset: flushed, error: None });
+        }
+        self.persist_offsets();
+        self.schedule.lock().expect("schedule").rewind_to_durable();
+        self.rebuild_timers();
+        self.rebuild_transactions();
+        Ok(())
+    }
+
     /// A SYNC_MASTER's wait for a slave to hold the log durably up to `end`.
     pub(super) async fn wait_replicated(&self, end: u64) -> SendStatus {
         let silent = Duration::from_millis(SLAVE_SILENT_MS);

@@ -436,3 +436,37 @@ async fn a_sync_master_times_out_on_a_slave_that_does_not_catch_up() {
     let stranger = Request::ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
     assert_eq!(broker.apply(stranger, peer()).await.code, ResponseCode::NoPermission);
 }
+
+/// Regression (Apache RocketMQ #4771): a broker whose log is cut back keeps
+/// no consumer offset past the new queue ends, so what is written at the
+/// cut offsets next is consumed, not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    let mut cut = None;
+    for n in 0..10 {
+        let sent = broker.apply(send("orders", &format!("m{n}")), peer()).await;
+        let crate::protocol::ResponseBody::Send(r) = sent.body else { panic!("{sent:?}") };
+        if n == 6 {
+            cut = Some(crate::model::parse_offset_msg_id(&r.offset_msg_id).unwrap().1);
+        }
+    }
+    let commit = Request::UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 10 };
+    broker.apply(commit, peer()).await;
+    broker.truncate_log(cut.unwrap()).await.unwrap();
+    assert_eq!(bodies(&broker, "orders"), ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    assert_eq!(broker.offsets.lock().unwrap().get("g", "orders", 0), Some(6), "the group's offset moved back to the cut end");
+    broker.apply(send("orders", "after"), peer()).await;
+    let pull = Request::PullMessage {
+        group: "g".into(),
+        topic: "orders".into(),
+        queue_id: 0,
+        offset: 6,
+        max_msgs: 10,
+        expression: "*".into(),
+        suspend_ms: 0,
+    };
+    let got = broker.apply(pull, peer()).await;
+    let crate::protocol::ResponseBody::Pull(got) = got.body else { panic!("{got:?}") };
+    assert_eq!(got.messages.len(), 1, "the message written at the cut offset is there for the group");
+}

@@ -200,8 +200,8 @@ impl CommitLog {
         Ok(Some((stats, cut)))
     }
 
-    /// Cuts the log so that `offset` becomes its end.
-    fn truncate(&mut self, offset: u64) -> Result<()> {
+    /// Cuts the log so that `offset` becomes its end, durably.
+    pub(crate) fn truncate(&mut self, offset: u64) -> Result<()> {
         let later: Vec<u64> = self.segments.range(offset..).map(|(s, _)| *s).collect();
         for start in later {
             self.disk.remove(&segment_path(start))?;

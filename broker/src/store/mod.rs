@@ -47,6 +47,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const CHECKPOINT_PATH: &str = "checkpoint";
+/// A truncation begun and not yet finished: the offset to cut back to.
+const TRUNCATE_PATH: &str = "truncate";
 const CHECKPOINT_MAGIC: u32 = 0xC4EC_4901;
 
 /// Store settings; see `rocketmq-semantics.md` for where the defaults come from.
@@ -145,6 +147,7 @@ pub struct MessageStore {
 impl MessageStore {
     /// Opens the store on `disk`, recovering from whatever state a crash left.
     pub fn open(disk: Arc<dyn Disk>, config: StoreConfig) -> Result<(MessageStore, RecoveryReport)> {
+        finish_truncation(&disk, config.segment_bytes)?;
         let mut commit_log = CommitLog::open(disk.clone(), config.segment_bytes)?;
         let mut checkpoint = read_checkpoint(disk.as_ref())?.unwrap_or(0);
         if checkpoint > commit_log.write_offset() {
@@ -329,6 +332,39 @@ impl MessageStore {
         Ok((self.commit_log.write_offset(), touched.into_iter().collect()))
     }
 
+    /// Cuts the store back so that `offset` (an entry's start, at or below
+    /// the end) becomes the end of its commit log, as a replica must before
+    /// it follows a new master whose log parted from its own there: the
+    /// entries after it leave the commit log, their consume queues and the
+    /// index (a queue's later offsets are given out again). Crash-safe: the
+    /// cut is recorded durably first, and a store opened after a crash
+    /// during it finishes it, and so does a store that fails to reopen
+    /// here (it is left broken, and reopening is the way back). The store
+    /// is reopened on the cut log.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<RecoveryReport> {
+        let end = self.commit_log.write_offset();
+        if offset > end {
+            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: it ends at {end}")));
+        }
+        if offset < self.commit_log.min_offset() {
+            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: it starts at {}", self.commit_log.min_offset())));
+        }
+        if offset < end && self.commit_log.read(offset).is_err() {
+            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: no entry starts there")));
+        }
+        begin_truncation(self.disk.as_ref(), offset)?;
+        match MessageStore::open(self.disk.clone(), self.config.clone()) {
+            Ok((reopened, report)) => {
+                *self = reopened;
+                Ok(report)
+            }
+            Err(e) => {
+                self.broken = Some(format!("a cut back to {offset} is unfinished: {e}"));
+                Err(e)
+            }
+        }
+    }
+
     /// Why the store refuses writes, after a write or fsync failed: the
     /// log's tail may be half written and, after a failed fsync, the page
     /// cache is not to be trusted. Reopening the store (recovery from what
@@ -393,12 +429,7 @@ impl MessageStore {
             self.dirty.remove(&key);
         }
         self.index.sync(self.disk.as_ref())?;
-        let mut bytes = Vec::with_capacity(16);
-        bytes.extend_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
-        bytes.extend_from_slice(&flushed.to_be_bytes());
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_be_bytes());
-        self.disk.write_atomic(CHECKPOINT_PATH, &bytes)?;
+        self.disk.write_atomic(CHECKPOINT_PATH, &checkpoint_record(flushed))?;
         Ok(())
     }
 
@@ -701,6 +732,43 @@ impl MessageStore {
     pub fn delete_expired(&mut self, now_ms: u64) -> Result<usize> {
         self.commit_log.delete_before(now_ms.saturating_sub(self.config.retention_ms))
     }
+}
+
+/// Records, durably, that the log is to be cut back to `offset`.
+fn begin_truncation(disk: &dyn Disk, offset: u64) -> Result<()> {
+    disk.write_atomic(TRUNCATE_PATH, &offset.to_be_bytes())?;
+    Ok(())
+}
+
+/// Finishes a truncation a crash interrupted (or [`MessageStore::truncate_to`]
+/// began): cuts the commit log, moves the checkpoint back so the consume
+/// queues and the index drop what pointed past the cut when they load, and
+/// only then forgets the truncation. Each step may be done again.
+fn finish_truncation(shared: &Arc<dyn Disk>, segment_bytes: u64) -> Result<()> {
+    let disk = shared.as_ref();
+    let Some(bytes) = disk::read_all(disk, TRUNCATE_PATH)? else { return Ok(()) };
+    let Ok(raw) = <[u8; 8]>::try_from(bytes.as_slice()) else {
+        return Err(Error::Corrupt { offset: 0, reason: format!("{TRUNCATE_PATH}: {} bytes, not an offset", bytes.len()) });
+    };
+    let offset = u64::from_be_bytes(raw);
+    let mut log = CommitLog::open(shared.clone(), segment_bytes)?;
+    if log.write_offset() > offset {
+        log.truncate(offset)?;
+    }
+    let checkpoint = read_checkpoint(disk)?.unwrap_or(0).min(offset);
+    disk.write_atomic(CHECKPOINT_PATH, &checkpoint_record(checkpoint))?;
+    disk.remove(TRUNCATE_PATH)?;
+    Ok(())
+}
+
+/// The checkpoint file's bytes: magic, offset, CRC.
+fn checkpoint_record(offset: u64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16);
+    bytes.extend_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
+    bytes.extend_from_slice(&offset.to_be_bytes());
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_be_bytes());
+    bytes
 }
 
 fn read_checkpoint(disk: &dyn Disk) -> Result<Option<u64>> {

@@ -608,3 +608,47 @@ fn a_corrupt_entry_of_the_master_is_copied_as_is_and_passed_over() {
     let got: Vec<u64> = all_in_queue(&replica, "t", 0).iter().map(|m| m.queue_offset).collect();
     assert_eq!(got, [0, 1, 3, 4, 5], "the destroyed message is a hole, the rest arrive");
 }
+
+#[test]
+fn truncation_cuts_the_log_its_queues_and_index_and_a_crash_during_it_is_finished() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let mut puts = Vec::new();
+    for n in 0..40 {
+        puts.push(store.put(message("t", (n % 2) as u32, n, 100), 1000 + n).unwrap());
+    }
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    let cut = puts[30].commit_log_offset;
+    store.truncate_to(cut).unwrap();
+    assert_eq!(store.write_offset(), cut);
+    assert_eq!((store.queue_offsets("t", 0), store.queue_offsets("t", 1)), ((0, 15), (0, 15)));
+    assert!(store.query_by_unique_id("id-30").unwrap().is_empty(), "the index forgot what was cut");
+    assert_eq!(store.query_by_unique_id("id-29").unwrap().len(), 1);
+    assert!(store.with_index_rebuild(|s| s.query_by_key("t", "key-35", 32, 0, u64::MAX)).unwrap().is_empty());
+    // The cut offsets are given out again.
+    let next = store.put(message("t", 0, 100, 100), 5000).unwrap();
+    assert_eq!((next.commit_log_offset, next.queue_offset), (cut, 15));
+    // Cutting past the end, before the start or inside an entry is refused.
+    let end = store.write_offset();
+    let Err(Error::Inconsistent(why)) = store.truncate_to(end + 1) else { panic!("a cut past the end was taken") };
+    assert!(why.contains("ends at"), "{why}");
+    let Err(Error::Inconsistent(why)) = store.truncate_to(cut + 1) else { panic!("a cut inside an entry was taken") };
+    assert!(why.contains("no entry starts there"), "{why}");
+
+    // A crash right after the cut was recorded: the next open finishes it.
+    let (mut store, _) = open(&disk);
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    let cut = puts[10].commit_log_offset;
+    begin_truncation(&disk, cut).unwrap();
+    drop(store);
+    let (store, _) = open(&disk);
+    assert_eq!(store.write_offset(), cut);
+    assert_eq!(all_in_queue(&store, "t", 0).len() + all_in_queue(&store, "t", 1).len(), 10);
+    assert!(disk::read_all(&disk, TRUNCATE_PATH).unwrap().is_none(), "the finished truncation is forgotten");
+    // Opening again changes nothing.
+    drop(store);
+    let (store, _) = open(&disk);
+    assert_eq!(store.write_offset(), cut);
+}
