@@ -37,6 +37,10 @@ struct BrokerEntry {
     last_update_ms: u64,
 }
 
+/// One group's brokers serving a topic while a route is built, with each
+/// one's registration and topic config.
+type GroupRoute<'a> = (Vec<ReplicaRoute>, Vec<(&'a BrokerEntry, &'a TopicConfig)>);
+
 /// Brokers by (name, id), each with its topics and last registration time.
 #[derive(Debug, Default)]
 pub struct RouteTable {
@@ -76,7 +80,7 @@ impl RouteTable {
     /// permissions are its master's (of the latest term), or, while it has
     /// none, its lowest slave's.
     pub fn route(&self, topic: &str) -> Option<TopicRoute> {
-        let mut groups: BTreeMap<&str, (Vec<ReplicaRoute>, Vec<(&BrokerEntry, &TopicConfig)>)> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, GroupRoute> = BTreeMap::new();
         for ((name, id), b) in &self.brokers {
             let Some(t) = b.topics.get(topic) else { continue };
             let group = groups.entry(name.as_str()).or_default();
