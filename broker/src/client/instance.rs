@@ -68,7 +68,13 @@ pub struct ClientInstance {
     next_namesrv: AtomicUsize,
     /// Answers brokers' transaction check-backs.
     check_listeners: Arc<CheckListeners>,
+    /// Addresses whose last request failed to connect or timed out, and when.
+    unreachable: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
+
+/// How long a master that did not answer is passed over for reads, when
+/// its group has a slave.
+const UNREACHABLE_MS: u64 = 5_000;
 
 impl ClientInstance {
     /// A client instance; nothing is contacted until used.
@@ -79,6 +85,7 @@ impl ClientInstance {
             clock,
             pool: ConnectionPool::serving(check_listeners.clone()),
             check_listeners,
+            unreachable: Mutex::new(BTreeMap::new()),
             routes: Mutex::new(BTreeMap::new()),
             brokers: Mutex::new(BTreeMap::new()),
             next_namesrv: AtomicUsize::new(0),
@@ -107,7 +114,17 @@ impl ClientInstance {
 
     /// Sends a request to `addr` and returns the raw response.
     pub async fn pool_request(&self, addr: &str, request: &Request, timeout: Duration) -> Result<Response> {
-        self.pool.request(addr, request, timeout).await
+        let result = self.pool.request(addr, request, timeout).await;
+        let mut unreachable = self.unreachable.lock().expect("unreachable");
+        match &result {
+            Err(Error::Connection { .. } | Error::Timeout(_)) => {
+                unreachable.insert(addr.to_string(), self.clock.instant());
+            }
+            _ => {
+                unreachable.remove(addr);
+            }
+        }
+        result
     }
 
     /// Sends a request that expects no answer.
@@ -200,8 +217,26 @@ impl ClientInstance {
 
     /// The broker of a group to talk to, from routes seen so far: its
     /// master, or, while it has none, a slave (which serves reads).
+    /// A master that did not answer within the last few seconds is passed
+    /// over for a slave that did not fail too, so reads go on without it.
     pub fn broker_addr(&self, broker_name: &str) -> Option<String> {
-        self.brokers.lock().expect("brokers").get(broker_name).and_then(|r| read_replica(r)).map(|r| r.addr.clone())
+        let brokers = self.brokers.lock().expect("brokers");
+        let replicas = brokers.get(broker_name)?;
+        let read = read_replica(replicas)?;
+        let failed = |addr: &str| {
+            self.unreachable
+                .lock()
+                .expect("unreachable")
+                .get(addr)
+                .is_some_and(|at| at.elapsed() < Duration::from_millis(UNREACHABLE_MS))
+        };
+        if read.role == crate::protocol::BrokerRole::Master && failed(&read.addr) {
+            let slave = replicas.iter().filter(|r| r.role == crate::protocol::BrokerRole::Slave && !failed(&r.addr)).min_by_key(|r| r.broker_id);
+            if let Some(slave) = slave {
+                return Some(slave.addr.clone());
+            }
+        }
+        Some(read.addr.clone())
     }
 
     /// The master of a group, where writes go, from routes seen so far.
@@ -357,5 +392,32 @@ mod tests {
         let producer = crate::client::Producer::new(client.clone(), crate::client::ProducerConfig::new("p")).unwrap();
         let sent = producer.send(crate::model::Message::new("orders", "x")).await;
         assert!(sent.is_err(), "a group without a master took a write: {sent:?}");
+    }
+
+    /// A master that stops answering is passed over for reads while its
+    /// group has a slave, before the name servers notice it is gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_go_to_a_slave_while_the_master_does_not_answer() {
+        let namesrv = name_server().await;
+        let slave = name_server().await; // anything that answers
+        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+        for (id, addr, role) in [(0, "127.0.0.1:1", crate::protocol::BrokerRole::Master), (1, slave.as_str(), crate::protocol::BrokerRole::Slave)] {
+            let register = Request::RegisterBroker {
+                cluster: "c".into(),
+                broker_name: "broker-a".into(),
+                broker_id: id,
+                addr: addr.into(),
+                topics: vec![TopicConfig::new("orders", 4)],
+                role,
+                epoch: 1,
+            };
+            client.call(&namesrv, &register, client.timeout()).await.unwrap();
+        }
+        client.route("orders", true).await.unwrap();
+        let first = client.broker_addr("broker-a").unwrap();
+        assert_eq!(first, "127.0.0.1:1", "the master first");
+        assert!(client.call(&first, &Request::GetClusterInfo, client.timeout()).await.is_err());
+        assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave.as_str()), "then the slave");
+        assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:1"), "writes still go to the master");
     }
 }
