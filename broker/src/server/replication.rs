@@ -285,6 +285,17 @@ impl Broker {
                     // Durable before it is reported, and before pulls here
                     // see it under SYNC_FLUSH.
                     self.flush_now().await;
+                    // Messages of a topic this slave does not know yet: take
+                    // the master's topics now, not at the next sync, so the
+                    // slave can serve them if the master goes down first.
+                    let unknown = {
+                        let topics = self.topics.lock().expect("topics");
+                        touched.iter().any(|(topic, _)| !topics.contains_key(topic))
+                    };
+                    if unknown {
+                        self.copy_config(&master).await;
+                        synced_at = Some(Instant::now());
+                    }
                     for (topic, queue_id) in touched {
                         self.notify_arrival(&topic, queue_id);
                     }
