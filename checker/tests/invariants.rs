@@ -1152,6 +1152,9 @@ fn transaction_holds_when_each_message_follows_its_local_transaction() {
     // Its only producer left for good before ending it.
     acked(&mut h, 70, tx_send("t5", "producer-2", "legacy", TxState::Commit));
     h.push(Event::new(80, "producer-2", Kind::Info, Op::Retire).group("legacy"));
+    // A flipped bit destroyed its half before anyone ended it.
+    acked(&mut h, 80, tx_send("t7", "producer-1", "pay", TxState::Commit));
+    h.push(Event::new(85, "nemesis", Kind::Info, Op::Fault).fault("disk-fault").target("broker-0").msg_id("t7"));
     // Redelivered from the same stored copy: a duplicate, not a second commit.
     acked(&mut h, 90, tx_send("t6", "producer-1", "pay", TxState::Commit));
     tx_end(&mut h, 95, "producer-1", "t6", TxState::Commit, Kind::Ok);
@@ -1167,6 +1170,7 @@ fn transaction_holds_when_each_message_follows_its_local_transaction() {
         (5, 1, 3, 1, 1)
     );
     assert_eq!(tx.count("resolve-max-ms"), 2_958);
+    assert_eq!(tx.count("destroyed"), 1);
     assert_eq!(verdict.check("lost").unwrap().validity, Validity::Valid, "rolled back, moved aside and orphaned are not lost");
     assert_json_snapshot!(tx);
 }

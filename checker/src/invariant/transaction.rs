@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// - `committed-not-delivered`: it committed, yet no consumer got it and it
 ///   was not moved aside (reported) after the most check-backs; excused
 ///   when every producer of its group left for good before a end reached
-///   the broker (`orphaned`: nobody could answer);
+///   the broker (`orphaned`: nobody could answer), and so is one a disk
+///   fault destroyed (`destroyed`: a flipped bit in its half or its copy);
 /// - `committed-twice`: consumers got it from two different stored copies
 ///   (queue and offset), which only a second commit of one half writes.
 ///   Excused on a broker that lost power (its copy may have been lost and
@@ -59,12 +60,18 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
         *checks_by_answer.entry(e.tx.map_or("none", TxState::as_str)).or_default() += 1;
     }
     let (mut transactions, mut committed, mut rolled_back, mut by_producer, mut by_check) = (0, 0, 0, 0, 0);
-    let (mut aside, mut orphaned, mut twice_excused) = (0, 0, 0);
+    let (mut aside, mut orphaned, mut twice_excused, mut destroyed) = (0, 0, 0, 0);
     let mut resolve_ms = Vec::new();
     let (mut bad, mut rollback_delivered, mut not_delivered, mut twice) = (0, 0, 0, 0);
     for (&id, tx) in &index.tx {
         let Some(message) = index.messages.get(id).filter(|m| m.status == SendStatus::Acknowledged) else { continue };
         transactions += 1;
+        if index.destroyed.contains(id) {
+            // A flipped bit in its half (or its copy): no broker with one
+            // copy of the data can bring it back, as `lost` excuses too.
+            destroyed += 1;
+            continue;
+        }
         let got = deliveries.get(id).map(Vec::as_slice).unwrap_or_default();
         match tx.end {
             Some(_) => by_producer += 1,
@@ -145,6 +152,7 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     result.set("committed-twice", twice);
     result.set("moved-aside", aside);
     result.set("orphaned", orphaned);
+    result.set("destroyed", destroyed);
     result.set("committed-twice-excused", twice_excused);
     if !resolve_ms.is_empty() {
         result.set("resolve-p50-ms", percentile(&resolve_ms, 50));
