@@ -70,6 +70,8 @@ struct Decision {
     known_at_ms: u64,
     /// Whether the executor answers unknown, leaving the end to a check-back.
     executor_unknown: bool,
+    /// The send invoke of the message, which its acknowledgement completes.
+    invoke: u64,
 }
 
 /// State that survives producer restarts and is shared by every producer
@@ -133,7 +135,13 @@ struct SimTransactions {
 
 impl TransactionListener for SimTransactions {
     fn execute(&self, msg: &Message, _half: &SendResult) -> BoxFuture<'static, TransactionState> {
-        let decision = msg.unique_id().and_then(|id| self.state.decision(id));
+        let msg_id = msg.unique_id().unwrap_or_default();
+        let decision = self.state.decision(msg_id);
+        // The half is stored: its send is acknowledged now, before the
+        // local transaction runs.
+        if let Some(d) = decision {
+            self.recorder.record(Event::new(0, &self.process, Kind::Ok, Op::Send).of(d.invoke).msg_id(msg_id));
+        }
         let took = draw_between(self.spec.local_ms);
         Box::pin(async move {
             tokio::time::sleep(took).await;
@@ -302,8 +310,8 @@ async fn send_operation(
             Sender::Transactional(producer, tx) => {
                 let (outcome, executor_unknown) = op.decision.unwrap_or((TxState::Commit, false));
                 let known_at_ms = recorder.now_ms() + tx.unknown_for_ms;
-                state.decide(&msg_id, Decision { outcome, known_at_ms, executor_unknown });
                 let invoke = recorder.record(invoke.group(tx.group.clone()).tx(outcome));
+                state.decide(&msg_id, Decision { outcome, known_at_ms, executor_unknown, invoke });
                 send_transaction(producer, state, recorder, process, invoke, &msg_id, msg).await
             }
         };
@@ -328,7 +336,8 @@ async fn send_transaction(
 ) -> bool {
     match producer.send_in_transaction(msg).await {
         Ok(r) if r.half.is_ok() => {
-            recorder.record(Event::new(0, process, Kind::Ok, Op::Send).of(invoke).msg_id(msg_id));
+            // Its acknowledgement was recorded when the local transaction
+            // began (SimTransactions::execute).
             let kind = if r.state != TransactionState::Unknown && r.end.is_ok() { Kind::Ok } else { Kind::Info };
             let mut end = Event::new(0, process, kind, Op::TxEnd).msg_id(msg_id).tx(tx_state(r.state));
             if let Err(e) = &r.end {
