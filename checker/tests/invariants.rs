@@ -1152,6 +1152,13 @@ fn transaction_holds_when_each_message_follows_its_local_transaction() {
     // Its only producer left for good before ending it.
     acked(&mut h, 70, tx_send("t5", "producer-2", "legacy", TxState::Commit));
     h.push(Event::new(80, "producer-2", Kind::Info, Op::Retire).group("legacy"));
+    // Committed, dead-lettered, and sent again under its id by an operator:
+    // two stored copies for two sends.
+    acked(&mut h, 75, tx_send("t8", "producer-1", "pay", TxState::Commit));
+    tx_end(&mut h, 76, "producer-1", "t8", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 77, "t8", "broker-0/orders/2", 5);
+    acked(&mut h, 300, Event::new(0, "operator-billing", Kind::Invoke, Op::Send).msg_id("t8").topic("orders").key("k-t8"));
+    copy_delivered(&mut h, 310, "t8", "broker-0/orders/2", 9);
     // A flipped bit destroyed its half before anyone ended it.
     acked(&mut h, 80, tx_send("t7", "producer-1", "pay", TxState::Commit));
     h.push(Event::new(85, "nemesis", Kind::Info, Op::Fault).fault("disk-fault").target("broker-0").msg_id("t7"));
@@ -1167,7 +1174,7 @@ fn transaction_holds_when_each_message_follows_its_local_transaction() {
     assert_eq!(tx.validity, Validity::Valid, "{tx:?}");
     assert_eq!(
         (tx.count("committed"), tx.count("rolled-back"), tx.count("resolved-by-check"), tx.count("moved-aside"), tx.count("orphaned")),
-        (5, 1, 3, 1, 1)
+        (6, 1, 3, 1, 1)
     );
     assert_eq!(tx.count("resolve-max-ms"), 2_958);
     assert_eq!(tx.count("destroyed"), 1);
