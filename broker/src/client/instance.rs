@@ -2,7 +2,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use super::transaction::CheckListeners;
+use super::check_back::CheckListeners;
 use crate::net::ConnectionPool;
 use crate::protocol::{master_replica, read_replica, BrokerInfo, ReplicaRoute, Request, Response, ResponseBody, ResponseCode, TopicRoute};
 use std::collections::BTreeMap;

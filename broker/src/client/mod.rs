@@ -7,10 +7,13 @@
 //! - [`consumer`]: push consumer: rebalance, long-polling pulls, listener,
 //!   in-flight tracking and offset commits.
 //! - [`rebalance`]: pure queue allocation strategies.
-//! - [`transaction`]: the transactional producer and its check-back answers.
+//! - [`transaction`]: the transactional producer.
+//! - [`check_back`]: the application's transaction listener, and the
+//!   answers to the broker's check-backs over the client's connections.
 //! - [`admin`]: topic, query and cluster operations for `mqadmin`.
 
 pub mod admin;
+pub mod check_back;
 pub mod consumer;
 pub mod instance;
 pub mod producer;

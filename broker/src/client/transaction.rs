@@ -1,28 +1,15 @@
 //! The transactional producer: a half message, a local transaction, its
-//! end; and the answers to the broker's check-backs, which may reach any
-//! live producer of the group, not only the one that sent the half.
+//! end. Check-backs, which may reach any live producer of the group, not
+//! only the one that sent the half, are answered in [`super::check_back`].
 
+pub use super::check_back::TransactionListener;
 use super::instance::{into_body, ClientInstance};
 use super::producer::{Producer, ProducerConfig};
 use crate::error::{Error, Result};
-use crate::model::{parse_offset_msg_id, Message, MessageExt, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
-use crate::net::{Connection, Inbound};
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode, SendResult};
-use futures::future::BoxFuture;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use crate::model::{parse_offset_msg_id, Message, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
+use crate::protocol::{Request, SendResult};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// What a transactional producer's application supplies (RocketMQ's
-/// `TransactionListener`).
-pub trait TransactionListener: Send + Sync + 'static {
-    /// Runs the local transaction of a half the broker stored.
-    fn execute(&self, msg: &Message, half: &SendResult) -> BoxFuture<'static, TransactionState>;
-
-    /// Answers a check-back: what became of this half's local transaction?
-    /// `check_times` counts the checks of it before this one.
-    fn check(&self, half: MessageExt, check_times: u32) -> BoxFuture<'static, TransactionState>;
-}
 
 /// The outcome of [`TransactionProducer::send_in_transaction`].
 #[derive(Clone, Debug)]
@@ -35,69 +22,6 @@ pub struct TransactionSendResult {
     /// Whether the end reached the broker; when it did not (or the state
     /// was unknown), the broker checks back.
     pub end: std::result::Result<(), String>,
-}
-
-/// Check listeners by producer group, serving the check-backs brokers send
-/// over this client's connections.
-#[derive(Default)]
-pub struct CheckListeners {
-    groups: Mutex<BTreeMap<String, Arc<dyn TransactionListener>>>,
-    timeout: Mutex<Duration>,
-}
-
-impl CheckListeners {
-    /// Serves check-backs of `group` with `listener`.
-    pub fn register(&self, group: &str, listener: Arc<dyn TransactionListener>, timeout: Duration) {
-        self.groups.lock().expect("listeners").insert(group.to_string(), listener);
-        *self.timeout.lock().expect("timeout") = timeout;
-    }
-
-    /// Stops serving `group`.
-    pub fn unregister(&self, group: &str) {
-        self.groups.lock().expect("listeners").remove(group);
-    }
-
-    /// The producer groups served.
-    pub fn groups(&self) -> Vec<String> {
-        self.groups.lock().expect("listeners").keys().cloned().collect()
-    }
-}
-
-impl Inbound for CheckListeners {
-    /// A check-back is taken at once and answered later with an end over
-    /// the same connection, so a slow listener holds up nothing.
-    fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response> {
-        let response = match request {
-            Request::CheckTransactionState { producer_group, half, check_times } => {
-                let listener = self.groups.lock().expect("listeners").get(&producer_group).cloned();
-                match listener {
-                    None => Response::error(ResponseCode::NoPermission, format!("no producer of group {producer_group} here")),
-                    Some(listener) => {
-                        let timeout = *self.timeout.lock().expect("timeout");
-                        tokio::spawn(async move {
-                            let state = listener.check(half.clone(), check_times).await;
-                            if state == TransactionState::Unknown {
-                                return;
-                            }
-                            let end = Request::EndTransaction {
-                                producer_group,
-                                commit_log_offset: half.commit_log_offset,
-                                msg_id: half.msg_id(),
-                                state,
-                                from_check: true,
-                            };
-                            if let Err(e) = conn.request(&end, timeout).await {
-                                tracing::debug!(error = %e, "the answer to a check-back did not reach the broker");
-                            }
-                        });
-                        Response::ok(ResponseBody::None)
-                    }
-                }
-            }
-            other => Response::error(ResponseCode::RequestNotSupported, format!("{} is not served by clients", other.name())),
-        };
-        Box::pin(async move { response })
-    }
 }
 
 /// Sends transactional messages (RocketMQ's `TransactionMQProducer`).
