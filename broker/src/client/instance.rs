@@ -362,13 +362,9 @@ mod tests {
         assert!(matches!(unknown, Error::NoRoute(_)), "{unknown}");
     }
 
-    /// A group's route lists its master and slaves: writes go to the master,
-    /// and while the group has none, reads go to a slave.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_follow_the_master_and_reads_fall_back_to_a_slave() {
-        let namesrv = name_server().await;
-        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
-        let register = |id: u64, addr: &str, role: crate::protocol::BrokerRole| Request::RegisterBroker {
+    /// Broker `id` of group broker-a, serving topic orders, registering.
+    fn register_replica(id: u64, addr: &str, role: crate::protocol::BrokerRole) -> Request {
+        Request::RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: id,
@@ -376,7 +372,16 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 4)],
             role,
             epoch: 1,
-        };
+        }
+    }
+
+    /// A group's route lists its master and slaves: writes go to the master,
+    /// and while the group has none, reads go to a slave.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_follow_the_master_and_reads_fall_back_to_a_slave() {
+        let namesrv = name_server().await;
+        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+        let register = register_replica;
         client.call(&namesrv, &register(0, "10.0.0.1:1", crate::protocol::BrokerRole::Master), client.timeout()).await.unwrap();
         client.call(&namesrv, &register(1, "10.0.0.2:1", crate::protocol::BrokerRole::Slave), client.timeout()).await.unwrap();
         let route = client.route("orders", true).await.unwrap();
@@ -402,16 +407,7 @@ mod tests {
         let slave = name_server().await; // anything that answers
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
         for (id, addr, role) in [(0, "127.0.0.1:1", crate::protocol::BrokerRole::Master), (1, slave.as_str(), crate::protocol::BrokerRole::Slave)] {
-            let register = Request::RegisterBroker {
-                cluster: "c".into(),
-                broker_name: "broker-a".into(),
-                broker_id: id,
-                addr: addr.into(),
-                topics: vec![TopicConfig::new("orders", 4)],
-                role,
-                epoch: 1,
-            };
-            client.call(&namesrv, &register, client.timeout()).await.unwrap();
+            client.call(&namesrv, &register_replica(id, addr, role), client.timeout()).await.unwrap();
         }
         client.route("orders", true).await.unwrap();
         let first = client.broker_addr("broker-a").unwrap();
