@@ -56,6 +56,15 @@ impl CqEntry {
     }
 }
 
+/// A queue file's header, for a queue whose first entry has `base`.
+fn header(base: u64) -> [u8; ENTRY_LEN] {
+    let mut header = [0u8; ENTRY_LEN];
+    header[..4].copy_from_slice(&MAGIC.to_be_bytes());
+    header[4..8].copy_from_slice(&VERSION.to_be_bytes());
+    header[8..16].copy_from_slice(&base.to_be_bytes());
+    header
+}
+
 /// A consume queue, kept whole in memory and appended to its file.
 #[derive(Debug)]
 pub struct ConsumeQueue {
@@ -113,6 +122,18 @@ impl ConsumeQueue {
         Ok(queue)
     }
 
+    /// Replaces the queue's file with `entries` from queue offset `base`,
+    /// durably and in one step (a crash leaves the old file or the new).
+    pub fn rewrite(disk: &dyn Disk, path: String, base: u64, entries: Vec<CqEntry>) -> Result<ConsumeQueue> {
+        let mut bytes = Vec::with_capacity(ENTRY_LEN * (1 + entries.len()));
+        bytes.extend_from_slice(&header(base));
+        for entry in &entries {
+            bytes.extend_from_slice(&entry.to_bytes());
+        }
+        disk.write_atomic(&path, &bytes)?;
+        Ok(ConsumeQueue { path, base, entries, has_header: true })
+    }
+
     /// Whether the queue holds no entry (a new queue, or one cut back to
     /// its base).
     pub fn is_empty(&self) -> bool {
@@ -140,14 +161,10 @@ impl ConsumeQueue {
     /// starts past retention).
     pub fn append(&mut self, disk: &dyn Disk, queue_offset: u64, entry: CqEntry) -> Result<()> {
         if self.entries.is_empty() && (!self.has_header || self.base != queue_offset) {
-            let mut header = [0u8; ENTRY_LEN];
-            header[..4].copy_from_slice(&MAGIC.to_be_bytes());
-            header[4..8].copy_from_slice(&VERSION.to_be_bytes());
-            header[8..16].copy_from_slice(&queue_offset.to_be_bytes());
             if disk.len(&self.path)?.is_some() {
                 disk.truncate(&self.path, 0)?;
             }
-            disk.append(&self.path, &header)?;
+            disk.append(&self.path, &header(queue_offset))?;
             self.has_header = true;
             self.base = queue_offset;
         }

@@ -58,38 +58,31 @@ impl KeyIndex {
         Ok(index)
     }
 
-    /// Records that `key` is found at `offset`. A key longer than a record
-    /// holds is refused whole, never cut: a cut inside a multi-byte
-    /// character would not read back. (The store's message limits keep
-    /// every key well below it.)
+    /// Records that `key` is found at `offset` (a key too long for a
+    /// record is refused whole).
     pub fn add(&mut self, disk: &dyn Disk, key: String, offset: u64) -> Result<()> {
-        if key.len() > KEY_BYTES_MAX {
-            return Err(Error::rejected(
-                ResponseCode::MessageIllegal,
-                format!("index key is {} bytes, more than the {KEY_BYTES_MAX} an index record holds", key.len()),
-            ));
-        }
-        let key_bytes = key.as_bytes();
-        let mut rec = Vec::with_capacity(key_bytes.len() + 14);
-        rec.extend_from_slice(&(key_bytes.len() as u16).to_be_bytes());
-        rec.extend_from_slice(key_bytes);
-        rec.extend_from_slice(&offset.to_be_bytes());
-        let crc = crc32fast::hash(&rec);
-        rec.extend_from_slice(&crc.to_be_bytes());
-        disk.append(PATH, &rec)?;
+        disk.append(PATH, &record(&key, offset)?)?;
         self.map.entry(key).or_default().push(offset);
         Ok(())
+    }
+
+    /// Replaces the record file with `records` (key, offset; in log order),
+    /// durably and in one step: a crash leaves the old file or the new,
+    /// never a torn rewrite below the checkpoint that vouches for it.
+    pub fn rewrite(disk: &dyn Disk, records: Vec<(String, u64)>) -> Result<KeyIndex> {
+        let mut index = KeyIndex::default();
+        let mut bytes = Vec::new();
+        for (key, offset) in records {
+            bytes.extend_from_slice(&record(&key, offset)?);
+            index.map.entry(key).or_default().push(offset);
+        }
+        disk.write_atomic(PATH, &bytes)?;
+        Ok(index)
     }
 
     /// Commit log offsets recorded for a key, oldest first.
     pub fn lookup(&self, key: &str) -> &[u64] {
         self.map.get(key).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// Deletes the record file, before a rebuild.
-    pub fn remove_file(disk: &dyn Disk) -> Result<()> {
-        disk.remove(PATH)?;
-        Ok(())
     }
 
     /// Makes the record file durable.
@@ -99,6 +92,26 @@ impl KeyIndex {
         }
         Ok(())
     }
+}
+
+/// The bytes of one record. A key longer than a record holds is refused
+/// whole, never cut: a cut inside a multi-byte character would not read
+/// back. (The store's message limits keep every key well below it.)
+fn record(key: &str, offset: u64) -> Result<Vec<u8>> {
+    if key.len() > KEY_BYTES_MAX {
+        return Err(Error::rejected(
+            ResponseCode::MessageIllegal,
+            format!("index key is {} bytes, more than the {KEY_BYTES_MAX} an index record holds", key.len()),
+        ));
+    }
+    let key_bytes = key.as_bytes();
+    let mut rec = Vec::with_capacity(key_bytes.len() + 14);
+    rec.extend_from_slice(&(key_bytes.len() as u16).to_be_bytes());
+    rec.extend_from_slice(key_bytes);
+    rec.extend_from_slice(&offset.to_be_bytes());
+    let crc = crc32fast::hash(&rec);
+    rec.extend_from_slice(&crc.to_be_bytes());
+    Ok(rec)
 }
 
 /// One record: its key (`None` when not UTF-8), offset and length; `None`

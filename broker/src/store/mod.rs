@@ -503,35 +503,35 @@ impl MessageStore {
     /// twice.
     pub fn rebuild_queue(&mut self, topic: &str, queue_id: u32) -> Result<()> {
         let key = (topic.to_string(), queue_id);
-        let path = ConsumeQueue::path_of(topic, queue_id);
         let old_max = self.queues.get(&key).map_or(0, ConsumeQueue::max_offset);
-        self.disk.remove(&path)?;
-        let mut rebuilt = ConsumeQueue::empty(path);
-        let disk = self.disk.clone();
-        let add = |cq: &mut ConsumeQueue, msg: &MessageExt| -> Result<()> {
-            while !cq.is_empty() && cq.max_offset() < msg.queue_offset {
-                cq.append(disk.as_ref(), cq.max_offset(), CqEntry::hole(msg.commit_log_offset))?;
+        // Built in memory and written in one durable step: the checkpoint
+        // already vouches for the old file's entries, so a power loss in
+        // the middle of a rewrite in place would leave holes where
+        // messages are (a send-back stored just before a flipped bit and a
+        // power loss was lost that way).
+        let mut base: Option<u64> = None;
+        let mut entries: Vec<CqEntry> = Vec::new();
+        self.commit_log.walk(0, |msg| {
+            if msg.message.topic != topic || msg.queue_id != queue_id {
+                return Ok(());
             }
-            if !cq.is_empty() && msg.queue_offset < cq.max_offset() {
+            let next = *base.get_or_insert(msg.queue_offset) + entries.len() as u64;
+            if msg.queue_offset < next {
                 // The log holds the offset twice; the first copy stands.
                 return Ok(());
             }
+            entries.extend((next..msg.queue_offset).map(|_| CqEntry::hole(msg.commit_log_offset)));
             let tag_hash = msg.message.tags.as_deref().map(tag_hash).unwrap_or(0);
-            cq.append(disk.as_ref(), msg.queue_offset, CqEntry { commit_log_offset: msg.commit_log_offset, size: msg.store_size, tag_hash })
-        };
-        self.commit_log.walk(0, |msg| {
-            if msg.message.topic == topic && msg.queue_id == queue_id {
-                add(&mut rebuilt, &msg)?;
-            }
+            entries.push(CqEntry { commit_log_offset: msg.commit_log_offset, size: msg.store_size, tag_hash });
             Ok(())
         })?;
+        let base = base.unwrap_or(0);
         let end = self.commit_log.write_offset();
-        while rebuilt.max_offset() < old_max {
-            rebuilt.append(self.disk.as_ref(), rebuilt.max_offset(), CqEntry::hole(end))?;
-        }
+        let rebuilt_max = base + entries.len() as u64;
+        entries.extend((rebuilt_max..old_max).map(|_| CqEntry::hole(end)));
+        let rebuilt = ConsumeQueue::rewrite(self.disk.as_ref(), ConsumeQueue::path_of(topic, queue_id), base, entries)?;
         marks::reach(Mark::QueueRebuilt);
-        self.queues.insert(key.clone(), rebuilt);
-        self.dirty.insert(key);
+        self.queues.insert(key, rebuilt);
         Ok(())
     }
 
@@ -694,18 +694,15 @@ impl MessageStore {
 
     /// Rebuilds the key and unique id index from a walk of the commit log.
     pub fn rebuild_index(&mut self) -> Result<()> {
-        index::KeyIndex::remove_file(self.disk.as_ref())?;
-        self.index = KeyIndex::default();
-        let (log, keys, disk) = (&self.commit_log, &mut self.index, self.disk.clone());
-        log.walk(0, |msg| {
-            for k in &msg.message.keys {
-                keys.add(disk.as_ref(), index::key_of(&msg.message.topic, k), msg.commit_log_offset)?;
-            }
+        let mut records = Vec::new();
+        self.commit_log.walk(0, |msg| {
+            records.extend(msg.message.keys.iter().map(|k| (index::key_of(&msg.message.topic, k), msg.commit_log_offset)));
             if let Some(id) = msg.message.unique_id() {
-                keys.add(disk.as_ref(), index::uniq_of(id), msg.commit_log_offset)?;
+                records.push((index::uniq_of(id), msg.commit_log_offset));
             }
             Ok(())
         })?;
+        self.index = KeyIndex::rewrite(self.disk.as_ref(), records)?;
         marks::reach(Mark::IndexRebuilt);
         Ok(())
     }
