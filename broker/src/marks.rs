@@ -64,11 +64,17 @@ pub enum Mark {
     /// A commit or rollback arrived for a half already ended, and was
     /// ignored.
     TransactionEndRepeated,
+    /// A slave answered a consumer's pull with messages (its master was
+    /// down or unreachable for that consumer).
+    SlaveServedPull,
+    /// A slave that started behind its master (it was down, or new) copied
+    /// the log up to the master's end.
+    ReplicaCaughtUp,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 19] = [
+    pub const ALL: [Mark; 21] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -88,6 +94,8 @@ impl Mark {
         Mark::TransactionChecked,
         Mark::TransactionMovedAside,
         Mark::TransactionEndRepeated,
+        Mark::SlaveServedPull,
+        Mark::ReplicaCaughtUp,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -112,6 +120,8 @@ impl Mark {
             Mark::TransactionChecked => "transaction-checked",
             Mark::TransactionMovedAside => "transaction-moved-aside",
             Mark::TransactionEndRepeated => "transaction-end-repeated",
+            Mark::SlaveServedPull => "slave-served-pull",
+            Mark::ReplicaCaughtUp => "replica-caught-up",
         }
     }
 }

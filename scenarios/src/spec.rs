@@ -45,10 +45,15 @@ pub struct Topology {
     pub name_servers: u32,
     /// Number of broker groups, each owning its share of every topic's queues.
     pub broker_groups: u32,
-    /// Broker processes per group, 1..=3. Only 1 runs today; replication
-    /// (master and slaves) comes with the HA stage. Default 1.
+    /// Broker processes per group, 1..=3: one master (replica 0 at the
+    /// start) and its slaves. Default 1.
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// How a master acknowledges a send relative to its slaves, as
+    /// RocketMQ's `brokerRole` (ASYNC_MASTER or SYNC_MASTER); needs
+    /// `replicas` > 1 to be `sync`. Default `async`.
+    #[serde(default = "default_replication")]
+    pub replication: ReplicationMode,
     /// When a broker acknowledges a write relative to fsync.
     pub flush: FlushMode,
     /// Period of the background flush in async mode, as RocketMQ's
@@ -138,6 +143,24 @@ pub enum FlushMode {
     /// ASYNC_FLUSH: acknowledged once in the page cache and flushed every
     /// `flush_interval_ms`; a process crash keeps it, a power loss may not.
     Async,
+}
+
+/// RocketMQ's master roles: when a master acknowledges a send relative to
+/// its slaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicationMode {
+    /// SYNC_MASTER: a send is acknowledged once a slave holds it durably
+    /// (else FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE), so losing the
+    /// master loses no acknowledged message.
+    Sync,
+    /// ASYNC_MASTER: acknowledged without waiting for a slave; what a slave
+    /// had not copied when its master was lost may be lost.
+    Async,
+}
+
+fn default_replication() -> ReplicationMode {
+    ReplicationMode::Async
 }
 
 /// The clients driving the cluster.

@@ -349,6 +349,23 @@ impl Scenario {
         self.topology.broker_groups.saturating_mul(self.topology.replicas)
     }
 
+    /// The broker group and replica number of process `broker-N`.
+    pub fn broker_replica(&self, n: u32) -> (u32, u32) {
+        let replicas = self.topology.replicas.max(1);
+        (n / replicas, n % replicas)
+    }
+
+    /// The broker name a group registers under: `broker-G` when groups have
+    /// one broker each (so process and group share a name), else `group-G`
+    /// for the master and slaves of group G.
+    pub fn broker_group_name(&self, group: u32) -> String {
+        if self.topology.replicas <= 1 {
+            format!("broker-{group}")
+        } else {
+            format!("group-{group}")
+        }
+    }
+
     /// The number of producer processes over every producer entry.
     pub fn producer_count(&self) -> u32 {
         self.workload.producers.iter().map(|p| p.count).fold(0, u32::saturating_add)

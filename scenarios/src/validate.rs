@@ -89,6 +89,9 @@ impl Validator<'_> {
         if !(1..=REPLICAS_MAX).contains(&t.replicas) {
             self.fail("topology.replicas", format!("must be in 1..={REPLICAS_MAX}, got {}", t.replicas));
         }
+        if t.replication == crate::ReplicationMode::Sync && t.replicas < 2 {
+            self.fail("topology.replication", "sync replication needs a slave: set topology.replicas to 2 or 3".to_string());
+        }
         self.at_least("topology.flush_interval_ms", t.flush_interval_ms, 1);
         self.at_least("topology.queues_per_topic", t.queues_per_topic.into(), 1);
         let levels = &t.delay_levels_ms;

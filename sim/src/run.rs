@@ -93,6 +93,27 @@ pub fn clock_setback_ms(events: &[Event]) -> BTreeMap<String, u64> {
     setback
 }
 
+/// Per-process clock moves keyed by the broker name the checker sees in
+/// queue names. With one broker per group the two are the same. With
+/// replicas, a group's message may be stored under one replica's clock and
+/// delivered under another's after a failover, so the group gets the sum
+/// over its replicas, and `also` (the setbacks) on top when given: a
+/// replica whose clock is ahead of the one that stored a message by its
+/// forward moves plus the other's backward ones delivers that much sooner.
+fn by_broker_name(scenario: &Scenario, per_node: BTreeMap<String, u64>, also: Option<BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+    if scenario.topology.replicas <= 1 {
+        return per_node;
+    }
+    let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
+    let moves = per_node.into_iter().chain(also.into_iter().flatten());
+    for (node, ms) in moves {
+        let Some(n) = node.strip_prefix("broker-").and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let name = scenario.broker_group_name(scenario.broker_replica(n).0);
+        *per_group.entry(name).or_default() += ms;
+    }
+    per_group
+}
+
 /// What the checker must know about a scenario, and about its history (the
 /// clock faults it applied).
 pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
@@ -126,8 +147,8 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             progress_grace_ms: scenario.expect.progress.as_ref().map_or(0, |p| p.grace_s * 1000),
             dead_letter: true,
             delay_levels_ms: scenario.topology.delay_levels_ms.clone(),
-            clock_allowance_ms: clock_allowance_ms(events),
-            clock_setback_ms: clock_setback_ms(events),
+            clock_allowance_ms: by_broker_name(scenario, clock_allowance_ms(events), Some(clock_setback_ms(events))),
+            clock_setback_ms: by_broker_name(scenario, clock_setback_ms(events), None),
             transaction: scenario.workload.producers.iter().any(|p| p.transaction.is_some()),
             delay: scenario.workload.producers.iter().any(|p| p.timer.is_some()),
         },

@@ -9,7 +9,7 @@ use broker::client::{ClientConfig, ClientInstance};
 use broker::clock::Clock;
 use broker::model::TopicConfig;
 use broker::namesrv::{NameServer, NameServerConfig};
-use broker::server::{Broker, BrokerConfig, FlushMode};
+use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::StoreConfig;
 use checker::history::{Event, Kind, Op};
 use madsim::net::NetSim;
@@ -147,7 +147,7 @@ impl World {
             world.clocks.insert(name.clone(), clock.clone());
             let id = match &node {
                 Node::Namesrv(_) => world.namesrv_node(&name, ip, clock),
-                Node::Broker(_) => world.broker_node(&name, ip, clock),
+                Node::Broker(n) => world.broker_node(&name, *n, ip, clock),
                 _ => continue,
             };
             world.ids.insert(name, id);
@@ -288,9 +288,20 @@ impl World {
             })
     }
 
-    fn broker_config(&self, name: &str, ip: IpAddr) -> BrokerConfig {
-        let topology = &self.resolved.scenario.topology;
-        let mut config = BrokerConfig::new(name, SocketAddr::new(ip, BROKER_PORT).to_string());
+    /// The configuration of process `broker-N`: group `N / replicas`'s
+    /// broker name, its replica number as broker id, and its role (replica
+    /// 0 starts as the master).
+    fn broker_config(&self, n: u32, ip: IpAddr) -> BrokerConfig {
+        let scenario = &self.resolved.scenario;
+        let topology = &scenario.topology;
+        let (group, replica) = scenario.broker_replica(n);
+        let mut config = BrokerConfig::new(scenario.broker_group_name(group), SocketAddr::new(ip, BROKER_PORT).to_string());
+        config.broker_id = u64::from(replica);
+        config.role = match (replica, topology.replication) {
+            (0, scenarios::ReplicationMode::Sync) => ReplicationRole::SyncMaster,
+            (0, scenarios::ReplicationMode::Async) => ReplicationRole::AsyncMaster,
+            _ => ReplicationRole::Slave,
+        };
         config.namesrv_addrs = self.namesrv_addrs.clone();
         config.flush = match topology.flush {
             scenarios::FlushMode::Sync => FlushMode::Sync,
@@ -315,10 +326,10 @@ impl World {
         config
     }
 
-    fn broker_node(&mut self, name: &str, ip: IpAddr, clock: Clock) -> NodeId {
+    fn broker_node(&mut self, name: &str, n: u32, ip: IpAddr, clock: Clock) -> NodeId {
         let disk = SimDisk::new();
         self.disks.insert(name.to_string(), disk.clone());
-        let config = self.broker_config(name, ip);
+        let config = self.broker_config(n, ip);
         self.node(name, ip, move || {
                 let (config, clock, disk) = (config.clone(), clock.clone(), disk.clone());
                 async move {
@@ -348,7 +359,9 @@ impl World {
             *topics.entry(p.topic.clone()).or_default() |= p.fifo;
         }
         let queues = scenario.topology.queues_per_topic;
+        // On the masters; slaves copy topics from them.
         let brokers: Vec<String> = (0..scenario.broker_count())
+            .filter(|&i| scenario.broker_replica(i).1 == 0)
             .map(|i| SocketAddr::new(ip_of(&Node::Broker(i), 0), BROKER_PORT).to_string())
             .collect();
         admin_node

@@ -566,6 +566,9 @@ impl Broker {
                     got.messages.remove(i);
                 }
             }
+            if self.is_slave() && !got.messages.is_empty() {
+                marks::reach(Mark::SlaveServedPull);
+            }
             self.get_count.fetch_add(got.messages.len() as u64, Ordering::Relaxed);
             return Response::ok(ResponseBody::Pull(PullResult {
                 status: got.status,

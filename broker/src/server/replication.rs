@@ -9,6 +9,7 @@
 //! ASYNC_MASTER does not wait. A slave refuses writes and serves reads.
 
 use super::{Broker, ReplicationRole};
+use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
 use crate::protocol::{BrokerRole, ReplicaChunk, ReplicaConfig, Request, Response, ResponseBody, ResponseCode, SendStatus};
 use std::collections::BTreeMap;
@@ -241,6 +242,7 @@ impl Broker {
     /// the log in the next pull.
     pub(super) async fn run_slave(&self) {
         let mut synced_at: Option<Instant> = None;
+        let mut caught_up = false;
         loop {
             let Some(master) = self.master_addr().await else {
                 tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
@@ -285,6 +287,10 @@ impl Broker {
                     // Durable before it is reported, and before pulls here
                     // see it under SYNC_FLUSH.
                     self.flush_now().await;
+                    if !caught_up && chunk.offset + chunk.bytes.len() as u64 >= chunk.master_end {
+                        caught_up = true;
+                        marks::reach(Mark::ReplicaCaughtUp);
+                    }
                     // Messages of a topic this slave does not know yet: take
                     // the master's topics now, not at the next sync, so the
                     // slave can serve them if the master goes down first.

@@ -202,12 +202,6 @@ fn load(name: &str) -> Result<Scenario> {
 }
 
 fn check_supported(scenario: &Scenario) -> Result<()> {
-    if scenario.topology.replicas != 1 {
-        return Err(bad(format!(
-            "{}: topology.replicas = {} needs replication, which is not built yet; use 1",
-            scenario.name, scenario.topology.replicas
-        )));
-    }
     let known = sim::recorder::known_marks();
     for (i, mark) in scenario.expect.reached.iter().enumerate() {
         if !known.contains(&mark.as_str()) {
