@@ -22,6 +22,7 @@ pub mod bugs;
 pub mod client;
 pub mod clock;
 pub mod conf;
+pub mod controller;
 pub mod error;
 pub mod marks;
 pub mod model;

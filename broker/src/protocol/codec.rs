@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// transactions (producer heartbeats, end, check-back) and the pending
 /// halves and timers in the broker's runtime figures. Version 4: routes
 /// list every broker of a group by id, with its role and term.
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

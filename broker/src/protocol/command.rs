@@ -283,6 +283,65 @@ pub enum Request {
         /// The broker group.
         broker_name: String,
     },
+    /// Controller -> controller: one of openraft's messages, as JSON.
+    Raft {
+        /// Which message.
+        rpc: RaftRpc,
+        /// openraft's request, JSON encoded.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    /// Broker -> controller, every second: this replica is alive, in this
+    /// master term, with its log this long. Answered with its group's
+    /// replica info; the controller leader elects a new master when the
+    /// master's heartbeats stop.
+    ControllerHeartbeat {
+        /// The broker group.
+        broker_name: String,
+        /// This replica's id in the group.
+        broker_id: u64,
+        /// Where it serves clients.
+        addr: String,
+        /// The latest master term it knows of.
+        epoch: u64,
+        /// Where its commit log ends.
+        max_offset: u64,
+    },
+    /// Anyone -> controller: a group's master, epoch and sync-state set, as
+    /// the controller leader knows them once it has confirmed it leads.
+    GetReplicaInfo {
+        /// The broker group.
+        broker_name: String,
+    },
+    /// Master -> controller: replace the group's sync-state set. Refused
+    /// unless the sender is the master of the current term and names the
+    /// set's current epoch (a deposed master is fenced here).
+    AlterSyncStateSet {
+        /// The broker group.
+        broker_name: String,
+        /// The master asking.
+        master_id: u64,
+        /// The term it believes it masters.
+        master_epoch: u64,
+        /// The epoch of the set it is changing.
+        sync_state_set_epoch: u64,
+        /// The new set (it must hold the master).
+        sync_state_set: Vec<u64>,
+    },
+    /// Anyone -> controller: every group's replica info and the Raft
+    /// state of the controller asked.
+    GetControllerState,
+}
+
+/// openraft's messages between controllers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftRpc {
+    /// Log replication and leader heartbeats.
+    AppendEntries,
+    /// A candidate asking for a vote.
+    Vote,
+    /// A snapshot chunk.
+    InstallSnapshot,
 }
 
 impl Request {
@@ -318,6 +377,11 @@ impl Request {
             Request::CheckTransactionState { .. } => "CheckTransactionState",
             Request::ReplicaPull { .. } => "ReplicaPull",
             Request::ReplicaConfig { .. } => "ReplicaConfig",
+            Request::Raft { .. } => "Raft",
+            Request::ControllerHeartbeat { .. } => "ControllerHeartbeat",
+            Request::GetReplicaInfo { .. } => "GetReplicaInfo",
+            Request::AlterSyncStateSet { .. } => "AlterSyncStateSet",
+            Request::GetControllerState => "GetControllerState",
         }
     }
 }
@@ -353,6 +417,11 @@ pub enum ResponseCode {
     QueryNotFound,
     /// The subscription expression is malformed.
     SubscriptionIllegal,
+    /// This controller does not lead; the remark names the leader's
+    /// address when it knows one.
+    ControllerNotLeader,
+    /// A deposed master, or a stale sync-state set, was refused.
+    ControllerFenced,
 }
 
 /// How a send ended, after RocketMQ's `SendStatus`. Only `SendOk` means
@@ -596,6 +665,48 @@ pub enum ResponseBody {
     Replica(ReplicaChunk),
     /// What a slave copies besides the log.
     ReplicaConfig(ReplicaConfig),
+    /// openraft's response, JSON encoded.
+    Raft(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A group's replicas as the controller knows them.
+    ReplicaInfo(ReplicaInfo),
+    /// A controller's view of every group and of its Raft.
+    ControllerState(ControllerView),
+}
+
+/// A broker group as the controller knows it: its replicas, the master of
+/// the current term and the sync-state set (the replicas that hold every
+/// acknowledged write, and the only ones that may be elected).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    /// The broker group.
+    pub broker_name: String,
+    /// Replica id -> address, as each last registered.
+    pub replicas: Vec<(u64, String)>,
+    /// The master of the current term, if the group has one.
+    pub master_id: Option<u64>,
+    /// Its address.
+    pub master_addr: Option<String>,
+    /// The current master term (0 before the first election).
+    pub master_epoch: u64,
+    /// Replicas in sync with the master.
+    pub sync_state_set: Vec<u64>,
+    /// Changes of the set so far (a master names it to change the set).
+    pub sync_state_set_epoch: u64,
+}
+
+/// What `GetControllerState` answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerView {
+    /// The controller answering.
+    pub controller_id: u64,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// Its Raft term.
+    pub term: u64,
+    /// Its last applied log index.
+    pub applied_index: Option<u64>,
+    /// Every group, by name.
+    pub groups: Vec<ReplicaInfo>,
 }
 
 /// A master's topics and committed consumer offsets, for its slaves.

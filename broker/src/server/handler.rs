@@ -231,6 +231,14 @@ impl Broker {
                 ResponseCode::RequestNotSupported,
                 format!("{} is a request brokers send to producers; this is a broker", other.name()),
             ),
+            other @ (Request::Raft { .. }
+            | Request::ControllerHeartbeat { .. }
+            | Request::GetReplicaInfo { .. }
+            | Request::AlterSyncStateSet { .. }
+            | Request::GetControllerState) => Response::error(
+                ResponseCode::RequestNotSupported,
+                format!("{} is a controller request; this is a broker", other.name()),
+            ),
         }
     }
 

@@ -1,0 +1,366 @@
+//! The controller (RocketMQ 5's controller mode): a few controller
+//! processes agree, through Raft (openraft), on each broker group's master,
+//! its term (epoch) and its sync-state set. Brokers heartbeat the leader;
+//! when a master's heartbeats stop, the leader elects a new master from
+//! the sync-state set, in a new term. Every answer about a group is read
+//! through the leader after it has confirmed with a quorum that it still
+//! leads (`ensure_linearizable`), never from its own belief: a controller
+//! restarted from a crash, or cut off, may still think it leads at an old
+//! term.
+
+pub mod client;
+mod network;
+mod runtime;
+pub mod state;
+mod store;
+
+pub use client::ControllerClient;
+pub use runtime::Runtime;
+
+use crate::clock::Clock;
+use crate::net::{ConnectionPool, Service};
+use crate::protocol::{ControllerView, RaftRpc, ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
+use crate::store::Disk;
+use futures::future::BoxFuture;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use serde::Serialize;
+use state::{Command, Outcome};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+openraft::declare_raft_types!(
+    /// The controller's Raft types.
+    pub TypeConfig:
+        D = Command,
+        R = Outcome,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = Runtime,
+);
+
+/// Controller settings.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// This controller's id.
+    pub id: u64,
+    /// Every controller, this one included: id -> address.
+    pub peers: BTreeMap<u64, String>,
+    /// A replica silent this long is dead; a dead master is replaced
+    /// (RocketMQ's `controllerBrokerHeartbeatTimeout`... 10 s there).
+    pub broker_timeout_ms: u64,
+    /// How often the leader looks for dead masters.
+    pub scan_interval_ms: u64,
+    /// Raft: the leader's heartbeat to followers.
+    pub raft_heartbeat_ms: u64,
+    /// Raft: a follower that hears no leader for a random time in
+    /// `[min, max)` stands for election.
+    pub election_timeout_ms: (u64, u64),
+    /// Timeout of a call to another controller.
+    pub request_timeout_ms: u64,
+}
+
+impl ControllerConfig {
+    /// Defaults for controller `id` of `peers`.
+    pub fn new(id: u64, peers: BTreeMap<u64, String>) -> ControllerConfig {
+        ControllerConfig {
+            id,
+            peers,
+            broker_timeout_ms: 5_000,
+            scan_interval_ms: 1_000,
+            raft_heartbeat_ms: 300,
+            election_timeout_ms: (1_000, 2_000),
+            request_timeout_ms: 3_000,
+        }
+    }
+
+    /// Parses `id:addr;id:addr;...` (RocketMQ's `controllerDLegerPeers`
+    /// uses `n0-host:port;n1-host:port`; ids here are numbers).
+    pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
+        let mut peers = BTreeMap::new();
+        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part.split_once('-').ok_or_else(|| format!("peer `{part}`: expected <id>-<host:port>"))?;
+            let id: u64 = id.trim_start_matches('n').parse().map_err(|_| format!("peer `{part}`: `{id}` is not an id like n0"))?;
+            addr.parse::<SocketAddr>().map_err(|e| format!("peer `{part}`: `{addr}` is not an address: {e}"))?;
+            if peers.insert(id, addr.to_string()).is_some() {
+                return Err(format!("peer id n{id} is named twice"));
+            }
+        }
+        if peers.is_empty() {
+            return Err("no controller peers".into());
+        }
+        Ok(peers)
+    }
+}
+
+/// When the leader last heard from a replica.
+#[derive(Clone, Debug)]
+struct Heard {
+    at: Instant,
+    max_offset: u64,
+    epoch: u64,
+}
+
+/// One controller process.
+pub struct Controller {
+    config: ControllerConfig,
+    clock: Clock,
+    raft: Raft<TypeConfig>,
+    machine: store::StateMachine,
+    /// (group, replica) -> last heartbeat, as this controller heard it.
+    heard: Mutex<BTreeMap<(String, u64), Heard>>,
+    /// The term this controller last led in, to reset liveness when it
+    /// starts leading (a new leader has heard nobody yet).
+    led_term: Mutex<Option<u64>>,
+}
+
+impl Controller {
+    /// Opens the controller's Raft log on `disk` and starts Raft; a
+    /// controller with an empty log proposes the configured peers as the
+    /// first membership (every controller may: the same membership from
+    /// several is safe).
+    pub async fn open(config: ControllerConfig, disk: Arc<dyn Disk>, clock: Clock) -> crate::Result<Arc<Controller>> {
+        let storage = store::Storage::open(disk)?;
+        let fresh = storage.is_empty();
+        let machine = storage.machine.clone();
+        let (log, state_machine) = openraft::storage::Adaptor::new(storage);
+        let raft_config = Config {
+            cluster_name: "mqsim-controller".into(),
+            heartbeat_interval: config.raft_heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms.0,
+            election_timeout_max: config.election_timeout_ms.1,
+            snapshot_policy: SnapshotPolicy::Never,
+            ..Config::default()
+        };
+        let raft_config = Arc::new(raft_config.validate().map_err(|e| crate::Error::Protocol(format!("raft config: {e}")))?);
+        let network = network::Network::new(Arc::new(ConnectionPool::new()));
+        let raft = Raft::new(config.id, raft_config, network, log, state_machine)
+            .await
+            .map_err(|e| crate::Error::Protocol(format!("raft failed to start: {e}")))?;
+        if fresh {
+            let members: BTreeMap<u64, BasicNode> = config.peers.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!(error = %e, "controller already initialized");
+            }
+        }
+        Ok(Arc::new(Controller {
+            config,
+            clock,
+            raft,
+            machine,
+            heard: Mutex::new(BTreeMap::new()),
+            led_term: Mutex::new(None),
+        }))
+    }
+
+    /// Serves brokers, admin tools and the other controllers on
+    /// `listener`, and elects masters while leading, forever.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(me.config.scan_interval_ms)).await;
+                me.scan().await;
+            }
+        });
+        crate::net::serve(listener, self).await
+    }
+
+    /// Stops Raft (the serving task is the caller's to stop).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "controller shutdown");
+        }
+    }
+
+    /// The address of the leader this controller knows of.
+    fn leader_addr(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        self.config.peers.get(&leader).cloned()
+    }
+
+    fn not_leader(&self, forward: Option<&ForwardToLeader<u64, BasicNode>>) -> Response {
+        let addr = forward.and_then(|f| f.leader_node.as_ref().map(|n| n.addr.clone())).or_else(|| self.leader_addr());
+        Response::error(ResponseCode::ControllerNotLeader, addr.unwrap_or_default())
+    }
+
+    /// Confirms with a quorum that this controller leads and has applied
+    /// everything committed before now; else the answer to send instead.
+    async fn confirm_leader(&self) -> Result<(), Response> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(self.not_leader(Some(&f))),
+            Err(e) => Err(Response::error(ResponseCode::ControllerNotLeader, format!("{}: {e}", self.leader_addr().unwrap_or_default()))),
+        }
+    }
+
+    /// Proposes a command; the outcome once it is applied.
+    async fn propose(&self, command: Command) -> Result<Outcome, Response> {
+        match self.raft.client_write(command).await {
+            Ok(written) => Ok(written.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.not_leader(Some(&f))),
+            Err(e) => Err(Response::error(ResponseCode::SystemError, format!("the controller could not commit: {e}"))),
+        }
+    }
+
+    fn info(&self, group: &str) -> Option<ReplicaInfo> {
+        self.machine.applied.lock().expect("state machine").state.info(group)
+    }
+
+    async fn heartbeat(&self, group: String, id: u64, addr: String, epoch: u64, max_offset: u64) -> Response {
+        if let Err(answer) = self.confirm_leader().await {
+            return answer;
+        }
+        self.heard.lock().expect("heard").insert((group.clone(), id), Heard { at: self.clock.instant(), max_offset, epoch });
+        let known = self.info(&group).is_some_and(|info| info.replicas.iter().any(|(i, a)| *i == id && *a == addr));
+        if !known {
+            if let Err(answer) = self.propose(Command::Register { group: group.clone(), id, addr }).await {
+                return answer;
+            }
+        }
+        match self.info(&group) {
+            Some(info) => Response::ok(ResponseBody::ReplicaInfo(info)),
+            None => Response::error(ResponseCode::SystemError, format!("group {group} vanished")),
+        }
+    }
+
+    async fn alter(&self, group: String, master: u64, master_epoch: u64, set_epoch: u64, set: Vec<u64>) -> Response {
+        let command = Command::AlterSyncStateSet { group, master, master_epoch, set_epoch, set: set.into_iter().collect() };
+        match self.propose(command).await {
+            Ok(Outcome { refused: Some(why), .. }) => Response::error(ResponseCode::ControllerFenced, why),
+            Ok(Outcome { info: Some(info), .. }) => Response::ok(ResponseBody::ReplicaInfo(info)),
+            Ok(Outcome { info: None, .. }) => Response::error(ResponseCode::SystemError, "no such group"),
+            Err(answer) => answer,
+        }
+    }
+
+    fn view(&self) -> ControllerView {
+        let metrics = self.raft.metrics().borrow().clone();
+        let applied = self.machine.applied.lock().expect("state machine");
+        ControllerView {
+            controller_id: self.config.id,
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            applied_index: metrics.last_applied.map(|id| id.index),
+            groups: applied.state.groups.keys().filter_map(|g| applied.state.info(g)).collect(),
+        }
+    }
+
+    /// The leader's round: a group whose master is missing or silent past
+    /// the timeout gets a new one, chosen among live members of its
+    /// sync-state set (any live replica for a group's first master), the
+    /// one whose log reaches furthest.
+    async fn scan(&self) {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return;
+        }
+        let now = self.clock.instant();
+        {
+            // A new leader has heard from nobody: everyone gets a whole
+            // timeout to reach it before being called dead.
+            let mut led = self.led_term.lock().expect("led term");
+            if *led != Some(metrics.current_term) {
+                *led = Some(metrics.current_term);
+                for heard in self.heard.lock().expect("heard").values_mut() {
+                    heard.at = now;
+                }
+                return;
+            }
+        }
+        let timeout = Duration::from_millis(self.config.broker_timeout_ms);
+        let groups = self.machine.applied.lock().expect("state machine").state.groups.clone();
+        for (name, group) in groups {
+            let heard = self.heard.lock().expect("heard").clone();
+            let alive = |id: u64| heard.get(&(name.clone(), id)).filter(|h| now.saturating_duration_since(h.at) < timeout);
+            if group.master.is_some_and(|m| alive(m).is_some()) {
+                continue;
+            }
+            let eligible: BTreeSet<u64> = if group.epoch == 0 { group.replicas.keys().copied().collect() } else { group.sync_state_set.clone() };
+            let candidate = eligible
+                .iter()
+                .filter(|id| Some(**id) != group.master)
+                .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id), h.epoch)))
+                .max();
+            let Some((offset, std::cmp::Reverse(id), _)) = candidate else { continue };
+            tracing::warn!(group = %name, master = ?group.master, epoch = group.epoch, elected = id, offset, "electing a master");
+            match self.propose(Command::Elect { group: name.clone(), epoch: group.epoch, master: id }).await {
+                Ok(Outcome { refused: Some(why), .. }) => tracing::info!(group = %name, why = %why, "election refused"),
+                Ok(_) => {}
+                Err(answer) => tracing::info!(group = %name, remark = %answer.remark, "election not committed"),
+            }
+        }
+    }
+
+    async fn raft_rpc(&self, rpc: RaftRpc, payload: &[u8]) -> Response {
+        fn answer<T: Serialize>(result: &T) -> Response {
+            Response::ok(ResponseBody::Raft(serde_json::to_vec(result).expect("raft answers encode")))
+        }
+        let bad = |e: serde_json::Error| Response::error(ResponseCode::BadRequest, format!("raft message: {e}"));
+        match rpc {
+            RaftRpc::AppendEntries => match serde_json::from_slice(payload) {
+                Ok(request) => answer(&self.raft.append_entries(request).await),
+                Err(e) => bad(e),
+            },
+            RaftRpc::Vote => match serde_json::from_slice(payload) {
+                Ok(request) => answer(&self.raft.vote(request).await),
+                Err(e) => bad(e),
+            },
+            RaftRpc::InstallSnapshot => match serde_json::from_slice(payload) {
+                Ok(request) => answer(&self.raft.install_snapshot(request).await),
+                Err(e) => bad(e),
+            },
+        }
+    }
+
+    async fn handle_request(self: Arc<Self>, request: Request) -> Response {
+        match request {
+            Request::Raft { rpc, payload } => self.raft_rpc(rpc, &payload).await,
+            Request::ControllerHeartbeat { broker_name, broker_id, addr, epoch, max_offset } => {
+                self.heartbeat(broker_name, broker_id, addr, epoch, max_offset).await
+            }
+            Request::GetReplicaInfo { broker_name } => {
+                if let Err(answer) = self.confirm_leader().await {
+                    return answer;
+                }
+                match self.info(&broker_name) {
+                    Some(info) => Response::ok(ResponseBody::ReplicaInfo(info)),
+                    None => Response::error(ResponseCode::QueryNotFound, format!("no broker group {broker_name} has registered")),
+                }
+            }
+            Request::AlterSyncStateSet { broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set } => {
+                self.alter(broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set).await
+            }
+            Request::GetControllerState => Response::ok(ResponseBody::ControllerState(self.view())),
+            other => Response::error(ResponseCode::RequestNotSupported, format!("{} is not a controller request", other.name())),
+        }
+    }
+}
+
+impl Service for Controller {
+    fn handle(self: Arc<Self>, request: Request, _peer: SocketAddr) -> BoxFuture<'static, Response> {
+        Box::pin(self.handle_request(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_bad_ones_are_named() {
+        let peers = ControllerConfig::parse_peers("n0-127.0.0.1:9878; n1-127.0.0.1:9879;n2-127.0.0.1:9880").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[&1], "127.0.0.1:9879");
+        assert!(ControllerConfig::parse_peers("").unwrap_err().contains("no controller"));
+        assert!(ControllerConfig::parse_peers("n0:127.0.0.1:1").unwrap_err().contains("expected <id>-<host:port>"));
+        assert!(ControllerConfig::parse_peers("nx-127.0.0.1:1").unwrap_err().contains("not an id"));
+        assert!(ControllerConfig::parse_peers("n0-nowhere").unwrap_err().contains("not an address"));
+        assert!(ControllerConfig::parse_peers("n0-127.0.0.1:1;n0-127.0.0.1:2").unwrap_err().contains("twice"));
+    }
+}
