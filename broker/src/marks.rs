@@ -70,11 +70,16 @@ pub enum Mark {
     /// A slave that started behind its master (it was down, or new) copied
     /// the log up to the master's end.
     ReplicaCaughtUp,
+    /// A replica cut its log back to where it agrees with a new master
+    /// (an old master dropping the tail it wrote in its lost term).
+    DivergentTailCut,
+    /// A slave took over as master in a new term.
+    MasterElected,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 21] = [
+    pub const ALL: [Mark; 23] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -96,6 +101,8 @@ impl Mark {
         Mark::TransactionEndRepeated,
         Mark::SlaveServedPull,
         Mark::ReplicaCaughtUp,
+        Mark::DivergentTailCut,
+        Mark::MasterElected,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -122,6 +129,8 @@ impl Mark {
             Mark::TransactionEndRepeated => "transaction-end-repeated",
             Mark::SlaveServedPull => "slave-served-pull",
             Mark::ReplicaCaughtUp => "replica-caught-up",
+            Mark::DivergentTailCut => "divergent-tail-cut",
+            Mark::MasterElected => "master-elected",
         }
     }
 }

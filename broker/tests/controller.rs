@@ -25,6 +25,7 @@ async fn start(id: u64, peers: &BTreeMap<u64, String>, listener: TcpListener, di
     let mut config = ControllerConfig::new(id, peers.clone());
     config.broker_timeout_ms = 1_500;
     config.scan_interval_ms = 200;
+    config.first_election_grace_ms = 500;
     let controller = Controller::open(config, Arc::new(disk.clone()), Clock::new()).await.expect("controller opens");
     let serving = tokio::spawn(controller.clone().serve(listener));
     Running { controller, serving }
@@ -85,11 +86,11 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     let (master, first_info) = first;
     assert_eq!(first_info.master_epoch, 1);
     assert_eq!(first_info.sync_state_set, vec![master]);
-    // Replica 1 reports the longer log, so it is chosen.
-    assert_eq!(master, 1);
-    assert_eq!(first_info.master_addr.as_deref(), Some("127.0.0.1:20001"));
+    // The lowest id of the replicas heard within the grace.
+    assert_eq!(master, 0);
+    assert_eq!(first_info.master_addr.as_deref(), Some("127.0.0.1:20000"));
 
-    // The master takes replica 0 into its sync-state set.
+    // The master takes replica 1 into its sync-state set.
     let alter = |master_id, master_epoch, set_epoch, set: Vec<u64>| Request::AlterSyncStateSet {
         broker_name: "broker-a".into(),
         master_id,
@@ -97,15 +98,15 @@ async fn controllers_elect_fence_and_survive_their_leader() {
         sync_state_set_epoch: set_epoch,
         sync_state_set: set,
     };
-    let grown = replica_info(client.call(&alter(1, 1, first_info.sync_state_set_epoch, vec![0, 1])).await.unwrap()).expect("set grows");
+    let grown = replica_info(client.call(&alter(0, 1, first_info.sync_state_set_epoch, vec![0, 1])).await.unwrap()).expect("set grows");
     assert_eq!(grown.sync_state_set, vec![0, 1]);
 
-    // The master goes silent: replica 0, in the set, is elected in term 2.
-    let second = eventually("a second master", async || heartbeat(&client, 0).await.filter(|i| i.master_epoch == 2)).await;
-    assert_eq!((second.master_id, second.sync_state_set.clone()), (Some(0), vec![0]));
+    // The master goes silent: replica 1, in the set, is elected in term 2.
+    let second = eventually("a second master", async || heartbeat(&client, 1).await.filter(|i| i.master_epoch == 2)).await;
+    assert_eq!((second.master_id, second.sync_state_set.clone()), (Some(1), vec![1]));
 
     // The deposed master of term 1 is fenced.
-    let fenced = client.call(&alter(1, 1, second.sync_state_set_epoch, vec![1])).await.unwrap();
+    let fenced = client.call(&alter(0, 1, second.sync_state_set_epoch, vec![0])).await.unwrap();
     assert_eq!(fenced.code, ResponseCode::ControllerFenced, "{}", fenced.remark);
     assert!(fenced.remark.contains("not the master"), "{}", fenced.remark);
 
@@ -128,7 +129,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
         replica_info(response)
     })
     .await;
-    assert_eq!((after.master_id, after.master_epoch), (Some(0), 2));
+    assert_eq!((after.master_id, after.master_epoch), (Some(1), 2));
 
     // The stopped controller comes back from its disk and catches up.
     let listener = TcpListener::bind(&peers[&leader]).await.unwrap();

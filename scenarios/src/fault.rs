@@ -22,9 +22,10 @@ use crate::spec::{CrashStep, DiskFaultKind, PartitionKind};
 use crate::target::{Role, Target};
 
 /// Every role; a fault that may hit any node.
-const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database, Role::Hostile];
-/// The roles with a disk: name servers, brokers and the business database.
-const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker, Role::Database];
+const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database, Role::Hostile, Role::Controller];
+/// The roles with a disk: name servers, brokers, the business database and
+/// controllers.
+const SERVERS: &[Role] = &[Role::Namesrv, Role::Broker, Role::Database, Role::Controller];
 
 /// One fault. `T` names nodes: [`Target`] in files, `String` once resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,12 @@ pub struct Topology {
     /// `replicas` > 1 to be `sync`. Default `async`.
     #[serde(default = "default_replication")]
     pub replication: ReplicationMode,
+    /// Controller processes (`controller-N`), 0 or an odd number up to 5.
+    /// With controllers, brokers run in controller mode: the controllers
+    /// elect each group's master and replace it when it fails. Default 0
+    /// (replica 0 is master for good).
+    #[serde(default)]
+    pub controllers: u32,
     /// When a broker acknowledges a write relative to fsync.
     pub flush: FlushMode,
     /// Period of the background flush in async mode, as RocketMQ's

@@ -2,7 +2,7 @@
 //!
 //! Every process of a simulated cluster has a stable name that the nemesis,
 //! the history and the reports share: `namesrv-N`, `broker-N`, `producer-N`
-//! `consumer-<group>-N`, `db-0` and `hostile-N`, all numbered from 0. A fault's target is one of
+//! `consumer-<group>-N`, `db-0`, `hostile-N` and `controller-N`, all numbered from 0. A fault's target is one of
 //! those names, a node picked by the seed (`random-broker`), or a whole role
 //! (`all-brokers`, `all`).
 
@@ -28,6 +28,8 @@ pub enum Role {
     Database,
     /// A hostile client: sends what a buggy or malicious client would.
     Hostile,
+    /// A controller: decides brokers' masters, with a Raft log on its disk.
+    Controller,
 }
 
 impl Role {
@@ -40,6 +42,7 @@ impl Role {
             Role::Consumer => "consumer",
             Role::Database => "db",
             Role::Hostile => "hostile",
+            Role::Controller => "controller",
         }
     }
 }
@@ -69,6 +72,8 @@ pub enum Node {
     /// `hostile-N`: the N-th hostile client process, numbered across the
     /// `[[workload.hostile]]` entries in file order.
     Hostile(u32),
+    /// `controller-N`: the N-th controller (`topology.controllers`).
+    Controller(u32),
 }
 
 impl Node {
@@ -81,6 +86,7 @@ impl Node {
             Node::Consumer { .. } => Role::Consumer,
             Node::Database(_) => Role::Database,
             Node::Hostile(_) => Role::Hostile,
+            Node::Controller(_) => Role::Controller,
         }
     }
 }
@@ -94,6 +100,7 @@ impl fmt::Display for Node {
             Node::Consumer { group, index } => write!(f, "consumer-{group}-{index}"),
             Node::Database(i) => write!(f, "db-{i}"),
             Node::Hostile(i) => write!(f, "hostile-{i}"),
+            Node::Controller(i) => write!(f, "controller-{i}"),
         }
     }
 }
@@ -114,6 +121,7 @@ impl FromStr for Node {
             "producer" => Ok(Node::Producer(index)),
             "db" => Ok(Node::Database(index)),
             "hostile" => Ok(Node::Hostile(index)),
+            "controller" => Ok(Node::Controller(index)),
             _ => {
                 let group = stem.strip_prefix("consumer-").ok_or_else(bad)?;
                 if !is_valid_resource_name(group) {
@@ -142,6 +150,8 @@ pub enum Selector {
     Databases,
     /// Every hostile client (`random-hostile`, `all-hostiles`).
     Hostiles,
+    /// Every controller (`random-controller`, `all-controllers`).
+    Controllers,
 }
 
 impl Selector {
@@ -154,6 +164,7 @@ impl Selector {
             Selector::Consumers | Selector::Group(_) => Role::Consumer,
             Selector::Databases => Role::Database,
             Selector::Hostiles => Role::Hostile,
+            Selector::Controllers => Role::Controller,
         }
     }
 
@@ -177,6 +188,7 @@ impl Selector {
             ("consumer", Selector::Consumers),
             ("db", Selector::Databases),
             ("hostile", Selector::Hostiles),
+            ("controller", Selector::Controllers),
         ] {
             if text == format!("{word}{s}") {
                 return Some(selector);
@@ -277,7 +289,7 @@ impl From<Target> for String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{0}` is not a target: expected namesrv-N, broker-N, producer-N, consumer-<group>-N, \
-     db-0, hostile-N, random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>, db, hostile)"
+     db-0, hostile-N, controller-N, random-<role>, all-<role>s or all (role: namesrv, broker, producer, consumer, consumer-<group>, db, hostile, controller)"
 )]
 pub struct TargetParseError(
     /// The text that failed to parse.
@@ -308,6 +320,7 @@ impl Scenario {
             nodes.push(Node::Database(0));
         }
         nodes.extend((0..self.hostile_count()).map(Node::Hostile));
+        nodes.extend((0..self.topology.controllers).map(Node::Controller));
         nodes
     }
 
@@ -341,6 +354,7 @@ impl Scenario {
                 .any(|c| &c.group == group && *index < c.count),
             Node::Database(i) => *i == 0 && !self.workload.consumers.is_empty(),
             Node::Hostile(i) => *i < self.hostile_count(),
+            Node::Controller(i) => *i < self.topology.controllers,
         }
     }
 

@@ -89,6 +89,9 @@ impl Validator<'_> {
         if !(1..=REPLICAS_MAX).contains(&t.replicas) {
             self.fail("topology.replicas", format!("must be in 1..={REPLICAS_MAX}, got {}", t.replicas));
         }
+        if t.controllers > 5 || (t.controllers > 0 && t.controllers % 2 == 0) {
+            self.fail("topology.controllers", format!("must be 0, 1, 3 or 5 (a Raft group wants an odd count), got {}", t.controllers));
+        }
         if t.replication == crate::ReplicationMode::Sync && t.replicas < 2 {
             self.fail("topology.replication", "sync replication needs a slave: set topology.replicas to 2 or 3".to_string());
         }

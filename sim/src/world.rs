@@ -9,6 +9,7 @@ use broker::client::{ClientConfig, ClientInstance};
 use broker::clock::Clock;
 use broker::model::TopicConfig;
 use broker::namesrv::{NameServer, NameServerConfig};
+use broker::controller::{Controller, ControllerConfig};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::StoreConfig;
 use checker::history::{Event, Kind, Op};
@@ -25,6 +26,8 @@ use std::time::Duration;
 pub const NAMESRV_PORT: u16 = 9876;
 /// Port every broker listens on.
 pub const BROKER_PORT: u16 = 10911;
+/// Port every controller listens on.
+pub const CONTROLLER_PORT: u16 = 9878;
 /// The business database's node name.
 pub const DB_NODE: &str = "db-0";
 
@@ -54,8 +57,30 @@ fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
         Node::Consumer { .. } => (3, consumer_index),
         Node::Database(i) => (4, *i),
         Node::Hostile(i) => (5, *i),
+        Node::Controller(i) => (6, *i),
     };
     IpAddr::V4(Ipv4Addr::new(10, subnet, (host / 250) as u8, (host % 250 + 1) as u8))
+}
+
+/// Creates a topic on the master of `group`, waiting for the group to have
+/// one (the controllers elect it a few seconds into the run).
+async fn create_on_master(client: &ClientInstance, group: &str, config: &TopicConfig) {
+    loop {
+        let master = client.cluster().await.ok().and_then(|brokers| {
+            brokers
+                .into_iter()
+                .filter(|b| b.broker_name == group && b.role == broker::protocol::BrokerRole::Master)
+                .max_by_key(|b| b.epoch)
+        });
+        if let Some(master) = master {
+            let request = broker::protocol::Request::CreateTopic { config: config.clone() };
+            let created = client.call(&master.addr, &request, Duration::from_secs(3)).await;
+            if created.is_ok() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The spec of hostile process `index`, counted across the entries.
@@ -148,6 +173,7 @@ impl World {
             let id = match &node {
                 Node::Namesrv(_) => world.namesrv_node(&name, ip, clock),
                 Node::Broker(n) => world.broker_node(&name, *n, ip, clock),
+                Node::Controller(n) => world.controller_node(&name, *n, ip, clock),
                 _ => continue,
             };
             world.ids.insert(name, id);
@@ -297,11 +323,18 @@ impl World {
         let (group, replica) = scenario.broker_replica(n);
         let mut config = BrokerConfig::new(scenario.broker_group_name(group), SocketAddr::new(ip, BROKER_PORT).to_string());
         config.broker_id = u64::from(replica);
-        config.role = match (replica, topology.replication) {
-            (0, scenarios::ReplicationMode::Sync) => ReplicationRole::SyncMaster,
-            (0, scenarios::ReplicationMode::Async) => ReplicationRole::AsyncMaster,
-            _ => ReplicationRole::Slave,
+        // With controllers every replica may become master, and the role
+        // says only how a master replicates.
+        let master = replica == 0 || topology.controllers > 0;
+        config.role = match (master, topology.replication) {
+            (true, scenarios::ReplicationMode::Sync) => ReplicationRole::SyncMaster,
+            (true, scenarios::ReplicationMode::Async) => ReplicationRole::AsyncMaster,
+            (false, _) => ReplicationRole::Slave,
         };
+        config.controller_addrs = self.controller_addrs();
+        // Shorter than RocketMQ's 15 s, so a dead slave leaves the set (and
+        // SYNC sends resume) well inside a run.
+        config.ha_max_time_slave_not_catchup_ms = 5_000;
         config.namesrv_addrs = self.namesrv_addrs.clone();
         config.flush = match topology.flush {
             scenarios::FlushMode::Sync => FlushMode::Sync,
@@ -350,6 +383,37 @@ impl World {
             })
     }
 
+    /// The controllers' addresses.
+    fn controller_addrs(&self) -> Vec<String> {
+        (0..self.resolved.scenario.topology.controllers)
+            .map(|i| SocketAddr::new(ip_of(&Node::Controller(i), 0), CONTROLLER_PORT).to_string())
+            .collect()
+    }
+
+    /// A controller: its Raft log on a disk that outlives restarts.
+    fn controller_node(&mut self, name: &str, n: u32, ip: IpAddr, clock: Clock) -> NodeId {
+        let disk = SimDisk::new();
+        self.disks.insert(name.to_string(), disk.clone());
+        let peers: BTreeMap<u64, String> = self.controller_addrs().into_iter().enumerate().map(|(i, addr)| (i as u64, addr)).collect();
+        let config = ControllerConfig::new(u64::from(n), peers);
+        self.node(name, ip, move || {
+            let (config, clock, disk) = (config.clone(), clock.clone(), disk.clone());
+            async move {
+                let controller = loop {
+                    match Controller::open(config.clone(), Arc::new(disk.clone()), clock.clone()).await {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            tracing::warn!(controller = config.id, error = %e, "controller failed to open; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, CONTROLLER_PORT)).await.expect("controller port is free");
+                let _ = controller.serve(listener).await;
+            }
+        })
+    }
+
     async fn create_topics(&self) {
         let scenario = &self.resolved.scenario;
         let admin_node = self.handle.create_node().name("admin").ip(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))).build();
@@ -364,9 +428,22 @@ impl World {
             .filter(|&i| scenario.broker_replica(i).1 == 0)
             .map(|i| SocketAddr::new(ip_of(&Node::Broker(i), 0), BROKER_PORT).to_string())
             .collect();
+        let groups: Vec<String> = (0..scenario.topology.broker_groups).map(|g| scenario.broker_group_name(g)).collect();
+        let elected = scenario.topology.controllers > 0;
         admin_node
             .spawn(async move {
                 let client = ClientInstance::new(ClientConfig::new(namesrvs, "admin"), Clock::new());
+                if elected {
+                    // The controllers elect the masters: create the topics
+                    // on each group's master once one has registered.
+                    for (topic, order) in &topics {
+                        let config = TopicConfig { order: *order, ..TopicConfig::new(topic.clone(), queues) };
+                        for group in &groups {
+                            create_on_master(&client, group, &config).await;
+                        }
+                    }
+                    return;
+                }
                 for (topic, order) in topics {
                     let config = TopicConfig { order, ..TopicConfig::new(topic, queues) };
                     for addr in &brokers {

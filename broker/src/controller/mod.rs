@@ -26,7 +26,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, Raf
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::Serialize;
 use state::{Command, Outcome};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +56,10 @@ pub struct ControllerConfig {
     pub broker_timeout_ms: u64,
     /// How often the leader looks for dead masters.
     pub scan_interval_ms: u64,
+    /// A group's first master is elected this long after the leader first
+    /// hears from the group, so that replicas starting together all
+    /// register, and the lowest id among them is chosen.
+    pub first_election_grace_ms: u64,
     /// Raft: the leader's heartbeat to followers.
     pub raft_heartbeat_ms: u64,
     /// Raft: a follower that hears no leader for a random time in
@@ -73,6 +77,7 @@ impl ControllerConfig {
             peers,
             broker_timeout_ms: 5_000,
             scan_interval_ms: 1_000,
+            first_election_grace_ms: 2_000,
             raft_heartbeat_ms: 300,
             election_timeout_ms: (1_000, 2_000),
             request_timeout_ms: 3_000,
@@ -103,7 +108,6 @@ impl ControllerConfig {
 struct Heard {
     at: Instant,
     max_offset: u64,
-    epoch: u64,
 }
 
 /// One controller process.
@@ -114,6 +118,8 @@ pub struct Controller {
     machine: store::StateMachine,
     /// (group, replica) -> last heartbeat, as this controller heard it.
     heard: Mutex<BTreeMap<(String, u64), Heard>>,
+    /// When this controller first heard from each group.
+    first_heard: Mutex<BTreeMap<String, Instant>>,
     /// The term this controller last led in, to reset liveness when it
     /// starts leading (a new leader has heard nobody yet).
     led_term: Mutex<Option<u64>>,
@@ -154,6 +160,7 @@ impl Controller {
             raft,
             machine,
             heard: Mutex::new(BTreeMap::new()),
+            first_heard: Mutex::new(BTreeMap::new()),
             led_term: Mutex::new(None),
         }))
     }
@@ -212,11 +219,13 @@ impl Controller {
         self.machine.applied.lock().expect("state machine").state.info(group)
     }
 
-    async fn heartbeat(&self, group: String, id: u64, addr: String, epoch: u64, max_offset: u64) -> Response {
+    async fn heartbeat(&self, group: String, id: u64, addr: String, max_offset: u64) -> Response {
         if let Err(answer) = self.confirm_leader().await {
             return answer;
         }
-        self.heard.lock().expect("heard").insert((group.clone(), id), Heard { at: self.clock.instant(), max_offset, epoch });
+        let now = self.clock.instant();
+        self.heard.lock().expect("heard").insert((group.clone(), id), Heard { at: now, max_offset });
+        self.first_heard.lock().expect("first heard").entry(group.clone()).or_insert(now);
         let known = self.info(&group).is_some_and(|info| info.replicas.iter().any(|(i, a)| *i == id && *a == addr));
         if !known {
             if let Err(answer) = self.propose(Command::Register { group: group.clone(), id, addr }).await {
@@ -281,13 +290,27 @@ impl Controller {
             if group.master.is_some_and(|m| alive(m).is_some()) {
                 continue;
             }
-            let eligible: BTreeSet<u64> = if group.epoch == 0 { group.replicas.keys().copied().collect() } else { group.sync_state_set.clone() };
-            let candidate = eligible
-                .iter()
-                .filter(|id| Some(**id) != group.master)
-                .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id), h.epoch)))
-                .max();
-            let Some((offset, std::cmp::Reverse(id), _)) = candidate else { continue };
+            let candidate = if group.epoch == 0 {
+                // The first master: once the grace has passed, the lowest
+                // live id (every replica starts with an empty log).
+                let grace = Duration::from_millis(self.config.first_election_grace_ms);
+                let first = self.first_heard.lock().expect("first heard").get(&name).copied();
+                if first.is_none_or(|at| now.saturating_duration_since(at) < grace) {
+                    continue;
+                }
+                group.replicas.keys().copied().find(|id| alive(*id).is_some()).map(|id| (alive(id).map_or(0, |h| h.max_offset), id))
+            } else {
+                // Later: the live member of the sync-state set whose log
+                // reaches furthest (the lowest id among equals).
+                group
+                    .sync_state_set
+                    .iter()
+                    .filter(|id| Some(**id) != group.master)
+                    .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id))))
+                    .max()
+                    .map(|(offset, std::cmp::Reverse(id))| (offset, id))
+            };
+            let Some((offset, id)) = candidate else { continue };
             tracing::warn!(group = %name, master = ?group.master, epoch = group.epoch, elected = id, offset, "electing a master");
             match self.propose(Command::Elect { group: name.clone(), epoch: group.epoch, master: id }).await {
                 Ok(Outcome { refused: Some(why), .. }) => tracing::info!(group = %name, why = %why, "election refused"),
@@ -321,8 +344,8 @@ impl Controller {
     async fn handle_request(self: Arc<Self>, request: Request) -> Response {
         match request {
             Request::Raft { rpc, payload } => self.raft_rpc(rpc, &payload).await,
-            Request::ControllerHeartbeat { broker_name, broker_id, addr, epoch, max_offset } => {
-                self.heartbeat(broker_name, broker_id, addr, epoch, max_offset).await
+            Request::ControllerHeartbeat { broker_name, broker_id, addr, max_offset, .. } => {
+                self.heartbeat(broker_name, broker_id, addr, max_offset).await
             }
             Request::GetReplicaInfo { broker_name } => {
                 if let Err(answer) = self.confirm_leader().await {

@@ -283,6 +283,12 @@ pub enum Request {
         /// The broker group.
         broker_name: String,
     },
+    /// Slave -> master, before it copies: the master's terms and log end,
+    /// to find where the slave's log parts from the master's.
+    GetEpochs {
+        /// The broker group.
+        broker_name: String,
+    },
     /// Controller -> controller: one of openraft's messages, as JSON.
     Raft {
         /// Which message.
@@ -377,6 +383,7 @@ impl Request {
             Request::CheckTransactionState { .. } => "CheckTransactionState",
             Request::ReplicaPull { .. } => "ReplicaPull",
             Request::ReplicaConfig { .. } => "ReplicaConfig",
+            Request::GetEpochs { .. } => "GetEpochs",
             Request::Raft { .. } => "Raft",
             Request::ControllerHeartbeat { .. } => "ControllerHeartbeat",
             Request::GetReplicaInfo { .. } => "GetReplicaInfo",
@@ -665,12 +672,24 @@ pub enum ResponseBody {
     Replica(ReplicaChunk),
     /// What a slave copies besides the log.
     ReplicaConfig(ReplicaConfig),
+    /// A master's terms and log end.
+    Epochs(EpochList),
     /// openraft's response, JSON encoded.
     Raft(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A group's replicas as the controller knows them.
     ReplicaInfo(ReplicaInfo),
     /// A controller's view of every group and of its Raft.
     ControllerState(ControllerView),
+}
+
+/// A log's master terms: (term, offset of its first write), oldest first,
+/// and where the log ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochList {
+    /// (term, start offset).
+    pub terms: Vec<(u64, u64)>,
+    /// The commit log's end.
+    pub end: u64,
 }
 
 /// A broker group as the controller knows it: its replicas, the master of
@@ -709,13 +728,21 @@ pub struct ControllerView {
     pub groups: Vec<ReplicaInfo>,
 }
 
-/// A master's topics and committed consumer offsets, for its slaves.
+/// A master's topics and committed consumer offsets, for its slaves, and
+/// its durable service progress (delay levels, timers, transaction check
+/// counts) as the files it persisted, so a slave that takes over resumes
+/// where its master got to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaConfig {
     /// Every topic the master serves.
     pub topics: Vec<TopicConfig>,
     /// (group, topic, queue id, next offset to consume).
     pub offsets: Vec<(String, String, u32, u64)>,
+    /// (path, contents) of the master's progress files.
+    pub progress: Vec<(String, Vec<u8>)>,
+    /// The master's durable log end when it read them: a slave writes them
+    /// only once it holds its log that far.
+    pub progress_end: u64,
 }
 
 /// A piece of a master's commit log for a slave.
@@ -728,6 +755,8 @@ pub struct ReplicaChunk {
     pub bytes: Vec<u8>,
     /// Where the master's log ends.
     pub master_end: u64,
+    /// The master's terms: (term, start offset).
+    pub epochs: Vec<(u64, u64)>,
 }
 
 /// A response: a code, a human-readable remark, and a body.

@@ -58,6 +58,7 @@ impl Broker {
                 self.replica_pull(&broker_name, broker_id, from_offset, durable_offset, max_bytes, wait_ms).await
             }
             Request::ReplicaConfig { broker_name } => self.replica_config(&broker_name),
+            Request::GetEpochs { broker_name } => self.get_epochs(&broker_name),
             Request::EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } => {
                 tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
                 self.end_transaction(&producer_group, commit_log_offset, &msg_id, state).await

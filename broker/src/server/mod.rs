@@ -5,6 +5,8 @@
 //! Request handling follows decode -> apply -> response: handlers return a
 //! [`Response`] and the connection layer writes it.
 
+pub mod epochs;
+mod failover;
 mod groups;
 mod handler;
 mod locks;
@@ -17,12 +19,14 @@ mod transaction;
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
 pub use locks::QueueLocks;
-pub use replication::Slaves;
+pub use epochs::Epochs;
+pub use replication::{RoleState, Slaves};
 pub use schedule::ScheduleProgress;
 pub use timer::TimerWheel;
 pub use transaction::{ProducerGroups, TransactionTable};
 
 use crate::clock::Clock;
+use crate::controller::ControllerClient;
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{DelayLevels, TopicConfig, HALF_TOPIC, SCHEDULE_TOPIC};
@@ -143,6 +147,17 @@ pub struct BrokerConfig {
     /// How long a SYNC_MASTER waits for a slave before FLUSH_SLAVE_TIMEOUT
     /// (3 s, `slaveTimeout`).
     pub slave_timeout_ms: u64,
+    /// Controllers (`controllerAddr`): when set, the broker runs in
+    /// controller mode: the controllers say which replica of the group is
+    /// master, in which term, and `role` only says whether a master waits
+    /// for its slaves (SYNC_MASTER) or not.
+    pub controller_addrs: Vec<String>,
+    /// Controller mode: how often the broker heartbeats the controller.
+    pub controller_heartbeat_ms: u64,
+    /// Controller mode: a slave that has not caught up with its master for
+    /// this long leaves the sync-state set (15 s,
+    /// `haMaxTimeSlaveNotCatchup`).
+    pub ha_max_time_slave_not_catchup_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -177,6 +192,9 @@ impl BrokerConfig {
             role: ReplicationRole::AsyncMaster,
             ha_master_addr: None,
             slave_timeout_ms: 3_000,
+            controller_addrs: Vec::new(),
+            controller_heartbeat_ms: 1_000,
+            ha_max_time_slave_not_catchup_ms: 15_000,
             store: StoreConfig::default(),
         }
     }
@@ -223,6 +241,16 @@ pub struct Broker {
     timer_wake: Notify,
     /// A master's slaves and how far they hold the log.
     slaves: Mutex<Slaves>,
+    /// Master or slave now, in which term (changes in controller mode).
+    role: Mutex<RoleState>,
+    /// Bumped on every change of role or master: wakes the slave loop.
+    role_changed: watch::Sender<u64>,
+    /// The terms of this broker's log.
+    epochs: Mutex<Epochs>,
+    /// The controllers, in controller mode.
+    controller: Option<ControllerClient>,
+    /// A slave: the master's progress files and the log end they need.
+    pending_progress: Mutex<Option<(u64, Vec<(String, Vec<u8>)>)>>,
     /// The furthest offset a live slave holds durably.
     replicated: watch::Sender<u64>,
     /// The commit log's end, moved on every write (wakes slaves' pulls).
@@ -259,25 +287,23 @@ impl Broker {
         if clamped > 0 {
             tracing::warn!(clamped, "consumer offsets past the recovered queue ends were moved back");
         }
-        let schedule = match read_all(disk.as_ref(), DELAY_PATH)? {
-            None => ScheduleProgress::default(),
-            Some(bytes) => ScheduleProgress::from_json(&bytes, |level| store.queue_offsets(SCHEDULE_TOPIC, level.saturating_sub(1)).1)
-                .map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+        let (schedule, timers, transactions) = load_services(&mut store, disk.as_ref())?;
+        let epochs = match read_all(disk.as_ref(), epochs::EPOCHS_PATH)? {
+            None => Epochs::default(),
+            Some(bytes) => Epochs::from_json(&bytes).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
         };
         let lease = Duration::from_millis(config.lock_lease_ms);
         let locks = match read_all(disk.as_ref(), LOCKS_PATH)? {
             None => QueueLocks::new(lease),
             Some(bytes) => QueueLocks::from_json(&bytes, lease, clock.instant()).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
         };
-        let transactions = {
-            let ended = transaction::ended_halves(&mut store)?;
-            let checks = read_all(disk.as_ref(), transaction::CHECKS_PATH)?;
-            let low = store.queue_offsets(HALF_TOPIC, 0).0;
-            TransactionTable::new(ended, checks.as_deref(), low).map_err(|reason| Error::Corrupt { offset: 0, reason })?
-        };
-        let timers = timer::open_wheel(&mut store, read_all(disk.as_ref(), timer::TIMER_PATH)?.as_deref())?;
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, timers = timers.len(), "store opened");
+        let role = RoleState::at_start(&config);
+        let pool = ConnectionPool::new();
+        let controller = (!config.controller_addrs.is_empty()).then(|| {
+            ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(config.request_timeout_ms))
+        });
         Ok(Arc::new(Broker {
             config,
             clock,
@@ -295,12 +321,17 @@ impl Broker {
             timers: Mutex::new(timers),
             timer_wake: Notify::new(),
             slaves: Mutex::new(Slaves::default()),
+            role: Mutex::new(role),
+            role_changed: watch::Sender::new(0),
+            epochs: Mutex::new(epochs),
+            controller,
+            pending_progress: Mutex::new(None),
             replicated: watch::Sender::new(0),
             written: watch::Sender::new(flushed_offset),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
-            pool: ConnectionPool::new(),
+            pool,
             put_count: AtomicU64::new(0),
             get_count: AtomicU64::new(0),
             recovery,
@@ -356,13 +387,15 @@ impl Broker {
             b.persist_schedule();
             b.persist_timers();
         });
-        if self.is_slave() {
-            // A slave copies; the master alone delivers delays and timers
-            // and checks back on halves.
+        // A slave copies; the master alone delivers delays and timers and
+        // checks back on halves. Both loops run; each idles in the other
+        // role (in controller mode a broker changes role as it runs).
+        let me = self.clone();
+        tokio::spawn(async move { me.run_slave().await });
+        self.spawn_master_loops();
+        if self.controller.is_some() {
             let me = self.clone();
-            tokio::spawn(async move { me.run_slave().await });
-        } else {
-            self.spawn_master_loops();
+            tokio::spawn(async move { me.run_controller_mode().await });
         }
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         // Checked three times per expiry period (at most every 10 s), so a
@@ -399,7 +432,9 @@ impl Broker {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(schedule::SCHEDULE_INTERVAL_MS)).await;
-                me.deliver_due().await;
+                if !me.is_slave() {
+                    me.deliver_due().await;
+                }
             }
         });
         let me = self.clone();
@@ -408,7 +443,9 @@ impl Broker {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(me.config.transaction_check_interval_ms.max(1))).await;
-                me.check_round().await;
+                if !me.is_slave() {
+                    me.check_round().await;
+                }
             }
         });
     }
@@ -512,7 +549,7 @@ impl Broker {
             addr: self.config.advertise_addr.clone(),
             topics,
             role: self.broker_role(),
-            epoch: 0,
+            epoch: self.role.lock().expect("role").epoch,
         };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let calls = self.config.namesrv_addrs.iter().map(|addr| {
@@ -598,6 +635,26 @@ impl Broker {
             tx.send_modify(|n| *n += 1);
         }
     }
+}
+
+/// What the master's services start from, read from the store and the
+/// persisted progress: delay levels' progress (clamped to the queues'
+/// ends), the timer wheel, the transaction table. Used at open and when a
+/// slave takes over as master (its files are the master's, copied).
+fn load_services(store: &mut MessageStore, disk: &dyn Disk) -> Result<(ScheduleProgress, TimerWheel, TransactionTable)> {
+    let schedule = match read_all(disk, DELAY_PATH)? {
+        None => ScheduleProgress::default(),
+        Some(bytes) => ScheduleProgress::from_json(&bytes, |level| store.queue_offsets(SCHEDULE_TOPIC, level.saturating_sub(1)).1)
+            .map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+    };
+    let transactions = {
+        let ended = transaction::ended_halves(store)?;
+        let checks = read_all(disk, transaction::CHECKS_PATH)?;
+        let low = store.queue_offsets(HALF_TOPIC, 0).0;
+        TransactionTable::new(ended, checks.as_deref(), low).map_err(|reason| Error::Corrupt { offset: 0, reason })?
+    };
+    let timers = timer::open_wheel(store, read_all(disk, timer::TIMER_PATH)?.as_deref())?;
+    Ok((schedule, timers, transactions))
 }
 
 impl Service for Broker {

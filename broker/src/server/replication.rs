@@ -8,11 +8,12 @@
 //! `slaveTimeout`; SLAVE_NOT_AVAILABLE when no slave has pulled lately); an
 //! ASYNC_MASTER does not wait. A slave refuses writes and serves reads.
 
-use super::{Broker, ReplicationRole};
+use super::{Broker, Epochs, ReplicationRole};
 use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
-use crate::protocol::{BrokerRole, ReplicaChunk, ReplicaConfig, Request, Response, ResponseBody, ResponseCode, SendStatus};
-use std::collections::BTreeMap;
+use crate::protocol::{BrokerRole, EpochList, ReplicaChunk, ReplicaConfig, Request, Response, ResponseBody, ResponseCode, SendStatus};
+use crate::store::disk::read_all;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,30 +34,100 @@ const RETRY_MS: u64 = 500;
 /// (RocketMQ's slave synchronisation runs every 10 s).
 const CONFIG_SYNC_MS: u64 = 1_000;
 
+/// What a master knows of one slave.
+#[derive(Clone, Copy, Debug)]
+pub struct SlaveState {
+    /// How far it holds the log durably.
+    pub durable: u64,
+    /// When it last pulled.
+    pub seen: Instant,
+    /// The master's log end when it answered the slave's previous pull.
+    pub master_end: u64,
+    /// When the slave last held everything the master had written by its
+    /// previous pull (RocketMQ's `lastCatchupTimeMs`).
+    pub caught_up: Option<Instant>,
+}
+
 /// What a master knows of its slaves.
 #[derive(Debug, Default)]
 pub struct Slaves {
-    /// Slave id -> (offset it holds durably, when it last pulled).
-    slaves: BTreeMap<u64, (u64, Instant)>,
+    /// Slave id -> what it said last.
+    slaves: BTreeMap<u64, SlaveState>,
 }
 
 impl Slaves {
-    /// A pull from slave `id`, which holds the log durably up to `durable`.
-    pub fn pulled(&mut self, id: u64, durable: u64, now: Instant) {
-        self.slaves.insert(id, (durable, now));
+    /// A pull from slave `id`, which holds the log durably up to `durable`,
+    /// answered while the master's log ends at `master_end`.
+    pub fn pulled(&mut self, id: u64, durable: u64, master_end: u64, now: Instant) {
+        let entry = self.slaves.entry(id).or_insert(SlaveState { durable, seen: now, master_end, caught_up: None });
+        if durable >= entry.master_end {
+            entry.caught_up = Some(now);
+        }
+        *entry = SlaveState { durable, seen: now, master_end, caught_up: entry.caught_up };
     }
 
     /// The furthest durable offset of the slaves heard from within
     /// `silent`, or `None` when none was.
     pub fn acked(&self, now: Instant, silent: Duration) -> Option<u64> {
-        self.slaves.values().filter(|(_, seen)| now.saturating_duration_since(*seen) < silent).map(|(acked, _)| *acked).max()
+        self.slaves.values().filter(|s| now.saturating_duration_since(s.seen) < silent).map(|s| s.durable).max()
+    }
+
+    /// What slave `id` said last.
+    pub fn get(&self, id: u64) -> Option<SlaveState> {
+        self.slaves.get(&id).copied()
+    }
+
+    /// Every slave heard from.
+    pub fn all(&self) -> impl Iterator<Item = (u64, SlaveState)> + '_ {
+        self.slaves.iter().map(|(id, s)| (*id, *s))
+    }
+
+    /// Forgets every slave (the broker stopped being master).
+    pub fn clear(&mut self) {
+        self.slaves.clear();
     }
 }
 
+/// Master or slave, now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleState {
+    /// Whether this broker takes writes.
+    pub master: bool,
+    /// The master term it serves in (a master) or follows (a slave); 0
+    /// without a controller.
+    pub epoch: u64,
+    /// A slave's master, when it knows it (else the name servers say).
+    pub master_addr: Option<String>,
+    /// Controller mode, a master: the sync-state set as the controller
+    /// last confirmed it (every member must hold a write before a
+    /// SYNC_MASTER acknowledges it).
+    pub sync_state_set: BTreeSet<u64>,
+    /// Its epoch at the controller.
+    pub sync_state_set_epoch: u64,
+    /// Controller mode, a master: slaves about to join the set, with the
+    /// log end they must reach first. Writes already wait for them.
+    pub joining: BTreeMap<u64, u64>,
+}
+
+impl RoleState {
+    /// The role a broker starts in: as configured without a controller; a
+    /// slave that knows no master yet with one (the controller decides).
+    pub fn at_start(config: &super::BrokerConfig) -> RoleState {
+        if config.controller_addrs.is_empty() {
+            RoleState { master: config.role != ReplicationRole::Slave, master_addr: config.ha_master_addr.clone(), ..RoleState::default() }
+        } else {
+            RoleState::default()
+        }
+    }
+}
+
+/// Paths of the progress files a master hands its slaves.
+const PROGRESS_FILES: [&str; 3] = [super::DELAY_PATH, super::timer::TIMER_PATH, super::transaction::CHECKS_PATH];
+
 impl Broker {
-    /// Whether this broker is a slave.
+    /// Whether this broker is a slave (now).
     pub(super) fn is_slave(&self) -> bool {
-        self.config.role == ReplicationRole::Slave
+        !self.role.lock().expect("role").master
     }
 
     /// The role this broker registers with.
@@ -78,6 +149,20 @@ impl Broker {
         })
     }
 
+    /// The terms of this broker's log as the protocol carries them.
+    fn epoch_list(&self) -> Vec<(u64, u64)> {
+        self.epochs.lock().expect("epochs").entries.iter().map(|e| (e.epoch, e.start)).collect()
+    }
+
+    /// A slave asks for this master's terms before it copies.
+    pub(super) fn get_epochs(&self, broker_name: &str) -> Response {
+        if self.is_slave() || broker_name != self.config.broker_name {
+            return Response::error(ResponseCode::NoPermission, format!("this is not the master of {broker_name}"));
+        }
+        let end = self.store.lock().expect("store").write_offset();
+        Response::ok(ResponseBody::Epochs(EpochList { terms: self.epoch_list(), end }))
+    }
+
     /// A slave's pull: records how far it holds the log, then answers with
     /// the log from its end, holding the pull up to `wait_ms` when there is
     /// nothing new.
@@ -92,8 +177,9 @@ impl Broker {
             );
         }
         {
+            let end = self.store.lock().expect("store").write_offset();
             let mut slaves = self.slaves.lock().expect("slaves");
-            slaves.pulled(broker_id, durable, self.clock.instant());
+            slaves.pulled(broker_id, durable, end, self.clock.instant());
             let acked = slaves.acked(self.clock.instant(), Duration::from_millis(SLAVE_SILENT_MS)).unwrap_or(0);
             self.replicated.send_if_modified(|a| std::mem::replace(a, acked) != acked);
         }
@@ -114,7 +200,8 @@ impl Broker {
             match read {
                 Err(e) => return e.into(),
                 Ok((bytes, master_end)) if !bytes.is_empty() || self.clock.instant() >= deadline => {
-                    return Response::ok(ResponseBody::Replica(ReplicaChunk { offset: from, bytes, master_end }));
+                    let epochs = self.epoch_list();
+                    return Response::ok(ResponseBody::Replica(ReplicaChunk { offset: from, bytes, master_end, epochs }));
                 }
                 Ok(_) => {
                     let left = deadline.saturating_duration_since(self.clock.instant());
@@ -124,18 +211,30 @@ impl Broker {
         }
     }
 
-    /// What a slave copies besides the log: topics and consumer offsets.
+    /// What a slave copies besides the log: topics, consumer offsets, and
+    /// the progress files (durable as far as the log is flushed now).
     pub(super) fn replica_config(&self, broker_name: &str) -> Response {
         if self.is_slave() || broker_name != self.config.broker_name {
             return Response::error(ResponseCode::NoPermission, format!("this is not the master of {broker_name}"));
         }
         let topics = self.topics.lock().expect("topics").values().cloned().collect();
         let offsets = self.offsets.lock().expect("offsets").entries();
-        Response::ok(ResponseBody::ReplicaConfig(ReplicaConfig { topics, offsets }))
+        let progress_end = self.store.lock().expect("store").flushed_offset();
+        let mut progress = Vec::new();
+        for path in PROGRESS_FILES {
+            match read_all(self.disk.as_ref(), path) {
+                Ok(Some(bytes)) => progress.push((path.to_string(), bytes)),
+                Ok(None) => {}
+                Err(e) => return Response::error(ResponseCode::SystemError, format!("{path}: {e}")),
+            }
+        }
+        Response::ok(ResponseBody::ReplicaConfig(ReplicaConfig { topics, offsets, progress, progress_end }))
     }
 
     /// A slave takes its master's topics (registering again when they
-    /// changed) and consumer offsets (never past its own queue ends).
+    /// changed) and consumer offsets (never past its own queue ends), and
+    /// keeps its progress files to write once its own log holds what they
+    /// count as delivered.
     async fn copy_config(&self, master: &str) {
         let request = Request::ReplicaConfig { broker_name: self.config.broker_name.clone() };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
@@ -157,12 +256,40 @@ impl Broker {
             }
             let _ = self.register_all().await;
         }
-        let store = self.store.lock().expect("store");
-        let mut offsets = self.offsets.lock().expect("offsets");
-        for (group, topic, queue_id, offset) in config.offsets {
-            let end = store.queue_offsets(&topic, queue_id).1;
-            if offsets.get(&group, &topic, queue_id) != Some(offset.min(end)) {
-                offsets.commit(&group, &topic, queue_id, offset.min(end));
+        {
+            let store = self.store.lock().expect("store");
+            let mut offsets = self.offsets.lock().expect("offsets");
+            for (group, topic, queue_id, offset) in config.offsets {
+                let end = store.queue_offsets(&topic, queue_id).1;
+                if offsets.get(&group, &topic, queue_id) != Some(offset.min(end)) {
+                    offsets.commit(&group, &topic, queue_id, offset.min(end));
+                }
+            }
+        }
+        *self.pending_progress.lock().expect("progress") = Some((config.progress_end, config.progress));
+        self.write_progress_if_held();
+    }
+
+    /// Writes the master's progress files once this slave durably holds
+    /// the log they were durable with: a delivery they count as done has
+    /// its copy here, so a slave that takes over neither loses it nor
+    /// delivers everything again.
+    fn write_progress_if_held(&self) {
+        let durable = self.store.lock().expect("store").flushed_offset();
+        let mut pending = self.pending_progress.lock().expect("progress");
+        if pending.as_ref().is_none_or(|(end, _)| durable < *end) {
+            return;
+        }
+        let (_, files) = pending.take().expect("checked");
+        for (path, bytes) in files {
+            if !PROGRESS_FILES.contains(&path.as_str()) {
+                continue;
+            }
+            let same = read_all(self.disk.as_ref(), &path).ok().flatten().is_some_and(|mine| mine == bytes);
+            if !same {
+                if let Err(e) = self.disk.write_atomic(&path, &bytes) {
+                    tracing::warn!(path, error = %e, "copying the master's progress failed");
+                }
             }
         }
     }
@@ -186,6 +313,11 @@ impl Broker {
             let flushed = store.flushed_offset();
             self.flushed.send_replace(super::FlushState { offset: flushed, error: None });
         }
+        {
+            let mut epochs = self.epochs.lock().expect("epochs");
+            epochs.cut(offset);
+            self.persist_epochs(&epochs)?;
+        }
         self.persist_offsets();
         self.schedule.lock().expect("schedule").rewind_to_durable();
         self.rebuild_timers();
@@ -193,9 +325,21 @@ impl Broker {
         Ok(())
     }
 
-    /// A SYNC_MASTER's wait for a slave to hold the log durably up to `end`.
+    /// Writes the epoch file.
+    pub(super) fn persist_epochs(&self, epochs: &Epochs) -> crate::error::Result<()> {
+        self.disk.write_atomic(super::epochs::EPOCHS_PATH, &epochs.to_json())?;
+        Ok(())
+    }
+
+    /// A SYNC_MASTER's wait for its slaves to hold the log durably up to
+    /// `end`: without a controller, any slave heard from lately; with one,
+    /// every other member of the sync-state set (and every slave about to
+    /// join it).
     pub(super) async fn wait_replicated(&self, end: u64) -> SendStatus {
         let silent = Duration::from_millis(SLAVE_SILENT_MS);
+        if self.controller.is_some() {
+            return self.wait_sync_state_set(end).await;
+        }
         if self.slaves.lock().expect("slaves").acked(self.clock.instant(), silent).is_none() {
             return SendStatus::SlaveNotAvailable;
         }
@@ -216,11 +360,49 @@ impl Broker {
         }
     }
 
-    /// Where a slave's master is: `haMasterAddress`, else the master of
-    /// the latest term the name servers list for this group.
+    /// Controller mode: waits until every member of the sync-state set but
+    /// this broker, and every slave joining it, holds the log up to `end`.
+    async fn wait_sync_state_set(&self, end: u64) -> SendStatus {
+        let mut acked = self.replicated.subscribe();
+        let me = self.config.broker_id;
+        let wait = async {
+            loop {
+                let held = {
+                    let role = self.role.lock().expect("role");
+                    if !role.master {
+                        // Deposed while waiting: never acknowledged.
+                        return false;
+                    }
+                    let slaves = self.slaves.lock().expect("slaves");
+                    role.sync_state_set
+                        .iter()
+                        .chain(role.joining.keys())
+                        .filter(|id| **id != me)
+                        .all(|id| slaves.get(*id).is_some_and(|s| s.durable >= end))
+                };
+                if held {
+                    return true;
+                }
+                if acked.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_millis(self.config.slave_timeout_ms), wait).await {
+            Ok(true) => SendStatus::SendOk,
+            Ok(false) | Err(_) => SendStatus::FlushSlaveTimeout,
+        }
+    }
+
+    /// Where a slave's master is: the one it was told (by the controller,
+    /// or `haMasterAddress`), else the master of the latest term the name
+    /// servers list for this group.
     async fn master_addr(&self) -> Option<String> {
-        if let Some(addr) = &self.config.ha_master_addr {
-            return Some(addr.clone());
+        if let Some(addr) = self.role.lock().expect("role").master_addr.clone() {
+            return Some(addr);
+        }
+        if self.controller.is_some() {
+            return None;
         }
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         for namesrv in &self.config.namesrv_addrs {
@@ -237,17 +419,65 @@ impl Broker {
         None
     }
 
+    /// Controller mode, before copying from a new master: asks for its
+    /// terms and cuts this log back to where the two agree (an old master
+    /// drops its divergent tail). True when done.
+    async fn join_master(&self, master: &str) -> bool {
+        let request = Request::GetEpochs { broker_name: self.config.broker_name.clone() };
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let theirs = match self.pool.request(master, &request, timeout).await {
+            Ok(Response { code: ResponseCode::Success, body: ResponseBody::Epochs(list), .. }) => list,
+            Ok(refused) => {
+                tracing::debug!(master, remark = %refused.remark, "the master would not give its terms");
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(master, error = %e, "asking the master for its terms failed");
+                return false;
+            }
+        };
+        let their_epochs = Epochs { entries: theirs.terms.iter().map(|&(epoch, start)| super::epochs::Epoch { epoch, start }).collect() };
+        let my_end = self.store.lock().expect("store").write_offset();
+        let point = self.epochs.lock().expect("epochs").consistent_point(my_end, &their_epochs, theirs.end);
+        if my_end > point {
+            tracing::warn!(broker = %self.config.broker_name, my_end, point, "cutting the log back to where it agrees with the new master");
+            if let Err(e) = self.truncate_log(point).await {
+                tracing::warn!(error = %e, "cutting the log back failed");
+                return false;
+            }
+            marks::reach(Mark::DivergentTailCut);
+        }
+        true
+    }
+
     /// A slave's replication loop: pull from the master's end, append,
     /// make durable, wake the pulls held here, and say how far it holds
-    /// the log in the next pull.
+    /// the log in the next pull. Idles while this broker is master.
     pub(super) async fn run_slave(&self) {
         let mut synced_at: Option<Instant> = None;
         let mut caught_up = false;
+        // (master, term) this replica cut its log for.
+        let mut joined: Option<(String, u64)> = None;
+        let mut changes = self.role_changed.subscribe();
         loop {
+            if !self.is_slave() {
+                joined = None;
+                let _ = changes.changed().await;
+                continue;
+            }
             let Some(master) = self.master_addr().await else {
-                tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+                let _ = tokio::time::timeout(Duration::from_millis(RETRY_MS), changes.changed()).await;
                 continue;
             };
+            let epoch = self.role.lock().expect("role").epoch;
+            if self.controller.is_some() && joined.as_ref() != Some(&(master.clone(), epoch)) {
+                if !self.join_master(&master).await {
+                    tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+                    continue;
+                }
+                joined = Some((master.clone(), epoch));
+                synced_at = None;
+            }
             if synced_at.is_none_or(|at| at.elapsed() >= Duration::from_millis(CONFIG_SYNC_MS)) {
                 self.copy_config(&master).await;
                 synced_at = Some(Instant::now());
@@ -269,6 +499,8 @@ impl Broker {
                 Ok(Response { code: ResponseCode::Success, body: ResponseBody::Replica(chunk), .. }) => chunk,
                 Ok(refused) => {
                     tracing::warn!(master, code = ?refused.code, remark = %refused.remark, "the master refused a replica pull");
+                    // Its terms may have changed under us: ask again.
+                    joined = None;
                     tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
                     continue;
                 }
@@ -281,6 +513,10 @@ impl Broker {
             if chunk.bytes.is_empty() {
                 continue;
             }
+            if !self.is_slave() || self.role.lock().expect("role").epoch != epoch {
+                // Promoted, or told to follow another master, meanwhile.
+                continue;
+            }
             let appended = self.store.lock().expect("store").append_replicated(chunk.offset, &chunk.bytes);
             match appended {
                 Ok((_, touched)) => {
@@ -291,6 +527,19 @@ impl Broker {
                         caught_up = true;
                         marks::reach(Mark::ReplicaCaughtUp);
                     }
+                    if self.controller.is_some() {
+                        let end = self.store.lock().expect("store").write_offset();
+                        let master_terms = Epochs { entries: chunk.epochs.iter().map(|&(epoch, start)| super::epochs::Epoch { epoch, start }).collect() };
+                        let mut epochs = self.epochs.lock().expect("epochs");
+                        let before = epochs.clone();
+                        epochs.copy_from(&master_terms, end);
+                        if *epochs != before {
+                            if let Err(e) = self.persist_epochs(&epochs) {
+                                tracing::warn!(error = %e, "persisting the terms failed");
+                            }
+                        }
+                    }
+                    self.write_progress_if_held();
                     // Messages of a topic this slave does not know yet: take
                     // the master's topics now, not at the next sync, so the
                     // slave can serve them if the master goes down first.
@@ -308,6 +557,7 @@ impl Broker {
                 }
                 Err(e) => {
                     tracing::warn!(master, offset = chunk.offset, error = %e, "a replica chunk could not be appended");
+                    joined = None;
                     tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
                 }
             }
@@ -325,8 +575,8 @@ mod tests {
         let t0 = Instant::now();
         let silent = Duration::from_secs(10);
         assert_eq!(s.acked(t0, silent), None);
-        s.pulled(1, 100, t0);
-        s.pulled(2, 300, t0 + Duration::from_secs(5));
+        s.pulled(1, 100, 100, t0);
+        s.pulled(2, 300, 300, t0 + Duration::from_secs(5));
         assert_eq!(s.acked(t0 + Duration::from_secs(6), silent), Some(300));
         assert_eq!(s.acked(t0 + Duration::from_secs(14), silent), Some(300), "slave 1 went silent");
         assert_eq!(s.acked(t0 + Duration::from_secs(16), silent), None);

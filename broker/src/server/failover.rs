@@ -1,0 +1,201 @@
+//! Controller mode: the broker heartbeats the controllers every second and
+//! does what their answer says. Named master of a newer term, it takes
+//! over: it records the term's start in its epoch file (durably, before it
+//! takes a write), reads the progress files its master handed it, and
+//! registers as master. Told another replica is master, it follows it: the
+//! slave loop cuts its log back to where the two agree and copies on. As
+//! master it keeps the sync-state set: a slave that has not caught up for
+//! `haMaxTimeSlaveNotCatchup` leaves it, one that has caught up joins it,
+//! each change confirmed by the controller, which refuses a master of an
+//! old term (a deposed master can then no longer acknowledge alone).
+
+use super::{load_services, Broker};
+use crate::marks::{self, Mark};
+use crate::protocol::{ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+impl Broker {
+    /// The heartbeat loop.
+    pub(super) async fn run_controller_mode(&self) {
+        loop {
+            self.controller_round().await;
+            tokio::time::sleep(Duration::from_millis(self.config.controller_heartbeat_ms.max(1))).await;
+        }
+    }
+
+    async fn controller_round(&self) {
+        let Some(controller) = &self.controller else { return };
+        let (epoch, max_offset) = {
+            let epoch = self.role.lock().expect("role").epoch;
+            (epoch, self.store.lock().expect("store").write_offset())
+        };
+        let request = Request::ControllerHeartbeat {
+            broker_name: self.config.broker_name.clone(),
+            broker_id: self.config.broker_id,
+            addr: self.config.advertise_addr.clone(),
+            epoch,
+            max_offset,
+        };
+        match controller.call(&request).await {
+            Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => self.follow(info).await,
+            Ok(other) => tracing::debug!(code = ?other.code, remark = %other.remark, "controller heartbeat refused"),
+            Err(e) => tracing::debug!(error = %e, "no controller answered the heartbeat"),
+        }
+        if !self.is_slave() {
+            self.manage_sync_state_set().await;
+        }
+    }
+
+    /// Does what the controller's view of the group says.
+    async fn follow(&self, info: ReplicaInfo) {
+        let me = self.config.broker_id;
+        let Some(master) = info.master_id else { return };
+        let current = self.role.lock().expect("role").clone();
+        if master == me {
+            if !current.master || current.epoch < info.master_epoch {
+                self.become_master(&info).await;
+            } else if info.sync_state_set_epoch > current.sync_state_set_epoch {
+                let mut role = self.role.lock().expect("role");
+                role.sync_state_set = info.sync_state_set.iter().copied().collect();
+                role.sync_state_set_epoch = info.sync_state_set_epoch;
+            }
+        } else if info.master_epoch >= current.epoch
+            && (current.master || current.epoch < info.master_epoch || current.master_addr != info.master_addr)
+        {
+            self.become_slave(&info).await;
+        }
+    }
+
+    /// Takes over as master of term `info.master_epoch`.
+    async fn become_master(&self, info: &ReplicaInfo) {
+        let was_slave = self.is_slave();
+        let end = self.store.lock().expect("store").write_offset();
+        {
+            let mut epochs = self.epochs.lock().expect("epochs");
+            let mut next = epochs.clone();
+            next.begin(info.master_epoch, end);
+            // Durable before the first write of the term.
+            if let Err(e) = self.persist_epochs(&next) {
+                tracing::warn!(error = %e, "the new term could not be recorded; not taking over yet");
+                return;
+            }
+            *epochs = next;
+        }
+        if was_slave {
+            // Delays, timers and check-backs resume from the progress the
+            // old master handed over (or this broker's own).
+            let loaded = {
+                let mut store = self.store.lock().expect("store");
+                load_services(&mut store, self.disk.as_ref())
+            };
+            match loaded {
+                Ok((schedule, timers, transactions)) => {
+                    *self.schedule.lock().expect("schedule") = schedule;
+                    *self.timers.lock().expect("timers") = timers;
+                    *self.transactions.lock().expect("transactions") = transactions;
+                }
+                Err(e) => tracing::warn!(error = %e, "progress files unreadable; services start from the log alone"),
+            }
+            self.slaves.lock().expect("slaves").clear();
+            marks::reach(Mark::MasterElected);
+        }
+        {
+            let mut role = self.role.lock().expect("role");
+            role.master = true;
+            role.epoch = info.master_epoch;
+            role.master_addr = None;
+            role.sync_state_set = info.sync_state_set.iter().copied().collect();
+            role.sync_state_set_epoch = info.sync_state_set_epoch;
+            role.joining.clear();
+        }
+        tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = info.master_epoch, start = end, "took over as master");
+        self.role_changed.send_modify(|n| *n += 1);
+        self.timer_wake.notify_one();
+        let _ = self.register_all().await;
+    }
+
+    /// Follows `info`'s master (a deposed master stops taking writes now).
+    async fn become_slave(&self, info: &ReplicaInfo) {
+        {
+            let mut role = self.role.lock().expect("role");
+            if role.master {
+                tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = role.epoch, new_epoch = info.master_epoch, "deposed: following the new master");
+            }
+            role.master = false;
+            role.epoch = info.master_epoch;
+            role.master_addr = info.master_addr.clone();
+            role.sync_state_set.clear();
+            role.joining.clear();
+        }
+        self.slaves.lock().expect("slaves").clear();
+        self.role_changed.send_modify(|n| *n += 1);
+        let _ = self.register_all().await;
+    }
+
+    /// A master's round over its sync-state set: drops members that have
+    /// not caught up for too long, admits slaves that have, and asks the
+    /// controller to confirm. A slave about to join is waited for by writes
+    /// from the moment it is chosen, and joins once it holds everything
+    /// written before that moment, so no acknowledged write is missing
+    /// from a member.
+    async fn manage_sync_state_set(&self) {
+        let Some(controller) = &self.controller else { return };
+        let me = self.config.broker_id;
+        let now = self.clock.instant();
+        let lag = Duration::from_millis(self.config.ha_max_time_slave_not_catchup_ms);
+        let end = self.store.lock().expect("store").write_offset();
+        let slaves: Vec<_> = self.slaves.lock().expect("slaves").all().collect();
+        let caught_up = |id: u64| {
+            slaves.iter().find(|(s, _)| *s == id).and_then(|(_, s)| s.caught_up).is_some_and(|at| now.saturating_duration_since(at) < lag)
+        };
+        let (proposal, set_epoch, epoch) = {
+            let mut role = self.role.lock().expect("role");
+            if !role.master {
+                return;
+            }
+            // Slaves that caught up start to be waited for now, with the
+            // end they must reach before they join.
+            for (id, _) in &slaves {
+                if *id != me && !role.sync_state_set.contains(id) && caught_up(*id) {
+                    role.joining.entry(*id).or_insert(end);
+                }
+            }
+            role.joining.retain(|id, _| caught_up(*id));
+            let ready: BTreeSet<u64> = role
+                .joining
+                .iter()
+                .filter(|(id, target)| slaves.iter().any(|(s, st)| s == *id && st.durable >= **target))
+                .map(|(id, _)| *id)
+                .collect();
+            let mut proposal: BTreeSet<u64> = role.sync_state_set.iter().copied().filter(|id| *id == me || caught_up(*id)).collect();
+            proposal.insert(me);
+            proposal.extend(ready);
+            if proposal == role.sync_state_set {
+                return;
+            }
+            (proposal, role.sync_state_set_epoch, role.epoch)
+        };
+        let request = Request::AlterSyncStateSet {
+            broker_name: self.config.broker_name.clone(),
+            master_id: me,
+            master_epoch: epoch,
+            sync_state_set_epoch: set_epoch,
+            sync_state_set: proposal.iter().copied().collect(),
+        };
+        match controller.call(&request).await {
+            Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => {
+                let mut role = self.role.lock().expect("role");
+                if role.master && role.epoch == info.master_epoch {
+                    tracing::info!(broker = %self.config.broker_name, from = ?role.sync_state_set, to = ?info.sync_state_set, "sync-state set changed");
+                    role.sync_state_set = info.sync_state_set.iter().copied().collect();
+                    role.sync_state_set_epoch = info.sync_state_set_epoch;
+                    let members = role.sync_state_set.clone();
+                    role.joining.retain(|id, _| !members.contains(id));
+                }
+            }
+            Ok(refused) => tracing::info!(code = ?refused.code, remark = %refused.remark, "sync-state set change refused"),
+            Err(e) => tracing::debug!(error = %e, "sync-state set change not confirmed"),
+        }
+    }
+}
