@@ -73,11 +73,29 @@ pub enum Bug {
     /// A commit that arrives after the half was already ended (by a
     /// check-back's commit) writes a second copy of the message.
     CommitTwice,
+    /// A SYNC_MASTER acknowledges a send without waiting for its slaves
+    /// (SYNC replication silently behaving as ASYNC).
+    AckBeforeSlaveAck,
+    /// The controller elects a replica outside the sync-state set, one that
+    /// may lack acknowledged writes.
+    ElectOutOfSync,
+    /// A master that cannot reach the controller drops slaves from its
+    /// sync-state set on its own, and goes on acknowledging alone after it
+    /// was deposed (Apache RocketMQ #7017: two masters, the old one's
+    /// writes lost).
+    NoFencing,
+    /// A replica that follows a new master keeps the tail its log has past
+    /// the point where the two agree, and copies on from its own end.
+    SkipTruncation,
+    /// A slave reports as durable the log it has appended but not flushed
+    /// (Apache RocketMQ #1155), and leaves the flush to its periodic
+    /// flusher.
+    SlaveOffsetLies,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 27] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -100,6 +118,11 @@ impl Bug {
         Bug::TimerEarly,
         Bug::TimersLostOnRestart,
         Bug::CommitTwice,
+        Bug::AckBeforeSlaveAck,
+        Bug::ElectOutOfSync,
+        Bug::NoFencing,
+        Bug::SkipTruncation,
+        Bug::SlaveOffsetLies,
     ];
 
     /// The name used on the command line.
@@ -127,6 +150,11 @@ impl Bug {
             Bug::TimerEarly => "timer-early",
             Bug::TimersLostOnRestart => "timers-lost-on-restart",
             Bug::CommitTwice => "commit-twice",
+            Bug::AckBeforeSlaveAck => "ack-before-slave-ack",
+            Bug::ElectOutOfSync => "elect-out-of-sync",
+            Bug::NoFencing => "no-fencing",
+            Bug::SkipTruncation => "skip-truncation",
+            Bug::SlaveOffsetLies => "slave-offset-lies",
         }
     }
 

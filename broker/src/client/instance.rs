@@ -62,6 +62,8 @@ pub struct ClientInstance {
     pool: ConnectionPool,
     /// Topic -> its route and when it was fetched.
     routes: Mutex<BTreeMap<String, (TopicRoute, tokio::time::Instant)>>,
+    /// Topics whose cached route is suspect: fetched again on next use.
+    stale: Mutex<std::collections::BTreeSet<String>>,
     /// Broker name -> its brokers (master and slaves), from the latest
     /// routes and cluster info.
     brokers: Mutex<BTreeMap<String, Vec<ReplicaRoute>>>,
@@ -87,6 +89,7 @@ impl ClientInstance {
             check_listeners,
             unreachable: Mutex::new(BTreeMap::new()),
             routes: Mutex::new(BTreeMap::new()),
+            stale: Mutex::new(std::collections::BTreeSet::new()),
             brokers: Mutex::new(BTreeMap::new()),
             next_namesrv: AtomicUsize::new(0),
         })
@@ -158,6 +161,7 @@ impl ClientInstance {
     /// The route of a topic: from the cache unless `refresh` or older than
     /// `route_refresh_ms`.
     pub async fn route(&self, topic: &str, refresh: bool) -> Result<TopicRoute> {
+        let refresh = self.stale.lock().expect("stale").remove(topic) || refresh;
         if !refresh {
             let max_age = Duration::from_millis(self.config.route_refresh_ms);
             if let Some((route, fetched)) = self.routes.lock().expect("routes").get(topic) {
@@ -194,6 +198,12 @@ impl ClientInstance {
                 None => Err(e),
             },
         }
+    }
+
+    /// Marks a topic's route suspect (a broker answered as if it no longer
+    /// had a slave, or may have been deposed): the next use fetches it.
+    pub fn route_stale(&self, topic: &str) {
+        self.stale.lock().expect("stale").insert(topic.to_string());
     }
 
     /// Every broker the name servers know.

@@ -144,6 +144,11 @@ impl Producer {
         // A stored-but-not-durable-in-time result still carries a SendResult.
         if let ResponseBody::Send(result) = &response.body {
             if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
+                if response.code != ResponseCode::FlushDiskTimeout {
+                    // A master whose slaves do not answer may have been
+                    // deposed: look for a newer master before the next send.
+                    self.client.route_stale(&msg.topic);
+                }
                 return Ok(result.clone());
             }
         }

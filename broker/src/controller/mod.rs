@@ -303,7 +303,7 @@ impl Controller {
                 // Later: the live member of the sync-state set whose log
                 // reaches furthest (the lowest id among equals).
                 group
-                    .sync_state_set
+                    .eligible()
                     .iter()
                     .filter(|id| Some(**id) != group.master)
                     .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id))))

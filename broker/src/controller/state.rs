@@ -5,6 +5,7 @@
 //! decision taken on a stale view (an election proposed twice, a set change
 //! from a deposed master) is refused rather than applied.
 
+use crate::bugs::{self, Bug};
 use crate::protocol::ReplicaInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,20 @@ pub struct Group {
     pub sync_state_set: BTreeSet<u64>,
     /// Changes of the set so far.
     pub sync_state_set_epoch: u64,
+}
+
+impl Group {
+    /// Who may be elected: any replica for a group's first master; after
+    /// that only a member of the sync-state set, which holds every
+    /// acknowledged write.
+    pub fn eligible(&self) -> BTreeSet<u64> {
+        if self.epoch == 0 || bugs::active(Bug::ElectOutOfSync) {
+            // (The planted defect: any replica, in sync or not.)
+            self.replicas.keys().copied().collect()
+        } else {
+            self.sync_state_set.clone()
+        }
+    }
 }
 
 /// A change the controllers agree on.
@@ -106,10 +121,7 @@ impl ControllerState {
         if !group.replicas.contains_key(&master) {
             return Some(format!("{name} has no replica {master}"));
         }
-        // The first master may be any replica; after that only a member of
-        // the sync-state set holds every acknowledged write.
-        let eligible = group.epoch == 0 || group.sync_state_set.contains(&master);
-        if !eligible {
+        if !group.eligible().contains(&master) {
             return Some(format!("replica {master} of {name} is not in the sync-state set {:?}", group.sync_state_set));
         }
         group.master = Some(master);

@@ -10,14 +10,26 @@
 //! old term (a deposed master can then no longer acknowledge alone).
 
 use super::{load_services, Broker};
+use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::protocol::{ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 impl Broker {
-    /// The heartbeat loop.
-    pub(super) async fn run_controller_mode(&self) {
+    /// The heartbeat loop, and beside it the master's round over its
+    /// sync-state set (so a controller that does not answer holds up
+    /// neither).
+    pub(super) async fn run_controller_mode(self: std::sync::Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(me.config.controller_heartbeat_ms.max(1))).await;
+                if !me.is_slave() {
+                    me.manage_sync_state_set().await;
+                }
+            }
+        });
         loop {
             self.controller_round().await;
             tokio::time::sleep(Duration::from_millis(self.config.controller_heartbeat_ms.max(1))).await;
@@ -42,9 +54,6 @@ impl Broker {
             Ok(other) => tracing::debug!(code = ?other.code, remark = %other.remark, "controller heartbeat refused"),
             Err(e) => tracing::debug!(error = %e, "no controller answered the heartbeat"),
         }
-        if !self.is_slave() {
-            self.manage_sync_state_set().await;
-        }
     }
 
     /// Does what the controller's view of the group says.
@@ -56,9 +65,7 @@ impl Broker {
             if !current.master || current.epoch < info.master_epoch {
                 self.become_master(&info).await;
             } else if info.sync_state_set_epoch > current.sync_state_set_epoch {
-                let mut role = self.role.lock().expect("role");
-                role.sync_state_set = info.sync_state_set.iter().copied().collect();
-                role.sync_state_set_epoch = info.sync_state_set_epoch;
+                self.role.lock().expect("role").confirmed(info.sync_state_set.iter().copied().collect(), info.sync_state_set_epoch);
             }
         } else if info.master_epoch >= current.epoch
             && (current.master || current.epoch < info.master_epoch || current.master_addr != info.master_addr)
@@ -108,6 +115,7 @@ impl Broker {
             role.sync_state_set = info.sync_state_set.iter().copied().collect();
             role.sync_state_set_epoch = info.sync_state_set_epoch;
             role.joining.clear();
+            role.asked = None;
         }
         tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = info.master_epoch, start = end, "took over as master");
         self.role_changed.send_modify(|n| *n += 1);
@@ -127,6 +135,7 @@ impl Broker {
             role.master_addr = info.master_addr.clone();
             role.sync_state_set.clear();
             role.joining.clear();
+            role.asked = None;
         }
         self.slaves.lock().expect("slaves").clear();
         self.role_changed.send_modify(|n| *n += 1);
@@ -161,7 +170,10 @@ impl Broker {
                     role.joining.entry(*id).or_insert(end);
                 }
             }
-            role.joining.retain(|id, _| caught_up(*id));
+            // One that falls behind before it was asked for is let go; one
+            // already asked for stays waited for until an answer is known.
+            let asked = role.asked.as_ref().map(|(_, set)| set.clone()).unwrap_or_default();
+            role.joining.retain(|id, _| caught_up(*id) || asked.contains(id));
             let ready: BTreeSet<u64> = role
                 .joining
                 .iter()
@@ -174,6 +186,7 @@ impl Broker {
             if proposal == role.sync_state_set {
                 return;
             }
+            role.asked = Some((role.sync_state_set_epoch, proposal.clone()));
             (proposal, role.sync_state_set_epoch, role.epoch)
         };
         let request = Request::AlterSyncStateSet {
@@ -188,14 +201,30 @@ impl Broker {
                 let mut role = self.role.lock().expect("role");
                 if role.master && role.epoch == info.master_epoch {
                     tracing::info!(broker = %self.config.broker_name, from = ?role.sync_state_set, to = ?info.sync_state_set, "sync-state set changed");
-                    role.sync_state_set = info.sync_state_set.iter().copied().collect();
-                    role.sync_state_set_epoch = info.sync_state_set_epoch;
-                    let members = role.sync_state_set.clone();
-                    role.joining.retain(|id, _| !members.contains(id));
+                    role.confirmed(info.sync_state_set.iter().copied().collect(), info.sync_state_set_epoch);
                 }
             }
-            Ok(refused) => tracing::info!(code = ?refused.code, remark = %refused.remark, "sync-state set change refused"),
-            Err(e) => tracing::debug!(error = %e, "sync-state set change not confirmed"),
+            Ok(refused) if refused.code == ResponseCode::ControllerFenced => {
+                // Refused, so not applied: the request no longer counts.
+                tracing::info!(remark = %refused.remark, "sync-state set change refused");
+                let mut role = self.role.lock().expect("role");
+                if role.asked.as_ref().is_some_and(|(asked_epoch, _)| *asked_epoch == set_epoch) {
+                    role.asked = None;
+                }
+            }
+            unconfirmed => {
+                tracing::debug!(?unconfirmed, "sync-state set change not confirmed");
+                if bugs::active(Bug::NoFencing) {
+                    // The planted defect: without the controller's word the
+                    // master shrinks its set itself and acknowledges alone.
+                    let mut role = self.role.lock().expect("role");
+                    if role.master {
+                        role.sync_state_set = proposal;
+                        role.asked = None;
+                        role.joining.clear();
+                    }
+                }
+            }
         }
     }
 }

@@ -539,6 +539,7 @@ impl Broker {
         let now = self.clock.instant();
         let deadline = now.checked_add(hold).unwrap_or_else(|| now + Duration::from_secs(3_600));
         let mut arrivals = self.arrivals_rx(topic, queue_id);
+        let mut replicated = self.replicated.subscribe();
         loop {
             let got = {
                 let mut store = self.store.lock().expect("store");
@@ -555,8 +556,22 @@ impl Broker {
                     // The planted defect: the arrival goes unheard and the
                     // pull sleeps out its whole hold.
                     tokio::time::sleep(deadline - now).await;
-                } else if tokio::time::timeout(deadline - now, arrivals.changed()).await.is_ok() {
-                    marks::reach(Mark::LongPollWoken);
+                } else {
+                    // In controller mode a message becomes visible when the
+                    // sync-state set holds it, which a slave's ack says.
+                    let heard = async {
+                        if self.controller.is_some() {
+                            tokio::select! {
+                                arrived = arrivals.changed() => arrived.is_ok(),
+                                _ = replicated.changed() => false,
+                            }
+                        } else {
+                            arrivals.changed().await.is_ok()
+                        }
+                    };
+                    if tokio::time::timeout(deadline - now, heard).await == Ok(true) {
+                        marks::reach(Mark::LongPollWoken);
+                    }
                 }
                 continue;
             }

@@ -302,7 +302,10 @@ impl Broker {
         let role = RoleState::at_start(&config);
         let pool = ConnectionPool::new();
         let controller = (!config.controller_addrs.is_empty()).then(|| {
-            ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(config.request_timeout_ms))
+            // A call per heartbeat period at most, so one silent controller
+            // does not hold up the rounds.
+            let timeout = config.request_timeout_ms.min(config.controller_heartbeat_ms.max(100));
+            ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(timeout))
         });
         Ok(Arc::new(Broker {
             config,
@@ -394,8 +397,7 @@ impl Broker {
         tokio::spawn(async move { me.run_slave().await });
         self.spawn_master_loops();
         if self.controller.is_some() {
-            let me = self.clone();
-            tokio::spawn(async move { me.run_controller_mode().await });
+            tokio::spawn(self.clone().run_controller_mode());
         }
         self.every(STORE_REOPEN_INTERVAL_MS, |b| b.reopen_store_if_broken());
         // Checked three times per expiry period (at most every 10 s), so a
@@ -598,12 +600,30 @@ impl Broker {
     }
 
     /// How far pulls (and the services that copy messages) may read the
-    /// commit log: under SYNC_FLUSH only what is durable.
+    /// commit log: under SYNC_FLUSH only what is durable; and a master in
+    /// controller mode only what every member of its sync-state set holds
+    /// (RocketMQ's confirm offset). A master cut off from its slaves may
+    /// store writes it cannot acknowledge; were they read, a group could
+    /// move its offset past queue offsets the next master gives to other
+    /// messages, and skip those (Apache RocketMQ #7689).
     fn visible_end(&self, store: &MessageStore) -> u64 {
-        match self.config.flush {
+        let end = match self.config.flush {
             FlushMode::Sync => store.flushed_offset(),
             FlushMode::Async => store.write_offset(),
+        };
+        if self.controller.is_none() {
+            return end;
         }
+        let role = self.role.lock().expect("role");
+        if !role.master {
+            return end;
+        }
+        let slaves = self.slaves.lock().expect("slaves");
+        role.waited_for()
+            .iter()
+            .filter(|id| **id != self.config.broker_id)
+            .map(|id| slaves.get(*id).map_or(0, |s| s.durable))
+            .fold(end, u64::min)
     }
 
     /// Wakes the pulls held on the queues the schedule or timer service

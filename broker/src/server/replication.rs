@@ -9,6 +9,7 @@
 //! ASYNC_MASTER does not wait. A slave refuses writes and serves reads.
 
 use super::{Broker, Epochs, ReplicationRole};
+use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
 use crate::protocol::{BrokerRole, EpochList, ReplicaChunk, ReplicaConfig, Request, Response, ResponseBody, ResponseCode, SendStatus};
@@ -107,6 +108,41 @@ pub struct RoleState {
     /// Controller mode, a master: slaves about to join the set, with the
     /// log end they must reach first. Writes already wait for them.
     pub joining: BTreeMap<u64, u64>,
+    /// Controller mode, a master: the set it last asked the controller for
+    /// and the set epoch it named, while the answer is unknown (the
+    /// request may still be applied). Writes wait for its members too,
+    /// until a set of a later epoch is known.
+    pub asked: Option<(u64, BTreeSet<u64>)>,
+}
+
+impl RoleState {
+    /// Whom a SYNC master's writes wait for: every member of the set the
+    /// controller may hold now (the confirmed one, one asked for without
+    /// an answer) and every slave about to join, so the set the controller
+    /// elects from never lacks an acknowledged write.
+    pub fn waited_for(&self) -> BTreeSet<u64> {
+        let mut all = self.sync_state_set.clone();
+        all.extend(self.joining.keys());
+        if let Some((_, asked)) = &self.asked {
+            all.extend(asked);
+        }
+        all
+    }
+
+    /// A set of epoch `set_epoch` is confirmed: it replaces the set, and an
+    /// unanswered request of an earlier epoch can no longer apply.
+    pub fn confirmed(&mut self, set: BTreeSet<u64>, set_epoch: u64) {
+        if set_epoch < self.sync_state_set_epoch {
+            return;
+        }
+        self.sync_state_set = set;
+        self.sync_state_set_epoch = set_epoch;
+        if self.asked.as_ref().is_some_and(|(asked_epoch, _)| *asked_epoch < set_epoch) {
+            self.asked = None;
+        }
+        let members = self.sync_state_set.clone();
+        self.joining.retain(|id, _| !members.contains(id));
+    }
 }
 
 impl RoleState {
@@ -336,6 +372,10 @@ impl Broker {
     /// every other member of the sync-state set (and every slave about to
     /// join it).
     pub(super) async fn wait_replicated(&self, end: u64) -> SendStatus {
+        if bugs::active(Bug::AckBeforeSlaveAck) {
+            // The planted defect: acknowledged before any slave has it.
+            return SendStatus::SendOk;
+        }
         let silent = Duration::from_millis(SLAVE_SILENT_MS);
         if self.controller.is_some() {
             return self.wait_sync_state_set(end).await;
@@ -374,9 +414,8 @@ impl Broker {
                         return false;
                     }
                     let slaves = self.slaves.lock().expect("slaves");
-                    role.sync_state_set
+                    role.waited_for()
                         .iter()
-                        .chain(role.joining.keys())
                         .filter(|id| **id != me)
                         .all(|id| slaves.get(*id).is_some_and(|s| s.durable >= end))
                 };
@@ -440,6 +479,11 @@ impl Broker {
         let my_end = self.store.lock().expect("store").write_offset();
         let point = self.epochs.lock().expect("epochs").consistent_point(my_end, &their_epochs, theirs.end);
         if my_end > point {
+            if bugs::active(Bug::SkipTruncation) {
+                // The planted defect: the divergent tail stays, and this
+                // replica copies on from its own end.
+                return true;
+            }
             tracing::warn!(broker = %self.config.broker_name, my_end, point, "cutting the log back to where it agrees with the new master");
             if let Err(e) = self.truncate_log(point).await {
                 tracing::warn!(error = %e, "cutting the log back failed");
@@ -482,9 +526,12 @@ impl Broker {
                 self.copy_config(&master).await;
                 synced_at = Some(Instant::now());
             }
+            // The planted defect reports what was appended as durable and
+            // leaves the flush to the periodic flusher.
+            let lies = bugs::active(Bug::SlaveOffsetLies);
             let (from, durable) = {
                 let store = self.store.lock().expect("store");
-                (store.write_offset(), store.flushed_offset())
+                (store.write_offset(), if lies { store.write_offset() } else { store.flushed_offset() })
             };
             let request = Request::ReplicaPull {
                 broker_name: self.config.broker_name.clone(),
@@ -522,7 +569,9 @@ impl Broker {
                 Ok((_, touched)) => {
                     // Durable before it is reported, and before pulls here
                     // see it under SYNC_FLUSH.
-                    self.flush_now().await;
+                    if !lies {
+                        self.flush_now().await;
+                    }
                     if !caught_up && chunk.offset + chunk.bytes.len() as u64 >= chunk.master_end {
                         caught_up = true;
                         marks::reach(Mark::ReplicaCaughtUp);

@@ -541,7 +541,12 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::DropRebalancedQueue
         | Bug::RecoveryTruncatesExtra
         | Bug::RetryLaterAcked
-        | Bug::FilterSkipsMatch => "lost",
+        | Bug::FilterSkipsMatch
+        | Bug::AckBeforeSlaveAck
+        | Bug::ElectOutOfSync
+        | Bug::NoFencing
+        | Bug::SkipTruncation
+        | Bug::SlaveOffsetLies => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly => "dead-letter",
@@ -571,6 +576,10 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice => "transaction-check-back",
         Bug::TimerEarly => "timer-clock-skew",
         Bug::TimersLostOnRestart => "transaction-broker-crash",
+        Bug::AckBeforeSlaveAck | Bug::SkipTruncation => "failover-sync-master-crash",
+        Bug::ElectOutOfSync => "failover-lagging-slave",
+        Bug::NoFencing => "failover-master-isolated",
+        Bug::SlaveOffsetLies => "failover-slave-power-loss",
     }
 }
 
