@@ -92,6 +92,10 @@ pub struct Expect {
     /// Whether the delay check applies (the scenario sends timer or
     /// delayed messages).
     pub delay: bool,
+    /// Broker process -> the broker group (the name queues carry), for
+    /// measuring each group's unavailability after a fault on one of its
+    /// processes. Empty: not measured.
+    pub broker_groups: BTreeMap<String, String>,
 }
 
 impl GroupSpec {

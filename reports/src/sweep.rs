@@ -40,13 +40,16 @@ pub struct SweepEntry {
 }
 
 /// The counts of a verdict a sweep sums up across its seeds.
-pub const FIGURES: [(&str, &str); 6] = [
+pub const FIGURES: [(&str, &str); 9] = [
     ("delay", "late-p50-ms"),
     ("delay", "late-p99-ms"),
     ("delay", "late-max-ms"),
     ("transaction", "resolve-p50-ms"),
     ("transaction", "resolve-p99-ms"),
     ("transaction", "resolve-max-ms"),
+    ("progress", "unavailable-p50-ms"),
+    ("progress", "unavailable-max-ms"),
+    ("lost", "lost"),
 ];
 
 /// The [`FIGURES`] a verdict has, keyed `check.count`.
@@ -72,7 +75,7 @@ pub fn figures_text(entries: &[SweepEntry]) -> Option<String> {
     if values.is_empty() {
         return None;
     }
-    let mut out = String::from("figures (ms; per seed, then across seeds: median, p99, max):");
+    let mut out = String::from("figures (per seed, then across seeds: median, p99, max; -ms in milliseconds, lost.lost in messages):");
     for (name, mut v) in values {
         v.sort_unstable();
         let at = |p: usize| v[((v.len() * p).div_ceil(100)).clamp(1, v.len()) - 1];

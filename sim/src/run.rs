@@ -114,6 +114,17 @@ fn by_broker_name(scenario: &Scenario, per_node: BTreeMap<String, u64>, also: Op
     per_group
 }
 
+/// Each broker process's group name, for scenarios whose groups have
+/// replicas (where a group outlives a fault on one of its processes).
+fn broker_groups(scenario: &Scenario) -> BTreeMap<String, String> {
+    if scenario.topology.replicas <= 1 {
+        return BTreeMap::new();
+    }
+    (0..scenario.broker_count())
+        .map(|n| (format!("broker-{n}"), scenario.broker_group_name(scenario.broker_replica(n).0)))
+        .collect()
+}
+
 /// What the checker must know about a scenario, and about its history (the
 /// clock faults it applied).
 pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
@@ -151,6 +162,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             clock_setback_ms: by_broker_name(scenario, clock_setback_ms(events), None),
             transaction: scenario.workload.producers.iter().any(|p| p.transaction.is_some()),
             delay: scenario.workload.producers.iter().any(|p| p.timer.is_some()),
+            broker_groups: broker_groups(scenario),
         },
     }
 }
