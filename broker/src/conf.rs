@@ -14,6 +14,10 @@
 //! | `brokerRole` | `ASYNC_MASTER` (acknowledges without waiting for a slave), `SYNC_MASTER` (once a slave holds the message durably: FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE) or `SLAVE` (copies its master's commit log, refuses writes, serves reads) | `ASYNC_MASTER` |
 //! | `haMasterAddress` | a slave's master, `ip:port`; without it the name servers say | none |
 //! | `slaveTimeout` | how long a SYNC_MASTER waits for a slave, ms | `3000` |
+//! | `controllerAddr` | controllers, `a:9878;b:9878;c:9878`: controller mode, where the controllers elect the group's master (any `brokerId`) and replace it when it fails; `brokerRole` then says only ASYNC_MASTER or SYNC_MASTER (how a master replicates: SYNC waits for every replica of the sync-state set) | none |
+//! | `enableControllerMode` | `true` with `controllerAddr` (RocketMQ wants both); `false` without | `false` |
+//! | `haMaxTimeSlaveNotCatchup` | controller mode: a slave behind its master this long leaves the sync-state set, ms | `15000` |
+//! | `controllerHeartbeatInterval` | ours: controller mode, how often the broker heartbeats the controllers, ms | `1000` |
 //! | `namesrvAddr` | name servers, `a:9876;b:9876` | none |
 //! | `listenPort` | port to listen on (all interfaces) | `10911` |
 //! | `brokerIP1` | IP advertised to clients with `listenPort` | `127.0.0.1` |
@@ -163,6 +167,7 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
     let mut config = BrokerConfig::new("broker-a", "");
     let warnings = Vec::new();
     let (mut id_line, mut role_line) = (None, None);
+    let (mut controller_line, mut controller_mode) = (None, None::<(bool, usize)>);
     let mut store_dir = PathBuf::from("store");
     let mut listen_port: Option<u16> = None;
     let mut broker_ip: Option<IpAddr> = None;
@@ -217,6 +222,19 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
             }
             "slaveTimeout" => config.slave_timeout_ms = parse_positive(value).and_then(|n| parse_at_most(&n.to_string(), LONG_POLLING_MAX_MS, "an hour")).map_err(fail)?,
             "namesrvAddr" => config.namesrv_addrs = parse_namesrv_list(value).map_err(fail)?,
+            "controllerAddr" => {
+                config.controller_addrs = parse_namesrv_list(value).map_err(fail)?;
+                controller_line = Some(line);
+            }
+            "enableControllerMode" => controller_mode = Some((parse_bool(value).map_err(fail)?, line)),
+            "haMaxTimeSlaveNotCatchup" => {
+                config.ha_max_time_slave_not_catchup_ms =
+                    parse_positive(value).and_then(|n| parse_at_most(&n.to_string(), LONG_POLLING_MAX_MS, "an hour")).map_err(fail)?
+            }
+            "controllerHeartbeatInterval" => {
+                config.controller_heartbeat_ms =
+                    parse_positive(value).and_then(|n| parse_at_most(&n.to_string(), 60_000, "a minute")).map_err(fail)?
+            }
             "listenPort" => {
                 let port = value.parse::<u16>().map_err(|_| fail(format!("expected a port number, got {value:?}")))?;
                 listen_port = Some(port);
@@ -296,9 +314,28 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
         }
     }
 
-    // A slave has an id of its own; a master is broker 0 of its group.
+    let controlled = !config.controller_addrs.is_empty();
+    match controller_mode {
+        Some((true, line)) if !controlled => {
+            return Err(ConfError { line, key: "enableControllerMode".into(), reason: "true needs controllerAddr".into() })
+        }
+        Some((false, line)) if controlled => {
+            return Err(ConfError { line, key: "enableControllerMode".into(), reason: "false, but controllerAddr is set".into() })
+        }
+        _ => {}
+    }
     let slave = config.role == ReplicationRole::Slave;
-    if slave == (config.broker_id == 0) {
+    if controlled {
+        // The controllers decide who is master: any id may be.
+        if slave {
+            return Err(ConfError {
+                line: role_line.or(controller_line).unwrap_or(0),
+                key: "brokerRole".into(),
+                reason: "in controller mode the controllers choose the master: brokerRole is ASYNC_MASTER or SYNC_MASTER (how a master replicates)".into(),
+            });
+        }
+    } else if slave == (config.broker_id == 0) {
+        // A slave has an id of its own; a master is broker 0 of its group.
         let line = if slave { role_line } else { id_line }.unwrap_or(0);
         let (key, reason) = if slave {
             ("brokerRole", "SLAVE needs a brokerId of 1 or more (0 is the master's)".to_string())
@@ -422,6 +459,12 @@ longPollingMaxMs=5000
         let slave = parse("brokerRole=SLAVE\nbrokerId=2\nhaMasterAddress=10.0.0.1:10911\nslaveTimeout=1500\n").unwrap().broker;
         assert_eq!((slave.role, slave.broker_id, slave.ha_master_addr.as_deref(), slave.slave_timeout_ms), (ReplicationRole::Slave, 2, Some("10.0.0.1:10911"), 1_500));
         assert!(error("haMasterAddress=nowhere\n").starts_with("line 1: haMasterAddress: expected ip:port"));
+        let controlled = parse("brokerId=1\nbrokerRole=SYNC_MASTER\ncontrollerAddr=10.0.0.5:9878;10.0.0.6:9878\nenableControllerMode=true\nhaMaxTimeSlaveNotCatchup=4000\ncontrollerHeartbeatInterval=500\n").unwrap().broker;
+        assert_eq!(controlled.controller_addrs, ["10.0.0.5:9878", "10.0.0.6:9878"]);
+        assert_eq!((controlled.broker_id, controlled.ha_max_time_slave_not_catchup_ms, controlled.controller_heartbeat_ms), (1, 4_000, 500));
+        assert!(error("controllerAddr=10.0.0.5:9878\nbrokerId=1\nbrokerRole=SLAVE\n").contains("the controllers choose the master"));
+        assert_eq!(error("enableControllerMode=true\n"), "line 1: enableControllerMode: true needs controllerAddr");
+        assert!(error("controllerAddr=x\n").starts_with("line 1: controllerAddr: expected host:port"));
         assert!(error("brokerRole=MASTER\n").starts_with("line 1: brokerRole: expected"));
         assert_eq!(error("autoCreateTopicEnable=yes\n"), r#"line 1: autoCreateTopicEnable: expected true or false, got "yes""#);
         assert!(error("listenPort=70000\n").starts_with("line 1: listenPort: expected a port number"));

@@ -118,6 +118,14 @@ enum Command {
     /// Every broker, with its store and traffic figures.
     #[command(alias = "clusterList")]
     ClusterList,
+    /// Each broker group as the controllers know it: master, term (epoch),
+    /// sync-state set; and each controller's Raft state.
+    #[command(alias = "getSyncStateSet")]
+    SyncState {
+        /// Controllers, `a:9878;b:9878;c:9878`.
+        #[arg(long)]
+        controllers: String,
+    },
     /// Send messages and print each send result.
     #[command(alias = "sendMessage")]
     Send {
@@ -285,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             table.print();
         }
         Command::ClusterList => cluster_list(&ctx).await?,
+        Command::SyncState { controllers } => sync_state(&controllers, cli.timeout_ms).await?,
         Command::Send { topic, body, tags, keys, count, delay_level, deliver_at_ms, timer_delay_ms } => {
             let msg = Message { topic, body: body.into_bytes(), tags, keys, delay_level, ..Message::default() };
             let msg = match (deliver_at_ms, timer_delay_ms) {
@@ -392,6 +401,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("total diff: {total}");
         }
     }
+    Ok(())
+}
+
+/// Asks every controller for its view: the groups from the one that
+/// leads, and a line per controller with its Raft state.
+async fn sync_state(controllers: &str, timeout_ms: u64) -> anyhow::Result<()> {
+    use broker::protocol::{Request, ResponseBody};
+    let addrs = broker::conf::parse_namesrv_list(controllers).map_err(|e| anyhow!("--controllers: {e}"))?;
+    let pool = broker::net::ConnectionPool::new();
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    let mut leader_view = None;
+    let mut table = Table::new(&["CONTROLLER", "ADDR", "LEADER", "TERM", "APPLIED"]);
+    for addr in &addrs {
+        match pool.request(addr, &Request::GetControllerState, timeout).await {
+            Ok(response) => {
+                let ResponseBody::ControllerState(view) = response.body else {
+                    table.row(vec!["?".into(), addr.clone(), format!("not a controller: {:?} {}", response.code, response.remark), "-".into(), "-".into()]);
+                    continue;
+                };
+                table.row(vec![
+                    format!("n{}", view.controller_id),
+                    addr.clone(),
+                    view.leader_id.map_or("none".into(), |l| format!("n{l}")),
+                    view.term.to_string(),
+                    view.applied_index.map_or("-".into(), |i| i.to_string()),
+                ]);
+                if view.leader_id == Some(view.controller_id) || leader_view.is_none() {
+                    leader_view = Some(view);
+                }
+            }
+            Err(e) => table.row(vec!["?".into(), addr.clone(), format!("unreachable: {e}"), "-".into(), "-".into()]),
+        }
+    }
+    table.print();
+    let view = leader_view.ok_or_else(|| anyhow!("no controller of {controllers} answered"))?;
+    println!();
+    let mut groups = Table::new(&["BROKER", "MASTER_ID", "MASTER_ADDR", "EPOCH", "SYNC_STATE_SET", "SET_EPOCH", "REPLICAS"]);
+    for g in view.groups {
+        groups.row(vec![
+            g.broker_name,
+            g.master_id.map_or("none".into(), |m| m.to_string()),
+            g.master_addr.unwrap_or_else(|| "-".into()),
+            g.master_epoch.to_string(),
+            format!("{:?}", g.sync_state_set),
+            g.sync_state_set_epoch.to_string(),
+            g.replicas.iter().map(|(id, addr)| format!("{id}@{addr}")).collect::<Vec<_>>().join(","),
+        ]);
+    }
+    groups.print();
     Ok(())
 }
 
