@@ -200,6 +200,9 @@ impl BrokerConfig {
     }
 }
 
+/// (path, contents) of progress files, as a master hands them to slaves.
+type ProgressFiles = Vec<(String, Vec<u8>)>;
+
 /// How soon a registration a name server did not take is tried again.
 const REGISTER_RETRY_MS: u64 = 1_000;
 
@@ -250,7 +253,7 @@ pub struct Broker {
     /// The controllers, in controller mode.
     controller: Option<ControllerClient>,
     /// A slave: the master's progress files and the log end they need.
-    pending_progress: Mutex<Option<(u64, Vec<(String, Vec<u8>)>)>>,
+    pending_progress: Mutex<Option<(u64, ProgressFiles)>>,
     /// The furthest offset a live slave holds durably.
     replicated: watch::Sender<u64>,
     /// The commit log's end, moved on every write (wakes slaves' pulls).
