@@ -157,6 +157,37 @@ pub fn reach(mark: Mark) {
     let _ = mark;
 }
 
+/// Where role notes go: the simulation's recorder, as (replica, what).
+#[cfg(madsim)]
+pub type NoteSink = Box<dyn Fn(&str, &str)>;
+
+#[cfg(madsim)]
+thread_local! {
+    static NOTES: std::cell::RefCell<Option<NoteSink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Says that replica `who` (`<broker name>/<broker id>`) changed role:
+/// took over as master, followed another, cut its log, or had its
+/// sync-state set confirmed. A history event on the report's timeline in
+/// the simulation; a log line in the real build (the caller logs it).
+#[inline]
+pub fn note(who: &str, what: &str) {
+    #[cfg(madsim)]
+    NOTES.with(|sink| {
+        if let Some(sink) = sink.borrow().as_ref() {
+            sink(who, what);
+        }
+    });
+    #[cfg(not(madsim))]
+    let _ = (who, what);
+}
+
+/// Installs (or with `None` removes) this thread's role-note sink.
+#[cfg(madsim)]
+pub fn set_note_sink(sink: Option<NoteSink>) {
+    NOTES.with(|slot| *slot.borrow_mut() = sink);
+}
+
 /// Installs (or with `None` removes) this thread's sink.
 #[cfg(madsim)]
 pub fn set_sink(sink: Option<Sink>) {

@@ -200,6 +200,13 @@ pub enum Op {
     /// good: nobody answers check-backs for its halves once its group has
     /// no producer left.
     Retire,
+    /// A broker replica (`process`: `<broker name>/<broker id>`) changed
+    /// role in controller mode: `detail` is `master epoch=E start=S`,
+    /// `slave of <addr> epoch=E`, `cut <from> to <to>` (its log cut back to
+    /// where it agrees with a new master) or `sync-state-set [ids]
+    /// set-epoch=N` (the controller confirmed its master's new set).
+    /// Drawn on a report's timeline.
+    Role,
 }
 
 impl Op {
@@ -230,6 +237,7 @@ impl Op {
             Op::TxCheck => "tx-check",
             Op::TxAside => "tx-aside",
             Op::Retire => "retire",
+            Op::Role => "role",
         }
     }
 }

@@ -209,6 +209,10 @@ fn color(fault: &str) -> &'static str {
         "check-commit" => "#2ca02c",
         "check-rollback" => "#d62728",
         "check-unknown" => "#bcbd22",
+        "role-master" => "#2ca02c",
+        "role-slave" => "#7f7f7f",
+        "role-cut" => "#d62728",
+        "role-sync-state-set" => "#1f77b4",
         _ => "#555555",
     }
 }
@@ -253,7 +257,28 @@ fn marks(history: &[Event], end_ms: u64) -> BTreeMap<String, Vec<Mark>> {
     if !checks.is_empty() {
         lanes.insert(CHECK_LANE.to_owned(), checks);
     }
+    let roles = roles(history);
+    if !roles.is_empty() {
+        lanes.insert(ROLE_LANE.to_owned(), roles);
+    }
     lanes
+}
+
+/// Lane of the replicas' role changes (controller mode).
+const ROLE_LANE: &str = "failovers";
+
+/// A tick per role change (`role` events): a take-over in a new term, a
+/// replica following a master, a log cut back, a sync-state set confirmed.
+fn roles(history: &[Event]) -> Vec<Mark> {
+    history
+        .iter()
+        .filter(|e| e.op == Op::Role)
+        .map(|e| {
+            let what = e.detail.as_deref().unwrap_or("");
+            let kind = what.split(' ').next().unwrap_or("role");
+            Mark::Tick { fault: format!("role-{kind}"), t_ms: e.t_ms, detail: Some(format!("{}: {what}", e.process)) }
+        })
+        .collect()
 }
 
 /// Lane of the transaction check-backs.

@@ -246,18 +246,22 @@ fn arrivals(rng: &mut Rng, rate_per_min: f64, duration_ms: u64) -> Vec<u64> {
 }
 
 /// One of the server roles, weighted by how many nodes each has, so every
-/// name server, broker and the business database is equally likely to be hit.
+/// name server, broker, controller and the business database is equally
+/// likely to be hit.
 fn random_server(scenario: &Scenario, rng: &mut Rng) -> Target {
     let name_servers = u64::from(scenario.topology.name_servers);
     let brokers = u64::from(scenario.broker_count());
     let databases = u64::from(!scenario.workload.consumers.is_empty());
-    let pick = rng.below((name_servers + brokers + databases).max(1));
+    let controllers = u64::from(scenario.topology.controllers);
+    let pick = rng.below((name_servers + brokers + databases + controllers).max(1));
     if pick < name_servers {
         Target::Random(Selector::Namesrvs)
     } else if pick < name_servers + brokers {
         Target::Random(Selector::Brokers)
-    } else {
+    } else if pick < name_servers + brokers + databases {
         Target::Random(Selector::Databases)
+    } else {
+        Target::Random(Selector::Controllers)
     }
 }
 

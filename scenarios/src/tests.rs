@@ -96,6 +96,13 @@ fn every_catalogue_file_loads_and_validates() {
     assert_eq!(names, sorted, "catalogue is not sorted by file name");
     for scenario in &scenarios {
         assert!(scenario.validate().is_empty());
+        let t = &scenario.topology;
+        if t.controllers > 0 && t.replicas > 1 && t.replication == crate::ReplicationMode::Async {
+            // A failover under ASYNC replication may lose what the slave
+            // had not copied: such a scenario measures the loss.
+            assert!(scenario.expect.lost > 0, "{}", scenario.name);
+            continue;
+        }
         assert_eq!(scenario.expect.lost, 0, "{}", scenario.name);
         assert!(scenario.expect.exactly_once, "{}", scenario.name);
         assert!(scenario.expect.liveness_bound_s.is_some(), "{}", scenario.name);

@@ -237,8 +237,13 @@ fn simulate(resolved: Resolved, options: RunOptions) -> Simulated {
     let rec = recorder.clone();
     let marks = recorder.clone();
     broker::marks::set_sink(Some(Box::new(move |mark| marks.reach(mark.name(), "cluster"))));
+    let notes = recorder.clone();
+    broker::marks::set_note_sink(Some(Box::new(move |who, what| {
+        notes.record(checker::history::Event::new(0, who, checker::history::Kind::Info, checker::history::Op::Role).detail(what));
+    })));
     let result = std::panic::catch_unwind(AssertUnwindSafe(move || runtime.block_on(crate::scenario_main(resolved, rec))));
     broker::marks::set_sink(None);
+    broker::marks::set_note_sink(None);
     match result {
         Ok(()) => Ok(recorder.events()),
         Err(payload) => Err((recorder.events(), panic_message(payload.as_ref()))),

@@ -166,7 +166,13 @@ impl Producer {
         let mut failed_broker: Option<String> = None;
         let mut last_err = None;
         for attempt in 0..=self.config.retries {
-            let queues = self.queues(&msg.topic, attempt > 0).await?;
+            let mut queues = self.queues(&msg.topic, attempt > 0).await?;
+            if queues.is_empty() && attempt == 0 {
+                // The cached route lists no master to write to (a name
+                // server that restarted had heard from slaves only, or the
+                // master was deposed): ask again before giving up.
+                queues = self.queues(&msg.topic, true).await?;
+            }
             if queues.is_empty() {
                 return Err(Error::NoRoute(msg.topic.clone()));
             }

@@ -220,12 +220,14 @@ impl Controller {
     }
 
     async fn heartbeat(&self, group: String, id: u64, addr: String, max_offset: u64) -> Response {
-        if let Err(answer) = self.confirm_leader().await {
-            return answer;
-        }
+        // Heard as it arrives: on a slow network confirming the lead can
+        // outlast the caller's timeout, and the replica is alive anyway.
         let now = self.clock.instant();
         self.heard.lock().expect("heard").insert((group.clone(), id), Heard { at: now, max_offset });
         self.first_heard.lock().expect("first heard").entry(group.clone()).or_insert(now);
+        if let Err(answer) = self.confirm_leader().await {
+            return answer;
+        }
         let known = self.info(&group).is_some_and(|info| info.replicas.iter().any(|(i, a)| *i == id && *a == addr));
         if !known {
             if let Err(answer) = self.propose(Command::Register { group: group.clone(), id, addr }).await {

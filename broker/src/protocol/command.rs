@@ -269,6 +269,9 @@ pub enum Request {
         broker_name: String,
         /// The slave's id in the group.
         broker_id: u64,
+        /// The master term the slave follows (0 without a controller): a
+        /// master of another term refuses the pull.
+        epoch: u64,
         /// Where the slave's log ends.
         from_offset: u64,
         /// How far the slave's log is durable.

@@ -107,6 +107,7 @@ impl Broker {
             self.slaves.lock().expect("slaves").clear();
             marks::reach(Mark::MasterElected);
         }
+        self.store.lock().expect("store").set_follower(false);
         {
             let mut role = self.role.lock().expect("role");
             role.master = true;
@@ -118,6 +119,7 @@ impl Broker {
             role.asked = None;
         }
         tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = info.master_epoch, start = end, "took over as master");
+        marks::note(&self.replica_name(), &format!("master epoch={} start={end}", info.master_epoch));
         self.role_changed.send_modify(|n| *n += 1);
         self.timer_wake.notify_one();
         let _ = self.register_all().await;
@@ -125,6 +127,7 @@ impl Broker {
 
     /// Follows `info`'s master (a deposed master stops taking writes now).
     async fn become_slave(&self, info: &ReplicaInfo) {
+        self.store.lock().expect("store").set_follower(true);
         {
             let mut role = self.role.lock().expect("role");
             if role.master {
@@ -139,7 +142,16 @@ impl Broker {
         }
         self.slaves.lock().expect("slaves").clear();
         self.role_changed.send_modify(|n| *n += 1);
+        marks::note(
+            &self.replica_name(),
+            &format!("slave of {} epoch={}", info.master_addr.as_deref().unwrap_or("?"), info.master_epoch),
+        );
         let _ = self.register_all().await;
+    }
+
+    /// `<broker name>/<broker id>`, as role notes name a replica.
+    pub(super) fn replica_name(&self) -> String {
+        format!("{}/{}", self.config.broker_name, self.config.broker_id)
     }
 
     /// A master's round over its sync-state set: drops members that have
@@ -202,6 +214,7 @@ impl Broker {
                 if role.master && role.epoch == info.master_epoch {
                     tracing::info!(broker = %self.config.broker_name, from = ?role.sync_state_set, to = ?info.sync_state_set, "sync-state set changed");
                     role.confirmed(info.sync_state_set.iter().copied().collect(), info.sync_state_set_epoch);
+                    marks::note(&self.replica_name(), &format!("sync-state-set {:?} set-epoch={}", info.sync_state_set, info.sync_state_set_epoch));
                 }
             }
             Ok(refused) if refused.code == ResponseCode::ControllerFenced => {

@@ -54,8 +54,8 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::None)
             }
-            Request::ReplicaPull { broker_name, broker_id, from_offset, durable_offset, max_bytes, wait_ms } => {
-                self.replica_pull(&broker_name, broker_id, from_offset, durable_offset, max_bytes, wait_ms).await
+            Request::ReplicaPull { broker_name, broker_id, epoch, from_offset, durable_offset, max_bytes, wait_ms } => {
+                self.replica_pull(&broker_name, broker_id, epoch, from_offset, durable_offset, max_bytes, wait_ms).await
             }
             Request::ReplicaConfig { broker_name } => self.replica_config(&broker_name),
             Request::GetEpochs { broker_name } => self.get_epochs(&broker_name),

@@ -303,6 +303,7 @@ impl Broker {
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, timers = timers.len(), "store opened");
         let role = RoleState::at_start(&config);
+        store.set_follower(!role.master);
         let pool = ConnectionPool::new();
         let controller = (!config.controller_addrs.is_empty()).then(|| {
             // A call per heartbeat period at most, so one silent controller
@@ -497,6 +498,7 @@ impl Broker {
         match MessageStore::open(self.disk.clone(), self.config.store.clone()) {
             Ok((reopened, recovery)) => {
                 *store = reopened;
+                store.set_follower(self.is_slave());
                 let offset = store.flushed_offset();
                 drop(store);
                 // Deliveries not yet durable may be gone with the cut tail.

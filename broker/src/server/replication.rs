@@ -202,9 +202,20 @@ impl Broker {
     /// A slave's pull: records how far it holds the log, then answers with
     /// the log from its end, holding the pull up to `wait_ms` when there is
     /// nothing new.
-    pub(super) async fn replica_pull(&self, broker_name: &str, broker_id: u64, from: u64, durable: u64, max: u32, wait_ms: u64) -> Response {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn replica_pull(&self, broker_name: &str, broker_id: u64, epoch: u64, from: u64, durable: u64, max: u32, wait_ms: u64) -> Response {
         if self.is_slave() {
             return Response::error(ResponseCode::RequestNotSupported, "a slave does not serve replicas");
+        }
+        let my_epoch = self.role.lock().expect("role").epoch;
+        if epoch != my_epoch {
+            // A replica of another term: what it holds is not this log
+            // (one elected master meanwhile holds its own writes), so its
+            // offsets must not count as copies of this master's.
+            return Response::error(
+                ResponseCode::NoPermission,
+                format!("this master serves term {my_epoch}; a replica of term {epoch} must follow its own master"),
+            );
         }
         if broker_name != self.config.broker_name {
             return Response::error(
@@ -485,6 +496,7 @@ impl Broker {
                 return true;
             }
             tracing::warn!(broker = %self.config.broker_name, my_end, point, "cutting the log back to where it agrees with the new master");
+            marks::note(&self.replica_name(), &format!("cut {my_end} to {point}"));
             if let Err(e) = self.truncate_log(point).await {
                 tracing::warn!(error = %e, "cutting the log back failed");
                 return false;
@@ -533,9 +545,14 @@ impl Broker {
                 let store = self.store.lock().expect("store");
                 (store.write_offset(), if lies { store.write_offset() } else { store.flushed_offset() })
             };
+            if !self.is_slave() || self.role.lock().expect("role").epoch != epoch {
+                // Promoted, or told to follow another master, meanwhile.
+                continue;
+            }
             let request = Request::ReplicaPull {
                 broker_name: self.config.broker_name.clone(),
                 broker_id: self.config.broker_id,
+                epoch,
                 from_offset: from,
                 durable_offset: durable,
                 max_bytes: CHUNK_BYTES,

@@ -426,15 +426,24 @@ async fn a_sync_master_times_out_on_a_slave_that_does_not_catch_up() {
     let alone = broker.apply(send("orders", "a"), peer()).await;
     assert_eq!(alone.code, ResponseCode::SlaveNotAvailable, "{alone:?}");
     // A slave that pulled once, from the start, and holds nothing.
-    let pull = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    let pull = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
     assert_eq!(broker.apply(pull, peer()).await.code, ResponseCode::Success);
     let started = Instant::now();
     let slow = broker.apply(send("orders", "b"), peer()).await;
     assert_eq!(slow.code, ResponseCode::FlushSlaveTimeout, "{slow:?}");
     assert!(started.elapsed() >= Duration::from_millis(200));
     // A slave of another group is refused.
-    let stranger = Request::ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    let stranger = Request::ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
     assert_eq!(broker.apply(stranger, peer()).await.code, ResponseCode::NoPermission);
+    // So is a replica of another term, whatever it says it holds (the HA
+    // swarm caught a slave elected master meanwhile, whose own writes
+    // counted as copies of the deposed master's log).
+    let other_term = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 2, from_offset: 0, durable_offset: u64::MAX, max_bytes: 1, wait_ms: 0 };
+    let refused = broker.apply(other_term, peer()).await;
+    assert_eq!(refused.code, ResponseCode::NoPermission, "{refused:?}");
+    assert!(refused.remark.contains("term"), "{}", refused.remark);
+    let still_slow = broker.apply(send("orders", "c"), peer()).await;
+    assert_eq!(still_slow.code, ResponseCode::FlushSlaveTimeout, "{still_slow:?}");
 }
 
 /// Regression (Apache RocketMQ #4771): a broker whose log is cut back keeps

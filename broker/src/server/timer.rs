@@ -251,7 +251,12 @@ impl Broker {
     /// or a new timer arrives.
     pub(super) async fn run_timers(&self) {
         loop {
-            self.deliver_timers().await;
+            // A slave delivers nothing: its log is a copy of its master's,
+            // and a write of its own would part it from the master's
+            // (the HA swarm caught a deposed master still delivering).
+            if !self.is_slave() {
+                self.deliver_timers().await;
+            }
             let now = self.clock.now_ms();
             let next = self.timers.lock().expect("timers").next_due();
             let sleep = next.map_or(TIMER_IDLE_MS, |at| {
@@ -304,10 +309,10 @@ impl Broker {
                     .next()
                     .filter(|m| m.queue_offset == offset)
                 else {
-                    if matches!(got.status, GetStatus::NoNew | GetStatus::OffsetOverflow)
-                        && offset >= got.max_offset
-                    {
-                        // Not there (yet): a power loss cut it, or it is not durable.
+                    if matches!(got.status, GetStatus::NoNew | GetStatus::OffsetOverflow) {
+                        // Not readable yet (not durable, or in controller
+                        // mode not yet held by the whole sync-state set),
+                        // or a power loss cut it: tried again later.
                         left.push((at, offset));
                     }
                     continue;

@@ -146,9 +146,14 @@ impl CommitLog {
             .chain(self.segments.range(start + 1..).map(|(s, _)| *s))
             .collect();
         let mut cut: Option<u64> = None;
-        let last_segment = starts.last().copied();
-        for seg_start in starts {
+        for (i, &seg_start) in starts.iter().enumerate() {
             let seg_len = self.segments[&seg_start];
+            // A later segment that starts right where this one ends: a
+            // corrupt entry at this one's end may be passed over to it.
+            // One that starts further on means this segment lost its tail
+            // (a power loss tore it): nothing after the tear is trusted,
+            // and the cut is at an entry's start, not in the gap.
+            let contiguous_next = starts.get(i + 1).is_some_and(|&next| next == seg_start + seg_len);
             if offset < seg_start || offset > seg_start + seg_len {
                 // A missing segment: nothing after the gap can be trusted.
                 cut = Some(offset);
@@ -168,8 +173,7 @@ impl CommitLog {
                 let (msg, len) = match valid {
                     Ok(found) => found,
                     Err(reason) => {
-                        let resume = next_valid_entry(&data, pos + 1, offset - pos as u64)
-                            .or((Some(seg_start) != last_segment).then_some(data.len()));
+                        let resume = next_valid_entry(&data, pos + 1, offset - pos as u64).or(contiguous_next.then_some(data.len()));
                         if let Some(resume) = resume {
                             // Valid entries (or a later segment) follow:
                             // pass over the corrupt bytes, keep the rest.

@@ -142,6 +142,9 @@ pub struct MessageStore {
     /// Set after a failed write; the store refuses writes until reopened,
     /// since the log's tail may be half written.
     broken: Option<String>,
+    /// A slave's store: its log is a copy of its master's, appended only by
+    /// replication; a put of its own would part the two logs.
+    follower: bool,
 }
 
 impl MessageStore {
@@ -161,6 +164,7 @@ impl MessageStore {
             dirty: BTreeSet::new(),
             index: KeyIndex::default(),
             broken: None,
+            follower: false,
         };
         store.load_derived(checkpoint)?;
         let stats = match commit_log.recover(checkpoint, |msg| store.dispatch(msg))? {
@@ -232,6 +236,9 @@ impl MessageStore {
     pub fn put(&mut self, mut msg: MessageExt, now_ms: u64) -> Result<PutResult> {
         if let Some(why) = &self.broken {
             return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
+        }
+        if self.follower {
+            return Err(Error::rejected(ResponseCode::NoPermission, "a slave's store takes no writes of its own, only its master's log"));
         }
         // Everything a client sent is checked before a byte is written: a
         // refused message leaves the store as it was and writable.
@@ -355,7 +362,9 @@ impl MessageStore {
         begin_truncation(self.disk.as_ref(), offset)?;
         match MessageStore::open(self.disk.clone(), self.config.clone()) {
             Ok((reopened, report)) => {
+                let follower = self.follower;
                 *self = reopened;
+                self.follower = follower;
                 Ok(report)
             }
             Err(e) => {
@@ -363,6 +372,12 @@ impl MessageStore {
                 Err(e)
             }
         }
+    }
+
+    /// Makes this a slave's store (`true`: only replicated appends) or a
+    /// master's.
+    pub fn set_follower(&mut self, follower: bool) {
+        self.follower = follower;
     }
 
     /// Why the store refuses writes, after a write or fsync failed: the

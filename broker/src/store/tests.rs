@@ -449,6 +449,40 @@ fn a_flipped_bit_loses_its_message_and_the_queue_goes_on() {
     assert_eq!(got.next_offset, 5);
 }
 
+/// Regression (swarm-ha seed 8): a power loss tore unsynced bytes off the
+/// ends of two segments at once. Recovery passed over the first segment's
+/// torn entry to the next segment and then cut the log in the gap, at an
+/// offset inside an entry: harmless for a lone broker, but a slave's log
+/// then ended where no entry of its master's starts, and its master could
+/// never cut back to it after a failover. The cut is now at the torn
+/// entry's start.
+#[test]
+fn a_power_loss_tearing_two_segments_cuts_at_an_entry_start() {
+    let disk = MemDisk::new();
+    let (mut store, _) = open(&disk);
+    let mut starts = Vec::new();
+    for n in 0..6 {
+        starts.push(store.put(message("t", 0, n, 200), n).unwrap().commit_log_offset);
+    }
+    store.flush().unwrap();
+    store.checkpoint().unwrap();
+    // Unsynced writes that fill the active segment and start the next.
+    for n in 6..20 {
+        starts.push(store.put(message("t", 0, n, 200), n).unwrap().commit_log_offset);
+    }
+    let segments = disk.list("commitlog").unwrap();
+    assert!(segments.len() >= 2, "the unsynced writes span two segments");
+    drop(store);
+    // Each file keeps a third of its unsynced bytes: both tails torn.
+    disk.power_loss(|n| n / 3);
+    let (store, _) = open(&disk);
+    let end = store.write_offset();
+    assert!(starts.contains(&end), "the log ends at {end}, where no entry started ({starts:?})");
+    assert!(end >= starts[6], "synced entries are kept");
+    let read = all_in_queue(&store, "t", 0).len() as u64;
+    assert_eq!(read, store.queue_offsets("t", 0).1);
+}
+
 #[test]
 fn recovery_passes_over_a_corrupt_entry_that_valid_entries_follow() {
     let disk = MemDisk::new();

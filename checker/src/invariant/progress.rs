@@ -16,10 +16,15 @@ pub fn unavailability(history: &[Event], cfg: &CheckConfig) -> Vec<(u64, u64)> {
         return Vec::new();
     }
     let end = history.iter().filter(|e| e.op == Op::Send).map(|e| e.t_ms).max().unwrap_or(0);
-    let mut acks: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    let invoked: std::collections::BTreeMap<u64, u64> =
+        history.iter().filter(|e| e.op == Op::Send && e.kind == crate::history::Kind::Invoke).map(|e| (e.id, e.t_ms)).collect();
+    // Per group, each acknowledgement's time and its send's start: an
+    // answer already on its way when the fault struck does not count.
+    let mut acks: std::collections::BTreeMap<&str, Vec<(u64, u64)>> = std::collections::BTreeMap::new();
     for e in history.iter().filter(|e| e.op == Op::Send && e.kind == crate::history::Kind::Ok) {
         if let Some(group) = e.queue.as_deref().and_then(|q| q.split('/').next()) {
-            acks.entry(group).or_default().push(e.t_ms);
+            let started = e.of.and_then(|id| invoked.get(&id)).copied().unwrap_or(e.t_ms);
+            acks.entry(group).or_default().push((e.t_ms, started));
         }
     }
     let mut out = Vec::new();
@@ -30,7 +35,12 @@ pub fn unavailability(history: &[Event], cfg: &CheckConfig) -> Vec<(u64, u64)> {
         groups.dedup();
         for group in groups {
             let times = acks.get(group).map(Vec::as_slice).unwrap_or(&[]);
-            let next = times.get(times.partition_point(|&t| t <= fault.t_ms)).copied().unwrap_or(end.max(fault.t_ms));
+            let next = times
+                .iter()
+                .filter(|(acked, started)| *acked > fault.t_ms && *started >= fault.t_ms)
+                .map(|(acked, _)| *acked)
+                .min()
+                .unwrap_or(end.max(fault.t_ms));
             out.push((fault.t_ms, next - fault.t_ms));
         }
     }
@@ -57,8 +67,9 @@ const CITED_MAX: usize = 5;
 /// It also measures, for the record, how long each broker group was
 /// unavailable after each fault on one of its processes
 /// (`expect.broker_groups` maps processes to groups): from the fault to the
-/// group's next acknowledged send (the time a failover takes when the
-/// fault took its master; until the producers stopped when none came).
+/// group's next acknowledged send invoked after the fault (the time a
+/// failover takes when the fault took its master; until the producers
+/// stopped when none came).
 /// Counts: `group-faults`, `unavailable-p50-ms`, `unavailable-p99-ms`,
 /// `unavailable-max-ms`.
 pub fn check_progress(history: &[Event], cfg: &CheckConfig) -> CheckResult {
@@ -133,7 +144,10 @@ mod tests {
         let history = vec![
             ack(500, "group-0/t/0"),
             ack(600, "group-1/t/0"),
+            Event::new(990, "producer-0", Kind::Invoke, Op::Send).id(100),
             Event::new(1_000, "nemesis", Kind::Info, Op::Fault).target("broker-0"),
+            // An answer already on its way when the fault struck.
+            ack(1_005, "group-0/t/1").of(100),
             ack(1_020, "group-1/t/1"),
             ack(3_000, "group-0/t/1"),
             // A partition naming processes of both groups counts for each.
