@@ -16,12 +16,6 @@ use std::time::{Duration, Instant};
 
 const CONTROLLER: &str = env!("CARGO_BIN_EXE_controller");
 
-fn conf(dir: &std::path::Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, body).expect("conf");
-    path.to_str().expect("utf-8").to_string()
-}
-
 /// `mqadmin sync-state`: (master id, epoch, sync-state set) of broker-f.
 fn sync_state(namesrv: &str, controllers: &str) -> Option<(String, u64, String)> {
     let (code, out, _) = mqadmin(namesrv, &["sync-state", "--controllers", controllers]);

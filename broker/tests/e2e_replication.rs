@@ -8,12 +8,6 @@ mod common;
 
 use common::*;
 
-fn conf(dir: &std::path::Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, body).expect("conf");
-    path.to_str().expect("utf-8").to_string()
-}
-
 #[test]
 fn messages_a_sync_master_acknowledged_are_read_from_its_slave_once_it_is_killed() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,6 +24,13 @@ impl Drop for Kill {
     }
 }
 
+/// Writes a configuration file `name` under `dir`; its path.
+pub fn conf(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("conf");
+    path.to_str().expect("utf-8").to_string()
+}
+
 pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").to_string()
