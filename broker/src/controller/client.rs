@@ -22,11 +22,6 @@ impl ControllerClient {
         ControllerClient { addrs, leader: Mutex::new(None), pool, timeout }
     }
 
-    /// The controllers' addresses.
-    pub fn addrs(&self) -> &[String] {
-        &self.addrs
-    }
-
     /// Sends `request` to the leader: the last one that answered, else
     /// each controller in turn, following a "not leader" answer to the
     /// leader it names. The first answer that is not "not leader" is

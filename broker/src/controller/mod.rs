@@ -286,8 +286,8 @@ impl Controller {
         }
         let timeout = Duration::from_millis(self.config.broker_timeout_ms);
         let groups = self.machine.applied.lock().expect("state machine").state.groups.clone();
+        let heard = self.heard.lock().expect("heard").clone();
         for (name, group) in groups {
-            let heard = self.heard.lock().expect("heard").clone();
             let alive = |id: u64| heard.get(&(name.clone(), id)).filter(|h| now.saturating_duration_since(h.at) < timeout);
             if group.master.is_some_and(|m| alive(m).is_some()) {
                 continue;
