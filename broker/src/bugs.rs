@@ -91,11 +91,15 @@ pub enum Bug {
     /// (Apache RocketMQ #1155), and leaves the flush to its periodic
     /// flusher.
     SlaveOffsetLies,
+    /// A master that restarts, still named master of its term by the
+    /// controller, resumes that term at the end of its recovered log,
+    /// though a power loss may have taken a tail its slaves hold.
+    ResumeAfterRestart,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 27] = [
+    pub const ALL: [Bug; 28] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -123,6 +127,7 @@ impl Bug {
         Bug::NoFencing,
         Bug::SkipTruncation,
         Bug::SlaveOffsetLies,
+        Bug::ResumeAfterRestart,
     ];
 
     /// The name used on the command line.
@@ -155,6 +160,7 @@ impl Bug {
             Bug::NoFencing => "no-fencing",
             Bug::SkipTruncation => "skip-truncation",
             Bug::SlaveOffsetLies => "slave-offset-lies",
+            Bug::ResumeAfterRestart => "resume-after-restart",
         }
     }
 

@@ -56,6 +56,8 @@ async fn heartbeat(client: &ControllerClient, id: u64) -> Option<ReplicaInfo> {
         addr: format!("127.0.0.1:{}", 20_000 + id),
         epoch: 0,
         max_offset: 100 * id,
+        serving: false,
+        last_term: 0,
     };
     client.call(&request).await.ok().and_then(replica_info)
 }

@@ -17,6 +17,7 @@ mod store;
 pub use client::ControllerClient;
 pub use runtime::Runtime;
 
+use crate::bugs::{self, Bug};
 use crate::clock::Clock;
 use crate::net::{ConnectionPool, Service};
 use crate::protocol::{ControllerView, RaftRpc, ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
@@ -25,7 +26,7 @@ use futures::future::BoxFuture;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::Serialize;
-use state::{Command, Outcome};
+use state::{Command, Group, Outcome};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -103,11 +104,46 @@ impl ControllerConfig {
     }
 }
 
-/// When the leader last heard from a replica.
-#[derive(Clone, Debug)]
-struct Heard {
-    at: Instant,
-    max_offset: u64,
+/// When the leader last heard from a replica, and what it said.
+#[derive(Clone, Copy, Debug)]
+pub struct Heard {
+    /// When.
+    pub at: Instant,
+    /// Where its log ended.
+    pub max_offset: u64,
+    /// Whether it took writes.
+    pub serving: bool,
+    /// The last term its epoch file recorded.
+    pub last_term: u64,
+}
+
+/// Whom to elect in a group that had a master (`group.epoch > 0`), given
+/// the replicas heard from within the timeout: `None` while the master is
+/// alive and serving, or while nobody may be elected safely.
+///
+/// A silent master is replaced by the live member of the sync-state set
+/// whose log reaches furthest (every member holds every acknowledged
+/// write). A master that restarted (alive, not serving, its term already
+/// recorded) may have lost an unsynced tail its slaves hold, so it is a
+/// candidate like the others, and only once every member of the set is
+/// heard from: the one whose log reaches furthest holds all of it.
+pub fn choose_master(group: &Group, alive: impl Fn(u64) -> Option<Heard>) -> Option<(u64, u64)> {
+    let master = group.master?;
+    let restarted = match alive(master) {
+        Some(h) if h.serving || h.last_term < group.epoch || bugs::active(Bug::ResumeAfterRestart) => return None,
+        Some(_) => true,
+        None => false,
+    };
+    let members = group.eligible();
+    if restarted && members.iter().any(|id| alive(*id).is_none()) {
+        return None;
+    }
+    members
+        .iter()
+        .filter(|id| restarted || **id != master)
+        .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id))))
+        .max()
+        .map(|(offset, std::cmp::Reverse(id))| (offset, id))
 }
 
 /// One controller process.
@@ -219,11 +255,11 @@ impl Controller {
         self.machine.applied.lock().expect("state machine").state.info(group)
     }
 
-    async fn heartbeat(&self, group: String, id: u64, addr: String, max_offset: u64) -> Response {
+    async fn heartbeat(&self, group: String, id: u64, addr: String, heard: Heard) -> Response {
         // Heard as it arrives: on a slow network confirming the lead can
         // outlast the caller's timeout, and the replica is alive anyway.
-        let now = self.clock.instant();
-        self.heard.lock().expect("heard").insert((group.clone(), id), Heard { at: now, max_offset });
+        let now = heard.at;
+        self.heard.lock().expect("heard").insert((group.clone(), id), heard);
         self.first_heard.lock().expect("first heard").entry(group.clone()).or_insert(now);
         if let Err(answer) = self.confirm_leader().await {
             return answer;
@@ -262,10 +298,9 @@ impl Controller {
         }
     }
 
-    /// The leader's round: a group whose master is missing or silent past
-    /// the timeout gets a new one, chosen among live members of its
-    /// sync-state set (any live replica for a group's first master), the
-    /// one whose log reaches furthest.
+    /// The leader's round: a group without a master, or whose master is
+    /// silent past the timeout or restarted, gets a new one (see
+    /// [`choose_master`]; for a group's first master, the lowest live id).
     async fn scan(&self) {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Leader {
@@ -288,10 +323,7 @@ impl Controller {
         let groups = self.machine.applied.lock().expect("state machine").state.groups.clone();
         let heard = self.heard.lock().expect("heard").clone();
         for (name, group) in groups {
-            let alive = |id: u64| heard.get(&(name.clone(), id)).filter(|h| now.saturating_duration_since(h.at) < timeout);
-            if group.master.is_some_and(|m| alive(m).is_some()) {
-                continue;
-            }
+            let alive = |id: u64| heard.get(&(name.clone(), id)).filter(|h| now.saturating_duration_since(h.at) < timeout).copied();
             let candidate = if group.epoch == 0 {
                 // The first master: once the grace has passed, the lowest
                 // live id (every replica starts with an empty log).
@@ -302,15 +334,7 @@ impl Controller {
                 }
                 group.replicas.keys().copied().find(|id| alive(*id).is_some()).map(|id| (alive(id).map_or(0, |h| h.max_offset), id))
             } else {
-                // Later: the live member of the sync-state set whose log
-                // reaches furthest (the lowest id among equals).
-                group
-                    .eligible()
-                    .iter()
-                    .filter(|id| Some(**id) != group.master)
-                    .filter_map(|id| alive(*id).map(|h| (h.max_offset, std::cmp::Reverse(*id))))
-                    .max()
-                    .map(|(offset, std::cmp::Reverse(id))| (offset, id))
+                choose_master(&group, alive)
             };
             let Some((offset, id)) = candidate else { continue };
             tracing::warn!(group = %name, master = ?group.master, epoch = group.epoch, elected = id, offset, "electing a master");
@@ -346,8 +370,9 @@ impl Controller {
     async fn handle_request(self: Arc<Self>, request: Request) -> Response {
         match request {
             Request::Raft { rpc, payload } => self.raft_rpc(rpc, &payload).await,
-            Request::ControllerHeartbeat { broker_name, broker_id, addr, max_offset, .. } => {
-                self.heartbeat(broker_name, broker_id, addr, max_offset).await
+            Request::ControllerHeartbeat { broker_name, broker_id, addr, max_offset, serving, last_term, .. } => {
+                let heard = Heard { at: self.clock.instant(), max_offset, serving, last_term };
+                self.heartbeat(broker_name, broker_id, addr, heard).await
             }
             Request::GetReplicaInfo { broker_name } => {
                 if let Err(answer) = self.confirm_leader().await {
@@ -387,5 +412,55 @@ mod tests {
         assert!(ControllerConfig::parse_peers("nx-127.0.0.1:1").unwrap_err().contains("not an id"));
         assert!(ControllerConfig::parse_peers("n0-nowhere").unwrap_err().contains("not an address"));
         assert!(ControllerConfig::parse_peers("n0-127.0.0.1:1;n0-127.0.0.1:2").unwrap_err().contains("twice"));
+    }
+
+    /// Master 0 of term 3 with slaves 1 and 2; 0 and 1 in sync.
+    fn group() -> Group {
+        Group {
+            replicas: (0..3).map(|id| (id, format!("10.0.0.{id}:10911"))).collect(),
+            master: Some(0),
+            epoch: 3,
+            sync_state_set: [0, 1].into(),
+            sync_state_set_epoch: 4,
+        }
+    }
+
+    fn heard(max_offset: u64, serving: bool, last_term: u64) -> Option<Heard> {
+        Some(Heard { at: Instant::now(), max_offset, serving, last_term })
+    }
+
+    #[test]
+    fn a_serving_master_keeps_its_term_and_a_silent_one_is_replaced_from_the_set() {
+        let g = group();
+        let all = |id: u64| match id {
+            0 => heard(500, true, 3),
+            1 => heard(400, false, 2),
+            _ => heard(900, false, 2),
+        };
+        assert_eq!(choose_master(&g, all), None);
+        // Silent master: the in-sync slave, even though 2 has a longer log.
+        let silent = |id: u64| if id == 0 { None } else { all(id) };
+        assert_eq!(choose_master(&g, silent), Some((400, 1)));
+        // A slave elected but not yet serving is not a restarted master.
+        let elected = Group { master: Some(1), epoch: 4, sync_state_set: [1].into(), ..g.clone() };
+        assert_eq!(choose_master(&elected, |id| if id == 1 { heard(400, false, 3) } else { all(id) }), None);
+    }
+
+    #[test]
+    fn a_restarted_master_is_elected_again_only_with_every_in_sync_replica_heard() {
+        let g = group();
+        // 0 restarted after a power loss took its unsynced tail: its slave
+        // holds more, and is chosen.
+        let restarted = |id: u64| match id {
+            0 => heard(300, false, 3),
+            1 => heard(400, false, 3),
+            _ => heard(900, false, 2),
+        };
+        assert_eq!(choose_master(&g, restarted), Some((400, 1)));
+        // It lost nothing: it is the one whose log reaches furthest.
+        assert_eq!(choose_master(&g, |id| if id == 0 { heard(450, false, 3) } else { restarted(id) }), Some((450, 0)));
+        // The in-sync slave is not heard from: nobody yet (it may hold
+        // acknowledged writes the restarted master lost).
+        assert_eq!(choose_master(&g, |id| if id == 1 { None } else { restarted(id) }), None);
     }
 }

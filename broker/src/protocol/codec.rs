@@ -9,8 +9,12 @@ use serde::{de::DeserializeOwned, Serialize};
 /// delay level, stored messages their origin and delay. Version 3:
 /// transactions (producer heartbeats, end, check-back) and the pending
 /// halves and timers in the broker's runtime figures. Version 4: routes
-/// list every broker of a group by id, with its role and term.
-pub const VERSION: u16 = 5;
+/// list every broker of a group by id, with its role and term. Version 5:
+/// controller mode (controller heartbeats, sync-state sets, Raft between
+/// controllers, the term on replica pulls). Version 6: controller
+/// heartbeats say whether the replica serves and the last term it
+/// recorded.
+pub const VERSION: u16 = 6;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

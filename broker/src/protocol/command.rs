@@ -315,6 +315,13 @@ pub enum Request {
         epoch: u64,
         /// Where its commit log ends.
         max_offset: u64,
+        /// Whether it takes writes now.
+        serving: bool,
+        /// The last term its epoch file records (0: none). A replica named
+        /// master of a term it already recorded, and not serving, is a
+        /// master that restarted: it may have lost an unsynced tail, so it
+        /// does not resume the term and the controller elects again.
+        last_term: u64,
     },
     /// Anyone -> controller: a group's master, epoch and sync-state set, as
     /// the controller leader knows them once it has confirmed it leads.

@@ -38,16 +38,20 @@ impl Broker {
 
     async fn controller_round(&self) {
         let Some(controller) = &self.controller else { return };
-        let (epoch, max_offset) = {
-            let epoch = self.role.lock().expect("role").epoch;
-            (epoch, self.store.lock().expect("store").write_offset())
+        let (epoch, serving) = {
+            let role = self.role.lock().expect("role");
+            (role.epoch, role.master)
         };
+        let max_offset = self.store.lock().expect("store").write_offset();
+        let last_term = self.epochs.lock().expect("epochs").last().map_or(0, |e| e.epoch);
         let request = Request::ControllerHeartbeat {
             broker_name: self.config.broker_name.clone(),
             broker_id: self.config.broker_id,
             addr: self.config.advertise_addr.clone(),
             epoch,
             max_offset,
+            serving,
+            last_term,
         };
         match controller.call(&request).await {
             Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => self.follow(info).await,
@@ -62,6 +66,17 @@ impl Broker {
         let Some(master) = info.master_id else { return };
         let current = self.role.lock().expect("role").clone();
         if master == me {
+            let recorded = self.epochs.lock().expect("epochs").last().map_or(0, |e| e.epoch);
+            if !current.master && recorded >= info.master_epoch && !bugs::active(Bug::ResumeAfterRestart) {
+                // Master of this term before a restart: the tail it
+                // acknowledged may be gone (a power loss takes unsynced
+                // bytes) while its slaves hold it. Resuming would write
+                // different bytes at the same offsets of the same term; the
+                // controller elects again instead (the replica whose log
+                // reaches furthest, once every in-sync one is heard from).
+                tracing::info!(epoch = info.master_epoch, "restarted as master of this term: waiting for a new election");
+                return;
+            }
             if !current.master || current.epoch < info.master_epoch {
                 self.become_master(&info).await;
             } else if info.sync_state_set_epoch > current.sync_state_set_epoch {

@@ -546,7 +546,8 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::ElectOutOfSync
         | Bug::NoFencing
         | Bug::SkipTruncation
-        | Bug::SlaveOffsetLies => "lost",
+        | Bug::SlaveOffsetLies
+        | Bug::ResumeAfterRestart => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly => "dead-letter",
@@ -580,6 +581,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::ElectOutOfSync => "failover-lagging-slave",
         Bug::NoFencing => "failover-master-isolated",
         Bug::SlaveOffsetLies => "failover-slave-power-loss",
+        Bug::ResumeAfterRestart => "failover-master-power-loss",
     }
 }
 
