@@ -409,6 +409,42 @@ mod tests {
         assert!(sent.is_err(), "a group without a master took a write: {sent:?}");
     }
 
+    /// Regression (ha-swarm seed 179): a topic's cached route still named
+    /// the old master while a later route of another topic showed the
+    /// group without one; every send of the topic failed with no route
+    /// and none asked the name servers again until the cached route aged
+    /// out, 30 s later. A send that finds no master marks the route stale.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_that_finds_no_master_asks_for_the_route_again() {
+        let namesrv = name_server().await;
+        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+        let register = |id: u64, addr: &str, role, epoch| Request::RegisterBroker {
+            cluster: "c".into(),
+            broker_name: "broker-a".into(),
+            broker_id: id,
+            addr: addr.into(),
+            topics: vec![TopicConfig::new("orders", 1), TopicConfig::new("audit", 1)],
+            role,
+            epoch,
+        };
+        use crate::protocol::BrokerRole::{Master, Slave};
+        client.call(&namesrv, &register(0, "127.0.0.1:1", Master, 1), client.timeout()).await.unwrap();
+        client.route("orders", true).await.unwrap();
+        // Replica 0 is deposed; the other topic's route shows no master.
+        client.call(&namesrv, &register(0, "127.0.0.1:1", Slave, 2), client.timeout()).await.unwrap();
+        client.route("audit", true).await.unwrap();
+        assert_eq!(client.master_addr("broker-a"), None);
+        let mut config = crate::client::ProducerConfig::new("p");
+        config.retries = 0;
+        let producer = crate::client::Producer::new(client.clone(), config).unwrap();
+        let sent = producer.send(crate::model::Message::new("orders", "x")).await.unwrap_err();
+        assert!(matches!(sent, Error::NoRoute(_)), "{sent}");
+        // Replica 1 is elected and registers; the next send finds it.
+        client.call(&namesrv, &register(1, "127.0.0.1:2", Master, 2), client.timeout()).await.unwrap();
+        let _ = producer.send(crate::model::Message::new("orders", "x")).await;
+        assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:2"), "the route was not fetched again");
+    }
+
     /// A master that stops answering is passed over for reads while its
     /// group has a slave, before the name servers notice it is gone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

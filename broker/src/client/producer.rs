@@ -70,8 +70,12 @@ fn writable_queues(route: &[QueueRoute], topic: &str) -> Vec<MessageQueue> {
 /// Whether another attempt (maybe elsewhere) could succeed.
 fn retriable(e: &Error) -> bool {
     match e {
-        Error::Timeout(_) | Error::Connection { .. } => true,
-        Error::Rejected { code, .. } => matches!(code, ResponseCode::SystemBusy | ResponseCode::SystemError | ResponseCode::TopicNotExist),
+        // No route: the queue's group lists no master now; the retry
+        // fetches the route again.
+        Error::Timeout(_) | Error::Connection { .. } | Error::NoRoute(_) => true,
+        Error::Rejected { code, .. } => {
+            matches!(code, ResponseCode::SystemBusy | ResponseCode::SystemError | ResponseCode::TopicNotExist | ResponseCode::NotMaster)
+        }
         _ => false,
     }
 }
@@ -126,9 +130,19 @@ impl Producer {
         }
     }
 
+    /// The master of the group a queue of `topic` is on. None known: the
+    /// topic's cached route named a master that a later route (of any
+    /// topic) no longer lists, so the next send asks the name servers.
+    fn master_addr(&self, topic: &str, broker_name: &str) -> Result<String> {
+        self.client.master_addr(broker_name).ok_or_else(|| {
+            self.client.route_stale(topic);
+            Error::NoRoute(topic.to_string())
+        })
+    }
+
     /// Sends one attempt to one queue.
     pub async fn send_to(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
-        let addr = self.client.master_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let addr = self.master_addr(&msg.topic, &queue.broker_name)?;
         let request = Request::SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,
@@ -141,6 +155,11 @@ impl Producer {
             .client
             .pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms))
             .await?;
+        if response.code == ResponseCode::NotMaster {
+            // The route named a replica that is not (or no longer) master:
+            // ask the name servers again before the next send.
+            self.client.route_stale(&msg.topic);
+        }
         // A stored-but-not-durable-in-time result still carries a SendResult.
         if let ResponseBody::Send(result) = &response.body {
             if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
@@ -252,7 +271,7 @@ impl Producer {
             return Err(Error::NoRoute(msg.topic.clone()));
         }
         let queue = &queues[self.round_robin.fetch_add(1, Ordering::Relaxed) % queues.len()];
-        let addr = self.client.master_addr(&queue.broker_name).ok_or_else(|| Error::NoRoute(msg.topic.clone()))?;
+        let addr = self.master_addr(&msg.topic, &queue.broker_name)?;
         let request = Request::SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,

@@ -13,7 +13,8 @@ use serde::{de::DeserializeOwned, Serialize};
 /// controller mode (controller heartbeats, sync-state sets, Raft between
 /// controllers, the term on replica pulls). Version 6: controller
 /// heartbeats say whether the replica serves and the last term it
-/// recorded.
+/// recorded; a write to a replica that is not master is answered
+/// `NotMaster`.
 pub const VERSION: u16 = 6;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;

@@ -439,6 +439,10 @@ pub enum ResponseCode {
     ControllerNotLeader,
     /// A deposed master, or a stale sync-state set, was refused.
     ControllerFenced,
+    /// This replica is not its group's master now (a slave, or a master
+    /// deposed or not yet serving its term): a write goes to the master
+    /// the name servers report, so a client asks them again.
+    NotMaster,
 }
 
 /// How a send ended, after RocketMQ's `SendStatus`. Only `SendOk` means

@@ -242,6 +242,9 @@ pub struct Broker {
     timers: Mutex<TimerWheel>,
     /// Wakes the timer service when a timer is added.
     timer_wake: Notify,
+    /// Woken when a registration some name server did not take (after a
+    /// role change, a new topic) should be retried soon.
+    register_retry: Notify,
     /// A master's slaves and how far they hold the log.
     slaves: Mutex<Slaves>,
     /// Master or slave now, in which term (changes in controller mode).
@@ -327,6 +330,7 @@ impl Broker {
             transactions: Mutex::new(transactions),
             timers: Mutex::new(timers),
             timer_wake: Notify::new(),
+            register_retry: Notify::new(),
             slaves: Mutex::new(Slaves::default()),
             role: Mutex::new(role),
             role_changed: watch::Sender::new(0),
@@ -419,15 +423,16 @@ impl Broker {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                // A name server that did not take the registration (down,
-                // restarting) is tried again within a second, not a whole
-                // period later: until then it routes nobody to this broker.
-                let period = if me.register_all().await {
-                    me.config.register_interval_ms
-                } else {
-                    me.config.register_interval_ms.min(REGISTER_RETRY_MS)
-                };
-                tokio::time::sleep(Duration::from_millis(period)).await;
+                // A name server that did not take a registration (down,
+                // restarting, cut off) is tried again within a second, not
+                // a whole period later: until then it routes nobody to this
+                // broker, or routes writes to a master deposed meanwhile.
+                let retry = me.config.register_interval_ms.min(REGISTER_RETRY_MS);
+                let period = if me.register_all().await { me.config.register_interval_ms } else { retry };
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(period)) => {}
+                    _ = me.register_retry.notified() => tokio::time::sleep(Duration::from_millis(retry)).await,
+                }
             }
         });
     }
@@ -545,8 +550,9 @@ impl Broker {
         Ok(())
     }
 
-    /// Registers with every name server, concurrently; failures are logged.
-    /// True when every name server took it.
+    /// Registers with every name server, concurrently; failures are logged
+    /// and the registration loop retries within a second. True when every
+    /// name server took it.
     pub async fn register_all(&self) -> bool {
         let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
         let request = Request::RegisterBroker {
@@ -575,7 +581,11 @@ impl Broker {
                 }
             }
         });
-        futures::future::join_all(calls).await.into_iter().all(|ok| ok)
+        let all = futures::future::join_all(calls).await.into_iter().all(|ok| ok);
+        if !all {
+            self.register_retry.notify_one();
+        }
+        all
     }
 
     /// Waits until the commit log is durable up to `end_offset`.

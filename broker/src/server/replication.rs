@@ -179,7 +179,7 @@ impl Broker {
     pub(super) fn refuse_on_slave(&self, what: &str) -> Option<Response> {
         self.is_slave().then(|| {
             Response::error(
-                ResponseCode::NoPermission,
+                ResponseCode::NotMaster,
                 format!("{}/{} is a slave: {what} goes to the master of {}", self.config.broker_name, self.config.broker_id, self.config.broker_name),
             )
         })

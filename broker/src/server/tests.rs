@@ -479,3 +479,33 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
     let crate::protocol::ResponseBody::Pull(got) = got.body else { panic!("{got:?}") };
     assert_eq!(got.messages.len(), 1, "the message written at the cut offset is there for the group");
 }
+
+/// A registration some name server did not take (here after a role change
+/// or a new topic, outside the registration loop) wakes the loop to retry
+/// within a second. Regression (ha-swarm seed 109): a master elected while
+/// cut off from a name server was unknown to it until the loop's next
+/// period, 10 s after the cut healed, and producers asking it wrote to the
+/// deposed master all that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_a_name_server_missed_is_retried_soon() {
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.namesrv_addrs = vec![gone.local_addr().unwrap().to_string()];
+    drop(gone);
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    assert!(!broker.register_all().await);
+    let woken = tokio::time::timeout(Duration::from_millis(100), broker.register_retry.notified()).await;
+    assert!(woken.is_ok(), "a failed registration did not wake the registration loop");
+}
+
+/// A write to a slave is answered NotMaster, the code that sends a
+/// producer back to the name servers for the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_answers_a_send_with_not_master() {
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.role = ReplicationRole::Slave;
+    config.broker_id = 1;
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    let refused = broker.apply(send("orders", "a"), peer()).await;
+    assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
+}

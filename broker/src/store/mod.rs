@@ -238,7 +238,7 @@ impl MessageStore {
             return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
         }
         if self.follower {
-            return Err(Error::rejected(ResponseCode::NoPermission, "a slave's store takes no writes of its own, only its master's log"));
+            return Err(Error::rejected(ResponseCode::NotMaster, "a slave's store takes no writes of its own, only its master's log"));
         }
         // Everything a client sent is checked before a byte is written: a
         // refused message leaves the store as it was and writable.
