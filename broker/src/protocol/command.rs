@@ -771,6 +771,10 @@ pub struct ReplicaChunk {
     pub master_end: u64,
     /// The master's terms: (term, start offset).
     pub epochs: Vec<(u64, u64)>,
+    /// How far the master's log is confirmed (held by every replica the
+    /// controller may elect): a slave in controller mode shows consumers
+    /// no further, since past it its log may yet be cut.
+    pub confirmed: u64,
 }
 
 /// A response: a code, a human-readable remark, and a body.

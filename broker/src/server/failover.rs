@@ -92,25 +92,37 @@ impl Broker {
     /// Takes over as master of term `info.master_epoch`.
     async fn become_master(&self, info: &ReplicaInfo) {
         let was_slave = self.is_slave();
-        let end = self.store.lock().expect("store").write_offset();
-        {
-            let mut epochs = self.epochs.lock().expect("epochs");
-            let mut next = epochs.clone();
-            next.begin(info.master_epoch, end);
-            // Durable before the first write of the term.
-            if let Err(e) = self.persist_epochs(&next) {
-                tracing::warn!(error = %e, "the new term could not be recorded; not taking over yet");
-                return;
+        // Under the store lock from reading the log's end to taking the
+        // role, so the slave loop cannot cut the log in between.
+        let (end, loaded) = {
+            let mut store = self.store.lock().expect("store");
+            let end = store.write_offset();
+            {
+                let mut epochs = self.epochs.lock().expect("epochs");
+                let mut next = epochs.clone();
+                next.begin(info.master_epoch, end);
+                // Durable before the first write of the term.
+                if let Err(e) = self.persist_epochs(&next) {
+                    tracing::warn!(error = %e, "the new term could not be recorded; not taking over yet");
+                    return;
+                }
+                *epochs = next;
             }
-            *epochs = next;
-        }
-        if was_slave {
             // Delays, timers and check-backs resume from the progress the
             // old master handed over (or this broker's own).
-            let loaded = {
-                let mut store = self.store.lock().expect("store");
-                load_services(&mut store, self.disk.as_ref())
-            };
+            let loaded = was_slave.then(|| load_services(&mut store, self.disk.as_ref()));
+            store.set_follower(false);
+            let mut role = self.role.lock().expect("role");
+            role.master = true;
+            role.epoch = info.master_epoch;
+            role.master_addr = None;
+            role.sync_state_set = info.sync_state_set.iter().copied().collect();
+            role.sync_state_set_epoch = info.sync_state_set_epoch;
+            role.joining.clear();
+            role.asked = None;
+            (end, loaded)
+        };
+        if let Some(loaded) = loaded {
             match loaded {
                 Ok((schedule, timers, transactions)) => {
                     *self.schedule.lock().expect("schedule") = schedule;
@@ -122,17 +134,6 @@ impl Broker {
             self.slaves.lock().expect("slaves").clear();
             marks::reach(Mark::MasterElected);
         }
-        self.store.lock().expect("store").set_follower(false);
-        {
-            let mut role = self.role.lock().expect("role");
-            role.master = true;
-            role.epoch = info.master_epoch;
-            role.master_addr = None;
-            role.sync_state_set = info.sync_state_set.iter().copied().collect();
-            role.sync_state_set_epoch = info.sync_state_set_epoch;
-            role.joining.clear();
-            role.asked = None;
-        }
         tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = info.master_epoch, start = end, "took over as master");
         marks::note(&self.replica_name(), &format!("master epoch={} start={end}", info.master_epoch));
         self.role_changed.send_modify(|n| *n += 1);
@@ -142,9 +143,16 @@ impl Broker {
 
     /// Follows `info`'s master (a deposed master stops taking writes now).
     async fn become_slave(&self, info: &ReplicaInfo) {
-        self.store.lock().expect("store").set_follower(true);
+        // What this broker showed consumers as master is confirmed (the new
+        // master holds it); past it, its log may be cut.
+        let confirmed = {
+            let mut store = self.store.lock().expect("store");
+            store.set_follower(true);
+            self.visible_end(&store)
+        };
         {
             let mut role = self.role.lock().expect("role");
+            role.confirm_offset = confirmed;
             if role.master {
                 tracing::warn!(broker = %self.config.broker_name, id = self.config.broker_id, epoch = role.epoch, new_epoch = info.master_epoch, "deposed: following the new master");
             }

@@ -620,7 +620,8 @@ impl Broker {
     /// (RocketMQ's confirm offset). A master cut off from its slaves may
     /// store writes it cannot acknowledge; were they read, a group could
     /// move its offset past queue offsets the next master gives to other
-    /// messages, and skip those (Apache RocketMQ #7689).
+    /// messages, and skip those (Apache RocketMQ #7689). A slave in
+    /// controller mode shows only what its master last said is confirmed.
     fn visible_end(&self, store: &MessageStore) -> u64 {
         let end = match self.config.flush {
             FlushMode::Sync => store.flushed_offset(),
@@ -631,7 +632,7 @@ impl Broker {
         }
         let role = self.role.lock().expect("role");
         if !role.master {
-            return end;
+            return end.min(role.confirm_offset);
         }
         let slaves = self.slaves.lock().expect("slaves");
         role.waited_for()

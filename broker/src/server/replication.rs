@@ -113,6 +113,14 @@ pub struct RoleState {
     /// request may still be applied). Writes wait for its members too,
     /// until a set of a later epoch is known.
     pub asked: Option<(u64, BTreeSet<u64>)>,
+    /// Controller mode, a slave: how far its log is known confirmed (its
+    /// master's confirm offset as last heard, or, deposed, its own when it
+    /// stepped down). Consumers reading from it see no further: past it the
+    /// log may be a tail the new master never had, which the slave cuts
+    /// once it joins the new master (the HA swarm caught a deposed master
+    /// serving such a tail; its consumers' offsets then skipped the new
+    /// master's messages at the same queue offsets).
+    pub confirm_offset: u64,
 }
 
 impl RoleState {
@@ -242,13 +250,14 @@ impl Broker {
                         format!("the slave's log ends at {from}, past this master's end {end}: it must be cut back first"),
                     );
                 }
-                store.replica_chunk(from, max.clamp(1, CHUNK_BYTES) as usize).map(|bytes| (bytes, end))
+                let confirmed = self.visible_end(&store);
+                store.replica_chunk(from, max.clamp(1, CHUNK_BYTES) as usize).map(|bytes| (bytes, end, confirmed))
             };
             match read {
                 Err(e) => return e.into(),
-                Ok((bytes, master_end)) if !bytes.is_empty() || self.clock.instant() >= deadline => {
+                Ok((bytes, master_end, confirmed)) if !bytes.is_empty() || self.clock.instant() >= deadline => {
                     let epochs = self.epoch_list();
-                    return Response::ok(ResponseBody::Replica(ReplicaChunk { offset: from, bytes, master_end, epochs }));
+                    return Response::ok(ResponseBody::Replica(ReplicaChunk { offset: from, bytes, master_end, epochs, confirmed }));
                 }
                 Ok(_) => {
                     let left = deadline.saturating_duration_since(self.clock.instant());
@@ -348,8 +357,24 @@ impl Broker {
     /// the group skipped what was written there next); delay, timer and
     /// transaction progress are read again from what remains.
     pub async fn truncate_log(&self, offset: u64) -> crate::error::Result<()> {
+        self.cut_log(offset, None).map(|_| ())
+    }
+
+    /// Cuts the log back to `offset`. With `follower_of: Some(term)` only
+    /// while this broker is still a slave following term `term`, checked
+    /// under the store lock a take-over also holds: the HA swarm caught a
+    /// slave elected master while it waited for its old master's terms,
+    /// which, once they came, cut away the new master's own acknowledged
+    /// writes. False when it did not cut.
+    pub(super) fn cut_log(&self, offset: u64, follower_of: Option<u64>) -> crate::error::Result<bool> {
         {
             let mut store = self.store.lock().expect("store");
+            if let Some(term) = follower_of {
+                let role = self.role.lock().expect("role");
+                if role.master || role.epoch != term {
+                    return Ok(false);
+                }
+            }
             let report = store.truncate_to(offset)?;
             tracing::warn!(broker = %self.config.broker_name, offset, ?report, "commit log cut back");
             let clamped = self.offsets.lock().expect("offsets").clamp(|topic, queue_id| store.queue_offsets(topic, queue_id).1);
@@ -369,7 +394,7 @@ impl Broker {
         self.schedule.lock().expect("schedule").rewind_to_durable();
         self.rebuild_timers();
         self.rebuild_transactions();
-        Ok(())
+        Ok(true)
     }
 
     /// Writes the epoch file.
@@ -472,7 +497,7 @@ impl Broker {
     /// Controller mode, before copying from a new master: asks for its
     /// terms and cuts this log back to where the two agree (an old master
     /// drops its divergent tail). True when done.
-    async fn join_master(&self, master: &str) -> bool {
+    async fn join_master(&self, master: &str, epoch: u64) -> bool {
         let request = Request::GetEpochs { broker_name: self.config.broker_name.clone() };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let theirs = match self.pool.request(master, &request, timeout).await {
@@ -495,13 +520,19 @@ impl Broker {
                 // replica copies on from its own end.
                 return true;
             }
-            tracing::warn!(broker = %self.config.broker_name, my_end, point, "cutting the log back to where it agrees with the new master");
-            marks::note(&self.replica_name(), &format!("cut {my_end} to {point}"));
-            if let Err(e) = self.truncate_log(point).await {
-                tracing::warn!(error = %e, "cutting the log back failed");
-                return false;
+            match self.cut_log(point, Some(epoch)) {
+                Ok(true) => {
+                    tracing::warn!(broker = %self.config.broker_name, my_end, point, "cut the log back to where it agrees with the new master");
+                    marks::note(&self.replica_name(), &format!("cut {my_end} to {point}"));
+                    marks::reach(Mark::DivergentTailCut);
+                }
+                // Promoted, or following another term, meanwhile.
+                Ok(false) => return false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cutting the log back failed");
+                    return false;
+                }
             }
-            marks::reach(Mark::DivergentTailCut);
         }
         true
     }
@@ -527,7 +558,7 @@ impl Broker {
             };
             let epoch = self.role.lock().expect("role").epoch;
             if self.controller.is_some() && joined.as_ref() != Some(&(master.clone(), epoch)) {
-                if !self.join_master(&master).await {
+                if !self.join_master(&master, epoch).await {
                     tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
                     continue;
                 }
@@ -574,11 +605,21 @@ impl Broker {
                     continue;
                 }
             };
-            if chunk.bytes.is_empty() {
-                continue;
+            {
+                let mut role = self.role.lock().expect("role");
+                if role.master || role.epoch != epoch {
+                    // Promoted, or told to follow another master, meanwhile.
+                    continue;
+                }
+                if self.controller.is_some() && chunk.confirmed != role.confirm_offset {
+                    role.confirm_offset = chunk.confirmed;
+                    drop(role);
+                    // Pulls held here wait on this to see more (in
+                    // controller mode its value is only a signal).
+                    self.replicated.send_replace(chunk.confirmed);
+                }
             }
-            if !self.is_slave() || self.role.lock().expect("role").epoch != epoch {
-                // Promoted, or told to follow another master, meanwhile.
+            if chunk.bytes.is_empty() {
                 continue;
             }
             let appended = self.store.lock().expect("store").append_replicated(chunk.offset, &chunk.bytes);

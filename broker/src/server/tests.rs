@@ -509,3 +509,72 @@ async fn a_slave_answers_a_send_with_not_master() {
     let refused = broker.apply(send("orders", "a"), peer()).await;
     assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
 }
+
+/// A broker in controller mode serving as master of term 1 (the test plays
+/// the controller), with `n` messages in queue 0 of orders; the commit log
+/// offset where each starts.
+async fn controller_mode_master(n: usize) -> (Arc<Broker>, Vec<u64>) {
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.controller_addrs = vec!["127.0.0.1:1".into()];
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    broker.store.lock().unwrap().set_follower(false);
+    {
+        let mut role = broker.role.lock().unwrap();
+        role.master = true;
+        role.epoch = 1;
+    }
+    let mut starts = Vec::new();
+    for i in 0..n {
+        let sent = broker.apply(send("orders", &format!("m{i}")), peer()).await;
+        let crate::protocol::ResponseBody::Send(r) = sent.body else { panic!("{sent:?}") };
+        starts.push(crate::model::parse_offset_msg_id(&r.offset_msg_id).unwrap().1);
+    }
+    (broker, starts)
+}
+
+fn pull_orders(offset: u64) -> Request {
+    Request::PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0 }
+}
+
+async fn pulled(broker: &Broker, offset: u64) -> Vec<String> {
+    let got = broker.apply(pull_orders(offset), peer()).await;
+    let crate::protocol::ResponseBody::Pull(got) = got.body else { panic!("{got:?}") };
+    got.messages.iter().map(|m| String::from_utf8_lossy(&m.message.body).into_owned()).collect()
+}
+
+/// Regression (ha-swarm seed 82): a master deposed while cut off served
+/// the tail it had written alone, which the new master never had, to
+/// consumers until it joined the new master and cut it; the group's offset
+/// then skipped the new master's messages at those queue offsets. A slave
+/// in controller mode shows consumers only the confirmed log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_in_controller_mode_shows_only_the_confirmed_log() {
+    let (broker, starts) = controller_mode_master(4).await;
+    assert_eq!(pulled(&broker, 0).await, ["m0", "m1", "m2", "m3"], "a master without a sync-state set shows all");
+    // Deposed with m0 and m1 confirmed.
+    broker.store.lock().unwrap().set_follower(true);
+    {
+        let mut role = broker.role.lock().unwrap();
+        role.master = false;
+        role.epoch = 2;
+        role.confirm_offset = starts[2];
+    }
+    assert_eq!(pulled(&broker, 0).await, ["m0", "m1"]);
+    // Restarted, it shows nothing until a master says what is confirmed.
+    broker.role.lock().unwrap().confirm_offset = 0;
+    assert!(pulled(&broker, 0).await.is_empty());
+}
+
+/// Regression (ha-swarm seed 95): a slave elected master while it waited
+/// for its old master's terms cut its own new writes away once the answer
+/// came. The cut is made only while the broker still follows that term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_promoted_meanwhile_does_not_cut_its_log() {
+    let (broker, starts) = controller_mode_master(3).await;
+    assert!(!broker.cut_log(starts[1], Some(1)).unwrap(), "a master's log was cut");
+    assert_eq!(bodies(&broker, "orders"), ["m0", "m1", "m2"]);
+    broker.role.lock().unwrap().master = false;
+    assert!(!broker.cut_log(starts[1], Some(0)).unwrap(), "cut for another term");
+    assert!(broker.cut_log(starts[1], Some(1)).unwrap());
+    assert_eq!(bodies(&broker, "orders"), ["m0"]);
+}
