@@ -537,6 +537,36 @@ impl Broker {
         true
     }
 
+    /// Appends a chunk of the master's log and takes the master's terms for
+    /// what this log then holds, under the store lock a take-over also
+    /// holds, and only while this broker still follows term `epoch` (None
+    /// otherwise). The HA swarm caught a slave promoted during the flush
+    /// after an append, whose copy of the old master's terms then erased
+    /// the term it had just begun; a deposed master, seeing no newer term
+    /// there, kept its divergent tail and served it.
+    pub(super) fn take_chunk(&self, chunk: &ReplicaChunk, epoch: u64) -> Option<crate::error::Result<(u64, Vec<(String, u32)>)>> {
+        let mut store = self.store.lock().expect("store");
+        {
+            let role = self.role.lock().expect("role");
+            if role.master || role.epoch != epoch {
+                return None;
+            }
+        }
+        let appended = store.append_replicated(chunk.offset, &chunk.bytes);
+        if appended.is_ok() && self.controller.is_some() {
+            let master_terms = Epochs { entries: chunk.epochs.iter().map(|&(epoch, start)| super::epochs::Epoch { epoch, start }).collect() };
+            let mut epochs = self.epochs.lock().expect("epochs");
+            let before = epochs.clone();
+            epochs.copy_from(&master_terms, store.write_offset());
+            if *epochs != before {
+                if let Err(e) = self.persist_epochs(&epochs) {
+                    tracing::warn!(error = %e, "persisting the terms failed");
+                }
+            }
+        }
+        Some(appended)
+    }
+
     /// A slave's replication loop: pull from the master's end, append,
     /// make durable, wake the pulls held here, and say how far it holds
     /// the log in the next pull. Idles while this broker is master.
@@ -622,7 +652,10 @@ impl Broker {
             if chunk.bytes.is_empty() {
                 continue;
             }
-            let appended = self.store.lock().expect("store").append_replicated(chunk.offset, &chunk.bytes);
+            let Some(appended) = self.take_chunk(&chunk, epoch) else {
+                // Promoted, or told to follow another master, meanwhile.
+                continue;
+            };
             match appended {
                 Ok((_, touched)) => {
                     // Durable before it is reported, and before pulls here
@@ -633,18 +666,6 @@ impl Broker {
                     if !caught_up && chunk.offset + chunk.bytes.len() as u64 >= chunk.master_end {
                         caught_up = true;
                         marks::reach(Mark::ReplicaCaughtUp);
-                    }
-                    if self.controller.is_some() {
-                        let end = self.store.lock().expect("store").write_offset();
-                        let master_terms = Epochs { entries: chunk.epochs.iter().map(|&(epoch, start)| super::epochs::Epoch { epoch, start }).collect() };
-                        let mut epochs = self.epochs.lock().expect("epochs");
-                        let before = epochs.clone();
-                        epochs.copy_from(&master_terms, end);
-                        if *epochs != before {
-                            if let Err(e) = self.persist_epochs(&epochs) {
-                                tracing::warn!(error = %e, "persisting the terms failed");
-                            }
-                        }
                     }
                     self.write_progress_if_held();
                     // Messages of a topic this slave does not know yet: take

@@ -578,3 +578,46 @@ async fn a_slave_promoted_meanwhile_does_not_cut_its_log() {
     assert!(broker.cut_log(starts[1], Some(1)).unwrap());
     assert_eq!(bodies(&broker, "orders"), ["m0"]);
 }
+
+/// Regression (ha-swarm seed 824): a chunk of the old master's log that
+/// reaches a slave already promoted is neither appended nor lets the old
+/// master's terms replace the term the new master began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_reaching_a_promoted_slave_leaves_its_log_and_terms_alone() {
+    let (old_master, _) = controller_mode_master(2).await;
+    let chunk = {
+        let store = old_master.store.lock().unwrap();
+        crate::protocol::ReplicaChunk {
+            offset: 0,
+            bytes: store.replica_chunk(0, 1 << 20).unwrap(),
+            master_end: store.write_offset(),
+            epochs: vec![(1, 0)],
+            confirmed: 0,
+        }
+    };
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.controller_addrs = vec!["127.0.0.1:1".into()];
+    config.broker_id = 1;
+    let replica = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    replica.role.lock().unwrap().epoch = 1;
+    // Promoted to master of term 2 before the chunk is taken.
+    {
+        let mut role = replica.role.lock().unwrap();
+        role.master = true;
+        role.epoch = 2;
+    }
+    replica.epochs.lock().unwrap().begin(2, 0);
+    assert!(replica.take_chunk(&chunk, 1).is_none());
+    assert_eq!(replica.store.lock().unwrap().write_offset(), 0);
+    assert_eq!(replica.epochs.lock().unwrap().last().map(|e| e.epoch), Some(2), "the new term was erased");
+    // A slave of term 1 takes it, and the master's terms with it.
+    {
+        let mut role = replica.role.lock().unwrap();
+        role.master = false;
+        role.epoch = 1;
+    }
+    *replica.epochs.lock().unwrap() = Epochs::default();
+    assert!(replica.take_chunk(&chunk, 1).unwrap().is_ok());
+    assert_eq!(bodies(&replica, "orders"), ["m0", "m1"]);
+    assert_eq!(replica.epochs.lock().unwrap().last().map(|e| e.epoch), Some(1));
+}
