@@ -67,9 +67,15 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "mqsim" => mqsim(rest),
         "bench" => {
-            let mut cmd = cargo();
-            cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
-            run(cmd)
+            // The name server and broker binaries too: `--processes` runs
+            // them beside the benchmark.
+            let mut build = cargo();
+            build.args(["build", "--quiet", "--release", "-p", "broker", "--bin", "namesrv", "--bin", "broker"]);
+            run(build).and_then(|()| {
+                let mut cmd = cargo();
+                cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
+                run(cmd)
+            })
         }
         "fuzz" => {
             let mut cmd = cargo();

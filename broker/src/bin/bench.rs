@@ -1,9 +1,17 @@
 //! `bench`: send throughput and latency of a real broker on loopback.
 //!
-//! Everything runs in this process over real TCP and real files: a name
-//! server and a broker (FsDisk in a temporary directory) on ephemeral ports.
-//! For each flush mode a fresh broker and store are made, in a fresh tokio
-//! runtime, so nothing of one mode's run survives into the next. For each
+//! Three set-ups, each over real TCP and real files:
+//! - in-process (the default): a name server and a broker (FsDisk in a
+//!   temporary directory) on ephemeral ports in this process, a fresh pair
+//!   per flush mode in a fresh tokio runtime, so nothing of one mode's run
+//!   survives into the next;
+//! - `--processes`: the `namesrv` and `broker` binaries beside this one as
+//!   separate processes, a fresh pair (and store) per flush mode, so the
+//!   load generator shares no runtime with the broker;
+//! - `--namesrv ADDR`: an already-running cluster; `--flush` then names the
+//!   one flush mode it runs, for the table.
+//!
+//! For each
 //! producer count `P`, `P` concurrent tasks each own a `Producer` on its own
 //! client instance (so its own connection), like `P` producer processes, and
 //! send synchronously one message after another; every send's latency goes
@@ -49,6 +57,14 @@ struct Args {
     /// Tokio worker threads (default: the machine's cores).
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// Run the name server and broker as separate processes (the `namesrv`
+    /// and `broker` binaries beside this one), a fresh pair per flush mode.
+    #[arg(long, conflicts_with = "namesrv")]
+    processes: bool,
+    /// Drive an already-running cluster through this name server; `--flush`
+    /// then names the one flush mode the cluster runs.
+    #[arg(long, value_name = "ADDR")]
+    namesrv: Option<String>,
 }
 
 /// A flush mode on the command line.
@@ -107,9 +123,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if args.messages == 0 {
         bail!("--messages must be positive");
     }
+    if args.namesrv.is_some() && args.flush.len() != 1 {
+        bail!("with --namesrv, --flush names the one flush mode the cluster runs (async or sync)");
+    }
     let threads = args.worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let setup = match (&args.namesrv, args.processes) {
+        (Some(addr), _) => format!("an already-running cluster (name server {addr})"),
+        (None, true) => "namesrv and broker as separate processes, a fresh pair per flush mode".to_string(),
+        (None, false) => "name server and broker in this process, a fresh pair per flush mode".to_string(),
+    };
     println!(
-        "bench: {} measured + {} warmup messages per row, {} B bodies, {} queues, {threads} worker threads; \
+        "bench: {setup}; {} measured + {} warmup messages per row, {} B bodies, {} queues, {threads} worker threads; \
          each producer is a task with its own Producer and connection, sending synchronously",
         args.messages, args.warmup, args.body_bytes, args.queues
     );
@@ -120,8 +144,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("building the tokio runtime")?;
-        rows.extend(runtime.block_on(run_flush(args, flush))?);
-        // Dropping the runtime stops this broker's tasks before the next mode.
+        let measured = match (&args.namesrv, args.processes) {
+            (Some(addr), _) => runtime.block_on(measure(args, flush, addr.clone())),
+            (None, true) => {
+                let cluster = Cluster::spawn(flush)?;
+                let rows = runtime.block_on(measure(args, flush, cluster.namesrv.clone()));
+                drop(cluster);
+                rows
+            }
+            (None, false) => runtime.block_on(async {
+                let (namesrv, _dir) = in_process(flush).await?;
+                measure(args, flush, namesrv).await
+            }),
+        };
+        rows.extend(measured?);
+        // Dropping the runtime stops this mode's tasks before the next one.
     }
     print_table(&rows, args.body_bytes);
     println!();
@@ -129,8 +166,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A fresh name server and broker with `flush`, then one row per producer count.
-async fn run_flush(args: &Args, flush: Flush) -> anyhow::Result<Vec<Row>> {
+/// A fresh name server and broker with `flush` in this process; the name
+/// server's address, and the store directory to keep until the run ends.
+async fn in_process(flush: Flush) -> anyhow::Result<(String, tempfile::TempDir)> {
     let dir = tempfile::tempdir().context("making the store directory")?;
     let ns_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the name server")?;
     let ns_addr = ns_listener.local_addr()?.to_string();
@@ -145,7 +183,65 @@ async fn run_flush(args: &Args, flush: Flush) -> anyhow::Result<Vec<Row>> {
     let broker = Broker::open(config, Arc::new(disk), Clock::new()).context("opening the broker")?;
     let _ = broker.register_all().await;
     tokio::spawn(broker.serve(listener));
+    Ok((ns_addr, dir))
+}
 
+/// A name server and a broker with `flush` as child processes, killed when
+/// dropped.
+struct Cluster {
+    children: Vec<std::process::Child>,
+    namesrv: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn spawn(flush: Flush) -> anyhow::Result<Cluster> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let bin = exe.parent().context("this binary has no directory")?;
+        let dir = tempfile::tempdir().context("making the store directory")?;
+        let mut cluster = Cluster { children: Vec::new(), namesrv: String::new(), _dir: dir };
+        let namesrv = cluster.start(bin.join("namesrv"), &["--listen", "127.0.0.1:0"], "namesrv listening on ")?;
+        let conf = cluster._dir.path().join("broker.conf");
+        let flush_key = flush.mode().rocketmq_name();
+        std::fs::write(&conf, format!("brokerClusterName = bench\nbrokerName = bench-broker\nflushDiskType = {flush_key}\n"))
+            .context("writing broker.conf")?;
+        let store = cluster._dir.path().join("store");
+        let (conf, store) = (conf.display().to_string(), store.display().to_string());
+        let args = ["--config", &conf, "--listen", "127.0.0.1:0", "--namesrv", &namesrv, "--store-dir", &store];
+        cluster.start(bin.join("broker"), &args, "broker bench-broker listening on ")?;
+        cluster.namesrv = namesrv;
+        Ok(cluster)
+    }
+
+    /// Starts `program` and waits for the line announcing its address.
+    fn start(&mut self, program: std::path::PathBuf, args: &[&str], announce: &str) -> anyhow::Result<String> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(&program)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {} (build it: cargo build --release -p broker --bins)", program.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        self.children.push(child);
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).with_context(|| format!("reading {}'s first line", program.display()))?;
+        line.trim().strip_prefix(announce).map(str::to_string).with_context(|| format!("{} said {line:?}, not {announce:?}", program.display()))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Creates the benchmark topic through `ns_addr`, then one row per
+/// producer count.
+async fn measure(args: &Args, flush: Flush, ns_addr: String) -> anyhow::Result<Vec<Row>> {
     let admin = Admin::new(ClientInstance::new(ClientConfig::new(vec![ns_addr.clone()], "bench-admin"), Clock::new()));
     admin.create_topic(TopicConfig::new("bench", args.queues), None).await.map_err(|e| anyhow!("creating topic bench: {e}"))?;
 
