@@ -78,6 +78,10 @@ pub struct ClientInstance {
 /// its group has a slave.
 const UNREACHABLE_MS: u64 = 5_000;
 
+/// How long a cached route that lists a group without a master is used
+/// before it is fetched again (see [`ClientInstance::route`]).
+pub const MASTERLESS_ROUTE_REFRESH_MS: u64 = 1_000;
+
 impl ClientInstance {
     /// A client instance; nothing is contacted until used.
     pub fn new(config: ClientConfig, clock: Clock) -> Arc<ClientInstance> {
@@ -159,13 +163,19 @@ impl ClientInstance {
     }
 
     /// The route of a topic: from the cache unless `refresh` or older than
-    /// `route_refresh_ms`.
+    /// `route_refresh_ms`, or, while it lists a group without a master,
+    /// older than [`MASTERLESS_ROUTE_REFRESH_MS`]: producers send only to
+    /// groups with a master, so no failed send would ever ask for the route
+    /// again, and a group whose master failed over stayed unused until the
+    /// whole refresh period had passed (failover-master-power-loss: 19 s a
+    /// failover where a failed send found the new master in 6).
     pub async fn route(&self, topic: &str, refresh: bool) -> Result<TopicRoute> {
         let refresh = self.stale.lock().expect("stale").remove(topic) || refresh;
         if !refresh {
-            let max_age = Duration::from_millis(self.config.route_refresh_ms);
             if let Some((route, fetched)) = self.routes.lock().expect("routes").get(topic) {
-                if fetched.elapsed() < max_age {
+                let masterless = route.queues.iter().any(|q| q.master().is_none());
+                let max_ms = if masterless { self.config.route_refresh_ms.min(MASTERLESS_ROUTE_REFRESH_MS) } else { self.config.route_refresh_ms };
+                if fetched.elapsed() < Duration::from_millis(max_ms) {
                     return Ok(route.clone());
                 }
             }
@@ -443,6 +453,24 @@ mod tests {
         client.call(&namesrv, &register(1, "127.0.0.1:2", Master, 2), client.timeout()).await.unwrap();
         let _ = producer.send(crate::model::Message::new("orders", "x")).await;
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:2"), "the route was not fetched again");
+    }
+
+    /// A cached route that lists a group without a master is fetched again
+    /// within a second, so the group's next master is used without a send
+    /// having to fail first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_route_with_a_masterless_group_is_fetched_again_soon() {
+        let namesrv = name_server().await;
+        let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
+        use crate::protocol::BrokerRole::{Master, Slave};
+        client.call(&namesrv, &register_replica(1, "127.0.0.1:2", Slave), client.timeout()).await.unwrap();
+        let route = client.route("orders", false).await.unwrap();
+        assert!(route.queues[0].master().is_none());
+        client.call(&namesrv, &register_replica(1, "127.0.0.1:2", Master), client.timeout()).await.unwrap();
+        assert!(client.route("orders", false).await.unwrap().queues[0].master().is_none(), "fetched again at once");
+        tokio::time::sleep(Duration::from_millis(MASTERLESS_ROUTE_REFRESH_MS + 100)).await;
+        let route = client.route("orders", false).await.unwrap();
+        assert_eq!(route.queues[0].master().map(|m| m.addr.as_str()), Some("127.0.0.1:2"));
     }
 
     /// A master that stops answering is passed over for reads while its
