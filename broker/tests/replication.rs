@@ -100,7 +100,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
         default_topic_queues: 4,
     };
     let refused = client.pool_request(&slave_addr, &send, timeout).await.unwrap();
-    assert_eq!(refused.code, ResponseCode::NoPermission, "{refused:?}");
+    assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
 
     // The route lists both, with their roles.
     let route = eventually("both brokers in the route", async || {
