@@ -191,7 +191,8 @@ async fn in_process(flush: Flush) -> anyhow::Result<(String, tempfile::TempDir)>
 struct Cluster {
     children: Vec<std::process::Child>,
     namesrv: String,
-    _dir: tempfile::TempDir,
+    /// The store directory, removed when the cluster is dropped.
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -199,13 +200,13 @@ impl Cluster {
         let exe = std::env::current_exe().context("finding this binary")?;
         let bin = exe.parent().context("this binary has no directory")?;
         let dir = tempfile::tempdir().context("making the store directory")?;
-        let mut cluster = Cluster { children: Vec::new(), namesrv: String::new(), _dir: dir };
+        let mut cluster = Cluster { children: Vec::new(), namesrv: String::new(), dir };
         let namesrv = cluster.start(bin.join("namesrv"), &["--listen", "127.0.0.1:0"], "namesrv listening on ")?;
-        let conf = cluster._dir.path().join("broker.conf");
+        let conf = cluster.dir.path().join("broker.conf");
         let flush_key = flush.mode().rocketmq_name();
         std::fs::write(&conf, format!("brokerClusterName = bench\nbrokerName = bench-broker\nflushDiskType = {flush_key}\n"))
             .context("writing broker.conf")?;
-        let store = cluster._dir.path().join("store");
+        let store = cluster.dir.path().join("store");
         let (conf, store) = (conf.display().to_string(), store.display().to_string());
         let args = ["--config", &conf, "--listen", "127.0.0.1:0", "--namesrv", &namesrv, "--store-dir", &store];
         cluster.start(bin.join("broker"), &args, "broker bench-broker listening on ")?;

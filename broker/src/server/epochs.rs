@@ -48,6 +48,11 @@ impl Epochs {
         self.entries.last().copied()
     }
 
+    /// The latest term's number (0: none).
+    pub fn last_term(&self) -> u64 {
+        self.last().map_or(0, |e| e.epoch)
+    }
+
     /// Starts term `epoch` at `start` (the log's end when a master takes
     /// over). A term already recorded, or older than the last, changes
     /// nothing and returns false.

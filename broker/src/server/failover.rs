@@ -43,7 +43,7 @@ impl Broker {
             (role.epoch, role.master)
         };
         let max_offset = self.store.lock().expect("store").write_offset();
-        let last_term = self.epochs.lock().expect("epochs").last().map_or(0, |e| e.epoch);
+        let last_term = self.epochs.lock().expect("epochs").last_term();
         let request = Request::ControllerHeartbeat {
             broker_name: self.config.broker_name.clone(),
             broker_id: self.config.broker_id,
@@ -66,7 +66,7 @@ impl Broker {
         let Some(master) = info.master_id else { return };
         let current = self.role.lock().expect("role").clone();
         if master == me {
-            let recorded = self.epochs.lock().expect("epochs").last().map_or(0, |e| e.epoch);
+            let recorded = self.epochs.lock().expect("epochs").last_term();
             if !current.master && recorded >= info.master_epoch && !bugs::active(Bug::ResumeAfterRestart) {
                 // Master of this term before a restart: the tail it
                 // acknowledged may be gone (a power loss takes unsynced

@@ -427,10 +427,12 @@ impl Broker {
                 // restarting, cut off) is tried again within a second, not
                 // a whole period later: until then it routes nobody to this
                 // broker, or routes writes to a master deposed meanwhile.
+                // (A failed `register_all`, here or elsewhere, leaves the
+                // wake-up that cuts the period short.)
                 let retry = me.config.register_interval_ms.min(REGISTER_RETRY_MS);
-                let period = if me.register_all().await { me.config.register_interval_ms } else { retry };
+                let _ = me.register_all().await;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(period)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(me.config.register_interval_ms)) => {}
                     _ = me.register_retry.notified() => tokio::time::sleep(Duration::from_millis(retry)).await,
                 }
             }

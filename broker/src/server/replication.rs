@@ -544,7 +544,7 @@ impl Broker {
     /// after an append, whose copy of the old master's terms then erased
     /// the term it had just begun; a deposed master, seeing no newer term
     /// there, kept its divergent tail and served it.
-    pub(super) fn take_chunk(&self, chunk: &ReplicaChunk, epoch: u64) -> Option<crate::error::Result<(u64, Vec<(String, u32)>)>> {
+    pub(super) fn take_chunk(&self, chunk: &ReplicaChunk, epoch: u64) -> Option<crate::error::Result<crate::store::Replicated>> {
         let mut store = self.store.lock().expect("store");
         {
             let role = self.role.lock().expect("role");

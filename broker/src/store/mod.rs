@@ -115,6 +115,10 @@ pub enum GetStatus {
     OffsetOverflow,
 }
 
+/// What a replicated append did: the log's new end, and the (topic, queue)
+/// pairs that got messages.
+pub type Replicated = (u64, Vec<(String, u32)>);
+
 /// Messages read from a queue and where to continue.
 #[derive(Clone, Debug)]
 pub struct GetResult {
@@ -284,7 +288,7 @@ impl MessageStore {
     /// be; a corrupt run the master passed over is kept as it is and passed
     /// over here too. Returns the new end and the queues that got messages.
     /// Nothing is written when the chunk is not at the end or does not parse.
-    pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<(u64, Vec<(String, u32)>)> {
+    pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<Replicated> {
         if let Some(why) = &self.broken {
             return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
         }
