@@ -41,10 +41,10 @@ use crate::marks::{self, Mark};
 use crate::model::{tag_hash, MessageExt, BORN_HOST_BYTES_MAX};
 use crate::protocol::ResponseCode;
 use commit_log::CommitLog;
-use consume_queue::{ConsumeQueue, CqEntry};
+use consume_queue::{ConsumeQueue, CqEntry, PageCache};
 use index::KeyIndex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const CHECKPOINT_PATH: &str = "checkpoint";
 /// A truncation begun and not yet finished: the offset to cut back to.
@@ -142,6 +142,8 @@ pub struct MessageStore {
     queues: BTreeMap<(String, u32), ConsumeQueue>,
     /// Queues appended to since the last checkpoint.
     dirty: BTreeSet<(String, u32)>,
+    /// Full pages of consume queue entries recently read.
+    cache: Mutex<PageCache>,
     index: KeyIndex,
     /// Set after a failed write; the store refuses writes until reopened,
     /// since the log's tail may be half written.
@@ -166,21 +168,26 @@ impl MessageStore {
             commit_log: CommitLog::open(disk.clone(), 1)?,
             queues: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            cache: Mutex::new(PageCache::new(consume_queue::CACHE_PAGES)),
             index: KeyIndex::default(),
             broken: None,
             follower: false,
         };
-        store.load_derived(checkpoint)?;
+        let mut rebuild_index = store.load_derived(checkpoint)?;
         let stats = match commit_log.recover(checkpoint, |msg| store.dispatch(msg))? {
             Some(stats) => stats,
             None => {
                 checkpoint = 0;
-                store.load_derived(0)?;
+                rebuild_index = store.load_derived(0)?;
                 commit_log.recover(0, |msg| store.dispatch(msg))?.expect("offset 0 is inside any log")
             }
         };
         store.commit_log = commit_log;
         store.commit_log.flush()?;
+        if rebuild_index {
+            store.rebuild_index()?;
+        }
+        store.set_queue_mins()?;
         store.checkpoint()?;
         let report = RecoveryReport {
             checkpoint,
@@ -191,18 +198,36 @@ impl MessageStore {
         Ok((store, report))
     }
 
-    /// Loads consume queues and the index, trusting them below `durable_until`.
-    fn load_derived(&mut self, durable_until: u64) -> Result<()> {
+    /// Loads consume queues and the index, trusting them below
+    /// `durable_until`; true when the index is to be rebuilt from the log.
+    fn load_derived(&mut self, durable_until: u64) -> Result<bool> {
         self.queues.clear();
         for topic in self.disk.list("consumequeue")? {
             for queue in self.disk.list(&format!("consumequeue/{topic}"))? {
                 let Ok(queue_id) = queue.parse::<u32>() else { continue };
                 let path = ConsumeQueue::path_of(&topic, queue_id);
-                let cq = ConsumeQueue::load(self.disk.as_ref(), path, durable_until)?;
+                let id = self.cache().queue_id();
+                let cq = ConsumeQueue::load(self.disk.as_ref(), path, id, durable_until)?;
                 self.queues.insert((topic.clone(), queue_id), cq);
             }
         }
-        self.index = KeyIndex::load(self.disk.as_ref(), durable_until)?;
+        let (index, rebuild) = KeyIndex::load(self.disk.as_ref(), durable_until)?;
+        self.index = index;
+        Ok(rebuild)
+    }
+
+    fn cache(&self) -> MutexGuard<'_, PageCache> {
+        self.cache.lock().expect("consume queue cache")
+    }
+
+    /// Works out each queue's first readable offset from the commit log's
+    /// first offset (at open, and after retention moved it).
+    fn set_queue_mins(&mut self) -> Result<()> {
+        let log_min = self.commit_log.min_offset();
+        let cache = self.cache.get_mut().expect("consume queue cache");
+        for cq in self.queues.values_mut() {
+            cq.set_min(self.disk.as_ref(), cache, log_min)?;
+        }
         Ok(())
     }
 
@@ -210,10 +235,11 @@ impl MessageStore {
     fn dispatch(&mut self, msg: &MessageExt) -> Result<()> {
         let topic = &msg.message.topic;
         let key = (topic.clone(), msg.queue_id);
+        let cache = self.cache.get_mut().expect("consume queue cache");
         let cq = self
             .queues
             .entry(key.clone())
-            .or_insert_with(|| ConsumeQueue::empty(ConsumeQueue::path_of(topic, msg.queue_id)));
+            .or_insert_with(|| ConsumeQueue::empty(ConsumeQueue::path_of(topic, msg.queue_id), cache.queue_id()));
         let entry = CqEntry {
             commit_log_offset: msg.commit_log_offset,
             size: msg.store_size,
@@ -227,10 +253,10 @@ impl MessageStore {
         cq.append(self.disk.as_ref(), msg.queue_offset, entry)?;
         self.dirty.insert(key);
         for k in &msg.message.keys {
-            self.index.add(self.disk.as_ref(), index::key_of(topic, k), msg.commit_log_offset)?;
+            self.index.add(self.disk.as_ref(), &index::key_of(topic, k), msg.commit_log_offset)?;
         }
         if let Some(id) = msg.message.unique_id() {
-            self.index.add(self.disk.as_ref(), index::uniq_of(id), msg.commit_log_offset)?;
+            self.index.add(self.disk.as_ref(), &index::uniq_of(id), msg.commit_log_offset)?;
         }
         Ok(())
     }
@@ -456,10 +482,7 @@ impl MessageStore {
     pub fn queue_offsets(&self, topic: &str, queue_id: u32) -> (u64, u64) {
         match self.queues.get(&(topic.to_string(), queue_id)) {
             None => (0, 0),
-            Some(cq) => {
-                let min = cq.first_at_or_after(self.commit_log.min_offset()).max(cq.min_offset());
-                (min, cq.max_offset())
-            }
+            Some(cq) => (cq.min_offset(), cq.max_offset()),
         }
     }
 
@@ -523,6 +546,7 @@ impl MessageStore {
     pub fn rebuild_queue(&mut self, topic: &str, queue_id: u32) -> Result<()> {
         let key = (topic.to_string(), queue_id);
         let old_max = self.queues.get(&key).map_or(0, ConsumeQueue::max_offset);
+        let log_min = self.commit_log.min_offset();
         // Built in memory and written in one durable step: the checkpoint
         // already vouches for the old file's entries, so a power loss in
         // the middle of a rewrite in place would leave holes where
@@ -548,7 +572,10 @@ impl MessageStore {
         let end = self.commit_log.write_offset();
         let rebuilt_max = base + entries.len() as u64;
         entries.extend((rebuilt_max..old_max).map(|_| CqEntry::hole(end)));
-        let rebuilt = ConsumeQueue::rewrite(self.disk.as_ref(), ConsumeQueue::path_of(topic, queue_id), base, entries)?;
+        let cache = self.cache.get_mut().expect("consume queue cache");
+        let path = ConsumeQueue::path_of(topic, queue_id);
+        let mut rebuilt = ConsumeQueue::rewrite(self.disk.as_ref(), path, cache.queue_id(), base, &entries)?;
+        rebuilt.set_min(self.disk.as_ref(), cache, log_min)?;
         marks::reach(Mark::QueueRebuilt);
         self.queues.insert(key, rebuilt);
         Ok(())
@@ -585,8 +612,14 @@ impl MessageStore {
         let mut next = offset;
         let mut scanned = 0;
         let mut bytes = 0u64;
+        let mut batch = std::collections::VecDeque::new();
         while next < max_offset && result.messages.len() < max_msgs && scanned < self.config.scan_entries_max {
-            let entry = cq.get(next).ok_or_else(|| inconsistent(format!("no entry at offset {next} inside its range")))?;
+            if batch.is_empty() {
+                // Entries come a batch at a time: a pull usually wants few.
+                let want = (max_msgs - result.messages.len()).clamp(32, 256) as u64;
+                batch.extend(cq.read(self.disk.as_ref(), &mut self.cache(), next, want)?);
+            }
+            let entry = batch.pop_front().ok_or_else(|| inconsistent(format!("no entry at offset {next} inside its range")))?;
             if entry.commit_log_offset + u64::from(entry.size) > visible_end {
                 break;
             }
@@ -649,9 +682,9 @@ impl MessageStore {
     pub fn query_by_key(&self, topic: &str, key: &str, max: usize, begin_ms: u64, end_ms: u64) -> Result<Vec<MessageExt>> {
         let mut found = Vec::new();
         let mut bytes = 0u64;
-        for &offset in self.index.lookup(&index::key_of(topic, key)).iter().rev() {
+        self.index.walk(self.disk.as_ref(), &index::key_of(topic, key), |offset| {
             if found.len() >= max || offset < self.commit_log.min_offset() {
-                break;
+                return Ok(false);
             }
             let msg = self.read_indexed(offset)?;
             if msg.message.topic != topic || !msg.message.keys.iter().any(|k| k == key) {
@@ -660,11 +693,12 @@ impl MessageStore {
             if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
                 bytes += u64::from(msg.store_size);
                 if !found.is_empty() && bytes > READ_BYTES_MAX {
-                    break;
+                    return Ok(false);
                 }
                 found.push(msg);
             }
-        }
+            Ok(true)
+        })?;
         found.reverse();
         Ok(found)
     }
@@ -674,7 +708,8 @@ impl MessageStore {
     pub fn query_by_unique_id(&self, id: &str) -> Result<Vec<MessageExt>> {
         let mut found = Vec::new();
         let mut bytes = 0u64;
-        for &offset in self.index.lookup(&index::uniq_of(id)).iter().filter(|&&o| o >= self.commit_log.min_offset()) {
+        let offsets = self.index.lookup(self.disk.as_ref(), &index::uniq_of(id))?;
+        for &offset in offsets.iter().filter(|&&o| o >= self.commit_log.min_offset()) {
             let msg = self.read_indexed(offset)?;
             if msg.message.unique_id() != Some(id) {
                 return Err(Error::Inconsistent(format!("index: id {id} points at offset {offset}, another message")));
@@ -712,16 +747,21 @@ impl MessageStore {
     }
 
     /// Rebuilds the key and unique id index from a walk of the commit log.
+    /// Crash-safe: a rebuild cut short is done again at the next open.
     pub fn rebuild_index(&mut self) -> Result<()> {
-        let mut records = Vec::new();
+        let disk = self.disk.as_ref();
+        let mut rebuilt = KeyIndex::begin_rebuild(disk)?;
         self.commit_log.walk(0, |msg| {
-            records.extend(msg.message.keys.iter().map(|k| (index::key_of(&msg.message.topic, k), msg.commit_log_offset)));
+            for k in &msg.message.keys {
+                rebuilt.add(disk, &index::key_of(&msg.message.topic, k), msg.commit_log_offset)?;
+            }
             if let Some(id) = msg.message.unique_id() {
-                records.push((index::uniq_of(id), msg.commit_log_offset));
+                rebuilt.add(disk, &index::uniq_of(id), msg.commit_log_offset)?;
             }
             Ok(())
         })?;
-        self.index = KeyIndex::rewrite(self.disk.as_ref(), records)?;
+        rebuilt.finish_rebuild(disk)?;
+        self.index = rebuilt;
         marks::reach(Mark::IndexRebuilt);
         Ok(())
     }
@@ -733,7 +773,7 @@ impl MessageStore {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let entry = cq
-                .get(mid)
+                .get(self.disk.as_ref(), &mut self.cache(), mid)?
                 .ok_or_else(|| Error::Inconsistent(format!("consume queue {topic}/{queue_id}: no entry at offset {mid} inside its range")))?;
             if self.commit_log.read(entry.commit_log_offset)?.store_timestamp_ms < timestamp_ms {
                 lo = mid + 1;
@@ -746,7 +786,12 @@ impl MessageStore {
 
     /// Deletes commit log segments older than the retention; returns how many.
     pub fn delete_expired(&mut self, now_ms: u64) -> Result<usize> {
-        self.commit_log.delete_before(now_ms.saturating_sub(self.config.retention_ms))
+        let deleted = self.commit_log.delete_before(now_ms.saturating_sub(self.config.retention_ms))?;
+        if deleted > 0 {
+            self.set_queue_mins()?;
+            self.index.delete_before(self.disk.as_ref(), self.commit_log.min_offset())?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -371,8 +371,8 @@ fn an_index_that_points_wrong_is_rebuilt_and_queries_answer_right() {
     for n in 0..6 {
         offsets.push(store.put(message("t", 0, n, 20), 0).unwrap().commit_log_offset);
     }
-    store.index.add(&disk, index::key_of("t", "key-3"), offsets[5]).unwrap();
-    store.index.add(&disk, index::uniq_of("id-2"), offsets[4]).unwrap();
+    store.index.add(&disk, &index::key_of("t", "key-3"), offsets[5]).unwrap();
+    store.index.add(&disk, &index::uniq_of("id-2"), offsets[4]).unwrap();
     assert!(matches!(store.query_by_key("t", "key-3", 32, 0, u64::MAX), Err(Error::Inconsistent(_))));
     let by_key = store.with_index_rebuild(|s| s.query_by_key("t", "key-3", 32, 0, u64::MAX)).unwrap();
     assert_eq!(by_key.len(), 1);
