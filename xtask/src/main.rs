@@ -7,6 +7,8 @@
 //! - `cargo mqsim ...` (= `cargo xtask mqsim ...`): the simulator's command
 //!   line, in release, with the planted bugs compiled in (off unless `--bug`).
 //! - `cargo xtask bench ...`: the real-mode broker benchmark, in release.
+//! - `cargo xtask bench-store ...`: the store with 10 M messages written,
+//!   reopened in a fresh process: recovery time and resident memory.
 //! - `cargo xtask bench-checker ...`: the checker's speed on generated
 //!   histories up to 1 M events, in release.
 //! - `cargo xtask fuzz --cases N [--seed S]`: the broker's whole request
@@ -60,7 +62,7 @@ fn mqsim(args: &[String]) -> Result<(), ExitCode> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-checker|fuzz|ci> [args...]");
+        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-store|bench-checker|fuzz|ci> [args...]");
         return ExitCode::from(2);
     };
     let result = match command.as_str() {
@@ -76,6 +78,11 @@ fn main() -> ExitCode {
                 cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
                 run(cmd)
             })
+        }
+        "bench-store" => {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "store-bench", "--"]).args(rest);
+            run(cmd)
         }
         "fuzz" => {
             let mut cmd = cargo();
@@ -101,7 +108,7 @@ fn main() -> ExitCode {
                 .and_then(|()| mqsim(&args("bugs --seeds 1..101")))
         }
         other => {
-            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-checker, fuzz or ci");
+            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-store, bench-checker, fuzz or ci");
             Err(ExitCode::from(2))
         }
     };

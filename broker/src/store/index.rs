@@ -293,16 +293,25 @@ fn read_record(disk: &dyn Disk, seq: u64, position: u32) -> Result<Option<Record
 /// the scan stops at a torn or corrupt record, at one pointing at or past
 /// `durable_until`, and at one whose link does not point back.
 fn scan(disk: &dyn Disk, seq: u64, durable_until: u64) -> Result<(Vec<u32>, u32)> {
-    let bytes = super::disk::read_all(disk, &records_path(seq))?.unwrap_or_default();
+    /// Records read at a time, so a scan holds 96 KiB of the file, not 24 MiB.
+    const BATCH: u32 = 4096;
+    let path = records_path(seq);
     let mut heads = vec![0u32; BUCKETS];
     let mut count = 0u32;
-    for chunk in bytes.chunks_exact(RECORD_LEN).take(RECORDS_PER_FILE as usize) {
-        match Record::from_bytes(chunk) {
-            Some(r) if r.offset < durable_until && r.prev <= count && r.prev == heads[bucket(r.hash)] => {
-                count += 1;
-                heads[bucket(r.hash)] = count;
+    while count < RECORDS_PER_FILE {
+        let bytes = disk.read(&path, u64::from(count) * RECORD_LEN as u64, BATCH as usize * RECORD_LEN)?;
+        let before = count;
+        for chunk in bytes.chunks_exact(RECORD_LEN) {
+            match Record::from_bytes(chunk) {
+                Some(r) if r.offset < durable_until && r.prev <= count && r.prev == heads[bucket(r.hash)] => {
+                    count += 1;
+                    heads[bucket(r.hash)] = count;
+                }
+                _ => return Ok((heads, count)),
             }
-            _ => break,
+        }
+        if count - before < BATCH {
+            break;
         }
     }
     Ok((heads, count))
