@@ -47,7 +47,7 @@ pub use resolve::{
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, CrashStep, HostileSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress, ReplicationMode,
+    ConsumerSpec, Cost, CrashStep, HostileSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress, ReplicationMode,
     Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

@@ -87,6 +87,109 @@ pub struct Topology {
     /// `transactionCheckMax`. Default 15.
     #[serde(default = "default_transaction_check_max")]
     pub transaction_check_max: u32,
+    /// What work costs in simulated time (`[topology.cost]`): the brokers'
+    /// request service times, disk bandwidth and fsync latency, link latency
+    /// and bandwidth. Absent, work is free, as correctness sweeps want; an
+    /// empty `[topology.cost]` takes [`Cost`]'s defaults, calibrated on the
+    /// real broker on this project's 2-core machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+/// The cost model of a capacity experiment. Every time is simulated; the
+/// simulation's clock moves in steps of at least 1 ms (madsim's shortest
+/// sleep and packet delivery), so work shorter than that is accounted in
+/// microseconds and waited for once a millisecond or more is owed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Threads serving requests on each broker: requests beyond them queue.
+    /// Default 2 (this machine's cores).
+    #[serde(default = "default_broker_workers")]
+    pub broker_workers: u32,
+    /// Service time of a send, µs, before its body. Default 14.8: the real
+    /// broker's CPU per 1 KiB send less `per_kib_us`, measured with `bench`.
+    #[serde(default = "default_send_us")]
+    pub send_us: f64,
+    /// Service time of a pull, µs, before the messages it returns.
+    /// Default 20.
+    #[serde(default = "default_pull_us")]
+    pub pull_us: f64,
+    /// Service time of any other request, µs. Default 10.
+    #[serde(default = "default_other_us")]
+    pub other_us: f64,
+    /// Service time per KiB of message bytes sent or pulled, µs. Default
+    /// 1.03 (measured: 15.8 µs per 1 KiB send, 31.2 per 16 KiB).
+    #[serde(default = "default_per_kib_us")]
+    pub per_kib_us: f64,
+    /// Disk write bandwidth, MiB/s: an fsync waits for the bytes written
+    /// since the last one. Default 1,400 (a 1 MiB fdatasync here: 0.75 ms).
+    #[serde(default = "default_disk_mib_s")]
+    pub disk_mib_s: f64,
+    /// fsync latency, ms: median and 99th percentile of a log-normal draw.
+    /// Default [0.064, 0.126] (fdatasync of 1 KiB appends here).
+    #[serde(default = "default_fsync_ms")]
+    pub fsync_ms: [f64; 2],
+    /// One-way latency of a packet, ms, drawn uniformly from the range; a
+    /// delivery takes at least 1 ms whatever is drawn (madsim). Default
+    /// [0.02, 0.04] (loopback).
+    #[serde(default = "default_link_latency_ms")]
+    pub link_latency_ms: [f64; 2],
+    /// Bandwidth of each connection in each direction, MiB/s. Default 2,000.
+    #[serde(default = "default_link_mib_s")]
+    pub link_mib_s: f64,
+}
+
+impl Default for Cost {
+    fn default() -> Cost {
+        Cost {
+            broker_workers: default_broker_workers(),
+            send_us: default_send_us(),
+            pull_us: default_pull_us(),
+            other_us: default_other_us(),
+            per_kib_us: default_per_kib_us(),
+            disk_mib_s: default_disk_mib_s(),
+            fsync_ms: default_fsync_ms(),
+            link_latency_ms: default_link_latency_ms(),
+            link_mib_s: default_link_mib_s(),
+        }
+    }
+}
+
+fn default_broker_workers() -> u32 {
+    2
+}
+
+fn default_send_us() -> f64 {
+    14.8
+}
+
+fn default_pull_us() -> f64 {
+    20.0
+}
+
+fn default_other_us() -> f64 {
+    10.0
+}
+
+fn default_per_kib_us() -> f64 {
+    1.03
+}
+
+fn default_disk_mib_s() -> f64 {
+    1_400.0
+}
+
+fn default_fsync_ms() -> [f64; 2] {
+    [0.064, 0.126]
+}
+
+fn default_link_latency_ms() -> [f64; 2] {
+    [0.02, 0.04]
+}
+
+fn default_link_mib_s() -> f64 {
+    2_000.0
 }
 
 fn default_transaction_timeout_ms() -> u64 {

@@ -431,3 +431,34 @@ fn every_problem_is_reported_at_once() {
     assert!(message.contains("tail_s: must be at least 1"), "{message}");
 }
 
+
+/// BASE with a `[topology.cost]` table holding `lines`.
+fn with_cost(lines: &str) -> String {
+    BASE.replace("flush = \"sync\"\n", &format!("flush = \"sync\"\n\n[topology.cost]\n{lines}\n"))
+}
+
+/// No table, no cost; an empty one takes the calibrated defaults; a field
+/// set overrides its default alone.
+#[test]
+fn a_cost_table_takes_defaults_field_by_field() {
+    let none = Scenario::from_toml_str(BASE, "test.toml").unwrap();
+    assert_eq!(none.topology.cost, None);
+    let empty = Scenario::from_toml_str(&with_cost(""), "test.toml").unwrap();
+    assert_eq!(empty.topology.cost, Some(Cost::default()));
+    let some = Scenario::from_toml_str(&with_cost("broker_workers = 8\nfsync_ms = [1.0, 5.0]"), "test.toml").unwrap();
+    let cost = some.topology.cost.clone().unwrap();
+    assert_eq!((cost.broker_workers, cost.fsync_ms, cost.send_us), (8, [1.0, 5.0], Cost::default().send_us));
+    // Resolved options print every field of the model.
+    let options = some.resolve(1).options();
+    assert!(options.iter().any(|(k, v)| k == "topology.cost.send_us" && v == "14.8"), "{options:?}");
+}
+
+#[test]
+fn a_cost_model_out_of_range_is_refused() {
+    assert_error(&with_cost("broker_workers = 0"), "topology.cost.broker_workers: must be at least 1");
+    assert_error(&with_cost("send_us = -1.0"), "topology.cost.send_us: must be a finite number >= 0");
+    assert_error(&with_cost("disk_mib_s = 0.0"), "topology.cost.disk_mib_s: must be a finite number > 0");
+    assert_error(&with_cost("fsync_ms = [2.0, 1.0]"), "topology.cost.fsync_ms: the 99th percentile must be at least the median");
+    assert_error(&with_cost("link_latency_ms = [5.0, 1.0]"), "topology.cost.link_latency_ms: must be [low, high]");
+    assert_error(&with_cost("cpu = 3"), "unknown field `cpu`");
+}

@@ -54,6 +54,36 @@ impl Validator<'_> {
         }
     }
 
+    fn cost(&mut self, cost: &crate::spec::Cost) {
+        self.at_least("topology.cost.broker_workers", cost.broker_workers.into(), 1);
+        for (path, value) in [
+            ("send_us", cost.send_us),
+            ("pull_us", cost.pull_us),
+            ("other_us", cost.other_us),
+            ("per_kib_us", cost.per_kib_us),
+            ("fsync_ms[0]", cost.fsync_ms[0]),
+            ("fsync_ms[1]", cost.fsync_ms[1]),
+            ("link_latency_ms[0]", cost.link_latency_ms[0]),
+            ("link_latency_ms[1]", cost.link_latency_ms[1]),
+        ] {
+            self.rate(format!("topology.cost.{path}"), value);
+        }
+        for (path, value) in [("disk_mib_s", cost.disk_mib_s), ("link_mib_s", cost.link_mib_s)] {
+            if !value.is_finite() || value <= 0.0 {
+                self.fail(format!("topology.cost.{path}"), format!("must be a finite number > 0, got {value}"));
+            }
+        }
+        if cost.fsync_ms[1] < cost.fsync_ms[0] {
+            self.fail("topology.cost.fsync_ms", format!("the 99th percentile must be at least the median, got {:?}", cost.fsync_ms));
+        }
+        if cost.link_latency_ms[1] < cost.link_latency_ms[0] {
+            self.fail("topology.cost.link_latency_ms", format!("must be [low, high] with low <= high, got {:?}", cost.link_latency_ms));
+        }
+        if cost.link_latency_ms[1] > 60_000.0 || cost.fsync_ms[1] > 60_000.0 {
+            self.fail("topology.cost", "latencies above 60 s are not a cost model".to_string());
+        }
+    }
+
     fn rate(&mut self, path: impl Into<String>, value: f64) {
         if !value.is_finite() || value < 0.0 {
             self.fail(path, format!("must be a finite number >= 0, got {value}"));
@@ -181,6 +211,9 @@ impl Validator<'_> {
             }
         }
         let t = &self.scenario.topology;
+        if let Some(cost) = &t.cost {
+            self.cost(cost);
+        }
         self.at_least("topology.transaction_timeout_ms", t.transaction_timeout_ms, 1);
         self.at_least("topology.transaction_check_interval_ms", t.transaction_check_interval_ms, 1);
         self.at_least("topology.transaction_check_max", t.transaction_check_max.into(), 1);

@@ -2,6 +2,7 @@
 //! plus injectable faults.
 
 use broker::model::MessageExt;
+use broker::server::cost::{Servers, WAIT_MIN_US};
 use broker::store::{commit_log, entry, Disk, MemDisk};
 use scenarios::DiskFaultKind;
 use std::io;
@@ -44,12 +45,75 @@ pub struct FlippedBit {
 pub struct SimDisk {
     mem: MemDisk,
     faults: Arc<Mutex<DiskFaults>>,
+    cost: Arc<Mutex<Option<DiskCost>>>,
+}
+
+/// What the disk's work costs (a capacity experiment's model): an fsync
+/// takes a log-normal latency plus the bytes written since the last one
+/// over the bandwidth, one after another on the device.
+#[derive(Debug)]
+struct DiskCost {
+    mib_s: f64,
+    fsync_median_ms: f64,
+    /// Of the fsync latency's logarithm: ln(p99 / median) / z(0.99).
+    fsync_sigma: f64,
+    /// The draws' state (splitmix64), seeded from the run.
+    rng: u64,
+    /// The device, made at the first fsync (the clock runs by then).
+    device: Option<Servers>,
+    /// Bytes appended since the last fsync was costed.
+    written: u64,
+}
+
+/// z of the normal distribution's 99th percentile.
+const Z_99: f64 = 2.326_347_874;
+
+impl DiskCost {
+    fn uniform(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // In (0, 1]: never 0, so its logarithm is finite.
+        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// One fsync's latency, µs (Box-Muller for the normal draw).
+    fn fsync_us(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        self.fsync_median_ms * 1000.0 * (self.fsync_sigma * normal).exp()
+    }
+
+    /// Reserves the device for an fsync now; returns the ms to wait.
+    fn fsync_owed_ms(&mut self) -> u64 {
+        let us = self.fsync_us() + self.written as f64 / (self.mib_s * 1024.0 * 1024.0) * 1e6;
+        self.written = 0;
+        let device = self.device.get_or_insert_with(|| Servers::new(1));
+        let owed = device.reserve(us);
+        if owed < WAIT_MIN_US {
+            0
+        } else {
+            owed.div_ceil(1000)
+        }
+    }
 }
 
 impl SimDisk {
     /// An empty, healthy disk.
     pub fn new() -> SimDisk {
         SimDisk::default()
+    }
+
+    /// Gives the disk a cost model: write bandwidth in MiB/s, and fsync
+    /// latency in ms as [median, 99th percentile] of a log-normal
+    /// distribution drawn from `seed`.
+    pub fn set_cost(&self, mib_s: f64, fsync_ms: [f64; 2], seed: u64) {
+        let [median, p99] = fsync_ms;
+        let fsync_sigma = if median > 0.0 && p99 > median { (p99 / median).ln() / Z_99 } else { 0.0 };
+        *self.cost.lock().expect("disk cost") =
+            Some(DiskCost { mib_s, fsync_median_ms: median, fsync_sigma, rng: seed, device: None, written: 0 });
     }
 
     /// The faults in force.
@@ -172,6 +236,9 @@ impl Disk for SimDisk {
 
     fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
         self.check_write()?;
+        if let Some(cost) = self.cost.lock().expect("disk cost").as_mut() {
+            cost.written += data.len() as u64;
+        }
         self.mem.append(path, data)
     }
 
@@ -201,13 +268,28 @@ impl Disk for SimDisk {
     }
 
     fn sync_delay_ms(&self) -> u64 {
-        self.faults().slow_fsync_ms
+        let modeled = self.cost.lock().expect("disk cost").as_mut().map_or(0, DiskCost::fsync_owed_ms);
+        self.faults().slow_fsync_ms + modeled
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fsync draws follow the configured median and 99th percentile.
+    #[test]
+    fn fsync_latency_draws_fit_their_percentiles() {
+        let disk = SimDisk::new();
+        disk.set_cost(100.0, [2.0, 8.0], 7);
+        let mut cost = disk.cost.lock().unwrap();
+        let cost = cost.as_mut().unwrap();
+        let mut draws: Vec<f64> = (0..20_000).map(|_| cost.fsync_us() / 1000.0).collect();
+        draws.sort_by(f64::total_cmp);
+        let (p50, p99) = (draws[10_000], draws[19_800]);
+        assert!((1.9..2.1).contains(&p50), "p50 {p50}");
+        assert!((7.2..8.8).contains(&p99), "p99 {p99}");
+    }
 
     #[test]
     fn faults_fail_writes_until_healed() {

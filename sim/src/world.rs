@@ -157,6 +157,12 @@ impl World {
             net_layers: Mutex::new(Vec::new()),
             resolved: resolved.clone(),
         };
+        // The cost model's links, before any connection opens.
+        broker::net::set_link_bandwidth(scenario.topology.cost.as_ref().map(|c| c.link_mib_s));
+        if scenario.topology.cost.is_some() {
+            let config = world.base_net_config();
+            NetSim::current().update_config(|c| *c = config);
+        }
         let db_id = world.database_node();
         world.ids.insert(DB_NODE.to_string(), db_id);
         // A power loss of the database drops its unsynced bytes like a broker's.
@@ -356,11 +362,22 @@ impl World {
         // (RocketMQ then drops it from its groups); madsim sends no reset,
         // so the broker relies on expiry: three missed heartbeats.
         config.client_expiry_ms = 15_000;
+        config.service_cost = topology.cost.as_ref().map(|c| broker::server::cost::ServiceCost {
+            workers: c.broker_workers,
+            send_us: c.send_us,
+            pull_us: c.pull_us,
+            other_us: c.other_us,
+            per_kib_us: c.per_kib_us,
+        });
         config
     }
 
     fn broker_node(&mut self, name: &str, n: u32, ip: IpAddr, clock: Clock) -> NodeId {
         let disk = SimDisk::new();
+        if let Some(cost) = &self.resolved.scenario.topology.cost {
+            // Each broker's disk draws its own fsync latencies from the run's seed.
+            disk.set_cost(cost.disk_mib_s, cost.fsync_ms, self.resolved.seed ^ (u64::from(n) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
         self.disks.insert(name.to_string(), disk.clone());
         let config = self.broker_config(n, ip);
         self.node(name, ip, move || {
@@ -621,6 +638,18 @@ impl World {
         clogged.retain(|_, count| *count > 0);
     }
 
+    /// The network without faults: madsim's defaults (1-10 ms a packet), or
+    /// the cost model's link latency.
+    fn base_net_config(&self) -> madsim::net::Config {
+        let mut config = madsim::net::Config::default();
+        if let Some(cost) = &self.resolved.scenario.topology.cost {
+            let [lo, hi] = cost.link_latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
+            // madsim draws from a half-open range: never an empty one.
+            config.send_latency = lo..hi.max(lo + Duration::from_nanos(1));
+        }
+        config
+    }
+
     /// Adds (`on`) or removes a latency or loss fault and sets the network
     /// to what the faults still in force make: the widest latency range and
     /// the combined loss, or madsim's defaults when none is left. Returns
@@ -632,7 +661,7 @@ impl World {
         } else if let Some(i) = layers.iter().position(|f| f == fault) {
             layers.remove(i);
         }
-        let mut config = madsim::net::Config::default();
+        let mut config = self.base_net_config();
         let mut latency: Option<(u64, u64)> = None;
         let mut delivered = 1.0;
         for layer in layers.iter() {

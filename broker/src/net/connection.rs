@@ -9,7 +9,7 @@ use crate::protocol::{decode_payload, encode_payload, Frame, FrameCodec, Request
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,6 +18,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
 type Pending = Arc<Mutex<BTreeMap<u32, oneshot::Sender<Frame>>>>;
+
+/// Bandwidth of every connection in each direction, MiB/s, as f64 bits; 0:
+/// unlimited. Only the simulation sets it (a capacity experiment's cost
+/// model: one run per process), before any connection opens.
+static LINK_MIB_S: AtomicU64 = AtomicU64::new(0);
+
+/// Sets every connection's bandwidth in each direction (`None`: unlimited).
+pub fn set_link_bandwidth(mib_s: Option<f64>) {
+    let bits = mib_s.filter(|b| b.is_finite() && *b > 0.0).map_or(0, f64::to_bits);
+    LINK_MIB_S.store(bits, Ordering::Relaxed);
+}
+
+fn link_bandwidth() -> Option<f64> {
+    Some(LINK_MIB_S.load(Ordering::Relaxed)).filter(|&bits| bits != 0).map(f64::from_bits)
+}
 
 /// What serves the requests a connection's peer sends.
 pub trait Inbound: Send + Sync + 'static {
@@ -89,6 +104,9 @@ impl Connection {
             let closed = conn.closed.clone();
             let mut stop = stop.clone();
             tokio::spawn(async move {
+                // The link as a server in virtual time: a frame is on the
+                // wire for its size over the bandwidth, after those before it.
+                let link = link_bandwidth().map(|mib_s| (mib_s, crate::server::cost::Servers::new(1)));
                 loop {
                     let frame = tokio::select! {
                         biased;
@@ -96,6 +114,10 @@ impl Connection {
                         frame = rx.recv() => frame,
                     };
                     let Some(frame) = frame else { break };
+                    if let Some((mib_s, wire)) = &link {
+                        let us = frame.payload.len() as f64 / (mib_s * 1024.0 * 1024.0) * 1e6;
+                        crate::server::cost::wait(wire.reserve(us)).await;
+                    }
                     if sink.send(frame).await.is_err() {
                         break;
                     }

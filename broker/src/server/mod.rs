@@ -5,6 +5,7 @@
 //! Request handling follows decode -> apply -> response: handlers return a
 //! [`Response`] and the connection layer writes it.
 
+pub mod cost;
 pub mod epochs;
 mod failover;
 mod groups;
@@ -160,6 +161,9 @@ pub struct BrokerConfig {
     pub ha_max_time_slave_not_catchup_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
+    /// What serving requests costs in simulated time (capacity
+    /// experiments); `None`, as in real mode, costs nothing.
+    pub service_cost: Option<cost::ServiceCost>,
 }
 
 impl BrokerConfig {
@@ -196,6 +200,7 @@ impl BrokerConfig {
             controller_heartbeat_ms: 1_000,
             ha_max_time_slave_not_catchup_ms: 15_000,
             store: StoreConfig::default(),
+            service_cost: None,
         }
     }
 }
@@ -265,6 +270,8 @@ pub struct Broker {
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
     flush_request: Notify,
+    /// The worker pool's costs, when the configuration has a model.
+    workers: Option<cost::WorkerPool>,
     flushed: watch::Sender<FlushState>,
     pool: ConnectionPool,
     put_count: AtomicU64,
@@ -314,6 +321,7 @@ impl Broker {
             let timeout = config.request_timeout_ms.min(config.controller_heartbeat_ms.max(100));
             ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(timeout))
         });
+        let workers = config.service_cost.clone().map(cost::WorkerPool::new);
         Ok(Arc::new(Broker {
             config,
             clock,
@@ -341,6 +349,7 @@ impl Broker {
             written: watch::Sender::new(flushed_offset),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
+            workers,
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
             pool,
             put_count: AtomicU64::new(0),
@@ -697,7 +706,13 @@ fn load_services(store: &mut MessageStore, disk: &dyn Disk) -> Result<(ScheduleP
 
 impl Service for Broker {
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
-        Box::pin(async move { self.apply(request, peer).await })
+        Box::pin(async move {
+            let Some(workers) = &self.workers else { return self.apply(request, peer).await };
+            workers.occupy(workers.request_us(&request)).await;
+            let response = self.apply(request, peer).await;
+            workers.occupy(workers.response_us(&response)).await;
+            response
+        })
     }
 
     fn opened(&self, peer: SocketAddr, conn: &Arc<Connection>) {
