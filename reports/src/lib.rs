@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod escape;
 pub mod html;
 pub mod latency;

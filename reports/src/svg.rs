@@ -52,8 +52,9 @@ fn label(value: f64) -> String {
     }
 }
 
-/// Writes x-axis ticks (seconds) along `y_axis` from `top` to `y_axis`.
-fn x_axis(out: &mut String, x_max_s: f64, top: f64, y_axis: f64) {
+/// Writes x-axis ticks along `y_axis` from `top` to `y_axis`, and the
+/// axis' name under them.
+fn x_axis(out: &mut String, x_max_s: f64, top: f64, y_axis: f64, x_label: &str) {
     let plot_w = WIDTH - LEFT - RIGHT;
     let step = nice_step(x_max_s, 10.0);
     let _ = write!(
@@ -74,14 +75,20 @@ fn x_axis(out: &mut String, x_max_s: f64, top: f64, y_axis: f64) {
     }
     let _ = write!(
         out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis">simulated time (s)</text>"#,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="axis">{}</text>"#,
         LEFT + plot_w / 2.0,
-        y_axis + 30.0
+        y_axis + 30.0,
+        escape(x_label)
     );
 }
 
 /// A line chart of `series` over `[0, x_max_s]` seconds, y from 0 up.
 pub fn line_chart(title: &str, y_label: &str, x_max_s: f64, series: &[Series]) -> String {
+    xy_chart(title, "simulated time (s)", y_label, x_max_s, series)
+}
+
+/// A line chart of `series` over `[0, x_max]` of `x_label`, y from 0 up.
+pub fn xy_chart(title: &str, x_label: &str, y_label: &str, x_max_s: f64, series: &[Series]) -> String {
     let height = 280.0;
     let (top, bottom) = (30.0, height - 40.0);
     let plot_w = WIDTH - LEFT - RIGHT;
@@ -125,7 +132,7 @@ pub fn line_chart(title: &str, y_label: &str, x_max_s: f64, series: &[Series]) -
         (top + bottom) / 2.0,
         escape(y_label)
     );
-    x_axis(&mut out, x_max_s, top, bottom);
+    x_axis(&mut out, x_max_s, top, bottom, x_label);
     for s in series {
         let points: Vec<String> = s
             .points
@@ -344,7 +351,7 @@ pub fn timeline(history: &[Event], end_ms: u64) -> String {
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img"><title>fault timeline</title>"#
     );
-    x_axis(&mut out, x_max_s, top, bottom);
+    x_axis(&mut out, x_max_s, top, bottom, "simulated time (s)");
     if lanes.is_empty() {
         let _ = write!(
             out,

@@ -16,6 +16,9 @@ pub struct RunOptions {
     pub bugs: Vec<Bug>,
 }
 
+/// When producers and consumers start, after brokers registered and topics exist.
+pub const WORKLOAD_START_MS: u64 = 3_000;
+
 /// Everything a run produced.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {

@@ -39,6 +39,9 @@ pub const PROPERTY_REGION: &str = "REGION";
 const RESEND_BACKOFF: Duration = Duration::from_secs(1);
 /// Operations one non-FIFO producer keeps in flight at most.
 const IN_FLIGHT_MAX: usize = 64;
+/// Sends one producer of a batched (over 1,000 a second) load may have in
+/// flight: RocketMQ's bound on a client's asynchronous sends.
+const ASYNC_IN_FLIGHT_MAX: usize = 65_535;
 /// Regions a message's `REGION` property is drawn from.
 const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "cn-north"];
 
@@ -405,7 +408,13 @@ pub async fn run_producer(
     if now < WORKLOAD_START_MS {
         tokio::time::sleep(Duration::from_millis(WORKLOAD_START_MS - now)).await;
     }
-    let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
+    // Above one send a millisecond (the clock's step) sends go out in a
+    // batch each tick, as many as have come due since the load began: an
+    // open-loop load, its sends bounded only as RocketMQ bounds a client's
+    // asynchronous sends (65,535 in flight).
+    let batched = interval < Duration::from_millis(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(if batched { ASYNC_IN_FLIGHT_MAX } else { IN_FLIGHT_MAX }));
+    let (load_start_ms, mut started) = (recorder.now_ms(), 0u64);
     while recorder.now_ms() < stop_at_ms {
         if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {
             if let Sender::Transactional(producer, _) = sender.as_ref() {
@@ -452,7 +461,15 @@ pub async fn run_producer(
                 drop(permit);
             });
         }
-        tokio::time::sleep(interval).await;
+        started += 1;
+        if !batched {
+            tokio::time::sleep(interval).await;
+        } else {
+            let due = |now_ms: u64| ((now_ms - load_start_ms) as f64 * spec.rate_per_s / 1000.0) as u64 + 1;
+            while started >= due(recorder.now_ms()) && recorder.now_ms() < stop_at_ms {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
     }
     std::future::pending::<()>().await
 }

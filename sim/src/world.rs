@@ -36,8 +36,7 @@ fn db_addr() -> SocketAddr {
     SocketAddr::new(ip_of(&Node::Database(0), 0), DB_PORT)
 }
 
-/// When producers and consumers start, after brokers registered and topics exist.
-pub const WORKLOAD_START_MS: u64 = 3_000;
+pub use crate::run::WORKLOAD_START_MS;
 
 /// A draw from the simulation's seeded RNG.
 pub fn draw() -> u64 {

@@ -185,3 +185,45 @@ fn planted_bugs_are_caught_by_the_check_named_for_them() {
         assert_ne!(caught, format!("{counter}0"), "{bug} was not caught by {counter}: {fail}");
     }
 }
+
+/// The cost model bounds what a broker serves: with one worker and 10 ms a
+/// send, 300 sends a second offered are acknowledged at about 100 a second;
+/// two workers serve about twice that. The sweep's table names each value.
+#[test]
+fn a_bench_sweep_shows_the_worker_pool_bounding_throughput() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/slow-broker.toml");
+    let dir = std::env::temp_dir().join(format!("mqsim-bench-test-{}", std::process::id()));
+    let report = dir.to_str().expect("a UTF-8 temporary path");
+    let (ok, stdout) = mqsim(&["bench", scenario, "--sweep", "topology.cost.broker_workers=1,2", "--report", report]);
+    assert!(ok, "the bench's runs pass their checks:\n{stdout}");
+    let acked = |workers: &str| -> f64 {
+        let row = stdout.lines().find(|l| l.starts_with(&format!("| {workers} | "))).unwrap_or_else(|| panic!("no row for {workers}"));
+        row.split('|').nth(3).and_then(|c| c.trim().parse().ok()).expect("an acked/s cell")
+    };
+    let (one, two) = (acked("1"), acked("2"));
+    assert!((85.0..=110.0).contains(&one), "one worker of 10 ms a send: {one}/s");
+    assert!((170.0..=220.0).contains(&two), "two workers: {two}/s");
+    let html = std::fs::read_to_string(dir.join("bench.html")).expect("bench.html written");
+    assert_eq!(html.matches("<svg").count(), 2, "two charts");
+    assert!(std::fs::read_to_string(dir.join("bench.md")).expect("bench.md").contains("topology.cost.broker_workers"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A sweep of a field the scenario does not have is refused with its path.
+#[test]
+fn a_bench_sweep_of_an_unknown_field_is_refused() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/slow-broker.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["bench", scenario, "--sweep", "topology.brokers=1,2"])
+        .output()
+        .expect("mqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `brokers`"), "{stderr}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
+        .args(["bench", scenario, "--sweep", "workload.producers[3].rate_per_s=1"])
+        .output()
+        .expect("mqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has 1 items"), "{stderr}");
+}

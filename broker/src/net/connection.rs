@@ -30,6 +30,13 @@ pub fn set_link_bandwidth(mib_s: Option<f64>) {
     LINK_MIB_S.store(bits, Ordering::Relaxed);
 }
 
+/// Frames one write of a modelled link carries at most.
+const COALESCE_MAX: usize = 1024;
+/// Bytes one write of a modelled link carries at most (about).
+const COALESCE_BYTES_MAX: usize = 4 << 20;
+/// Yields that find no new frame before a modelled link's batch is written.
+const COALESCE_QUIET_YIELDS: u32 = 3;
+
 fn link_bandwidth() -> Option<f64> {
     Some(LINK_MIB_S.load(Ordering::Relaxed)).filter(|&bits| bits != 0).map(f64::from_bits)
 }
@@ -89,7 +96,12 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (mut sink, mut frames) = Framed::new(stream, FrameCodec).split();
+        let mut framed = Framed::new(stream, FrameCodec);
+        if link_bandwidth().is_some() {
+            // A batch of frames goes out in one write (see the writer).
+            framed.set_backpressure_boundary(COALESCE_BYTES_MAX);
+        }
+        let (mut sink, mut frames) = framed.split();
         let (outbound, mut rx) = mpsc::channel::<Frame>(1024);
         let (shutdown, stop) = watch::channel(false);
         let conn = Arc::new(Connection {
@@ -107,6 +119,7 @@ impl Connection {
                 // The link as a server in virtual time: a frame is on the
                 // wire for its size over the bandwidth, after those before it.
                 let link = link_bandwidth().map(|mib_s| (mib_s, crate::server::cost::Servers::new(1)));
+                let mut last_write = None;
                 loop {
                     let frame = tokio::select! {
                         biased;
@@ -114,13 +127,48 @@ impl Connection {
                         frame = rx.recv() => frame,
                     };
                     let Some(frame) = frame else { break };
-                    if let Some((mib_s, wire)) = &link {
-                        let us = frame.payload.len() as f64 / (mib_s * 1024.0 * 1024.0) * 1e6;
-                        crate::server::cost::wait(wire.reserve(us)).await;
+                    let Some((mib_s, wire)) = &link else {
+                        if sink.send(frame).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    };
+                    // Under a link model the frames already waiting go out in
+                    // one write, as a busy TCP connection coalesces them: the
+                    // simulated network delivers a connection's writes at
+                    // most one a millisecond, which would cap it at 1,000
+                    // frames a second whatever the bandwidth.
+                    // A connection that wrote within the last millisecond
+                    // waits for the next one, gathering what comes meanwhile;
+                    // frames sent at this instant by tasks not yet run are
+                    // waited for by yielding until the queue stays empty.
+                    if last_write.is_some_and(|t: tokio::time::Instant| t.elapsed() < Duration::from_millis(1)) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    if sink.send(frame).await.is_err() {
+                    let mut batch = vec![frame];
+                    let (mut bytes, mut quiet) = (batch[0].payload.len(), 0);
+                    while batch.len() < COALESCE_MAX && bytes < COALESCE_BYTES_MAX && quiet < COALESCE_QUIET_YIELDS {
+                        match rx.try_recv() {
+                            Ok(frame) => {
+                                bytes += frame.payload.len();
+                                batch.push(frame);
+                                quiet = 0;
+                            }
+                            Err(_) => {
+                                quiet += 1;
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }
+                    crate::server::cost::wait(wire.reserve(bytes as f64 / (mib_s * 1024.0 * 1024.0) * 1e6)).await;
+                    let mut written = true;
+                    for frame in batch {
+                        written &= sink.feed(frame).await.is_ok();
+                    }
+                    if !written || sink.flush().await.is_err() {
                         break;
                     }
+                    last_write = Some(tokio::time::Instant::now());
                 }
                 closed.store(true, Ordering::Relaxed);
             });

@@ -135,6 +135,30 @@ enum Command {
         #[arg(long)]
         history: Option<PathBuf>,
     },
+    /// Capacity benchmark: run a scenario under its cost model (the
+    /// calibrated defaults when it has none) and report throughput, send and
+    /// end-to-end latency percentiles and backlog; with --sweep, once per
+    /// value of one parameter, with a table and charts. Every run is also
+    /// checked, so a capacity figure never hides a lost message.
+    Bench {
+        /// Scenario name or file.
+        scenario: String,
+        /// The seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `path=v1,v2,...`: a scenario field by the path `run` prints it
+        /// under (`topology.broker_groups=1,2,4`,
+        /// `workload.producers[0].rate_per_s=2000,4000`,
+        /// `topology.flush=async,sync`), one run per value.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Write bench.md, bench.html (the charts and table) and bench.json here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Runs at once (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Prove every planted bug is caught by the check it targets: for each
     /// bug, sweep the catalogue (its likeliest scenario first) until some
     /// seed fails; report the repro line and which checks failed.
@@ -469,6 +493,7 @@ fn execute(cli: Cli) -> Result<bool> {
             let bugs = parse_bugs(&bugs)?;
             shrink(&scenario, &label_of(&arg, &scenario), seed, bugs, out.as_deref())
         }
+        Command::Bench { scenario, seed, sweep, report, jobs: j } => bench(&scenario, seed, sweep.as_deref(), report.as_deref(), jobs(j)),
         Command::Seed { seed, bugs, trace, history } => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
@@ -930,4 +955,143 @@ impl<'a> Progress<'a> {
             eprint!("\r\x1b[K");
         }
     }
+}
+
+/// Splits `path=v1,v2,...`.
+fn parse_sweep(arg: &str) -> Result<(String, Vec<String>)> {
+    let (path, values) = arg.split_once('=').ok_or_else(|| bad(format!("--sweep {arg:?}: expected path=v1,v2,...")))?;
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+    if path.trim().is_empty() || values.is_empty() {
+        return Err(bad(format!("--sweep {arg:?}: expected path=v1,v2,...")));
+    }
+    Ok((path.trim().to_string(), values))
+}
+
+/// `base` with the field at `path` (dotted, with `[i]` for array items, as
+/// `run` prints the resolved options) set to `value`, read as a TOML value
+/// (a bare word is a string), and validated again.
+fn with_field(base: &Scenario, path: &str, value: &str) -> Result<Scenario> {
+    let mut doc: toml::Value = toml::from_str(&base.to_toml_string()).context("the scenario as TOML")?;
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut at = &mut doc;
+    let segments: Vec<&str> = path.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => {
+                let index = rest.strip_suffix(']').and_then(|n| n.parse::<usize>().ok());
+                (name, Some(index.ok_or_else(|| bad(format!("--sweep: {segment:?} in {path:?}: expected name[index]")))?))
+            }
+            None => (*segment, None),
+        };
+        let last = i + 1 == segments.len() && index.is_none();
+        let table = at.as_table_mut().ok_or_else(|| bad(format!("--sweep: {path:?}: {name:?} is not inside a table")))?;
+        if last {
+            table.insert(name.to_string(), parsed);
+            break;
+        }
+        at = table.get_mut(name).ok_or_else(|| bad(format!("--sweep: {path:?}: the scenario has no {name:?}")))?;
+        if let Some(index) = index {
+            let items = at.as_array_mut().ok_or_else(|| bad(format!("--sweep: {path:?}: {name:?} is not a list")))?;
+            let len = items.len();
+            at = items.get_mut(index).ok_or_else(|| bad(format!("--sweep: {path:?}: {name:?} has {len} items")))?;
+            if i + 1 == segments.len() {
+                *at = parsed;
+                break;
+            }
+        }
+    }
+    let text = toml::to_string(&doc).context("the changed scenario as TOML")?;
+    let origin = format!("{} with {path} = {value}", base.name);
+    Scenario::from_toml_str(&text, &origin).map_err(|e| bad(e.to_string()))
+}
+
+/// Send attempts per second the scenario's producers offer.
+fn offered_per_s(scenario: &Scenario) -> f64 {
+    scenario.workload.producers.iter().map(|p| f64::from(p.count) * p.rate_per_s).sum()
+}
+
+fn bench(name: &str, seed: u64, sweep: Option<&str>, report: Option<&Path>, jobs: usize) -> Result<bool> {
+    let mut base = load(name)?;
+    if base.topology.cost.is_none() {
+        base.topology.cost = Some(scenarios::Cost::default());
+    }
+    let (parameter, variants) = match sweep {
+        None => ("run".to_string(), vec![("base".to_string(), base.clone())]),
+        Some(arg) => {
+            let (path, values) = parse_sweep(arg)?;
+            let variants = values.iter().map(|v| Ok((v.clone(), with_field(&base, &path, v)?))).collect::<Result<Vec<_>>>()?;
+            (path, variants)
+        }
+    };
+    println!("mqsim bench {} seed={seed}{}", base.name, sweep.map(|s| format!(" sweep {s}")).unwrap_or_default());
+    let resolved = base.resolve(seed);
+    for (path, value) in resolved.options() {
+        if path.starts_with("topology.") || path.starts_with("workload.producers") {
+            println!("  {path} = {value}");
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(reports::bench::Point, bool)>>> = Mutex::new(vec![None; variants.len()]);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(variants.len()).max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((value, scenario)) = variants.get(i) else { break };
+                match run_isolated(scenario, seed, &RunOptions::default(), true) {
+                    Ok(outcome) => {
+                        let figures =
+                            reports::bench::figures(&outcome.history, sim::run::WORKLOAD_START_MS, scenario.producer_stop_ms(), offered_per_s(scenario));
+                        let line = format!(
+                            "  {parameter} = {value}: offered {:.0}/s, acknowledged {:.0}/s, failed {}, send p50/p99 {}/{} ms, end-to-end p50/p99 {}/{} ms, backlog max {}, checks {} (digest {}, wall {:.1} s)",
+                            figures.offered_per_s,
+                            figures.throughput_per_s,
+                            figures.failed,
+                            figures.send_ms.p50,
+                            figures.send_ms.p99,
+                            figures.end_to_end_ms.p50,
+                            figures.end_to_end_ms.p99,
+                            figures.backlog_max,
+                            if outcome.passed() { "pass" } else { "FAIL" },
+                            outcome.digest,
+                            outcome.wall_ms as f64 / 1000.0,
+                        );
+                        println!("{line}");
+                        let passed = outcome.passed();
+                        if !passed {
+                            println!("    {}", fail_line(&outcome, &label_of(name, scenario), &[]));
+                        }
+                        results.lock().expect("results")[i] = Some((reports::bench::Point { value: value.clone(), figures }, passed));
+                    }
+                    Err(e) => {
+                        failure.lock().expect("failure").get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("failure") {
+        return Err(e);
+    }
+    let results: Vec<(reports::bench::Point, bool)> = results.into_inner().expect("results").into_iter().flatten().collect();
+    let all_passed = results.iter().all(|(_, passed)| *passed);
+    let points: Vec<reports::bench::Point> = results.into_iter().map(|(p, _)| p).collect();
+    let table = reports::bench::table(&parameter, &points);
+    println!("\n{table}");
+    if let Some(dir) = report {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let command = format!("cargo mqsim bench {name} --seed {seed}{}", sweep.map(|s| format!(" --sweep {s}")).unwrap_or_default());
+        let cost: Vec<String> =
+            resolved.options().into_iter().filter(|(p, _)| p.starts_with("topology.cost.")).map(|(p, v)| format!("{p} = {v}")).collect();
+        let preamble = format!("{command}\n\n{}", cost.join("\n"));
+        let md = format!("# mqsim bench {}\n\n```\n{preamble}\n```\n\n{table}", base.name);
+        std::fs::write(dir.join("bench.md"), md)?;
+        std::fs::write(dir.join("bench.html"), reports::bench::html(&format!("mqsim bench {}", base.name), &preamble, &parameter, &points))?;
+        std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&points)?)?;
+        println!("report: {}", dir.join("bench.html").display());
+    }
+    Ok(all_passed)
 }
