@@ -341,6 +341,12 @@ pub struct ProducerSpec {
     /// Size of each message body. Default 64.
     #[serde(default = "default_body_bytes")]
     pub body_bytes: u32,
+    /// Sends one producer process keeps in flight at most; 1 sends
+    /// synchronously, one after another (a closed loop, like the real
+    /// `bench`). Default 64, or 65,535 (RocketMQ's bound on asynchronous
+    /// sends) above 1,000 sends a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_max: Option<u32>,
     /// Transactional sends: every message is a half, ended by a local
     /// transaction. Default none (plain sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]

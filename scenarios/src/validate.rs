@@ -154,6 +154,9 @@ impl Validator<'_> {
                 self.fail(format!("{path}.topic"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", p.topic));
             }
             self.rate(format!("{path}.rate_per_s"), p.rate_per_s);
+            if let Some(n) = p.in_flight_max {
+                self.at_least(format!("{path}.in_flight_max"), n.into(), 1);
+            }
             self.at_least(format!("{path}.sharding_keys"), p.sharding_keys, 1);
             for (j, tag) in p.tags.iter().enumerate() {
                 if !is_valid_tag(tag) {

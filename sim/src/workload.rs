@@ -413,7 +413,8 @@ pub async fn run_producer(
     // open-loop load, its sends bounded only as RocketMQ bounds a client's
     // asynchronous sends (65,535 in flight).
     let batched = interval < Duration::from_millis(1);
-    let permits = Arc::new(tokio::sync::Semaphore::new(if batched { ASYNC_IN_FLIGHT_MAX } else { IN_FLIGHT_MAX }));
+    let in_flight = spec.in_flight_max.map_or(if batched { ASYNC_IN_FLIGHT_MAX } else { IN_FLIGHT_MAX }, |n| n as usize);
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let (load_start_ms, mut started) = (recorder.now_ms(), 0u64);
     while recorder.now_ms() < stop_at_ms {
         if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {

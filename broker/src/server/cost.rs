@@ -32,6 +32,13 @@ pub struct ServiceCost {
 /// Waits of under this many µs are not waited for (see the module).
 pub const WAIT_MIN_US: u64 = 500;
 
+/// A send that would wait longer than this for a worker is refused at once
+/// as busy, as RocketMQ refuses one that waited in its send queue past
+/// `waitTimeMillsInSendQueue` (200 ms): the producer tries another broker,
+/// and an overloaded broker keeps serving at its capacity instead of
+/// spending it on sends whose producers have given up.
+pub const SEND_QUEUE_WAIT_MAX_US: u64 = 200_000;
+
 /// Servers in virtual time: when each is next free.
 #[derive(Debug)]
 pub struct Servers {
@@ -43,6 +50,13 @@ impl Servers {
     /// `n` servers, free now.
     pub fn new(n: u32) -> Servers {
         Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now() }
+    }
+
+    /// How long from now until a server is free.
+    pub fn queue_wait_us(&self) -> u64 {
+        let now = self.now_us();
+        let busy = self.busy_until_us.lock().expect("servers");
+        busy.iter().min().copied().unwrap_or(0).saturating_sub(now)
     }
 
     /// Microseconds since the servers were made.
@@ -111,6 +125,12 @@ impl WorkerPool {
         self.cost.per_kib_us * bytes as f64 / 1024.0
     }
 
+    /// Whether the pool takes the request now: a send is refused when it
+    /// would wait past [`SEND_QUEUE_WAIT_MAX_US`].
+    pub fn admits(&self, request: &Request) -> bool {
+        !matches!(request, Request::SendMessage { .. }) || self.servers.queue_wait_us() <= SEND_QUEUE_WAIT_MAX_US
+    }
+
     /// Serves `us` of work on the pool.
     pub async fn occupy(&self, us: f64) {
         if us > 0.0 {
@@ -130,5 +150,6 @@ mod tests {
         let servers = Servers::new(2);
         let owed: Vec<u64> = (0..5).map(|_| servers.reserve(400.0)).collect();
         assert_eq!(owed, [400, 400, 800, 800, 1200]);
+        assert_eq!(servers.queue_wait_us(), 800);
     }
 }

@@ -708,6 +708,9 @@ impl Service for Broker {
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
         Box::pin(async move {
             let Some(workers) = &self.workers else { return self.apply(request, peer).await };
+            if !workers.admits(&request) {
+                return Response::error(crate::protocol::ResponseCode::SystemBusy, "[TIMEOUT_CLEAN_QUEUE] broker busy: a send would wait over 200 ms for a worker");
+            }
             workers.occupy(workers.request_us(&request)).await;
             let response = self.apply(request, peer).await;
             workers.occupy(workers.response_us(&response)).await;

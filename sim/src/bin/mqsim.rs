@@ -960,7 +960,22 @@ impl<'a> Progress<'a> {
 /// Splits `path=v1,v2,...`.
 fn parse_sweep(arg: &str) -> Result<(String, Vec<String>)> {
     let (path, values) = arg.split_once('=').ok_or_else(|| bad(format!("--sweep {arg:?}: expected path=v1,v2,...")))?;
-    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+    // Commas inside brackets belong to a value (`fsync_ms=[1,4],[5,20]`).
+    let (mut values_out, mut current, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in values.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                values_out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    values_out.push(current);
+    let values: Vec<String> = values_out.into_iter().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
     if path.trim().is_empty() || values.is_empty() {
         return Err(bad(format!("--sweep {arg:?}: expected path=v1,v2,...")));
     }
