@@ -34,6 +34,7 @@ mod error;
 mod fault;
 mod resolve;
 mod rng;
+pub use rng::Rng;
 mod spec;
 mod target;
 mod validate;

@@ -10,7 +10,7 @@
 /// stream derived from the seed and a label, so that changing one knob does not
 /// shift the draws of every other.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct Rng {
     /// The generator's whole state; advanced by a fixed odd constant per draw.
     state: u64,
 }
@@ -18,7 +18,7 @@ pub(crate) struct Rng {
 impl Rng {
     /// A stream for `label`, derived from `seed` by mixing in an FNV-1a hash of
     /// the label.
-    pub(crate) fn new(seed: u64, label: &str) -> Rng {
+    pub fn new(seed: u64, label: &str) -> Rng {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in label.bytes() {
             hash ^= u64::from(byte);
@@ -34,7 +34,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -56,7 +56,7 @@ impl Rng {
     }
 
     /// A float in `[0, 1)` with 53 random bits.
-    pub(crate) fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 

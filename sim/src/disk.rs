@@ -57,8 +57,8 @@ struct DiskCost {
     fsync_median_ms: f64,
     /// Of the fsync latency's logarithm: ln(p99 / median) / z(0.99).
     fsync_sigma: f64,
-    /// The draws' state (splitmix64), seeded from the run.
-    rng: u64,
+    /// The draws, seeded from the run.
+    rng: scenarios::Rng,
     /// The device, made at the first fsync (the clock runs by then).
     device: Option<Servers>,
     /// Bytes appended since the last fsync was costed.
@@ -69,14 +69,9 @@ struct DiskCost {
 const Z_99: f64 = 2.326_347_874;
 
 impl DiskCost {
+    /// In (0, 1]: never 0, so its logarithm is finite.
     fn uniform(&mut self) -> f64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // In (0, 1]: never 0, so its logarithm is finite.
-        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+        1.0 - self.rng.unit()
     }
 
     /// One fsync's latency, µs (Box-Muller for the normal draw).
@@ -108,12 +103,12 @@ impl SimDisk {
 
     /// Gives the disk a cost model: write bandwidth in MiB/s, and fsync
     /// latency in ms as [median, 99th percentile] of a log-normal
-    /// distribution drawn from `seed`.
-    pub fn set_cost(&self, mib_s: f64, fsync_ms: [f64; 2], seed: u64) {
+    /// distribution drawn from `rng`.
+    pub fn set_cost(&self, mib_s: f64, fsync_ms: [f64; 2], rng: scenarios::Rng) {
         let [median, p99] = fsync_ms;
         let fsync_sigma = if median > 0.0 && p99 > median { (p99 / median).ln() / Z_99 } else { 0.0 };
         *self.cost.lock().expect("disk cost") =
-            Some(DiskCost { mib_s, fsync_median_ms: median, fsync_sigma, rng: seed, device: None, written: 0 });
+            Some(DiskCost { mib_s, fsync_median_ms: median, fsync_sigma, rng, device: None, written: 0 });
     }
 
     /// The faults in force.
@@ -281,7 +276,7 @@ mod tests {
     #[test]
     fn fsync_latency_draws_fit_their_percentiles() {
         let disk = SimDisk::new();
-        disk.set_cost(100.0, [2.0, 8.0], 7);
+        disk.set_cost(100.0, [2.0, 8.0], scenarios::Rng::new(7, "test"));
         let mut cost = disk.cost.lock().unwrap();
         let cost = cost.as_mut().unwrap();
         let mut draws: Vec<f64> = (0..20_000).map(|_| cost.fsync_us() / 1000.0).collect();

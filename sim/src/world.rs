@@ -375,7 +375,7 @@ impl World {
         let disk = SimDisk::new();
         if let Some(cost) = &self.resolved.scenario.topology.cost {
             // Each broker's disk draws its own fsync latencies from the run's seed.
-            disk.set_cost(cost.disk_mib_s, cost.fsync_ms, self.resolved.seed ^ (u64::from(n) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            disk.set_cost(cost.disk_mib_s, cost.fsync_ms, scenarios::Rng::new(self.resolved.seed, &format!("fsync {name}")));
         }
         self.disks.insert(name.to_string(), disk.clone());
         let config = self.broker_config(n, ip);

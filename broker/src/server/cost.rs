@@ -54,7 +54,10 @@ impl Servers {
 
     /// How long from now until a server is free.
     pub fn queue_wait_us(&self) -> u64 {
-        let now = self.now_us();
+        self.queue_wait_at(self.now_us())
+    }
+
+    fn queue_wait_at(&self, now: u64) -> u64 {
         let busy = self.busy_until_us.lock().expect("servers");
         busy.iter().min().copied().unwrap_or(0).saturating_sub(now)
     }
@@ -67,7 +70,11 @@ impl Servers {
     /// Holds the server free soonest for `us`; returns how long from now
     /// until that work is done.
     pub fn reserve(&self, us: f64) -> u64 {
-        let now = self.now_us();
+        self.reserve_at(self.now_us(), us)
+    }
+
+    /// [`Self::reserve`] at `now` µs.
+    fn reserve_at(&self, now: u64, us: f64) -> u64 {
         let mut busy = self.busy_until_us.lock().expect("servers");
         let (i, free_at) = busy.iter().copied().enumerate().min_by_key(|&(_, t)| t).expect("at least one server");
         let done = free_at.max(now) + us.max(0.0).round() as u64;
@@ -148,8 +155,11 @@ mod tests {
     #[test]
     fn work_queues_behind_busy_servers() {
         let servers = Servers::new(2);
-        let owed: Vec<u64> = (0..5).map(|_| servers.reserve(400.0)).collect();
+        let owed: Vec<u64> = (0..5).map(|_| servers.reserve_at(1_000, 400.0)).collect();
         assert_eq!(owed, [400, 400, 800, 800, 1200]);
-        assert_eq!(servers.queue_wait_us(), 800);
+        assert_eq!(servers.queue_wait_at(1_000), 800);
+        // Later, the work done meanwhile is no longer owed.
+        assert_eq!(servers.queue_wait_at(1_500), 300);
+        assert_eq!(servers.reserve_at(5_000, 400.0), 400, "idle servers start at once");
     }
 }
