@@ -462,3 +462,23 @@ fn a_cost_model_out_of_range_is_refused() {
     assert_error(&with_cost("link_latency_ms = [5.0, 1.0]"), "topology.cost.link_latency_ms: must be [low, high]");
     assert_error(&with_cost("cpu = 3"), "unknown field `cpu`");
 }
+
+/// Every capacity experiment's scenario (`experiments/<name>/<name>.toml`)
+/// loads, validates and has a cost model, so a change of the format cannot
+/// leave them behind unnoticed.
+#[test]
+fn every_experiment_loads_with_a_cost_model() {
+    let dir = catalogue_dir().join("../experiments");
+    let mut found = 0;
+    for entry in std::fs::read_dir(&dir).expect("experiments/ exists") {
+        let path = entry.expect("a directory entry").path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+        if !path.is_dir() {
+            continue;
+        }
+        let scenario = Scenario::load(path.join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
+        assert!(scenario.topology.cost.is_some(), "{name} has no [topology.cost]");
+        found += 1;
+    }
+    assert!(found >= 5, "only {found} experiments in {}", dir.display());
+}
