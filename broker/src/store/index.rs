@@ -271,11 +271,6 @@ impl KeyIndex {
         }
         Ok(deleted)
     }
-
-    /// Index files on disk now (records and heads).
-    pub fn files(&self) -> usize {
-        2 * self.sealed.len() + 1
-    }
 }
 
 /// The record at a position (from 1) of a file; `None` when the file is
