@@ -15,6 +15,11 @@ use std::fmt::Write as _;
 pub struct Event {
     /// Simulated time in milliseconds.
     pub t_ms: u64,
+    /// Simulated time in microseconds, recorded only when the run's clock
+    /// steps under a millisecond (a cost model's `clock_step_us`), so that
+    /// sub-millisecond latencies can be measured; `t_ms` is it in whole ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_us: Option<u64>,
     /// Unique id, increasing in record order; anomalies cite these.
     pub id: u64,
     /// Who observed it: "producer-2", "consumer-billing-1", "nemesis", "drain", "harness".
@@ -328,6 +333,7 @@ impl Event {
     pub fn new(t_ms: u64, process: impl Into<String>, kind: Kind, op: Op) -> Event {
         Event {
             t_ms,
+            t_us: None,
             id: 0,
             process: process.into(),
             kind,
@@ -353,6 +359,11 @@ impl Event {
             tx: None,
             deliver_at_ms: None,
         }
+    }
+
+    /// Its time in µs: `t_us` when recorded, else `t_ms` in µs.
+    pub fn time_us(&self) -> u64 {
+        self.t_us.unwrap_or(self.t_ms * 1000)
     }
 
     /// Sets the transaction state.

@@ -22,10 +22,11 @@ pub struct Figures {
     pub failed: u64,
     /// Acknowledged sends per second over the load window.
     pub throughput_per_s: f64,
-    /// Send latency of the acknowledged sends, ms.
-    pub send_ms: Percentiles,
-    /// From a send's start to the first successful delivery to a group, ms.
-    pub end_to_end_ms: Percentiles,
+    /// Send latency of the acknowledged sends, µs (to the ms unless the
+    /// run's clock steps finer: see `Event::t_us`).
+    pub send_us: Percentiles,
+    /// From a send's start to the first successful delivery to a group, µs.
+    pub end_to_end_us: Percentiles,
     /// The most messages acknowledged and not yet delivered to a group,
     /// over the groups and the run's seconds.
     pub backlog_max: u64,
@@ -56,9 +57,9 @@ pub fn figures(history: &[Event], load_start_ms: u64, load_end_ms: u64, offered_
     let sends: Vec<u64> = send_samples(history)
         .into_iter()
         .filter(|s| window.contains(&s.t_ms.saturating_sub(s.latency_ms)))
-        .map(|s| s.latency_ms)
+        .map(|s| s.latency_us)
         .collect();
-    let end_to_end: Vec<u64> = end_to_end_samples(history).into_iter().map(|s| s.latency_ms).collect();
+    let end_to_end: Vec<u64> = end_to_end_samples(history).into_iter().map(|s| s.latency_us).collect();
     let (backlog_max, drained_ms) = backlog(history, &acked_at, load_end_ms);
     Figures {
         offered_per_s,
@@ -66,8 +67,8 @@ pub fn figures(history: &[Event], load_start_ms: u64, load_end_ms: u64, offered_
         acked: acked_at.len() as u64,
         failed,
         throughput_per_s: in_window as f64 / window_s,
-        send_ms: Percentiles::of(sends),
-        end_to_end_ms: Percentiles::of(end_to_end),
+        send_us: Percentiles::of(sends),
+        end_to_end_us: Percentiles::of(end_to_end),
         backlog_max,
         drain_s: drained_ms.map(|t| t.saturating_sub(load_end_ms) as f64 / 1000.0),
     }
@@ -148,16 +149,31 @@ pub fn table(parameter: &str, points: &[Point]) -> String {
             f.offered_per_s,
             f.throughput_per_s,
             f.failed,
-            f.send_ms.p50,
-            f.send_ms.p99,
-            f.send_ms.p999,
-            f.end_to_end_ms.p50,
-            f.end_to_end_ms.p99,
+            ms(f.send_us.p50),
+            ms(f.send_us.p99),
+            ms(f.send_us.p999),
+            if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(f.end_to_end_us.p50) },
+            if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(f.end_to_end_us.p99) },
             f.backlog_max,
             f.drain_s.map_or("never".to_string(), |s| format!("{s:.0}")),
         );
     }
     out
+}
+
+/// A latency in µs as ms, to three significant digits (0.273, 1.13, 17.4,
+/// 976), as hdrhistogram keeps them.
+pub fn ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else if ms >= 1.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
+    }
 }
 
 /// Where each point sits on the x axis: its value when every value is a
@@ -193,7 +209,7 @@ pub fn charts(parameter: &str, points: &[Point]) -> String {
         &x_label,
         "ms",
         x_max,
-        &[series("send p99", "#d62728", &|f| f.send_ms.p99 as f64), series("end-to-end p99", "#2ca02c", &|f| f.end_to_end_ms.p99 as f64)],
+        &[series("send p99", "#d62728", &|f| f.send_us.p99 as f64 / 1000.0), series("end-to-end p99", "#2ca02c", &|f| f.end_to_end_us.p99 as f64 / 1000.0)],
     );
     format!("{throughput}\n{latency}\n")
 }
@@ -267,8 +283,8 @@ mod tests {
         let f = figures(&history(), 1000, 3000, 1.5);
         assert_eq!((f.attempted, f.acked, f.failed), (3, 2, 1));
         assert_eq!(f.throughput_per_s, 1.0);
-        assert_eq!((f.send_ms.count, f.send_ms.max), (2, 1490));
-        assert_eq!(f.end_to_end_ms.max, 4000);
+        assert_eq!((f.send_us.count, f.send_us.max), (2, 1_490_000));
+        assert_eq!(f.end_to_end_us.max, 4_000_000);
         assert_eq!(f.backlog_max, 1);
         assert_eq!(f.drain_s, Some(3.0), "b reached the group in second 5, which ends at 6 s");
     }

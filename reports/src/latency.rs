@@ -13,6 +13,16 @@ pub struct Sample {
     pub t_ms: u64,
     /// How long it took, in ms.
     pub latency_ms: u64,
+    /// How long it took, in µs: finer than `latency_ms` when the history
+    /// records µs times (send and end-to-end latency), else it in µs.
+    pub latency_us: u64,
+}
+
+impl Sample {
+    /// A sample known to the millisecond.
+    fn ms(t_ms: u64, latency_ms: u64) -> Sample {
+        Sample { t_ms, latency_ms, latency_us: latency_ms * 1000 }
+    }
 }
 
 /// Percentiles of a set of latencies, in ms; all zero when `count` is 0.
@@ -71,26 +81,28 @@ impl Percentiles {
 /// End-to-end latency per message: its first successful delivery (any
 /// group, any process) minus its first send invoke. Sorted by delivery time.
 pub fn end_to_end_samples(history: &[Event]) -> Vec<Sample> {
-    let mut sent_ms: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut delivered_ms: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut sent: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut delivered: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for event in history {
         let Some(msg_id) = event.msg_id.as_deref() else {
             continue;
         };
+        let at = (event.t_ms, event.time_us());
         if event.op == Op::Send && event.kind == Kind::Invoke {
-            sent_ms.entry(msg_id).or_insert(event.t_ms);
+            sent.entry(msg_id).or_insert(at);
         } else if is_success(event) {
-            let first = delivered_ms.entry(msg_id).or_insert(event.t_ms);
-            *first = (*first).min(event.t_ms);
+            let first = delivered.entry(msg_id).or_insert(at);
+            *first = (*first).min(at);
         }
     }
-    let mut samples: Vec<Sample> = delivered_ms
+    let mut samples: Vec<Sample> = delivered
         .iter()
-        .filter_map(|(msg_id, &t_ms)| {
-            let sent = *sent_ms.get(msg_id)?;
+        .filter_map(|(msg_id, &(t_ms, t_us))| {
+            let (sent_ms, sent_us) = *sent.get(msg_id)?;
             Some(Sample {
                 t_ms,
-                latency_ms: t_ms.saturating_sub(sent),
+                latency_ms: t_ms.saturating_sub(sent_ms),
+                latency_us: t_us.saturating_sub(sent_us),
             })
         })
         .collect();
@@ -119,7 +131,7 @@ pub fn timer_lateness_samples(history: &[Event]) -> Vec<Sample> {
         .iter()
         .filter_map(|(msg_id, &at)| {
             let t_ms = *delivered_ms.get(msg_id)?;
-            Some(Sample { t_ms, latency_ms: t_ms.saturating_sub(at) })
+            Some(Sample::ms(t_ms, t_ms.saturating_sub(at)))
         })
         .collect();
     samples.sort();
@@ -161,7 +173,7 @@ pub fn check_back_samples(history: &[Event]) -> Vec<Sample> {
     let mut samples: Vec<Sample> = resolved_ms
         .iter()
         .filter(|(id, _)| !ended.contains(*id))
-        .filter_map(|(id, &t_ms)| Some(Sample { t_ms, latency_ms: t_ms.saturating_sub(*acked_ms.get(id)?) }))
+        .filter_map(|(id, &t_ms)| Some(Sample::ms(t_ms, t_ms.saturating_sub(*acked_ms.get(id)?))))
         .collect();
     samples.sort();
     samples
@@ -170,19 +182,20 @@ pub fn check_back_samples(history: &[Event]) -> Vec<Sample> {
 /// Send latency: `ok` completion time minus invoke time. Sorted by
 /// completion time.
 pub fn send_samples(history: &[Event]) -> Vec<Sample> {
-    let invoked_ms: BTreeMap<u64, u64> = history
+    let invoked: BTreeMap<u64, (u64, u64)> = history
         .iter()
         .filter(|e| e.op == Op::Send && e.kind == Kind::Invoke)
-        .map(|e| (e.id, e.t_ms))
+        .map(|e| (e.id, (e.t_ms, e.time_us())))
         .collect();
     let mut samples: Vec<Sample> = history
         .iter()
         .filter(|e| e.op == Op::Send && e.kind == Kind::Ok)
         .filter_map(|e| {
-            let invoked = *invoked_ms.get(&e.of?)?;
+            let (invoked_ms, invoked_us) = *invoked.get(&e.of?)?;
             Some(Sample {
                 t_ms: e.t_ms,
-                latency_ms: e.t_ms.saturating_sub(invoked),
+                latency_ms: e.t_ms.saturating_sub(invoked_ms),
+                latency_us: e.time_us().saturating_sub(invoked_us),
             })
         })
         .collect();
@@ -307,14 +320,16 @@ mod tests {
             end_to_end_samples(h.events()),
             vec![Sample {
                 t_ms: 1200,
-                latency_ms: 1100
+                latency_ms: 1100,
+                latency_us: 1_100_000
             }]
         );
         assert_eq!(
             send_samples(h.events()),
             vec![Sample {
                 t_ms: 104,
-                latency_ms: 4
+                latency_ms: 4,
+                latency_us: 4_000
             }]
         );
         // 2300 ms lies past the end: it counts in the last bucket.
@@ -327,5 +342,22 @@ mod tests {
             (bucket_count(0), bucket_count(1000), bucket_count(1001)),
             (1, 1, 2)
         );
+    }
+
+    /// A history recorded with µs times (a clock finer than 1 ms) gives
+    /// send and end-to-end latencies to the µs; the ms ones are unchanged.
+    #[test]
+    fn microsecond_times_give_sub_millisecond_latencies() {
+        let at_us = |e: Event, t_us: u64| Event { t_ms: t_us / 1000, t_us: Some(t_us), ..e };
+        let history = vec![
+            at_us(Event { msg_id: Some("m1".into()), topic: Some("t".into()), ..Event::new(0, "p", Kind::Invoke, Op::Send).id(1) }, 1_900),
+            at_us(Event::new(0, "p", Kind::Ok, Op::Send).id(2).of(1), 2_170),
+            at_us(
+                Event { msg_id: Some("m1".into()), group: Some("g".into()), result: Some(ConsumeOutcome::Success), ..Event::new(0, "c", Kind::Ok, Op::Deliver).id(3) },
+                2_450,
+            ),
+        ];
+        assert_eq!(send_samples(&history), vec![Sample { t_ms: 2, latency_ms: 1, latency_us: 270 }]);
+        assert_eq!(end_to_end_samples(&history), vec![Sample { t_ms: 2, latency_ms: 1, latency_us: 550 }]);
     }
 }

@@ -34,7 +34,7 @@ mod error;
 mod fault;
 mod resolve;
 mod rng;
-pub use rng::Rng;
+pub use rng::{LogNormal, Rng};
 mod spec;
 mod target;
 mod validate;

@@ -60,6 +60,12 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// An exponential draw with the given mean (the gap between events of a
+    /// Poisson process).
+    pub fn exponential(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+
     /// True with probability `p`.
     pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
@@ -83,9 +89,52 @@ impl Rng {
     }
 }
 
+/// A log-normal distribution given by its median and 99th percentile, as
+/// the cost model states latencies (fsync, a worker's stalls).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogNormal {
+    median: f64,
+    /// Of the logarithm: ln(p99 / median) / z(0.99); 0 when p99 <= median.
+    sigma: f64,
+}
+
+/// z of the normal distribution's 99th percentile.
+const Z_99: f64 = 2.326_347_874;
+
+impl LogNormal {
+    /// The distribution with this median and 99th percentile.
+    pub fn from_percentiles([median, p99]: [f64; 2]) -> LogNormal {
+        let sigma = if median > 0.0 && p99 > median { (p99 / median).ln() / Z_99 } else { 0.0 };
+        LogNormal { median, sigma }
+    }
+
+    /// One draw (Box-Muller for the normal one).
+    pub fn draw(&self, rng: &mut Rng) -> f64 {
+        // In (0, 1]: never 0, so its logarithm is finite.
+        let (u1, u2) = (1.0 - rng.unit(), 1.0 - rng.unit());
+        let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        self.median * (self.sigma * normal).exp()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Rng;
+    use super::{LogNormal, Rng};
+
+    /// Draws follow the stated median and 99th percentile, and exponential
+    /// draws their mean.
+    #[test]
+    fn log_normal_and_exponential_draws_fit_their_parameters() {
+        let mut rng = Rng::new(7, "test");
+        let dist = LogNormal::from_percentiles([2.0, 8.0]);
+        let mut draws: Vec<f64> = (0..20_000).map(|_| dist.draw(&mut rng)).collect();
+        draws.sort_by(f64::total_cmp);
+        let (p50, p99) = (draws[10_000], draws[19_800]);
+        assert!((1.9..2.1).contains(&p50), "p50 {p50}");
+        assert!((7.2..8.8).contains(&p99), "p99 {p99}");
+        let mean = (0..20_000).map(|_| rng.exponential(3.0)).sum::<f64>() / 20_000.0;
+        assert!((2.9..3.1).contains(&mean), "mean {mean}");
+    }
 
     #[test]
     fn matches_the_reference_splitmix64() {

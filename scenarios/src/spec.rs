@@ -97,9 +97,9 @@ pub struct Topology {
 }
 
 /// The cost model of a capacity experiment. Every time is simulated; the
-/// simulation's clock moves in steps of at least 1 ms (madsim's shortest
-/// sleep and packet delivery), so work shorter than that is accounted in
-/// microseconds and waited for once a millisecond or more is owed.
+/// simulation's clock moves in steps of at least `clock_step_us` (madsim's
+/// shortest sleep and packet delivery), so work shorter than that is
+/// accounted in microseconds and waited for once half a step is owed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cost {
@@ -131,13 +131,32 @@ pub struct Cost {
     #[serde(default = "default_fsync_ms")]
     pub fsync_ms: [f64; 2],
     /// One-way latency of a packet, ms, drawn uniformly from the range; a
-    /// delivery takes at least 1 ms whatever is drawn (madsim). Default
+    /// delivery takes at least `clock_step_us` whatever is drawn. Default
     /// [0.02, 0.04] (loopback).
     #[serde(default = "default_link_latency_ms")]
     pub link_latency_ms: [f64; 2],
     /// Bandwidth of each connection in each direction, MiB/s. Default 2,000.
     #[serde(default = "default_link_mib_s")]
     pub link_mib_s: f64,
+    /// The clock's shortest step, µs: every sleep and every packet delivery
+    /// lasts at least this long. Default 1,000 (madsim's, as tokio's
+    /// `sleep`), which makes a round trip at least 2 ms; lower it, down to
+    /// 1, to model sub-millisecond round trips, at the price of more
+    /// simulated events per second.
+    #[serde(default = "default_clock_step_us")]
+    pub clock_step_us: u64,
+    /// How often a broker worker loses its CPU to another thread, ms: the
+    /// mean time from one stall's end to the next (a Poisson process), per
+    /// worker. On a host shared with the clients (as `cargo xtask bench`
+    /// runs), the operating system's scheduler stalls the broker's threads,
+    /// and the requests queued behind them wait: the tail of the latency.
+    /// Default 0: never.
+    #[serde(default)]
+    pub worker_stall_every_ms: f64,
+    /// How long a stall lasts, ms: median and 99th percentile of a
+    /// log-normal draw. Default [0, 0].
+    #[serde(default)]
+    pub worker_stall_ms: [f64; 2],
 }
 
 impl Default for Cost {
@@ -152,6 +171,9 @@ impl Default for Cost {
             fsync_ms: default_fsync_ms(),
             link_latency_ms: default_link_latency_ms(),
             link_mib_s: default_link_mib_s(),
+            clock_step_us: default_clock_step_us(),
+            worker_stall_every_ms: 0.0,
+            worker_stall_ms: [0.0, 0.0],
         }
     }
 }
@@ -190,6 +212,10 @@ fn default_link_latency_ms() -> [f64; 2] {
 
 fn default_link_mib_s() -> f64 {
     2_000.0
+}
+
+fn default_clock_step_us() -> u64 {
+    1_000
 }
 
 fn default_transaction_timeout_ms() -> u64 {

@@ -56,6 +56,9 @@ impl Validator<'_> {
 
     fn cost(&mut self, cost: &crate::spec::Cost) {
         self.at_least("topology.cost.broker_workers", cost.broker_workers.into(), 1);
+        if !(1..=1_000).contains(&cost.clock_step_us) {
+            self.fail("topology.cost.clock_step_us", format!("must be in 1..=1000, got {}", cost.clock_step_us));
+        }
         for (path, value) in [
             ("send_us", cost.send_us),
             ("pull_us", cost.pull_us),
@@ -65,6 +68,9 @@ impl Validator<'_> {
             ("fsync_ms[1]", cost.fsync_ms[1]),
             ("link_latency_ms[0]", cost.link_latency_ms[0]),
             ("link_latency_ms[1]", cost.link_latency_ms[1]),
+            ("worker_stall_every_ms", cost.worker_stall_every_ms),
+            ("worker_stall_ms[0]", cost.worker_stall_ms[0]),
+            ("worker_stall_ms[1]", cost.worker_stall_ms[1]),
         ] {
             self.rate(format!("topology.cost.{path}"), value);
         }
@@ -76,10 +82,13 @@ impl Validator<'_> {
         if cost.fsync_ms[1] < cost.fsync_ms[0] {
             self.fail("topology.cost.fsync_ms", format!("the 99th percentile must be at least the median, got {:?}", cost.fsync_ms));
         }
+        if cost.worker_stall_ms[1] < cost.worker_stall_ms[0] {
+            self.fail("topology.cost.worker_stall_ms", format!("the 99th percentile must be at least the median, got {:?}", cost.worker_stall_ms));
+        }
         if cost.link_latency_ms[1] < cost.link_latency_ms[0] {
             self.fail("topology.cost.link_latency_ms", format!("must be [low, high] with low <= high, got {:?}", cost.link_latency_ms));
         }
-        if cost.link_latency_ms[1] > 60_000.0 || cost.fsync_ms[1] > 60_000.0 {
+        if cost.link_latency_ms[1] > 60_000.0 || cost.fsync_ms[1] > 60_000.0 || cost.worker_stall_ms[1] > 60_000.0 {
             self.fail("topology.cost", "latencies above 60 s are not a cost model".to_string());
         }
     }

@@ -2,7 +2,7 @@
 //! plus injectable faults.
 
 use broker::model::MessageExt;
-use broker::server::cost::{Servers, WAIT_MIN_US};
+use broker::server::cost::{clock_step, Servers};
 use broker::store::{commit_log, entry, Disk, MemDisk};
 use scenarios::DiskFaultKind;
 use std::io;
@@ -54,9 +54,8 @@ pub struct SimDisk {
 #[derive(Debug)]
 struct DiskCost {
     mib_s: f64,
-    fsync_median_ms: f64,
-    /// Of the fsync latency's logarithm: ln(p99 / median) / z(0.99).
-    fsync_sigma: f64,
+    /// An fsync's latency, ms.
+    fsync_ms: scenarios::LogNormal,
     /// The draws, seeded from the run.
     rng: scenarios::Rng,
     /// The device, made at the first fsync (the clock runs by then).
@@ -65,32 +64,24 @@ struct DiskCost {
     written: u64,
 }
 
-/// z of the normal distribution's 99th percentile.
-const Z_99: f64 = 2.326_347_874;
-
 impl DiskCost {
-    /// In (0, 1]: never 0, so its logarithm is finite.
-    fn uniform(&mut self) -> f64 {
-        1.0 - self.rng.unit()
-    }
-
-    /// One fsync's latency, µs (Box-Muller for the normal draw).
+    /// One fsync's latency, µs.
     fn fsync_us(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-        self.fsync_median_ms * 1000.0 * (self.fsync_sigma * normal).exp()
+        self.fsync_ms.draw(&mut self.rng) * 1000.0
     }
 
-    /// Reserves the device for an fsync now; returns the ms to wait.
-    fn fsync_owed_ms(&mut self) -> u64 {
+    /// Reserves the device for an fsync now; returns the µs to wait, in
+    /// whole clock steps, or 0 when under half a step is owed.
+    fn fsync_owed_us(&mut self) -> u64 {
         let us = self.fsync_us() + self.written as f64 / (self.mib_s * 1024.0 * 1024.0) * 1e6;
         self.written = 0;
         let device = self.device.get_or_insert_with(|| Servers::new(1));
         let owed = device.reserve(us);
-        if owed < WAIT_MIN_US {
+        let step_us = (clock_step().as_micros() as u64).max(1);
+        if owed < (step_us / 2).max(1) {
             0
         } else {
-            owed.div_ceil(1000)
+            owed.div_ceil(step_us) * step_us
         }
     }
 }
@@ -105,10 +96,8 @@ impl SimDisk {
     /// latency in ms as [median, 99th percentile] of a log-normal
     /// distribution drawn from `rng`.
     pub fn set_cost(&self, mib_s: f64, fsync_ms: [f64; 2], rng: scenarios::Rng) {
-        let [median, p99] = fsync_ms;
-        let fsync_sigma = if median > 0.0 && p99 > median { (p99 / median).ln() / Z_99 } else { 0.0 };
-        *self.cost.lock().expect("disk cost") =
-            Some(DiskCost { mib_s, fsync_median_ms: median, fsync_sigma, rng, device: None, written: 0 });
+        let fsync_ms = scenarios::LogNormal::from_percentiles(fsync_ms);
+        *self.cost.lock().expect("disk cost") = Some(DiskCost { mib_s, fsync_ms, rng, device: None, written: 0 });
     }
 
     /// The faults in force.
@@ -262,9 +251,9 @@ impl Disk for SimDisk {
         self.mem.write_atomic(path, data)
     }
 
-    fn sync_delay_ms(&self) -> u64 {
-        let modeled = self.cost.lock().expect("disk cost").as_mut().map_or(0, DiskCost::fsync_owed_ms);
-        self.faults().slow_fsync_ms + modeled
+    fn sync_delay_us(&self) -> u64 {
+        let modeled = self.cost.lock().expect("disk cost").as_mut().map_or(0, DiskCost::fsync_owed_us);
+        self.faults().slow_fsync_ms * 1000 + modeled
     }
 }
 
@@ -296,7 +285,7 @@ mod tests {
         disk.set(DiskFaultKind::FsyncError, true);
         assert!(disk.sync("a").is_err());
         disk.set(DiskFaultKind::SlowFsync, true);
-        assert_eq!(disk.sync_delay_ms(), SLOW_FSYNC_MS);
+        assert_eq!(disk.sync_delay_us(), SLOW_FSYNC_MS * 1000);
         disk.heal();
         disk.append("a", b"y").unwrap();
         disk.sync("a").unwrap();

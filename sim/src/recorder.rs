@@ -54,7 +54,13 @@ pub struct Recorder {
 
 impl Inner {
     fn push(&mut self, mut event: Event) -> u64 {
-        event.t_ms = self.start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0);
+        let elapsed = self.start.map(|s| s.elapsed()).unwrap_or_default();
+        event.t_ms = elapsed.as_millis() as u64;
+        // Microseconds only when the clock steps finer than a millisecond:
+        // other histories stay as they were.
+        if broker::server::cost::clock_step() < std::time::Duration::from_millis(1) {
+            event.t_us = Some(elapsed.as_micros() as u64);
+        }
         event.id = self.events.len() as u64 + 1;
         if self.trace {
             eprintln!("{}", checker::history::to_json_line(&event));
@@ -101,6 +107,11 @@ impl Recorder {
     /// Milliseconds of simulated time since the run started.
     pub fn now_ms(&self) -> u64 {
         self.inner.lock().expect("recorder").start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0)
+    }
+
+    /// Microseconds of simulated time since the run started.
+    pub fn now_us(&self) -> u64 {
+        self.inner.lock().expect("recorder").start.map(|s| s.elapsed().as_micros() as u64).unwrap_or(0)
     }
 
     /// Records an event (its time and id are set here) and returns its id.

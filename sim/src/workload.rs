@@ -408,14 +408,17 @@ pub async fn run_producer(
     if now < WORKLOAD_START_MS {
         tokio::time::sleep(Duration::from_millis(WORKLOAD_START_MS - now)).await;
     }
-    // Above one send a millisecond (the clock's step) sends go out in a
-    // batch each tick, as many as have come due since the load began: an
-    // open-loop load, its sends bounded only as RocketMQ bounds a client's
-    // asynchronous sends (65,535 in flight).
-    let batched = interval < Duration::from_millis(1);
+    // Above one send a clock step (1 ms unless a cost model lowers it) sends
+    // go out in a batch each tick, as many as have come due since the load
+    // began: an open-loop load, its sends bounded only as RocketMQ bounds a
+    // client's asynchronous sends (65,535 in flight).
+    let step_us = (broker::server::cost::clock_step().as_micros() as u64).max(1);
+    let batched = interval < Duration::from_micros(step_us);
+    // Time in whole steps, so a load is the same whatever the µs within one.
+    let now_step_us = || recorder.now_us() / step_us * step_us;
     let in_flight = spec.in_flight_max.map_or(if batched { ASYNC_IN_FLIGHT_MAX } else { IN_FLIGHT_MAX }, |n| n as usize);
     let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let (load_start_ms, mut started) = (recorder.now_ms(), 0u64);
+    let (load_start_us, mut started) = (now_step_us(), 0u64);
     while recorder.now_ms() < stop_at_ms {
         if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {
             if let Sender::Transactional(producer, _) = sender.as_ref() {
@@ -466,9 +469,9 @@ pub async fn run_producer(
         if !batched {
             tokio::time::sleep(interval).await;
         } else {
-            let due = |now_ms: u64| ((now_ms - load_start_ms) as f64 * spec.rate_per_s / 1000.0) as u64 + 1;
-            while started >= due(recorder.now_ms()) && recorder.now_ms() < stop_at_ms {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            let due = |now_us: u64| ((now_us - load_start_us) as f64 * spec.rate_per_s / 1e6) as u64 + 1;
+            while started >= due(now_step_us()) && recorder.now_ms() < stop_at_ms {
+                tokio::time::sleep(Duration::from_micros(step_us)).await;
             }
         }
     }

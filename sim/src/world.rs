@@ -156,9 +156,10 @@ impl World {
             net_layers: Mutex::new(Vec::new()),
             resolved: resolved.clone(),
         };
-        // The cost model's links, before any connection opens.
+        // The cost model's clock step and links, before any connection opens.
         broker::net::set_link_bandwidth(scenario.topology.cost.as_ref().map(|c| c.link_mib_s));
-        if scenario.topology.cost.is_some() {
+        if let Some(cost) = &scenario.topology.cost {
+            madsim::time::set_min_sleep(Duration::from_micros(cost.clock_step_us));
             let config = world.base_net_config();
             NetSim::current().update_config(|c| *c = config);
         }
@@ -367,6 +368,12 @@ impl World {
             pull_us: c.pull_us,
             other_us: c.other_us,
             per_kib_us: c.per_kib_us,
+            stalls: (c.worker_stall_every_ms > 0.0 && c.worker_stall_ms[0] > 0.0).then(|| {
+                // Each broker's stalls are drawn from the run's seed.
+                let mut rng = scenarios::Rng::new(self.resolved.seed, &format!("stalls broker-{n}"));
+                let (every_us, length_ms) = (c.worker_stall_every_ms * 1000.0, scenarios::LogNormal::from_percentiles(c.worker_stall_ms));
+                broker::server::cost::Stalls::new(move || (rng.exponential(every_us), length_ms.draw(&mut rng) * 1000.0))
+            }),
         });
         config
     }

@@ -136,14 +136,16 @@ impl Connection {
                     // Under a link model the frames already waiting go out in
                     // one write, as a busy TCP connection coalesces them: the
                     // simulated network delivers a connection's writes at
-                    // most one a millisecond, which would cap it at 1,000
-                    // frames a second whatever the bandwidth.
-                    // A connection that wrote within the last millisecond
-                    // waits for the next one, gathering what comes meanwhile;
+                    // most one a clock step (1 ms unless the cost model
+                    // lowers it), which would cap it at 1,000 frames a
+                    // second whatever the bandwidth.
+                    // A connection that wrote within the last step waits
+                    // for the next one, gathering what comes meanwhile;
                     // frames sent at this instant by tasks not yet run are
                     // waited for by yielding until the queue stays empty.
-                    if last_write.is_some_and(|t: tokio::time::Instant| t.elapsed() < Duration::from_millis(1)) {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    let step = crate::server::cost::clock_step();
+                    if last_write.is_some_and(|t: tokio::time::Instant| t.elapsed() < step) {
+                        tokio::time::sleep(step).await;
                     }
                     let mut batch = vec![frame];
                     let (mut bytes, mut quiet) = (batch[0].payload.len(), 0);

@@ -5,13 +5,14 @@
 //! A broker's worker pool is a set of servers in virtual microseconds: a
 //! request takes the worker free soonest, holds it for its service time and
 //! answers when that is done. The simulation's clock moves in steps of at
-//! least 1 ms, so a request waits only once half a millisecond or more is
-//! owed (rounded to the step): each answer is off by at most half a
-//! millisecond, while the pool's throughput is exact, since the owed work
-//! adds up in the virtual times.
+//! least [`clock_step`] (1 ms unless a cost model lowers it), so a request
+//! waits only once half a step or more is owed (rounded to the step): each
+//! answer is off by at most half a step, while the pool's throughput is
+//! exact, since the owed work adds up in the virtual times.
 
 use crate::protocol::{Request, Response, ResponseBody};
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Service times of a broker's requests, in µs.
@@ -27,10 +28,58 @@ pub struct ServiceCost {
     pub other_us: f64,
     /// Per KiB of message bytes sent, pulled or replicated.
     pub per_kib_us: f64,
+    /// When workers lose their CPU; `None`: never.
+    pub stalls: Option<Stalls>,
 }
 
-/// Waits of under this many µs are not waited for (see the module).
-pub const WAIT_MIN_US: u64 = 500;
+/// A worker's stalls: the operating system gives its CPU to another thread
+/// (on a shared host, the clients'), at random moments and for a random
+/// time. The source gives each stall as (gap since the previous one ended,
+/// length), in µs; the simulation draws them from the run's seed.
+#[derive(Clone)]
+pub struct Stalls(Arc<Mutex<dyn FnMut() -> (f64, f64) + Send>>);
+
+impl Stalls {
+    /// Stalls drawn from `source`.
+    pub fn new(source: impl FnMut() -> (f64, f64) + Send + 'static) -> Stalls {
+        Stalls(Arc::new(Mutex::new(source)))
+    }
+
+    /// The next stall's gap and length, whole µs; the gap at least 1 µs, so
+    /// stalls never pile up at one instant.
+    fn draw(&self) -> (u64, u64) {
+        let (gap, length) = (self.0.lock().expect("stalls"))();
+        ((gap.max(1.0).round()) as u64, length.max(0.0).round() as u64)
+    }
+}
+
+impl fmt::Debug for Stalls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stalls")
+    }
+}
+
+impl PartialEq for Stalls {
+    fn eq(&self, other: &Stalls) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The clock's shortest step: every sleep, and every delivery on a
+/// simulated connection, lasts at least this long. In the simulation it is
+/// madsim's shortest sleep, 1 ms unless a cost model's `clock_step_us`
+/// lowers it; in real mode 1 ms (as tokio's timer), though nothing there
+/// waits on a cost model.
+pub fn clock_step() -> Duration {
+    #[cfg(madsim)]
+    {
+        madsim::time::TimeHandle::try_current().map_or(Duration::from_millis(1), |time| time.min_sleep())
+    }
+    #[cfg(not(madsim))]
+    {
+        Duration::from_millis(1)
+    }
+}
 
 /// A send that would wait longer than this for a worker is refused at once
 /// as busy, as RocketMQ refuses one that waited in its send queue past
@@ -44,12 +93,21 @@ pub const SEND_QUEUE_WAIT_MAX_US: u64 = 200_000;
 pub struct Servers {
     busy_until_us: Mutex<Vec<u64>>,
     epoch: tokio::time::Instant,
+    /// When servers stall, and each one's next stall (start, length), drawn
+    /// at its first work.
+    stalls: Option<(Stalls, Mutex<Vec<Option<(u64, u64)>>>)>,
 }
 
 impl Servers {
     /// `n` servers, free now.
     pub fn new(n: u32) -> Servers {
-        Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now() }
+        Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now(), stalls: None }
+    }
+
+    /// `n` servers, free now, each stalling as `stalls` draws.
+    pub fn stalling(n: u32, stalls: Stalls) -> Servers {
+        let next = Mutex::new(vec![None; n.max(1) as usize]);
+        Servers { stalls: Some((stalls, next)), ..Servers::new(n) }
     }
 
     /// How long from now until a server is free.
@@ -77,7 +135,32 @@ impl Servers {
     fn reserve_at(&self, now: u64, us: f64) -> u64 {
         let mut busy = self.busy_until_us.lock().expect("servers");
         let (i, free_at) = busy.iter().copied().enumerate().min_by_key(|&(_, t)| t).expect("at least one server");
-        let done = free_at.max(now) + us.max(0.0).round() as u64;
+        let work = us.max(0.0).round() as u64;
+        let mut start = free_at.max(now);
+        if let Some((stalls, next)) = &self.stalls {
+            // Stalls strike only under contention: when this request has to
+            // queue, as when every core is wanted (on a shared host, the
+            // clients are busy too). Those due meanwhile pass unfelt.
+            let contended = free_at > now;
+            let mut next = next.lock().expect("stalls");
+            loop {
+                let (at, length) = *next[i].get_or_insert_with(|| {
+                    let (gap, length) = stalls.draw();
+                    (now + gap, length)
+                });
+                if at >= start + work {
+                    break;
+                }
+                // A stall before the work starts may delay its start; one
+                // during it delays the rest of it by its whole length.
+                if contended {
+                    start = if at <= start { start.max(at + length) } else { start + length };
+                }
+                let (gap, following) = stalls.draw();
+                next[i] = Some((at + length + gap, following));
+            }
+        }
+        let done = start + work;
         busy[i] = done;
         done - now
     }
@@ -89,9 +172,10 @@ impl Servers {
     }
 }
 
-/// Waits `owed_us` when it is at least [`WAIT_MIN_US`].
+/// Waits `owed_us` when it is at least half the clock's step (see the
+/// module on short waits).
 pub async fn wait(owed_us: u64) {
-    if owed_us >= WAIT_MIN_US {
+    if owed_us >= (clock_step().as_micros() as u64 / 2).max(1) {
         tokio::time::sleep(Duration::from_micros(owed_us)).await;
     }
 }
@@ -106,7 +190,10 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// A pool of `cost.workers`, all free.
     pub fn new(cost: ServiceCost) -> WorkerPool {
-        let servers = Servers::new(cost.workers);
+        let servers = match &cost.stalls {
+            Some(stalls) => Servers::stalling(cost.workers, stalls.clone()),
+            None => Servers::new(cost.workers),
+        };
         WorkerPool { cost, servers }
     }
 
@@ -161,5 +248,28 @@ mod tests {
         // Later, the work done meanwhile is no longer owed.
         assert_eq!(servers.queue_wait_at(1_500), 300);
         assert_eq!(servers.reserve_at(5_000, 400.0), 400, "idle servers start at once");
+    }
+
+    /// Under contention (the request queues), a stall before work starts
+    /// delays it to the stall's end and one during work delays the rest by
+    /// its length; stalls already over, or met by a request that did not
+    /// queue, cost nothing.
+    #[test]
+    fn a_stalling_server_waits_out_its_stalls_under_contention() {
+        // Stalls of 300 µs, 1,000 µs after the previous one ended.
+        let servers = Servers::stalling(1, Stalls::new(|| (1_000.0, 300.0)));
+        // First stall at 0 + 1,000 = 1,000..1,300. Work at 0 of 400 ends
+        // first; work at 700 queues behind it and ends at 800, before it.
+        assert_eq!(servers.reserve_at(0, 400.0), 400);
+        assert_eq!(servers.reserve_at(300, 400.0), 500);
+        // Work queued from 800: 200 µs done, the stall, then 200 more: 1,500.
+        assert_eq!(servers.reserve_at(700, 400.0), 800);
+        // Next stall 2,300..2,600: work at 2,200 ends first; work queued
+        // behind it from 2,250 does 50 µs, waits the stall out, ends at 2,650.
+        assert_eq!(servers.reserve_at(2_200, 50.0), 50);
+        assert_eq!(servers.reserve_at(2_240, 100.0), 410);
+        // The stalls between (3,600..3,900, 4,900..5,200) are over, and the
+        // next (6,200..6,500) meets work that did not queue: no delay.
+        assert_eq!(servers.reserve_at(6_100, 200.0), 200);
     }
 }

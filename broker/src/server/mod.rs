@@ -489,9 +489,9 @@ impl Broker {
     async fn flush_now(&self) {
         let plan = self.store.lock().expect("store").flush_plan();
         if !plan.is_empty() {
-            let delay = self.disk.sync_delay_ms();
+            let delay = self.disk.sync_delay_us();
             if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                tokio::time::sleep(Duration::from_micros(delay)).await;
             }
         }
         let synced = plan.sync(self.disk.as_ref());

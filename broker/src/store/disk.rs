@@ -30,10 +30,10 @@ pub trait Disk: Send + Sync {
     fn list(&self, dir: &str) -> io::Result<Vec<String>>;
     /// Replaces the whole file durably and atomically (temp file, fsync, rename).
     fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()>;
-    /// Extra time an fsync takes right now, in ms. Real disks take their
-    /// time inside `sync`; a simulated one reports it here so the async
-    /// flusher can wait in simulated time (a slow-fsync fault).
-    fn sync_delay_ms(&self) -> u64 {
+    /// Extra time an fsync takes right now, in µs. Real disks take their
+    /// time inside `sync`; a simulated one reports it here so the flusher
+    /// can wait in simulated time (a slow-fsync fault, a cost model).
+    fn sync_delay_us(&self) -> u64 {
         0
     }
 }
