@@ -209,6 +209,24 @@ fn a_bench_sweep_shows_the_worker_pool_bounding_throughput() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// madsim's clock steps at least 1 ms, so a round trip takes at least 2 ms;
+/// the cost model's `clock_step_us` lowers the step (the vendored madsim's
+/// settable shortest sleep), and the history's µs times then show a send of
+/// a few tens of µs.
+#[test]
+fn a_finer_clock_step_gives_sub_millisecond_round_trips() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/fine-clock.toml");
+    let (ok, stdout) = mqsim(&["bench", scenario, "--sweep", "topology.cost.clock_step_us=1000,1"]);
+    assert!(ok, "the bench's runs pass their checks:\n{stdout}");
+    let p50_ms = |step: &str| -> f64 {
+        let row = stdout.lines().find(|l| l.starts_with(&format!("| {step} | "))).unwrap_or_else(|| panic!("no row for {step}"));
+        row.split('|').nth(5).and_then(|c| c.trim().parse().ok()).expect("a send p50 cell")
+    };
+    let (coarse, fine) = (p50_ms("1000"), p50_ms("1"));
+    assert!(coarse >= 2.0, "a 1 ms step: two deliveries of at least 1 ms, got p50 {coarse} ms");
+    assert!(fine < 0.1, "a 1 µs step: 2 x 10-20 µs of links and 16 µs of work, got p50 {fine} ms");
+}
+
 /// A sweep of a field the scenario does not have is refused with its path.
 #[test]
 fn a_bench_sweep_of_an_unknown_field_is_refused() {
