@@ -111,6 +111,11 @@ pub struct Cost {
     /// broker's CPU per 1 KiB send less `per_kib_us`, measured with `bench`.
     #[serde(default = "default_send_us")]
     pub send_us: f64,
+    /// What a send costs on top under SYNC_FLUSH, µs: waiting for the
+    /// flush that covers it and being woken by it. Default 8 (measured at
+    /// 256 producers on this machine).
+    #[serde(default = "default_sync_send_us")]
+    pub sync_send_us: f64,
     /// Service time of a pull, µs, before the messages it returns.
     /// Default 20.
     #[serde(default = "default_pull_us")]
@@ -164,6 +169,7 @@ impl Default for Cost {
         Cost {
             broker_workers: default_broker_workers(),
             send_us: default_send_us(),
+            sync_send_us: default_sync_send_us(),
             pull_us: default_pull_us(),
             other_us: default_other_us(),
             per_kib_us: default_per_kib_us(),
@@ -184,6 +190,16 @@ fn default_broker_workers() -> u32 {
 
 fn default_send_us() -> f64 {
     14.8
+}
+
+/// A SYNC_FLUSH send's extra broker CPU, µs (see `Cost::sync_send_us`):
+/// calibrated on `cargo xtask bench --processes` with 256 producers, where
+/// the real broker's one core serves 34,400 SYNC_FLUSH sends a second
+/// against 50,600 under ASYNC_FLUSH.
+const SYNC_SEND_US: f64 = 8.0;
+
+fn default_sync_send_us() -> f64 {
+    SYNC_SEND_US
 }
 
 fn default_pull_us() -> f64 {

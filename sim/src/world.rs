@@ -364,7 +364,8 @@ impl World {
         config.client_expiry_ms = 15_000;
         config.service_cost = topology.cost.as_ref().map(|c| broker::server::cost::ServiceCost {
             workers: c.broker_workers,
-            send_us: c.send_us,
+            // The broker's flush mode is the topology's.
+            send_us: c.send_us + if topology.flush == scenarios::FlushMode::Sync { c.sync_send_us } else { 0.0 },
             pull_us: c.pull_us,
             other_us: c.other_us,
             per_kib_us: c.per_kib_us,
