@@ -142,6 +142,8 @@ pub fn table(parameter: &str, points: &[Point]) -> String {
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for p in points {
         let f = &p.figures;
+        // No group consumed: no end-to-end latency to show.
+        let end_to_end = |us: u64| if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(us) };
         let _ = writeln!(
             out,
             "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -152,8 +154,8 @@ pub fn table(parameter: &str, points: &[Point]) -> String {
             ms(f.send_us.p50),
             ms(f.send_us.p99),
             ms(f.send_us.p999),
-            if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(f.end_to_end_us.p50) },
-            if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(f.end_to_end_us.p99) },
+            end_to_end(f.end_to_end_us.p50),
+            end_to_end(f.end_to_end_us.p99),
             f.backlog_max,
             f.drain_s.map_or("never".to_string(), |s| format!("{s:.0}")),
         );

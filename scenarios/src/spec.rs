@@ -192,14 +192,11 @@ fn default_send_us() -> f64 {
     14.8
 }
 
-/// A SYNC_FLUSH send's extra broker CPU, µs (see `Cost::sync_send_us`):
-/// calibrated on `cargo xtask bench --processes` with 256 producers, where
+/// Calibrated on `cargo xtask bench --processes` with 256 producers, where
 /// the real broker's one core serves 34,400 SYNC_FLUSH sends a second
 /// against 50,600 under ASYNC_FLUSH.
-const SYNC_SEND_US: f64 = 8.0;
-
 fn default_sync_send_us() -> f64 {
-    SYNC_SEND_US
+    8.0
 }
 
 fn default_pull_us() -> f64 {

@@ -2,7 +2,7 @@
 //! plus injectable faults.
 
 use broker::model::MessageExt;
-use broker::server::cost::{clock_step, Servers};
+use broker::server::cost::{clock_step_us, worth_waiting, Servers};
 use broker::store::{commit_log, entry, Disk, MemDisk};
 use scenarios::DiskFaultKind;
 use std::io;
@@ -77,11 +77,10 @@ impl DiskCost {
         self.written = 0;
         let device = self.device.get_or_insert_with(|| Servers::new(1));
         let owed = device.reserve(us);
-        let step_us = (clock_step().as_micros() as u64).max(1);
-        if owed < (step_us / 2).max(1) {
-            0
+        if worth_waiting(owed) {
+            owed.div_ceil(clock_step_us()) * clock_step_us()
         } else {
-            owed.div_ceil(step_us) * step_us
+            0
         }
     }
 }

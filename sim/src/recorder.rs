@@ -106,7 +106,7 @@ impl Recorder {
 
     /// Milliseconds of simulated time since the run started.
     pub fn now_ms(&self) -> u64 {
-        self.inner.lock().expect("recorder").start.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0)
+        self.now_us() / 1000
     }
 
     /// Microseconds of simulated time since the run started.

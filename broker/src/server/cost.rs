@@ -81,6 +81,17 @@ pub fn clock_step() -> Duration {
     }
 }
 
+/// [`clock_step`] in whole µs, at least 1.
+pub fn clock_step_us() -> u64 {
+    (clock_step().as_micros() as u64).max(1)
+}
+
+/// Whether `owed_us` is worth a wait: half a clock step or more (see the
+/// module on short waits).
+pub fn worth_waiting(owed_us: u64) -> bool {
+    owed_us >= (clock_step_us() / 2).max(1)
+}
+
 /// A send that would wait longer than this for a worker is refused at once
 /// as busy, as RocketMQ refuses one that waited in its send queue past
 /// `waitTimeMillsInSendQueue` (200 ms): the producer tries another broker,
@@ -104,10 +115,11 @@ impl Servers {
         Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now(), stalls: None }
     }
 
-    /// `n` servers, free now, each stalling as `stalls` draws.
-    pub fn stalling(n: u32, stalls: Stalls) -> Servers {
-        let next = Mutex::new(vec![None; n.max(1) as usize]);
-        Servers { stalls: Some((stalls, next)), ..Servers::new(n) }
+    /// `n` servers, free now, each stalling as `stalls` draws (never when
+    /// `None`).
+    pub fn stalling(n: u32, stalls: Option<Stalls>) -> Servers {
+        let stalls = stalls.map(|stalls| (stalls, Mutex::new(vec![None; n.max(1) as usize])));
+        Servers { stalls, ..Servers::new(n) }
     }
 
     /// How long from now until a server is free.
@@ -172,10 +184,9 @@ impl Servers {
     }
 }
 
-/// Waits `owed_us` when it is at least half the clock's step (see the
-/// module on short waits).
+/// Waits `owed_us` when it is [`worth_waiting`].
 pub async fn wait(owed_us: u64) {
-    if owed_us >= (clock_step().as_micros() as u64 / 2).max(1) {
+    if worth_waiting(owed_us) {
         tokio::time::sleep(Duration::from_micros(owed_us)).await;
     }
 }
@@ -190,10 +201,7 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// A pool of `cost.workers`, all free.
     pub fn new(cost: ServiceCost) -> WorkerPool {
-        let servers = match &cost.stalls {
-            Some(stalls) => Servers::stalling(cost.workers, stalls.clone()),
-            None => Servers::new(cost.workers),
-        };
+        let servers = Servers::stalling(cost.workers, cost.stalls.clone());
         WorkerPool { cost, servers }
     }
 
@@ -257,7 +265,7 @@ mod tests {
     #[test]
     fn a_stalling_server_waits_out_its_stalls_under_contention() {
         // Stalls of 300 µs, 1,000 µs after the previous one ended.
-        let servers = Servers::stalling(1, Stalls::new(|| (1_000.0, 300.0)));
+        let servers = Servers::stalling(1, Some(Stalls::new(|| (1_000.0, 300.0))));
         // First stall at 0 + 1,000 = 1,000..1,300. Work at 0 of 400 ends
         // first; work at 700 queues behind it and ends at 800, before it.
         assert_eq!(servers.reserve_at(0, 400.0), 400);
