@@ -162,6 +162,16 @@ pub struct Cost {
     /// log-normal draw. Default [0, 0].
     #[serde(default)]
     pub worker_stall_ms: [f64; 2],
+    /// The share of requests that met a queue and are served out of their
+    /// arrival order, late: the runtime's scheduler (tokio's run queues,
+    /// with a task per request) does not serve ready requests first come,
+    /// first served. A late request is answered after an extra wait drawn
+    /// from an exponential distribution whose mean is the queue it met, so
+    /// the tail grows with the queue; the others are answered that much
+    /// sooner, since the pool's throughput is unchanged. Default 0: first
+    /// come, first served.
+    #[serde(default)]
+    pub worker_late_share: f64,
 }
 
 impl Default for Cost {
@@ -180,6 +190,7 @@ impl Default for Cost {
             clock_step_us: default_clock_step_us(),
             worker_stall_every_ms: 0.0,
             worker_stall_ms: [0.0, 0.0],
+            worker_late_share: 0.0,
         }
     }
 }

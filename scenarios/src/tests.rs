@@ -464,6 +464,7 @@ fn a_cost_model_out_of_range_is_refused() {
     assert_error(&with_cost("clock_step_us = 2000"), "topology.cost.clock_step_us: must be in 1..=1000, got 2000");
     assert_error(&with_cost("worker_stall_ms = [2.0, 1.0]"), "topology.cost.worker_stall_ms: the 99th percentile must be at least the median");
     assert_error(&with_cost("worker_stall_every_ms = -1.0"), "topology.cost.worker_stall_every_ms: must be a finite number >= 0");
+    assert_error(&with_cost("worker_late_share = 1.5"), "topology.cost.worker_late_share: must be in 0.0..=1.0");
     assert_error(&with_cost("sync_send_us = -8.0"), "topology.cost.sync_send_us: must be a finite number >= 0");
     assert_error(&with_cost("cpu = 3"), "unknown field `cpu`");
 }

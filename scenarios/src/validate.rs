@@ -80,6 +80,7 @@ impl Validator<'_> {
                 self.fail(format!("topology.cost.{path}"), format!("must be a finite number > 0, got {value}"));
             }
         }
+        self.probability("topology.cost.worker_late_share", cost.worker_late_share);
         if cost.fsync_ms[1] < cost.fsync_ms[0] {
             self.fail("topology.cost.fsync_ms", format!("the 99th percentile must be at least the median, got {:?}", cost.fsync_ms));
         }

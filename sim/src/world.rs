@@ -375,6 +375,11 @@ impl World {
                 let (every_us, length_ms) = (c.worker_stall_every_ms * 1000.0, scenarios::LogNormal::from_percentiles(c.worker_stall_ms));
                 broker::server::cost::Stalls::new(move || (rng.exponential(every_us), length_ms.draw(&mut rng) * 1000.0))
             }),
+            late: (c.worker_late_share > 0.0).then(|| {
+                let mut rng = scenarios::Rng::new(self.resolved.seed, &format!("late broker-{n}"));
+                let share = c.worker_late_share;
+                broker::server::cost::Lateness::new(move || if rng.unit() < share { rng.exponential(1.0) } else { 0.0 })
+            }),
         });
         config
     }

@@ -30,38 +30,56 @@ pub struct ServiceCost {
     pub per_kib_us: f64,
     /// When workers lose their CPU; `None`: never.
     pub stalls: Option<Stalls>,
+    /// Which requests are served out of order, late; `None`: none.
+    pub late: Option<Lateness>,
+}
+
+/// Random draws a cost model takes from the simulation, one per call:
+/// the simulation makes them from the run's seed.
+#[derive(Clone)]
+pub struct Draws<T>(Arc<Mutex<dyn FnMut() -> T + Send>>);
+
+impl<T> Draws<T> {
+    /// Draws made by `source`.
+    pub fn new(source: impl FnMut() -> T + Send + 'static) -> Draws<T> {
+        Draws(Arc::new(Mutex::new(source)))
+    }
+
+    fn next(&self) -> T {
+        (self.0.lock().expect("draws"))()
+    }
+}
+
+impl<T> fmt::Debug for Draws<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Draws")
+    }
+}
+
+impl<T> PartialEq for Draws<T> {
+    fn eq(&self, other: &Draws<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A worker's stalls: the operating system gives its CPU to another thread
 /// (on a shared host, the clients'), at random moments and for a random
-/// time. The source gives each stall as (gap since the previous one ended,
-/// length), in µs; the simulation draws them from the run's seed.
-#[derive(Clone)]
-pub struct Stalls(Arc<Mutex<dyn FnMut() -> (f64, f64) + Send>>);
+/// time. Each draw is a stall: (gap since the previous one ended, length),
+/// in µs.
+pub type Stalls = Draws<(f64, f64)>;
+
+/// The pool's service order: the runtime serves ready requests out of
+/// their arrival order, so some wait longer than the queue they met and
+/// the rest correspondingly less. Each draw is, for one request, how many
+/// times that queue's wait it is answered late by: 0 for most.
+pub type Lateness = Draws<f64>;
 
 impl Stalls {
-    /// Stalls drawn from `source`.
-    pub fn new(source: impl FnMut() -> (f64, f64) + Send + 'static) -> Stalls {
-        Stalls(Arc::new(Mutex::new(source)))
-    }
-
     /// The next stall's gap and length, whole µs; the gap at least 1 µs, so
     /// stalls never pile up at one instant.
     fn draw(&self) -> (u64, u64) {
-        let (gap, length) = (self.0.lock().expect("stalls"))();
+        let (gap, length) = self.next();
         ((gap.max(1.0).round()) as u64, length.max(0.0).round() as u64)
-    }
-}
-
-impl fmt::Debug for Stalls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Stalls")
-    }
-}
-
-impl PartialEq for Stalls {
-    fn eq(&self, other: &Stalls) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -107,19 +125,26 @@ pub struct Servers {
     /// When servers stall, and each one's next stall (start, length), drawn
     /// at its first work.
     stalls: Option<(Stalls, Mutex<Vec<Option<(u64, u64)>>>)>,
+    /// Which requests are answered late.
+    late: Option<Lateness>,
 }
 
 impl Servers {
     /// `n` servers, free now.
     pub fn new(n: u32) -> Servers {
-        Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now(), stalls: None }
+        Servers { busy_until_us: Mutex::new(vec![0; n.max(1) as usize]), epoch: tokio::time::Instant::now(), stalls: None, late: None }
     }
 
-    /// `n` servers, free now, each stalling as `stalls` draws (never when
+    /// These servers, each stalling as `stalls` draws (never when `None`).
+    pub fn stalling(self, stalls: Option<Stalls>) -> Servers {
+        let n = self.busy_until_us.lock().expect("servers").len();
+        Servers { stalls: stalls.map(|stalls| (stalls, Mutex::new(vec![None; n]))), ..self }
+    }
+
+    /// These servers, answering requests late as `late` draws (never when
     /// `None`).
-    pub fn stalling(n: u32, stalls: Option<Stalls>) -> Servers {
-        let stalls = stalls.map(|stalls| (stalls, Mutex::new(vec![None; n.max(1) as usize])));
-        Servers { stalls, ..Servers::new(n) }
+    pub fn late(self, late: Option<Lateness>) -> Servers {
+        Servers { late, ..self }
     }
 
     /// How long from now until a server is free.
@@ -174,7 +199,16 @@ impl Servers {
         }
         let done = start + work;
         busy[i] = done;
-        done - now
+        // A late request is answered after requests that came after it; its
+        // work stays where it was, so the pool's throughput is unchanged,
+        // and its client, waiting, sends nothing meanwhile: the others find
+        // the queue shorter by one.
+        let queued = free_at.saturating_sub(now);
+        let late = match &self.late {
+            Some(late) if queued > 0 => (queued as f64 * late.next().max(0.0)).round() as u64,
+            _ => 0,
+        };
+        done - now + late
     }
 
     /// [`Self::reserve`], then waits for the work to be done (see the module
@@ -201,7 +235,7 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// A pool of `cost.workers`, all free.
     pub fn new(cost: ServiceCost) -> WorkerPool {
-        let servers = Servers::stalling(cost.workers, cost.stalls.clone());
+        let servers = Servers::new(cost.workers).stalling(cost.stalls.clone()).late(cost.late.clone());
         WorkerPool { cost, servers }
     }
 
@@ -265,7 +299,7 @@ mod tests {
     #[test]
     fn a_stalling_server_waits_out_its_stalls_under_contention() {
         // Stalls of 300 µs, 1,000 µs after the previous one ended.
-        let servers = Servers::stalling(1, Some(Stalls::new(|| (1_000.0, 300.0))));
+        let servers = Servers::new(1).stalling(Some(Stalls::new(|| (1_000.0, 300.0))));
         // First stall at 0 + 1,000 = 1,000..1,300. Work at 0 of 400 ends
         // first; work at 700 queues behind it and ends at 800, before it.
         assert_eq!(servers.reserve_at(0, 400.0), 400);
@@ -279,5 +313,20 @@ mod tests {
         // The stalls between (3,600..3,900, 4,900..5,200) are over, and the
         // next (6,200..6,500) meets work that did not queue: no delay.
         assert_eq!(servers.reserve_at(6_100, 200.0), 200);
+    }
+
+    /// A late request is answered its draw times the queue it met after its
+    /// work is done; the work stays in its place, so the requests behind it
+    /// are done as without lateness, and a request that met no queue is
+    /// never late (nor draws).
+    #[test]
+    fn a_late_request_waits_a_multiple_of_the_queue_it_met() {
+        let mut draws = [0.0, 1.5, -1.0].into_iter().cycle();
+        let servers = Servers::new(1).late(Some(Lateness::new(move || draws.next().expect("cycle"))));
+        assert_eq!(servers.reserve_at(0, 400.0), 400, "no queue: not late, no draw");
+        assert_eq!(servers.reserve_at(0, 400.0), 800, "met 400 of queue, drew 0");
+        assert_eq!(servers.reserve_at(0, 400.0), 1_200 + 1_200, "met 800 of queue, drew 1.5");
+        assert_eq!(servers.reserve_at(0, 400.0), 1_600, "a negative draw is no lateness");
+        assert_eq!(servers.queue_wait_at(0), 1_600, "lateness leaves the work where it was");
     }
 }
