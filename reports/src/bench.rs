@@ -35,6 +35,63 @@ pub struct Figures {
     pub drain_s: Option<f64>,
 }
 
+impl Figures {
+    /// An end-to-end latency of these figures as ms ([`ms`]), or "-" when
+    /// no group consumed and there is none to show.
+    pub fn end_to_end_ms(&self, us: u64) -> String {
+        if self.end_to_end_us.count == 0 {
+            "-".to_string()
+        } else {
+            ms(us)
+        }
+    }
+
+    /// Each figure's median over several runs of one point (seeds): a
+    /// typical run's figures, field by field, so one unlucky seed moves
+    /// none of them far. With an even number of runs, the mean of the
+    /// middle two. The backlog counts as never drained when more than half
+    /// the runs never drained it. No runs: no figures (the default).
+    pub fn median(runs: &[Figures]) -> Figures {
+        if runs.is_empty() {
+            return Figures::default();
+        }
+        let f = |get: &dyn Fn(&Figures) -> f64| median(runs.iter().map(get).collect());
+        let u = |get: &dyn Fn(&Figures) -> u64| f(&|r| get(r) as f64).round() as u64;
+        let percentiles = |get: &dyn Fn(&Figures) -> &Percentiles| Percentiles {
+            count: u(&|r| get(r).count),
+            p50: u(&|r| get(r).p50),
+            p90: u(&|r| get(r).p90),
+            p99: u(&|r| get(r).p99),
+            p999: u(&|r| get(r).p999),
+            max: u(&|r| get(r).max),
+        };
+        let drain_s = f(&|r| r.drain_s.unwrap_or(f64::INFINITY));
+        Figures {
+            offered_per_s: f(&|r| r.offered_per_s),
+            attempted: u(&|r| r.attempted),
+            acked: u(&|r| r.acked),
+            failed: u(&|r| r.failed),
+            throughput_per_s: f(&|r| r.throughput_per_s),
+            send_us: percentiles(&|r| &r.send_us),
+            end_to_end_us: percentiles(&|r| &r.end_to_end_us),
+            backlog_max: u(&|r| r.backlog_max),
+            drain_s: drain_s.is_finite().then_some(drain_s),
+        }
+    }
+}
+
+/// The median of `xs`, at least one: the mean of the middle two for an
+/// even count.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
 /// The figures of a run whose load ran over `[load_start_ms, load_end_ms)`.
 pub fn figures(history: &[Event], load_start_ms: u64, load_end_ms: u64, offered_per_s: f64) -> Figures {
     let window = load_start_ms..load_end_ms;
@@ -142,8 +199,6 @@ pub fn table(parameter: &str, points: &[Point]) -> String {
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for p in points {
         let f = &p.figures;
-        // No group consumed: no end-to-end latency to show.
-        let end_to_end = |us: u64| if f.end_to_end_us.count == 0 { "-".to_string() } else { ms(us) };
         let _ = writeln!(
             out,
             "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -154,8 +209,8 @@ pub fn table(parameter: &str, points: &[Point]) -> String {
             ms(f.send_us.p50),
             ms(f.send_us.p99),
             ms(f.send_us.p999),
-            end_to_end(f.end_to_end_us.p50),
-            end_to_end(f.end_to_end_us.p99),
+            f.end_to_end_ms(f.end_to_end_us.p50),
+            f.end_to_end_ms(f.end_to_end_us.p99),
             f.backlog_max,
             f.drain_s.map_or("never".to_string(), |s| format!("{s:.0}")),
         );
@@ -303,5 +358,25 @@ mod tests {
         assert!(charts.contains("topology.broker_groups"));
         let words = vec![Point { value: "sync".into(), figures: Figures::default() }];
         assert!(self::charts("topology.flush", &words).contains("(row of the table)"));
+    }
+
+    /// Each figure is its own median: the middle run's for an odd count,
+    /// the mean of the middle two for an even one; a backlog that more
+    /// than half the runs never drained never drained.
+    #[test]
+    fn the_median_of_runs_is_taken_figure_by_figure() {
+        let run = |throughput: f64, p99: u64, drain_s: Option<f64>| Figures {
+            throughput_per_s: throughput,
+            send_us: Percentiles { p99, ..Percentiles::default() },
+            drain_s,
+            ..Figures::default()
+        };
+        let odd = Figures::median(&[run(3.0, 900, None), run(1.0, 100, Some(2.0)), run(2.0, 500, Some(4.0))]);
+        assert_eq!((odd.throughput_per_s, odd.send_us.p99, odd.drain_s), (2.0, 500, Some(4.0)));
+        let even = Figures::median(&[run(3.0, 900, None), run(1.0, 100, Some(2.0)), run(2.0, 500, None), run(4.0, 200, Some(1.0))]);
+        assert_eq!((even.throughput_per_s, even.send_us.p99, even.drain_s), (2.5, 350, None));
+        let drained = Figures::median(&[run(1.0, 1, Some(2.0)), run(1.0, 1, None), run(1.0, 1, Some(6.0))]);
+        assert_eq!(drained.drain_s, Some(6.0));
+        assert_eq!(Figures::median(&[]), Figures::default());
     }
 }

@@ -227,6 +227,48 @@ fn a_finer_clock_step_gives_sub_millisecond_round_trips() {
     assert!(fine < 0.1, "a 1 µs step: 2 x 10-20 µs of links and 16 µs of work, got p50 {fine} ms");
 }
 
+/// The send p99 and p50 of a bench table's row for `value`, ms.
+fn send_p50_p99(stdout: &str, value: &str) -> (f64, f64) {
+    let row = stdout.lines().find(|l| l.starts_with(&format!("| {value} | "))).unwrap_or_else(|| panic!("no row for {value}:\n{stdout}"));
+    let cell = |n: usize| row.split('|').nth(n).and_then(|c| c.trim().parse().ok()).unwrap_or_else(|| panic!("no number in cell {n}: {row}"));
+    (cell(5), cell(6))
+}
+
+/// Requests served out of order: eight synchronous producers queue for one
+/// worker at 1 ms a send, so each send waits about 8 ms first come, first
+/// served; with a share answered late by about the queue they met, the
+/// p99 grows with the queue while the median does not.
+#[test]
+fn late_service_lengthens_the_tail_with_the_queue() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/late-service.toml");
+    let (ok, stdout) = mqsim(&["bench", scenario, "--sweep", "topology.cost.worker_late_share=0,0.2"]);
+    assert!(ok, "the bench's runs pass their checks:\n{stdout}");
+    let (fifo_p50, fifo_p99) = send_p50_p99(&stdout, "0");
+    let (late_p50, late_p99) = send_p50_p99(&stdout, "0.2");
+    assert!(fifo_p99 <= fifo_p50 + 3.0, "first come, first served: p50 {fifo_p50}, p99 {fifo_p99} ms");
+    assert!(late_p99 >= 2.0 * fifo_p99, "late service: p99 {late_p99} ms against {fifo_p99} in order");
+    assert!(late_p50 <= fifo_p50 + 1.0, "the median stays: {late_p50} ms against {fifo_p50}");
+}
+
+/// `--seeds` runs every point once per seed and reports each figure's
+/// median over them.
+#[test]
+fn a_bench_over_seeds_reports_each_figures_median() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/late-service.toml");
+    let (ok, stdout) = mqsim(&["bench", scenario, "--seeds", "1..4", "--sweep", "topology.cost.worker_late_share=0.2"]);
+    assert!(ok, "the bench's runs pass their checks:\n{stdout}");
+    let mut p99s: Vec<f64> = (1..4)
+        .map(|seed| {
+            let line = stdout.lines().find(|l| l.contains(&format!(", seed {seed}: "))).unwrap_or_else(|| panic!("no run of seed {seed}:\n{stdout}"));
+            let p50_p99 = line.split("send p50/p99 ").nth(1).and_then(|r| r.split(" ms").next()).expect("send p50/p99");
+            p50_p99.split('/').nth(1).and_then(|p| p.parse().ok()).expect("a p99")
+        })
+        .collect();
+    p99s.sort_by(f64::total_cmp);
+    assert!(stdout.contains("the median of 3 seeds"), "{stdout}");
+    assert_eq!(send_p50_p99(&stdout, "0.2").1, p99s[1], "the table's p99 is the middle seed's, of {p99s:?}");
+}
+
 /// A sweep of a field the scenario does not have is refused with its path.
 #[test]
 fn a_bench_sweep_of_an_unknown_field_is_refused() {

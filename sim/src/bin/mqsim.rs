@@ -146,6 +146,10 @@ enum Command {
         /// The seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// `A..B`: run each point once per seed from A to B-1 and report
+        /// each figure's median over them (instead of --seed).
+        #[arg(long, conflicts_with = "seed")]
+        seeds: Option<String>,
         /// `path=v1,v2,...`: a scenario field by the path `run` prints it
         /// under (`topology.broker_groups=1,2,4`,
         /// `workload.producers[0].rate_per_s=2000,4000`,
@@ -493,7 +497,13 @@ fn execute(cli: Cli) -> Result<bool> {
             let bugs = parse_bugs(&bugs)?;
             shrink(&scenario, &label_of(&arg, &scenario), seed, bugs, out.as_deref())
         }
-        Command::Bench { scenario, seed, sweep, report, jobs: j } => bench(&scenario, seed, sweep.as_deref(), report.as_deref(), jobs(j)),
+        Command::Bench { scenario, seed, seeds, sweep, report, jobs: j } => {
+            let seeds = match &seeds {
+                Some(range) => parse_seeds(range)?,
+                None => seed..seed + 1,
+            };
+            bench(&scenario, seeds, sweep.as_deref(), report.as_deref(), jobs(j))
+        }
         Command::Seed { seed, bugs, trace, history } => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
@@ -1028,7 +1038,7 @@ fn offered_per_s(scenario: &Scenario) -> f64 {
     scenario.workload.producers.iter().map(|p| f64::from(p.count) * p.rate_per_s).sum()
 }
 
-fn bench(name: &str, seed: u64, sweep: Option<&str>, report: Option<&Path>, jobs: usize) -> Result<bool> {
+fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: Option<&Path>, jobs: usize) -> Result<bool> {
     let mut base = load(name)?;
     if base.topology.cost.is_none() {
         base.topology.cost = Some(scenarios::Cost::default());
@@ -1041,34 +1051,40 @@ fn bench(name: &str, seed: u64, sweep: Option<&str>, report: Option<&Path>, jobs
             (path, variants)
         }
     };
-    println!("mqsim bench {} seed={seed}{}", base.name, sweep.map(|s| format!(" sweep {s}")).unwrap_or_default());
-    let resolved = base.resolve(seed);
+    // The seeds as the command line gave them, for the repro line.
+    let seeds_arg = if seeds.end - seeds.start == 1 { format!("--seed {}", seeds.start) } else { format!("--seeds {}..{}", seeds.start, seeds.end) };
+    println!("mqsim bench {} {seeds_arg}{}", base.name, sweep.map(|s| format!(" sweep {s}")).unwrap_or_default());
+    let resolved = base.resolve(seeds.start);
     for (path, value) in resolved.options() {
         if path.starts_with("topology.") || path.starts_with("workload.producers") {
             println!("  {path} = {value}");
         }
     }
+    // Every point with every seed, run in any order; each point's figures
+    // are then its seeds' median.
+    let runs: Vec<(usize, u64)> = (0..variants.len()).flat_map(|i| seeds.clone().map(move |seed| (i, seed))).collect();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(reports::bench::Point, bool)>>> = Mutex::new(vec![None; variants.len()]);
+    let results: Mutex<Vec<Option<(reports::bench::Figures, bool)>>> = Mutex::new(vec![None; runs.len()]);
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(variants.len()).max(1) {
+        for _ in 0..jobs.min(runs.len()).max(1) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((value, scenario)) = variants.get(i) else { break };
+                let r = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(i, seed)) = runs.get(r) else { break };
+                let (value, scenario) = &variants[i];
                 match run_isolated(scenario, seed, &RunOptions::default(), true) {
                     Ok(outcome) => {
                         let figures =
                             reports::bench::figures(&outcome.history, sim::run::WORKLOAD_START_MS, scenario.producer_stop_ms(), offered_per_s(scenario));
                         let line = format!(
-                            "  {parameter} = {value}: offered {:.0}/s, acknowledged {:.0}/s, failed {}, send p50/p99 {}/{} ms, end-to-end p50/p99 {}/{} ms, backlog max {}, checks {} (digest {}, wall {:.1} s)",
+                            "  {parameter} = {value}, seed {seed}: offered {:.0}/s, acknowledged {:.0}/s, failed {}, send p50/p99 {}/{} ms, end-to-end p50/p99 {}/{} ms, backlog max {}, checks {} (digest {}, wall {:.1} s)",
                             figures.offered_per_s,
                             figures.throughput_per_s,
                             figures.failed,
                             reports::bench::ms(figures.send_us.p50),
                             reports::bench::ms(figures.send_us.p99),
-                            reports::bench::ms(figures.end_to_end_us.p50),
-                            reports::bench::ms(figures.end_to_end_us.p99),
+                            figures.end_to_end_ms(figures.end_to_end_us.p50),
+                            figures.end_to_end_ms(figures.end_to_end_us.p99),
                             figures.backlog_max,
                             if outcome.passed() { "pass" } else { "FAIL" },
                             outcome.digest,
@@ -1079,7 +1095,7 @@ fn bench(name: &str, seed: u64, sweep: Option<&str>, report: Option<&Path>, jobs
                         if !passed {
                             println!("    {}", fail_line(&outcome, &label_of(name, scenario), &[]));
                         }
-                        results.lock().expect("results")[i] = Some((reports::bench::Point { value: value.clone(), figures }, passed));
+                        results.lock().expect("results")[r] = Some((figures, passed));
                     }
                     Err(e) => {
                         failure.lock().expect("failure").get_or_insert(e);
@@ -1091,17 +1107,29 @@ fn bench(name: &str, seed: u64, sweep: Option<&str>, report: Option<&Path>, jobs
     if let Some(e) = failure.into_inner().expect("failure") {
         return Err(e);
     }
-    let results: Vec<(reports::bench::Point, bool)> = results.into_inner().expect("results").into_iter().flatten().collect();
-    let all_passed = results.iter().all(|(_, passed)| *passed);
-    let points: Vec<reports::bench::Point> = results.into_iter().map(|(p, _)| p).collect();
+    let results: Vec<Option<(reports::bench::Figures, bool)>> = results.into_inner().expect("results");
+    let all_passed = results.iter().all(|r| r.as_ref().is_some_and(|(_, passed)| *passed));
+    let per_seed = (seeds.end - seeds.start) as usize;
+    let points: Vec<reports::bench::Point> = variants
+        .iter()
+        .enumerate()
+        .map(|(i, (value, _))| {
+            let runs: Vec<reports::bench::Figures> = results[i * per_seed..(i + 1) * per_seed].iter().flatten().map(|(f, _)| f.clone()).collect();
+            reports::bench::Point { value: value.clone(), figures: reports::bench::Figures::median(&runs) }
+        })
+        .collect();
+    if per_seed > 1 {
+        println!("\neach figure: the median of {per_seed} seeds ({seeds_arg})");
+    }
     let table = reports::bench::table(&parameter, &points);
     println!("\n{table}");
     if let Some(dir) = report {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let command = format!("cargo mqsim bench {name} --seed {seed}{}", sweep.map(|s| format!(" --sweep {s}")).unwrap_or_default());
+        let command = format!("cargo mqsim bench {name} {seeds_arg}{}", sweep.map(|s| format!(" --sweep {s}")).unwrap_or_default());
         let cost: Vec<String> =
             resolved.options().into_iter().filter(|(p, _)| p.starts_with("topology.cost.")).map(|(p, v)| format!("{p} = {v}")).collect();
-        let preamble = format!("{command}\n\n{}", cost.join("\n"));
+        let medians = if per_seed > 1 { format!("\n\neach figure: the median of {per_seed} seeds") } else { String::new() };
+        let preamble = format!("{command}{medians}\n\n{}", cost.join("\n"));
         let md = format!("# mqsim bench {}\n\n```\n{preamble}\n```\n\n{table}", base.name);
         std::fs::write(dir.join("bench.md"), md)?;
         std::fs::write(dir.join("bench.html"), reports::bench::html(&format!("mqsim bench {}", base.name), &preamble, &parameter, &points))?;
