@@ -269,6 +269,26 @@ fn a_bench_over_seeds_reports_each_figures_median() {
     assert_eq!(send_p50_p99(&stdout, "0.2").1, p99s[1], "the table's p99 is the middle seed's, of {p99s:?}");
 }
 
+/// Eight consumers of a group start together on eight queues. Each joins
+/// the group with its heartbeat, and the broker tells the members at once
+/// (RocketMQ's NOTIFY_CONSUMER_IDS_CHANGED), so they rebalance on a whole
+/// membership: every queue has one reader from the start. Without the
+/// notice a consumer that rebalanced on a partial membership kept its view
+/// for a period (5 s): one queue went unread while others were read twice,
+/// an end-to-end p99 near 3 s in three seeds of four.
+#[test]
+fn consumers_starting_together_take_every_queue_at_once() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/group-start.toml");
+    let (ok, stdout) = mqsim(&["bench", scenario, "--seeds", "1..5"]);
+    assert!(ok, "the bench's runs pass their checks:\n{stdout}");
+    for seed in 1..5 {
+        let line = stdout.lines().find(|l| l.contains(&format!(", seed {seed}: "))).unwrap_or_else(|| panic!("no run of seed {seed}:\n{stdout}"));
+        let p50_p99 = line.split("end-to-end p50/p99 ").nth(1).and_then(|r| r.split(" ms").next()).expect("end-to-end p50/p99");
+        let p99: f64 = p50_p99.split('/').nth(1).and_then(|p| p.parse().ok()).expect("a p99");
+        assert!(p99 < 100.0, "seed {seed}: end-to-end p99 {p99} ms: a queue waited for a rebalance period\n{line}");
+    }
+}
+
 /// A sweep of a field the scenario does not have is refused with its path.
 #[test]
 fn a_bench_sweep_of_an_unknown_field_is_refused() {

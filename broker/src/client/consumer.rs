@@ -274,12 +274,29 @@ impl PushConsumer {
             owned: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
         });
+        // A broker's notice that the group's members changed wakes this
+        // consumer to rebalance at once (RocketMQ's rebalanceImmediately);
+        // the period is the backstop for a notice lost on the way.
+        let wake = Arc::new(tokio::sync::Notify::new());
+        inner.client.rebalancers().register(&inner.config.group, &wake);
         let me = inner.clone();
         tokio::spawn(async move {
             while !me.stopped.load(Ordering::Relaxed) {
                 me.heartbeat().await;
                 me.rebalance().await;
-                tokio::time::sleep(Duration::from_millis(me.config.rebalance_interval_ms)).await;
+                let period = tokio::time::sleep(Duration::from_millis(me.config.rebalance_interval_ms));
+                tokio::pin!(period);
+                loop {
+                    tokio::select! {
+                        _ = &mut period => break,
+                        _ = wake.notified() => {
+                            if me.stopped.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            me.rebalance().await;
+                        }
+                    }
+                }
             }
         });
         let me = inner.clone();

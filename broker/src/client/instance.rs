@@ -3,6 +3,7 @@
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use super::check_back::CheckListeners;
+use super::inbound::{BrokerCalls, Rebalancers};
 use crate::net::ConnectionPool;
 use crate::protocol::{master_replica, read_replica, BrokerInfo, ReplicaRoute, Request, Response, ResponseBody, ResponseCode, TopicRoute};
 use std::collections::BTreeMap;
@@ -70,6 +71,8 @@ pub struct ClientInstance {
     next_namesrv: AtomicUsize,
     /// Answers brokers' transaction check-backs.
     check_listeners: Arc<CheckListeners>,
+    /// Wakes consumers whose group a broker says changed.
+    rebalancers: Arc<Rebalancers>,
     /// Addresses whose last request failed to connect or timed out, and when.
     unreachable: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
@@ -86,11 +89,14 @@ impl ClientInstance {
     /// A client instance; nothing is contacted until used.
     pub fn new(config: ClientConfig, clock: Clock) -> Arc<ClientInstance> {
         let check_listeners = Arc::new(CheckListeners::default());
+        let rebalancers = Arc::new(Rebalancers::default());
+        let calls = BrokerCalls { checks: check_listeners.clone(), rebalancers: rebalancers.clone() };
         Arc::new(ClientInstance {
             config,
             clock,
-            pool: ConnectionPool::serving(check_listeners.clone()),
+            pool: ConnectionPool::serving(Arc::new(calls)),
             check_listeners,
+            rebalancers,
             unreachable: Mutex::new(BTreeMap::new()),
             routes: Mutex::new(BTreeMap::new()),
             stale: Mutex::new(std::collections::BTreeSet::new()),
@@ -294,6 +300,11 @@ impl ClientInstance {
     /// The check listeners of this client's transactional producers.
     pub fn check_listeners(&self) -> &CheckListeners {
         &self.check_listeners
+    }
+
+    /// The rebalance wakers of this client's consumers.
+    pub fn rebalancers(&self) -> &Rebalancers {
+        &self.rebalancers
     }
 
     /// Tells every broker the name servers know which producer groups

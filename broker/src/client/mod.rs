@@ -10,11 +10,14 @@
 //! - [`transaction`]: the transactional producer.
 //! - [`check_back`]: the application's transaction listener, and the
 //!   answers to the broker's check-backs over the client's connections.
+//! - [`inbound`]: what brokers ask of a client: check-backs, and notices
+//!   that a consumer group's members changed.
 //! - [`admin`]: topic, query and cluster operations for `mqadmin`.
 
 pub mod admin;
 pub mod check_back;
 pub mod consumer;
+pub mod inbound;
 pub mod instance;
 pub mod producer;
 pub mod rebalance;

@@ -261,6 +261,13 @@ pub enum Request {
         /// Checks of this half before this one.
         check_times: u32,
     },
+    /// Broker -> consumer, oneway: the members of `group` changed (one
+    /// joined or left), so rebalance now rather than at the next period,
+    /// as RocketMQ's `NOTIFY_CONSUMER_IDS_CHANGED`.
+    NotifyConsumerIdsChanged {
+        /// The consumer group whose members changed.
+        group: String,
+    },
     /// Slave -> master: the commit log from `from_offset` (this slave's
     /// end), waiting up to `wait_ms` for more; and this slave holds its
     /// log durably up to `durable_offset` (what sync replication waits for).
@@ -391,6 +398,7 @@ impl Request {
             Request::HeartbeatProducer { .. } => "HeartbeatProducer",
             Request::EndTransaction { .. } => "EndTransaction",
             Request::CheckTransactionState { .. } => "CheckTransactionState",
+            Request::NotifyConsumerIdsChanged { .. } => "NotifyConsumerIdsChanged",
             Request::ReplicaPull { .. } => "ReplicaPull",
             Request::ReplicaConfig { .. } => "ReplicaConfig",
             Request::GetEpochs { .. } => "GetEpochs",

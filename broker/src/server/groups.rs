@@ -19,36 +19,30 @@ pub struct ConsumerGroups {
 }
 
 impl ConsumerGroups {
-    /// Records a heartbeat of `client_id` in its group.
-    pub fn heartbeat(&mut self, client_id: &str, data: ConsumerData, now_ms: u64) {
-        self.heartbeat_on(client_id, data, now_ms, None);
+    /// Records a heartbeat of `client_id` in its group; true when it joined
+    /// the group with it.
+    pub fn heartbeat(&mut self, client_id: &str, data: ConsumerData, now_ms: u64) -> bool {
+        self.heartbeat_on(client_id, data, now_ms, None)
     }
 
-    /// Records a heartbeat that came on the connection from `peer`.
-    pub fn heartbeat_on(&mut self, client_id: &str, data: ConsumerData, now_ms: u64, peer: Option<SocketAddr>) {
+    /// Records a heartbeat that came on the connection from `peer`; true
+    /// when the client joined the group with it.
+    pub fn heartbeat_on(&mut self, client_id: &str, data: ConsumerData, now_ms: u64, peer: Option<SocketAddr>) -> bool {
         let group = self.groups.entry(data.group.clone()).or_default();
-        group.insert(client_id.to_string(), Member { data, last_seen_ms: now_ms, peer });
+        group.insert(client_id.to_string(), Member { data, last_seen_ms: now_ms, peer }).is_none()
     }
 
     /// The connection from `peer` closed: its clients leave every group at
     /// once, as RocketMQ's broker drops a consumer whose channel closed,
     /// rather than after the expiry (a live client joins again with its
-    /// next heartbeat). Returns how many memberships ended.
-    pub fn connection_closed(&mut self, peer: SocketAddr) -> usize {
-        let mut removed = 0;
-        for members in self.groups.values_mut() {
-            let before = members.len();
-            members.retain(|_, m| m.peer != Some(peer));
-            removed += before - members.len();
-        }
-        removed
+    /// next heartbeat). Returns the groups that lost a member.
+    pub fn connection_closed(&mut self, peer: SocketAddr) -> Vec<String> {
+        self.remove_where(|m| m.peer == Some(peer))
     }
 
-    /// Removes a client from a group.
-    pub fn unregister(&mut self, client_id: &str, group: &str) {
-        if let Some(members) = self.groups.get_mut(group) {
-            members.remove(client_id);
-        }
+    /// Removes a client from a group; true when it was a member.
+    pub fn unregister(&mut self, client_id: &str, group: &str) -> bool {
+        self.groups.get_mut(group).is_some_and(|members| members.remove(client_id).is_some())
     }
 
     /// Live members of a group, sorted.
@@ -56,20 +50,34 @@ impl ConsumerGroups {
         self.groups.get(group).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// The connections the members of a group heartbeat on, one per member
+    /// that said.
+    pub fn member_peers(&self, group: &str) -> Vec<SocketAddr> {
+        self.groups.get(group).map(|m| m.values().filter_map(|m| m.peer).collect()).unwrap_or_default()
+    }
+
+    /// Removes the members `gone` picks; returns the groups that lost one.
+    fn remove_where(&mut self, gone: impl Fn(&Member) -> bool) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (group, members) in &mut self.groups {
+            let before = members.len();
+            members.retain(|_, m| !gone(m));
+            if members.len() < before {
+                changed.push(group.clone());
+            }
+        }
+        changed
+    }
+
     /// Where a group starts, as its members said.
     pub fn consume_from(&self, group: &str) -> Option<crate::protocol::ConsumeFrom> {
         self.groups.get(group)?.values().next().map(|m| m.data.consume_from)
     }
 
-    /// Drops members silent for `expiry_ms`; returns how many.
-    pub fn expire(&mut self, now_ms: u64, expiry_ms: u64) -> usize {
-        let mut removed = 0;
-        for members in self.groups.values_mut() {
-            let before = members.len();
-            members.retain(|_, m| now_ms.saturating_sub(m.last_seen_ms) < expiry_ms);
-            removed += before - members.len();
-        }
-        removed
+    /// Drops members silent for `expiry_ms`; returns the groups that lost
+    /// one.
+    pub fn expire(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
+        self.remove_where(|m| now_ms.saturating_sub(m.last_seen_ms) >= expiry_ms)
     }
 }
 
@@ -85,12 +93,15 @@ mod tests {
     #[test]
     fn membership_sorted_and_expiring() {
         let mut g = ConsumerGroups::default();
-        g.heartbeat("c2", data("g"), 0);
-        g.heartbeat("c1", data("g"), 100);
+        assert!(g.heartbeat("c2", data("g"), 0), "c2 joins");
+        assert!(g.heartbeat("c1", data("g"), 100), "c1 joins");
+        assert!(!g.heartbeat("c1", data("g"), 200), "c1 was a member already");
         assert_eq!(g.members("g"), ["c1", "c2"]);
-        assert_eq!(g.expire(120_050, 120_000), 1);
+        assert_eq!(g.expire(120_050, 120_000), ["g"]);
         assert_eq!(g.members("g"), ["c1"]);
-        g.unregister("c1", "g");
+        assert!(g.expire(120_050, 120_000).is_empty(), "nobody else expired");
+        assert!(g.unregister("c1", "g"));
+        assert!(!g.unregister("c1", "g"), "no longer a member");
         assert!(g.members("g").is_empty());
     }
 
@@ -101,9 +112,11 @@ mod tests {
         g.heartbeat_on("c1", data("g"), 0, Some(a));
         g.heartbeat_on("c1", data("h"), 0, Some(a));
         g.heartbeat_on("c2", data("g"), 0, Some(b));
-        assert_eq!(g.connection_closed(a), 2);
+        assert_eq!(g.member_peers("g"), [a, b]);
+        assert_eq!(g.connection_closed(a), ["g", "h"]);
         assert_eq!(g.members("g"), ["c2"]);
+        assert_eq!(g.member_peers("g"), [b]);
         assert!(g.members("h").is_empty());
-        assert_eq!(g.connection_closed(a), 0);
+        assert!(g.connection_closed(a).is_empty());
     }
 }

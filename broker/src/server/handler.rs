@@ -69,14 +69,21 @@ impl Broker {
             Request::Heartbeat { client_id, consumers } => {
                 let now = self.clock.now_ms();
                 let mut retry_topics = Vec::new();
+                let mut joined = Vec::new();
                 {
                     let mut groups = self.groups.lock().expect("groups");
                     for data in consumers {
                         if validate_group(&data.group).is_ok() {
                             retry_topics.push(retry_topic(&data.group));
                         }
-                        groups.heartbeat_on(&client_id, data, now, Some(peer));
+                        let group = data.group.clone();
+                        if groups.heartbeat_on(&client_id, data, now, Some(peer)) {
+                            joined.push(group);
+                        }
                     }
+                }
+                for group in &joined {
+                    self.notify_consumers_changed(group);
                 }
                 // Every group's retry topic exists as soon as it has a
                 // member, so its consumers find a route to subscribe to.
@@ -114,7 +121,9 @@ impl Broker {
                 }
             }
             Request::UnregisterClient { client_id, group } => {
-                self.groups.lock().expect("groups").unregister(&client_id, &group);
+                if self.groups.lock().expect("groups").unregister(&client_id, &group) {
+                    self.notify_consumers_changed(&group);
+                }
                 Response::ok(ResponseBody::None)
             }
             Request::GetConsumerList { group } => {
@@ -228,9 +237,9 @@ impl Broker {
                 ResponseCode::RequestNotSupported,
                 format!("{} is a name server request; this is a broker", other.name()),
             ),
-            other @ Request::CheckTransactionState { .. } => Response::error(
+            other @ (Request::CheckTransactionState { .. } | Request::NotifyConsumerIdsChanged { .. }) => Response::error(
                 ResponseCode::RequestNotSupported,
-                format!("{} is a request brokers send to producers; this is a broker", other.name()),
+                format!("{} is a request brokers send to clients; this is a broker", other.name()),
             ),
             other @ (Request::Raft { .. }
             | Request::ControllerHeartbeat { .. }

@@ -420,7 +420,10 @@ impl Broker {
         // Checked three times per expiry period (at most every 10 s), so a
         // silent client leaves its groups soon after it expires.
         self.every((self.config.client_expiry_ms / 3).clamp(1_000, 10_000), |b| {
-            b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
+            let changed = b.groups.lock().expect("groups").expire(b.clock.now_ms(), b.config.client_expiry_ms);
+            for group in &changed {
+                b.notify_consumers_changed(group);
+            }
             b.producers.lock().expect("producers").expire(b.clock.now_ms(), b.config.client_expiry_ms);
         });
         self.every(self.config.retention_check_interval_ms, |b| {
@@ -740,9 +743,38 @@ impl Service for Broker {
             links.remove(&peer);
         }
         self.producers.lock().expect("producers").connection_closed(peer);
-        let removed = self.groups.lock().expect("groups").connection_closed(peer);
-        if removed > 0 {
-            tracing::debug!(%peer, removed, "a consumer's connection closed; it left its groups");
+        let changed = self.groups.lock().expect("groups").connection_closed(peer);
+        if !changed.is_empty() {
+            tracing::debug!(%peer, ?changed, "a consumer's connection closed; it left its groups");
+        }
+        for group in &changed {
+            self.notify_consumers_changed(group);
+        }
+    }
+}
+
+impl Broker {
+    /// Tells each member of `group`, over the connection it heartbeats on,
+    /// that the group's members changed, as RocketMQ's broker sends
+    /// `NOTIFY_CONSUMER_IDS_CHANGED`: each rebalances at once instead of at
+    /// its next period, so a queue is not left unread, or read by two
+    /// members, for a whole period after one joins or leaves. Oneway and in
+    /// the background: a member that misses it rebalances at its period.
+    fn notify_consumers_changed(&self, group: &str) {
+        let mut peers = self.groups.lock().expect("groups").member_peers(group);
+        peers.sort();
+        peers.dedup();
+        let conns: Vec<Arc<Connection>> = {
+            let links = self.links.lock().expect("links");
+            peers.iter().filter_map(|peer| links.get(peer).filter(|c| !c.is_closed()).cloned()).collect()
+        };
+        for conn in conns {
+            let request = Request::NotifyConsumerIdsChanged { group: group.to_string() };
+            tokio::spawn(async move {
+                if let Err(e) = conn.oneway(&request).await {
+                    tracing::debug!(peer = conn.peer(), error = %e, "a group change notice was not sent");
+                }
+            });
         }
     }
 }

@@ -1,0 +1,94 @@
+//! What brokers ask of a client over the client's own connections: the
+//! check-backs of its transactional producers' halves, and notices that a
+//! consumer group's members changed.
+
+use super::check_back::CheckListeners;
+use crate::net::{Connection, Inbound};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::Notify;
+
+/// The rebalance wakers of this client's consumers, by group: a broker's
+/// notice that a group's members changed wakes each of its consumers here.
+#[derive(Default)]
+pub struct Rebalancers {
+    groups: Mutex<BTreeMap<String, Vec<Weak<Notify>>>>,
+}
+
+impl Rebalancers {
+    /// `wake` is notified whenever a broker says `group`'s members changed,
+    /// until it is dropped.
+    pub fn register(&self, group: &str, wake: &Arc<Notify>) {
+        self.groups.lock().expect("rebalancers").entry(group.to_string()).or_default().push(Arc::downgrade(wake));
+    }
+
+    /// Wakes every live consumer of `group`; one busy rebalancing keeps the
+    /// wake for when it is done. Returns how many were woken.
+    pub fn wake(&self, group: &str) -> usize {
+        let mut groups = self.groups.lock().expect("rebalancers");
+        let Some(wakers) = groups.get_mut(group) else { return 0 };
+        wakers.retain(|w| w.strong_count() > 0);
+        for wake in wakers.iter().filter_map(Weak::upgrade) {
+            wake.notify_one();
+        }
+        let woken = wakers.len();
+        if woken == 0 {
+            groups.remove(group);
+        }
+        woken
+    }
+}
+
+/// Serves what brokers ask of this client.
+pub struct BrokerCalls {
+    /// Transaction check-backs.
+    pub checks: Arc<CheckListeners>,
+    /// Group change notices.
+    pub rebalancers: Arc<Rebalancers>,
+}
+
+impl Inbound for BrokerCalls {
+    fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response> {
+        match request {
+            Request::NotifyConsumerIdsChanged { group } => {
+                let woken = self.rebalancers.wake(&group);
+                tracing::debug!(group, woken, "a broker says the group's members changed");
+                Box::pin(async { Response::ok(ResponseBody::None) })
+            }
+            request @ Request::CheckTransactionState { .. } => self.checks.clone().handle(request, conn),
+            other => {
+                let refusal = Response::error(ResponseCode::RequestNotSupported, format!("{} is not served by clients", other.name()));
+                Box::pin(async move { refusal })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A notice wakes the group's live consumers, each once even if it was
+    /// not waiting yet, and no other group's; a dropped consumer is
+    /// forgotten.
+    #[tokio::test]
+    async fn a_notice_wakes_the_groups_live_consumers() {
+        let rebalancers = Rebalancers::default();
+        let (a, b, other) = (Arc::new(Notify::new()), Arc::new(Notify::new()), Arc::new(Notify::new()));
+        rebalancers.register("g", &a);
+        rebalancers.register("g", &b);
+        rebalancers.register("h", &other);
+        assert_eq!(rebalancers.wake("g"), 2);
+        // The wakes were kept for consumers not yet waiting.
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.notified()).await.expect("a woken");
+        tokio::time::timeout(std::time::Duration::from_secs(1), b.notified()).await.expect("b woken");
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(10), other.notified()).await.is_err(), "h not woken");
+        drop(b);
+        assert_eq!(rebalancers.wake("g"), 1);
+        drop(a);
+        assert_eq!(rebalancers.wake("g"), 0);
+        assert_eq!(rebalancers.wake("nobody"), 0);
+    }
+}
