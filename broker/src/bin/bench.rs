@@ -17,13 +17,20 @@
 //! send synchronously one message after another; every send's latency goes
 //! into an HDR histogram in microseconds. Any send error, or a send that is
 //! not SEND_OK, ends the run with exit status 1.
+//!
+//! With `--processes` each row also gives the broker's CPU per message (its
+//! user and system time over the row, from `/proc`), what the simulation's
+//! cost model is calibrated on. `--drain` then has one push consumer read
+//! every message the rows stored, from the first offset, and reports its
+//! rate and (with `--processes`) the broker's CPU per message pulled.
 
 mod common;
 
 use anyhow::{anyhow, bail, Context};
-use broker::client::{Admin, ClientConfig, ClientInstance, Producer, ProducerConfig};
+use broker::client::{Admin, ClientConfig, ClientInstance, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
 use broker::clock::Clock;
 use broker::model::{Message, TopicConfig};
+use broker::protocol::ConsumeFrom;
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::FsDisk;
@@ -65,6 +72,10 @@ struct Args {
     /// then names the one flush mode the cluster runs.
     #[arg(long, value_name = "ADDR")]
     namesrv: Option<String>,
+    /// After each flush mode's rows, one push consumer reads back every
+    /// message they stored (batches of 32 per pull) and the drain is timed.
+    #[arg(long, conflicts_with = "namesrv")]
+    drain: bool,
 }
 
 /// A flush mode on the command line.
@@ -99,6 +110,8 @@ struct Row {
     messages: u64,
     seconds: f64,
     latency_us: Histogram<u64>,
+    /// The broker's CPU seconds over the row, when its process is known.
+    broker_cpu_s: Option<f64>,
 }
 
 impl Row {
@@ -106,6 +119,18 @@ impl Row {
         self.messages as f64 / self.seconds
     }
 }
+
+/// A drain: one consumer reading back what the rows stored.
+struct Drain {
+    flush: Flush,
+    messages: u64,
+    seconds: f64,
+    broker_cpu_s: Option<f64>,
+}
+
+/// The broker's CPU seconds so far (user and system, all threads), when
+/// its process is known.
+type CpuProbe<'a> = &'a dyn Fn() -> Option<f64>;
 
 fn main() {
     let args = Args::parse();
@@ -138,31 +163,37 @@ fn run(args: &Args) -> anyhow::Result<()> {
         args.messages, args.warmup, args.body_bytes, args.queues
     );
     let mut rows = Vec::new();
+    let mut drains = Vec::new();
     for &flush in &args.flush {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
             .build()
             .context("building the tokio runtime")?;
+        let no_probe = || None;
         let measured = match (&args.namesrv, args.processes) {
-            (Some(addr), _) => runtime.block_on(measure(args, flush, addr.clone())),
+            (Some(addr), _) => runtime.block_on(measure(args, flush, addr.clone(), &no_probe)),
             (None, true) => {
                 let cluster = Cluster::spawn(flush)?;
-                let rows = runtime.block_on(measure(args, flush, cluster.namesrv.clone()));
+                let probe = || cluster.broker_cpu_s();
+                let rows = runtime.block_on(measure(args, flush, cluster.namesrv.clone(), &probe));
                 drop(cluster);
                 rows
             }
             (None, false) => runtime.block_on(async {
                 let (namesrv, _dir) = in_process(flush).await?;
-                measure(args, flush, namesrv).await
+                measure(args, flush, namesrv, &no_probe).await
             }),
         };
-        rows.extend(measured?);
+        let (measured, drain) = measured?;
+        rows.extend(measured);
+        drains.extend(drain);
         // Dropping the runtime stops this mode's tasks before the next one.
     }
     print_table(&rows, args.body_bytes);
     println!();
     print_ratios(&rows, args);
+    print_drains(&drains, args.body_bytes);
     Ok(())
 }
 
@@ -214,6 +245,18 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The broker process's CPU seconds so far, user and system, from
+    /// `/proc/PID/stat` (in clock ticks of 1/100 s, Linux's USER_HZ).
+    fn broker_cpu_s(&self) -> Option<f64> {
+        let broker = self.children.get(1)?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", broker.id())).ok()?;
+        // Fields after the command name, which is in parentheses and may
+        // hold spaces: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+        Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
+    }
+
     /// Starts `program` and waits for the line announcing its address.
     fn start(&mut self, program: std::path::PathBuf, args: &[&str], announce: &str) -> anyhow::Result<String> {
         use std::io::BufRead;
@@ -241,12 +284,13 @@ impl Drop for Cluster {
 }
 
 /// Creates the benchmark topic through `ns_addr`, then one row per
-/// producer count.
-async fn measure(args: &Args, flush: Flush, ns_addr: String) -> anyhow::Result<Vec<Row>> {
+/// producer count, and with `--drain` reads every stored message back.
+async fn measure(args: &Args, flush: Flush, ns_addr: String, cpu: CpuProbe<'_>) -> anyhow::Result<(Vec<Row>, Option<Drain>)> {
     let admin = Admin::new(ClientInstance::new(ClientConfig::new(vec![ns_addr.clone()], "bench-admin"), Clock::new()));
     admin.create_topic(TopicConfig::new("bench", args.queues), None).await.map_err(|e| anyhow!("creating topic bench: {e}"))?;
 
     let mut rows = Vec::new();
+    let mut stored = 0;
     for &producers in &args.producers {
         let clients: Vec<Producer> = (0..producers)
             .map(|k| {
@@ -257,13 +301,46 @@ async fn measure(args: &Args, flush: Flush, ns_addr: String) -> anyhow::Result<V
             .collect::<broker::Result<_>>()?;
         let body = vec![b'x'; args.body_bytes];
         round(&clients, &body, args.warmup).await.context("warmup")?;
-        let start = Instant::now();
+        let (cpu_before, start) = (cpu(), Instant::now());
         let latency_us = round(&clients, &body, args.messages).await?;
         let seconds = start.elapsed().as_secs_f64();
+        let broker_cpu_s = cpu_before.zip(cpu()).map(|(before, after)| after - before);
+        stored += args.warmup + args.messages;
         eprintln!("bench: {} x{producers}: {} messages in {seconds:.2} s", flush.short(), args.messages);
-        rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us });
+        rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us, broker_cpu_s });
     }
-    Ok(rows)
+    let drain = if args.drain { Some(drain(flush, &ns_addr, stored, cpu).await?) } else { None };
+    Ok((rows, drain))
+}
+
+/// One push consumer of a new group, from the first offset, reads the
+/// `stored` messages back; timed from its start to the last one.
+async fn drain(flush: Flush, ns_addr: &str, stored: u64, cpu: CpuProbe<'_>) -> anyhow::Result<Drain> {
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (counter, all_read) = (read.clone(), done.clone());
+    let listener = move |msgs: &[broker::model::MessageExt], _: &broker::client::ConsumeContext| {
+        let n = msgs.len() as u64;
+        if counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n >= stored {
+            all_read.notify_one();
+        }
+        ConsumeResult::Success
+    };
+    let mut config = PushConsumerConfig::new(format!("bench-drain-{}", flush.short()), "bench", "*");
+    config.consume_from = ConsumeFrom::FirstOffset;
+    let client = ClientInstance::new(ClientConfig::new(vec![ns_addr.to_string()], format!("bench-drain-{}", flush.short())), Clock::new());
+    let (cpu_before, start) = (cpu(), Instant::now());
+    let consumer = PushConsumer::start(client, config, listener).map_err(|e| anyhow!("starting the drain's consumer: {e}"))?;
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(600), done.notified()).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let broker_cpu_s = cpu_before.zip(cpu()).map(|(before, after)| after - before);
+    consumer.shutdown().await;
+    let messages = read.load(std::sync::atomic::Ordering::Relaxed);
+    if finished.is_err() {
+        bail!("the drain read {messages} of {stored} messages in 600 s");
+    }
+    eprintln!("bench: {} drain: {messages} messages in {seconds:.2} s", flush.short());
+    Ok(Drain { flush, messages, seconds, broker_cpu_s })
 }
 
 /// Sends `messages` split among the producers, concurrently; returns the
@@ -303,7 +380,7 @@ fn ms(us: u64) -> String {
 }
 
 fn print_table(rows: &[Row], body_bytes: usize) {
-    let header = ["flush", "producers", "messages", "seconds", "msgs/s", "MiB/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"];
+    let header = ["flush", "producers", "messages", "seconds", "msgs/s", "MiB/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms", "broker_cpu_us/msg"];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for r in rows {
         let h = &r.latency_us;
@@ -319,6 +396,7 @@ fn print_table(rows: &[Row], body_bytes: usize) {
             ms(h.value_at_quantile(0.99)),
             ms(h.value_at_quantile(0.999)),
             ms(h.max()),
+            cpu_per_message(r.broker_cpu_s, r.messages),
         ]);
     }
     let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
@@ -331,6 +409,25 @@ fn print_table(rows: &[Row], body_bytes: usize) {
             .map(|(c, (cell, w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
             .collect();
         println!("{}", cells.join("  "));
+    }
+}
+
+/// CPU µs per message, or "-" unknown.
+fn cpu_per_message(cpu_s: Option<f64>, messages: u64) -> String {
+    cpu_s.map_or("-".to_string(), |s| format!("{:.1}", s * 1e6 / messages.max(1) as f64))
+}
+
+/// Each drain's rate and the broker's CPU per message pulled.
+fn print_drains(drains: &[Drain], body_bytes: usize) {
+    for d in drains {
+        println!(
+            "drain ({}): one consumer read {} messages of {body_bytes} B in {:.2} s, {:.0} msgs/s; broker CPU {} µs a message pulled",
+            d.flush.short(),
+            d.messages,
+            d.seconds,
+            d.messages as f64 / d.seconds,
+            cpu_per_message(d.broker_cpu_s, d.messages),
+        );
     }
 }
 
