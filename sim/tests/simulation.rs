@@ -227,6 +227,14 @@ fn a_finer_clock_step_gives_sub_millisecond_round_trips() {
     assert!(fine < 0.1, "a 1 µs step: 2 x 10-20 µs of links and 16 µs of work, got p50 {fine} ms");
 }
 
+/// The p99 of one seed's run line in a bench's output, ms, for `what`
+/// ("send" or "end-to-end").
+fn run_p99(stdout: &str, seed: u64, what: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.contains(&format!(", seed {seed}: "))).unwrap_or_else(|| panic!("no run of seed {seed}:\n{stdout}"));
+    let p50_p99 = line.split(&format!("{what} p50/p99 ")).nth(1).and_then(|r| r.split(" ms").next()).unwrap_or_else(|| panic!("no {what} p50/p99: {line}"));
+    p50_p99.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no {what} p99: {line}"))
+}
+
 /// The send p99 and p50 of a bench table's row for `value`, ms.
 fn send_p50_p99(stdout: &str, value: &str) -> (f64, f64) {
     let row = stdout.lines().find(|l| l.starts_with(&format!("| {value} | "))).unwrap_or_else(|| panic!("no row for {value}:\n{stdout}"));
@@ -257,13 +265,7 @@ fn a_bench_over_seeds_reports_each_figures_median() {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/late-service.toml");
     let (ok, stdout) = mqsim(&["bench", scenario, "--seeds", "1..4", "--sweep", "topology.cost.worker_late_share=0.2"]);
     assert!(ok, "the bench's runs pass their checks:\n{stdout}");
-    let mut p99s: Vec<f64> = (1..4)
-        .map(|seed| {
-            let line = stdout.lines().find(|l| l.contains(&format!(", seed {seed}: "))).unwrap_or_else(|| panic!("no run of seed {seed}:\n{stdout}"));
-            let p50_p99 = line.split("send p50/p99 ").nth(1).and_then(|r| r.split(" ms").next()).expect("send p50/p99");
-            p50_p99.split('/').nth(1).and_then(|p| p.parse().ok()).expect("a p99")
-        })
-        .collect();
+    let mut p99s: Vec<f64> = (1..4).map(|seed| run_p99(&stdout, seed, "send")).collect();
     p99s.sort_by(f64::total_cmp);
     assert!(stdout.contains("the median of 3 seeds"), "{stdout}");
     assert_eq!(send_p50_p99(&stdout, "0.2").1, p99s[1], "the table's p99 is the middle seed's, of {p99s:?}");
@@ -282,10 +284,8 @@ fn consumers_starting_together_take_every_queue_at_once() {
     let (ok, stdout) = mqsim(&["bench", scenario, "--seeds", "1..5"]);
     assert!(ok, "the bench's runs pass their checks:\n{stdout}");
     for seed in 1..5 {
-        let line = stdout.lines().find(|l| l.contains(&format!(", seed {seed}: "))).unwrap_or_else(|| panic!("no run of seed {seed}:\n{stdout}"));
-        let p50_p99 = line.split("end-to-end p50/p99 ").nth(1).and_then(|r| r.split(" ms").next()).expect("end-to-end p50/p99");
-        let p99: f64 = p50_p99.split('/').nth(1).and_then(|p| p.parse().ok()).expect("a p99");
-        assert!(p99 < 100.0, "seed {seed}: end-to-end p99 {p99} ms: a queue waited for a rebalance period\n{line}");
+        let p99 = run_p99(&stdout, seed, "end-to-end");
+        assert!(p99 < 100.0, "seed {seed}: end-to-end p99 {p99} ms: a queue waited for a rebalance period\n{stdout}");
     }
 }
 

@@ -132,6 +132,11 @@ struct Drain {
 /// its process is known.
 type CpuProbe<'a> = &'a dyn Fn() -> Option<f64>;
 
+/// The broker's CPU seconds since the probe read `before`.
+fn cpu_since(cpu: CpuProbe<'_>, before: Option<f64>) -> Option<f64> {
+    before.zip(cpu()).map(|(before, after)| after - before)
+}
+
 fn main() {
     let args = Args::parse();
     common::init_logging("warn");
@@ -304,7 +309,7 @@ async fn measure(args: &Args, flush: Flush, ns_addr: String, cpu: CpuProbe<'_>) 
         let (cpu_before, start) = (cpu(), Instant::now());
         let latency_us = round(&clients, &body, args.messages).await?;
         let seconds = start.elapsed().as_secs_f64();
-        let broker_cpu_s = cpu_before.zip(cpu()).map(|(before, after)| after - before);
+        let broker_cpu_s = cpu_since(cpu, cpu_before);
         stored += args.warmup + args.messages;
         eprintln!("bench: {} x{producers}: {} messages in {seconds:.2} s", flush.short(), args.messages);
         rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us, broker_cpu_s });
@@ -333,7 +338,7 @@ async fn drain(flush: Flush, ns_addr: &str, stored: u64, cpu: CpuProbe<'_>) -> a
     let consumer = PushConsumer::start(client, config, listener).map_err(|e| anyhow!("starting the drain's consumer: {e}"))?;
     let finished = tokio::time::timeout(std::time::Duration::from_secs(600), done.notified()).await;
     let seconds = start.elapsed().as_secs_f64();
-    let broker_cpu_s = cpu_before.zip(cpu()).map(|(before, after)| after - before);
+    let broker_cpu_s = cpu_since(cpu, cpu_before);
     consumer.shutdown().await;
     let messages = read.load(std::sync::atomic::Ordering::Relaxed);
     if finished.is_err() {

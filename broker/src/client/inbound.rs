@@ -29,10 +29,14 @@ impl Rebalancers {
     pub fn wake(&self, group: &str) -> usize {
         let mut groups = self.groups.lock().expect("rebalancers");
         let Some(wakers) = groups.get_mut(group) else { return 0 };
-        wakers.retain(|w| w.strong_count() > 0);
-        for wake in wakers.iter().filter_map(Weak::upgrade) {
-            wake.notify_one();
-        }
+        // Wakes the live ones and forgets the dropped.
+        wakers.retain(|w| match w.upgrade() {
+            Some(wake) => {
+                wake.notify_one();
+                true
+            }
+            None => false,
+        });
         let woken = wakers.len();
         if woken == 0 {
             groups.remove(group);

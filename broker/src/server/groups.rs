@@ -2,7 +2,7 @@
 
 use crate::protocol::ConsumerData;
 use std::net::SocketAddr;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
 struct Member {
@@ -50,9 +50,8 @@ impl ConsumerGroups {
         self.groups.get(group).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
-    /// The connections the members of a group heartbeat on, one per member
-    /// that said.
-    pub fn member_peers(&self, group: &str) -> Vec<SocketAddr> {
+    /// The connections the members of a group heartbeat on, each once.
+    pub fn member_peers(&self, group: &str) -> BTreeSet<SocketAddr> {
         self.groups.get(group).map(|m| m.values().filter_map(|m| m.peer).collect()).unwrap_or_default()
     }
 
@@ -112,10 +111,10 @@ mod tests {
         g.heartbeat_on("c1", data("g"), 0, Some(a));
         g.heartbeat_on("c1", data("h"), 0, Some(a));
         g.heartbeat_on("c2", data("g"), 0, Some(b));
-        assert_eq!(g.member_peers("g"), [a, b]);
+        assert_eq!(g.member_peers("g"), BTreeSet::from([a, b]));
         assert_eq!(g.connection_closed(a), ["g", "h"]);
         assert_eq!(g.members("g"), ["c2"]);
-        assert_eq!(g.member_peers("g"), [b]);
+        assert_eq!(g.member_peers("g"), BTreeSet::from([b]));
         assert!(g.members("h").is_empty());
         assert!(g.connection_closed(a).is_empty());
     }

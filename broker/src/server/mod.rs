@@ -761,9 +761,7 @@ impl Broker {
     /// members, for a whole period after one joins or leaves. Oneway and in
     /// the background: a member that misses it rebalances at its period.
     fn notify_consumers_changed(&self, group: &str) {
-        let mut peers = self.groups.lock().expect("groups").member_peers(group);
-        peers.sort();
-        peers.dedup();
+        let peers = self.groups.lock().expect("groups").member_peers(group);
         let conns: Vec<Arc<Connection>> = {
             let links = self.links.lock().expect("links");
             peers.iter().filter_map(|peer| links.get(peer).filter(|c| !c.is_closed()).cloned()).collect()

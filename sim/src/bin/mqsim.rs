@@ -1118,8 +1118,10 @@ fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: O
             reports::bench::Point { value: value.clone(), figures: reports::bench::Figures::median(&runs) }
         })
         .collect();
-    if per_seed > 1 {
-        println!("\neach figure: the median of {per_seed} seeds ({seeds_arg})");
+    // Said with the table, and in the report's preamble.
+    let medians = if per_seed > 1 { format!("each figure: the median of {per_seed} seeds ({seeds_arg})") } else { String::new() };
+    if !medians.is_empty() {
+        println!("\n{medians}");
     }
     let table = reports::bench::table(&parameter, &points);
     println!("\n{table}");
@@ -1128,8 +1130,7 @@ fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: O
         let command = format!("cargo mqsim bench {name} {seeds_arg}{}", sweep.map(|s| format!(" --sweep {s}")).unwrap_or_default());
         let cost: Vec<String> =
             resolved.options().into_iter().filter(|(p, _)| p.starts_with("topology.cost.")).map(|(p, v)| format!("{p} = {v}")).collect();
-        let medians = if per_seed > 1 { format!("\n\neach figure: the median of {per_seed} seeds") } else { String::new() };
-        let preamble = format!("{command}{medians}\n\n{}", cost.join("\n"));
+        let preamble = format!("{command}{}\n\n{}", if medians.is_empty() { String::new() } else { format!("\n\n{medians}") }, cost.join("\n"));
         let md = format!("# mqsim bench {}\n\n```\n{preamble}\n```\n\n{table}", base.name);
         std::fs::write(dir.join("bench.md"), md)?;
         std::fs::write(dir.join("bench.html"), reports::bench::html(&format!("mqsim bench {}", base.name), &preamble, &parameter, &points))?;
