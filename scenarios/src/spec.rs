@@ -116,6 +116,12 @@ pub struct Cost {
     /// 256 producers on this machine).
     #[serde(default = "default_sync_send_us")]
     pub sync_send_us: f64,
+    /// A worker's time per commit log fsync, µs: the CPU it takes besides
+    /// the disk's time (the kernel's writeback, waking the flusher and the
+    /// sends it covers). It is what makes a SYNC_FLUSH send dearer at low
+    /// load, when a flush covers few sends. Default 0.
+    #[serde(default)]
+    pub flush_us: f64,
     /// Service time of a pull, µs, before the messages it returns.
     /// Default 20.
     #[serde(default = "default_pull_us")]
@@ -180,6 +186,7 @@ impl Default for Cost {
             broker_workers: default_broker_workers(),
             send_us: default_send_us(),
             sync_send_us: default_sync_send_us(),
+            flush_us: 0.0,
             pull_us: default_pull_us(),
             other_us: default_other_us(),
             per_kib_us: default_per_kib_us(),

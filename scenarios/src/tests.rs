@@ -466,6 +466,7 @@ fn a_cost_model_out_of_range_is_refused() {
     assert_error(&with_cost("worker_stall_every_ms = -1.0"), "topology.cost.worker_stall_every_ms: must be a finite number >= 0");
     assert_error(&with_cost("worker_late_share = 1.5"), "topology.cost.worker_late_share: must be in 0.0..=1.0");
     assert_error(&with_cost("sync_send_us = -8.0"), "topology.cost.sync_send_us: must be a finite number >= 0");
+    assert_error(&with_cost("flush_us = -1.0"), "topology.cost.flush_us: must be a finite number >= 0");
     assert_error(&with_cost("cpu = 3"), "unknown field `cpu`");
 }
 

@@ -62,6 +62,7 @@ impl Validator<'_> {
         for (path, value) in [
             ("send_us", cost.send_us),
             ("sync_send_us", cost.sync_send_us),
+            ("flush_us", cost.flush_us),
             ("pull_us", cost.pull_us),
             ("other_us", cost.other_us),
             ("per_kib_us", cost.per_kib_us),

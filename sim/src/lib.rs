@@ -3,6 +3,7 @@
 //! verdict.
 //!
 //! # Layout
+//! - [`calibrate`]: fitting the cost model to a host's real benchmark.
 //! - [`database`]: the consumers' business database (effects and their
 //!   keys, committed together), a node with its own disk.
 //! - [`disk`]: [`disk::SimDisk`], a broker's disk with crash semantics and faults.
@@ -18,6 +19,7 @@
 //! Everything random comes from madsim's seeded RNG or the scenario's
 //! resolution of the seed; every map that is iterated is ordered.
 
+pub mod calibrate;
 pub mod database;
 pub mod disk;
 #[cfg(madsim)]

@@ -369,6 +369,7 @@ impl World {
             pull_us: c.pull_us,
             other_us: c.other_us,
             per_kib_us: c.per_kib_us,
+            flush_us: c.flush_us,
             stalls: (c.worker_stall_every_ms > 0.0 && c.worker_stall_ms[0] > 0.0).then(|| {
                 // Each broker's stalls are drawn from the run's seed.
                 let mut rng = scenarios::Rng::new(self.resolved.seed, &format!("stalls broker-{n}"));

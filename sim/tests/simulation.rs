@@ -307,3 +307,58 @@ fn a_bench_sweep_of_an_unknown_field_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has 1 items"), "{stderr}");
 }
+
+/// `calibrate` fits the cost model to five rows of a real benchmark and,
+/// with `--check`, runs the model beside each: on the fitted costs every
+/// row is within 25% of the real one. With a per-KiB cost that leaves the
+/// send nothing of its measured CPU (a mis-set base), the model is far off
+/// and the check fails naming the rows.
+#[test]
+fn calibrate_fits_the_model_to_real_runs_and_checks_it() {
+    let runs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/calibrate-runs.txt");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/calibrate.toml");
+    let (ok, stdout) = mqsim(&["calibrate", runs, "--check", scenario, "--seeds", "1..2"]);
+    assert!(ok, "the fitted model is within 25%:\n{stdout}");
+    // Through (1/18.6, 17.8) and (1/33.9, 15.7): 86.5 µs a flush.
+    assert!(stdout.contains("[topology.cost]\nbroker_workers = 1\nsend_us = 10.8\n"), "{stdout}");
+    assert!(stdout.contains("flush_us = 86.5"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("| ASYNC_FLUSH |") || l.starts_with("| SYNC_FLUSH |")).count(), 5, "{stdout}");
+    assert!(stdout.contains("model within 25% of the real medians in every row"), "{stdout}");
+
+    let mut base = std::fs::read_to_string(scenario).unwrap();
+    base = base.replace("broker_workers = 1\n", "broker_workers = 1\nper_kib_us = 40.0\n");
+    let dir = scratch_dir("calibrate-off");
+    let off = dir.join("calibrate.toml");
+    std::fs::write(&off, base).unwrap();
+    let (ok, stdout) = mqsim(&["calibrate", runs, "--check", off.to_str().unwrap(), "--seeds", "1..2"]);
+    assert!(!ok, "a model 4x slower fails the check:\n{stdout}");
+    let verdict = stdout.lines().find(|l| l.starts_with("model beyond 25% in ")).unwrap_or_else(|| panic!("no verdict:\n{stdout}"));
+    assert!(verdict.contains("ASYNC_FLUSH x16") && verdict.contains("SYNC_FLUSH x256"), "{verdict}");
+}
+
+/// What is not a benchmark's output is refused with a clear error (exit
+/// status 2), as is a benchmark without the rows a fit needs.
+#[test]
+fn calibrate_refuses_what_it_cannot_fit() {
+    let dir = scratch_dir("calibrate-refuses");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "no table here\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(["calibrate", empty.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no benchmark rows"), "{out:?}");
+    let runs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/calibrate-runs.txt");
+    let async_only = dir.join("async.txt");
+    let text: String = std::fs::read_to_string(runs).unwrap().lines().filter(|l| !l.starts_with("SYNC")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&async_only, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(["calibrate", async_only.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no SYNC_FLUSH row with 1 producer"), "{out:?}");
+}
+
+/// A fresh directory for a test's files, under the system's temp dir.
+fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqsim-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -20,7 +20,9 @@
 //!
 //! With `--processes` each row also gives the broker's CPU per message (its
 //! user and system time over the row, from `/proc`), what the simulation's
-//! cost model is calibrated on. `--drain` then has one push consumer read
+//! cost model is calibrated on. Every row gives the messages per commit
+//! log fsync (the broker's runtime figures before and after it): under
+//! SYNC_FLUSH, how many sends a flush covers. `--drain` then has one push consumer read
 //! every message the rows stored, from the first offset, and reports its
 //! rate and (with `--processes`) the broker's CPU per message pulled.
 
@@ -112,6 +114,8 @@ struct Row {
     latency_us: Histogram<u64>,
     /// The broker's CPU seconds over the row, when its process is known.
     broker_cpu_s: Option<f64>,
+    /// Commit log fsyncs over the row, all brokers, when they answered.
+    flushes: Option<u64>,
 }
 
 impl Row {
@@ -306,16 +310,28 @@ async fn measure(args: &Args, flush: Flush, ns_addr: String, cpu: CpuProbe<'_>) 
             .collect::<broker::Result<_>>()?;
         let body = vec![b'x'; args.body_bytes];
         round(&clients, &body, args.warmup).await.context("warmup")?;
+        let flushes_before = flush_count(&admin).await;
         let (cpu_before, start) = (cpu(), Instant::now());
         let latency_us = round(&clients, &body, args.messages).await?;
         let seconds = start.elapsed().as_secs_f64();
         let broker_cpu_s = cpu_since(cpu, cpu_before);
+        let flushes = flushes_before.zip(flush_count(&admin).await).map(|(before, after)| after.saturating_sub(before));
         stored += args.warmup + args.messages;
         eprintln!("bench: {} x{producers}: {} messages in {seconds:.2} s", flush.short(), args.messages);
-        rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us, broker_cpu_s });
+        rows.push(Row { flush, producers, messages: args.messages, seconds, latency_us, broker_cpu_s, flushes });
     }
     let drain = if args.drain { Some(drain(flush, &ns_addr, stored, cpu).await?) } else { None };
     Ok((rows, drain))
+}
+
+/// Commit log fsyncs so far, summed over the cluster's brokers; `None`
+/// when one does not answer (the column then says "-").
+async fn flush_count(admin: &Admin) -> Option<u64> {
+    let mut total = 0;
+    for broker in admin.cluster().await.ok()? {
+        total += admin.runtime(&broker.addr).await.ok()?.flush_count;
+    }
+    Some(total)
 }
 
 /// One push consumer of a new group, from the first offset, reads the
@@ -380,12 +396,14 @@ async fn round(producers: &[Producer], body: &[u8], messages: u64) -> anyhow::Re
     Ok(total)
 }
 
+/// Milliseconds to the µs, as the histogram holds them: a loopback round
+/// trip is tens of µs.
 fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
+    format!("{:.3}", us as f64 / 1000.0)
 }
 
 fn print_table(rows: &[Row], body_bytes: usize) {
-    let header = ["flush", "producers", "messages", "seconds", "msgs/s", "MiB/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms", "broker_cpu_us/msg"];
+    let header = ["flush", "producers", "messages", "seconds", "msgs/s", "MiB/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms", "broker_cpu_us/msg", "msgs/flush"];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for r in rows {
         let h = &r.latency_us;
@@ -402,6 +420,7 @@ fn print_table(rows: &[Row], body_bytes: usize) {
             ms(h.value_at_quantile(0.999)),
             ms(h.max()),
             cpu_per_message(r.broker_cpu_s, r.messages),
+            r.flushes.map_or("-".to_string(), |f| format!("{:.1}", r.messages as f64 / f.max(1) as f64)),
         ]);
     }
     let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();

@@ -14,8 +14,10 @@ use serde::{de::DeserializeOwned, Serialize};
 /// controllers, the term on replica pulls). Version 6: controller
 /// heartbeats say whether the replica serves and the last term it
 /// recorded; a write to a replica that is not master is answered
-/// `NotMaster`.
-pub const VERSION: u16 = 6;
+/// `NotMaster`. Version 7: a broker tells its groups' members when the
+/// group changes (`NotifyConsumerIdsChanged`), and its runtime figures
+/// count commit log fsyncs.
+pub const VERSION: u16 = 7;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

@@ -657,6 +657,9 @@ pub struct RuntimeInfo {
     pub timers_pending: u64,
     /// Half messages moved aside after too many checks, since start.
     pub halves_moved_aside: u64,
+    /// Commit log fsyncs since start: under SYNC_FLUSH, the sends a flush
+    /// covers (group commit) is `put_count` over this.
+    pub flush_count: u64,
 }
 
 /// What a response carries besides its code.

@@ -28,6 +28,8 @@ pub struct ServiceCost {
     pub other_us: f64,
     /// Per KiB of message bytes sent, pulled or replicated.
     pub per_kib_us: f64,
+    /// A commit log fsync: the CPU it takes, on top of the disk's time.
+    pub flush_us: f64,
     /// When workers lose their CPU; `None`: never.
     pub stalls: Option<Stalls>,
     /// Which requests are served out of order, late; `None`: none.
@@ -255,6 +257,11 @@ impl WorkerPool {
             ResponseBody::Replica(chunk) => self.kib(chunk.bytes.len()),
             _ => 0.0,
         }
+    }
+
+    /// What a commit log fsync costs the pool.
+    pub fn flush_us(&self) -> f64 {
+        self.cost.flush_us
     }
 
     fn kib(&self, bytes: usize) -> f64 {

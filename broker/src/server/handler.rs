@@ -228,6 +228,7 @@ impl Broker {
                     halves_orphaned,
                     timers_pending: self.timers.lock().expect("timers").len() as u64,
                     halves_moved_aside,
+                    flush_count: self.flush_count.load(Ordering::Relaxed),
                 }))
             }
             other @ (Request::RegisterBroker { .. }

@@ -37,7 +37,7 @@ use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConf
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -276,6 +276,8 @@ pub struct Broker {
     pool: ConnectionPool,
     put_count: AtomicU64,
     get_count: AtomicU64,
+    /// Commit log fsyncs since start.
+    flush_count: AtomicU64,
     recovery: RecoveryReport,
 }
 
@@ -353,6 +355,7 @@ impl Broker {
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
             pool,
             put_count: AtomicU64::new(0),
+            flush_count: AtomicU64::new(0),
             get_count: AtomicU64::new(0),
             recovery,
         }))
@@ -492,6 +495,12 @@ impl Broker {
     async fn flush_now(&self) {
         let plan = self.store.lock().expect("store").flush_plan();
         if !plan.is_empty() {
+            self.flush_count.fetch_add(1, Ordering::Relaxed);
+            // The fsync's CPU (the kernel's writeback, waking the flusher
+            // and the sends it covers) is the workers' too.
+            if let Some(workers) = &self.workers {
+                workers.occupy(workers.flush_us()).await;
+            }
             let delay = self.disk.sync_delay_us();
             if delay > 0 {
                 tokio::time::sleep(Duration::from_micros(delay)).await;

@@ -163,6 +163,28 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Fit the cost model to this host: read what `cargo xtask bench
+    /// --processes` printed here (one or more runs, appended; each figure's
+    /// median is taken), print how each value was fitted and the
+    /// `[topology.cost]` block; with --check, run the model beside every
+    /// real row and fail unless each is within 25% in throughput and p99.
+    Calibrate {
+        /// Files holding the benchmark's output.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// The scenario that models the benchmark (one broker, its first
+        /// producer entry as the benchmark's producers): run at every real
+        /// row's flush mode and producer count, with the fitted costs. Its
+        /// cost block gives what is not fitted (the tail, per_kib_us).
+        #[arg(long)]
+        check: Option<String>,
+        /// Seeds per model point; each figure is their median.
+        #[arg(long, default_value = "1..6")]
+        seeds: String,
+        /// Runs at once (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Prove every planted bug is caught by the check it targets: for each
     /// bug, sweep the catalogue (its likeliest scenario first) until some
     /// seed fails; report the repro line and which checks failed.
@@ -504,6 +526,7 @@ fn execute(cli: Cli) -> Result<bool> {
             };
             bench(&scenario, seeds, sweep.as_deref(), report.as_deref(), jobs(j))
         }
+        Command::Calibrate { runs, check, seeds, jobs: j } => calibrate(&runs, check.as_deref(), parse_seeds(&seeds)?, jobs(j)),
         Command::Seed { seed, bugs, trace, history } => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
@@ -1038,28 +1061,16 @@ fn offered_per_s(scenario: &Scenario) -> f64 {
     scenario.workload.producers.iter().map(|p| f64::from(p.count) * p.rate_per_s).sum()
 }
 
-fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: Option<&Path>, jobs: usize) -> Result<bool> {
-    let mut base = load(name)?;
-    if base.topology.cost.is_none() {
-        base.topology.cost = Some(scenarios::Cost::default());
-    }
-    let (parameter, variants) = match sweep {
-        None => ("run".to_string(), vec![("base".to_string(), base.clone())]),
-        Some(arg) => {
-            let (path, values) = parse_sweep(arg)?;
-            let variants = values.iter().map(|v| Ok((v.clone(), with_field(&base, &path, v)?))).collect::<Result<Vec<_>>>()?;
-            (path, variants)
-        }
-    };
-    // The seeds as the command line gave them, for the repro line.
-    let seeds_arg = if seeds.end - seeds.start == 1 { format!("--seed {}", seeds.start) } else { format!("--seeds {}..{}", seeds.start, seeds.end) };
-    println!("mqsim bench {} {seeds_arg}{}", base.name, sweep.map(|s| format!(" sweep {s}")).unwrap_or_default());
-    let resolved = base.resolve(seeds.start);
-    for (path, value) in resolved.options() {
-        if path.starts_with("topology.") || path.starts_with("workload.producers") {
-            println!("  {path} = {value}");
-        }
-    }
+/// Runs every variant once per seed, `jobs` at once, printing a line per
+/// run; each variant's figures are the median over its seeds. Also whether
+/// every run's checks passed.
+fn run_points(
+    name: &str,
+    parameter: &str,
+    variants: &[(String, Scenario)],
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Result<(Vec<reports::bench::Point>, bool)> {
     // Every point with every seed, run in any order; each point's figures
     // are then its seeds' median.
     let runs: Vec<(usize, u64)> = (0..variants.len()).flat_map(|i| seeds.clone().map(move |seed| (i, seed))).collect();
@@ -1118,6 +1129,103 @@ fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: O
             reports::bench::Point { value: value.clone(), figures: reports::bench::Figures::median(&runs) }
         })
         .collect();
+    Ok((points, all_passed))
+}
+
+/// The largest difference from the real benchmark the model may show, in
+/// throughput and in p99, for the validation to hold.
+const MODEL_TOLERANCE: f64 = 0.25;
+
+fn calibrate(files: &[PathBuf], check: Option<&str>, seeds: std::ops::Range<u64>, jobs: usize) -> Result<bool> {
+    use sim::calibrate;
+    let mut text = String::new();
+    for file in files {
+        let read = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        text.push_str(&read);
+        text.push('\n');
+    }
+    let runs = calibrate::parse(&text).map_err(|e| bad(format!("{}: {e}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))))?;
+    let medians = calibrate::medians(&runs.rows);
+    let body_bytes = runs.body_bytes.unwrap_or(1024);
+    let base = check.map(load).transpose()?;
+    let base_cost = base.as_ref().and_then(|b| b.topology.cost.clone()).unwrap_or_default();
+    let fit = calibrate::fit(&medians, body_bytes, &base_cost).map_err(bad)?;
+    println!(
+        "mqsim calibrate: {} rows, {} medians, {body_bytes} B bodies{}",
+        runs.rows.len(),
+        medians.len(),
+        if runs.body_bytes.is_none() { " (not stated; assumed)" } else { "" }
+    );
+    for line in &fit.derivation {
+        println!("  {line}");
+    }
+    println!("\n{}\n", calibrate::cost_block(&fit.cost));
+    let Some(mut base) = base else { return Ok(true) };
+    let name = check.expect("base comes from check");
+    base.topology.cost = Some(fit.cost.clone());
+    let variants = medians
+        .iter()
+        .map(|m| {
+            let flush = if m.flush == scenarios::FlushMode::Sync { "sync" } else { "async" };
+            let scenario = with_field(&with_field(&base, "topology.flush", flush)?, "workload.producers[0].count", &m.producers.to_string())?;
+            Ok((format!("{} x{}", calibrate::flush_name(m.flush), m.producers), scenario))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let seeds_arg = format!("--seeds {}..{}", seeds.start, seeds.end);
+    println!("the model ({name}, the fitted costs, {seeds_arg}; each figure the median):");
+    let (points, passed) = run_points(name, "row", &variants, seeds, jobs)?;
+    let compared: Vec<calibrate::Compared> = medians
+        .iter()
+        .zip(&points)
+        .map(|(real, point)| calibrate::Compared {
+            real: real.clone(),
+            msgs_per_s: point.figures.throughput_per_s,
+            p50_ms: point.figures.send_us.p50 as f64 / 1000.0,
+            p99_ms: point.figures.send_us.p99 as f64 / 1000.0,
+        })
+        .collect();
+    println!("\n{}", calibrate::table(&compared));
+    let off: Vec<String> = compared
+        .iter()
+        .filter(|c| c.worst() > MODEL_TOLERANCE)
+        .map(|c| format!("{} x{}", calibrate::flush_name(c.real.flush), c.real.producers))
+        .collect();
+    let worst = compared.iter().map(calibrate::Compared::worst).fold(0.0, f64::max);
+    if off.is_empty() {
+        println!("model within {:.0}% of the real medians in every row (worst {:.0}%)", MODEL_TOLERANCE * 100.0, worst * 100.0);
+    } else {
+        println!("model beyond {:.0}% in {} (worst {:.0}%)", MODEL_TOLERANCE * 100.0, off.join(", "), worst * 100.0);
+    }
+    if !passed {
+        println!("some model run failed its checks (see its line above)");
+    }
+    Ok(passed && off.is_empty())
+}
+
+fn bench(name: &str, seeds: std::ops::Range<u64>, sweep: Option<&str>, report: Option<&Path>, jobs: usize) -> Result<bool> {
+    let mut base = load(name)?;
+    if base.topology.cost.is_none() {
+        base.topology.cost = Some(scenarios::Cost::default());
+    }
+    let (parameter, variants) = match sweep {
+        None => ("run".to_string(), vec![("base".to_string(), base.clone())]),
+        Some(arg) => {
+            let (path, values) = parse_sweep(arg)?;
+            let variants = values.iter().map(|v| Ok((v.clone(), with_field(&base, &path, v)?))).collect::<Result<Vec<_>>>()?;
+            (path, variants)
+        }
+    };
+    // The seeds as the command line gave them, for the repro line.
+    let seeds_arg = if seeds.end - seeds.start == 1 { format!("--seed {}", seeds.start) } else { format!("--seeds {}..{}", seeds.start, seeds.end) };
+    println!("mqsim bench {} {seeds_arg}{}", base.name, sweep.map(|s| format!(" sweep {s}")).unwrap_or_default());
+    let resolved = base.resolve(seeds.start);
+    for (path, value) in resolved.options() {
+        if path.starts_with("topology.") || path.starts_with("workload.producers") {
+            println!("  {path} = {value}");
+        }
+    }
+    let (points, all_passed) = run_points(name, &parameter, &variants, seeds.clone(), jobs)?;
+    let per_seed = (seeds.end - seeds.start) as usize;
     // Said with the table, and in the report's preamble.
     let medians = if per_seed > 1 { format!("each figure: the median of {per_seed} seeds ({seeds_arg})") } else { String::new() };
     if !medians.is_empty() {
