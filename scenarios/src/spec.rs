@@ -107,23 +107,24 @@ pub struct Cost {
     /// Default 2 (this machine's cores).
     #[serde(default = "default_broker_workers")]
     pub broker_workers: u32,
-    /// Service time of a send, µs, before its body. Default 14.8: the real
-    /// broker's CPU per 1 KiB send less `per_kib_us`, measured with `bench`.
+    /// Service time of a send, µs, before its body. Default 10.7: the real
+    /// broker's CPU per 1 KiB send less `per_kib_us`, fitted by `mqsim
+    /// calibrate` (as are the other defaults so marked) on this machine's
+    /// `cargo xtask bench --processes`, 2026-11-23.
     #[serde(default = "default_send_us")]
     pub send_us: f64,
     /// What a send costs on top under SYNC_FLUSH, µs: waiting for the
-    /// flush that covers it and being woken by it. Default 8 (measured at
-    /// 256 producers on this machine).
+    /// flush that covers it and being woken by it. Default 1.07 (fitted).
     #[serde(default = "default_sync_send_us")]
     pub sync_send_us: f64,
     /// A worker's time per commit log fsync, µs: the CPU it takes besides
     /// the disk's time (the kernel's writeback, waking the flusher and the
     /// sends it covers). It is what makes a SYNC_FLUSH send dearer at low
-    /// load, when a flush covers few sends. Default 0.
-    #[serde(default)]
+    /// load, when a flush covers few sends. Default 93.5 (fitted).
+    #[serde(default = "default_flush_us")]
     pub flush_us: f64,
     /// Service time of a pull, µs, before the messages it returns.
-    /// Default 20.
+    /// Default 55 (fitted on a drain's pulls of 32).
     #[serde(default = "default_pull_us")]
     pub pull_us: f64,
     /// Service time of any other request, µs. Default 10.
@@ -138,12 +139,12 @@ pub struct Cost {
     #[serde(default = "default_disk_mib_s")]
     pub disk_mib_s: f64,
     /// fsync latency, ms: median and 99th percentile of a log-normal draw.
-    /// Default [0.064, 0.126] (fdatasync of 1 KiB appends here).
+    /// Default [0.0632, 0.106] (fitted).
     #[serde(default = "default_fsync_ms")]
     pub fsync_ms: [f64; 2],
     /// One-way latency of a packet, ms, drawn uniformly from the range; a
     /// delivery takes at least `clock_step_us` whatever is drawn. Default
-    /// [0.02, 0.04] (loopback).
+    /// [0.0, 0.0471] (loopback, fitted).
     #[serde(default = "default_link_latency_ms")]
     pub link_latency_ms: [f64; 2],
     /// Bandwidth of each connection in each direction, MiB/s. Default 2,000.
@@ -186,7 +187,7 @@ impl Default for Cost {
             broker_workers: default_broker_workers(),
             send_us: default_send_us(),
             sync_send_us: default_sync_send_us(),
-            flush_us: 0.0,
+            flush_us: default_flush_us(),
             pull_us: default_pull_us(),
             other_us: default_other_us(),
             per_kib_us: default_per_kib_us(),
@@ -206,19 +207,22 @@ fn default_broker_workers() -> u32 {
     2
 }
 
+// What `cargo mqsim calibrate experiments/validate-one-broker/real-bench-2026-11-23.txt`
+// fits; `experiments/validate-one-broker/calibration.md` shows how.
 fn default_send_us() -> f64 {
-    14.8
+    10.7
 }
 
-/// Calibrated on `cargo xtask bench --processes` with 256 producers, where
-/// the real broker's one core serves 34,400 SYNC_FLUSH sends a second
-/// against 50,600 under ASYNC_FLUSH.
 fn default_sync_send_us() -> f64 {
-    8.0
+    1.07
+}
+
+fn default_flush_us() -> f64 {
+    93.5
 }
 
 fn default_pull_us() -> f64 {
-    20.0
+    55.0
 }
 
 fn default_other_us() -> f64 {
@@ -234,11 +238,11 @@ fn default_disk_mib_s() -> f64 {
 }
 
 fn default_fsync_ms() -> [f64; 2] {
-    [0.064, 0.126]
+    [0.0632, 0.106]
 }
 
 fn default_link_latency_ms() -> [f64; 2] {
-    [0.02, 0.04]
+    [0.0, 0.0471]
 }
 
 fn default_link_mib_s() -> f64 {

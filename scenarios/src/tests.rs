@@ -450,7 +450,7 @@ fn a_cost_table_takes_defaults_field_by_field() {
     assert_eq!((cost.broker_workers, cost.fsync_ms, cost.send_us), (8, [1.0, 5.0], Cost::default().send_us));
     // Resolved options print every field of the model.
     let options = some.resolve(1).options();
-    assert!(options.iter().any(|(k, v)| k == "topology.cost.send_us" && v == "14.8"), "{options:?}");
+    assert!(options.iter().any(|(k, v)| k == "topology.cost.send_us" && v == "10.7"), "{options:?}");
 }
 
 #[test]

@@ -24,8 +24,12 @@
 //!   mean round trips (a log-normal's mean is a little above its median:
 //!   the fit errs long), the 99th percentile from the 99th percentiles.
 //!
-//! Not fitted: `per_kib_us` (one body size says nothing of it), the pull
-//! and other costs (the benchmark sends only) and the tail
+//! - `pull_us`, when the runs include `--drain`: the broker's CPU per
+//!   message pulled, less `per_kib_us`, times the 32 messages a pull
+//!   returns from a backlog.
+//!
+//! Not fitted: `per_kib_us` (one body size says nothing of it), the other
+//! requests' cost (the benchmark has few) and the tail
 //! (`worker_stall_*`, `worker_late_share`), which has no closed form: these
 //! keep the base scenario's values, and `mqsim bench --sweep` fits the tail.
 
@@ -58,6 +62,8 @@ pub struct Runs {
     pub body_bytes: Option<usize>,
     /// Every row, in the order printed.
     pub rows: Vec<Measured>,
+    /// The broker's CPU per message pulled, µs, of each drain (`--drain`).
+    pub drain_cpu_us: Vec<f64>,
 }
 
 /// Reads the tables of one or more benchmark runs (their output appended
@@ -81,6 +87,14 @@ pub fn parse(text: &str) -> Result<Runs, String> {
             runs.body_bytes = runs.body_bytes.or(bytes);
         }
         if line.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("drain (").and_then(|r| r.split_once("broker CPU ")).map(|(_, cpu)| cpu) {
+            let cpu = rest.split_whitespace().next().unwrap_or("-");
+            if cpu != "-" {
+                let cpu = cpu.parse::<f64>().map_err(|_| format!("line {}: a drain's CPU is {cpu:?}, not a number", n + 1))?;
+                runs.drain_cpu_us.push(cpu);
+            }
             continue;
         }
         let flush = match cells.first() {
@@ -163,6 +177,10 @@ pub struct Fit {
     pub derivation: Vec<String>,
 }
 
+/// Messages a pull returns while the benchmark's drain reads a backlog:
+/// its consumer's batch (the client's default).
+pub const DRAIN_PULL_BATCH: f64 = 32.0;
+
 /// Producers from which a broker counts as saturated.
 pub const SATURATED_PRODUCERS: u32 = 16;
 
@@ -170,7 +188,9 @@ pub const SATURATED_PRODUCERS: u32 = 16;
 /// what is not fitted keeps `base`'s value. The runs need, under both
 /// flush modes, one producer and (with the broker's CPU) 16 producers or
 /// more; SYNC_FLUSH two such runs with their messages per flush.
-pub fn fit(medians: &[Measured], body_bytes: usize, base: &Cost) -> Result<Fit, String> {
+pub fn fit(runs: &Runs, base: &Cost) -> Result<Fit, String> {
+    let body_bytes = runs.body_bytes.unwrap_or(1024);
+    let medians = &medians(&runs.rows);
     let find = |flush: FlushMode, producers: u32| medians.iter().find(|m| m.flush == flush && m.producers == producers);
     let saturated = |flush: FlushMode| -> Vec<&Measured> {
         medians.iter().filter(|m| m.flush == flush && m.producers >= SATURATED_PRODUCERS && m.cpu_us.is_some()).collect()
@@ -244,6 +264,14 @@ pub fn fit(medians: &[Measured], body_bytes: usize, base: &Cost) -> Result<Fit, 
         "fsync_ms = {:?}: one producer's SYNC_FLUSH round trip less its ASYNC_FLUSH one (mean {sync_trip_us:.1} - {async_trip_us:.1} µs, p99 {} - {} ms), less the flush's CPU and the extra send cost ({flush_path_us:.1} µs)",
         cost.fsync_ms, sync_one.p99_ms, async_one.p99_ms
     ));
+    if let Some(pulled) = median(runs.drain_cpu_us.clone()) {
+        cost.pull_us = round3(((pulled - kib_us) * DRAIN_PULL_BATCH).max(0.0));
+        derivation.push(format!(
+            "pull_us = {}: the drains' broker CPU per message pulled ({pulled} µs, median of {}) less per_kib_us, times the {DRAIN_PULL_BATCH} a pull returns",
+            cost.pull_us,
+            runs.drain_cpu_us.len()
+        ));
+    }
     Ok(Fit { cost, derivation })
 }
 
@@ -281,6 +309,7 @@ pub fn cost_block(cost: &Cost) -> String {
         format!("flush_us = {}", f(cost.flush_us)),
         format!("link_latency_ms = {}", pair(cost.link_latency_ms)),
         format!("fsync_ms = {}", pair(cost.fsync_ms)),
+        format!("pull_us = {}", f(cost.pull_us)),
     ]
     .join("\n")
 }
@@ -366,12 +395,17 @@ ASYNC_FLUSH          1    120000     6.84   15000  17.13    0.09    0.08    0.12
 # flush producers messages seconds msgs/s MiB/s p50_ms p90_ms p99_ms p99.9_ms max_ms
 ASYNC_FLUSH          1    120000     6.84   16000  17.13    0.08    0.08    0.11      0.15    6.79
 # ASYNC_FLUSH        1    120000     6.84    1000  17.13    0.08    0.08    0.11      0.15    6.79
+drain (ASYNC): one consumer read 484000 messages of 1024 B in 1.55 s, 312139 msgs/s; broker CPU 2.5 µs a message pulled
+drain (SYNC): one consumer read 484000 messages of 1024 B in 1.44 s, 336681 msgs/s; broker CPU 3.0 µs a message pulled
+drain (ASYNC): one consumer read 484000 messages of 1024 B in 1.55 s, 312139 msgs/s; broker CPU 2.9 µs a message pulled
+drain (ASYNC): in process, broker CPU - µs a message pulled
 ";
 
     #[test]
     fn runs_are_read_by_their_header_and_summed_up_by_medians() {
         let runs = parse(RUNS).unwrap();
         assert_eq!((runs.body_bytes, runs.rows.len()), (Some(1024), 7));
+        assert_eq!(runs.drain_cpu_us, [2.5, 3.0, 2.9], "a drain without the broker's CPU is left out");
         assert_eq!(runs.rows[6].cpu_us, None, "a table without the column");
         let m = medians(&runs.rows);
         assert_eq!(m.iter().map(|m| (m.flush, m.producers)).collect::<Vec<_>>(), [
@@ -400,7 +434,7 @@ ASYNC_FLUSH          1    120000     6.84   16000  17.13    0.08    0.08    0.11
     fn the_fit_solves_for_each_value_from_its_runs() {
         let runs = parse(RUNS).unwrap();
         let base = Cost { per_kib_us: 1.0, worker_late_share: 0.25, ..Cost::default() };
-        let fit = fit(&medians(&runs.rows), 1024, &base).unwrap();
+        let fit = fit(&runs, &base).unwrap();
         let c = &fit.cost;
         // 84,000 msgs/s at 12 µs: 1.01 cores; 12 µs less 1 for the KiB.
         assert_eq!((c.broker_workers, c.send_us), (1, 11.0));
@@ -410,14 +444,16 @@ ASYNC_FLUSH          1    120000     6.84   16000  17.13    0.08    0.08    0.11
         // a p99 of 110 µs, ±(110 - 12 - 50.5) / (50.5 * 0.859) = ±100%.
         assert_eq!(c.link_latency_ms, [0.0, 0.0505]);
         // For a p99 of 90 µs: ±(90 - 12 - 50.5) / 43.36 = ±63.4%.
-        let mut tighter = medians(&runs.rows);
-        tighter[0].p99_ms = 0.09;
-        assert_eq!(super::fit(&tighter, 1024, &base).unwrap().cost.link_latency_ms, [0.00924, 0.0413]);
+        let mut tighter = runs.clone();
+        tighter.rows.iter_mut().filter(|r| r.flush == FlushMode::Async && r.producers == 1).for_each(|r| r.p99_ms = 0.09);
+        assert_eq!(super::fit(&tighter, &base).unwrap().cost.link_latency_ms, [0.00924, 0.0413]);
+        // Drains at 2.5, 3.0 and 2.9 µs a message: (2.9 - 1) * 32.
+        assert_eq!(c.pull_us, 60.8);
         // 1/4,500 s = 222.2 µs less 62.5 less 98.67: 61.1 µs;
         // 330 - 110 - 98.67 = 121.3.
         assert_eq!(c.fsync_ms, [0.0611, 0.121]);
         assert_eq!(c.worker_late_share, 0.25, "the tail is the base's");
-        assert_eq!(fit.derivation.len(), 5);
+        assert_eq!(fit.derivation.len(), 6);
         let block = cost_block(c);
         assert!(block.contains("flush_us = 98.0\n") && block.contains("fsync_ms = [0.0611, 0.121]"), "{block}");
     }
@@ -425,10 +461,10 @@ ASYNC_FLUSH          1    120000     6.84   16000  17.13    0.08    0.08    0.11
     #[test]
     fn a_fit_without_the_runs_it_needs_says_which() {
         let runs = parse(RUNS).unwrap();
-        let only_async: Vec<Measured> = medians(&runs.rows).into_iter().filter(|m| m.flush == FlushMode::Async).collect();
-        assert!(fit(&only_async, 1024, &Cost::default()).unwrap_err().contains("no SYNC_FLUSH row with 1 producer"));
-        let one_sync: Vec<Measured> = medians(&runs.rows).into_iter().filter(|m| m.producers != 256).collect();
-        assert!(fit(&one_sync, 1024, &Cost::default()).unwrap_err().contains("two SYNC_FLUSH rows at 16 producers or more"));
+        let only_async = Runs { rows: runs.rows.iter().filter(|m| m.flush == FlushMode::Async).cloned().collect(), ..runs.clone() };
+        assert!(fit(&only_async, &Cost::default()).unwrap_err().contains("no SYNC_FLUSH row with 1 producer"));
+        let one_sync = Runs { rows: runs.rows.iter().filter(|m| m.producers != 256).cloned().collect(), ..runs.clone() };
+        assert!(fit(&one_sync, &Cost::default()).unwrap_err().contains("two SYNC_FLUSH rows at 16 producers or more"));
     }
 
     #[test]

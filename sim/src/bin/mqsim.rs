@@ -1149,7 +1149,7 @@ fn calibrate(files: &[PathBuf], check: Option<&str>, seeds: std::ops::Range<u64>
     let body_bytes = runs.body_bytes.unwrap_or(1024);
     let base = check.map(load).transpose()?;
     let base_cost = base.as_ref().and_then(|b| b.topology.cost.clone()).unwrap_or_default();
-    let fit = calibrate::fit(&medians, body_bytes, &base_cost).map_err(bad)?;
+    let fit = calibrate::fit(&runs, &base_cost).map_err(bad)?;
     println!(
         "mqsim calibrate: {} rows, {} medians, {body_bytes} B bodies{}",
         runs.rows.len(),
