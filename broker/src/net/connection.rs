@@ -305,10 +305,18 @@ impl Connection {
     }
 }
 
-/// One address's place in the pool: its connection, if any. Its lock is
-/// held while connecting, so callers for the same address share one
-/// attempt and callers for other addresses never wait for it.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
+/// One address's place in the pool. Its lock is held while connecting, so
+/// callers for the same address share one attempt and callers for other
+/// addresses never wait for it.
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
+
+/// An address's connection, if any, and how its last connect failed.
+#[derive(Default)]
+struct SlotState {
+    conn: Option<Arc<Connection>>,
+    /// When the last connect failed, and why.
+    failed: Option<(tokio::time::Instant, String)>,
+}
 
 /// Connections by address, reconnecting when one breaks.
 #[derive(Clone)]
@@ -340,17 +348,40 @@ impl ConnectionPool {
         self.slots.lock().expect("pool lock").entry(addr.to_string()).or_default().clone()
     }
 
-    /// A live connection to `addr`, made if needed. Only callers for the
-    /// same address wait for a connect in progress.
+    /// A live connection to `addr`, made if needed, within `timeout`. Only
+    /// callers for the same address wait for a connect in progress, and
+    /// they share its outcome: when it fails, each fails with it at once,
+    /// rather than trying again one after another (a peer that is down
+    /// would hold a crowd of senders for a connect attempt each, long past
+    /// their timeouts, as a master failover showed).
     pub async fn get(&self, addr: &str, timeout: Duration) -> Result<Arc<Connection>> {
         let slot = self.slot(addr);
-        let mut conn = slot.lock().await;
-        if let Some(live) = conn.as_ref().filter(|c| !c.is_closed()) {
+        let arrived = tokio::time::Instant::now();
+        let Ok(mut state) = tokio::time::timeout(timeout, slot.lock()).await else {
+            return Err(Error::Connection { addr: addr.to_string(), reason: format!("waited {} ms for a connect in progress", timeout.as_millis()) });
+        };
+        if let Some(live) = state.conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(live.clone());
         }
-        let fresh = Connection::connect_serving(addr, timeout, self.inbound.clone()).await?;
-        *conn = Some(fresh.clone());
-        Ok(fresh)
+        if let Some((at, why)) = &state.failed {
+            if *at >= arrived {
+                return Err(Error::Connection { addr: addr.to_string(), reason: why.clone() });
+            }
+        }
+        match Connection::connect_serving(addr, timeout, self.inbound.clone()).await {
+            Ok(fresh) => {
+                *state = SlotState { conn: Some(fresh.clone()), failed: None };
+                Ok(fresh)
+            }
+            Err(e) => {
+                let why = match &e {
+                    Error::Connection { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                state.failed = Some((tokio::time::Instant::now(), why));
+                Err(e)
+            }
+        }
     }
 
     /// Sends a request to `addr`. A connection that breaks, or whose peer
@@ -376,7 +407,7 @@ impl ConnectionPool {
     pub async fn clear(&self) {
         let slots: Vec<Slot> = std::mem::take(&mut *self.slots.lock().expect("pool lock")).into_values().collect();
         for slot in slots {
-            if let Some(conn) = slot.lock().await.take() {
+            if let Some(conn) = slot.lock().await.conn.take() {
                 conn.close();
             }
         }
