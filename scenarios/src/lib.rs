@@ -49,7 +49,7 @@ pub use resolve::{
 };
 pub use spec::{
     ConsumerSpec, Cost, CrashStep, HostileSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress, ReplicationMode,
-    Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload,
+    Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload, WORKLOAD_START_MS,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};
 pub use validate::REPLICAS_MAX;

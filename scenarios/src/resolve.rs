@@ -84,7 +84,8 @@ impl Scenario {
         self.duration_s.saturating_mul(1000)
     }
 
-    /// When producers stop sending, in ms from the start: early enough that
+    /// When producers stop sending, in ms from the start (they start at
+    /// [`WORKLOAD_START_MS`]): early enough that
     /// every message they get acknowledged has its liveness deadline inside
     /// the run, those sent in the fault-free tail included; never before
     /// the tail starts. Without a liveness bound, halfway through the tail.

@@ -265,6 +265,11 @@ fn default_transaction_check_max() -> u32 {
     15
 }
 
+/// When producers and consumers start, in ms from a run's start: after the
+/// brokers registered and the topics exist. A scenario's producers must
+/// stop after it.
+pub const WORKLOAD_START_MS: u64 = 3_000;
+
 /// Most delay levels a topology may have (the broker's limit).
 pub const DELAY_LEVELS_MAX: usize = 64;
 

@@ -383,6 +383,10 @@ fn other_rules_name_their_fields() {
     let cases = [
         (BASE.replace("name = \"base\"", "name = \"Base_1\""), "name: must match ^[a-z0-9-]+$, got `Base_1`"),
         (BASE.replace("duration_s = 30", "duration_s = 0"), "duration_s: must be at least 1, got 0"),
+        (
+            BASE.replace("duration_s = 30", "duration_s = 1").replace("tail_s = 20", "tail_s = 3"),
+            "duration_s: the producers would stop at 1000 ms, before the workload starts at 3000 ms",
+        ),
         (BASE.replace("flush = \"sync\"", "flush = \"sync\"\nreplicas = 4"), "topology.replicas: must be in 1..=3, got 4"),
         (BASE.replace("flush = \"sync\"", "flush = \"sync\"\nreplication = \"sync\""), "topology.replication: sync replication needs a slave: set topology.replicas to 2 or 3"),
         (BASE.replace("count = 2", "count = 0"), "workload.consumers[0].count: must be at least 1, got 0"),

@@ -122,6 +122,16 @@ impl Validator<'_> {
         }
         self.at_least("duration_s", s.duration_s, 1);
         self.at_least("tail_s", s.tail_s, 1);
+        let stop_ms = s.producer_stop_ms();
+        if !s.workload.producers.is_empty() && s.duration_s >= 1 && stop_ms <= crate::spec::WORKLOAD_START_MS {
+            self.fail(
+                "duration_s",
+                format!(
+                    "the producers would stop at {stop_ms} ms, before the workload starts at {} ms: lengthen duration_s or tail_s",
+                    crate::spec::WORKLOAD_START_MS
+                ),
+            );
+        }
     }
 
     fn topology(&mut self) {

@@ -16,8 +16,7 @@ pub struct RunOptions {
     pub bugs: Vec<Bug>,
 }
 
-/// When producers and consumers start, after brokers registered and topics exist.
-pub const WORKLOAD_START_MS: u64 = 3_000;
+pub use scenarios::WORKLOAD_START_MS;
 
 /// Everything a run produced.
 #[derive(Clone, Debug)]
