@@ -66,6 +66,16 @@ pub struct Runs {
     pub drain_cpu_us: Vec<f64>,
 }
 
+/// The benchmark's default body, when its output does not state one.
+pub const DEFAULT_BODY_BYTES: usize = 1024;
+
+impl Runs {
+    /// The body size the runs state, else the benchmark's default.
+    pub fn body(&self) -> usize {
+        self.body_bytes.unwrap_or(DEFAULT_BODY_BYTES)
+    }
+}
+
 /// Reads the tables of one or more benchmark runs (their output appended
 /// one after another). Rows are found by their first cell, `ASYNC_FLUSH` or
 /// `SYNC_FLUSH`, and their columns by the last header line before them
@@ -189,7 +199,7 @@ pub const SATURATED_PRODUCERS: u32 = 16;
 /// flush modes, one producer and (with the broker's CPU) 16 producers or
 /// more; SYNC_FLUSH two such runs with their messages per flush.
 pub fn fit(runs: &Runs, base: &Cost) -> Result<Fit, String> {
-    let body_bytes = runs.body_bytes.unwrap_or(1024);
+    let body_bytes = runs.body();
     let medians = &medians(&runs.rows);
     let find = |flush: FlushMode, producers: u32| medians.iter().find(|m| m.flush == flush && m.producers == producers);
     let saturated = |flush: FlushMode| -> Vec<&Measured> {

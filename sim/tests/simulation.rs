@@ -117,6 +117,15 @@ fn mqsim(args: &[&str]) -> (bool, String) {
     (out.status.success(), stdout)
 }
 
+/// Runs mqsim on input it must refuse: exit status 2 (bad input); its
+/// standard error.
+fn mqsim_refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(args).output().expect("mqsim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "mqsim {}: {stderr}", args.join(" "));
+    stderr
+}
+
 /// A count from the verdict rows `mqsim run` prints (`name=value`).
 fn count(stdout: &str, name: &str) -> u64 {
     let prefix = format!("{name}=");
@@ -192,7 +201,7 @@ fn planted_bugs_are_caught_by_the_check_named_for_them() {
 #[test]
 fn a_bench_sweep_shows_the_worker_pool_bounding_throughput() {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/slow-broker.toml");
-    let dir = std::env::temp_dir().join(format!("mqsim-bench-test-{}", std::process::id()));
+    let dir = scratch_dir("bench-report");
     let report = dir.to_str().expect("a UTF-8 temporary path");
     let (ok, stdout) = mqsim(&["bench", scenario, "--sweep", "topology.cost.broker_workers=1,2", "--report", report]);
     assert!(ok, "the bench's runs pass their checks:\n{stdout}");
@@ -293,18 +302,9 @@ fn consumers_starting_together_take_every_queue_at_once() {
 #[test]
 fn a_bench_sweep_of_an_unknown_field_is_refused() {
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/slow-broker.toml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["bench", scenario, "--sweep", "topology.brokers=1,2"])
-        .output()
-        .expect("mqsim runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = mqsim_refused(&["bench", scenario, "--sweep", "topology.brokers=1,2"]);
     assert!(stderr.contains("unknown field `brokers`"), "{stderr}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim"))
-        .args(["bench", scenario, "--sweep", "workload.producers[3].rate_per_s=1"])
-        .output()
-        .expect("mqsim runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = mqsim_refused(&["bench", scenario, "--sweep", "workload.producers[3].rate_per_s=1"]);
     assert!(stderr.contains("has 1 items"), "{stderr}");
 }
 
@@ -343,16 +343,14 @@ fn calibrate_refuses_what_it_cannot_fit() {
     let dir = scratch_dir("calibrate-refuses");
     let empty = dir.join("empty.txt");
     std::fs::write(&empty, "no table here\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(["calibrate", empty.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no benchmark rows"), "{out:?}");
+    let stderr = mqsim_refused(&["calibrate", empty.to_str().unwrap()]);
+    assert!(stderr.contains("no benchmark rows"), "{stderr}");
     let runs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/calibrate-runs.txt");
     let async_only = dir.join("async.txt");
     let text: String = std::fs::read_to_string(runs).unwrap().lines().filter(|l| !l.starts_with("SYNC")).map(|l| format!("{l}\n")).collect();
     std::fs::write(&async_only, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(["calibrate", async_only.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no SYNC_FLUSH row with 1 producer"), "{out:?}");
+    let stderr = mqsim_refused(&["calibrate", async_only.to_str().unwrap()]);
+    assert!(stderr.contains("no SYNC_FLUSH row with 1 producer"), "{stderr}");
 }
 
 /// A fresh directory for a test's files, under the system's temp dir.

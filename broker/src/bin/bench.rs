@@ -22,9 +22,10 @@
 //! user and system time over the row, from `/proc`), what the simulation's
 //! cost model is calibrated on. Every row gives the messages per commit
 //! log fsync (the broker's runtime figures before and after it): under
-//! SYNC_FLUSH, how many sends a flush covers. `--drain` then has one push consumer read
-//! every message the rows stored, from the first offset, and reports its
-//! rate and (with `--processes`) the broker's CPU per message pulled.
+//! SYNC_FLUSH, how many sends a flush covers. `--drain` then has one push
+//! consumer read every message the rows stored, from the first offset, and
+//! reports its rate and (with `--processes`) the broker's CPU per message
+//! pulled.
 
 mod common;
 
@@ -420,7 +421,8 @@ fn print_table(rows: &[Row], body_bytes: usize) {
             ms(h.value_at_quantile(0.999)),
             ms(h.max()),
             cpu_per_message(r.broker_cpu_s, r.messages),
-            r.flushes.map_or("-".to_string(), |f| format!("{:.1}", r.messages as f64 / f.max(1) as f64)),
+            // No fsync in the row (or no answer): no ratio to give.
+            r.flushes.filter(|&f| f > 0).map_or("-".to_string(), |f| format!("{:.1}", r.messages as f64 / f as f64)),
         ]);
     }
     let widths: Vec<usize> = (0..header.len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();

@@ -1146,22 +1146,21 @@ fn calibrate(files: &[PathBuf], check: Option<&str>, seeds: std::ops::Range<u64>
     }
     let runs = calibrate::parse(&text).map_err(|e| bad(format!("{}: {e}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))))?;
     let medians = calibrate::medians(&runs.rows);
-    let body_bytes = runs.body_bytes.unwrap_or(1024);
-    let base = check.map(load).transpose()?;
-    let base_cost = base.as_ref().and_then(|b| b.topology.cost.clone()).unwrap_or_default();
+    let base = check.map(|name| load(name).map(|scenario| (name, scenario))).transpose()?;
+    let base_cost = base.as_ref().and_then(|(_, b)| b.topology.cost.clone()).unwrap_or_default();
     let fit = calibrate::fit(&runs, &base_cost).map_err(bad)?;
     println!(
-        "mqsim calibrate: {} rows, {} medians, {body_bytes} B bodies{}",
+        "mqsim calibrate: {} rows, {} medians, {} B bodies{}",
         runs.rows.len(),
         medians.len(),
+        runs.body(),
         if runs.body_bytes.is_none() { " (not stated; assumed)" } else { "" }
     );
     for line in &fit.derivation {
         println!("  {line}");
     }
     println!("\n{}\n", calibrate::cost_block(&fit.cost));
-    let Some(mut base) = base else { return Ok(true) };
-    let name = check.expect("base comes from check");
+    let Some((name, mut base)) = base else { return Ok(true) };
     base.topology.cost = Some(fit.cost.clone());
     let variants = medians
         .iter()
