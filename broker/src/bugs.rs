@@ -95,11 +95,30 @@ pub enum Bug {
     /// controller, resumes that term at the end of its recovered log,
     /// though a power loss may have taken a tail its slaves hold.
     ResumeAfterRestart,
+    /// The retry copy of a failed message keeps the original's reconsume
+    /// count instead of raising it, so the message is retried at the first
+    /// level for ever and never reaches the dead-letter queue.
+    RetryKeepsReconsume,
+    /// The broker drops a commit that a producer answered to a check-back,
+    /// so a half that needed a check-back is checked to the most and moved
+    /// aside though its producer said commit.
+    CheckCommitIgnored,
+    /// The controller never replaces a master whose heartbeats stopped:
+    /// its group has no master until the old one returns.
+    NoFailover,
+    /// A pull labels every fifth message with the queue offset of the
+    /// message before it, so two messages come out under one offset.
+    PullOffsetSkew,
+    /// The timer wheel fires each timer up to half a second before its
+    /// time (a look-ahead meant to batch a slot's work): less early than
+    /// the clock moves of timer-clock-skew, so only an allowance per
+    /// delivery, not one per run, can tell it.
+    TimerLookAhead,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 28] = [
+    pub const ALL: [Bug; 33] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -128,6 +147,11 @@ impl Bug {
         Bug::SkipTruncation,
         Bug::SlaveOffsetLies,
         Bug::ResumeAfterRestart,
+        Bug::RetryKeepsReconsume,
+        Bug::CheckCommitIgnored,
+        Bug::NoFailover,
+        Bug::PullOffsetSkew,
+        Bug::TimerLookAhead,
     ];
 
     /// The name used on the command line.
@@ -161,6 +185,11 @@ impl Bug {
             Bug::SkipTruncation => "skip-truncation",
             Bug::SlaveOffsetLies => "slave-offset-lies",
             Bug::ResumeAfterRestart => "resume-after-restart",
+            Bug::RetryKeepsReconsume => "retry-keeps-reconsume",
+            Bug::CheckCommitIgnored => "check-commit-ignored",
+            Bug::NoFailover => "no-failover",
+            Bug::PullOffsetSkew => "pull-offset-skew",
+            Bug::TimerLookAhead => "timer-look-ahead",
         }
     }
 
@@ -169,14 +198,14 @@ impl Bug {
         Bug::ALL.into_iter().find(|b| b.name() == name)
     }
 
-    fn bit(self) -> u32 {
+    fn bit(self) -> u64 {
         1 << (self as u32)
     }
 }
 
 #[cfg(feature = "planted-bugs")]
 thread_local! {
-    static ACTIVE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static ACTIVE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether `bug` is switched on (always false without `planted-bugs`).

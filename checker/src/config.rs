@@ -77,11 +77,13 @@ pub struct Expect {
     /// The brokers' delay levels in ms, level 1 first; a retry after
     /// reconsumption `n` waits at level `n + 3`.
     pub delay_levels_ms: Vec<u64>,
-    /// Per broker, how much earlier than its level a retry it held may
-    /// arrive: how far the run moved that broker's clock forward in all
-    /// (skews, jumps, and the healing of backward ones), which the verdict
-    /// states. A broker not named has none.
-    pub clock_allowance_ms: BTreeMap<String, u64>,
+    /// Per broker process, every move the run made to its clock, as
+    /// (time, ms forward or back) in time order: a skew and its healing, a
+    /// jump and its stepping back. A retry, timer or delayed message a
+    /// broker held may arrive early by as much as that broker's clock ran
+    /// ahead while it held it, and no more. A process not named kept true
+    /// time.
+    pub clock_moves_ms: BTreeMap<String, Vec<(u64, i64)>>,
     /// Per broker, how far the scenario moved its clock back, at most: a
     /// timer or delayed message it held may arrive that much later in true
     /// time, so liveness gives timed messages that much more.
@@ -96,6 +98,13 @@ pub struct Expect {
     /// measuring each group's unavailability after a fault on one of its
     /// processes. Empty: not measured.
     pub broker_groups: BTreeMap<String, String>,
+    /// In controller mode: how long after a master's process stops a
+    /// replica of its group must take over, while a member of the
+    /// master's sync-state set is up. `None`: failover is not checked.
+    pub failover_bound_ms: Option<u64>,
+    /// Broker process -> its replica as role events name it
+    /// (`<broker name>/<broker id>`), for the failover check.
+    pub broker_replicas: BTreeMap<String, String>,
 }
 
 impl GroupSpec {

@@ -12,17 +12,22 @@
 //! - [`verdict`]: [`Validity`], [`CheckResult`], [`Anomaly`], [`Verdict`].
 //! - [`invariant`]: one file per invariant behind the [`Invariant`] enum
 //!   (lost, unexpected, integrity, duplicated, recovered, exactly-once,
-//!   order, liveness), and [`check_all`]. Dead-letter, transaction and delay
-//!   checks have their place reserved there.
+//!   order, liveness, progress, hostile, dead-letter, transaction, delay,
+//!   failover, offsets), and [`check_all`].
 //! - [`reached`]: [`reached_marks`], how often a run reached each
 //!   "sometimes" mark; not an invariant.
 //! - [`synth`]: a generator of large valid histories, for the
 //!   `checker-bench` binary and for tests of the checker's own speed.
 //! - `index` (private): the per-history index the invariants share.
+//! - `faults` (private): the nemesis's faults as spans of time.
+//! - `clock` (private): each broker's clock offset over time, and what a
+//!   message it held may be forgiven for arriving early.
 
 #![warn(missing_docs)]
 
+mod clock;
 pub mod config;
+mod faults;
 pub mod history;
 mod index;
 pub mod invariant;
@@ -35,7 +40,7 @@ pub use history::{
     digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, HistoryError, Kind, Op, TxState,
 };
 pub use invariant::{
-    check_all, check_duplicated, check_exactly_once, check_integrity, check_liveness, check_lost,
+    check_all, check_duplicated, check_exactly_once, check_failover, check_integrity, check_liveness, check_lost, check_offsets,
     check_dead_letter, check_delay, check_hostile, check_order, check_progress, check_recovered, check_transaction, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
     NOT_EXPECTED,
 };

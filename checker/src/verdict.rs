@@ -157,13 +157,21 @@ pub struct SummaryCounts {
     /// to 0 like `integrity`.
     #[serde(default)]
     pub delay: u64,
+    /// Stopped masters that no replica replaced within the bound. Defaults
+    /// to 0 like `integrity`.
+    #[serde(default)]
+    pub failover: u64,
+    /// Queue offsets delivered as two different messages. Defaults to 0
+    /// like `integrity`.
+    #[serde(default)]
+    pub offsets: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -175,7 +183,9 @@ impl fmt::Display for SummaryCounts {
             self.hostile,
             self.dead_letter,
             self.transaction,
-            self.delay
+            self.delay,
+            self.failover,
+            self.offsets
         )
     }
 }
@@ -220,15 +230,24 @@ impl Verdict {
             hostile: count("hostile", "accepted-past-limit")
                 + count("hostile", "refused-at-limit")
                 + count("hostile", "unanswered"),
-            dead_letter: ["retry-early", "retried-without-failure", "dead-lettered-early", "not-dead-lettered", "consumed-and-dead-lettered"]
+            dead_letter: [
+                "retry-early",
+                "retried-without-failure",
+                "dead-lettered-early",
+                "not-dead-lettered",
+                "consumed-and-dead-lettered",
+                "retried-past-max",
+            ]
                 .iter()
                 .map(|n| count("dead-letter", n))
                 .sum(),
-            transaction: ["rollback-delivered", "committed-not-delivered", "committed-twice"]
+            transaction: ["rollback-delivered", "committed-not-delivered", "committed-twice", "committed-moved-aside", "checked-after-end"]
                 .iter()
                 .map(|n| count("transaction", n))
                 .sum(),
             delay: count("delay", "early") + count("delay", "not-delivered"),
+            failover: count("failover", "no-failover"),
+            offsets: count("offsets", "inconsistent-offset"),
         }
     }
 }
@@ -281,7 +300,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

@@ -14,39 +14,8 @@ use std::collections::BTreeMap;
 const OK: ConsumeOutcome = ConsumeOutcome::Success;
 const RETRY: ConsumeOutcome = ConsumeOutcome::RetryLater;
 
-fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
-    GroupSpec {
-        group: group.into(),
-        topic: "orders".into(),
-        tags: tags.into(),
-        broadcast,
-        idempotent: true,
-        max_reconsume_times: 16,
-    }
-}
-
-/// billing takes every order, audit only TagA; orders is a FIFO topic.
-fn config(expect: Expect) -> CheckConfig {
-    CheckConfig {
-        groups: vec![group("billing", "*", false), group("audit", "TagA", false)],
-        fifo_topics: vec!["orders".into()],
-        expect,
-    }
-}
-
-/// A send draft of `msg_id` on topic orders.
-fn order(msg_id: &str, tag: &str, key: &str) -> Event {
-    Event::new(0, "producer-1", Kind::Invoke, Op::Send)
-        .msg_id(msg_id)
-        .topic("orders")
-        .tag(tag)
-        .key(key)
-}
-
-/// Sends `msg_id` at `t` and acknowledges it 2 ms later.
-fn acked(h: &mut HistoryBuilder, t: u64, draft: Event) -> u64 {
-    h.send(t, draft, Some((t + 2, Kind::Ok)))
-}
+mod common;
+use common::{acked, config, copy_delivered, group, order, tx_end, tx_expect, tx_send};
 
 #[test]
 fn lost_holds_when_every_subscribing_group_consumes_or_dead_letters() {
@@ -803,13 +772,15 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
             "hostile",
             "dead-letter",
             "transaction",
-            "delay"
+            "delay",
+            "failover",
+            "offsets"
         ]
     );
     let summary = verdict.summary_counts();
     assert_eq!(
         summary.to_string(),
-        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0 tx=0 delay=0"
+        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0"
     );
     assert_json_snapshot!(verdict);
 
@@ -924,7 +895,8 @@ fn dead_letter_config() -> CheckConfig {
     let mut cfg = config(Expect {
         dead_letter: true,
         delay_levels_ms: (1..=18).map(|s| s * 1_000).collect(),
-        clock_allowance_ms: [("broker-1".to_string(), 500)].into(),
+        // broker-1's clock runs 500 ms ahead for the whole run.
+        clock_moves_ms: [("broker-1".to_string(), vec![(0, 500)])].into(),
         ..Expect::default()
     });
     cfg.groups[0].max_reconsume_times = 2;
@@ -1102,34 +1074,6 @@ fn order_fails_when_two_consumers_process_one_shard_at_once() {
     assert_json_snapshot!(result);
 }
 
-/// A transactional send draft on topic orders: `truth` is what its local
-/// transaction decides, `group` its producer group.
-fn tx_send(msg_id: &str, process: &str, group: &str, truth: TxState) -> Event {
-    Event::new(0, process, Kind::Invoke, Op::Send).msg_id(msg_id).topic("orders").key(format!("k-{msg_id}")).group(group).tx(truth)
-}
-
-/// A delivery of `msg_id` to billing from `queue` at `offset`.
-fn copy_delivered(h: &mut HistoryBuilder, t: u64, msg_id: &str, queue: &str, offset: u64) -> u64 {
-    h.push(
-        Event::new(t, "consumer-billing-1", Kind::Ok, Op::Deliver)
-            .group("billing")
-            .msg_id(msg_id)
-            .topic("orders")
-            .key(format!("k-{msg_id}"))
-            .queue(queue)
-            .offset(offset)
-            .result(OK),
-    )
-}
-
-fn tx_end(h: &mut HistoryBuilder, t: u64, process: &str, msg_id: &str, state: TxState, kind: Kind) -> u64 {
-    h.push(Event::new(t, process, kind, Op::TxEnd).msg_id(msg_id).tx(state))
-}
-
-fn tx_expect() -> CheckConfig {
-    CheckConfig { groups: vec![group("billing", "*", false)], expect: Expect { transaction: true, ..Expect::default() }, ..CheckConfig::default() }
-}
-
 #[test]
 fn transaction_holds_when_each_message_follows_its_local_transaction() {
     let mut h = HistoryBuilder::new();
@@ -1220,7 +1164,8 @@ fn delay_expect(allowance: &[(&str, u64)]) -> CheckConfig {
         groups: vec![group("billing", "*", false)],
         expect: Expect {
             delay: true,
-            clock_allowance_ms: allowance.iter().map(|(b, ms)| (b.to_string(), *ms)).collect(),
+            // Each named broker's clock runs that far ahead from the start.
+            clock_moves_ms: allowance.iter().map(|(b, ms)| (b.to_string(), vec![(0, *ms as i64)])).collect(),
             ..Expect::default()
         },
         ..CheckConfig::default()

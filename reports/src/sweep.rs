@@ -33,14 +33,14 @@ pub struct SweepEntry {
     /// Names of the checks that did not hold (`panic` for a panic).
     #[serde(default)]
     pub invalid_checks: Vec<String>,
-    /// Measured figures of the run, as `check.count` (timer lateness and
-    /// check-back resolution percentiles), for [`figures_text`].
+    /// Measured figures of the run, as `check.count` (timer lateness,
+    /// check-back resolution percentiles, failover times), for [`figures_text`].
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub figures: std::collections::BTreeMap<String, u64>,
 }
 
 /// The counts of a verdict a sweep sums up across its seeds.
-pub const FIGURES: [(&str, &str); 9] = [
+pub const FIGURES: [(&str, &str); 11] = [
     ("delay", "late-p50-ms"),
     ("delay", "late-p99-ms"),
     ("delay", "late-max-ms"),
@@ -49,6 +49,8 @@ pub const FIGURES: [(&str, &str); 9] = [
     ("transaction", "resolve-max-ms"),
     ("progress", "unavailable-p50-ms"),
     ("progress", "unavailable-max-ms"),
+    ("failover", "failover-max-ms"),
+    ("failover", "stops-judged"),
     ("lost", "lost"),
 ];
 

@@ -48,31 +48,27 @@ impl RunOutcome {
     }
 }
 
-/// How far the run moved each broker's clock forward, in all: every skew
-/// (its start when positive, its heal when negative), every forward jump,
-/// and the stepping back of a backward jump. A retry a broker held may come
-/// due that much sooner in true time. Read from the history's fault and
-/// heal events (`skew_ms=N`, `jump_ms=N`, `... stepped back`), so a saved
-/// history is checked as the run was.
-pub fn clock_allowance_ms(events: &[Event]) -> BTreeMap<String, u64> {
-    let mut allowance: BTreeMap<String, u64> = BTreeMap::new();
+/// Every move the run made to each broker process's clock, as (time, ms
+/// forward or back) in history order: a skew's start and its taking back,
+/// a jump and its stepping back. Read from the history's fault and heal
+/// events (`skew_ms=N`, `jump_ms=N`), so a saved history is checked as the
+/// run was.
+pub fn clock_moves_ms(events: &[Event]) -> BTreeMap<String, Vec<(u64, i64)>> {
+    let mut moves: BTreeMap<String, Vec<(u64, i64)>> = BTreeMap::new();
     for e in events.iter().filter(|e| matches!(e.op, Op::Fault | Op::Heal)) {
         let (Some(target), Some(detail)) = (e.target.as_deref(), e.detail.as_deref()) else { continue };
         if !target.starts_with("broker-") {
             continue;
         }
-        let number = |prefix: &str| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok());
-        let forward = match (e.op, number("skew_ms="), number("jump_ms=")) {
-            (Op::Fault, Some(skew), _) => skew.unsigned_abs(),
-            (Op::Fault, None, Some(jump)) if jump > 0 => jump.unsigned_abs(),
-            (Op::Heal, None, Some(jump)) if jump < 0 => jump.unsigned_abs(),
-            _ => 0,
-        };
-        if forward > 0 {
-            *allowance.entry(target.to_string()).or_default() += forward;
+        let moved = ["skew_ms=", "jump_ms="]
+            .iter()
+            .find_map(|prefix| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok()));
+        if let Some(ms) = moved {
+            let delta = if e.op == Op::Heal { -ms } else { ms };
+            moves.entry(target.to_string()).or_default().push((e.t_ms, delta));
         }
     }
-    allowance
+    moves
 }
 
 /// How far the run moved each broker's clock back, at most: every skew and
@@ -95,20 +91,17 @@ pub fn clock_setback_ms(events: &[Event]) -> BTreeMap<String, u64> {
     setback
 }
 
-/// Per-process clock moves keyed by the broker name the checker sees in
+/// Per-process clock setbacks keyed by the broker name the checker sees in
 /// queue names. With one broker per group the two are the same. With
 /// replicas, a group's message may be stored under one replica's clock and
 /// delivered under another's after a failover, so the group gets the sum
-/// over its replicas, and `also` (the setbacks) on top when given: a
-/// replica whose clock is ahead of the one that stored a message by its
-/// forward moves plus the other's backward ones delivers that much sooner.
-fn by_broker_name(scenario: &Scenario, per_node: BTreeMap<String, u64>, also: Option<BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
+/// over its replicas.
+fn by_broker_name(scenario: &Scenario, per_node: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     if scenario.topology.replicas <= 1 {
         return per_node;
     }
     let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
-    let moves = per_node.into_iter().chain(also.into_iter().flatten());
-    for (node, ms) in moves {
+    for (node, ms) in per_node {
         let Some(n) = node.strip_prefix("broker-").and_then(|n| n.parse::<u32>().ok()) else { continue };
         let name = scenario.broker_group_name(scenario.broker_replica(n).0);
         *per_group.entry(name).or_default() += ms;
@@ -124,6 +117,26 @@ fn broker_groups(scenario: &Scenario) -> BTreeMap<String, String> {
     }
     (0..scenario.broker_count())
         .map(|n| (format!("broker-{n}"), scenario.broker_group_name(scenario.broker_replica(n).0)))
+        .collect()
+}
+
+/// How long a group in controller mode may go without a master after its
+/// master stops: the controllers' broker timeout (5 s), a scan (1 s), the
+/// new master's take-over, and as much again for the replicas' heartbeats
+/// and a slow round; measured take-overs come 5.1 to 6.2 s after the stop.
+pub const FAILOVER_BOUND_MS: u64 = 10_000;
+
+/// Each broker process's replica as role events name it (`group-0/1`), in
+/// controller mode.
+fn broker_replicas(scenario: &Scenario) -> BTreeMap<String, String> {
+    if scenario.topology.controllers == 0 {
+        return BTreeMap::new();
+    }
+    (0..scenario.broker_count())
+        .map(|n| {
+            let (group, id) = scenario.broker_replica(n);
+            (format!("broker-{n}"), format!("{}/{id}", scenario.broker_group_name(group)))
+        })
         .collect()
 }
 
@@ -160,11 +173,13 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             progress_grace_ms: scenario.expect.progress.as_ref().map_or(0, |p| p.grace_s * 1000),
             dead_letter: true,
             delay_levels_ms: scenario.topology.delay_levels_ms.clone(),
-            clock_allowance_ms: by_broker_name(scenario, clock_allowance_ms(events), Some(clock_setback_ms(events))),
-            clock_setback_ms: by_broker_name(scenario, clock_setback_ms(events), None),
+            clock_moves_ms: clock_moves_ms(events),
+            clock_setback_ms: by_broker_name(scenario, clock_setback_ms(events)),
             transaction: scenario.workload.producers.iter().any(|p| p.transaction.is_some()),
             delay: scenario.workload.producers.iter().any(|p| p.timer.is_some()),
             broker_groups: broker_groups(scenario),
+            failover_bound_ms: (scenario.topology.controllers > 0).then_some(FAILOVER_BOUND_MS),
+            broker_replicas: broker_replicas(scenario),
         },
     }
 }

@@ -160,6 +160,9 @@ impl TransactionListener for SimTransactions {
         let decision = self.state.decision(&msg_id);
         let took = draw_between(self.spec.check_ms);
         let (recorder, process) = (self.recorder.clone(), self.process.clone());
+        // When the broker's question arrived: the checker tells a check
+        // asked after the half's end from one already on its way.
+        let asked_ms = recorder.now_ms();
         Box::pin(async move {
             tokio::time::sleep(took).await;
             let answer = match decision {
@@ -167,7 +170,11 @@ impl TransactionListener for SimTransactions {
                 _ => TxState::Unknown,
             };
             recorder.record(
-                Event::new(0, &process, Kind::Ok, Op::TxCheck).msg_id(msg_id).tx(answer).detail(format!("check {}", check_times + 1)),
+                Event::new(0, &process, Kind::Ok, Op::TxCheck)
+                    .msg_id(msg_id)
+                    .tx(answer)
+                    .detail(format!("check {}", check_times + 1))
+                    .start_ms(asked_ms),
             );
             transaction_state(answer)
         })

@@ -132,6 +132,8 @@ pub fn choose_master(group: &Group, alive: impl Fn(u64) -> Option<Heard>) -> Opt
     let restarted = match alive(master) {
         Some(h) if h.serving || h.last_term < group.epoch || bugs::active(Bug::ResumeAfterRestart) => return None,
         Some(_) => true,
+        // The planted defect: a silent master is never replaced.
+        None if bugs::active(Bug::NoFailover) => return None,
         None => false,
     };
     let members = group.eligible();

@@ -61,6 +61,10 @@ impl Broker {
             Request::GetEpochs { broker_name } => self.get_epochs(&broker_name),
             Request::EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } => {
                 tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
+                if from_check && state == crate::model::TransactionState::Commit && bugs::active(Bug::CheckCommitIgnored) {
+                    // The planted defect: a check-back's commit is taken and dropped.
+                    return Response::ok(ResponseBody::None);
+                }
                 self.end_transaction(&producer_group, commit_log_offset, &msg_id, state).await
             }
             Request::PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms } => {
@@ -262,6 +266,10 @@ impl Broker {
                 // The planted defect: user properties lost on the way out;
                 // the unique id survives, so the message is still recognised.
                 m.message.properties.retain(|name, _| name == PROPERTY_UNIQ_KEY);
+            }
+            if bugs::active(Bug::PullOffsetSkew) && m.queue_offset % 5 == 3 {
+                // The planted defect: labelled with its predecessor's offset.
+                m.queue_offset -= 1;
             }
         }
         msgs
@@ -494,6 +502,10 @@ impl Broker {
             origin: Some(origin),
             ..MessageExt::default()
         };
+        if bugs::active(Bug::RetryKeepsReconsume) && !dead {
+            // The planted defect: the retry copy keeps the original's count.
+            copy.reconsume_times = reconsumed;
+        }
         if bugs::active(Bug::RetryDropsKey) && !dead {
             // The planted defect: the retry copy loses its business key.
             copy.message.keys.clear();

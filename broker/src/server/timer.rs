@@ -277,6 +277,10 @@ impl Broker {
             // The planted defect: timers fire a second early.
             now += 1_000;
         }
+        if bugs::active(Bug::TimerLookAhead) {
+            // The planted defect: timers up to half a second ahead fire now.
+            now += 500;
+        }
         let due = self.timers.lock().expect("timers").take_due(now);
         if due.is_empty() {
             return;

@@ -8,11 +8,13 @@
 //! orderly queue retries in place), which waits no delay level.
 
 use super::{not_expected, Invariant};
+use crate::clock::Clocks;
 use crate::config::CheckConfig;
+use crate::faults::fault_spans;
 use crate::history::{ConsumeOutcome, Event, Kind, Op};
 use crate::index::{dead_letters, Index};
 use crate::verdict::{CheckResult, Validity};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A word of a deliver event's `detail`: the consumer retried it by itself.
 pub const LOCAL_RETRY: &str = "local-retry";
@@ -34,6 +36,21 @@ fn retry_level(reconsumed: u32) -> u32 {
     reconsumed.saturating_add(3)
 }
 
+/// One stored copy of a chain's message (the original, a retry copy), as
+/// the deliveries name it: its queue and offset.
+#[derive(Default)]
+struct Copy<'a> {
+    /// Deliveries the broker made of it (not the consumer's local retries).
+    delivered: u32,
+    /// The processes it was delivered to.
+    processes: BTreeSet<&'a str>,
+    /// Its first delivery.
+    first: Option<&'a Event>,
+    /// Its latest delivery, which says whether it was consumed or failed
+    /// (and so sent back).
+    last: Option<&'a Event>,
+}
+
 #[derive(Default)]
 struct Chain<'a> {
     /// Reconsume level -> the first failed delivery at it.
@@ -46,16 +63,73 @@ struct Chain<'a> {
     successes: Vec<&'a Event>,
     /// Deliveries of broker-made retries (reconsume >= 1, not local).
     retries: Vec<&'a Event>,
+    /// Its stored copies by (queue, offset).
+    copies: BTreeMap<(&'a str, u64), Copy<'a>>,
+    /// Some delivery did not name its queue and offset, so its copies
+    /// cannot be told apart.
+    unnamed: bool,
+    /// Some delivery was a retry in place: the send-back before it failed
+    /// as the consumer saw it, yet may have stored a copy.
+    retried_locally: bool,
+    /// The first and the last delivery's time.
+    span_ms: Option<(u64, u64)>,
 }
+
+impl<'a> Chain<'a> {
+    /// The copies that failed and were not consumed after (each was sent
+    /// back, to a retry copy or the DLQ), in the order they failed, when
+    /// the chain is linear: one original copy, every copy delivered once,
+    /// to one process, no retry in place, and no fault on a broker that
+    /// held a copy (`disturbed(broker, from_ms, to_ms)`) while the chain
+    /// ran. Only then is each failed copy the parent of the next, so that
+    /// their number is how often the consumers saw the message fail,
+    /// whatever level the broker wrote on its copies. Otherwise (`None`) a
+    /// copy may have been sent back twice (redelivered after a crash or a
+    /// rebalance, a send-back answered too late) or handed out again by a
+    /// restarted broker, and the copies fork.
+    fn failed_in_line(&self, disturbed: impl Fn(&str, u64, u64) -> bool) -> Option<Vec<&'a Event>> {
+        if self.unnamed || self.retried_locally {
+            return None;
+        }
+        // A broker that restarts may hand out copies again (its schedule
+        // progress not yet persisted): a clone is no new failure.
+        let (first_ms, last_ms) = self.span_ms?;
+        if self.copies.keys().any(|(queue, _)| disturbed(queue.split('/').next().unwrap_or(""), first_ms, last_ms)) {
+            return None;
+        }
+        let originals = self.copies.keys().filter(|(queue, _)| !queue.contains(RETRY_TOPIC_PREFIX)).count();
+        if originals != 1 || self.copies.values().any(|c| c.delivered != 1 || c.processes.len() != 1) {
+            return None;
+        }
+        let mut failed: Vec<&Event> = self
+            .copies
+            .values()
+            .filter_map(|c| c.last)
+            .filter(|last| last.result == Some(ConsumeOutcome::RetryLater))
+            .collect();
+        failed.sort_by_key(|e| (e.t_ms, e.id));
+        Some(failed)
+    }
+}
+
+/// What a retry topic's name starts with (`%RETRY%<group>`).
+const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 
 /// Checks, per group and message id, with the group's max reconsume times M:
 ///
 /// - `dead-lettered-early`: in the DLQ, but some reconsume level of 0..=M
 ///   never failed (a message is dead-lettered when its consumption failed
 ///   M + 1 times, counted across its copies);
-/// - `not-dead-lettered`: it failed at level M or later, was not consumed
-///   successfully after that, and is not in the DLQ at the end (excused:
-///   messages a disk fault destroyed);
+/// - `not-dead-lettered`: it is not in the DLQ at the end (excused:
+///   messages a disk fault destroyed), yet it failed at level M or later
+///   and was not consumed successfully after that; or, counted from the
+///   consumers' own results whatever level the broker wrote on its copies,
+///   M + 1 of its copies failed one after another (a linear chain: see
+///   `failed_in_line`);
+/// - `retried-past-max`: it came back after it should have been
+///   dead-lettered: a retry at a level past M, or, in a linear chain, a new
+///   copy delivered after the (M + 1)-th failed copy (a message sent once
+///   only: a dead letter an operator resent starts anew);
 /// - `consumed-and-dead-lettered`: in the DLQ, yet, in a group that
 ///   deduplicates by key, a delivery failed that started after one had
 ///   succeeded (deliveries that overlap in time may race; `start_ms` says
@@ -63,12 +137,14 @@ struct Chain<'a> {
 ///   the deduplication store could not be asked (`dedupe-unavailable`);
 /// - `retry-early`: a retry at reconsume level n >= 1 delivered sooner after
 ///   the chain's first failure at level n - 1 than delay level n + 2 allows,
-///   less the allowance of the broker that held it
-///   (`expect.clock_allowance_ms`);
+///   less how far the clock of the broker that held it ran ahead between
+///   that failure and the retry (from `expect.clock_moves_ms`; the largest
+///   such allowance is `retry-clock-allowance-max-ms`);
 /// - `retried-without-failure`: a retry at level n >= 1 with no failure at
 ///   level n - 1.
 ///
-/// Counts: `failed-chains`, `retries`, `retries-at-level-N`, `dead-lettered`,
+/// Counts: `failed-chains`, `failed-chains-in-line` (those whose failures
+/// could be counted copy by copy), `retries`, `retries-at-level-N`, `dead-lettered`,
 /// `dlq-<group>`, `local-retries`, and `retry-min-margin-ms` (the least
 /// time a retry arrived after its level allowed), beside the anomaly counts.
 pub fn check_dead_letter(history: &[Event], cfg: &CheckConfig) -> CheckResult {
@@ -89,6 +165,18 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
         let level = e.reconsume.unwrap_or(0);
         let local = flagged(e, LOCAL_RETRY);
         local_retries += u64::from(local);
+        chain.retried_locally |= local;
+        chain.span_ms = Some(chain.span_ms.map_or((e.t_ms, e.t_ms), |(first, _)| (first, e.t_ms)));
+        match (e.queue.as_deref(), e.offset) {
+            (Some(queue), Some(offset)) => {
+                let copy = chain.copies.entry((queue, offset)).or_default();
+                copy.delivered += u32::from(!local);
+                copy.processes.insert(&e.process);
+                copy.first.get_or_insert(e);
+                copy.last = Some(e);
+            }
+            _ => chain.unnamed = true,
+        }
         if level >= 1 && !local {
             chain.retries.push(e);
         }
@@ -105,19 +193,45 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     let dlq = dead_letters(history);
     let max_of: BTreeMap<&str, u32> = index.groups.iter().map(|g| (g.group.as_str(), g.max_reconsume_times)).collect();
     let idempotent_of: BTreeMap<&str, bool> = index.groups.iter().map(|g| (g.group.as_str(), g.idempotent)).collect();
-    // The broker that held a retry is the first part of its queue's name.
-    let allowance_of = |retry: &Event| {
+    // The broker that held a retry is the first part of its queue's name;
+    // it held it from the failure to the retry.
+    let clocks = Clocks::of(cfg);
+    let mut allowance_max = 0;
+    let mut allowance_of = |failure: &Event, retry: &Event| {
         let broker = retry.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
-        cfg.expect.clock_allowance_ms.get(broker).copied().unwrap_or(0)
+        let allowance = clocks.allowance_ms(broker, failure.t_ms, retry.t_ms);
+        allowance_max = allowance_max.max(allowance);
+        allowance
     };
     let (mut failed_chains, mut retries, mut dead, mut early, mut not_dead, mut both, mut orphans) = (0, 0, 0, 0, 0, 0, 0);
     let mut min_margin: Option<i64> = None;
     let mut per_level: BTreeMap<u32, u64> = BTreeMap::new();
     let mut per_group: BTreeMap<&str, u64> = BTreeMap::new();
+    // A broker (as queues name it) had a fault of its own, or the network
+    // was cut, at some time in [from, to].
+    let spans = fault_spans(history);
+    let disturbed = |broker: &str, from_ms: u64, to_ms: u64| {
+        spans.iter().any(|f| {
+            f.overlaps(from_ms, to_ms)
+                && (f.name() == "partition"
+                    || f.targets().any(|t| t == broker || cfg.expect.broker_groups.get(t).is_some_and(|g| g == broker)))
+        })
+    };
     let mut bad_retry = 0;
+    let (mut chains_in_line, mut past_max) = (0, 0);
+    let mut sends: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Send && e.kind == Kind::Invoke) {
+        if let Some(id) = e.msg_id.as_deref() {
+            *sends.entry(id).or_default() += 1;
+        }
+    }
     for (&(group, msg_id), chain) in &chains {
         let max = max_of.get(group).copied().unwrap_or(16);
         failed_chains += u64::from(!chain.failed.is_empty());
+        let in_line = chain.failed_in_line(&disturbed);
+        if in_line.as_ref().is_some_and(|failed| !failed.is_empty()) {
+            chains_in_line += 1;
+        }
         for retry in &chain.retries {
             retries += 1;
             let level = retry.reconsume.unwrap_or(0);
@@ -133,7 +247,7 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
                 continue;
             };
             let wait = delay_ms(&cfg.expect.delay_levels_ms, delay_level);
-            let allowance = allowance_of(retry);
+            let allowance = allowance_of(failure, retry);
             let margin = retry.t_ms as i64 - (failure.t_ms + wait) as i64;
             min_margin = Some(min_margin.map_or(margin, |m| m.min(margin)));
             if margin + (allowance as i64) < 0 {
@@ -191,15 +305,70 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
         } else if let Some(last) = chain.last_failure {
             let reached_max = chain.failed.keys().next_back().is_some_and(|&l| l >= max);
             let consumed_after = chain.successes.iter().any(|s| s.t_ms >= last.t_ms);
-            if reached_max && !consumed_after && !index.destroyed.contains(msg_id) && index.end.is_some() {
-                not_dead += 1;
+            let exhausted = in_line.as_ref().filter(|failed| failed.len() > max as usize);
+            if !index.destroyed.contains(msg_id) && index.end.is_some() {
+                if reached_max && !consumed_after {
+                    not_dead += 1;
+                    result.push_anomaly(
+                        "not-dead-lettered",
+                        format!(
+                            "{msg_id} failed in {group} at reconsume level {} (max {max}) and was neither consumed after that nor dead-lettered",
+                            last.reconsume.unwrap_or(0)
+                        ),
+                        vec![last.id],
+                    );
+                } else if let Some(failed) = exhausted {
+                    not_dead += 1;
+                    result.push_anomaly(
+                        "not-dead-lettered",
+                        format!(
+                            "{msg_id} failed in {group} on {} copies one after another (max reconsume times {max}), yet it is not in the DLQ: \
+                             the broker's copies said reconsume level {} at most",
+                            failed.len(),
+                            chain.failed.keys().next_back().copied().unwrap_or(0)
+                        ),
+                        failed.iter().map(|e| e.id).collect(),
+                    );
+                }
+            }
+        }
+        // Retried past the max: once the copy at level max failed, the
+        // message belongs in the DLQ at once; another copy means the broker
+        // retried it again (or dead-letters it late). A message sent more
+        // than once (an operator's resend of a dead letter) starts anew.
+        if sends.get(msg_id).copied().unwrap_or(0) <= 1 {
+            let by_level = chain.retries.iter().find(|r| r.reconsume.unwrap_or(0) > max).copied();
+            let by_count = in_line.as_ref().filter(|failed| failed.len() > max as usize).and_then(|failed| {
+                let exhausted = failed[max as usize];
+                chain
+                    .copies
+                    .values()
+                    .filter_map(|c| c.first)
+                    .find(|first| (first.t_ms, first.id) > (exhausted.t_ms, exhausted.id))
+                    .map(|again| (exhausted, again))
+            });
+            if let Some(again) = by_level {
+                past_max += 1;
                 result.push_anomaly(
-                    "not-dead-lettered",
+                    "retried-past-max",
                     format!(
-                        "{msg_id} failed in {group} at reconsume level {} (max {max}) and was neither consumed after that nor dead-lettered",
-                        last.reconsume.unwrap_or(0)
+                        "{msg_id} came back to {group} at reconsume level {}, past its max of {max}: it should have gone to the DLQ",
+                        again.reconsume.unwrap_or(0)
                     ),
-                    vec![last.id],
+                    vec![again.id],
+                );
+            } else if let Some((exhausted, again)) = by_count {
+                past_max += 1;
+                result.push_anomaly(
+                    "retried-past-max",
+                    format!(
+                        "{msg_id} came back to {group} at {} ms, after failing on {} copies one after another by {} ms \
+                         (max reconsume times {max}): it should have gone to the DLQ",
+                        again.t_ms,
+                        max + 1,
+                        exhausted.t_ms
+                    ),
+                    vec![exhausted.id, again.id],
                 );
             }
         }
@@ -222,14 +391,18 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     result.set("dead-lettered-early", early);
     result.set("not-dead-lettered", not_dead);
     result.set("consumed-and-dead-lettered", both);
-    if bad_retry + orphans + early + not_dead + both > 0 {
+    result.set("retried-past-max", past_max);
+    result.set("failed-chains-in-line", chains_in_line);
+    if bad_retry + orphans + early + not_dead + both + past_max > 0 {
         result.worsen(Validity::Invalid);
     }
-    let allowances: Vec<String> = cfg.expect.clock_allowance_ms.iter().map(|(b, ms)| format!("{b} {ms} ms")).collect();
-    result.note = Some(if allowances.is_empty() {
-        "retries checked against their delay levels; no broker clock moved forward".to_string()
+    result.set("retry-clock-allowance-max-ms", allowance_max);
+    result.note = Some(if cfg.expect.clock_moves_ms.is_empty() {
+        "retries checked against their delay levels; no broker clock moved".to_string()
     } else {
-        format!("retries checked against their delay levels less how far each broker's clock moved forward: {}", allowances.join(", "))
+        "retries checked against their delay levels, each less how far the clock of the broker that held it ran ahead \
+         between the failure and the retry"
+            .to_string()
     });
     result
 }

@@ -3,6 +3,7 @@
 
 use super::transaction::percentile;
 use super::{not_expected, Invariant};
+use crate::clock::Clocks;
 use crate::config::CheckConfig;
 use crate::history::{Event, Kind, Op};
 use crate::index::Index;
@@ -12,10 +13,10 @@ use std::collections::BTreeMap;
 /// Checks every acknowledged message whose send carries `deliver_at_ms`
 /// (a timer's delivery time, or the send's start plus its delay level):
 ///
-/// - `early`: its first delivery came before that time, less the clock
-///   allowance of the broker that held it (`expect.clock_allowance_ms`: how
-///   far the scenario set that broker's clock forward, which the verdict
-///   states);
+/// - `early`: its first delivery came before that time, less how far the
+///   clock of the broker that held it ran ahead between the send and the
+///   delivery (from `expect.clock_moves_ms`; the largest such allowance is
+///   `clock-allowance-max-ms`);
 /// - `not-delivered`: no consumer ever got it (excused: a disk fault
 ///   destroyed it).
 ///
@@ -39,6 +40,8 @@ pub(crate) fn delay<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         }
     }
     let (mut timed, mut delivered, mut early, mut missing) = (0, 0, 0, 0);
+    let clocks = Clocks::of(cfg);
+    let mut allowance_max = 0;
     let mut lateness = Vec::new();
     for message in index.acknowledged() {
         let Some(at) = message.invoke.deliver_at_ms else { continue };
@@ -57,7 +60,9 @@ pub(crate) fn delay<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         };
         delivered += 1;
         let broker = got.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
-        let allowance = cfg.expect.clock_allowance_ms.get(broker).copied().unwrap_or(0);
+        // Held from its send to its delivery.
+        let allowance = clocks.allowance_ms(broker, message.invoke.t_ms, got.t_ms);
+        allowance_max = allowance_max.max(allowance);
         if got.t_ms + allowance < at {
             early += 1;
             result.push_anomaly(
@@ -80,6 +85,7 @@ pub(crate) fn delay<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
     result.set("delivered", delivered);
     result.set("early", early);
     result.set("not-delivered", missing);
+    result.set("clock-allowance-max-ms", allowance_max);
     if !lateness.is_empty() {
         result.set("late-p50-ms", percentile(&lateness, 50));
         result.set("late-p99-ms", percentile(&lateness, 99));

@@ -13,10 +13,12 @@ mod dead_letter;
 mod delay;
 mod duplicated;
 mod exactly_once;
+mod failover;
 mod hostile;
 mod integrity;
 mod liveness;
 mod lost;
+mod offsets;
 mod order;
 mod progress;
 mod recovered;
@@ -27,10 +29,12 @@ pub use dead_letter::{check_dead_letter, DEDUPE_UNAVAILABLE, LOCAL_RETRY};
 pub use delay::check_delay;
 pub use duplicated::check_duplicated;
 pub use exactly_once::check_exactly_once;
+pub use failover::check_failover;
 pub use hostile::check_hostile;
 pub use integrity::check_integrity;
 pub use liveness::check_liveness;
 pub use lost::check_lost;
+pub use offsets::check_offsets;
 pub use order::check_order;
 pub use progress::check_progress;
 pub use recovered::check_recovered;
@@ -78,11 +82,17 @@ pub enum Invariant {
     /// Timers and delayed messages never delivered before their time, and
     /// delivered; lateness measured.
     Delay,
+    /// In controller mode, a stopped master replaced within a bound while
+    /// a member of its sync-state set is up; time without a master measured.
+    Failover,
+    /// One queue offset, one message: never two messages delivered from
+    /// the same queue and offset.
+    Offsets,
 }
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 13] = [
+    pub const ALL: [Invariant; 15] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -96,6 +106,8 @@ impl Invariant {
         Invariant::DeadLetter,
         Invariant::Transaction,
         Invariant::Delay,
+        Invariant::Failover,
+        Invariant::Offsets,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -114,6 +126,8 @@ impl Invariant {
             Invariant::DeadLetter => "dead-letter",
             Invariant::Transaction => "transaction",
             Invariant::Delay => "delay",
+            Invariant::Failover => "failover",
+            Invariant::Offsets => "offsets",
         }
     }
 
@@ -138,6 +152,8 @@ impl Invariant {
             Invariant::DeadLetter => dead_letter::dead_letter(history, cfg, index),
             Invariant::Transaction => transaction::transaction(history, cfg, index),
             Invariant::Delay => delay::delay(history, cfg, index),
+            Invariant::Failover => failover::failover(history, cfg, index),
+            Invariant::Offsets => offsets::offsets(history, cfg, index),
         }
     }
 }

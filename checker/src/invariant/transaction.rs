@@ -8,8 +8,9 @@
 
 use super::{not_expected, Invariant};
 use crate::config::CheckConfig;
+use crate::faults::{fault_spans, FaultSpan};
 use crate::history::{Event, Kind, Op, TxState};
-use crate::index::{Index, SendStatus};
+use crate::index::{Index, SendStatus, Tx};
 use crate::verdict::{CheckResult, Validity};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +29,16 @@ use std::collections::{BTreeMap, BTreeSet};
 ///   writes.
 ///   Excused on a broker that lost power (its copy may have been lost and
 ///   written again).
+///
+/// - `committed-moved-aside`: it was moved aside after the most
+///   check-backs, though a producer answered one of them commit and was
+///   asked again more than [`CHECK_SLACK_MS`] later with no fault under
+///   way (so the answer had had time to reach the broker): the broker lost
+///   a commit. Halves nobody answered stay excused (`moved-aside`);
+/// - `checked-after-end`: a producer was asked about it more than
+///   [`CHECK_SLACK_MS`] after its end was acknowledged or a check-back was
+///   answered commit or rollback, with no fault under way in between
+///   (checks asked while a fault was are `checked-after-end-excused`).
 ///
 /// Counts: `transactions`, `committed`, `rolled-back`, `ended-by-producer`,
 /// `resolved-by-check` (no end from the producer reached the broker: a
@@ -65,6 +76,9 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             *sends.entry(id).or_default() += 1;
         }
     }
+    // Where no fault was under way, a check-back can be told from one the
+    // broker had no reason to send.
+    let quiet = Quiet::of(history);
     let mut checks_by_answer: BTreeMap<&str, u64> = BTreeMap::new();
     for e in history.iter().filter(|e| e.op == Op::TxCheck) {
         *checks_by_answer.entry(e.tx.map_or("none", TxState::as_str)).or_default() += 1;
@@ -73,9 +87,31 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     let (mut aside, mut orphaned, mut twice_excused, mut destroyed) = (0, 0, 0, 0);
     let mut resolve_ms = Vec::new();
     let (mut bad, mut rollback_delivered, mut not_delivered, mut twice) = (0, 0, 0, 0);
+    let (mut aside_committed, mut after_end, mut after_end_excused) = (0, 0, 0);
     for (&id, tx) in &index.tx {
         let Some(message) = index.messages.get(id).filter(|m| m.status == SendStatus::Acknowledged) else { continue };
         transactions += 1;
+        // Asked again about a transaction that had ended (Apache RocketMQ
+        // #8158, #9640): counted for every half, an anomaly past the slack.
+        let (late, excused) = checks_after_end(tx, &quiet);
+        after_end_excused += excused;
+        if let Some(&(ended, again)) = late.first() {
+            after_end += late.len() as u64;
+            bad += 1;
+            result.push_anomaly(
+                "checked-after-end",
+                format!(
+                    "{id} was checked back {} time(s) after its end: {} {} at {} ms, then {} was asked at {} ms",
+                    late.len(),
+                    ended.process,
+                    if ended.op == Op::TxEnd { "ended it (acknowledged)" } else { "answered the check-back" },
+                    ended.t_ms,
+                    again.process,
+                    again.started_ms()
+                ),
+                vec![ended.id, again.id],
+            );
+        }
         if index.destroyed.contains(id) {
             // A flipped bit in its half (or its copy): no broker with one
             // copy of the data can bring it back, as `lost` excuses too.
@@ -106,7 +142,24 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             TxState::Commit | TxState::Unknown => {
                 committed += 1;
                 if got.is_empty() {
-                    if tx.aside.is_some() {
+                    if let Some(aside_event) = tx.aside {
+                        // Moved aside after the most checks is what a half
+                        // nobody answered deserves, not one whose producer
+                        // said commit and was asked again after.
+                        if let Some((answer, again)) = asked_after(tx, &quiet).filter(|(a, _)| a.tx == Some(TxState::Commit)) {
+                            bad += 1;
+                            aside_committed += 1;
+                            result.push_anomaly(
+                                "committed-moved-aside",
+                                format!(
+                                    "{id} was moved aside after the most check-backs, though {} answered commit at {} ms and was asked again at {} ms",
+                                    answer.process,
+                                    answer.t_ms,
+                                    again.started_ms()
+                                ),
+                                vec![answer.id, again.id, aside_event.id],
+                            );
+                        }
                         continue;
                     }
                     if tx.orphaned && tx.end.is_none() {
@@ -164,6 +217,9 @@ pub(crate) fn transaction<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     result.set("orphaned", orphaned);
     result.set("destroyed", destroyed);
     result.set("committed-twice-excused", twice_excused);
+    result.set("committed-moved-aside", aside_committed);
+    result.set("checked-after-end", after_end);
+    result.set("checked-after-end-excused", after_end_excused);
     if !resolve_ms.is_empty() {
         result.set("resolve-p50-ms", percentile(&resolve_ms, 50));
         result.set("resolve-p99-ms", percentile(&resolve_ms, 99));
@@ -187,4 +243,56 @@ pub(crate) fn percentile(sorted: &[u64], p: u64) -> u64 {
     }
     let rank = (sorted.len() as u64 * p).div_ceil(100).max(1) as usize;
     sorted[rank.min(sorted.len()) - 1]
+}
+
+/// How long after a producer's end (or its answer to a check-back) the
+/// broker may still ask about the half: a check already on its way, a
+/// round that scanned before the end was written. Check rounds run every
+/// second or more, so a check later than this was sent after the broker
+/// could know.
+pub const CHECK_SLACK_MS: u64 = 2_000;
+
+/// The stretches of a history with no fault under way.
+struct Quiet<'a> {
+    faults: Vec<FaultSpan<'a>>,
+}
+
+impl<'a> Quiet<'a> {
+    fn of(history: &'a [Event]) -> Quiet<'a> {
+        Quiet { faults: fault_spans(history) }
+    }
+
+    /// True when no fault was under way at any time in `[from, to]`.
+    fn between(&self, from_ms: u64, to_ms: u64) -> bool {
+        !self.faults.iter().any(|f| f.overlaps(from_ms, to_ms))
+    }
+}
+
+/// The first acknowledged end or decisive check-back answer of a half.
+fn first_end<'a>(tx: &Tx<'a>) -> Option<&'a Event> {
+    let answered = tx.checks.iter().copied().filter(|c| matches!(c.tx, Some(TxState::Commit | TxState::Rollback)));
+    let end = tx.end.filter(|e| matches!(e.tx, Some(TxState::Commit | TxState::Rollback)));
+    end.into_iter().chain(answered).min_by_key(|e| (e.t_ms, e.id))
+}
+
+/// The checks of a half that began more than [`CHECK_SLACK_MS`] after its
+/// first end, each with that end, and how many such checks a fault excused.
+fn checks_after_end<'a>(tx: &Tx<'a>, quiet: &Quiet) -> (Vec<(&'a Event, &'a Event)>, u64) {
+    let Some(ended) = first_end(tx) else { return (Vec::new(), 0) };
+    let mut late = Vec::new();
+    let mut excused = 0;
+    for check in tx.checks.iter().copied().filter(|c| c.started_ms() > ended.t_ms + CHECK_SLACK_MS) {
+        if quiet.between(ended.t_ms, check.started_ms()) {
+            late.push((ended, check));
+        } else {
+            excused += 1;
+        }
+    }
+    (late, excused)
+}
+
+/// A decisive answer (or acknowledged end) after which the half was asked
+/// again, past the slack and with no fault under way: the broker had it.
+fn asked_after<'a>(tx: &Tx<'a>, quiet: &Quiet) -> Option<(&'a Event, &'a Event)> {
+    checks_after_end(tx, quiet).0.into_iter().next()
 }

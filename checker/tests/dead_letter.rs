@@ -1,0 +1,117 @@
+//! Dead letters counted from the consumers' own results: a chain of copies
+//! that failed one after another reaches the DLQ after max + 1 failures,
+//! whatever reconsume level the broker wrote on its copies.
+
+mod common;
+
+use checker::history::HistoryBuilder;
+use checker::{check_dead_letter, CheckConfig, ConsumeOutcome, Event, Expect, Kind, Op, Validity};
+use common::{acked, config, order};
+use insta::assert_json_snapshot;
+
+const OK: ConsumeOutcome = ConsumeOutcome::Success;
+const RETRY: ConsumeOutcome = ConsumeOutcome::RetryLater;
+
+/// Delay levels of 1 s to 18 s, max reconsume times 2 for billing: a retry
+/// after reconsumption n waits n + 3 s, and the third failure dead-letters.
+fn dead_letter_config() -> CheckConfig {
+    let mut cfg = config(Expect {
+        dead_letter: true,
+        delay_levels_ms: (1..=18).map(|s| s * 1_000).collect(),
+        ..Expect::default()
+    });
+    cfg.groups[0].max_reconsume_times = 2;
+    cfg
+}
+
+/// A delivery to billing of the copy of `msg_id` stored at `queue` and
+/// `offset`, at reconsume `level`, by `process`.
+#[allow(clippy::too_many_arguments)]
+fn copy(h: &mut HistoryBuilder, t: u64, process: &str, msg_id: &str, queue: &str, offset: u64, level: u32, result: ConsumeOutcome) -> u64 {
+    h.push(
+        Event::new(t, process, Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id(msg_id)
+            .queue(queue)
+            .offset(offset)
+            .reconsume(level)
+            .result(result),
+    )
+}
+
+const C1: &str = "consumer-billing-1";
+const C2: &str = "consumer-billing-2";
+const ORDERS: &str = "broker-0/orders/0";
+const RETRIES: &str = "broker-0/%RETRY%billing/0";
+const ORDERS_1: &str = "broker-1/orders/0";
+const RETRIES_1: &str = "broker-1/%RETRY%billing/0";
+
+/// m1 fails on three copies in line and is dead-lettered. m4's level-1
+/// copy is handed out again after broker-1 restarts (a clone, no new
+/// failure), and m5's first copy is redelivered after a crash and sent back
+/// twice: each has three failed copies, and neither was exhausted.
+fn passing() -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 0, order("m1", "TagB", "k1"));
+    copy(&mut h, 1_000, C1, "m1", ORDERS, 1, 0, RETRY);
+    copy(&mut h, 4_100, C1, "m1", RETRIES, 1, 1, RETRY);
+    copy(&mut h, 8_200, C2, "m1", RETRIES, 2, 2, RETRY);
+
+    acked(&mut h, 0, order("m4", "TagB", "k4"));
+    copy(&mut h, 1_000, C1, "m4", ORDERS_1, 4, 0, RETRY);
+    copy(&mut h, 4_100, C1, "m4", RETRIES_1, 6, 1, RETRY);
+    h.nemesis(5_000, Op::Fault, "kill", Some("broker-1"));
+    h.nemesis(6_000, Op::Heal, "kill", Some("broker-1"));
+    copy(&mut h, 6_500, C2, "m4", RETRIES_1, 7, 1, RETRY);
+    copy(&mut h, 10_000, C2, "m4", RETRIES_1, 8, 2, OK);
+
+    acked(&mut h, 0, order("m5", "TagB", "k5"));
+    copy(&mut h, 1_000, C1, "m5", ORDERS, 5, 0, RETRY);
+    copy(&mut h, 1_500, C2, "m5", ORDERS, 5, 0, RETRY);
+    copy(&mut h, 4_100, C1, "m5", RETRIES, 9, 1, RETRY);
+    copy(&mut h, 4_600, C2, "m5", RETRIES, 10, 1, RETRY);
+    copy(&mut h, 9_000, C2, "m5", RETRIES, 11, 2, OK);
+
+    h.harness(12_000, Op::TailStart);
+    h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id("m1").reconsume(3));
+    h
+}
+
+#[test]
+fn dead_letter_holds_when_the_exhausted_chain_is_in_the_dlq_and_clones_and_forks_are_not_counted() {
+    let mut h = passing();
+    h.harness(20_001, Op::End);
+    let result = check_dead_letter(h.events(), &dead_letter_config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    // m1 alone could be counted copy by copy.
+    assert_eq!(result.count("failed-chains-in-line"), 1);
+    assert_eq!((result.count("not-dead-lettered"), result.count("retried-past-max")), (0, 0));
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn dead_letter_fails_on_a_chain_retried_at_the_first_level_for_ever_and_one_past_its_max() {
+    let mut h = passing();
+    // m2: the broker's retry copies keep reconsume level 0, so the message
+    // goes round for ever; the final drain consumes the last copy.
+    acked(&mut h, 0, order("m2", "TagB", "k2"));
+    copy(&mut h, 1_000, C1, "m2", ORDERS, 2, 0, RETRY);
+    copy(&mut h, 4_100, C1, "m2", RETRIES, 20, 0, RETRY);
+    copy(&mut h, 7_200, C2, "m2", RETRIES, 21, 0, RETRY);
+    copy(&mut h, 10_300, C2, "m2", RETRIES, 22, 0, RETRY);
+    copy(&mut h, 19_000, "drain", "m2", RETRIES, 23, 0, OK);
+    // m3: the copy at the max failed, yet a copy came back at level 3
+    // (and was consumed) instead of going to the DLQ.
+    acked(&mut h, 0, order("m3", "TagB", "k3"));
+    copy(&mut h, 1_000, C1, "m3", ORDERS, 3, 0, RETRY);
+    copy(&mut h, 4_100, C1, "m3", RETRIES, 30, 1, RETRY);
+    copy(&mut h, 8_200, C1, "m3", RETRIES, 31, 2, RETRY);
+    copy(&mut h, 13_300, C1, "m3", RETRIES, 32, 3, OK);
+    h.harness(20_001, Op::End);
+    let result = check_dead_letter(h.events(), &dead_letter_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    let found: Vec<(&str, bool)> = result.anomalies.iter().map(|a| (a.kind.as_str(), a.detail.starts_with("m2"))).collect();
+    // m3 is both: retried past its max, and so never dead-lettered.
+    assert_eq!(found, [("not-dead-lettered", true), ("retried-past-max", true), ("not-dead-lettered", false), ("retried-past-max", false)]);
+    assert_json_snapshot!(result);
+}
