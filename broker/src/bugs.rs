@@ -114,11 +114,24 @@ pub enum Bug {
     /// the clock moves of timer-clock-skew, so only an allowance per
     /// delivery, not one per run, can tell it.
     TimerLookAhead,
+    /// A consumer's periodic offset commit stops after its first round:
+    /// its queues' committed offsets stay where they were, so whoever
+    /// resumes them after a crash (or the final drain) gets again what it
+    /// consumed long before.
+    PeriodicCommitStops,
+    /// An orderly consumer that gives a queue up in a rebalance unlocks it
+    /// on the broker without waiting for the message it is processing, so
+    /// the queue's next owner starts while that message is still in hand.
+    OrderlyReleaseEarly,
+    /// A consumer whose broker cannot take a failed message back gives up
+    /// after three retries in place and moves its offset past the message,
+    /// which is then never consumed, retried or dead-lettered.
+    LocalRetryGivesUp,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 33] = [
+    pub const ALL: [Bug; 36] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -152,6 +165,9 @@ impl Bug {
         Bug::NoFailover,
         Bug::PullOffsetSkew,
         Bug::TimerLookAhead,
+        Bug::PeriodicCommitStops,
+        Bug::OrderlyReleaseEarly,
+        Bug::LocalRetryGivesUp,
     ];
 
     /// The name used on the command line.
@@ -190,6 +206,9 @@ impl Bug {
             Bug::NoFailover => "no-failover",
             Bug::PullOffsetSkew => "pull-offset-skew",
             Bug::TimerLookAhead => "timer-look-ahead",
+            Bug::PeriodicCommitStops => "periodic-commit-stops",
+            Bug::OrderlyReleaseEarly => "orderly-release-early",
+            Bug::LocalRetryGivesUp => "local-retry-gives-up",
         }
     }
 

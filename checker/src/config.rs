@@ -102,6 +102,11 @@ pub struct Expect {
     /// replica of its group must take over, while a member of the
     /// master's sync-state set is up. `None`: failover is not checked.
     pub failover_bound_ms: Option<u64>,
+    /// How long after a copy was consumed something may still make its
+    /// group resume from an offset committed before it: the consumers'
+    /// commit interval, the broker's persist interval, and slack. `None`:
+    /// redeliveries are only counted.
+    pub redelivery_bound_ms: Option<u64>,
     /// Broker process -> its replica as role events name it
     /// (`<broker name>/<broker id>`), for the failover check.
     pub broker_replicas: BTreeMap<String, String>,

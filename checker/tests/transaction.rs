@@ -23,8 +23,8 @@ fn check(h: &mut HistoryBuilder, asked: u64, t: u64, msg_id: &str, answer: TxSta
 
 /// t1 is answered commit on its second check, and a third check already
 /// on its way is answered too; t2's producer never knew and it was moved
-/// aside; t3 was checked after its end while broker-0 was down (its op
-/// record may have been lost).
+/// aside; t3 was checked after its end soon after broker-0 was down (its
+/// op record may have been lost, or be still on its way).
 fn passing() -> HistoryBuilder {
     let mut h = HistoryBuilder::new();
     acked(&mut h, 10, tx_send("t1", "producer-0", "pay", TxState::Commit));
@@ -63,20 +63,21 @@ fn transaction_holds_when_checks_stop_at_the_answer_and_only_the_unanswered_are_
 #[test]
 fn transaction_fails_on_a_commit_moved_aside_and_checks_after_the_end() {
     let mut h = passing();
-    // t4: answered commit on its first check, asked again and again, then
-    // moved aside as if nobody had answered (the broker dropped the commit).
+    // t4: answered commit on its first check (well after broker-0's
+    // restart), asked again and again, then moved aside as if nobody had
+    // answered (the broker dropped the commit).
     acked(&mut h, 70, tx_send("t4", "producer-0", "pay", TxState::Commit));
     for n in 1..=6 {
-        check(&mut h, 2_000 + 1_000 * u64::from(n), 2_010 + 1_000 * u64::from(n), "t4", TxState::Commit, n);
+        check(&mut h, 17_000 + 1_000 * u64::from(n), 17_010 + 1_000 * u64::from(n), "t4", TxState::Commit, n);
     }
     // t5: its producer's commit was acknowledged; asked 4 s later.
     acked(&mut h, 80, tx_send("t5", "producer-0", "pay", TxState::Commit));
-    tx_end(&mut h, 3_000, "producer-0", "t5", TxState::Commit, Kind::Ok);
-    copy_delivered(&mut h, 3_100, "t5", "broker-0/orders/3", 0);
-    check(&mut h, 7_000, 7_010, "t5", TxState::Commit, 1);
-    h.push(Event::new(9_000, "drain", Kind::Info, Op::TxAside).msg_id("t2"));
-    h.push(Event::new(9_000, "drain", Kind::Info, Op::TxAside).msg_id("t4"));
-    h.harness(10_000, Op::End);
+    tx_end(&mut h, 18_000, "producer-0", "t5", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 18_100, "t5", "broker-0/orders/3", 0);
+    check(&mut h, 22_000, 22_010, "t5", TxState::Commit, 1);
+    h.push(Event::new(29_000, "drain", Kind::Info, Op::TxAside).msg_id("t2"));
+    h.push(Event::new(29_000, "drain", Kind::Info, Op::TxAside).msg_id("t4"));
+    h.harness(30_000, Op::End);
     let result = check_transaction(h.events(), &tx_expect());
     assert_eq!(result.validity, Validity::Invalid);
     let kinds: Vec<&str> = result.anomalies.iter().map(|a| a.kind.as_str()).collect();

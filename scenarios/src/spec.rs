@@ -531,6 +531,16 @@ pub struct ConsumerSpec {
     /// the start; none by default. Exactly-once by key must hold across it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlq_resend_at_s: Option<f64>,
+    /// How long the business logic takes on a delivery, drawn from
+    /// `[min, max]` ms, before it answers: slow listeners widen the window
+    /// in which a rebalance meets a message still being processed.
+    /// Default `[0, 0]`.
+    #[serde(default, skip_serializing_if = "is_zero_range")]
+    pub process_ms: [u64; 2],
+}
+
+fn is_zero_range(range: &[u64; 2]) -> bool {
+    *range == [0, 0]
 }
 
 fn default_max_reconsume_times() -> u32 {

@@ -266,6 +266,10 @@ impl Validator<'_> {
                     self.fail(format!("{path}.dlq_resend_at_s"), format!("must be inside the run, 0 < at < {end_s}, got {at_s}"));
                 }
             }
+            let [lo, hi] = c.process_ms;
+            if lo > hi || hi > 600_000 {
+                self.fail(format!("{path}.process_ms"), format!("must be [min, max] with min <= max <= 600000, got [{lo}, {hi}]"));
+            }
             if c.max_reconsume_times > MAX_RECONSUME_TIMES_MAX {
                 self.fail(format!("{path}.max_reconsume_times"), format!("must be at most {MAX_RECONSUME_TIMES_MAX}, got {}", c.max_reconsume_times));
             }

@@ -126,6 +126,12 @@ fn broker_groups(scenario: &Scenario) -> BTreeMap<String, String> {
 /// and a slow round; measured take-overs come 5.1 to 6.2 s after the stop.
 pub const FAILOVER_BOUND_MS: u64 = 10_000;
 
+/// How long after a copy was consumed a restart, failover or rebalance
+/// may still deliver it again: the consumers commit their offsets every
+/// 5 s, the brokers persist them every 5 s, and 5 s of slack for requests
+/// in flight and a commit that failed once.
+pub const REDELIVERY_BOUND_MS: u64 = 15_000;
+
 /// Each broker process's replica as role events name it (`group-0/1`), in
 /// controller mode.
 fn broker_replicas(scenario: &Scenario) -> BTreeMap<String, String> {
@@ -180,6 +186,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             broker_groups: broker_groups(scenario),
             failover_bound_ms: (scenario.topology.controllers > 0).then_some(FAILOVER_BOUND_MS),
             broker_replicas: broker_replicas(scenario),
+            redelivery_bound_ms: Some(REDELIVERY_BOUND_MS),
         },
     }
 }

@@ -613,6 +613,7 @@ pub async fn run_consumer(
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
     let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
     let poison = spec.poison_key_share;
+    let process_ms = spec.process_ms;
     let hook_recorder = recorder.clone();
     let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
         let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
@@ -644,6 +645,11 @@ pub async fn run_consumer(
                         return ConsumeResult::RetryLater;
                     }
                 }
+            }
+            if process_ms != [0, 0] {
+                // The business logic takes its time (drawn only when the
+                // scenario asks, so other scenarios replay as before).
+                tokio::time::sleep(draw_between(process_ms)).await;
             }
             let poisoned = msgs.iter().any(|m| m.message.keys.first().is_some_and(|k| is_poison(k, poison)));
             if poisoned || (failure_rate > 0.0 && draw_unit() < failure_rate) {

@@ -301,8 +301,14 @@ impl PushConsumer {
         });
         let me = inner.clone();
         tokio::spawn(async move {
+            let mut rounds = 0u64;
             while !me.stopped.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(me.config.offset_persist_interval_ms)).await;
+                rounds += 1;
+                if rounds > 1 && bugs::active(Bug::PeriodicCommitStops) {
+                    // The planted defect: only the first round commits.
+                    continue;
+                }
                 me.commit_all().await;
             }
         });
@@ -420,7 +426,12 @@ impl Inner {
                 }
                 // An orderly queue is released between messages only: once
                 // this returns, nothing of it is being processed here.
-                let between = q.consume_lock.lock().await;
+                let between = if bugs::active(Bug::OrderlyReleaseEarly) {
+                    // The planted defect: released with a message in hand.
+                    None
+                } else {
+                    Some(q.consume_lock.lock().await)
+                };
                 self.commit(q).await;
                 if self.config.orderly {
                     self.unlock(std::slice::from_ref(&q.mq)).await;
@@ -674,6 +685,9 @@ impl Inner {
                     let mut kept = Vec::new();
                     for m in batch {
                         if self.send_back(&q.mq, &m, 0).await {
+                            sent_back.push(m.queue_offset);
+                        } else if ctx.attempt >= 2 && bugs::active(Bug::LocalRetryGivesUp) {
+                            // The planted defect: given up as if sent back.
                             sent_back.push(m.queue_offset);
                         } else {
                             kept.push(m);

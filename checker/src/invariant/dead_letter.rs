@@ -136,12 +136,13 @@ const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 ///   when each started, `t_ms` when it ended), unless it failed because
 ///   the deduplication store could not be asked (`dedupe-unavailable`);
 /// - `retry-early`: a retry at reconsume level n >= 1 delivered sooner after
-///   the chain's first failure at level n - 1 than delay level n + 2 allows,
+///   every failure of the chain at level n - 1 before it than delay level
+///   n + 2 allows,
 ///   less how far the clock of the broker that held it ran ahead between
 ///   that failure and the retry (from `expect.clock_moves_ms`; the largest
 ///   such allowance is `retry-clock-allowance-max-ms`);
 /// - `retried-without-failure`: a retry at level n >= 1 with no failure at
-///   level n - 1.
+///   level n - 1 before it.
 ///
 /// Counts: `failed-chains`, `failed-chains-in-line` (those whose failures
 /// could be counted copy by copy), `retries`, `retries-at-level-N`, `dead-lettered`,
@@ -197,11 +198,9 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     // it held it from the failure to the retry.
     let clocks = Clocks::of(cfg);
     let mut allowance_max = 0;
-    let mut allowance_of = |failure: &Event, retry: &Event| {
+    let allowance_of = |failure: &Event, retry: &Event| {
         let broker = retry.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
-        let allowance = clocks.allowance_ms(broker, failure.t_ms, retry.t_ms);
-        allowance_max = allowance_max.max(allowance);
-        allowance
+        clocks.allowance_ms(broker, failure.t_ms, retry.t_ms)
     };
     let (mut failed_chains, mut retries, mut dead, mut early, mut not_dead, mut both, mut orphans) = (0, 0, 0, 0, 0, 0, 0);
     let mut min_margin: Option<i64> = None;
@@ -237,18 +236,30 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             let level = retry.reconsume.unwrap_or(0);
             let delay_level = retry_level(level - 1);
             *per_level.entry(delay_level).or_default() += 1;
-            let Some(failure) = chain.failed.get(&(level - 1)) else {
+            let wait = delay_ms(&cfg.expect.delay_levels_ms, delay_level);
+            // Its parent is one of the chain's failures at the level below
+            // it, before it (a message stored twice, or redelivered, fails
+            // on several copies): the one that explains it best is judged.
+            let judged = chain
+                .failures
+                .iter()
+                .filter(|f| f.reconsume.unwrap_or(0) == level - 1 && f.t_ms <= retry.t_ms)
+                .map(|failure| {
+                    let allowance = allowance_of(failure, retry);
+                    let margin = retry.t_ms as i64 - (failure.t_ms + wait) as i64;
+                    (margin + allowance as i64, margin, allowance, *failure)
+                })
+                .max_by_key(|(leeway, ..)| *leeway);
+            let Some((_, margin, allowance, failure)) = judged else {
                 orphans += 1;
                 result.push_anomaly(
                     "retried-without-failure",
-                    format!("{msg_id} came back to {group} at reconsume level {level} with no failed delivery at level {}", level - 1),
+                    format!("{msg_id} came back to {group} at reconsume level {level} with no failed delivery at level {} before it", level - 1),
                     vec![retry.id],
                 );
                 continue;
             };
-            let wait = delay_ms(&cfg.expect.delay_levels_ms, delay_level);
-            let allowance = allowance_of(failure, retry);
-            let margin = retry.t_ms as i64 - (failure.t_ms + wait) as i64;
+            allowance_max = allowance_max.max(allowance);
             min_margin = Some(min_margin.map_or(margin, |m| m.min(margin)));
             if margin + (allowance as i64) < 0 {
                 bad_retry += 1;

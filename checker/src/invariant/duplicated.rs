@@ -1,25 +1,140 @@
 //! **duplicated**: raw duplicate successful deliveries. RocketMQ promises
-//! at-least-once, so these are reported, never a failure.
+//! at-least-once, so these are reported; but it bounds them by its
+//! progress: a consumer resumes a queue from the offset its group last
+//! committed (every few seconds, persisted by the broker every few more),
+//! so a copy consumed long before anything made the group resume must not
+//! come again (a rebooted master without synced consumer offsets
+//! re-delivering days of messages is a known field failure).
 
 use super::Invariant;
 use crate::config::CheckConfig;
-use crate::history::Event;
+use crate::history::{ConsumeOutcome, Event, Kind, Op};
 use crate::index::{is_success, Index};
-use crate::verdict::CheckResult;
+use crate::invariant::dead_letter::LOCAL_RETRY;
+use crate::verdict::{CheckResult, Validity};
 use std::collections::BTreeMap;
 
 /// Counts messages consumed successfully more than once by one group (by one
 /// consumer, for a broadcast group, where each consumer gets its own copy).
 ///
-/// Always valid. Counts: `deliveries` (successful), `duplicated` (messages
-/// consumed more than once), `redeliveries` (successful deliveries beyond
-/// the first).
+/// Counts: `deliveries` (successful), `duplicated` (messages consumed more
+/// than once), `redeliveries` (successful deliveries beyond the first), and,
+/// with `expect.redelivery_bound_ms` set (the bound B), `copies-redelivered`
+/// and `redelivered-beyond-progress`:
+///
+/// - `redelivered-beyond-progress`: a stored copy (queue and offset) that
+///   a group consumed at t1 came to it again at t2, and nothing that makes a
+///   group resume from its committed offset happened from B before t1 to
+///   t2, early enough to find the copy uncommitted: no fault or heal, no
+///   replica changing role, no consumer joining (`subscribe`) or crashing,
+///   no end of the clients (the
+///   final drain resumes too) at a time c from B before t1 (the group may
+///   rebalance a while after the cause, and the copy may have been in
+///   flight at a consumer that was losing its queue) with c - B no later
+///   than t1 and than the last time a copy at or below its offset in the
+///   queue was done with (the committed offset cannot pass a copy still in
+///   processing). t1 is the latest consumption before t2. B is the
+///   consumers' commit interval, the broker's persist interval, a
+///   rebalance period and slack; the verdict states it. The only anomaly
+///   of this check.
 pub fn check_duplicated(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     duplicated(history, cfg, &Index::build(history, cfg))
 }
 
-/// [`check_duplicated`] over an index built once for every check.
-pub(crate) fn duplicated<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
+/// One stored copy's deliveries to one group.
+#[derive(Default)]
+struct Copy<'a> {
+    /// When the group was first done with it: its first success, else its
+    /// last failure (sent back, or retried in place to the end).
+    done_ms: Option<u64>,
+    /// Its successful deliveries, in history order.
+    successes: Vec<&'a Event>,
+    /// Its deliveries by the broker (not the consumers' own retries).
+    deliveries: Vec<&'a Event>,
+}
+
+/// Finds copies redelivered beyond what the group's progress allows (see
+/// [`check_duplicated`]); returns (copies redelivered, beyond progress).
+fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: &mut CheckResult) -> (u64, u64) {
+    let broadcast: Vec<&str> = index.groups.iter().filter(|g| g.broadcast).map(|g| g.group.as_str()).collect();
+    // What makes a group resume from its committed offset: faults and
+    // heals, a replica changing role (routes and the replica read from
+    // change), consumers joining or crashing, the clients stopping.
+    let mut causes: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut anywhere: Vec<u64> = Vec::new();
+    for e in history {
+        match e.op {
+            Op::Fault | Op::Heal | Op::Crash | Op::ClientsStopped | Op::Role => anywhere.push(e.t_ms),
+            Op::Subscribe => causes.entry(e.group.as_deref().unwrap_or("")).or_default().push(e.t_ms),
+            _ => {}
+        }
+    }
+    // (group, queue) -> offset -> copy.
+    let mut queues: BTreeMap<(&str, &str), BTreeMap<u64, Copy>> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
+        let (Some(group), Some(queue), Some(offset)) = (e.group.as_deref(), e.queue.as_deref(), e.offset) else { continue };
+        if broadcast.contains(&group) {
+            continue;
+        }
+        let copy = queues.entry((group, queue)).or_default().entry(offset).or_default();
+        match e.result {
+            Some(ConsumeOutcome::Success) => {
+                if copy.successes.is_empty() {
+                    copy.done_ms = Some(e.t_ms);
+                }
+                copy.successes.push(e);
+            }
+            Some(ConsumeOutcome::RetryLater) if copy.successes.is_empty() => copy.done_ms = Some(e.t_ms),
+            _ => {}
+        }
+        let local = e.detail.as_deref().is_some_and(|d| d.split(' ').any(|w| w == LOCAL_RETRY));
+        if !local {
+            copy.deliveries.push(e);
+        }
+    }
+    let (mut redelivered, mut beyond) = (0, 0);
+    for ((group, queue), copies) in &queues {
+        let mut group_causes: Vec<u64> = causes.get(group).cloned().unwrap_or_default();
+        group_causes.extend(&anywhere);
+        group_causes.sort_unstable();
+        // The latest time a copy at or below each offset was done with.
+        let mut frontier_ms = 0;
+        for (offset, copy) in copies {
+            frontier_ms = frontier_ms.max(copy.done_ms.unwrap_or(0));
+            let Some(first) = copy.successes.first() else { continue };
+            let mut counted = false;
+            // Each delivery after a success, judged against the latest
+            // success before it: something must have made the group resume
+            // after that one (or just before it, while it was in flight).
+            let unexplained = copy.deliveries.iter().filter(|d| d.started_ms() > first.t_ms).find_map(|again| {
+                counted = true;
+                let last = copy.successes.iter().rev().find(|s| s.t_ms < again.started_ms())?;
+                let from = last.t_ms.saturating_sub(bound_ms);
+                let to = again.started_ms().min(frontier_ms.max(last.t_ms) + bound_ms);
+                let explained = from <= to && group_causes.iter().any(|c| (from..=to).contains(c));
+                (!explained).then_some((*last, *again, from))
+            });
+            redelivered += u64::from(counted);
+            let Some((first, again, from)) = unexplained else { continue };
+            beyond += 1;
+            result.push_anomaly(
+                "redelivered-beyond-progress",
+                format!(
+                    "{queue} offset {offset} ({}) was consumed by {group} at {} ms and came again at {} ms, with nothing \
+                     since {from} ms that makes a group resume from an offset committed that far back (bound {bound_ms} ms)",
+                    first.msg_id.as_deref().unwrap_or("?"),
+                    first.t_ms,
+                    again.started_ms()
+                ),
+                vec![first.id, again.id],
+            );
+        }
+    }
+    (redelivered, beyond)
+}
+
+/// Counts raw duplicates, see [`check_duplicated`].
+fn raw_duplicates(history: &[Event], index: &Index<'_>, result: &mut CheckResult) {
     let broadcast: Vec<&str> = index
         .groups
         .iter()
@@ -45,7 +160,6 @@ pub(crate) fn duplicated<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &I
             .push(event);
     }
 
-    let mut result = CheckResult::new(Invariant::Duplicated.name());
     let (mut duplicated, mut redeliveries) = (0, 0);
     let mut firsts: Vec<(u64, String, Vec<u64>)> = Vec::new();
     for ((group, _, msg_id), events) in &seen {
@@ -64,5 +178,23 @@ pub(crate) fn duplicated<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &I
     result.set("deliveries", deliveries);
     result.set("duplicated", duplicated);
     result.set("redeliveries", redeliveries);
+}
+
+/// [`check_duplicated`] over an index built once for every check.
+pub(crate) fn duplicated<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
+    let mut result = CheckResult::new(Invariant::Duplicated.name());
+    // The anomalies that fail the check come first in the kept few.
+    if let Some(bound_ms) = cfg.expect.redelivery_bound_ms {
+        let (redelivered, beyond) = beyond_progress(history, index, bound_ms, &mut result);
+        result.set("copies-redelivered", redelivered);
+        result.set("redelivered-beyond-progress", beyond);
+        if beyond > 0 {
+            result.worsen(Validity::Invalid);
+        }
+        result.note = Some(format!(
+            "a copy may come again only if something made its group resume no more than {bound_ms} ms after it was consumed"
+        ));
+    }
+    raw_duplicates(history, index, &mut result);
     result
 }

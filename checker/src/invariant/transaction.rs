@@ -33,12 +33,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// - `committed-moved-aside`: it was moved aside after the most
 ///   check-backs, though a producer answered one of them commit and was
 ///   asked again more than [`CHECK_SLACK_MS`] later with no fault under
-///   way (so the answer had had time to reach the broker): the broker lost
+///   way nor healed in the 10 s before (so the answer had had time to
+///   reach the broker, and the broker to write it): the broker lost
 ///   a commit. Halves nobody answered stay excused (`moved-aside`);
 /// - `checked-after-end`: a producer was asked about it more than
 ///   [`CHECK_SLACK_MS`] after its end was acknowledged or a check-back was
-///   answered commit or rollback, with no fault under way in between
-///   (checks asked while a fault was are `checked-after-end-excused`).
+///   answered commit or rollback, with no fault under way in between nor
+///   healed in the 10 s before (checks asked then are
+///   `checked-after-end-excused`).
 ///
 /// Counts: `transactions`, `committed`, `rolled-back`, `ended-by-producer`,
 /// `resolved-by-check` (no end from the producer reached the broker: a
@@ -252,6 +254,11 @@ pub(crate) fn percentile(sorted: &[u64], p: u64) -> u64 {
 /// could know.
 pub const CHECK_SLACK_MS: u64 = 2_000;
 
+/// How long a fault's effects may outlast its heal: a broker that had a
+/// slow disk or was cut off works through its backlog of writes, ends and
+/// checks for a while after.
+const AFTERMATH_MS: u64 = 10_000;
+
 /// The stretches of a history with no fault under way.
 struct Quiet<'a> {
     faults: Vec<FaultSpan<'a>>,
@@ -262,9 +269,10 @@ impl<'a> Quiet<'a> {
         Quiet { faults: fault_spans(history) }
     }
 
-    /// True when no fault was under way at any time in `[from, to]`.
+    /// True when no fault was under way at any time in `[from, to]`, nor
+    /// healed less than [`AFTERMATH_MS`] before it.
     fn between(&self, from_ms: u64, to_ms: u64) -> bool {
-        !self.faults.iter().any(|f| f.overlaps(from_ms, to_ms))
+        !self.faults.iter().any(|f| f.overlaps(from_ms.saturating_sub(AFTERMATH_MS), to_ms))
     }
 }
 

@@ -605,14 +605,16 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::NoFencing
         | Bug::SkipTruncation
         | Bug::SlaveOffsetLies
-        | Bug::ResumeAfterRestart => "lost",
+        | Bug::ResumeAfterRestart
+        | Bug::LocalRetryGivesUp => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly | Bug::RetryKeepsReconsume => "dead-letter",
-        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "order",
+        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "order",
         Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction",
         Bug::NoFailover => "failover",
         Bug::PullOffsetSkew => "offsets",
+        Bug::PeriodicCommitStops => "duplicated",
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
@@ -630,9 +632,11 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::RecoveryTruncatesExtra => "fifo-order",
         Bug::FilterSkipsMatch | Bug::TagFilterLeak => "consumer-crash-rebalance",
         Bug::PullDropsProperties | Bug::LongPollMiss | Bug::ProgressStall | Bug::PullOffsetSkew => "broker-crash-sync-flush",
+        Bug::PeriodicCommitStops => "fifo-order",
+        Bug::LocalRetryGivesUp => "replication-slave-reads",
         Bug::LimitsUnchecked => "hostile-clients",
         Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey | Bug::RetryKeepsReconsume => "retry-dead-letter",
-        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive => "orderly-rebalance",
+        Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "orderly-rebalance",
         Bug::DelayStepBackEarly => "retry-clock-skew",
         Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction-check-back",
         Bug::TimerEarly | Bug::TimerLookAhead => "timer-clock-skew",

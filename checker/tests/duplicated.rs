@@ -1,0 +1,101 @@
+//! Duplicates per cause: a copy may come again only if something made its
+//! group resume from an offset committed before the copy was consumed.
+
+mod common;
+
+use checker::history::HistoryBuilder;
+use checker::{check_duplicated, CheckConfig, ConsumeOutcome, Event, Expect, Kind, Op, Validity};
+use common::{acked, config, order};
+use insta::assert_json_snapshot;
+
+const QUEUE: &str = "broker-0/orders/0";
+
+fn bounded() -> CheckConfig {
+    config(Expect { redelivery_bound_ms: Some(15_000), ..Expect::default() })
+}
+
+/// `msg_id`, stored at `offset` of broker-0's queue 0, consumed by billing.
+fn consumed(h: &mut HistoryBuilder, t: u64, process: &str, msg_id: &str, offset: u64) -> u64 {
+    h.push(
+        Event::new(t, process, Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id(msg_id)
+            .queue(QUEUE)
+            .offset(offset)
+            .result(ConsumeOutcome::Success),
+    )
+}
+
+/// m0 to m2 consumed at 1, 2 and 3 s. consumer-billing-1 crashes at 10 s
+/// and its queue is read again from m0 by consumer-billing-2.
+fn history() -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    for n in 0..4u64 {
+        acked(&mut h, 0, order(&format!("m{n}"), "TagA", &format!("k{n}")));
+    }
+    for n in 0..3u64 {
+        consumed(&mut h, 1_000 * (n + 1), "consumer-billing-1", &format!("m{n}"), n);
+    }
+    h.push(Event::new(10_000, "consumer-billing-1", Kind::Info, Op::Crash).target("consumer-billing-1"));
+    for n in 0..3u64 {
+        consumed(&mut h, 12_000 + n, "consumer-billing-2", &format!("m{n}"), n);
+    }
+    h
+}
+
+#[test]
+fn duplicated_holds_when_each_redelivery_follows_a_crash_soon_after_the_copy_was_consumed() {
+    let mut h = history();
+    h.harness(90_000, Op::End);
+    let result = check_duplicated(h.events(), &bounded());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!((result.count("copies-redelivered"), result.count("redelivered-beyond-progress")), (3, 0));
+    assert_json_snapshot!(result);
+    // Without a bound, only counted.
+    let counted = check_duplicated(h.events(), &config(Expect::default()));
+    assert_eq!((counted.validity, counted.count("redelivered-beyond-progress")), (Validity::Valid, 0));
+}
+
+#[test]
+fn duplicated_fails_on_a_copy_consumed_long_before_anything_made_its_group_resume() {
+    let mut h = history();
+    // m3 and m4 are consumed at 30 and 31 s; at 60 s, with nothing since
+    // the crash at 10 s (over 15 s before), both come again: the group's
+    // offset had gone back.
+    acked(&mut h, 0, order("m4", "TagA", "k4"));
+    consumed(&mut h, 30_000, "consumer-billing-2", "m3", 3);
+    consumed(&mut h, 31_000, "consumer-billing-2", "m4", 4);
+    consumed(&mut h, 60_000, "consumer-billing-2", "m3", 3);
+    consumed(&mut h, 60_001, "consumer-billing-2", "m4", 4);
+    h.harness(90_000, Op::End);
+    let result = check_duplicated(h.events(), &bounded());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("redelivered-beyond-progress"), 2);
+    let kinds: Vec<&str> = result.anomalies.iter().take(2).map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["redelivered-beyond-progress", "redelivered-beyond-progress"]);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn a_copy_held_back_by_one_still_in_processing_may_come_again_long_after() {
+    let mut h = HistoryBuilder::new();
+    for n in 0..2u64 {
+        acked(&mut h, 0, order(&format!("m{n}"), "TagA", &format!("k{n}")));
+    }
+    // m1 is consumed at 1 s while m0, before it, fails until 40 s: the
+    // committed offset stays at m0, so a crash at 41 s brings m1 again.
+    consumed(&mut h, 1_000, "consumer-billing-1", "m1", 1);
+    h.push(
+        Event::new(40_000, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m0")
+            .queue(QUEUE)
+            .offset(0)
+            .result(ConsumeOutcome::RetryLater),
+    );
+    h.push(Event::new(41_000, "consumer-billing-1", Kind::Info, Op::Crash).target("consumer-billing-1"));
+    consumed(&mut h, 43_000, "consumer-billing-2", "m1", 1);
+    h.harness(90_000, Op::End);
+    let result = check_duplicated(h.events(), &bounded());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+}
