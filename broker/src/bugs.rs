@@ -127,11 +127,19 @@ pub enum Bug {
     /// after three retries in place and moves its offset past the message,
     /// which is then never consumed, retried or dead-lettered.
     LocalRetryGivesUp,
+    /// The broker answers a query for a group's committed offset from the
+    /// table it last wrote to disk (up to its persist interval old), so a
+    /// consumer taking a queue over resumes it below the latest commit.
+    StaleOffsetRead,
+    /// The timer wheel's progress is never written to disk (Apache
+    /// RocketMQ #3473's shape): after a restart every timer it ever fired
+    /// fires again.
+    TimerProgressNotPersisted,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 36] = [
+    pub const ALL: [Bug; 38] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -168,6 +176,8 @@ impl Bug {
         Bug::PeriodicCommitStops,
         Bug::OrderlyReleaseEarly,
         Bug::LocalRetryGivesUp,
+        Bug::StaleOffsetRead,
+        Bug::TimerProgressNotPersisted,
     ];
 
     /// The name used on the command line.
@@ -209,6 +219,8 @@ impl Bug {
             Bug::PeriodicCommitStops => "periodic-commit-stops",
             Bug::OrderlyReleaseEarly => "orderly-release-early",
             Bug::LocalRetryGivesUp => "local-retry-gives-up",
+            Bug::StaleOffsetRead => "stale-offset-read",
+            Bug::TimerProgressNotPersisted => "timer-progress-not-persisted",
         }
     }
 

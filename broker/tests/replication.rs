@@ -2,7 +2,7 @@
 //! slave. Without a slave the master answers SLAVE_NOT_AVAILABLE; once the
 //! slave pulls, sends are SEND_OK only when the slave holds them; the slave
 //! has every message at the master's offsets, serves pulls and queries, and
-//! refuses writes; a route lists both, and a client reads from the slave
+//! refuses writes, offset commits included; a route lists both, and a client reads from the slave
 //! once the master is gone.
 #![cfg(not(madsim))]
 
@@ -101,6 +101,15 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     };
     let refused = client.pool_request(&slave_addr, &send, timeout).await.unwrap();
     assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
+    // And consumer offset commits: its offsets are the master's copy,
+    // replaced every second, so a commit it took would be undone (the HA
+    // swarm's seeds 12 and 17: a group resumed below a commit a slave had
+    // taken while its master was away).
+    let commit = Request::UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 5 };
+    let refused = client.pool_request(&slave_addr, &commit, timeout).await.unwrap();
+    assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
+    let taken = client.pool_request(&master_addr, &commit, timeout).await.unwrap();
+    assert_eq!(taken.code, ResponseCode::Success, "{taken:?}");
 
     // The route lists both, with their roles.
     let route = eventually("both brokers in the route", async || {

@@ -212,6 +212,13 @@ pub enum Op {
     /// set-epoch=N` (the controller confirmed its master's new set).
     /// Drawn on a report's timeline.
     Role,
+    /// A consumer (`process`) of `group` had its commit of `offset` for
+    /// `queue` taken by the broker (kind ok).
+    OffsetCommit,
+    /// A consumer (`process`, or the final drain) of `group` resumed
+    /// `queue` at `offset`, as the broker's committed offset said (or, with
+    /// none committed, where the group starts).
+    OffsetResume,
 }
 
 impl Op {
@@ -243,6 +250,8 @@ impl Op {
             Op::TxAside => "tx-aside",
             Op::Retire => "retire",
             Op::Role => "role",
+            Op::OffsetCommit => "offset-commit",
+            Op::OffsetResume => "offset-resume",
         }
     }
 }
@@ -688,6 +697,8 @@ mod tests {
             Op::Reached,
             Op::Hostile,
             Op::QueueLock,
+            Op::OffsetCommit,
+            Op::OffsetResume,
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();

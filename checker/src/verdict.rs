@@ -247,7 +247,7 @@ impl Verdict {
                 .sum(),
             delay: count("delay", "early") + count("delay", "not-delivered"),
             failover: count("failover", "no-failover"),
-            offsets: count("offsets", "inconsistent-offset"),
+            offsets: count("offsets", "inconsistent-offset") + count("offsets", "commit-went-back"),
         }
     }
 }

@@ -99,3 +99,36 @@ fn a_copy_held_back_by_one_still_in_processing_may_come_again_long_after() {
     let result = check_duplicated(h.events(), &bounded());
     assert_eq!(result.validity, Validity::Valid, "{result:?}");
 }
+
+/// A timer due at 10 s, delivered from broker-0's queue at `first_ms`, and
+/// again from a second stored copy at 40 s.
+fn timer_twice(first_ms: u64) -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 1_000, order("t1", "TagA", "k1").deliver_at_ms(10_000));
+    consumed(&mut h, first_ms, "consumer-billing-1", "t1", 7);
+    h
+}
+
+#[test]
+fn a_timer_written_twice_is_excused_only_by_a_restart_of_its_broker_soon_after() {
+    // broker-0 restarted 3 s after the first delivery: its timer progress
+    // since the last persisted point was lost, the timer fired again.
+    let mut h = timer_twice(10_100);
+    h.nemesis(13_000, Op::Fault, "kill", Some("broker-0"));
+    h.nemesis(16_000, Op::Heal, "kill", Some("broker-0"));
+    consumed(&mut h, 40_000, "consumer-billing-2", "t1", 9);
+    h.harness(90_000, Op::End);
+    let result = check_duplicated(h.events(), &bounded());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!(result.count("timed-copies-again"), 1);
+
+    // No restart: a broker that moves a timer twice lost its progress.
+    let mut h = timer_twice(10_100);
+    consumed(&mut h, 40_000, "consumer-billing-2", "t1", 9);
+    h.harness(90_000, Op::End);
+    let result = check_duplicated(h.events(), &bounded());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("redelivered-beyond-progress"), 1);
+    assert!(result.anomalies[0].detail.starts_with("t1, due at a set time"), "{:?}", result.anomalies);
+    assert_json_snapshot!(result);
+}

@@ -60,3 +60,49 @@ fn offsets_fail_when_one_position_is_delivered_as_two_messages() {
     assert!(result.anomalies[0].detail.contains("m2, m5"), "{:?}", result.anomalies);
     assert_json_snapshot!(result);
 }
+
+/// consumer-billing-1 commits 10 then 20 on broker-0's queue 0 (the
+/// broker takes both); consumer-billing-2 resumes it later.
+fn commits(resume_at_ms: u64, resumed: u64) -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    let event = |t: u64, process: &str, op: Op, offset: u64| {
+        Event::new(t, process, Kind::Ok, op).group("billing").queue("broker-0/orders/0").offset(offset)
+    };
+    h.push(event(1_000, "consumer-billing-1", Op::OffsetResume, 0));
+    h.push(event(5_000, "consumer-billing-1", Op::OffsetCommit, 10));
+    h.push(event(10_000, "consumer-billing-1", Op::OffsetCommit, 20));
+    h.push(event(resume_at_ms, "consumer-billing-2", Op::OffsetResume, resumed));
+    h
+}
+
+#[test]
+fn offsets_hold_when_a_resume_starts_at_the_latest_commit_or_the_commit_may_have_been_lost() {
+    // At the latest commit; and just after it, below (the query may have
+    // been asked before the commit was taken).
+    for (at, resumed) in [(20_000, 20), (11_000, 10)] {
+        let mut h = commits(at, resumed);
+        h.harness(90_000, Op::End);
+        let result = check_offsets(h.events(), &CheckConfig::default());
+        assert_eq!(result.validity, Validity::Valid, "{at} {resumed}: {result:?}");
+    }
+    // broker-0 was killed 2 s after the commit of 20: not yet persisted.
+    let mut h = commits(20_000, 10);
+    h.nemesis(12_000, Op::Fault, "kill", Some("broker-0"));
+    h.nemesis(15_000, Op::Heal, "kill", Some("broker-0"));
+    h.harness(90_000, Op::End);
+    let result = check_offsets(h.events(), &CheckConfig::default());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!((result.count("resumes"), result.count("commit-went-back-excused")), (2, 1));
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn offsets_fail_when_a_resume_starts_below_a_commit_the_broker_took() {
+    let mut h = commits(20_000, 10);
+    h.harness(90_000, Op::End);
+    let result = check_offsets(h.events(), &CheckConfig::default());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("commit-went-back"), 1);
+    assert!(result.anomalies[0].detail.contains("offset 10, though the broker had taken 20"), "{:?}", result.anomalies);
+    assert_json_snapshot!(result);
+}

@@ -670,19 +670,29 @@ pub async fn run_consumer(
         }
     });
     let mut config = consumer_config(&spec, orderly);
-    if orderly {
-        // Lock handovers, for the report's timeline.
-        let (recorder, process) = (hook_recorder, name.clone());
-        config.on_queue = QueueHook(Some(Arc::new(move |mq: &MessageQueue, change: QueueChange| {
-            let detail = match change {
-                QueueChange::Taken => "taken",
-                QueueChange::Released => "released",
-            };
-            recorder.record(
-                Event::new(0, &process, Kind::Info, Op::QueueLock).queue(queue_name(&mq.broker_name, &mq.topic, mq.queue_id)).detail(detail),
-            );
-        })));
-    }
+    // Where each queue is resumed and what the broker took as committed,
+    // for the offsets check; orderly lock handovers, for the timeline.
+    let (recorder, process, group) = (hook_recorder, name.clone(), spec.group.clone());
+    config.on_queue = QueueHook(Some(Arc::new(move |mq: &MessageQueue, change: QueueChange| {
+        let queue = queue_name(&mq.broker_name, &mq.topic, mq.queue_id);
+        let offset_event = |op: Op, offset: u64| Event::new(0, &process, Kind::Ok, op).group(group.clone()).queue(queue.clone()).offset(offset);
+        let lock = |detail: &str| Event::new(0, &process, Kind::Info, Op::QueueLock).queue(queue.clone()).detail(detail);
+        match change {
+            QueueChange::Taken { offset } => {
+                if orderly {
+                    recorder.record(lock("taken"));
+                }
+                recorder.record(offset_event(Op::OffsetResume, offset));
+            }
+            QueueChange::Released if orderly => {
+                recorder.record(lock("released"));
+            }
+            QueueChange::Released => {}
+            QueueChange::Committed { offset } => {
+                recorder.record(offset_event(Op::OffsetCommit, offset));
+            }
+        }
+    })));
     let _consumer = PushConsumer::start(client, config, listener).expect("valid consumer config");
     std::future::pending::<()>().await
 }
@@ -814,7 +824,12 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                 let query = Request::QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
                 let committed = retrying!(client.call(&addr, &query, timeout));
                 let mut offset = match committed {
-                    Some(ResponseBody::Offset(Some(o))) => o,
+                    Some(ResponseBody::Offset(Some(o))) => {
+                        recorder.record(
+                            Event::new(0, "drain", Kind::Ok, Op::OffsetResume).group(g.group.clone()).queue(queue.clone()).offset(o),
+                        );
+                        o
+                    }
                     _ => queue_min(&client, &addr, &mq.topic, mq.queue_id).await,
                 };
                 let expression = if topic == g.topic { g.tags.clone() } else { "*".to_string() };

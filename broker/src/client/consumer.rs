@@ -114,18 +114,29 @@ pub struct PushConsumerConfig {
     /// Consume each queue's messages one at a time, in queue order, retrying
     /// a failed one in place before moving on (for FIFO topics).
     pub orderly: bool,
-    /// Told whenever this consumer takes or gives up a queue (the
-    /// simulation records orderly lock handovers with it).
+    /// Told whenever this consumer takes or gives up a queue, and of every
+    /// commit the broker took (the simulation records orderly lock
+    /// handovers and the group's offsets with it).
     pub on_queue: QueueHook,
 }
 
-/// A queue taken or given up by a consumer.
+/// A queue taken, given up or committed by a consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueChange {
-    /// The consumer took the queue (an orderly one holding its lock).
-    Taken,
+    /// The consumer took the queue (an orderly one holding its lock) and
+    /// resumes it at `offset`: the group's committed offset, or where
+    /// `consume_from` says when the group has none.
+    Taken {
+        /// The first offset it pulls.
+        offset: u64,
+    },
     /// The consumer gave the queue up (and, orderly, its lock).
     Released,
+    /// The broker took the consumer's commit of `offset`.
+    Committed {
+        /// The committed offset: the next one to consume.
+        offset: u64,
+    },
 }
 
 /// A callback told of [`QueueChange`]s; none by default.
@@ -468,7 +479,7 @@ impl Inner {
                             consume_lock: tokio::sync::Mutex::new(()),
                         });
                         self.owned.lock().expect("owned").insert(mq.clone(), state.clone());
-                        self.config.on_queue.tell(&mq, QueueChange::Taken);
+                        self.config.on_queue.tell(&mq, QueueChange::Taken { offset });
                         tracing::debug!(queue = %mq, offset, "queue taken");
                         let me = self.clone();
                         tokio::spawn(async move { me.pull_loop(state).await });
@@ -786,7 +797,10 @@ impl Inner {
             }
             offset
         };
-        let Some(addr) = self.client.broker_addr(&q.mq.broker_name) else { return };
+        // A commit is a write: to the master, never to a slave read from
+        // while the master is away (its copy of the offsets is replaced by
+        // the master's); it waits for the next round instead.
+        let Some(addr) = self.client.master_addr(&q.mq.broker_name) else { return };
         let request = Request::UpdateConsumerOffset {
             group: self.config.group.clone(),
             topic: q.mq.topic.clone(),
@@ -794,7 +808,10 @@ impl Inner {
             offset,
         };
         match self.client.call(&addr, &request, self.client.timeout()).await {
-            Ok(_) => q.pq.lock().expect("pq").committed = Some(offset),
+            Ok(_) => {
+                q.pq.lock().expect("pq").committed = Some(offset);
+                self.config.on_queue.tell(&q.mq, QueueChange::Committed { offset });
+            }
             Err(e) => tracing::debug!(queue = %q.mq, error = %e, "offset commit failed"),
         }
     }

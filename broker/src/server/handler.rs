@@ -134,6 +134,14 @@ impl Broker {
                 Response::ok(ResponseBody::ConsumerList(self.groups.lock().expect("groups").members(&group)))
             }
             Request::UpdateConsumerOffset { group, topic, queue_id, offset } => {
+                // A slave's offsets are its master's copy, replaced every
+                // second: a commit taken here would be silently undone.
+                if self.is_slave() {
+                    return Response::error(
+                        ResponseCode::NotMaster,
+                        format!("{} is a slave: commit consumer offsets to its master", self.config.broker_name),
+                    );
+                }
                 // Never past the queue's end: a consumer that read entries a
                 // power loss took back may still commit its old position.
                 let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
@@ -141,6 +149,12 @@ impl Broker {
                 Response::ok(ResponseBody::None)
             }
             Request::QueryConsumerOffset { group, topic, queue_id } => {
+                if bugs::active(Bug::StaleOffsetRead) {
+                    // The planted defect: answered from the last persisted table.
+                    let persisted = crate::store::disk::read_all(self.disk.as_ref(), super::OFFSETS_PATH).ok().flatten();
+                    let table = persisted.and_then(|bytes| serde_json::from_slice::<super::offsets::OffsetTable>(&bytes).ok());
+                    return Response::ok(ResponseBody::Offset(table.and_then(|t| t.get(&group, &topic, queue_id))));
+                }
                 Response::ok(ResponseBody::Offset(self.offsets.lock().expect("offsets").get(&group, &topic, queue_id)))
             }
             Request::GetQueueOffsets { topic, queue_id } => {

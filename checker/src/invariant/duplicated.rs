@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 ///
 /// Counts: `deliveries` (successful), `duplicated` (messages consumed more
 /// than once), `redeliveries` (successful deliveries beyond the first), and,
-/// with `expect.redelivery_bound_ms` set (the bound B), `copies-redelivered`
-/// and `redelivered-beyond-progress`:
+/// with `expect.redelivery_bound_ms` set (the bound B), `copies-redelivered`,
+/// `timed-copies-again` and `redelivered-beyond-progress`:
 ///
 /// - `redelivered-beyond-progress`: a stored copy (queue and offset) that
 ///   a group consumed at t1 came to it again at t2, and nothing that makes a
@@ -35,8 +35,16 @@ use std::collections::BTreeMap;
 ///   queue was done with (the committed offset cannot pass a copy still in
 ///   processing). t1 is the latest consumption before t2. B is the
 ///   consumers' commit interval, the broker's persist interval, a
-///   rebalance period and slack; the verdict states it. The only anomaly
-///   of this check.
+///   rebalance period and slack; the verdict states it. And a timer or
+///   delayed message (sent once) written to its topic a second time by the
+///   same broker, as a new stored copy delivered over B after the first
+///   (a producer's retry stores copies that come due together), unless its
+///   broker restarted (or changed master)
+///   between the send and B after the first copy's delivery: the broker's
+///   delay and timer progress is persisted every few seconds, so a restart
+///   may move again only what the last persisted progress did not cover
+///   (Apache RocketMQ #3473 moved everything again). The only anomaly of
+///   this check.
 pub fn check_duplicated(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     duplicated(history, cfg, &Index::build(history, cfg))
 }
@@ -133,6 +141,82 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
     (redelivered, beyond)
 }
 
+/// Faults and role changes after which a broker may move a delayed
+/// message or timer to its topic again: its progress since the last
+/// persisted point is lost.
+const RESTARTING: [&str; 2] = ["kill", "power-loss"];
+
+/// Finds timers and delayed messages written to their topic again beyond
+/// what a restart of their broker allows (see [`check_duplicated`]);
+/// returns (copies again, beyond progress).
+fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms: u64, result: &mut CheckResult) -> (u64, u64) {
+    let broker_of = |process: &str| cfg.expect.broker_groups.get(process).cloned().unwrap_or_else(|| process.to_owned());
+    let mut restarts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for f in crate::faults::fault_spans(history).iter().filter(|f| RESTARTING.contains(&f.name())) {
+        for target in f.targets() {
+            restarts.entry(broker_of(target)).or_default().push(f.from_ms);
+        }
+    }
+    for e in history.iter().filter(|e| e.op == Op::Role) {
+        let detail = e.detail.as_deref().unwrap_or("");
+        if detail.starts_with("master ") || detail.starts_with("cut ") {
+            restarts.entry(e.process.split('/').next().unwrap_or("").to_owned()).or_default().push(e.t_ms);
+        }
+    }
+    let mut sends: BTreeMap<&str, u32> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Send && e.kind == Kind::Invoke) {
+        *sends.entry(e.msg_id.as_deref().unwrap_or("")).or_default() += 1;
+    }
+    // (group, msg_id) -> its copies in its topic, each with its first delivery.
+    let mut copies: BTreeMap<(&str, &str), BTreeMap<(&str, u64), &Event>> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
+        let (Some(group), Some(msg_id), Some(queue), Some(offset)) = (e.group.as_deref(), e.msg_id.as_deref(), e.queue.as_deref(), e.offset) else {
+            continue;
+        };
+        let timed = index.messages.get(msg_id).is_some_and(|m| m.invoke.deliver_at_ms.is_some());
+        if !timed || queue.contains("%RETRY%") || sends.get(msg_id).copied().unwrap_or(0) != 1 {
+            continue;
+        }
+        copies.entry((group, msg_id)).or_default().entry((queue, offset)).or_insert(e);
+    }
+    let (mut again, mut beyond) = (0, 0);
+    for ((group, msg_id), held) in &copies {
+        let mut firsts: Vec<&Event> = held.values().copied().collect();
+        firsts.sort_by_key(|e| (e.t_ms, e.id));
+        let Some((first, others)) = firsts.split_first() else { continue };
+        let sent_ms = index.messages.get(msg_id).map_or(0, |m| m.invoke.t_ms);
+        let broker_of_copy = |e: &Event| e.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("").to_owned();
+        for copy in others {
+            again += 1;
+            let broker = broker_of_copy(copy);
+            // A producer's retry may store a message twice (on another
+            // broker, or on this one at once): both come due together.
+            if broker != broker_of_copy(first) || copy.t_ms <= first.t_ms + bound_ms {
+                continue;
+            }
+            let until = copy.t_ms.min(first.t_ms + bound_ms);
+            if restarts.get(broker.as_str()).is_some_and(|times| times.iter().any(|&t| t >= sent_ms && t <= until)) {
+                continue;
+            }
+            beyond += 1;
+            result.push_anomaly(
+                "redelivered-beyond-progress",
+                format!(
+                    "{msg_id}, due at a set time, reached {group} at {} ms from {} and again at {} ms from another stored copy ({}@{}), \
+                     though its broker did not restart within {bound_ms} ms of the first",
+                    first.t_ms,
+                    first.queue.as_deref().unwrap_or("?"),
+                    copy.t_ms,
+                    copy.queue.as_deref().unwrap_or("?"),
+                    copy.offset.unwrap_or(0)
+                ),
+                vec![first.id, copy.id],
+            );
+        }
+    }
+    (again, beyond)
+}
+
 /// Counts raw duplicates, see [`check_duplicated`].
 fn raw_duplicates(history: &[Event], index: &Index<'_>, result: &mut CheckResult) {
     let broadcast: Vec<&str> = index
@@ -186,9 +270,11 @@ pub(crate) fn duplicated<'a>(history: &'a [Event], cfg: &CheckConfig, index: &In
     // The anomalies that fail the check come first in the kept few.
     if let Some(bound_ms) = cfg.expect.redelivery_bound_ms {
         let (redelivered, beyond) = beyond_progress(history, index, bound_ms, &mut result);
+        let (timed, timed_beyond) = timed_again(history, index, cfg, bound_ms, &mut result);
         result.set("copies-redelivered", redelivered);
-        result.set("redelivered-beyond-progress", beyond);
-        if beyond > 0 {
+        result.set("timed-copies-again", timed);
+        result.set("redelivered-beyond-progress", beyond + timed_beyond);
+        if beyond + timed_beyond > 0 {
             result.worsen(Validity::Invalid);
         }
         result.note = Some(format!(

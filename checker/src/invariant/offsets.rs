@@ -5,6 +5,8 @@
 //! that recovered short reused consume-queue offsets). Consumers commit
 //! and resume by offset, so such a broker can skip messages or deliver the
 //! wrong one; the other checks see it only if a message ends up lost.
+//! And a group's committed offset never goes back: a consumer resuming a
+//! queue starts no lower than what the broker had taken as committed.
 
 use super::Invariant;
 use crate::config::CheckConfig;
@@ -29,8 +31,19 @@ const LOG_LOSING: [&str; 2] = ["power-loss", "disk-fault"];
 ///   `master ...`) or whose replica cut its log back to a new master's
 ///   (`cut ...`), since the offsets of a lost tail are given again.
 ///
+/// - `commit-went-back`: a consumer (or the final drain) resumed a queue
+///   at an offset below one the broker had taken as the group's commit at
+///   least [`RESUME_SLACK_MS`] before (Jepsen's nonmonotonic commits;
+///   Apache RocketMQ #10700). Excused (`commit-went-back-excused`) when the
+///   queue's broker could have lost the commit before persisting or copying
+///   it: it stopped (kill, power loss), had a disk fault, changed master or
+///   cut its log within [`LOSS_WINDOW_MS`] after the commit and before the
+///   resume; or when its replicas were slowed, cut off or paused between
+///   the two (the resume may have read a slave's lagging copy).
+///
 /// Counts: `positions` (queue offsets delivered), `inconsistent-offset`,
-/// `inconsistent-offset-excused`.
+/// `inconsistent-offset-excused`, `resumes`, `commit-went-back`,
+/// `commit-went-back-excused`.
 pub fn check_offsets(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     offsets(history, cfg, &Index::build(history, cfg))
 }
@@ -82,10 +95,14 @@ pub(crate) fn offsets<'a>(history: &'a [Event], cfg: &CheckConfig, _index: &Inde
             messages.values().map(|e| e.id).collect(),
         );
     }
+    let (resumes, back, back_excused) = went_back(history, cfg, &mut result);
     result.set("positions", positions.len() as u64);
     result.set("inconsistent-offset", inconsistent);
     result.set("inconsistent-offset-excused", excused);
-    if inconsistent > 0 {
+    result.set("resumes", resumes);
+    result.set("commit-went-back", back);
+    result.set("commit-went-back-excused", back_excused);
+    if inconsistent + back > 0 {
         result.worsen(Validity::Invalid);
     }
     if !losing.is_empty() {
@@ -95,4 +112,92 @@ pub(crate) fn offsets<'a>(history: &'a [Event], cfg: &CheckConfig, _index: &Inde
         ));
     }
     result
+}
+
+/// How long before a resume a commit must have been taken to bind it: the
+/// resuming consumer asked for the offset up to a request timeout earlier.
+pub const RESUME_SLACK_MS: u64 = 3_000;
+
+/// How long after a commit a broker may still lose it: it persists offsets
+/// every 5 s, a slave copies them every second; with slack.
+pub const LOSS_WINDOW_MS: u64 = 10_000;
+
+/// Faults that take what a broker held in memory, or its disk.
+const LOSING: [&str; 3] = ["kill", "power-loss", "disk-fault"];
+
+/// Faults that slow a broker's replicas or cut them off.
+const SLOWING: [&str; 4] = ["latency", "loss", "partition", "pause"];
+
+/// Finds resumes below a commit already taken (see [`check_offsets`]);
+/// returns (resumes, went back, went back but excused).
+fn went_back(history: &[Event], cfg: &CheckConfig, result: &mut CheckResult) -> (u64, u64, u64) {
+    let broker_of = |process: &str| cfg.expect.broker_groups.get(process).cloned().unwrap_or_else(|| process.to_owned());
+    // Broker name -> times it may have lost commits: stops, disk faults,
+    // take-overs and cuts.
+    let mut losses: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let spans = fault_spans(history);
+    for f in spans.iter().filter(|f| LOSING.contains(&f.name())) {
+        for target in f.targets() {
+            losses.entry(broker_of(target)).or_default().push(f.from_ms);
+        }
+    }
+    // Broker name -> spans in which its replicas were slow, cut off or
+    // paused: a consumer may then read a slave's copy of the offsets, a
+    // copy that lags by as much as the replication does.
+    let mut slowed: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for f in spans.iter().filter(|f| SLOWING.contains(&f.name())) {
+        for target in f.targets() {
+            slowed.entry(broker_of(target)).or_default().push((f.from_ms, f.to_ms));
+        }
+    }
+    for e in history.iter().filter(|e| e.op == Op::Role) {
+        let detail = e.detail.as_deref().unwrap_or("");
+        if detail.starts_with("master ") || detail.starts_with("cut ") {
+            losses.entry(e.process.split('/').next().unwrap_or("").to_owned()).or_default().push(e.t_ms);
+        }
+    }
+    // (group, queue) -> commits taken so far, as (time, offset, event).
+    let mut commits: BTreeMap<(&str, &str), Vec<(u64, u64, &Event)>> = BTreeMap::new();
+    let (mut resumes, mut back, mut excused) = (0, 0, 0);
+    for e in history.iter().filter(|e| matches!(e.op, Op::OffsetCommit | Op::OffsetResume) && e.kind == Kind::Ok) {
+        let (Some(group), Some(queue), Some(offset)) = (e.group.as_deref(), e.queue.as_deref(), e.offset) else { continue };
+        if e.op == Op::OffsetCommit {
+            commits.entry((group, queue)).or_default().push((e.t_ms, offset, e));
+            continue;
+        }
+        resumes += 1;
+        let broker = queue.split('/').next().unwrap_or("");
+        let lost = |taken_ms: u64| {
+            losses.get(broker).is_some_and(|times| times.iter().any(|&t| t >= taken_ms && t <= e.t_ms && t - taken_ms <= LOSS_WINDOW_MS))
+                || slowed.get(broker).is_some_and(|spans| spans.iter().any(|&(from, to)| from <= e.t_ms && to >= taken_ms))
+        };
+        let binding = commits
+            .get(&(group, queue))
+            .into_iter()
+            .flatten()
+            .filter(|(taken_ms, committed, _)| taken_ms + RESUME_SLACK_MS <= e.t_ms && *committed > offset);
+        let (mut bound, mut forgiven) = (None::<&(u64, u64, &Event)>, false);
+        for commit in binding {
+            if lost(commit.0) {
+                forgiven = true;
+            } else if bound.is_none_or(|b| commit.1 > b.1) {
+                bound = Some(commit);
+            }
+        }
+        match bound {
+            Some(&(taken_ms, committed, commit)) => {
+                back += 1;
+                result.push_anomaly(
+                    "commit-went-back",
+                    format!(
+                        "{} resumed {queue} for {group} at offset {offset}, though the broker had taken {committed} as committed at {taken_ms} ms",
+                        e.process
+                    ),
+                    vec![commit.id, e.id],
+                );
+            }
+            None => excused += u64::from(forgiven),
+        }
+    }
+    (resumes, back, excused)
 }
