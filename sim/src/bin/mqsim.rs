@@ -597,7 +597,6 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::AckBeforeFsync
         | Bug::CommitOffsetAhead
         | Bug::DropRebalancedQueue
-        | Bug::RecoveryTruncatesExtra
         | Bug::RetryLaterAcked
         | Bug::FilterSkipsMatch
         | Bug::AckBeforeSlaveAck
@@ -613,7 +612,10 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "order",
         Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction",
         Bug::NoFailover => "failover",
-        Bug::PullOffsetSkew | Bug::StaleOffsetRead => "offsets",
+        // The next message takes the offset of the entry recovery cut, which
+        // consumers had often read already: two messages at one offset,
+        // seen before (or without) a loss.
+        Bug::PullOffsetSkew | Bug::StaleOffsetRead | Bug::RecoveryTruncatesExtra => "offsets",
         Bug::PeriodicCommitStops | Bug::TimerProgressNotPersisted => "duplicated",
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
@@ -640,7 +642,8 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "orderly-rebalance",
         Bug::DelayStepBackEarly => "retry-clock-skew",
         Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction-check-back",
-        Bug::TimerEarly | Bug::TimerLookAhead => "timer-clock-skew",
+        Bug::TimerEarly => "timer-clock-skew",
+        Bug::TimerLookAhead => "timer-clock-behind",
         Bug::TimersLostOnRestart | Bug::TimerProgressNotPersisted => "transaction-broker-crash",
         Bug::AckBeforeSlaveAck | Bug::SkipTruncation | Bug::NoFailover => "failover-sync-master-crash",
         Bug::ElectOutOfSync => "failover-lagging-slave",
