@@ -29,29 +29,40 @@ impl<'a> Clocks<'a> {
     }
 
     /// How much earlier than due a message held by `broker` from `from_ms`
-    /// to `to_ms` may arrive: how far its clock ran ahead, at the most,
-    /// while it held the message, of where it stood (or of true time, had
-    /// it been behind) when the message came in. A message due at a time
-    /// its broker computed from its own clock (a delay level, a retry) is
-    /// early by at most the clock's gain since; one due at an absolute time
-    /// (a timer) by at most how far ahead the clock is; this is the larger.
-    /// With replicas, any of them may have held it: the most any gained.
+    /// to `to_ms` may arrive: how far its clock ran ahead while it held the
+    /// message. A message due at a time its broker computed from its own
+    /// clock (a delay level, a retry; re-based when the clock steps back)
+    /// is early by at most the clock's largest gain from any point of that
+    /// stretch; one due at an absolute time (a timer) by at most how far
+    /// ahead of true time the clock ran; this is the larger. With replicas,
+    /// any of them may have held it: the most any gained, or the spread
+    /// between them.
     pub fn allowance_ms(&self, broker: &str, from_ms: u64, to_ms: u64) -> u64 {
         let moves = &self.cfg.expect.clock_moves_ms;
-        let mut most: Option<i64> = None;
-        let mut least_at_start = 0i64;
+        let (mut allowance, mut high, mut low) = (0i64, None::<i64>, None::<i64>);
         for process in self.processes(broker) {
             let steps = &moves[process];
             let offset_at = |t: u64, inclusive: bool| -> i64 {
                 steps.iter().filter(|(at, _)| if inclusive { *at <= t } else { *at < t }).map(|(_, d)| d).sum()
             };
-            let start = offset_at(from_ms, false).min(offset_at(from_ms, true));
-            least_at_start = least_at_start.min(start);
-            let held = steps.iter().filter(|(at, _)| *at > from_ms && *at <= to_ms).map(|(at, _)| offset_at(*at, true));
-            let gained = held.chain([offset_at(from_ms, false), offset_at(from_ms, true)]).max();
-            most = most.max(gained);
+            // The clock's offsets while it held the message, in order.
+            let mut offsets = vec![offset_at(from_ms, false), offset_at(from_ms, true)];
+            offsets.extend(steps.iter().filter(|(at, _)| *at > from_ms && *at <= to_ms).map(|(at, _)| offset_at(*at, true)));
+            // The most it gained from any point (a broker may re-base a due
+            // time when its clock steps back) and how far ahead it ran.
+            let mut least = i64::MAX;
+            for &offset in &offsets {
+                least = least.min(offset);
+                allowance = allowance.max(offset - least).max(offset);
+            }
+            high = high.max(offsets.iter().copied().max());
+            low = Some(low.map_or(least, |l: i64| l.min(least)));
         }
-        most.map_or(0, |most| (most - least_at_start).max(0) as u64)
+        // With replicas, stored under one clock and delivered under another.
+        if let (Some(high), Some(low)) = (high, low) {
+            allowance = allowance.max(high - low);
+        }
+        allowance.max(0) as u64
     }
 }
 

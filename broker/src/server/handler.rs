@@ -145,7 +145,7 @@ impl Broker {
                 // Never past the queue's end: a consumer that read entries a
                 // power loss took back may still commit its old position.
                 let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
-                self.offsets.lock().expect("offsets").commit(&group, &topic, queue_id, offset.min(end));
+                self.offsets.lock().expect("offsets").commit_forward(&group, &topic, queue_id, offset.min(end));
                 Response::ok(ResponseBody::None)
             }
             Request::QueryConsumerOffset { group, topic, queue_id } => {

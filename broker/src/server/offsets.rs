@@ -18,10 +18,26 @@ fn key(group: &str, topic: &str) -> String {
 }
 
 impl OffsetTable {
-    /// Records a commit. Offsets may move back (a reset) or forward.
+    /// Sets a committed offset as given, back or forward (a slave copying
+    /// its master's table; an operator's reset).
     pub fn commit(&mut self, group: &str, topic: &str, queue_id: u32, offset: u64) {
         self.offsets.entry(key(group, topic)).or_default().insert(queue_id, offset);
         self.dirty = true;
+    }
+
+    /// Records a consumer's commit, which only ever moves the offset
+    /// forward: two consumers may both hold a queue for a moment in a
+    /// rebalance (each sees the group as it last heard of it), and the
+    /// new owner's lower commit must not undo the old owner's (Apache
+    /// RocketMQ #10700: concurrent commits of one group overwrote each
+    /// other, and the group later resumed below what it had committed).
+    /// False when it was behind the offset already committed.
+    pub fn commit_forward(&mut self, group: &str, topic: &str, queue_id: u32, offset: u64) -> bool {
+        if self.get(group, topic, queue_id).is_some_and(|known| known > offset) {
+            return false;
+        }
+        self.commit(group, topic, queue_id, offset);
+        true
     }
 
     /// The committed offset, if any.
@@ -91,6 +107,19 @@ mod tests {
         assert_eq!(back.get("g", "t", 1), Some(10));
         assert_eq!(back.get("g", "t", 2), None);
         assert!(OffsetTable::from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn a_consumer_commit_never_moves_an_offset_back() {
+        let mut t = OffsetTable::default();
+        assert!(t.commit_forward("g", "t", 0, 55));
+        assert!(!t.commit_forward("g", "t", 0, 53), "a lower commit of a queue's new owner is ignored");
+        assert_eq!(t.get("g", "t", 0), Some(55));
+        assert!(t.commit_forward("g", "t", 0, 57));
+        assert_eq!(t.get("g", "t", 0), Some(57));
+        // A slave's copy of its master's table is set as it is.
+        t.commit("g", "t", 0, 50);
+        assert_eq!(t.get("g", "t", 0), Some(50));
     }
 
     #[test]
