@@ -135,11 +135,19 @@ pub enum Bug {
     /// RocketMQ #3473's shape): after a restart every timer it ever fired
     /// fires again.
     TimerProgressNotPersisted,
+    /// A dead letter is held back at the retry's delay level before it
+    /// reaches the dead-letter queue, as a retry is (Apache RocketMQ
+    /// #2724's shape): every dead letter comes that much late.
+    DlqWaitsLevel,
+    /// A rollback is written but the broker does not mark its half ended,
+    /// so it keeps asking the producer about a transaction it already
+    /// ended (Apache RocketMQ #9640's shape) until it moves the half aside.
+    RollbackRechecked,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 38] = [
+    pub const ALL: [Bug; 40] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -178,6 +186,8 @@ impl Bug {
         Bug::LocalRetryGivesUp,
         Bug::StaleOffsetRead,
         Bug::TimerProgressNotPersisted,
+        Bug::DlqWaitsLevel,
+        Bug::RollbackRechecked,
     ];
 
     /// The name used on the command line.
@@ -221,6 +231,8 @@ impl Bug {
             Bug::LocalRetryGivesUp => "local-retry-gives-up",
             Bug::StaleOffsetRead => "stale-offset-read",
             Bug::TimerProgressNotPersisted => "timer-progress-not-persisted",
+            Bug::DlqWaitsLevel => "dlq-waits-level",
+            Bug::RollbackRechecked => "rollback-rechecked",
         }
     }
 

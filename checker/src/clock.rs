@@ -64,6 +64,25 @@ impl<'a> Clocks<'a> {
         }
         allowance.max(0) as u64
     }
+
+    /// How far behind and how far ahead of true time (both >= 0) the clock
+    /// of `broker` (any of its replicas) stood at some time in
+    /// `[from_ms, to_ms]`: a time it stamped then is true time less the
+    /// first or plus the second at most.
+    pub fn spread_ms(&self, broker: &str, from_ms: u64, to_ms: u64) -> (u64, u64) {
+        let moves = &self.cfg.expect.clock_moves_ms;
+        let (mut behind, mut ahead) = (0i64, 0i64);
+        for process in self.processes(broker) {
+            let steps = &moves[process];
+            let offset_at = |t: u64| -> i64 { steps.iter().filter(|(at, _)| *at <= t).map(|(_, d)| d).sum() };
+            let during = steps.iter().filter(|(at, _)| *at > from_ms && *at <= to_ms).map(|(at, _)| offset_at(*at));
+            for offset in std::iter::once(offset_at(from_ms)).chain(during) {
+                behind = behind.max(-offset);
+                ahead = ahead.max(offset);
+            }
+        }
+        (behind as u64, ahead as u64)
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +121,17 @@ mod tests {
         assert_eq!(clocks.allowance_ms("broker-1", 20_000, 30_000), 0);
         assert_eq!(clocks.allowance_ms("broker-1", 20_000, 36_000), 1_500);
         assert_eq!(clocks.allowance_ms("broker-1", 41_000, 60_000), 0);
+    }
+
+    #[test]
+    fn the_spread_is_how_far_either_way_a_clock_stood_in_the_window() {
+        let cfg = cfg(&[("broker-0", &[(5_000, 700), (25_000, -1_200)]), ("broker-2", &[(1_000, -200)])]);
+        let clocks = Clocks::of(&cfg);
+        assert_eq!(clocks.spread_ms("broker-0", 1_000, 4_000), (0, 0));
+        assert_eq!(clocks.spread_ms("broker-0", 6_000, 8_000), (0, 700));
+        assert_eq!(clocks.spread_ms("broker-0", 6_000, 30_000), (500, 700));
+        assert_eq!(clocks.spread_ms("group-1", 0, 30_000), (200, 0));
+        assert_eq!(clocks.spread_ms("broker-1", 0, 30_000), (0, 0));
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub struct Expect {
     /// commit interval, the broker's persist interval, and slack. `None`:
     /// redeliveries are only counted.
     pub redelivery_bound_ms: Option<u64>,
+    /// How long after a chain's last failure its dead letter may be stored
+    /// (the consumer sends it back as it fails), where no fault touched the
+    /// broker, the consumer or the network in between. `None`: not checked.
+    pub dead_letter_bound_ms: Option<u64>,
     /// Broker process -> its replica as role events name it
     /// (`<broker name>/<broker id>`), for the failover check.
     pub broker_replicas: BTreeMap<String, String>,

@@ -18,6 +18,7 @@ fn dead_letter_config() -> CheckConfig {
     let mut cfg = config(Expect {
         dead_letter: true,
         delay_levels_ms: (1..=18).map(|s| s * 1_000).collect(),
+        dead_letter_bound_ms: Some(1_000),
         ..Expect::default()
     });
     cfg.groups[0].max_reconsume_times = 2;
@@ -73,8 +74,17 @@ fn passing() -> HistoryBuilder {
     copy(&mut h, 9_000, C2, "m5", RETRIES, 11, 2, OK);
 
     h.harness(12_000, Op::TailStart);
-    h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id("m1").reconsume(3));
+    dead_letter(&mut h, "m1", DLQ, 8_230);
     h
+}
+
+const DLQ: &str = "broker-0/%DLQ%billing/0";
+const DLQ_1: &str = "broker-1/%DLQ%billing/0";
+
+/// The final drain finds `msg_id` in the DLQ `queue`, stored at
+/// `stored_ms` by its broker's clock.
+fn dead_letter(h: &mut HistoryBuilder, msg_id: &str, queue: &str, stored_ms: u64) -> u64 {
+    h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id(msg_id).queue(queue).reconsume(3).stored_ms(stored_ms))
 }
 
 #[test]
@@ -113,5 +123,34 @@ fn dead_letter_fails_on_a_chain_retried_at_the_first_level_for_ever_and_one_past
     let found: Vec<(&str, bool)> = result.anomalies.iter().map(|a| (a.kind.as_str(), a.detail.starts_with("m2"))).collect();
     // m3 is both: retried past its max, and so never dead-lettered.
     assert_eq!(found, [("not-dead-lettered", true), ("retried-past-max", true), ("not-dead-lettered", false), ("retried-past-max", false)]);
+    assert_json_snapshot!(result);
+}
+
+/// m6's dead letter is stored 5 s after its last failure (held at a delay
+/// level); m7's as late, but broker-1 was killed in between; m8's 2.4 s
+/// late by broker-1's clock, which ran 2 s ahead then.
+#[test]
+fn dead_letter_fails_on_a_dead_letter_stored_late_with_no_fault_to_excuse_it() {
+    let mut h = passing();
+    for (msg_id, queue, retries) in [("m6", ORDERS, RETRIES), ("m7", ORDERS_1, RETRIES_1), ("m8", ORDERS_1, RETRIES_1)] {
+        acked(&mut h, 0, order(msg_id, "TagB", msg_id));
+        let base = if msg_id == "m8" { 40_000 } else { 0 };
+        copy(&mut h, base + 1_000, C1, msg_id, queue, 60, 0, RETRY);
+        copy(&mut h, base + 4_100, C1, msg_id, retries, 61, 1, RETRY);
+        copy(&mut h, base + 8_200, C2, msg_id, retries, 62, 2, RETRY);
+    }
+    h.nemesis(9_000, Op::Fault, "kill", Some("broker-1"));
+    h.nemesis(12_000, Op::Heal, "kill", Some("broker-1"));
+    dead_letter(&mut h, "m6", DLQ, 13_200);
+    dead_letter(&mut h, "m7", DLQ_1, 13_200);
+    dead_letter(&mut h, "m8", DLQ_1, 50_600);
+    h.harness(60_001, Op::End);
+    let mut cfg = dead_letter_config();
+    cfg.expect.clock_moves_ms = [("broker-1".to_string(), vec![(30_000, 2_000)])].into();
+    let result = check_dead_letter(h.events(), &cfg);
+    assert_eq!(result.validity, Validity::Invalid);
+    let found: Vec<(&str, &str)> = result.anomalies.iter().map(|a| (a.kind.as_str(), &a.detail[..2])).collect();
+    assert_eq!(found, [("dead-lettered-late", "m6")]);
+    assert_eq!(result.count("dead-letter-lateness-max-ms"), 5_000);
     assert_json_snapshot!(result);
 }

@@ -114,6 +114,14 @@ impl Recorder {
         self.inner.lock().expect("recorder").start.map(|s| s.elapsed().as_micros() as u64).unwrap_or(0)
     }
 
+    /// A wall time in ms since the Unix epoch (as a broker stamps a message)
+    /// as run time: less the wall time of the run's start, read now on this
+    /// node's clock, which no fault moves.
+    pub fn run_ms_of_wall(&self, wall_ms: u64) -> u64 {
+        let start_wall_ms = broker::clock::Clock::new().now_ms().saturating_sub(self.now_ms());
+        wall_ms.saturating_sub(start_wall_ms)
+    }
+
     /// Records an event (its time and id are set here) and returns its id.
     /// Marks that the event itself shows (a duplicate delivery, an
     /// acknowledgement during a partition) are recorded right after it.

@@ -132,6 +132,13 @@ pub const FAILOVER_BOUND_MS: u64 = 10_000;
 /// in flight and a commit that failed once.
 pub const REDELIVERY_BOUND_MS: u64 = 15_000;
 
+/// How long after a chain's last failure its dead letter may be stored
+/// when nothing disturbed the send-back: the consumer sends a failed
+/// message back as soon as its listener answers, and the broker stores a
+/// dead letter at once; a second is a send-back round trip with slack for
+/// a busy broker's fsync.
+pub const DEAD_LETTER_BOUND_MS: u64 = 1_000;
+
 /// Each broker process's replica as role events name it (`group-0/1`), in
 /// controller mode.
 fn broker_replicas(scenario: &Scenario) -> BTreeMap<String, String> {
@@ -187,6 +194,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             failover_bound_ms: (scenario.topology.controllers > 0).then_some(FAILOVER_BOUND_MS),
             broker_replicas: broker_replicas(scenario),
             redelivery_bound_ms: Some(REDELIVERY_BOUND_MS),
+            dead_letter_bound_ms: Some(DEAD_LETTER_BOUND_MS),
         },
     }
 }

@@ -966,7 +966,8 @@ async fn read_dead_letters(client: &ClientInstance, broker_name: &str, addr: &st
                 .topic(m.origin_topic().to_string())
                 .queue(queue.clone())
                 .offset(m.queue_offset)
-                .reconsume(m.reconsume_times);
+                .reconsume(m.reconsume_times)
+                .stored_ms(recorder.run_ms_of_wall(m.store_timestamp_ms));
             if let Some(key) = m.message.keys.first() {
                 event = event.key(key.clone());
             }

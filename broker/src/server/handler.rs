@@ -524,6 +524,12 @@ impl Broker {
             // The planted defect: the retry copy loses its business key.
             copy.message.keys.clear();
         }
+        if dead && bugs::active(Bug::DlqWaitsLevel) {
+            // The planted defect: the dead letter waits a retry's level.
+            let level = self.config.delay_levels.clamp(retry_level(reconsumed));
+            copy.message.delay_level = level;
+            self.hold_back(&mut copy, level, now);
+        }
         if dead {
             marks::reach(Mark::DeadLettered);
         } else if !bugs::active(Bug::RetryNoBackoff) {

@@ -272,7 +272,9 @@ impl Broker {
             self.transactions.lock().expect("transactions").ending.insert(offset);
         }
         let result = self.write_end(&half, state).await;
-        self.transactions.lock().expect("transactions").finish_end(offset, result.is_ok());
+        // The planted defect: a rollback is written, its half left open.
+        let forgotten = bugs::active(Bug::RollbackRechecked) && state == TransactionState::Rollback;
+        self.transactions.lock().expect("transactions").finish_end(offset, result.is_ok() && !forgotten);
         match result {
             Ok(()) => Response::ok(ResponseBody::None),
             Err(response) => response,

@@ -135,6 +135,9 @@ const RETRY_TOPIC_PREFIX: &str = "%RETRY%";
 ///   succeeded (deliveries that overlap in time may race; `start_ms` says
 ///   when each started, `t_ms` when it ended), unless it failed because
 ///   the deduplication store could not be asked (`dedupe-unavailable`);
+/// - `dead-lettered-late`: stored in the DLQ later than
+///   `expect.dead_letter_bound_ms` after the failure it followed, with no
+///   fault to excuse it (see [`late_dead_letters`]);
 /// - `retry-early`: a retry at reconsume level n >= 1 delivered sooner after
 ///   every failure of the chain at level n - 1 before it than delay level
 ///   n + 2 allows,
@@ -384,6 +387,10 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             }
         }
     }
+    let late = match cfg.expect.dead_letter_bound_ms {
+        Some(bound_ms) => late_dead_letters(history, &chains, cfg, bound_ms, &clocks, &spans, &mut result),
+        None => 0,
+    };
     result.set("failed-chains", failed_chains);
     result.set("retries", retries);
     result.set("local-retries", local_retries);
@@ -404,7 +411,8 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     result.set("consumed-and-dead-lettered", both);
     result.set("retried-past-max", past_max);
     result.set("failed-chains-in-line", chains_in_line);
-    if bad_retry + orphans + early + not_dead + both + past_max > 0 {
+    result.set("dead-lettered-late", late);
+    if bad_retry + orphans + early + not_dead + both + past_max + late > 0 {
         result.worsen(Validity::Invalid);
     }
     result.set("retry-clock-allowance-max-ms", allowance_max);
@@ -416,6 +424,66 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             .to_string()
     });
     result
+}
+
+/// `dead-lettered-late`: each dead letter whose store time (by its broker's
+/// clock, read back in either direction as far as that clock stood off true
+/// time) comes more than `bound_ms` after the chain's latest failure before
+/// it, when no fault touched its broker, the consumer that failed it or the
+/// whole network in between: the consumer sent it back as it failed, and a
+/// dead letter is stored at once, never held at a delay level. Sets
+/// `dead-letter-lateness-max-ms` (over the dead letters judged) and
+/// returns the anomalies.
+fn late_dead_letters(
+    history: &[Event],
+    chains: &BTreeMap<(&str, &str), Chain>,
+    cfg: &CheckConfig,
+    bound_ms: u64,
+    clocks: &Clocks,
+    spans: &[crate::faults::FaultSpan],
+    result: &mut CheckResult,
+) -> u64 {
+    let (mut late, mut worst) = (0, None::<u64>);
+    for d in history.iter().filter(|e| e.op == Op::Dlq && e.kind != Kind::Fail) {
+        let (Some(group), Some(msg_id), Some(stored_ms)) = (d.group.as_deref(), d.msg_id.as_deref(), d.stored_ms) else { continue };
+        let Some(chain) = chains.get(&(group, msg_id)) else { continue };
+        let broker = d.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
+        let (first_ms, _) = chain.span_ms.unwrap_or((stored_ms, stored_ms));
+        let (behind, ahead) = clocks.spread_ms(broker, first_ms.min(stored_ms), stored_ms.saturating_add(bound_ms));
+        // The failure it followed: the latest that may have come before it.
+        let Some(failure) = chain.failures.iter().filter(|f| f.t_ms <= stored_ms + behind).max_by_key(|f| (f.t_ms, f.id)) else {
+            continue;
+        };
+        let latest_true_ms = stored_ms + behind;
+        let disturbed = spans.iter().any(|f| {
+            f.overlaps(failure.t_ms, latest_true_ms)
+                && !f.name().starts_with("clock")
+                && (matches!(f.name(), "partition" | "latency" | "loss")
+                    || f.targets().any(|t| t == broker || t == failure.process || cfg.expect.broker_groups.get(t).is_some_and(|g| g == broker)))
+        });
+        if disturbed {
+            continue;
+        }
+        let lateness = stored_ms.saturating_sub(ahead).saturating_sub(failure.t_ms);
+        worst = worst.max(Some(lateness));
+        if lateness > bound_ms {
+            late += 1;
+            result.push_anomaly(
+                "dead-lettered-late",
+                format!(
+                    "{msg_id} failed in {group} at {} ms (reconsume level {}) and its dead letter was stored at {stored_ms} ms by \
+                     {broker}'s clock ({ahead} ms ahead at most): {lateness} ms later, past the bound of {bound_ms} ms",
+                    failure.t_ms,
+                    failure.reconsume.unwrap_or(0)
+                ),
+                vec![failure.id, d.id],
+            );
+        }
+    }
+    if let Some(worst) = worst {
+        result.set("dead-letter-lateness-max-ms", worst);
+    }
+    late
 }
 
 /// The delay of `level` (1-based) in `levels`; past the table, the last.

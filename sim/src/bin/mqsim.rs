@@ -608,9 +608,13 @@ fn target_check(bug: Bug) -> &'static str {
         | Bug::LocalRetryGivesUp => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
-        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly | Bug::RetryKeepsReconsume => "dead-letter",
+        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::DelayStepBackEarly | Bug::RetryKeepsReconsume | Bug::DlqWaitsLevel => {
+            "dead-letter"
+        }
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "order",
-        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction",
+        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored | Bug::RollbackRechecked => {
+            "transaction"
+        }
         Bug::NoFailover => "failover",
         // The next message takes the offset of the entry recovery cut, which
         // consumers had often read already: two messages at one offset,
@@ -638,10 +642,14 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::StaleOffsetRead => "consumer-crash-rebalance",
         Bug::LocalRetryGivesUp => "replication-slave-reads",
         Bug::LimitsUnchecked => "hostile-clients",
-        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey | Bug::RetryKeepsReconsume => "retry-dead-letter",
+        Bug::DlqSkipped | Bug::RetryNoBackoff | Bug::RetryDropsKey | Bug::RetryKeepsReconsume | Bug::DlqWaitsLevel => {
+            "retry-dead-letter"
+        }
         Bug::OrderlyRetryRequeued | Bug::LockNotExclusive | Bug::OrderlyReleaseEarly => "orderly-rebalance",
         Bug::DelayStepBackEarly => "retry-clock-skew",
-        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored => "transaction-check-back",
+        Bug::RollbackDelivered | Bug::CheckRoundAborts | Bug::CommitTwice | Bug::CheckCommitIgnored | Bug::RollbackRechecked => {
+            "transaction-check-back"
+        }
         Bug::TimerEarly => "timer-clock-skew",
         Bug::TimerLookAhead => "timer-clock-behind",
         Bug::TimersLostOnRestart | Bug::TimerProgressNotPersisted => "transaction-broker-crash",
