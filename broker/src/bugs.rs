@@ -143,11 +143,15 @@ pub enum Bug {
     /// so it keeps asking the producer about a transaction it already
     /// ended (Apache RocketMQ #9640's shape) until it moves the half aside.
     RollbackRechecked,
+    /// The broker draws a send's pause from the host (an address the OS
+    /// placed at random) instead of the simulation's seeded RNG, so two
+    /// runs of one seed differ: the determinism check must notice.
+    HostEntropy,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 40] = [
+    pub const ALL: [Bug; 41] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -188,6 +192,7 @@ impl Bug {
         Bug::TimerProgressNotPersisted,
         Bug::DlqWaitsLevel,
         Bug::RollbackRechecked,
+        Bug::HostEntropy,
     ];
 
     /// The name used on the command line.
@@ -233,6 +238,7 @@ impl Bug {
             Bug::TimerProgressNotPersisted => "timer-progress-not-persisted",
             Bug::DlqWaitsLevel => "dlq-waits-level",
             Bug::RollbackRechecked => "rollback-rechecked",
+            Bug::HostEntropy => "host-entropy",
         }
     }
 

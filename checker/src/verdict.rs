@@ -237,6 +237,7 @@ impl Verdict {
                 "not-dead-lettered",
                 "consumed-and-dead-lettered",
                 "retried-past-max",
+                "dead-lettered-late",
             ]
                 .iter()
                 .map(|n| count("dead-letter", n))

@@ -7,6 +7,7 @@
 //! - [`database`]: the consumers' business database (effects and their
 //!   keys, committed together), a node with its own disk.
 //! - [`disk`]: [`disk::SimDisk`], a broker's disk with crash semantics and faults.
+//! - [`failure`]: the classes of failure and their exit codes.
 //! - [`recorder`]: the history recorder (simulated time, sequential ids).
 //! - [`run`]: one seed of one scenario: options, outcome, the check config.
 //! - [`shrink`]: delta debugging of a failing fault schedule.
@@ -22,6 +23,7 @@
 pub mod calibrate;
 pub mod database;
 pub mod disk;
+pub mod failure;
 #[cfg(madsim)]
 mod hostile;
 pub mod recorder;

@@ -1,5 +1,6 @@
 //! Running one seed of one scenario, and what comes out of it.
 
+use crate::failure::{self, Failures};
 use broker::bugs::Bug;
 use std::collections::BTreeMap;
 use checker::config::{CheckConfig, Expect, GroupSpec};
@@ -45,6 +46,23 @@ impl RunOutcome {
     /// Whether every expected invariant held and nothing panicked.
     pub fn passed(&self) -> bool {
         self.panic.is_none() && self.verdict.validity == Validity::Valid
+    }
+
+    /// The checks that did not hold, by name, and [`failure::PANIC`] for a
+    /// panic.
+    pub fn failed_checks(&self) -> Vec<String> {
+        self.verdict
+            .checks
+            .iter()
+            .filter(|c| c.validity != Validity::Valid)
+            .map(|c| c.name.clone())
+            .chain(self.panic.as_ref().map(|_| failure::PANIC.to_string()))
+            .collect()
+    }
+
+    /// How the run failed, by class.
+    pub fn failures(&self) -> Failures {
+        Failures::of_checks(self.failed_checks().iter().map(String::as_str))
     }
 }
 

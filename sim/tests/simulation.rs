@@ -195,6 +195,28 @@ fn planted_bugs_are_caught_by_the_check_named_for_them() {
     }
 }
 
+/// `mqsim run` tells a safety violation, a liveness failure and a
+/// determinism mismatch apart by its exit code, and names the class on the
+/// FAIL line (the table in docs/testbed.md).
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn run_exits_with_a_code_per_class_of_failure() {
+    for (args, code, class) in [
+        (&["run", "retry-dead-letter", "--seed", "1", "--bug", "dlq-waits-level"][..], 1, "class=safety"),
+        (&["run", "broker-crash-sync-flush", "--seed", "1", "--bug", "long-poll-miss"][..], 3, "class=liveness"),
+        (&["run", "broker-crash-sync-flush", "--seed", "1", "--bug", "host-entropy", "--check-determinism"][..], 4, "class=nondeterministic"),
+        (&["run", "broker-crash-sync-flush", "--seed", "1"][..], 0, ""),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqsim")).args(args).output().expect("mqsim runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "mqsim {}:\n{stdout}", args.join(" "));
+        if code != 0 {
+            let fail = stdout.lines().find(|l| l.starts_with("FAIL ")).expect("a FAIL line");
+            assert!(fail.split_whitespace().any(|w| w == class), "mqsim {}: {fail}", args.join(" "));
+        }
+    }
+}
+
 /// The cost model bounds what a broker serves: with one worker and 10 ms a
 /// send, 300 sends a second offered are acknowledged at about 100 a second;
 /// two workers serve about twice that. The sweep's table names each value.

@@ -95,17 +95,10 @@ fn main() -> ExitCode {
             run(cmd)
         }
         "ci" => {
-            let args = |line: &str| line.split_whitespace().map(String::from).collect::<Vec<_>>();
-            let summaries = std::fs::create_dir_all("target/ci").map_err(|e| {
-                eprintln!("xtask: cannot create target/ci: {e}");
-                ExitCode::from(2)
-            });
-            summaries
-                .and_then(|()| test(&[]))
-                .and_then(|()| mqsim(&args("sweep all --seeds 1..21 --shard 1/2 --summary target/ci/shard-1.json")))
-                .and_then(|()| mqsim(&args("sweep all --seeds 1..21 --shard 2/2 --summary target/ci/shard-2.json")))
-                .and_then(|()| mqsim(&args("merge target/ci/shard-1.json target/ci/shard-2.json")))
-                .and_then(|()| mqsim(&args("bugs --seeds 1..101")))
+            // One definition of CI: the script CI runs.
+            let mut cmd = Command::new("bash");
+            cmd.arg(".ci/run");
+            run(cmd)
         }
         other => {
             eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-store, bench-checker, fuzz or ci");

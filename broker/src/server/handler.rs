@@ -330,6 +330,10 @@ impl Broker {
     }
 
     async fn send(&self, queue_id: u32, message: Message, born: Born, default_queues: u32) -> Response {
+        if bugs::active(Bug::HostEntropy) {
+            // The planted defect: a pause drawn from the host, not the seed.
+            tokio::time::sleep(Duration::from_millis(host_entropy() % 3)).await;
+        }
         if bugs::active(Bug::ProgressStall) && self.recovery.end_offset > 0 {
             // The planted defect: once restarted over a non-empty store, the
             // broker never acknowledges a send again.
@@ -645,4 +649,16 @@ impl Broker {
             }));
         }
     }
+}
+
+/// A number from the host, not the simulation: the process id and where
+/// the OS placed an allocation, mixed with a count of calls. Only the
+/// planted bug `host-entropy` reads it.
+fn host_entropy() -> u64 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let probe = Box::new(0u8);
+    let address = &*probe as *const u8 as u64;
+    let mut z = address ^ (u64::from(std::process::id()) << 32) ^ CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^ (z >> 31)
 }

@@ -131,6 +131,18 @@ impl Invariant {
         }
     }
 
+    /// The invariant of that name.
+    pub fn from_name(name: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// True for the invariants that promise something good happens in
+    /// time (delivery by a deadline, acknowledgements once faults heal, a
+    /// new master within a bound); the rest promise nothing bad happens.
+    pub fn is_liveness(self) -> bool {
+        matches!(self, Invariant::Liveness | Invariant::Progress | Invariant::Failover)
+    }
+
     /// Runs this invariant's check.
     pub fn check(self, history: &[Event], cfg: &CheckConfig) -> CheckResult {
         self.check_indexed(history, cfg, &Index::build(history, cfg))

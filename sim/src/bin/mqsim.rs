@@ -1,13 +1,15 @@
 //! `mqsim`: run the scenario catalogue under the simulator.
 //!
-//! Exit codes: 0 every expected invariant held, 1 one was violated (or a
-//! determinism check failed), 2 bad input.
+//! Exit codes: 0 every expected invariant held, 2 bad input, and one code
+//! per class of failure (safety 1, liveness 3, a determinism mismatch 4, a
+//! required mark missed 5, a crash of the harness 6: `sim::failure`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use broker::bugs::Bug;
 use clap::{Parser, Subcommand};
 use reports::{RunReport, SweepEntry};
 use scenarios::Scenario;
+use sim::failure::{Failure, Failures, NONDETERMINISTIC};
 use sim::run::{repro, run_seed, RunOptions, RunOutcome};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -217,14 +219,13 @@ fn bad(msg: impl Into<String>) -> anyhow::Error {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(failures) => ExitCode::from(failures.exit_code()),
         Err(e) => {
             eprintln!("mqsim: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {
-                ExitCode::from(1)
+                ExitCode::from(Failure::Crash.code())
             }
         }
     }
@@ -390,7 +391,7 @@ fn print_verdict(verdict: &checker::verdict::Verdict) {
     }
 }
 
-fn execute(cli: Cli) -> Result<bool> {
+fn execute(cli: Cli) -> Result<Failures> {
     let needs_simulator = !matches!(cli.command, Command::List { .. } | Command::Merge { .. } | Command::Check { .. });
     if !cfg!(madsim) && needs_simulator {
         bail!(BadInput("this mqsim was built without the simulator; run it as `cargo mqsim ...`".into()));
@@ -410,7 +411,7 @@ fn execute(cli: Cli) -> Result<bool> {
                     println!("{}", s.name);
                 }
             }
-            Ok(true)
+            Ok(Failures::none())
         }
         Command::Run { scenario: arg, seed, report, trace, bugs, check_determinism } => {
             let scenario = load(&arg)?;
@@ -424,18 +425,20 @@ fn execute(cli: Cli) -> Result<bool> {
             let bug_names = bugs.clone();
             let bugs = parse_bugs(&bugs)?;
             let options = RunOptions { trace: false, bugs };
-            let mut all_passed = true;
+            let mut failures = Failures::none();
             let mut entries = Vec::new();
             for s in &list {
                 let label = if arg == "all" { s.name.clone() } else { label_of(&arg, s) };
-                let (passed, mut e) = sweep(s, &label, &seeds, jobs(j), &options, report.as_deref(), check_determinism, false)?;
-                all_passed &= passed;
+                let (failed, mut e) = sweep(s, &label, &seeds, jobs(j), &options, report.as_deref(), check_determinism, false)?;
+                failures.merge(&failed);
                 entries.append(&mut e);
             }
             // A shard sees only some seeds: its missed marks are reported,
             // and `merge` judges them over the whole range.
             let rows = reached_rows(&entries, &list);
-            all_passed &= report_reached(&rows) || shard.is_some();
+            if !report_reached(&rows) && shard.is_none() {
+                failures.add(Failure::MarkMissed);
+            }
             if let Some(dir) = &report {
                 write_index(dir, &entries, &rows)?;
             }
@@ -446,7 +449,7 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             let failed = entries.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).count();
             println!("sweep: {} passed, {failed} failed", entries.len() - failed);
-            Ok(all_passed)
+            Ok(failures)
         }
         Command::Merge { summaries, summary, report } => {
             let mut merged: Option<SweepSummary> = None;
@@ -473,16 +476,17 @@ fn execute(cli: Cli) -> Result<bool> {
             if let Some(pair) = merged.entries.windows(2).find(|w| (&w[0].scenario, w[0].seed) == (&w[1].scenario, w[1].seed)) {
                 return Err(bad(format!("{} seed {} is in two summaries: do the shards overlap?", pair[0].scenario, pair[0].seed)));
             }
-            let mut all_passed = true;
+            let mut failures = Failures::none();
             let mut scenarios: Vec<&str> = merged.entries.iter().map(|e| e.scenario.as_str()).collect();
             scenarios.dedup();
             for name in scenarios {
                 let runs: Vec<&SweepEntry> = merged.entries.iter().filter(|e| e.scenario == name).collect();
                 let failed: Vec<&&SweepEntry> = runs.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).collect();
                 for e in &failed {
-                    println!("FAIL {} seed={} {} digest={} repro: {}", e.scenario, e.seed, e.counts, e.digest, e.repro);
+                    let classes = entry_failures(e);
+                    failures.merge(&classes);
+                    println!("FAIL {} seed={} class={} {} digest={} repro: {}", e.scenario, e.seed, classes.names(), e.counts, e.digest, e.repro);
                 }
-                all_passed &= failed.is_empty();
                 println!("{} {name} seeds={} failed={}", if failed.is_empty() { "PASS" } else { "FAIL" }, runs.len(), failed.len());
                 let owned: Vec<SweepEntry> = runs.iter().map(|e| (*e).clone()).collect();
                 if let Some(text) = reports::figures_text(&owned) {
@@ -490,7 +494,9 @@ fn execute(cli: Cli) -> Result<bool> {
                 }
             }
             let rows = reached_rows(&merged.entries, &list);
-            all_passed &= report_reached(&rows);
+            if !report_reached(&rows) {
+                failures.add(Failure::MarkMissed);
+            }
             if let Some(dir) = &report {
                 write_index(dir, &merged.entries, &rows)?;
             }
@@ -499,7 +505,7 @@ fn execute(cli: Cli) -> Result<bool> {
             }
             let failed = merged.entries.iter().filter(|e| e.validity != checker::verdict::Validity::Valid).count();
             println!("merge: {} passed, {failed} failed", merged.entries.len() - failed);
-            Ok(all_passed)
+            Ok(failures)
         }
         Command::Check { history, scenario } => {
             let scenario = load(&scenario)?;
@@ -510,9 +516,10 @@ fn execute(cli: Cli) -> Result<bool> {
             print_verdict(&verdict);
             let digest = checker::history::digest_hex(&events);
             let counts = verdict.summary_counts();
-            let word = if verdict.is_valid() { "PASS" } else { "FAIL" };
+            let failures = Failures::of_checks(verdict.checks.iter().filter(|c| c.validity != checker::Validity::Valid).map(|c| c.name.as_str()));
+            let word = if failures.passed() { "PASS".to_string() } else { format!("FAIL class={}", failures.names()) };
             println!("{word} {} history={} events={} {counts} digest={digest}", scenario.name, history.display(), events.len());
-            Ok(verdict.is_valid())
+            Ok(failures)
         }
         Command::Shrink { scenario: arg, seed, bugs, out } => {
             let scenario = load(&arg)?;
@@ -524,9 +531,11 @@ fn execute(cli: Cli) -> Result<bool> {
                 Some(range) => parse_seeds(range)?,
                 None => seed..seed + 1,
             };
-            bench(&scenario, seeds, sweep.as_deref(), report.as_deref(), jobs(j))
+            Ok(safety_unless(bench(&scenario, seeds, sweep.as_deref(), report.as_deref(), jobs(j))?))
         }
-        Command::Calibrate { runs, check, seeds, jobs: j } => calibrate(&runs, check.as_deref(), parse_seeds(&seeds)?, jobs(j)),
+        Command::Calibrate { runs, check, seeds, jobs: j } => {
+            Ok(safety_unless(calibrate(&runs, check.as_deref(), parse_seeds(&seeds)?, jobs(j))?))
+        }
         Command::Seed { seed, bugs, trace, history } => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
@@ -546,7 +555,7 @@ fn execute(cli: Cli) -> Result<bool> {
                 wall_ms: outcome.wall_ms,
             };
             println!("{}", serde_json::to_string(&result)?);
-            Ok(true)
+            Ok(Failures::none())
         }
         Command::Bugs { seeds, jobs: j } => {
             let range = parse_seeds(&seeds)?;
@@ -562,7 +571,8 @@ fn execute(cli: Cli) -> Result<bool> {
                 let first = hunting_ground(bug);
                 let order = list.iter().filter(|s| s.name == first).chain(list.iter().filter(|s| s.name != first));
                 for s in order {
-                    let (_, entries) = sweep(s, &s.name, &seeds, jobs(j), &options, None, false, true)?;
+                    let replay = target == NONDETERMINISTIC;
+                    let (_, entries) = sweep(s, &s.name, &seeds, jobs(j), &options, None, replay, true)?;
                     if let Some(e) = entries.iter().find(|e| e.validity != checker::verdict::Validity::Valid) {
                         caught = Some((e.repro.clone(), e.invalid_checks.clone()));
                         break;
@@ -585,8 +595,30 @@ fn execute(cli: Cli) -> Result<bool> {
                 }
             }
             println!("bugs: {} passed, {missed} failed", Bug::ALL.len() - missed);
-            Ok(all_caught)
+            Ok(safety_unless(all_caught))
         }
+    }
+}
+
+/// No failure when `ok`; else exit 1 (a planted bug missed, a bench run
+/// that failed its checks, a model outside its tolerance).
+fn safety_unless(ok: bool) -> Failures {
+    if ok {
+        Failures::none()
+    } else {
+        Failures::of(Failure::Safety)
+    }
+}
+
+/// How a sweep entry failed, by class (an entry from a summary that named
+/// no check counts as a safety violation).
+fn entry_failures(e: &SweepEntry) -> Failures {
+    if e.validity == checker::verdict::Validity::Valid {
+        Failures::none()
+    } else if e.invalid_checks.is_empty() {
+        Failures::of(Failure::Safety)
+    } else {
+        Failures::of_checks(e.invalid_checks.iter().map(String::as_str))
     }
 }
 
@@ -624,6 +656,8 @@ fn target_check(bug: Bug) -> &'static str {
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
+        // Not an invariant: the sweep replays each seed and compares.
+        Bug::HostEntropy => NONDETERMINISTIC,
     }
 }
 
@@ -658,6 +692,7 @@ fn hunting_ground(bug: Bug) -> &'static str {
         Bug::NoFencing => "failover-master-isolated",
         Bug::SlaveOffsetLies => "failover-slave-power-loss",
         Bug::ResumeAfterRestart => "failover-master-power-loss",
+        Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
 
@@ -742,10 +777,17 @@ fn print_resolved(resolved: &scenarios::Resolved) {
     }
 }
 
-fn fail_line(o: &RunOutcome, label: &str, bugs: &[Bug]) -> String {
+fn fail_line(o: &RunOutcome, label: &str, bugs: &[Bug], failures: &Failures) -> String {
     let counts = o.verdict.summary_counts();
     let panic = o.panic.as_deref().map(|p| format!(" panic={:?}", p.lines().next().unwrap_or(""))).unwrap_or_default();
-    format!("FAIL {} seed={} {counts}{panic} digest={} repro: {}", o.scenario, o.seed, o.digest, repro(label, o.seed, bugs))
+    format!(
+        "FAIL {} seed={} class={} {counts}{panic} digest={} repro: {}",
+        o.scenario,
+        o.seed,
+        failures.names(),
+        o.digest,
+        repro(label, o.seed, bugs)
+    )
 }
 
 fn report_of(o: &RunOutcome, label: &str, resolved: &scenarios::Resolved, bugs: &[Bug]) -> RunReport {
@@ -762,7 +804,7 @@ fn report_of(o: &RunOutcome, label: &str, resolved: &scenarios::Resolved, bugs: 
     }
 }
 
-fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, report: Option<&Path>, check_determinism: bool) -> Result<bool> {
+fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, report: Option<&Path>, check_determinism: bool) -> Result<Failures> {
     println!("mqsim run {} seed={seed}", scenario.name);
     let resolved = scenario.resolve(seed);
     print_resolved(&resolved);
@@ -774,7 +816,7 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
     if let Some(p) = &outcome.panic {
         println!("  panic: {p}");
     }
-    let mut ok = outcome.passed();
+    let mut failures = outcome.failures();
     if check_determinism {
         let again = run_isolated(scenario, seed, &options, true)?;
         if again.digest == outcome.digest {
@@ -786,7 +828,7 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
                 let show = |h: &[checker::history::Event]| h.get(i).map(checker::history::to_json_line).unwrap_or_else(|| "(end of history)".into());
                 println!("  first divergence at event {}:\n    run 1: {}\n    run 2: {}", i + 1, show(&outcome.history), show(&again.history));
             }
-            ok = false;
+            failures.add(Failure::Nondeterministic);
         }
     }
     if let Some(dir) = report {
@@ -794,7 +836,7 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
         println!("  report: {}", dir.join("report.html").display());
     }
     let sim_per_wall = outcome.sim_ms as f64 / outcome.wall_ms.max(1) as f64;
-    if ok {
+    if failures.passed() {
         println!(
             "PASS {} seed={} events={} digest={} sim={:.0}s wall={:.2}s ({sim_per_wall:.0}x)",
             outcome.scenario,
@@ -805,9 +847,9 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
             outcome.wall_ms as f64 / 1000.0
         );
     } else {
-        println!("{}", fail_line(&outcome, label, &options.bugs));
+        println!("{}", fail_line(&outcome, label, &options.bugs, &failures));
     }
-    Ok(ok)
+    Ok(failures)
 }
 
 /// What a sweep keeps of a seed: a run's history is dropped as soon as the
@@ -815,7 +857,7 @@ fn run_one(scenario: &Scenario, label: &str, seed: u64, options: RunOptions, rep
 /// flat however many seeds run.
 struct SeedSummary {
     seed: u64,
-    failed: bool,
+    failures: Failures,
     entry: SweepEntry,
     sim_ms: u64,
 }
@@ -831,7 +873,7 @@ fn sweep(
     report: Option<&Path>,
     check_determinism: bool,
     stop_at_first: bool,
-) -> Result<(bool, Vec<SweepEntry>)> {
+) -> Result<(Failures, Vec<SweepEntry>)> {
     let started = std::time::Instant::now();
     let all = seeds;
     let next = AtomicUsize::new(0);
@@ -847,7 +889,7 @@ fn sweep(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = all.get(i) else { break };
                 let summary = sweep_seed(scenario, label, seed, options, report, check_determinism, stop_at_first);
-                let failed = summary.as_ref().map_or(true, |s| s.failed);
+                let failed = summary.as_ref().map_or(true, |s| !s.failures.passed());
                 if stop_at_first && failed {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -860,7 +902,11 @@ fn sweep(
     let mut results = results.into_inner().expect("results").into_iter().collect::<Result<Vec<_>>>()?;
     results.sort_by_key(|r| r.seed);
     let wall = started.elapsed().as_secs_f64();
-    let failed = results.iter().filter(|r| r.failed).count();
+    let failed = results.iter().filter(|r| !r.failures.passed()).count();
+    let mut failures = Failures::none();
+    for r in &results {
+        failures.merge(&r.failures);
+    }
     let sim_s: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
     if !stop_at_first {
         println!(
@@ -878,7 +924,7 @@ fn sweep(
             println!("{text}");
         }
     }
-    Ok((failed == 0, entries))
+    Ok((failures, entries))
 }
 
 /// Runs one seed of a sweep (twice with `check_determinism`), prints its
@@ -895,9 +941,14 @@ fn sweep_seed(
     let resolved = scenario.resolve(seed);
     let outcome = run_isolated(scenario, seed, options, report.is_some())?;
     let deterministic = !check_determinism || run_isolated(scenario, seed, options, false)?.digest == outcome.digest;
-    let failed = !outcome.passed() || !deterministic;
+    let mut failed_checks = outcome.failed_checks();
+    if !deterministic {
+        failed_checks.push(NONDETERMINISTIC.to_string());
+    }
+    let failures = Failures::of_checks(failed_checks.iter().map(String::as_str));
+    let failed = !failures.passed();
     if failed && !quiet {
-        println!("{}", fail_line(&outcome, label, &options.bugs));
+        println!("{}", fail_line(&outcome, label, &options.bugs, &failures));
         if !deterministic {
             println!("NONDETERMINISTIC {} seed={seed}: the same seed gave two digests", scenario.name);
         }
@@ -921,28 +972,21 @@ fn sweep_seed(
         report_dir,
         reached: outcome.reached.keys().cloned().collect(),
         sim_ms: outcome.sim_ms,
-        invalid_checks: outcome
-            .verdict
-            .checks
-            .iter()
-            .filter(|c| c.validity != checker::verdict::Validity::Valid)
-            .map(|c| c.name.clone())
-            .chain(outcome.panic.as_ref().map(|_| "panic".to_string()))
-            .collect(),
+        invalid_checks: failed_checks,
         figures: reports::figures_of(&outcome.verdict),
     };
-    Ok(SeedSummary { seed, failed, entry, sim_ms: outcome.sim_ms })
+    Ok(SeedSummary { seed, failures, entry, sim_ms: outcome.sim_ms })
 }
 
-fn shrink(scenario: &Scenario, label: &str, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<bool> {
+fn shrink(scenario: &Scenario, label: &str, seed: u64, bugs: Vec<Bug>, out: Option<&Path>) -> Result<Failures> {
     let options = RunOptions { trace: false, bugs: bugs.clone() };
     let resolved = scenario.resolve(seed);
     let first = run_isolated(scenario, seed, &options, false)?;
     if first.passed() {
         println!("seed {seed} of {} passes: nothing to shrink", scenario.name);
-        return Ok(true);
+        return Ok(Failures::none());
     }
-    eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, label, &bugs));
+    eprintln!("shrinking {} faults of {} seed={seed} ({})", resolved.schedule.len(), scenario.name, fail_line(&first, label, &bugs, &first.failures()));
     let (minimal, runs) = sim::shrink::ddmin(&resolved.schedule, |candidate| {
         let reduced = scenario.with_schedule(candidate);
         run_isolated(&reduced, seed, &options, false).map(|o| !o.passed()).unwrap_or(false)
@@ -969,7 +1013,7 @@ fn shrink(scenario: &Scenario, label: &str, seed: u64, bugs: Vec<Bug>, out: Opti
         std::fs::write(path, &toml).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("written to {}", path.display());
     }
-    Ok(false)
+    Ok(first.failures())
 }
 
 /// A sweep's progress on a terminal: seeds done, failures so far, seeds per
@@ -1122,7 +1166,7 @@ fn run_points(
                         println!("{line}");
                         let passed = outcome.passed();
                         if !passed {
-                            println!("    {}", fail_line(&outcome, &label_of(name, scenario), &[]));
+                            println!("    {}", fail_line(&outcome, &label_of(name, scenario), &[], &outcome.failures()));
                         }
                         results.lock().expect("results")[r] = Some((figures, passed));
                     }
