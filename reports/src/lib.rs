@@ -6,9 +6,10 @@
 //!
 //! # Layout
 //!
-//! - [`run_report`]: [`RunReport`], the input of a run's report, and
-//!   [`write_run`], which writes `report.md`, `report.html`,
-//!   `history.jsonl` and `verdict.json`.
+//! - [`run_report`]: [`RunReport`], the input of a run's report, and the
+//!   text both renderings share.
+//! - [`write`](mod@write): [`write_run`], which writes `report.md`,
+//!   `report.html`, `history.jsonl` and `verdict.json`.
 //! - [`markdown`](mod@markdown) and [`html`](mod@html): the two renderings of one run.
 //! - [`latency`]: end-to-end and send latency samples, hdrhistogram
 //!   percentiles, per-second throughput and latency series.
@@ -26,11 +27,13 @@ pub mod markdown;
 pub mod run_report;
 pub mod svg;
 pub mod sweep;
+pub mod write;
 
 pub use html::html;
 pub use latency::{Percentiles, Sample, Throughput};
 pub use markdown::markdown;
-pub use run_report::{write_run, LatencySummary, RunReport};
+pub use run_report::{LatencySummary, RunReport};
+pub use write::write_run;
 pub use sweep::{
     figures_of, figures_text, reached_rows, reached_table_markdown, sweep_index_html, sweep_index_markdown, ReachedRow, SweepEntry, FIGURES,
 };

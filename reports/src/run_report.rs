@@ -3,9 +3,8 @@
 
 use crate::latency::{check_back_samples, end_to_end_samples, send_samples, timer_lateness_samples, Percentiles};
 use checker::history::{Event, Kind, Op, TxState};
-use checker::{to_jsonl, Anomaly, CheckResult, Verdict};
+use checker::{Anomaly, CheckResult, Verdict};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// One run of one scenario with one seed: the input of every report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,16 +187,3 @@ pub(crate) fn anomaly_text(anomaly: &Anomaly) -> String {
 
 /// How many anomalies the verdict table shows per check; the rest are listed below it.
 pub(crate) const TABLE_ANOMALIES_MAX: usize = 2;
-
-/// Writes `report.md`, `report.html`, `history.jsonl` and `verdict.json`
-/// into `dir`, creating it if needed.
-pub fn write_run(dir: &Path, report: &RunReport) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("report.md"), crate::markdown(report))?;
-    std::fs::write(dir.join("report.html"), crate::html(report))?;
-    std::fs::write(dir.join("history.jsonl"), to_jsonl(&report.history))?;
-    let mut verdict =
-        serde_json::to_string_pretty(&report.verdict).map_err(std::io::Error::other)?;
-    verdict.push('\n');
-    std::fs::write(dir.join("verdict.json"), verdict)
-}

@@ -18,8 +18,70 @@ use serde::de::Error as _;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::spec::{CrashStep, DiskFaultKind, PartitionKind};
 use crate::target::{Role, Target};
+
+/// Where in the handling of a delivery a consumer crash strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashStep {
+    /// After the delivery, before the business effect is applied.
+    BeforeEffect,
+    /// After the effect committed, before the message is acknowledged: the
+    /// message is redelivered, and only deduplication by key saves the
+    /// effect from happening twice.
+    AfterEffect,
+}
+
+impl CrashStep {
+    /// The step's name as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashStep::BeforeEffect => "before-effect",
+            CrashStep::AfterEffect => "after-effect",
+        }
+    }
+}
+
+/// How a partition's two sides are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionKind {
+    /// The whole cluster is shuffled by the seed and split into two halves.
+    Halves,
+    /// `targets` and `from` cannot reach each other in either direction.
+    Isolate,
+    /// Messages from `targets` to `from` are dropped; the reverse gets through.
+    OneWay,
+}
+
+/// What a broker's disk does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFaultKind {
+    /// fsync takes far longer (sync-flush sends time out: FLUSH_DISK_TIMEOUT).
+    SlowFsync,
+    /// Writes fail with an I/O error.
+    WriteError,
+    /// fsync fails with an I/O error.
+    FsyncError,
+    /// The disk is full: writes fail with ENOSPC.
+    Full,
+    /// One stored byte is flipped, once; CRC checks must catch it on read.
+    FlipByte,
+}
+
+impl DiskFaultKind {
+    /// The kind's name as written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFaultKind::SlowFsync => "slow-fsync",
+            DiskFaultKind::WriteError => "write-error",
+            DiskFaultKind::FsyncError => "fsync-error",
+            DiskFaultKind::Full => "full",
+            DiskFaultKind::FlipByte => "flip-byte",
+        }
+    }
+}
 
 /// Every role; a fault that may hit any node.
 const ANY: &[Role] = &[Role::Namesrv, Role::Broker, Role::Producer, Role::Consumer, Role::Database, Role::Hostile, Role::Controller];

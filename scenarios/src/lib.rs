@@ -22,6 +22,7 @@
 //!   [`Nemesis`], [`NemesisEvent`], [`SwarmKnobs`], [`Expect`]); parsing,
 //!   loading and writing back as TOML.
 //! - `target.rs`: node names ([`Node`]) and fault targets ([`Target`]).
+//! - `cluster.rs`: a scenario's nodes, selection, and broker groups.
 //! - `validate.rs`: [`Scenario::validate`], every rule with its field path.
 //! - `resolve.rs`: [`Scenario::resolve`] into [`Resolved`] with its
 //!   [`ScheduledFault`]s, and [`Scenario::with_schedule`] for the shrinker.
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+mod cluster;
 mod error;
 mod fault;
 mod resolve;
@@ -42,13 +44,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{Problem, ScenarioError};
-pub use fault::{Channel, Fault, NemesisEvent};
+pub use fault::{Channel, CrashStep, DiskFaultKind, Fault, NemesisEvent, PartitionKind};
 pub use resolve::{
     Resolved, ScheduledFault, ARRIVAL_TICK_MS, PRODUCER_STOP_MARGIN_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, Cost, CrashStep, HostileSpec, DiskFaultKind, Expect, FlushMode, Nemesis, NemesisMode, PartitionKind, ProducerSpec, Progress, ReplicationMode,
+    ConsumerSpec, Cost, HostileSpec, Expect, FlushMode, Nemesis, NemesisMode, ProducerSpec, Progress, ReplicationMode,
     Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload, WORKLOAD_START_MS,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 use crate::fault::{Channel, Fault, NemesisEvent};
-use crate::spec::{CrashStep, DiskFaultKind, Nemesis, NemesisMode, PartitionKind, Scenario, SwarmKnobs};
+use crate::fault::{CrashStep, DiskFaultKind, PartitionKind};
+use crate::spec::{Nemesis, NemesisMode, Scenario, SwarmKnobs};
 use crate::target::{Node, Selector, Target};
 
 /// Granularity of generated fault arrivals: each tick a fault of a kind starts

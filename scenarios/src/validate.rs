@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::Problem;
 use crate::fault::{Channel, Fault, NemesisEvent};
 use crate::resolve::{node_fault_span, secs_to_ms};
-use crate::spec::{NemesisMode, PartitionKind, Scenario, DELAY_LEVELS_MAX, DELAY_MS_MAX};
+use crate::fault::PartitionKind;
+use crate::spec::{NemesisMode, Scenario, DELAY_LEVELS_MAX, DELAY_MS_MAX};
 
 /// Most times a group may consume a message again before it is dead-lettered.
 const MAX_RECONSUME_TIMES_MAX: u32 = 1_000;

@@ -8,7 +8,8 @@
 //! `hostile` invariant judges the answers.
 
 use crate::recorder::Recorder;
-use crate::world::{draw, WORKLOAD_START_MS};
+use crate::draw::draw;
+use crate::run::WORKLOAD_START_MS;
 use broker::model::{Message, PROPERTIES_BYTES_MAX};
 use broker::net::ConnectionPool;
 use broker::protocol::{encode_payload, Frame, FrameCodec, Request, ResponseCode, FRAME_BYTES_MAX, VERSION};

@@ -11,6 +11,7 @@
 //! - [`recorder`]: the history recorder (simulated time, sequential ids).
 //! - [`run`]: one seed of one scenario: options, outcome, the check config.
 //! - [`shrink`]: delta debugging of a failing fault schedule.
+//! - `draw` (madsim only): the seeded random draws clients and world take.
 //! - `world` (madsim only): the cluster, fault injection and healing, the drain.
 //! - `workload` (madsim only): producers, idempotent consumers, the drain.
 //! - `hostile` (madsim only): clients that send what a buggy or malicious
@@ -23,6 +24,8 @@
 pub mod calibrate;
 pub mod database;
 pub mod disk;
+#[cfg(madsim)]
+mod draw;
 pub mod failure;
 #[cfg(madsim)]
 mod hostile;

@@ -5,7 +5,8 @@
 
 use crate::database::{Applied, ApplyRequest, DbClient, Effect};
 use crate::recorder::{harness_marks, Recorder};
-use crate::world::{draw, draw_unit, WORKLOAD_START_MS};
+use crate::draw::{draw, draw_unit};
+use crate::run::WORKLOAD_START_MS;
 use broker::client::{
     Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
     PushConsumerConfig, QueueChange, QueueHook, TransactionListener, TransactionProducer,

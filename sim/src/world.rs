@@ -36,17 +36,7 @@ fn db_addr() -> SocketAddr {
     SocketAddr::new(ip_of(&Node::Database(0), 0), DB_PORT)
 }
 
-pub use crate::run::WORKLOAD_START_MS;
-
-/// A draw from the simulation's seeded RNG.
-pub fn draw() -> u64 {
-    madsim::rand::random::<u64>()
-}
-
-/// A draw in `0.0..1.0`.
-pub fn draw_unit() -> f64 {
-    (draw() >> 11) as f64 / (1u64 << 53) as f64
-}
+use crate::draw::draw;
 
 fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
     let (subnet, host) = match node {
