@@ -16,7 +16,8 @@
 //! - `workload` (madsim only): producers, idempotent consumers, the drain.
 //! - `hostile` (madsim only): clients that send what a buggy or malicious
 //!   client would, recording how each request was answered.
-//! - `src/bin/mqsim.rs`: the command line.
+//! - `src/bin/mqsim/`: the command line (`main.rs` dispatches; `cli`, `input`,
+//!   `sweep`, `bugs`, `bench`).
 //!
 //! Everything random comes from madsim's seeded RNG or the scenario's
 //! resolution of the seed; every map that is iterated is ordered.
