@@ -325,7 +325,7 @@ impl Broker {
         let config = TopicConfig::new(topic, queues);
         self.topics.lock().expect("topics").entry(topic.to_string()).or_insert(config);
         self.persist_topics().map_err(Response::from)?;
-        let _ = self.register_all().await;
+        self.register_soon();
         Ok(self.topics.lock().expect("topics")[topic].clone())
     }
 
@@ -477,7 +477,7 @@ impl Broker {
         }
         self.topics.lock().expect("topics").entry(topic.to_string()).or_insert_with(|| TopicConfig::new(topic, 1));
         self.persist_topics().map_err(Response::from)?;
-        let _ = self.register_all().await;
+        self.register_soon();
         Ok(())
     }
 

@@ -250,6 +250,8 @@ pub struct Broker {
     /// Woken when a registration some name server did not take (after a
     /// role change, a new topic) should be retried soon.
     register_retry: Notify,
+    /// Wakes the registration loop at once: a topic was created.
+    register_now: Notify,
     /// A master's slaves and how far they hold the log.
     slaves: Mutex<Slaves>,
     /// Master or slave now, in which term (changes in controller mode).
@@ -341,6 +343,7 @@ impl Broker {
             timers: Mutex::new(timers),
             timer_wake: Notify::new(),
             register_retry: Notify::new(),
+            register_now: Notify::new(),
             slaves: Mutex::new(Slaves::default()),
             role: Mutex::new(role),
             role_changed: watch::Sender::new(0),
@@ -449,6 +452,7 @@ impl Broker {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(me.config.register_interval_ms)) => {}
                     _ = me.register_retry.notified() => tokio::time::sleep(Duration::from_millis(retry)).await,
+                    _ = me.register_now.notified() => {}
                 }
             }
         });
@@ -609,6 +613,15 @@ impl Broker {
             self.register_retry.notify_one();
         }
         all
+    }
+
+    /// Registers with the name servers soon, from the registration loop,
+    /// without waiting for them: a request that created a topic (a send to
+    /// a new topic, a retry or dead letter of a new group) is answered
+    /// whether a name server is up or not, as RocketMQ registers one-way
+    /// there.
+    pub(super) fn register_soon(&self) {
+        self.register_now.notify_one();
     }
 
     /// Waits until the commit log is durable up to `end_offset`.

@@ -621,3 +621,29 @@ async fn a_chunk_reaching_a_promoted_slave_leaves_its_log_and_terms_alone() {
     assert_eq!(bodies(&replica, "orders"), ["m0", "m1"]);
     assert_eq!(replica.epochs.lock().unwrap().last().map(|e| e.epoch), Some(1));
 }
+
+/// A send-back that creates a group's dead-letter topic (like a send that
+/// creates its topic) is answered without waiting for the name servers: the
+/// registration loop announces the new topic. Regression (swarm seed 12,
+/// found by dead-lettered-late): while a name server was paused, each first
+/// dead letter of a group on a broker waited for its registration to time
+/// out, 1.8 s after the consumer's failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_dead_letter_topic_does_not_wait_for_the_name_servers() {
+    // Takes connections (the kernel's backlog) and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.namesrv_addrs = vec![silent.local_addr().unwrap().to_string()];
+    config.request_timeout_ms = 3_600_000;
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    broker.spawn_loops();
+    let patience = Duration::from_secs(60);
+    let sent = tokio::time::timeout(patience, broker.apply(send("orders", "poison"), peer())).await;
+    let sent = sent.expect("a send creating its topic waited for a name server that never answers");
+    assert_eq!(sent.code, ResponseCode::Success, "{sent:?}");
+    let back = Request::ConsumerSendMsgBack { group: "billing".into(), commit_log_offset: 0, delay_level: -1, max_reconsume_times: 3 };
+    let answered = tokio::time::timeout(patience, broker.apply(back, peer())).await;
+    let answered = answered.expect("a send-back creating the DLQ topic waited for a name server that never answers");
+    assert_eq!(answered.code, ResponseCode::Success, "{answered:?}");
+    assert!(broker.topics.lock().unwrap().contains_key("%DLQ%billing"));
+}
