@@ -6,7 +6,7 @@ mod common;
 
 use checker::history::HistoryBuilder;
 use checker::{check_dead_letter, check_delay, CheckConfig, ConsumeOutcome, Event, Expect, Kind, Op, Validity};
-use common::{acked, config, copy_delivered, order};
+use common::{acked, config, copy_delivered, order, timed};
 use insta::assert_json_snapshot;
 
 /// broker-0's clock runs 700 ms ahead from 5 s to 25 s; delay levels of
@@ -19,10 +19,6 @@ fn skewed(expect: Expect) -> CheckConfig {
     });
     cfg.groups[0].max_reconsume_times = 2;
     cfg
-}
-
-fn timed(msg_id: &str, at: u64) -> Event {
-    order(msg_id, "TagA", &format!("k-{msg_id}")).deliver_at_ms(at)
 }
 
 /// d1 is held while the skew lasts and comes 600 ms early: forgiven. d2 is

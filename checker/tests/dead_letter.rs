@@ -5,7 +5,7 @@
 mod common;
 
 use checker::history::HistoryBuilder;
-use checker::{check_dead_letter, CheckConfig, ConsumeOutcome, Event, Expect, Kind, Op, Validity};
+use checker::{check_dead_letter, CheckConfig, ConsumeOutcome, Event, Expect, Kind, Op, Validity, DEDUPE_UNAVAILABLE, LOCAL_RETRY, NOT_EXPECTED};
 use common::{acked, config, order};
 use insta::assert_json_snapshot;
 
@@ -152,5 +152,140 @@ fn dead_letter_fails_on_a_dead_letter_stored_late_with_no_fault_to_excuse_it() {
     let found: Vec<(&str, &str)> = result.anomalies.iter().map(|a| (a.kind.as_str(), &a.detail[..2])).collect();
     assert_eq!(found, [("dead-lettered-late", "m6")]);
     assert_eq!(result.count("dead-letter-lateness-max-ms"), 5_000);
+    assert_json_snapshot!(result);
+}
+
+/// Delay levels of 1 s to 18 s, max reconsume times 2 for billing: a retry
+/// after reconsumption n waits n + 3 s.
+fn level_table_config() -> CheckConfig {
+    let mut cfg = config(Expect {
+        dead_letter: true,
+        delay_levels_ms: (1..=18).map(|s| s * 1_000).collect(),
+        // broker-1's clock runs 500 ms ahead for the whole run.
+        clock_moves_ms: [("broker-1".to_string(), vec![(0, 500)])].into(),
+        ..Expect::default()
+    });
+    cfg.groups[0].max_reconsume_times = 2;
+    cfg
+}
+
+/// A delivery of `msg_id` to billing at reconsume level `level`.
+fn attempt(h: &mut HistoryBuilder, t: u64, msg_id: &str, level: u32, result: ConsumeOutcome) -> u64 {
+    h.push(
+        Event::new(t, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id(msg_id)
+            .reconsume(level)
+            .result(result),
+    )
+}
+
+/// m1 fails at levels 0, 1 and 2 (the max), each retry waiting its level,
+/// and is dead-lettered; m2 fails once, the broker cannot take it back, is
+/// retried in place at once and then by the broker, and is consumed.
+fn dead_letter_history() -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 0, order("m1", "TagB", "k1"));
+    acked(&mut h, 0, order("m2", "TagB", "k2"));
+    attempt(&mut h, 1_000, "m1", 0, RETRY);
+    attempt(&mut h, 4_100, "m1", 1, RETRY);
+    attempt(&mut h, 8_200, "m1", 2, RETRY);
+    attempt(&mut h, 1_000, "m2", 0, RETRY);
+    h.push(
+        Event::new(2_000, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m2")
+            .reconsume(1)
+            .result(RETRY)
+            .detail(LOCAL_RETRY),
+    );
+    attempt(&mut h, 7_000, "m2", 2, OK);
+    // m3 is consumed, then a redelivery meets the dedupe store down three
+    // times and is dead-lettered: the consumer could not know it was done.
+    acked(&mut h, 0, order("m3", "TagB", "k3"));
+    attempt(&mut h, 500, "m3", 0, OK);
+    for (t, level) in [(1_000, 0), (4_100, 1), (8_200, 2)] {
+        h.push(
+            Event::new(t, "consumer-billing-2", Kind::Ok, Op::Deliver)
+                .group("billing")
+                .msg_id("m3")
+                .reconsume(level)
+                .result(RETRY)
+                .start_ms(t - 10)
+                .detail(DEDUPE_UNAVAILABLE),
+        );
+    }
+    h.harness(9_000, Op::TailStart);
+    h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id("m1"));
+    h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id("m3"));
+    h.harness(20_001, Op::End);
+    h
+}
+
+#[test]
+fn dead_letter_holds_when_retries_wait_their_levels_and_the_dlq_has_exactly_the_exhausted() {
+    let h = dead_letter_history();
+    let result = check_dead_letter(h.events(), &level_table_config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!((result.count("retries"), result.count("local-retries"), result.count("dead-lettered")), (5, 1, 2));
+    assert_eq!(result.count("dlq-billing"), 2);
+    assert_json_snapshot!(result);
+    let unexpected = check_dead_letter(h.events(), &config(Expect::default()));
+    assert_eq!(unexpected.note.as_deref(), Some(NOT_EXPECTED));
+}
+
+#[test]
+fn dead_letter_fails_on_an_early_retry() {
+    let mut h = dead_letter_history();
+    // m7 comes back 1 s after failing: level 3 waits 3 s.
+    acked(&mut h, 0, order("m7", "TagB", "k7"));
+    attempt(&mut h, 1_000, "m7", 0, RETRY);
+    attempt(&mut h, 2_000, "m7", 1, OK);
+    // m8 comes back 400 ms early from broker-1, whose clock the run moved
+    // forward by 500 ms: within its allowance.
+    acked(&mut h, 0, order("m8", "TagB", "k8"));
+    attempt(&mut h, 1_000, "m8", 0, RETRY);
+    h.push(
+        Event::new(3_600, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m8")
+            .queue("broker-1/%RETRY%billing/0")
+            .reconsume(1)
+            .result(OK),
+    );
+    let result = check_dead_letter(h.events(), &level_table_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("retry-early"), 1);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn dead_letter_fails_on_a_dead_letter_early_missing_or_after_a_success() {
+    let mut h = dead_letter_history();
+    // m7: dead-lettered after one failure of the three it needs.
+    acked(&mut h, 0, order("m7", "TagB", "k7"));
+    attempt(&mut h, 1_000, "m7", 0, RETRY);
+    // m4: failed at the max, then nowhere.
+    acked(&mut h, 0, order("m4", "TagB", "k4"));
+    attempt(&mut h, 1_000, "m4", 0, RETRY);
+    attempt(&mut h, 5_000, "m4", 1, RETRY);
+    attempt(&mut h, 10_000, "m4", 2, RETRY);
+    // m5: consumed, then failed through the max and dead-lettered.
+    acked(&mut h, 0, order("m5", "TagB", "k5"));
+    attempt(&mut h, 500, "m5", 0, OK);
+    attempt(&mut h, 1_000, "m5", 0, RETRY);
+    attempt(&mut h, 5_000, "m5", 1, RETRY);
+    attempt(&mut h, 10_000, "m5", 2, RETRY);
+    // m6: a retry at level 1 with no failure before it.
+    acked(&mut h, 0, order("m6", "TagB", "k6"));
+    attempt(&mut h, 9_000, "m6", 1, OK);
+    for m in ["m7", "m5"] {
+        h.push(Event::new(20_000, "drain", Kind::Ok, Op::Dlq).group("billing").msg_id(m));
+    }
+    let result = check_dead_letter(h.events(), &level_table_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    let mut kinds: Vec<&str> = result.anomalies.iter().map(|a| a.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["consumed-and-dead-lettered", "dead-lettered-early", "not-dead-lettered", "retried-without-failure"]);
     assert_json_snapshot!(result);
 }

@@ -8,6 +8,8 @@ use checker::{check_duplicated, CheckConfig, ConsumeOutcome, Event, Expect, Kind
 use common::{acked, config, order};
 use insta::assert_json_snapshot;
 
+const OK: ConsumeOutcome = ConsumeOutcome::Success;
+const RETRY: ConsumeOutcome = ConsumeOutcome::RetryLater;
 const QUEUE: &str = "broker-0/orders/0";
 
 fn bounded() -> CheckConfig {
@@ -130,5 +132,39 @@ fn a_timer_written_twice_is_excused_only_by_a_restart_of_its_broker_soon_after()
     assert_eq!(result.validity, Validity::Invalid);
     assert_eq!(result.count("redelivered-beyond-progress"), 1);
     assert!(result.anomalies[0].detail.starts_with("t1, due at a set time"), "{:?}", result.anomalies);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn duplicated_is_zero_without_redeliveries() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", RETRY);
+    h.deliver(30, "consumer-billing-1", "billing", "m1", OK);
+    h.deliver(31, "consumer-audit-1", "audit", "m1", OK);
+
+    let result = check_duplicated(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(result.count("duplicated"), 0);
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn duplicated_counts_redeliveries_but_stays_valid() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, order("m1", "TagA", "k1"));
+    acked(&mut h, 11, order("m2", "TagA", "k2"));
+    h.deliver(20, "consumer-billing-1", "billing", "m1", OK);
+    h.nemesis(25, Op::Fault, "consumer-crash", Some("consumer-billing-1"));
+    h.deliver(30, "consumer-billing-2", "billing", "m1", OK);
+    h.deliver(31, "consumer-billing-2", "billing", "m1", OK);
+    h.deliver(32, "consumer-billing-2", "billing", "m2", OK);
+
+    let result = check_duplicated(h.events(), &config(Expect::default()));
+    assert_eq!(result.validity, Validity::Valid);
+    assert_eq!(
+        (result.count("duplicated"), result.count("redeliveries")),
+        (1, 2)
+    );
     assert_json_snapshot!(result);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use checker::history::HistoryBuilder;
-use checker::{check_transaction, Event, Kind, Op, TxState, Validity};
+use checker::{check_all, check_transaction, Event, Kind, Op, TxState, Validity};
 use common::{acked, copy_delivered, tx_end, tx_expect, tx_send};
 use insta::assert_json_snapshot;
 
@@ -86,4 +86,85 @@ fn transaction_fails_on_a_commit_moved_aside_and_checks_after_the_end() {
     // sixth), and t5's one.
     assert_eq!((result.count("checked-after-end"), result.count("committed-moved-aside")), (4, 1));
     assert_json_snapshot!(result);
+}
+
+#[test]
+fn transaction_holds_when_each_message_follows_its_local_transaction() {
+    let mut h = HistoryBuilder::new();
+    // Committed by its producer.
+    acked(&mut h, 10, tx_send("t1", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 20, "producer-0", "t1", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 30, "t1", "broker-0/orders/1", 0);
+    // Rolled back by its producer: never delivered.
+    acked(&mut h, 40, tx_send("t2", "producer-0", "pay", TxState::Rollback));
+    tx_end(&mut h, 45, "producer-0", "t2", TxState::Rollback, Kind::Ok);
+    // Unknown at first; another producer of the group commits on check-back.
+    acked(&mut h, 50, tx_send("t3", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 55, "producer-0", "t3", TxState::Unknown, Kind::Info);
+    h.push(Event::new(2_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Unknown));
+    h.push(Event::new(3_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Commit));
+    copy_delivered(&mut h, 3_010, "t3", "broker-0/orders/2", 0);
+    // Nobody ever answered: moved aside and reported.
+    acked(&mut h, 60, tx_send("t4", "producer-0", "pay", TxState::Commit));
+    h.push(Event::new(9_000, "drain", Kind::Info, Op::TxAside).msg_id("t4"));
+    // Its only producer left for good before ending it.
+    acked(&mut h, 70, tx_send("t5", "producer-2", "legacy", TxState::Commit));
+    h.push(Event::new(80, "producer-2", Kind::Info, Op::Retire).group("legacy"));
+    // Committed, dead-lettered, and sent again under its id by an operator:
+    // two stored copies for two sends.
+    acked(&mut h, 75, tx_send("t8", "producer-1", "pay", TxState::Commit));
+    tx_end(&mut h, 76, "producer-1", "t8", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 77, "t8", "broker-0/orders/2", 5);
+    acked(&mut h, 300, Event::new(0, "operator-billing", Kind::Invoke, Op::Send).msg_id("t8").topic("orders").key("k-t8"));
+    copy_delivered(&mut h, 310, "t8", "broker-0/orders/2", 9);
+    // A flipped bit destroyed its half before anyone ended it.
+    acked(&mut h, 80, tx_send("t7", "producer-1", "pay", TxState::Commit));
+    h.push(Event::new(85, "nemesis", Kind::Info, Op::Fault).fault("disk-fault").target("broker-0").msg_id("t7"));
+    // Redelivered from the same stored copy: a duplicate, not a second commit.
+    acked(&mut h, 90, tx_send("t6", "producer-1", "pay", TxState::Commit));
+    tx_end(&mut h, 95, "producer-1", "t6", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 100, "t6", "broker-0/orders/3", 4);
+    copy_delivered(&mut h, 200, "t6", "broker-0/orders/3", 4);
+    h.harness(10_000, Op::End);
+
+    let verdict = check_all(h.events(), &tx_expect());
+    let tx = verdict.check("transaction").unwrap();
+    assert_eq!(tx.validity, Validity::Valid, "{tx:?}");
+    assert_eq!(
+        (tx.count("committed"), tx.count("rolled-back"), tx.count("resolved-by-check"), tx.count("moved-aside"), tx.count("orphaned")),
+        (6, 1, 3, 1, 1)
+    );
+    assert_eq!(tx.count("resolve-max-ms"), 2_958);
+    assert_eq!(tx.count("destroyed"), 1);
+    assert_eq!(verdict.check("lost").unwrap().validity, Validity::Valid, "rolled back, moved aside and orphaned are not lost");
+    assert_json_snapshot!(tx);
+}
+
+#[test]
+fn transaction_fails_on_a_delivered_rollback_a_missing_commit_and_a_second_copy() {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, tx_send("t1", "producer-0", "pay", TxState::Rollback));
+    tx_end(&mut h, 20, "producer-0", "t1", TxState::Rollback, Kind::Ok);
+    copy_delivered(&mut h, 30, "t1", "broker-0/orders/1", 0);
+    acked(&mut h, 40, tx_send("t2", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 50, "producer-0", "t2", TxState::Commit, Kind::Ok);
+    acked(&mut h, 60, tx_send("t3", "producer-0", "pay", TxState::Commit));
+    h.push(Event::new(3_000, "producer-1", Kind::Ok, Op::TxCheck).msg_id("t3").tx(TxState::Commit));
+    tx_end(&mut h, 3_100, "producer-0", "t3", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 3_010, "t3", "broker-0/orders/2", 0);
+    copy_delivered(&mut h, 3_200, "t3", "broker-0/orders/2", 1);
+    // The same on a broker that lost power is excused.
+    h.nemesis(4_000, Op::Fault, "power-loss", Some("broker-1"));
+    acked(&mut h, 4_100, tx_send("t4", "producer-0", "pay", TxState::Commit));
+    tx_end(&mut h, 4_110, "producer-0", "t4", TxState::Commit, Kind::Ok);
+    copy_delivered(&mut h, 4_120, "t4", "broker-1/orders/0", 7);
+    copy_delivered(&mut h, 9_000, "t4", "broker-1/orders/0", 8);
+    h.harness(10_000, Op::End);
+
+    let tx = check_transaction(h.events(), &tx_expect());
+    assert_eq!(tx.validity, Validity::Invalid);
+    let kinds: Vec<&str> = tx.anomalies.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["rollback-delivered", "committed-not-delivered", "committed-twice"]);
+    assert_eq!(tx.count("committed-twice-excused"), 1);
+    assert_json_snapshot!(tx);
 }

@@ -67,3 +67,21 @@ pub fn tx_end(h: &mut HistoryBuilder, t: u64, process: &str, msg_id: &str, state
 pub fn tx_expect() -> CheckConfig {
     CheckConfig { groups: vec![group("billing", "*", false)], expect: Expect { transaction: true, ..Expect::default() }, ..CheckConfig::default() }
 }
+
+/// A send draft of `msg_id` due at `at` (a timer or delayed message).
+pub fn timed(msg_id: &str, at: u64) -> Event {
+    order(msg_id, "TagA", &format!("k-{msg_id}")).deliver_at_ms(at)
+}
+
+/// Sends seq 0..n of shard s-1, all acknowledged.
+pub fn shard_of(h: &mut HistoryBuilder, n: u64) {
+    for seq in 0..n {
+        acked(
+            h,
+            10 + seq,
+            order(&format!("m{seq}"), "TagB", &format!("k{seq}"))
+                .shard("s-1")
+                .seq(seq),
+        );
+    }
+}
