@@ -47,6 +47,20 @@ pub enum Error {
     NoRoute(String),
 }
 
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Error {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Io(e) => Error::Io(e),
+            StoreError::Corrupt { offset, reason } => Error::Corrupt { offset, reason },
+            StoreError::Inconsistent(why) => Error::Inconsistent(why),
+            refused @ StoreError::NotWritable(_) => Error::rejected(ResponseCode::SystemError, refused.to_string()),
+            refused @ StoreError::NotMaster => Error::rejected(ResponseCode::NotMaster, refused.to_string()),
+            StoreError::Illegal(why) => Error::rejected(ResponseCode::MessageIllegal, why),
+        }
+    }
+}
+
 impl Error {
     /// A rejection with a code and message.
     pub fn rejected(code: ResponseCode, message: impl Into<String>) -> Error {

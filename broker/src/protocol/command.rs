@@ -819,3 +819,10 @@ impl From<crate::error::Error> for Response {
         }
     }
 }
+
+/// The house protocol's code for each store error.
+impl From<crate::store::StoreError> for Response {
+    fn from(e: crate::store::StoreError) -> Response {
+        crate::error::Error::from(e).into()
+    }
+}

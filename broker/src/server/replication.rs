@@ -564,7 +564,7 @@ impl Broker {
                 }
             }
         }
-        Some(appended)
+        Some(appended.map_err(crate::error::Error::from))
     }
 
     /// A slave's replication loop: pull from the master's end, append,

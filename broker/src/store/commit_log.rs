@@ -5,7 +5,7 @@ use super::entry::{self, HEADER_LEN};
 use super::Disk;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::error::{Error, Result};
+use super::error::{Result, StoreError};
 use crate::model::MessageExt;
 use std::collections::BTreeMap;
 use std::io;
@@ -248,7 +248,7 @@ impl CommitLog {
     /// replica's offsets stay the master's; the replica passes over it as
     /// recovery does.
     pub fn read_raw(&self, from: u64, max: usize) -> Result<Vec<u8>> {
-        let corrupt = |reason: String| Error::Corrupt { offset: from, reason };
+        let corrupt = |reason: String| StoreError::Corrupt { offset: from, reason };
         if from >= self.write_offset {
             return Ok(Vec::new());
         }
@@ -324,7 +324,7 @@ impl CommitLog {
 
     /// Reads and verifies the entry at `offset`.
     pub fn read(&self, offset: u64) -> Result<MessageExt> {
-        let corrupt = |reason: String| Error::Corrupt { offset, reason };
+        let corrupt = |reason: String| StoreError::Corrupt { offset, reason };
         let (start, len) = self
             .segments
             .range(..=offset)

@@ -13,7 +13,7 @@
 //! consume queue files in fixed-size pieces for the same end).
 
 use super::Disk;
-use crate::error::{Error, Result};
+use super::error::{Result, StoreError};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -245,7 +245,7 @@ impl ConsumeQueue {
     fn read_at(&self, disk: &dyn Disk, from: u64, len: u64) -> Result<Vec<CqEntry>> {
         let bytes = disk.read(&self.path, ENTRY_LEN as u64 * (1 + from), ENTRY_LEN * len as usize)?;
         if bytes.len() != ENTRY_LEN * len as usize {
-            return Err(Error::Inconsistent(format!(
+            return Err(StoreError::Inconsistent(format!(
                 "consume queue {}: entries {from}..{} are past the file's end",
                 self.path,
                 from + len
@@ -303,7 +303,7 @@ impl ConsumeQueue {
             self.min = queue_offset;
         }
         if queue_offset != self.max_offset() {
-            return Err(Error::Inconsistent(format!(
+            return Err(StoreError::Inconsistent(format!(
                 "consume queue {}: entry for offset {queue_offset} appended where {} is next",
                 self.path,
                 self.max_offset()
@@ -416,6 +416,6 @@ mod tests {
             q.append(&disk, i, entry(i)).unwrap();
         }
         disk.truncate("q", 2 * ENTRY_LEN as u64).unwrap();
-        assert!(matches!(q.read(&disk, &mut cache, 0, 4), Err(Error::Inconsistent(_))));
+        assert!(matches!(q.read(&disk, &mut cache, 0, 4), Err(StoreError::Inconsistent(_))));
     }
 }

@@ -19,7 +19,7 @@
 //! leads astray is found (and the index rebuilt from the commit log).
 
 use super::Disk;
-use crate::error::{Error, Result};
+use super::error::{Result, StoreError};
 use crate::model::fnv1a;
 
 /// Bytes per record.
@@ -196,7 +196,7 @@ impl KeyIndex {
 
     /// Commit log offsets recorded for a key, newest first, handed to
     /// `visit` until it answers false. A record that cannot be read is an
-    /// [`Error::Inconsistent`]: the index is to be rebuilt.
+    /// [`StoreError::Inconsistent`]: the index is to be rebuilt.
     pub fn walk(&self, disk: &dyn Disk, key: &str, mut visit: impl FnMut(u64) -> Result<bool>) -> Result<()> {
         let hash = fnv1a(key.as_bytes());
         let b = bucket(hash);
@@ -207,7 +207,7 @@ impl KeyIndex {
             let head = disk.read(&slots_path(seq), b as u64 * 4, 4)?;
             let head: [u8; 4] = head
                 .try_into()
-                .map_err(|_| Error::Inconsistent(format!("index: {} is shorter than its buckets", slots_path(seq))))?;
+                .map_err(|_| StoreError::Inconsistent(format!("index: {} is shorter than its buckets", slots_path(seq))))?;
             if !walk_chain(disk, seq, u32::from_be_bytes(head), hash, &mut visit)? {
                 return Ok(());
             }
@@ -321,9 +321,9 @@ fn walk_chain(disk: &dyn Disk, seq: u64, head: u32, hash: u64, visit: &mut impl 
     let mut position = head;
     while position != 0 {
         let record = read_record(disk, seq, position)?
-            .ok_or_else(|| Error::Inconsistent(format!("index: record {position} of {} cannot be read", records_path(seq))))?;
+            .ok_or_else(|| StoreError::Inconsistent(format!("index: record {position} of {} cannot be read", records_path(seq))))?;
         if record.prev >= position {
-            return Err(Error::Inconsistent(format!("index: record {position} of {} links forward", records_path(seq))));
+            return Err(StoreError::Inconsistent(format!("index: record {position} of {} links forward", records_path(seq))));
         }
         if record.hash == hash && !visit(record.offset)? {
             return Ok(false);
@@ -414,6 +414,6 @@ mod tests {
         idx.add(&disk, "a", 1).unwrap();
         idx.add(&disk, "a", 2).unwrap();
         assert!(disk.flip_bit(&records_path(0), 3, 1));
-        assert!(matches!(idx.lookup(&disk, "a"), Err(Error::Inconsistent(_))));
+        assert!(matches!(idx.lookup(&disk, "a"), Err(StoreError::Inconsistent(_))));
     }
 }

@@ -20,6 +20,7 @@ pub mod commit_log;
 pub mod consume_queue;
 pub mod disk;
 pub mod entry;
+pub mod error;
 pub mod index;
 pub mod mem_disk;
 
@@ -34,12 +35,12 @@ pub const READ_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// [`entry::ENTRY_LEN_MAX`] bytes, properties and the rest included.
 pub const BODY_BYTES_LIMIT: usize = 4 * 1024 * 1024;
 pub use disk::{Disk, FsDisk};
+pub use error::StoreError;
 pub use mem_disk::MemDisk;
 
-use crate::error::{Error, Result};
+use self::error::Result;
 use crate::marks::{self, Mark};
 use crate::model::{tag_hash, MessageExt, BORN_HOST_BYTES_MAX};
-use crate::protocol::ResponseCode;
 use commit_log::CommitLog;
 use consume_queue::{ConsumeQueue, CqEntry, PageCache};
 use index::KeyIndex;
@@ -265,14 +266,14 @@ impl MessageStore {
     /// assigns the queue offset, commit log offset and store time.
     pub fn put(&mut self, mut msg: MessageExt, now_ms: u64) -> Result<PutResult> {
         if let Some(why) = &self.broken {
-            return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
+            return Err(StoreError::NotWritable(why.to_string()));
         }
         if self.follower {
-            return Err(Error::rejected(ResponseCode::NotMaster, "a slave's store takes no writes of its own, only its master's log"));
+            return Err(StoreError::NotMaster);
         }
         // Everything a client sent is checked before a byte is written: a
         // refused message leaves the store as it was and writable.
-        let illegal = |why: String| Error::rejected(ResponseCode::MessageIllegal, why);
+        let illegal = StoreError::Illegal;
         msg.message.check_limits(self.config.body_bytes_max).map_err(illegal)?;
         if msg.born_host.len() > BORN_HOST_BYTES_MAX {
             return Err(illegal(format!("born host is {} bytes, more than the {BORN_HOST_BYTES_MAX} allowed", msg.born_host.len())));
@@ -316,11 +317,11 @@ impl MessageStore {
     /// Nothing is written when the chunk is not at the end or does not parse.
     pub fn append_replicated(&mut self, offset: u64, bytes: &[u8]) -> Result<Replicated> {
         if let Some(why) = &self.broken {
-            return Err(Error::rejected(ResponseCode::SystemError, format!("store is not writable: {why}")));
+            return Err(StoreError::NotWritable(why.to_string()));
         }
         let end = self.commit_log.write_offset();
         if offset != end {
-            return Err(Error::Inconsistent(format!("a replica chunk at {offset} does not continue this log, which ends at {end}")));
+            return Err(StoreError::Inconsistent(format!("a replica chunk at {offset} does not continue this log, which ends at {end}")));
         }
         // Split into entries and corrupt runs first, so a bad chunk writes nothing.
         let mut pieces: Vec<(usize, usize, Option<MessageExt>)> = Vec::new();
@@ -330,7 +331,7 @@ impl MessageStore {
             if let Ok(h) = header {
                 if pos + h.total_len > bytes.len() && pos > 0 {
                     // A master sends whole entries, or a corrupt run alone.
-                    return Err(Error::Inconsistent(format!("a replica chunk at {offset} ends inside an entry")));
+                    return Err(StoreError::Inconsistent(format!("a replica chunk at {offset} ends inside an entry")));
                 }
             }
             let parsed = header.ok().filter(|h| pos + h.total_len <= bytes.len()).and_then(|h| {
@@ -355,7 +356,7 @@ impl MessageStore {
             }
             let written = self.commit_log.append_raw(&bytes[from..to]).and_then(|at| match &msg {
                 Some(m) if at == m.commit_log_offset => self.dispatch(m),
-                Some(m) => Err(Error::Inconsistent(format!("entry of offset {} landed at {at}", m.commit_log_offset))),
+                Some(m) => Err(StoreError::Inconsistent(format!("entry of offset {} landed at {at}", m.commit_log_offset))),
                 None => {
                     tracing::warn!(offset = at, bytes = to - from, "a corrupt run copied from the master is passed over");
                     Ok(())
@@ -381,13 +382,13 @@ impl MessageStore {
     pub fn truncate_to(&mut self, offset: u64) -> Result<RecoveryReport> {
         let end = self.commit_log.write_offset();
         if offset > end {
-            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: it ends at {end}")));
+            return Err(StoreError::Inconsistent(format!("cannot cut the log back to {offset}: it ends at {end}")));
         }
         if offset < self.commit_log.min_offset() {
-            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: it starts at {}", self.commit_log.min_offset())));
+            return Err(StoreError::Inconsistent(format!("cannot cut the log back to {offset}: it starts at {}", self.commit_log.min_offset())));
         }
         if offset < end && self.commit_log.read(offset).is_err() {
-            return Err(Error::Inconsistent(format!("cannot cut the log back to {offset}: no entry starts there")));
+            return Err(StoreError::Inconsistent(format!("cannot cut the log back to {offset}: no entry starts there")));
         }
         begin_truncation(self.disk.as_ref(), offset)?;
         match MessageStore::open(self.disk.clone(), self.config.clone()) {
@@ -462,7 +463,7 @@ impl MessageStore {
         // checkpoint, and a newer checkpoint would hide the cut entries
         // from the recovery that is to dispatch them again.
         if let Some(why) = &self.broken {
-            return Err(Error::rejected(ResponseCode::SystemError, format!("no checkpoint of a broken store: {why}")));
+            return Err(StoreError::NotWritable(format!("no checkpoint of a broken store: {why}")));
         }
         let flushed = self.commit_log.flushed_offset();
         // A queue stays dirty until its sync succeeds: after a failed fsync
@@ -498,7 +499,7 @@ impl MessageStore {
     /// power loss could take back. A message whose stored bytes fail their
     /// CRC is passed over (a flipped bit: no copy can bring it back). A
     /// consume queue entry that does not point at its message is an
-    /// [`Error::Inconsistent`] for this read only; [`Self::get_or_rebuild`]
+    /// [`StoreError::Inconsistent`] for this read only; [`Self::get_or_rebuild`]
     /// rebuilds the queue then.
     pub fn get(
         &self,
@@ -529,7 +530,7 @@ impl MessageStore {
         filter: &dyn Fn(u64) -> bool,
     ) -> Result<GetResult> {
         match self.read_queue(topic, queue_id, offset, max_msgs, visible_end, filter, false) {
-            Err(Error::Inconsistent(why)) => {
+            Err(StoreError::Inconsistent(why)) => {
                 tracing::warn!(topic, queue_id, why = %why, "rebuilding a consume queue from the commit log");
                 self.rebuild_queue(topic, queue_id)?;
                 self.read_queue(topic, queue_id, offset, max_msgs, visible_end, filter, true)
@@ -607,7 +608,7 @@ impl MessageStore {
         if offset == max_offset {
             return Ok(result);
         }
-        let inconsistent = |why: String| Error::Inconsistent(format!("consume queue {topic}/{queue_id}: {why}"));
+        let inconsistent = |why: String| StoreError::Inconsistent(format!("consume queue {topic}/{queue_id}: {why}"));
         let cq = self.queues.get(&(topic.to_string(), queue_id)).ok_or_else(|| inconsistent("missing".into()))?;
         let mut next = offset;
         let mut scanned = 0;
@@ -650,11 +651,11 @@ impl MessageStore {
                     // A flipped bit: the message is gone (no single copy can
                     // bring it back); the queue goes on past it rather than
                     // failing every pull at this offset.
-                    Err(Error::Corrupt { offset, reason }) if skip_corrupt => {
+                    Err(StoreError::Corrupt { offset, reason }) if skip_corrupt => {
                         marks::reach(Mark::CorruptEntrySkipped);
                         tracing::warn!(topic, queue_id, queue_offset = next - 1, offset, reason = %reason, "corrupt message skipped");
                     }
-                    Err(Error::Corrupt { offset, reason }) => {
+                    Err(StoreError::Corrupt { offset, reason }) => {
                         return Err(inconsistent(format!("the entry at offset {} leads to bad bytes at {offset}: {reason}", next - 1)))
                     }
                     Err(e) => return Err(e),
@@ -688,7 +689,7 @@ impl MessageStore {
             }
             let msg = self.read_indexed(offset)?;
             if msg.message.topic != topic || !msg.message.keys.iter().any(|k| k == key) {
-                return Err(Error::Inconsistent(format!("index: key {topic}#{key} points at offset {offset}, a message without it")));
+                return Err(StoreError::Inconsistent(format!("index: key {topic}#{key} points at offset {offset}, a message without it")));
             }
             if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
                 bytes += u64::from(msg.store_size);
@@ -712,7 +713,7 @@ impl MessageStore {
         for &offset in offsets.iter().filter(|&&o| o >= self.commit_log.min_offset()) {
             let msg = self.read_indexed(offset)?;
             if msg.message.unique_id() != Some(id) {
-                return Err(Error::Inconsistent(format!("index: id {id} points at offset {offset}, another message")));
+                return Err(StoreError::Inconsistent(format!("index: id {id} points at offset {offset}, another message")));
             }
             bytes += u64::from(msg.store_size);
             if !found.is_empty() && bytes > READ_BYTES_MAX {
@@ -728,7 +729,7 @@ impl MessageStore {
     /// and a rebuilt index no longer points at it).
     fn read_indexed(&self, offset: u64) -> Result<MessageExt> {
         self.commit_log.read(offset).map_err(|e| match e {
-            Error::Corrupt { offset, reason } => Error::Inconsistent(format!("index: offset {offset} holds bad bytes: {reason}")),
+            StoreError::Corrupt { offset, reason } => StoreError::Inconsistent(format!("index: offset {offset} holds bad bytes: {reason}")),
             other => other,
         })
     }
@@ -737,7 +738,7 @@ impl MessageStore {
     /// rebuilds it from the commit log and runs the read again.
     pub fn with_index_rebuild<T>(&mut self, read: impl Fn(&MessageStore) -> Result<T>) -> Result<T> {
         match read(self) {
-            Err(Error::Inconsistent(why)) => {
+            Err(StoreError::Inconsistent(why)) => {
                 tracing::warn!(why = %why, "rebuilding the index from the commit log");
                 self.rebuild_index()?;
                 read(self)
@@ -774,7 +775,7 @@ impl MessageStore {
             let mid = lo + (hi - lo) / 2;
             let entry = cq
                 .get(self.disk.as_ref(), &mut self.cache(), mid)?
-                .ok_or_else(|| Error::Inconsistent(format!("consume queue {topic}/{queue_id}: no entry at offset {mid} inside its range")))?;
+                .ok_or_else(|| StoreError::Inconsistent(format!("consume queue {topic}/{queue_id}: no entry at offset {mid} inside its range")))?;
             if self.commit_log.read(entry.commit_log_offset)?.store_timestamp_ms < timestamp_ms {
                 lo = mid + 1;
             } else {
@@ -809,7 +810,7 @@ fn finish_truncation(shared: &Arc<dyn Disk>, segment_bytes: u64) -> Result<()> {
     let disk = shared.as_ref();
     let Some(bytes) = disk::read_all(disk, TRUNCATE_PATH)? else { return Ok(()) };
     let Ok(raw) = <[u8; 8]>::try_from(bytes.as_slice()) else {
-        return Err(Error::Corrupt { offset: 0, reason: format!("{TRUNCATE_PATH}: {} bytes, not an offset", bytes.len()) });
+        return Err(StoreError::Corrupt { offset: 0, reason: format!("{TRUNCATE_PATH}: {} bytes, not an offset", bytes.len()) });
     };
     let offset = u64::from_be_bytes(raw);
     let mut log = CommitLog::open(shared.clone(), segment_bytes)?;

@@ -218,8 +218,7 @@ fn a_message_past_any_limit_is_refused_before_anything_is_written() {
     ];
     for (msg, limit) in cases {
         let err = store.put(msg, 0).unwrap_err();
-        let Error::Rejected { code, message } = &err else { panic!("not a rejection: {err}") };
-        assert_eq!(*code, ResponseCode::MessageIllegal, "{err}");
+        let StoreError::Illegal(message) = &err else { panic!("not a refusal of the message: {err}") };
         assert!(message.contains(limit), "{message:?} does not name {limit:?}");
         assert_eq!(store.write_offset(), end, "a refused message wrote bytes");
     }
@@ -270,7 +269,7 @@ fn a_consume_queue_entry_that_misleads_fails_one_read_and_the_queue_is_rebuilt()
     point_queue_entry(&disk, &path, 3, offsets[6] + 5);
     let (mut store, _) = open(&disk);
     let err = store.get("t", 0, 0, 32, u64::MAX, &|_| true).unwrap_err();
-    assert!(matches!(err, Error::Inconsistent(_)), "{err}");
+    assert!(matches!(err, StoreError::Inconsistent(_)), "{err}");
     let got = store.get_or_rebuild("t", 0, 0, 32, u64::MAX, &|_| true).unwrap();
     let seen: Vec<u64> = got.messages.iter().map(|m| m.queue_offset).collect();
     assert_eq!(seen, [0, 1, 2, 3, 4]);
@@ -373,7 +372,7 @@ fn an_index_that_points_wrong_is_rebuilt_and_queries_answer_right() {
     }
     store.index.add(&disk, &index::key_of("t", "key-3"), offsets[5]).unwrap();
     store.index.add(&disk, &index::uniq_of("id-2"), offsets[4]).unwrap();
-    assert!(matches!(store.query_by_key("t", "key-3", 32, 0, u64::MAX), Err(Error::Inconsistent(_))));
+    assert!(matches!(store.query_by_key("t", "key-3", 32, 0, u64::MAX), Err(StoreError::Inconsistent(_))));
     let by_key = store.with_index_rebuild(|s| s.query_by_key("t", "key-3", 32, 0, u64::MAX)).unwrap();
     assert_eq!(by_key.len(), 1);
     assert_eq!(by_key[0].message.keys, ["key-3"]);
@@ -652,8 +651,8 @@ fn a_replica_copies_the_log_at_the_masters_offsets_with_its_queues_and_index() {
     // A chunk that does not continue the log is refused and changes nothing.
     let end = replica.write_offset();
     let stale = master.replica_chunk(0, 700).unwrap();
-    assert!(matches!(replica.append_replicated(0, &stale), Err(Error::Inconsistent(_))));
-    assert!(matches!(replica.append_replicated(end, &stale[..stale.len() - 1]), Err(Error::Inconsistent(_))));
+    assert!(matches!(replica.append_replicated(0, &stale), Err(StoreError::Inconsistent(_))));
+    assert!(matches!(replica.append_replicated(end, &stale[..stale.len() - 1]), Err(StoreError::Inconsistent(_))));
     assert_eq!(replica.write_offset(), end);
     // More on the master, then a restart of the replica: it goes on from
     // where it is.
@@ -713,9 +712,9 @@ fn truncation_cuts_the_log_its_queues_and_index_and_a_crash_during_it_is_finishe
     assert_eq!((next.commit_log_offset, next.queue_offset), (cut, 15));
     // Cutting past the end, before the start or inside an entry is refused.
     let end = store.write_offset();
-    let Err(Error::Inconsistent(why)) = store.truncate_to(end + 1) else { panic!("a cut past the end was taken") };
+    let Err(StoreError::Inconsistent(why)) = store.truncate_to(end + 1) else { panic!("a cut past the end was taken") };
     assert!(why.contains("ends at"), "{why}");
-    let Err(Error::Inconsistent(why)) = store.truncate_to(cut + 1) else { panic!("a cut inside an entry was taken") };
+    let Err(StoreError::Inconsistent(why)) = store.truncate_to(cut + 1) else { panic!("a cut inside an entry was taken") };
     assert!(why.contains("no entry starts there"), "{why}");
 
     // A crash right after the cut was recorded: the next open finishes it.
