@@ -107,6 +107,30 @@ pub struct Event {
     /// clock (the message's store timestamp, as a client reading it sees).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_ms: Option<u64>,
+    /// On a nemesis event that moved a broker's clock (a skew or a jump,
+    /// or the heal that takes it back): the move in ms, forward positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_ms: Option<i64>,
+    /// On a `power-loss` fault: the bytes its target had written and not
+    /// synced when the power went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsynced_bytes: Option<u64>,
+    /// On a `flip-byte` disk fault: where the flipped bit is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip: Option<Flip>,
+    /// On a `partition` fault or heal: the nodes on the other side from
+    /// `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<String>>,
+}
+
+/// Where a disk fault flipped a bit: the file and its byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flip {
+    /// The file, as the store names it (`commitlog/00000000000000000000`).
+    pub path: String,
+    /// The byte's offset in the file.
+    pub at: u64,
 }
 
 /// A local transaction's state, as a transactional producer knows it.
@@ -375,6 +399,10 @@ impl Event {
             tx: None,
             deliver_at_ms: None,
             stored_ms: None,
+            clock_ms: None,
+            unsynced_bytes: None,
+            flip: None,
+            from: None,
         }
     }
 
@@ -392,6 +420,30 @@ impl Event {
     /// Sets the earliest delivery time.
     pub fn deliver_at_ms(mut self, deliver_at_ms: u64) -> Event {
         self.deliver_at_ms = Some(deliver_at_ms);
+        self
+    }
+
+    /// Sets the clock move (nemesis clock events).
+    pub fn clock_ms(mut self, clock_ms: i64) -> Event {
+        self.clock_ms = Some(clock_ms);
+        self
+    }
+
+    /// Sets the unsynced bytes a power loss dropped.
+    pub fn unsynced_bytes(mut self, bytes: u64) -> Event {
+        self.unsynced_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets where a disk fault flipped a bit.
+    pub fn flip(mut self, path: impl Into<String>, at: u64) -> Event {
+        self.flip = Some(Flip { path: path.into(), at });
+        self
+    }
+
+    /// Sets the other side of a partition.
+    pub fn from(mut self, from: Vec<String>) -> Event {
+        self.from = Some(from);
         self
     }
 

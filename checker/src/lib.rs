@@ -37,7 +37,7 @@ pub mod verdict;
 
 pub use config::{tag_matches, CheckConfig, Expect, GroupSpec};
 pub use history::{
-    digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, HistoryError, Kind, Op, TxState,
+    digest, digest_hex, parse_jsonl, to_jsonl, ConsumeOutcome, Event, Flip, HistoryError, Kind, Op, TxState,
 };
 pub use invariant::{
     check_all, check_duplicated, check_exactly_once, check_failover, check_integrity, check_liveness, check_lost, check_offsets,

@@ -157,11 +157,16 @@ impl Recorder {
     /// A nemesis event: `op` is `fault` or `heal`, `fault` the fault's name,
     /// `target` the nodes it hits, comma-separated.
     pub fn nemesis(&self, op: Op, fault: &str, target: &str, detail: Option<String>) -> u64 {
-        let mut event = Event::new(0, "nemesis", Kind::Info, op).fault(fault).target(target);
-        if let Some(d) = detail {
-            event = event.detail(d);
-        }
-        self.record(event)
+        self.nemesis_with(op, fault, target, |event| match detail {
+            Some(d) => event.detail(d),
+            None => event,
+        })
+    }
+
+    /// A nemesis event whose typed fields (a clock move, unsynced bytes, a
+    /// partition's other side) `fill` sets.
+    pub fn nemesis_with(&self, op: Op, fault: &str, target: &str, fill: impl FnOnce(Event) -> Event) -> u64 {
+        self.record(fill(Event::new(0, "nemesis", Kind::Info, op).fault(fault).target(target)))
     }
 
     /// A harness event.

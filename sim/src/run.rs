@@ -68,22 +68,13 @@ impl RunOutcome {
 
 /// Every move the run made to each broker process's clock, as (time, ms
 /// forward or back) in history order: a skew's start and its taking back,
-/// a jump and its stepping back. Read from the history's fault and heal
-/// events (`skew_ms=N`, `jump_ms=N`), so a saved history is checked as the
-/// run was.
+/// a jump and its stepping back, from the nemesis events' `clock_ms`, so a
+/// saved history is checked as the run was.
 pub fn clock_moves_ms(events: &[Event]) -> BTreeMap<String, Vec<(u64, i64)>> {
     let mut moves: BTreeMap<String, Vec<(u64, i64)>> = BTreeMap::new();
-    for e in events.iter().filter(|e| matches!(e.op, Op::Fault | Op::Heal)) {
-        let (Some(target), Some(detail)) = (e.target.as_deref(), e.detail.as_deref()) else { continue };
-        if !target.starts_with("broker-") {
-            continue;
-        }
-        let moved = ["skew_ms=", "jump_ms="]
-            .iter()
-            .find_map(|prefix| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok()));
-        if let Some(ms) = moved {
-            let delta = if e.op == Op::Heal { -ms } else { ms };
-            moves.entry(target.to_string()).or_default().push((e.t_ms, delta));
+    for e in events.iter().filter(|e| e.op.is_nemesis()) {
+        if let (Some(target), Some(ms)) = (broker_target(e), e.clock_ms) {
+            moves.entry(target.to_string()).or_default().push((e.t_ms, ms));
         }
     }
     moves
@@ -95,18 +86,16 @@ pub fn clock_moves_ms(events: &[Event]) -> BTreeMap<String, Vec<(u64, i64)>> {
 pub fn clock_setback_ms(events: &[Event]) -> BTreeMap<String, u64> {
     let mut setback: BTreeMap<String, u64> = BTreeMap::new();
     for e in events.iter().filter(|e| e.op == Op::Fault) {
-        let (Some(target), Some(detail)) = (e.target.as_deref(), e.detail.as_deref()) else { continue };
-        if !target.starts_with("broker-") {
-            continue;
-        }
-        let moved = ["skew_ms=", "jump_ms="]
-            .iter()
-            .find_map(|prefix| detail.strip_prefix(prefix).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse::<i64>().ok()));
-        if let Some(ms) = moved {
+        if let (Some(target), Some(ms)) = (broker_target(e), e.clock_ms) {
             *setback.entry(target.to_string()).or_default() += ms.unsigned_abs();
         }
     }
     setback
+}
+
+/// The broker process a nemesis event targets, if it targets one.
+fn broker_target(e: &Event) -> Option<&str> {
+    e.target.as_deref().filter(|t| t.starts_with("broker-"))
 }
 
 /// Per-process clock setbacks keyed by the broker name the checker sees in

@@ -522,7 +522,7 @@ impl World {
             }
             Fault::PowerLoss { target: node } => {
                 let unsynced = self.disks.get(&node).map(SimDisk::unsynced_bytes).unwrap_or(0);
-                started(Some(format!("unsynced_bytes={unsynced}")));
+                self.recorder.nemesis_with(Op::Fault, name, &target, |e| e.unsynced_bytes(unsynced));
                 if unsynced > 0 {
                     self.recorder.reach(harness_marks::CRASH_WITH_UNSYNCED_BYTES, "nemesis");
                 }
@@ -542,12 +542,15 @@ impl World {
             }
             Fault::Partition { partition, targets: side, from } => {
                 let one_way = partition == PartitionKind::OneWay;
-                let detail = format!("from={} one_way={one_way}", from.join(","));
-                started(Some(detail.clone()));
+                let detail = if one_way { "one way" } else { "both ways" };
+                let other_side: Vec<String> = from.iter().map(|n| n.to_string()).collect();
+                let sides = other_side.clone();
+                self.recorder.nemesis_with(Op::Fault, name, &target, |e| e.from(sides).detail(detail));
                 self.recorder.partition(true);
                 self.clog(&partition_links(&side, &from, one_way), true);
+                let heal_target = target.clone();
                 Box::new(move |w| {
-                    ended(w, Some(detail));
+                    w.recorder.nemesis_with(Op::Heal, name, &heal_target, |e| e.from(other_side).detail(detail));
                     w.recorder.partition(false);
                     w.clog(&partition_links(&side, &from, one_way), false);
                 })
@@ -568,19 +571,21 @@ impl World {
             }
             Fault::ClockSkew { target: node, skew_ms } => {
                 // Skews and jumps add up; each heal takes back only its own.
-                started(Some(format!("skew_ms={skew_ms}")));
+                self.recorder.nemesis_with(Op::Fault, name, &target, |e| e.clock_ms(skew_ms).detail(format!("{skew_ms:+} ms")));
                 self.clocks[&node].jump_ms(skew_ms);
+                let heal_target = target.clone();
                 Box::new(move |w| {
-                    ended(w, Some(format!("skew_ms={skew_ms} taken back")));
+                    w.recorder.nemesis_with(Op::Heal, name, &heal_target, |e| e.clock_ms(-skew_ms).detail(format!("{skew_ms:+} ms taken back")));
                     w.clocks[&node].jump_ms(-skew_ms);
                 })
             }
             Fault::ClockJump { target: node, jump_ms } => {
-                started(Some(format!("jump_ms={jump_ms}")));
+                self.recorder.nemesis_with(Op::Fault, name, &target, |e| e.clock_ms(jump_ms).detail(format!("{jump_ms:+} ms")));
                 self.clocks[&node].jump_ms(jump_ms);
                 scheduled.heal_at_ms?;
+                let heal_target = target.clone();
                 Box::new(move |w| {
-                    ended(w, Some(format!("jump_ms={jump_ms} stepped back")));
+                    w.recorder.nemesis_with(Op::Heal, name, &heal_target, |e| e.clock_ms(-jump_ms).detail(format!("{jump_ms:+} ms stepped back")));
                     w.clocks[&node].jump_ms(-jump_ms);
                 })
             }
@@ -590,7 +595,7 @@ impl World {
                     let mut event = Event::new(0, "nemesis", Kind::Info, Op::Fault).fault(name).target(node.as_str());
                     match sim_disk.flip_byte(|n| draw() % n.max(1)) {
                         Some(flipped) => {
-                            event = event.detail(format!("{disk:?} at {} byte {}", flipped.path, flipped.at));
+                            event = event.flip(flipped.path, flipped.at);
                             // The checker excuses exactly this message.
                             if let Some(msg_id) = flipped.msg_id {
                                 event = event.msg_id(msg_id);

@@ -27,14 +27,13 @@ const DISTURBING: [&str; 5] = ["partition", "latency", "loss", "clock-skew", "cl
 
 /// True when a fault acts on `process` alone: it targets only that
 /// process, or it is a partition one of whose sides is that process alone
-/// (`detail` `from=<process> ...`).
+/// (`from`).
 fn only_about(span: &FaultSpan<'_>, process: &str) -> bool {
     let targets: Vec<&str> = span.targets().collect();
     if targets == [process] {
         return true;
     }
-    let from = span.fault.detail.as_deref().and_then(|d| d.split(' ').find_map(|w| w.strip_prefix("from=")));
-    span.name() == "partition" && from == Some(process)
+    span.name() == "partition" && span.fault.from.as_ref().is_some_and(|from| from.len() == 1 && from[0] == process)
 }
 
 /// The ids of a `sync-state-set [0, 1] set-epoch=N` role detail.
