@@ -147,6 +147,16 @@ pub enum Fault<T> {
         /// Probability that one message is dropped, 0..=1.
         loss_rate: f64,
     },
+    /// Messages between two sets of nodes (one link, with a node on each
+    /// side) are delayed, both ways; the rest of the network is not.
+    LinkLatency {
+        /// One end of the links.
+        targets: Vec<T>,
+        /// The other end.
+        from: Vec<T>,
+        /// Extra one-way delay `[min, max]`, drawn per message.
+        latency_ms: [u64; 2],
+    },
     /// The node's clock runs offset from true time until healed (the offset
     /// is then removed, which the node sees as a jump back).
     ClockSkew {
@@ -187,21 +197,81 @@ pub enum Channel {
     Clock,
 }
 
+/// Every kind of fault, one per [`Fault`] variant: its name in files and
+/// histories, and the swarm knob that sets its rate. Adding a fault is a
+/// variant here and in [`Fault`], its draw in swarm mode
+/// (`resolve::draw`) and its effect in the simulator's world: each an
+/// exhaustive match, so the compiler names every place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum FaultKind {
+    /// [`Fault::Kill`].
+    Kill,
+    /// [`Fault::PowerLoss`].
+    PowerLoss,
+    /// [`Fault::Pause`].
+    Pause,
+    /// [`Fault::ConsumerCrash`].
+    ConsumerCrash,
+    /// [`Fault::Partition`].
+    Partition,
+    /// [`Fault::Latency`].
+    Latency,
+    /// [`Fault::Loss`].
+    Loss,
+    /// [`Fault::LinkLatency`].
+    LinkLatency,
+    /// [`Fault::ClockSkew`].
+    ClockSkew,
+    /// [`Fault::ClockJump`].
+    ClockJump,
+    /// [`Fault::DiskFault`].
+    DiskFault,
+}
+
+impl FaultKind {
+    /// Every kind, in declaration order.
+    pub fn all() -> impl Iterator<Item = FaultKind> {
+        <FaultKind as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The name as written in files and histories (`power-loss`).
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// Its rate's field in `[nemesis.swarm]` (`power_loss_per_min`).
+    pub fn knob(self) -> String {
+        format!("{}_per_min", self.name().replace('-', "_"))
+    }
+
+    /// The kind whose swarm knob is `knob`.
+    pub fn of_knob(knob: &str) -> Option<FaultKind> {
+        FaultKind::all().find(|k| k.knob() == knob)
+    }
+}
+
 impl<T> Fault<T> {
+    /// The fault's kind.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Kill { .. } => FaultKind::Kill,
+            Fault::PowerLoss { .. } => FaultKind::PowerLoss,
+            Fault::Pause { .. } => FaultKind::Pause,
+            Fault::ConsumerCrash { .. } => FaultKind::ConsumerCrash,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::Latency { .. } => FaultKind::Latency,
+            Fault::Loss { .. } => FaultKind::Loss,
+            Fault::LinkLatency { .. } => FaultKind::LinkLatency,
+            Fault::ClockSkew { .. } => FaultKind::ClockSkew,
+            Fault::ClockJump { .. } => FaultKind::ClockJump,
+            Fault::DiskFault { .. } => FaultKind::DiskFault,
+        }
+    }
+
     /// The fault's name as written in files and histories (`power-loss`).
     pub fn name(&self) -> &'static str {
-        match self {
-            Fault::Kill { .. } => "kill",
-            Fault::PowerLoss { .. } => "power-loss",
-            Fault::Pause { .. } => "pause",
-            Fault::ConsumerCrash { .. } => "consumer-crash",
-            Fault::Partition { .. } => "partition",
-            Fault::Latency { .. } => "latency",
-            Fault::Loss { .. } => "loss",
-            Fault::ClockSkew { .. } => "clock-skew",
-            Fault::ClockJump { .. } => "clock-jump",
-            Fault::DiskFault { .. } => "disk-fault",
-        }
+        self.kind().name()
     }
 
     /// The one node the fault hits and the roles it may have, or `None` for
@@ -214,14 +284,16 @@ impl<T> Fault<T> {
             Fault::PowerLoss { target } => Some((target, SERVERS)),
             Fault::ConsumerCrash { target, .. } => Some((target, &[Role::Consumer])),
             Fault::DiskFault { target, .. } => Some((target, &[Role::Broker])),
-            Fault::Partition { .. } | Fault::Latency { .. } | Fault::Loss { .. } => None,
+            Fault::Partition { .. } | Fault::Latency { .. } | Fault::Loss { .. } | Fault::LinkLatency { .. } => None,
         }
     }
 
     /// Every node list the fault takes, with its field name.
     pub fn target_lists(&self) -> Vec<(&'static str, &[T])> {
         match self {
-            Fault::Partition { targets, from, .. } => vec![("targets", targets), ("from", from)],
+            Fault::Partition { targets, from, .. } | Fault::LinkLatency { targets, from, .. } => {
+                vec![("targets", targets), ("from", from)]
+            }
             Fault::Latency { targets, .. } | Fault::Loss { targets, .. } => vec![("targets", targets)],
             _ => Vec::new(),
         }
@@ -275,6 +347,9 @@ impl<T> Fault<T> {
             }
             Fault::Latency { targets, latency_ms } => Fault::Latency { targets: list(targets), latency_ms: *latency_ms },
             Fault::Loss { targets, loss_rate } => Fault::Loss { targets: list(targets), loss_rate: *loss_rate },
+            Fault::LinkLatency { targets, from, latency_ms } => {
+                Fault::LinkLatency { targets: list(targets), from: list(from), latency_ms: *latency_ms }
+            }
             Fault::ClockSkew { target, skew_ms } => Fault::ClockSkew { target: single(target)?, skew_ms: *skew_ms },
             Fault::ClockJump { target, jump_ms } => Fault::ClockJump { target: single(target)?, jump_ms: *jump_ms },
             Fault::DiskFault { target, disk } => Fault::DiskFault { target: single(target)?, disk: *disk },
@@ -297,6 +372,9 @@ impl<T: fmt::Display> fmt::Display for Fault<T> {
             }
             Fault::Latency { targets, latency_ms: [min, max] } => write!(f, "latency {min}..={max}ms on [{}]", join(targets)),
             Fault::Loss { targets, loss_rate } => write!(f, "loss {loss_rate} on [{}]", join(targets)),
+            Fault::LinkLatency { targets, from, latency_ms: [min, max] } => {
+                write!(f, "link-latency {min}..={max}ms between [{}] and [{}]", join(targets), join(from))
+            }
             Fault::ClockSkew { target, skew_ms } => write!(f, "clock-skew {target} by {skew_ms:+}ms"),
             Fault::ClockJump { target, jump_ms } => write!(f, "clock-jump {target} by {jump_ms:+}ms"),
             Fault::DiskFault { target, disk } => write!(f, "disk-fault {target} {}", disk.as_str()),

@@ -44,7 +44,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{Problem, ScenarioError};
-pub use fault::{Channel, CrashStep, DiskFaultKind, Fault, NemesisEvent, PartitionKind};
+pub use fault::{Channel, CrashStep, DiskFaultKind, Fault, FaultKind, NemesisEvent, PartitionKind};
 pub use resolve::{
     Resolved, ScheduledFault, ARRIVAL_TICK_MS, PRODUCER_STOP_MARGIN_MS, CONSUMER_CRASH_DOWN_MS_MAX, GENERATED_DOWN_MS_MIN,
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 use crate::fault::{Channel, Fault, NemesisEvent};
-use crate::fault::{CrashStep, DiskFaultKind, PartitionKind};
+use crate::fault::{CrashStep, DiskFaultKind, FaultKind, PartitionKind};
 use crate::spec::{Nemesis, NemesisMode, Scenario, SwarmKnobs};
 use crate::target::{Node, Selector, Target};
 
@@ -214,12 +214,12 @@ fn ms_to_secs(ms: u64) -> f64 {
 /// Fills every `None` swarm knob: each rate is off half of the time and
 /// otherwise 0.01..=3.00 per minute; `max_down_s` is 1..=15.
 fn draw_swarm_knobs(knobs: &mut SwarmKnobs, seed: u64, drawn: &mut Vec<String>) {
-    for (name, slot) in knobs.rates_mut() {
-        if slot.is_none() {
-            let path = format!("nemesis.swarm.{name}");
+    for kind in FaultKind::all() {
+        if !knobs.rates.contains_key(&kind) {
+            let path = format!("nemesis.swarm.{}", kind.knob());
             let mut rng = Rng::new(seed, &path);
             let centi = if rng.chance(0.5) { 0 } else { rng.between(1, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN) };
-            *slot = Some(centi as f64 / 100.0);
+            knobs.rates.insert(kind, centi as f64 / 100.0);
             drawn.push(path);
         }
     }
@@ -274,82 +274,97 @@ fn swarm_events(scenario: &Scenario, knobs: &SwarmKnobs, seed: u64) -> Vec<Nemes
     let max_down_ms = secs_to_ms(knobs.max_down_s.unwrap_or(1.0)).max(1);
     let has_consumers = !scenario.workload.consumers.is_empty();
     let mut events = Vec::new();
-    for (name, rate) in knobs.rates() {
-        let kind = name.trim_end_matches("_per_min");
-        let mut rng = Rng::new(seed, &format!("swarm.{kind}"));
+    for (kind, rate) in knobs.rates() {
+        // Each kind draws from its own stream, named as before kinds were
+        // typed (`swarm.power_loss`), so adding a kind moves no other draw.
+        let mut rng = Rng::new(seed, &format!("swarm.{}", kind.name().replace('-', "_")));
         for at_ms in arrivals(&mut rng, rate.unwrap_or(0.0), duration_ms) {
             let at_s = ms_to_secs(at_ms);
             let down_ms = rng.between(GENERATED_DOWN_MS_MIN.min(max_down_ms), max_down_ms).min(duration_ms - at_ms);
             let after = Some(ms_to_secs(down_ms));
-            let network_targets = |rng: &mut Rng| {
-                if rng.chance(0.5) {
-                    vec![Target::Everyone]
-                } else {
-                    vec![Target::Random(Selector::Brokers)]
-                }
-            };
-            let event = match kind {
-                "kill" => NemesisEvent::new(at_s, Fault::Kill { target: random_server(scenario, &mut rng) }, after),
-                "power_loss" => NemesisEvent::new(at_s, Fault::PowerLoss { target: random_server(scenario, &mut rng) }, after),
-                "pause" => NemesisEvent::new(at_s, Fault::Pause { target: random_server(scenario, &mut rng) }, after),
-                "consumer_crash" if has_consumers => NemesisEvent::new(
-                    at_s,
-                    Fault::ConsumerCrash { target: Target::Random(Selector::Consumers), step: crash_step(&mut rng) },
-                    after,
-                ),
-                "consumer_crash" => continue,
-                "partition" => {
-                    let partition = [PartitionKind::Halves, PartitionKind::Isolate, PartitionKind::OneWay]
-                        [rng.below(3) as usize];
-                    let targets = match partition {
-                        PartitionKind::Halves => Vec::new(),
-                        _ => vec![random_server(scenario, &mut rng)],
-                    };
-                    NemesisEvent::new(at_s, Fault::Partition { partition, targets, from: Vec::new() }, after)
-                }
-                "latency" => {
-                    let min_ms = rng.below(50);
-                    let max_ms = min_ms + rng.between(10, 500);
-                    let targets = network_targets(&mut rng);
-                    NemesisEvent::new(at_s, Fault::Latency { targets, latency_ms: [min_ms, max_ms] }, after)
-                }
-                "loss" => {
-                    let loss_rate = rng.between(1, 50) as f64 / 100.0;
-                    let targets = network_targets(&mut rng);
-                    NemesisEvent::new(at_s, Fault::Loss { targets, loss_rate }, after)
-                }
-                "clock_skew" => {
-                    let skew_ms = signed(&mut rng, 10_000);
-                    NemesisEvent::new(at_s, Fault::ClockSkew { target: random_server(scenario, &mut rng), skew_ms }, after)
-                }
-                "clock_jump" => {
-                    let jump_ms = signed(&mut rng, 30_000);
-                    // Most jumps are corrected within the outage; a few stay.
-                    let persist = rng.chance(0.2);
-                    let heal_after_s = (!persist).then_some(ms_to_secs(down_ms));
-                    let fault = Fault::ClockJump { target: random_server(scenario, &mut rng), jump_ms };
-                    NemesisEvent { at_s, fault, after_s: heal_after_s, persist }
-                }
-                "disk_fault" => {
-                    // A flipped byte destroys the one message whose entry it
-                    // hits (the history names it and the checker excuses
-                    // exactly that one); the broker must lose nothing else.
-                    let disk = [
-                        DiskFaultKind::SlowFsync,
-                        DiskFaultKind::WriteError,
-                        DiskFaultKind::FsyncError,
-                        DiskFaultKind::Full,
-                        DiskFaultKind::FlipByte,
-                    ][rng.below(5) as usize];
-                    let heal_after_s = if disk == DiskFaultKind::FlipByte { None } else { after };
-                    NemesisEvent::new(at_s, Fault::DiskFault { target: Target::Random(Selector::Brokers), disk }, heal_after_s)
-                }
-                other => unreachable!("swarm knob without a generator: {other}"),
-            };
-            events.push(event);
+            if let Some(event) = draw(kind, scenario, &mut rng, at_s, after, down_ms, has_consumers) {
+                events.push(event);
+            }
         }
     }
     events
+}
+
+/// One fault of `kind` starting at `at_s`, drawn from `rng` in swarm mode,
+/// lasting `after` (`down_ms`); `None` for a kind the scenario cannot take.
+fn draw(kind: FaultKind, scenario: &Scenario, rng: &mut Rng, at_s: f64, after: Option<f64>, down_ms: u64, has_consumers: bool) -> Option<NemesisEvent> {
+    let network_targets = |rng: &mut Rng| {
+        if rng.chance(0.5) {
+            vec![Target::Everyone]
+        } else {
+            vec![Target::Random(Selector::Brokers)]
+        }
+    };
+    Some(match kind {
+        FaultKind::Kill => NemesisEvent::new(at_s, Fault::Kill { target: random_server(scenario, rng) }, after),
+        FaultKind::PowerLoss => NemesisEvent::new(at_s, Fault::PowerLoss { target: random_server(scenario, rng) }, after),
+        FaultKind::Pause => NemesisEvent::new(at_s, Fault::Pause { target: random_server(scenario, rng) }, after),
+        FaultKind::ConsumerCrash if has_consumers => NemesisEvent::new(
+            at_s,
+            Fault::ConsumerCrash { target: Target::Random(Selector::Consumers), step: crash_step(rng) },
+            after,
+        ),
+        FaultKind::ConsumerCrash => return None,
+        FaultKind::Partition => {
+            let partition = [PartitionKind::Halves, PartitionKind::Isolate, PartitionKind::OneWay][rng.below(3) as usize];
+            let targets = match partition {
+                PartitionKind::Halves => Vec::new(),
+                _ => vec![random_server(scenario, rng)],
+            };
+            NemesisEvent::new(at_s, Fault::Partition { partition, targets, from: Vec::new() }, after)
+        }
+        FaultKind::Latency => {
+            let min_ms = rng.below(50);
+            let max_ms = min_ms + rng.between(10, 500);
+            let targets = network_targets(rng);
+            NemesisEvent::new(at_s, Fault::Latency { targets, latency_ms: [min_ms, max_ms] }, after)
+        }
+        FaultKind::Loss => {
+            let loss_rate = rng.between(1, 50) as f64 / 100.0;
+            let targets = network_targets(rng);
+            NemesisEvent::new(at_s, Fault::Loss { targets, loss_rate }, after)
+        }
+        FaultKind::LinkLatency => {
+            // One broker's link to one other server: a slow cable, a
+            // congested switch port, one bad route.
+            let min_ms = rng.below(100);
+            let max_ms = min_ms + rng.between(10, 1_000);
+            let targets = vec![Target::Random(Selector::Brokers)];
+            let from = vec![random_server(scenario, rng)];
+            NemesisEvent::new(at_s, Fault::LinkLatency { targets, from, latency_ms: [min_ms, max_ms] }, after)
+        }
+        FaultKind::ClockSkew => {
+            let skew_ms = signed(rng, 10_000);
+            NemesisEvent::new(at_s, Fault::ClockSkew { target: random_server(scenario, rng), skew_ms }, after)
+        }
+        FaultKind::ClockJump => {
+            let jump_ms = signed(rng, 30_000);
+            // Most jumps are corrected within the outage; a few stay.
+            let persist = rng.chance(0.2);
+            let heal_after_s = (!persist).then_some(ms_to_secs(down_ms));
+            let fault = Fault::ClockJump { target: random_server(scenario, rng), jump_ms };
+            NemesisEvent { at_s, fault, after_s: heal_after_s, persist }
+        }
+        FaultKind::DiskFault => {
+            // A flipped byte destroys the one message whose entry it hits
+            // (the history names it and the checker excuses exactly that
+            // one); the broker must lose nothing else.
+            let disk = [
+                DiskFaultKind::SlowFsync,
+                DiskFaultKind::WriteError,
+                DiskFaultKind::FsyncError,
+                DiskFaultKind::Full,
+                DiskFaultKind::FlipByte,
+            ][rng.below(5) as usize];
+            let heal_after_s = if disk == DiskFaultKind::FlipByte { None } else { after };
+            NemesisEvent::new(at_s, Fault::DiskFault { target: Target::Random(Selector::Brokers), disk }, heal_after_s)
+        }
+    })
 }
 
 /// A non-zero number in `-max..=max`.

@@ -3,12 +3,13 @@
 //! Every table denies unknown fields, so a misspelt knob is an error rather
 //! than a silent default. Fields with a default say so in their doc line.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Problem, ScenarioError};
-use crate::fault::NemesisEvent;
+use crate::fault::{FaultKind, NemesisEvent};
 
 /// One scenario: a cluster, a workload, the faults injected into it, and what
 /// must still hold afterwards.
@@ -576,79 +577,60 @@ pub enum NemesisMode {
 }
 
 
-/// Swarm-mode rates, per minute of simulated time. Every knob left out is
-/// drawn from the seed (swarm testing: each seed tries a different mix of
-/// faults, some switched off) and printed resolved at start.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Swarm-mode rates, per minute of simulated time, one knob per fault
+/// kind (`kill_per_min`, `link_latency_per_min`: [`FaultKind::knob`]).
+/// Every knob left out is drawn from the seed (swarm testing: each seed
+/// tries a different mix of faults, some switched off) and printed resolved
+/// at start.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SwarmKnobs {
-    /// Process kills of name servers and brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kill_per_min: Option<f64>,
-    /// Power losses of name servers and brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub power_loss_per_min: Option<f64>,
-    /// Pauses of name servers and brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pause_per_min: Option<f64>,
-    /// Partitions (halves, isolate or one-way, drawn per event).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_per_min: Option<f64>,
-    /// Latency spikes, on one broker or the whole network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_per_min: Option<f64>,
-    /// Message-loss episodes, on one broker or the whole network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss_per_min: Option<f64>,
-    /// Clock skews of name servers and brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock_skew_per_min: Option<f64>,
-    /// Clock jumps of name servers and brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock_jump_per_min: Option<f64>,
-    /// Broker disk faults of every kind (a `flip-byte` destroys the message
-    /// it hits, which the history names and the checker excuses).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_fault_per_min: Option<f64>,
-    /// Consumer crashes with rejoin.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consumer_crash_per_min: Option<f64>,
+    /// Each fault kind's rate; a kind left out is drawn from the seed.
+    pub rates: BTreeMap<FaultKind, f64>,
     /// Longest time a generated fault lasts before it is healed or restarted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_down_s: Option<f64>,
 }
 
-impl SwarmKnobs {
-    /// The per-minute rates with their field names, in a fixed order.
-    pub fn rates(&self) -> [(&'static str, Option<f64>); 10] {
-        [
-            ("kill_per_min", self.kill_per_min),
-            ("power_loss_per_min", self.power_loss_per_min),
-            ("pause_per_min", self.pause_per_min),
-            ("partition_per_min", self.partition_per_min),
-            ("latency_per_min", self.latency_per_min),
-            ("loss_per_min", self.loss_per_min),
-            ("clock_skew_per_min", self.clock_skew_per_min),
-            ("clock_jump_per_min", self.clock_jump_per_min),
-            ("disk_fault_per_min", self.disk_fault_per_min),
-            ("consumer_crash_per_min", self.consumer_crash_per_min),
-        ]
-    }
+/// The one swarm knob that is not a rate.
+const MAX_DOWN_S: &str = "max_down_s";
 
-    /// The same rates, mutable, in the same order as [`SwarmKnobs::rates`].
-    pub(crate) fn rates_mut(&mut self) -> [(&'static str, &mut Option<f64>); 10] {
-        [
-            ("kill_per_min", &mut self.kill_per_min),
-            ("power_loss_per_min", &mut self.power_loss_per_min),
-            ("pause_per_min", &mut self.pause_per_min),
-            ("partition_per_min", &mut self.partition_per_min),
-            ("latency_per_min", &mut self.latency_per_min),
-            ("loss_per_min", &mut self.loss_per_min),
-            ("clock_skew_per_min", &mut self.clock_skew_per_min),
-            ("clock_jump_per_min", &mut self.clock_jump_per_min),
-            ("disk_fault_per_min", &mut self.disk_fault_per_min),
-            ("consumer_crash_per_min", &mut self.consumer_crash_per_min),
-        ]
+impl SwarmKnobs {
+    /// Every fault kind with its rate, if set, in kind order.
+    pub fn rates(&self) -> impl Iterator<Item = (FaultKind, Option<f64>)> + '_ {
+        FaultKind::all().map(|kind| (kind, self.rates.get(&kind).copied()))
+    }
+}
+
+impl Serialize for SwarmKnobs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (kind, rate) in self.rates() {
+            if let Some(rate) = rate {
+                map.serialize_entry(&kind.knob(), &rate)?;
+            }
+        }
+        if let Some(max_down_s) = self.max_down_s {
+            map.serialize_entry(MAX_DOWN_S, &max_down_s)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SwarmKnobs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields: BTreeMap<String, f64> = BTreeMap::deserialize(deserializer)?;
+        let mut knobs = SwarmKnobs::default();
+        for (field, value) in fields {
+            if field == MAX_DOWN_S {
+                knobs.max_down_s = Some(value);
+            } else if let Some(kind) = FaultKind::of_knob(&field) {
+                knobs.rates.insert(kind, value);
+            } else {
+                let known: Vec<String> = FaultKind::all().map(FaultKind::knob).chain([MAX_DOWN_S.to_string()]).collect();
+                return Err(serde::de::Error::custom(format!("unknown field `{field}`, expected one of {}", known.join(", "))));
+            }
+        }
+        Ok(knobs)
     }
 }
 

@@ -156,7 +156,8 @@ fn options_list_every_resolved_knob() {
     assert_eq!(options["workload.producers[0].tags"], r#"["TagA", "TagB", "TagC"]"#);
     assert_eq!(options["workload.producers[0].resend_max"], "2");
     assert_eq!(options["workload.consumers[1].idempotent"], "true");
-    for (name, _) in SwarmKnobs::default().rates() {
+    for (kind, _) in SwarmKnobs::default().rates() {
+        let name = kind.knob();
         assert!(options.contains_key(&format!("nemesis.swarm.{name}")), "{name} not listed");
     }
     for i in 0..resolved.schedule.len() {
@@ -414,6 +415,18 @@ fn other_rules_name_their_fields() {
             "nemesis.swarm: only for mode = \"swarm\"",
         ),
         (
+            with_events("[[nemesis.events]]\nat_s = 7\nfault = \"link-latency\"\ntargets = [\"broker-0\"]\nlatency_ms = [10, 50]\n"),
+            "missing field `from`",
+        ),
+        (
+            with_events("[[nemesis.events]]\nat_s = 7\nfault = \"link-latency\"\ntargets = [\"broker-0\"]\nfrom = [\"namesrv-0\"]\nlatency_ms = [50, 10]\n"),
+            "nemesis.events[1].latency_ms: must be [min, max] with min <= max",
+        ),
+        (
+            BASE.replace("[expect]", "[nemesis.swarm]\nslow_disk_per_min = 1.0\n\n[expect]"),
+            "unknown field `slow_disk_per_min`, expected one of kill_per_min,",
+        ),
+        (
             format!("{BASE}\n[expect.progress]\ntail_acked_share = 0.9\n"),
             "expect.progress.grace_s: the window would open at 35 s, when producers have stopped (30 s",
         ),
@@ -492,4 +505,24 @@ fn every_experiment_loads_with_a_cost_model() {
         found += 1;
     }
     assert!(found >= 5, "only {found} experiments in {}", dir.display());
+}
+
+/// A link-latency event is read, resolved to its two ends, and written back
+/// as it was read; swarm mode draws it like any other kind.
+#[test]
+fn a_link_latency_fault_resolves_to_its_two_ends_and_swarm_draws_it() {
+    let text = format!(
+        "{}\n[[nemesis.events]]\nat_s = 7\nfault = \"link-latency\"\ntargets = [\"broker-0\"]\nfrom = [\"random-namesrv\"]\nlatency_ms = [10, 50]\nheal_after_s = 3\n",
+        BASE
+    );
+    let scenario = Scenario::from_toml_str(&text, "link.toml").unwrap_or_else(|e| panic!("{e}"));
+    let again = Scenario::from_toml_str(&scenario.to_toml_string(), "again.toml").unwrap();
+    assert_eq!(again, scenario);
+    let resolved = scenario.resolve(3);
+    let link = resolved.schedule.iter().find(|f| f.fault.kind() == FaultKind::LinkLatency).expect("the link-latency fault");
+    let Fault::LinkLatency { targets, from, latency_ms } = &link.fault else { unreachable!() };
+    assert_eq!((targets.as_slice(), latency_ms), (&["broker-0".to_string()][..], &[10, 50]));
+    assert!(from.len() == 1 && from[0].starts_with("namesrv-"), "{from:?}");
+    let drawn = (1..50).any(|seed| find("swarm").unwrap().resolve(seed).schedule.iter().any(|f| f.fault.kind() == FaultKind::LinkLatency));
+    assert!(drawn, "no swarm seed of 1..50 drew a link-latency fault");
 }

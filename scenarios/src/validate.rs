@@ -305,9 +305,9 @@ impl Validator<'_> {
             self.fail("nemesis.swarm", format!("only for mode = \"swarm\", but mode is {:?}", mode_name(n.mode)));
         }
         if let Some(knobs) = &n.swarm {
-            for (name, rate) in knobs.rates() {
+            for (kind, rate) in knobs.rates() {
                 if let Some(rate) = rate {
-                    self.rate(format!("nemesis.swarm.{name}"), rate);
+                    self.rate(format!("nemesis.swarm.{}", kind.knob()), rate);
                 }
             }
             if let Some(max_down_s) = knobs.max_down_s {
@@ -353,10 +353,16 @@ impl Validator<'_> {
             Fault::Latency { targets, .. } | Fault::Loss { targets, .. } if targets.is_empty() => {
                 self.fail(format!("{path}.targets"), "needs at least one target (`all` for the whole network)");
             }
+            Fault::LinkLatency { targets, .. } if targets.is_empty() => {
+                self.fail(format!("{path}.targets"), "needs one end of the link");
+            }
+            Fault::LinkLatency { from, .. } if from.is_empty() => {
+                self.fail(format!("{path}.from"), "needs the other end of the link");
+            }
             _ => {}
         }
         match fault {
-            Fault::Latency { latency_ms, .. } if latency_ms[0] > latency_ms[1] => {
+            Fault::Latency { latency_ms, .. } | Fault::LinkLatency { latency_ms, .. } if latency_ms[0] > latency_ms[1] => {
                 self.fail(format!("{path}.latency_ms"), format!("must be [min, max] with min <= max, got {latency_ms:?}"));
             }
             Fault::Loss { loss_rate, .. } => self.probability(format!("{path}.loss_rate"), *loss_rate),

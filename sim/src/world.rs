@@ -109,6 +109,9 @@ pub struct World {
     clogged: Mutex<BTreeMap<(String, String), u32>>,
     /// Latency and loss faults in force, in the order they started.
     net_layers: Mutex<Vec<Fault<String>>>,
+    /// Latency and loss faults of single links in force, per directed link
+    /// (`from`, `to`), in the order they started.
+    link_layers: Mutex<BTreeMap<(String, String), Vec<Fault<String>>>>,
 }
 
 /// The directed links a partition cuts: `side` to `from`, and back unless
@@ -144,6 +147,7 @@ impl World {
             triggers: BTreeMap::new(),
             clogged: Mutex::new(BTreeMap::new()),
             net_layers: Mutex::new(Vec::new()),
+            link_layers: Mutex::new(BTreeMap::new()),
             resolved: resolved.clone(),
         };
         // The cost model's clock step and links, before any connection opens.
@@ -555,7 +559,29 @@ impl World {
                     w.clog(&partition_links(&side, &from, one_way), false);
                 })
             }
-            layer @ (Fault::Latency { .. } | Fault::Loss { .. }) => {
+            layer @ (Fault::Latency { .. } | Fault::Loss { .. } | Fault::LinkLatency { .. }) if !self.network_wide(&layer) => {
+                // Only the links of the faulted nodes (or the one link).
+                let links = self.links_of(&layer);
+                let other_end = match &layer {
+                    Fault::LinkLatency { from, .. } => Some(from.clone()),
+                    _ => None,
+                };
+                let detail = format!("{layer}: {} directed links", links.len());
+                let record = move |w: &World, op: Op| {
+                    let (other_end, detail) = (other_end.clone(), detail.clone());
+                    w.recorder.nemesis_with(op, name, &target, move |e| match other_end {
+                        Some(from) => e.from(from).detail(detail),
+                        None => e.detail(detail),
+                    });
+                };
+                record(self, Op::Fault);
+                self.link_layer(&layer, &links, true);
+                Box::new(move |w| {
+                    record(w, Op::Heal);
+                    w.link_layer(&layer, &links, false);
+                })
+            }
+            layer @ (Fault::Latency { .. } | Fault::Loss { .. } | Fault::LinkLatency { .. }) => {
                 // madsim's latency and loss are each one setting for the
                 // whole network: the layers in force are combined.
                 started(Some(match &layer {
@@ -656,6 +682,67 @@ impl World {
             config.send_latency = lo..hi.max(lo + Duration::from_nanos(1));
         }
         config
+    }
+
+    /// True for a latency or loss fault over every node: madsim's network
+    /// settings take it. (A link latency is never network-wide.)
+    fn network_wide(&self, fault: &Fault<String>) -> bool {
+        match fault {
+            Fault::Latency { targets, .. } | Fault::Loss { targets, .. } => self.ids.keys().all(|node| targets.contains(node)),
+            _ => false,
+        }
+    }
+
+    /// The directed links a latency or loss fault acts on: to and from each
+    /// target node, or both ways between the two ends of a link latency.
+    fn links_of(&self, fault: &Fault<String>) -> Vec<(String, String)> {
+        let (ends, others): (&[String], Vec<String>) = match fault {
+            Fault::Latency { targets, .. } | Fault::Loss { targets, .. } => (targets, self.ids.keys().cloned().collect()),
+            Fault::LinkLatency { targets, from, .. } => (targets, from.clone()),
+            _ => return Vec::new(),
+        };
+        let mut links = std::collections::BTreeSet::new();
+        for a in ends {
+            for b in others.iter().filter(|b| *b != a) {
+                links.insert((a.clone(), b.clone()));
+                links.insert((b.clone(), a.clone()));
+            }
+        }
+        links.into_iter().collect()
+    }
+
+    /// Adds (`on`) or removes a fault of single links and sets each of
+    /// `links` to what the faults still on it make: the widest extra
+    /// latency and the combined loss, or nothing once none is left.
+    fn link_layer(&self, fault: &Fault<String>, links: &[(String, String)], on: bool) {
+        let mut layers = self.link_layers.lock().expect("link faults");
+        for link in links {
+            let on_link = layers.entry(link.clone()).or_default();
+            if on {
+                on_link.push(fault.clone());
+            } else if let Some(i) = on_link.iter().position(|f| f == fault) {
+                on_link.remove(i);
+            }
+            let (Some(&src), Some(&dst)) = (self.ids.get(&link.0), self.ids.get(&link.1)) else { continue };
+            let mut latency: Option<(u64, u64)> = None;
+            let mut delivered = 1.0;
+            for layer in on_link.iter() {
+                match layer {
+                    Fault::Latency { latency_ms: [min_ms, max_ms], .. } | Fault::LinkLatency { latency_ms: [min_ms, max_ms], .. } => {
+                        let (lo, hi) = latency.unwrap_or((0, 0));
+                        latency = Some((lo.max(*min_ms), hi.max(*max_ms)));
+                    }
+                    Fault::Loss { loss_rate, .. } => delivered *= 1.0 - loss_rate,
+                    _ => {}
+                }
+            }
+            let link_fault = (!on_link.is_empty()).then(|| madsim::net::LinkFault {
+                extra_latency: latency.map(|(lo, hi)| Duration::from_millis(lo)..Duration::from_millis(hi.max(lo + 1))),
+                loss_rate: 1.0 - delivered,
+            });
+            NetSim::current().set_link_fault(src, dst, link_fault);
+        }
+        layers.retain(|_, on_link| !on_link.is_empty());
     }
 
     /// Adds (`on`) or removes a latency or loss fault and sets the network

@@ -195,6 +195,39 @@ fn planted_bugs_are_caught_by_the_check_named_for_them() {
     }
 }
 
+/// A link-latency fault slows the one link it names: producer-0's sends to
+/// broker-0 take a round trip of two 300..400 ms delays while it lasts,
+/// while producer-0's sends to broker-1 and producer-1's to broker-0 do
+/// not slow down (simulated time: the figures are exact for the seed).
+#[test]
+fn a_link_latency_slows_only_its_link() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/one-slow-link.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = mqsim(&["run", scenario, "--seed", "1", "--report", dir.path().to_str().unwrap()]);
+    assert!(ok, "the run failed its checks");
+    let text = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    let events = checker::history::parse_jsonl(&text).unwrap();
+    let invokes: std::collections::BTreeMap<u64, &checker::Event> =
+        events.iter().filter(|e| e.op == checker::Op::Send && e.kind == checker::Kind::Invoke).map(|e| (e.id, e)).collect();
+    let mut took: std::collections::BTreeMap<(String, String), Vec<u64>> = std::collections::BTreeMap::new();
+    for done in events.iter().filter(|e| e.op == checker::Op::Send && e.kind == checker::Kind::Ok) {
+        let sent = invokes[&done.of.unwrap()];
+        // While the fault lasts (10 s to 30 s), less the first and last 2 s.
+        if (12_000..=28_000).contains(&sent.t_ms) {
+            let broker = done.queue.as_deref().unwrap().split('/').next().unwrap().to_string();
+            took.entry((done.process.clone(), broker)).or_default().push(done.t_ms - sent.t_ms);
+        }
+    }
+    let median = |process: &str, broker: &str| {
+        let mut ms = took[&(process.to_string(), broker.to_string())].clone();
+        ms.sort_unstable();
+        ms[ms.len() / 2]
+    };
+    assert!(median("producer-0", "broker-0") >= 600, "the slow link: {took:?}");
+    assert!(median("producer-0", "broker-1") < 100, "another link of the producer: {took:?}");
+    assert!(median("producer-1", "broker-0") < 100, "another link of the broker: {took:?}");
+}
+
 /// `mqsim run` tells a safety violation, a liveness failure and a
 /// determinism mismatch apart by its exit code, and names the class on the
 /// FAIL line (the table in docs/testbed.md).

@@ -73,7 +73,7 @@ pub use self::addr::{lookup_host, ToSocketAddrs};
 use self::dns::DnsServer;
 pub use self::endpoint::{Endpoint, Receiver, Sender};
 use self::ipvs::{IpVirtualServer, ServiceAddr};
-pub use self::network::{Config, Stat};
+pub use self::network::{Config, LinkFault, Stat};
 use self::network::{Direction, IpProtocol, Network, Socket};
 pub use self::tcp::{TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
@@ -220,6 +220,13 @@ impl NetSim {
     /// Clog the link from `src` to `dst`.
     pub fn clog_link(&self, src: NodeId, dst: NodeId) {
         self.network.lock().clog_link(src, dst);
+    }
+
+    /// mqsim patch: sets (or, with `None`, clears) what is wrong with the
+    /// link from `src` to `dst`: extra latency and loss on top of the
+    /// network's configuration.
+    pub fn set_link_fault(&self, src: NodeId, dst: NodeId, fault: Option<LinkFault>) {
+        self.network.lock().set_link_fault(src, dst, fault);
     }
 
     /// Add a DNS record for the cluster.

@@ -27,6 +27,8 @@ pub(crate) struct Network {
     clogged_node_in: HashSet<NodeId>,
     clogged_node_out: HashSet<NodeId>,
     clogged_link: HashSet<(NodeId, NodeId)>,
+    /// mqsim patch: faults of single links, from `src` to `dst`.
+    link_faults: HashMap<(NodeId, NodeId), LinkFault>,
 }
 
 /// A node in the network.
@@ -104,6 +106,16 @@ pub struct Stat {
     pub msg_count: u64,
 }
 
+/// mqsim patch: what is wrong with one link, on top of the network's
+/// configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkFault {
+    /// Extra latency drawn per packet from this range, if any.
+    pub extra_latency: Option<Range<Duration>>,
+    /// Probability that a packet is dropped, 0.0 for none.
+    pub loss_rate: f64,
+}
+
 /// Direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -123,6 +135,7 @@ impl Network {
             clogged_node_in: HashSet::new(),
             clogged_node_out: HashSet::new(),
             clogged_link: HashSet::new(),
+            link_faults: HashMap::new(),
         }
     }
 
@@ -195,6 +208,16 @@ impl Network {
         self.clogged_link.remove(&(src, dst));
     }
 
+    /// mqsim patch: sets (or, with `None`, clears) the fault of the link
+    /// from `src` to `dst`.
+    pub fn set_link_fault(&mut self, src: NodeId, dst: NodeId, fault: Option<LinkFault>) {
+        debug!(?src, ?dst, ?fault, "set_link_fault");
+        match fault {
+            Some(fault) => self.link_faults.insert((src, dst), fault),
+            None => self.link_faults.remove(&(src, dst)),
+        };
+    }
+
     /// Returns whether the link from `src` to `dst` is clogged.
     pub fn link_clogged(&self, src: NodeId, dst: NodeId) -> bool {
         self.clogged_node_out.contains(&src)
@@ -260,12 +283,24 @@ impl Network {
     /// Returns the latency of sending a packet. If packet loss, returns `None`.
     fn test_link(&mut self, src: NodeId, dst: NodeId) -> Option<Duration> {
         if self.link_clogged(src, dst) || self.rand.gen_bool(self.config.packet_loss_rate) {
-            None
-        } else {
-            self.stat.msg_count += 1;
-            // TODO: special value for loopback
-            Some(self.rand.gen_range(self.config.send_latency.clone()))
+            return None;
         }
+        // mqsim patch: a faulted link loses and delays on top of the
+        // network; unfaulted links draw exactly as upstream does.
+        let fault = self.link_faults.get(&(src, dst)).cloned();
+        if let Some(fault) = &fault {
+            if self.rand.gen_bool(fault.loss_rate) {
+                return None;
+            }
+        }
+        self.stat.msg_count += 1;
+        // TODO: special value for loopback
+        let latency = self.rand.gen_range(self.config.send_latency.clone());
+        let extra = match fault {
+            Some(LinkFault { extra_latency: Some(range), .. }) => self.rand.gen_range(range),
+            _ => Duration::ZERO,
+        };
+        Some(latency + extra)
     }
 
     /// Resolve destination node from IP address.
