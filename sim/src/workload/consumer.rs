@@ -1,0 +1,235 @@
+//! Consumers: business logic that fails at a set rate and applies an idempotent effect by business key, and the crash trigger.
+
+use super::*;
+
+/// A deliver event: `queue` is where the message was pulled from (a retry
+/// topic's queue for a retry), `local` marks a retry the consumer made
+/// itself, and the message carries its original topic.
+pub(crate) fn delivery(process: &str, group: &str, m: &MessageExt, queue: String, local: bool, outcome: ConsumeOutcome) -> Event {
+    let event = Event::new(0, process, Kind::Ok, Op::Deliver)
+        .group(group)
+        .queue(queue)
+        .offset(m.queue_offset)
+        .reconsume(m.reconsume_times)
+        .result(outcome);
+    let event = with_message(event, m);
+    if local {
+        event.detail(LOCAL_RETRY)
+    } else {
+        event
+    }
+}
+
+/// `event` with what the history says of a message: its id, original
+/// topic, body digest, user properties, key, tag, sharding key and sequence.
+pub(crate) fn with_message(event: Event, m: &MessageExt) -> Event {
+    let mut event = event
+        .msg_id(m.msg_id())
+        .topic(m.origin_topic().to_string())
+        .body(body_digest(&m.message.body))
+        .props(user_props(&m.message));
+    if let Some(key) = m.message.keys.first() {
+        event = event.key(key.clone());
+    }
+    if let Some(tag) = &m.message.tags {
+        event = event.tag(tag.clone());
+    }
+    if let Some(shard) = m.message.properties.get(PROPERTY_SHARD) {
+        event = event.shard(shard.clone());
+    }
+    if let Some(seq) = m.message.properties.get(PROPERTY_SEQ).and_then(|s| s.parse().ok()) {
+        event = event.seq(seq);
+    }
+    event
+}
+
+/// Whether a business key is poison in a group whose poison share is
+/// `share`: its consumption always fails. Decided by the key alone, so
+/// every copy and resend of it fails alike.
+pub(crate) fn is_poison(key: &str, share: f64) -> bool {
+    share > 0.0 && (broker::model::fnv1a(key.as_bytes()) % 1_000_000) < (share * 1_000_000.0) as u64
+}
+
+/// Consumer settings used in the simulation: RocketMQ's, with a faster
+/// rebalance so that short runs converge.
+pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig {
+    let mut config = PushConsumerConfig::new(spec.group.clone(), spec.topic.clone(), spec.tags.clone());
+    config.consume_from = ConsumeFrom::FirstOffset;
+    config.rebalance_interval_ms = 5_000;
+    config.orderly = orderly;
+    config.max_reconsume_times = spec.max_reconsume_times;
+    // Queue locks scaled down with the rebalance: trusted 4 s, renewed
+    // every 2 s, under the brokers' 12 s lease (`BROKER_LOCK_LEASE_MS`),
+    // which leaves 8 s for a message begun at the end of the trust.
+    config.lock_lease_ms = 4_000;
+    config.lock_interval_ms = 2_000;
+    config
+}
+
+/// The brokers' queue lock lease in the simulation (RocketMQ: 60 s).
+pub const BROKER_LOCK_LEASE_MS: u64 = 12_000;
+
+/// A consumer crash armed to strike at a step of the next delivery, set by
+/// the nemesis and sprung by the consumer's business logic.
+#[derive(Clone, Debug, Default)]
+pub struct CrashTrigger(Arc<Mutex<TriggerState>>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TriggerState {
+    #[default]
+    Idle,
+    Armed(CrashStep),
+    Fired,
+}
+
+impl CrashTrigger {
+    /// Arms the trigger for `step`.
+    pub fn arm(&self, step: CrashStep) {
+        *self.0.lock().expect("trigger") = TriggerState::Armed(step);
+    }
+
+    /// Disarms it; true when it fired (so the consumer is down).
+    pub fn disarm(&self) -> bool {
+        std::mem::take(&mut *self.0.lock().expect("trigger")) == TriggerState::Fired
+    }
+
+    /// At `step` of a delivery: when armed for it, records the crash and
+    /// kills this consumer's node; the future then never completes.
+    async fn strike(&self, step: CrashStep, recorder: &Recorder, process: &str) {
+        {
+            let mut state = self.0.lock().expect("trigger");
+            if *state != TriggerState::Armed(step) {
+                return;
+            }
+            *state = TriggerState::Fired;
+        }
+        recorder.record(Event::new(0, process, Kind::Info, Op::Crash).target(process).detail(format!("crashed at {}", step.as_str())));
+        if step == CrashStep::AfterEffect {
+            recorder.reach(harness_marks::CRASH_BETWEEN_EFFECT_AND_ACK, process);
+        }
+        madsim::runtime::Handle::current().kill(process);
+        std::future::pending::<()>().await
+    }
+}
+
+/// A consumer process: joins its group and consumes until killed. Its
+/// business logic fails at the spec's rate (retry later); otherwise it
+/// commits the effect to the database and only then answers success, so
+/// the offset can move past the message.
+pub async fn run_consumer(
+    name: String,
+    spec: ConsumerSpec,
+    orderly: bool,
+    namesrvs: Vec<String>,
+    clock: Clock,
+    recorder: Recorder,
+    db: DbClient,
+    trigger: CrashTrigger,
+) {
+    let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
+    recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
+    let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
+    let poison = spec.poison_key_share;
+    let process_ms = spec.process_ms;
+    let hook_recorder = recorder.clone();
+    let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
+        let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
+        async move {
+            let queue = queue_name(&ctx.queue.broker_name, &ctx.queue.topic, ctx.queue.queue_id);
+            let start = recorder.now_ms();
+            let record = |outcome: ConsumeOutcome| {
+                for m in &msgs {
+                    recorder.record(delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, outcome).start_ms(start));
+                }
+            };
+            if idempotent && (failure_rate > 0.0 || poison > 0.0) {
+                // Business logic that can fail first looks the key up, as
+                // an idempotent consumer does: a key that took effect is
+                // done, whatever copy brings it again.
+                match already_applied(&db, &group, &msgs).await {
+                    Ok(true) => {
+                        record(ConsumeOutcome::Success);
+                        return ConsumeResult::Success;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(consumer = %process, error = %e, "dedupe lookup failed");
+                        for m in &msgs {
+                            let event = delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, ConsumeOutcome::RetryLater);
+                            let detail = event.detail.clone().map_or(DEDUPE_UNAVAILABLE.to_string(), |d| format!("{d} {DEDUPE_UNAVAILABLE}"));
+                            recorder.record(event.start_ms(start).detail(detail));
+                        }
+                        return ConsumeResult::RetryLater;
+                    }
+                }
+            }
+            if process_ms != [0, 0] {
+                // The business logic takes its time (drawn only when the
+                // scenario asks, so other scenarios replay as before).
+                tokio::time::sleep(draw_between(process_ms)).await;
+            }
+            let poisoned = msgs.iter().any(|m| m.message.keys.first().is_some_and(|k| is_poison(k, poison)));
+            if poisoned || (failure_rate > 0.0 && draw_unit() < failure_rate) {
+                record(ConsumeOutcome::RetryLater);
+                return ConsumeResult::RetryLater;
+            }
+            trigger.strike(CrashStep::BeforeEffect, &recorder, &process).await;
+            for m in &msgs {
+                if let Err(e) = apply_effect(&db, &group, idempotent, m).await {
+                    tracing::debug!(consumer = %process, error = %e, "effect not committed");
+                    record(ConsumeOutcome::RetryLater);
+                    return ConsumeResult::RetryLater;
+                }
+            }
+            trigger.strike(CrashStep::AfterEffect, &recorder, &process).await;
+            record(ConsumeOutcome::Success);
+            ConsumeResult::Success
+        }
+    });
+    let mut config = consumer_config(&spec, orderly);
+    // Where each queue is resumed and what the broker took as committed,
+    // for the offsets check; orderly lock handovers, for the timeline.
+    let (recorder, process, group) = (hook_recorder, name.clone(), spec.group.clone());
+    config.on_queue = QueueHook(Some(Arc::new(move |mq: &MessageQueue, change: QueueChange| {
+        let queue = queue_name(&mq.broker_name, &mq.topic, mq.queue_id);
+        let offset_event = |op: Op, offset: u64| Event::new(0, &process, Kind::Ok, op).group(group.clone()).queue(queue.clone()).offset(offset);
+        let lock = |detail: &str| Event::new(0, &process, Kind::Info, Op::QueueLock).queue(queue.clone()).detail(detail);
+        match change {
+            QueueChange::Taken { offset } => {
+                if orderly {
+                    recorder.record(lock("taken"));
+                }
+                recorder.record(offset_event(Op::OffsetResume, offset));
+            }
+            QueueChange::Released if orderly => {
+                recorder.record(lock("released"));
+            }
+            QueueChange::Released => {}
+            QueueChange::Committed { offset } => {
+                recorder.record(offset_event(Op::OffsetCommit, offset));
+            }
+        }
+    })));
+    let _consumer = PushConsumer::start(client, config, listener).expect("valid consumer config");
+    std::future::pending::<()>().await
+}
+
+/// Commits the business effect of a consumed message (a message without a
+/// business key has none).
+pub(crate) async fn apply_effect(db: &DbClient, group: &str, idempotent: bool, m: &MessageExt) -> Result<(), String> {
+    let Some(key) = m.message.keys.first() else { return Ok(()) };
+    let effect = Effect { group: group.to_string(), key: key.clone(), msg_id: m.msg_id() };
+    db.apply(&ApplyRequest { effect, idempotent, check_only: false }).await.map(|_| ())
+}
+
+/// Whether every message of the batch already took effect in the group.
+pub(crate) async fn already_applied(db: &DbClient, group: &str, msgs: &[MessageExt]) -> Result<bool, String> {
+    for m in msgs {
+        let Some(key) = m.message.keys.first() else { return Ok(false) };
+        let effect = Effect { group: group.to_string(), key: key.clone(), msg_id: m.msg_id() };
+        if db.apply(&ApplyRequest { effect, idempotent: true, check_only: true }).await? != Applied::Duplicate {
+            return Ok(false);
+        }
+    }
+    Ok(!msgs.is_empty())
+}
