@@ -12,7 +12,8 @@
 //! - [`run`]: one seed of one scenario: options, outcome, the check config.
 //! - [`shrink`]: delta debugging of a failing fault schedule.
 //! - `draw` (madsim only): the seeded random draws clients and world take.
-//! - `world` (madsim only): the cluster, fault injection and healing, the drain.
+//! - `world` (madsim only): the cluster and the drain; `world/nemesis.rs`
+//!   applies each fault and its heal, latency and loss per link.
 //! - `workload` (madsim only): producers, idempotent consumers, the drain.
 //! - `hostile` (madsim only): clients that send what a buggy or malicious
 //!   client would, recording how each request was answered.
