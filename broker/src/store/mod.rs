@@ -19,10 +19,12 @@
 pub mod commit_log;
 pub mod consume_queue;
 pub mod disk;
+mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod index;
 pub mod mem_disk;
+mod query;
 
 pub use commit_log::FlushPlan;
 
@@ -38,6 +40,7 @@ pub use disk::{Disk, FsDisk};
 pub use error::StoreError;
 pub use mem_disk::MemDisk;
 
+use self::checkpoint::{begin_truncation, checkpoint_record, finish_truncation, read_checkpoint};
 use self::error::Result;
 use crate::marks::{self, Mark};
 use crate::model::{tag_hash, MessageExt, BORN_HOST_BYTES_MAX};
@@ -678,95 +681,6 @@ impl MessageStore {
         self.commit_log.read(commit_log_offset)
     }
 
-    /// Messages of `topic` carrying business key `key`, stored within
-    /// `[begin_ms, end_ms]`, newest last, at most `max`.
-    pub fn query_by_key(&self, topic: &str, key: &str, max: usize, begin_ms: u64, end_ms: u64) -> Result<Vec<MessageExt>> {
-        let mut found = Vec::new();
-        let mut bytes = 0u64;
-        self.index.walk(self.disk.as_ref(), &index::key_of(topic, key), |offset| {
-            if found.len() >= max || offset < self.commit_log.min_offset() {
-                return Ok(false);
-            }
-            let msg = self.read_indexed(offset)?;
-            if msg.message.topic != topic || !msg.message.keys.iter().any(|k| k == key) {
-                return Err(StoreError::Inconsistent(format!("index: key {topic}#{key} points at offset {offset}, a message without it")));
-            }
-            if (begin_ms..=end_ms).contains(&msg.store_timestamp_ms) {
-                bytes += u64::from(msg.store_size);
-                if !found.is_empty() && bytes > READ_BYTES_MAX {
-                    return Ok(false);
-                }
-                found.push(msg);
-            }
-            Ok(true)
-        })?;
-        found.reverse();
-        Ok(found)
-    }
-
-    /// Every stored copy of the message with this unique id (a resend stores
-    /// it twice), oldest first, up to [`READ_BYTES_MAX`] bytes.
-    pub fn query_by_unique_id(&self, id: &str) -> Result<Vec<MessageExt>> {
-        let mut found = Vec::new();
-        let mut bytes = 0u64;
-        let offsets = self.index.lookup(self.disk.as_ref(), &index::uniq_of(id))?;
-        for &offset in offsets.iter().filter(|&&o| o >= self.commit_log.min_offset()) {
-            let msg = self.read_indexed(offset)?;
-            if msg.message.unique_id() != Some(id) {
-                return Err(StoreError::Inconsistent(format!("index: id {id} points at offset {offset}, another message")));
-            }
-            bytes += u64::from(msg.store_size);
-            if !found.is_empty() && bytes > READ_BYTES_MAX {
-                break;
-            }
-            found.push(msg);
-        }
-        Ok(found)
-    }
-
-    /// A message the index points at; bad bytes there mean the index is
-    /// not to be trusted (a flipped bit in the log is found the same way,
-    /// and a rebuilt index no longer points at it).
-    fn read_indexed(&self, offset: u64) -> Result<MessageExt> {
-        self.commit_log.read(offset).map_err(|e| match e {
-            StoreError::Corrupt { offset, reason } => StoreError::Inconsistent(format!("index: offset {offset} holds bad bytes: {reason}")),
-            other => other,
-        })
-    }
-
-    /// Runs a read of the index; when the index proves inconsistent,
-    /// rebuilds it from the commit log and runs the read again.
-    pub fn with_index_rebuild<T>(&mut self, read: impl Fn(&MessageStore) -> Result<T>) -> Result<T> {
-        match read(self) {
-            Err(StoreError::Inconsistent(why)) => {
-                tracing::warn!(why = %why, "rebuilding the index from the commit log");
-                self.rebuild_index()?;
-                read(self)
-            }
-            other => other,
-        }
-    }
-
-    /// Rebuilds the key and unique id index from a walk of the commit log.
-    /// Crash-safe: a rebuild cut short is done again at the next open.
-    pub fn rebuild_index(&mut self) -> Result<()> {
-        let disk = self.disk.as_ref();
-        let mut rebuilt = KeyIndex::begin_rebuild(disk)?;
-        self.commit_log.walk(0, |msg| {
-            for k in &msg.message.keys {
-                rebuilt.add(disk, &index::key_of(&msg.message.topic, k), msg.commit_log_offset)?;
-            }
-            if let Some(id) = msg.message.unique_id() {
-                rebuilt.add(disk, &index::uniq_of(id), msg.commit_log_offset)?;
-            }
-            Ok(())
-        })?;
-        rebuilt.finish_rebuild(disk)?;
-        self.index = rebuilt;
-        marks::reach(Mark::IndexRebuilt);
-        Ok(())
-    }
-
     /// The first queue offset whose message was stored at or after `timestamp_ms`.
     pub fn offset_by_time(&self, topic: &str, queue_id: u32, timestamp_ms: u64) -> Result<u64> {
         let (mut lo, mut hi) = self.queue_offsets(topic, queue_id);
@@ -794,55 +708,6 @@ impl MessageStore {
         }
         Ok(deleted)
     }
-}
-
-/// Records, durably, that the log is to be cut back to `offset`.
-fn begin_truncation(disk: &dyn Disk, offset: u64) -> Result<()> {
-    disk.write_atomic(TRUNCATE_PATH, &offset.to_be_bytes())?;
-    Ok(())
-}
-
-/// Finishes a truncation a crash interrupted (or [`MessageStore::truncate_to`]
-/// began): cuts the commit log, moves the checkpoint back so the consume
-/// queues and the index drop what pointed past the cut when they load, and
-/// only then forgets the truncation. Each step may be done again.
-fn finish_truncation(shared: &Arc<dyn Disk>, segment_bytes: u64) -> Result<()> {
-    let disk = shared.as_ref();
-    let Some(bytes) = disk::read_all(disk, TRUNCATE_PATH)? else { return Ok(()) };
-    let Ok(raw) = <[u8; 8]>::try_from(bytes.as_slice()) else {
-        return Err(StoreError::Corrupt { offset: 0, reason: format!("{TRUNCATE_PATH}: {} bytes, not an offset", bytes.len()) });
-    };
-    let offset = u64::from_be_bytes(raw);
-    let mut log = CommitLog::open(shared.clone(), segment_bytes)?;
-    if log.write_offset() > offset {
-        log.truncate(offset)?;
-    }
-    let checkpoint = read_checkpoint(disk)?.unwrap_or(0).min(offset);
-    disk.write_atomic(CHECKPOINT_PATH, &checkpoint_record(checkpoint))?;
-    disk.remove(TRUNCATE_PATH)?;
-    Ok(())
-}
-
-/// The checkpoint file's bytes: magic, offset, CRC.
-fn checkpoint_record(offset: u64) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(16);
-    bytes.extend_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
-    bytes.extend_from_slice(&offset.to_be_bytes());
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_be_bytes());
-    bytes
-}
-
-fn read_checkpoint(disk: &dyn Disk) -> Result<Option<u64>> {
-    let Some(bytes) = disk::read_all(disk, CHECKPOINT_PATH)? else { return Ok(None) };
-    if bytes.len() != 16 || u32::from_be_bytes(bytes[..4].try_into().expect("4")) != CHECKPOINT_MAGIC {
-        return Ok(None);
-    }
-    let crc = u32::from_be_bytes(bytes[12..16].try_into().expect("4"));
-    if crc32fast::hash(&bytes[..12]) != crc {
-        return Ok(None);
-    }
-    Ok(Some(u64::from_be_bytes(bytes[4..12].try_into().expect("8"))))
 }
 
 #[cfg(test)]
