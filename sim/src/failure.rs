@@ -29,6 +29,10 @@ pub enum Failure {
 
 /// What stands in a sweep entry's `invalid_checks` for a panic.
 pub const PANIC: &str = "panic";
+/// What stands in a sweep entry's `invalid_checks` for a run that did not
+/// end within the simulation's time limit (a drain or shutdown that never
+/// finished): a liveness failure, not a crash.
+pub const TIME_LIMIT: &str = "time-limit";
 /// What stands in a sweep entry's `invalid_checks` for a seed whose two
 /// runs differed.
 pub const NONDETERMINISTIC: &str = "nondeterministic";
@@ -64,6 +68,7 @@ impl Failure {
     pub fn of_check(name: &str) -> Failure {
         match name {
             PANIC => Failure::Crash,
+            TIME_LIMIT => Failure::Liveness,
             NONDETERMINISTIC => Failure::Nondeterministic,
             _ => match checker::Invariant::from_name(name) {
                 Some(invariant) if invariant.is_liveness() => Failure::Liveness,
@@ -143,6 +148,7 @@ mod tests {
         assert_eq!(Failure::of_check("progress"), Failure::Liveness);
         assert_eq!(Failure::of_check("failover"), Failure::Liveness);
         assert_eq!(Failure::of_check(PANIC), Failure::Crash);
+        assert_eq!(Failure::of_check(TIME_LIMIT), Failure::Liveness);
         assert_eq!(Failure::of_check(NONDETERMINISTIC), Failure::Nondeterministic);
     }
 

@@ -49,14 +49,16 @@ impl RunOutcome {
     }
 
     /// The checks that did not hold, by name, and [`failure::PANIC`] for a
-    /// panic.
+    /// panic ([`failure::TIME_LIMIT`] for a run that hung past the
+    /// simulation's time limit).
     pub fn failed_checks(&self) -> Vec<String> {
+        let panic = self.panic.as_deref().map(|p| if p.contains(TIME_LIMIT_PANIC) { failure::TIME_LIMIT } else { failure::PANIC });
         self.verdict
             .checks
             .iter()
             .filter(|c| c.validity != Validity::Valid)
             .map(|c| c.name.clone())
-            .chain(self.panic.as_ref().map(|_| failure::PANIC.to_string()))
+            .chain(panic.map(str::to_string))
             .collect()
     }
 
@@ -65,6 +67,9 @@ impl RunOutcome {
         Failures::of_checks(self.failed_checks().iter().map(String::as_str))
     }
 }
+
+/// What madsim's panic says when a run passes its time limit.
+const TIME_LIMIT_PANIC: &str = "time limit exceeded";
 
 /// Every move the run made to each broker process's clock, as (time, ms
 /// forward or back) in history order: a skew's start and its taking back,

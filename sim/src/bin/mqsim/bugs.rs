@@ -23,7 +23,12 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         | Bug::SkipTruncation
         | Bug::SlaveOffsetLies
         | Bug::ResumeAfterRestart
-        | Bug::LocalRetryGivesUp => "lost",
+        | Bug::LocalRetryGivesUp
+        // It loses the entry after the one recovery should keep; when a
+        // consumer had read that entry, the next message takes its offset
+        // and `offsets` sees two messages at one offset too (seeds 2..5 of
+        // fifo-order, not seed 1).
+        | Bug::RecoveryTruncatesExtra => "lost",
         Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped
@@ -38,10 +43,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         | Bug::CheckCommitIgnored
         | Bug::RollbackRechecked => "transaction",
         Bug::NoFailover => "failover",
-        // The next message takes the offset of the entry recovery cut, which
-        // consumers had often read already: two messages at one offset,
-        // seen before (or without) a loss.
-        Bug::PullOffsetSkew | Bug::StaleOffsetRead | Bug::RecoveryTruncatesExtra => "offsets",
+        Bug::PullOffsetSkew | Bug::StaleOffsetRead => "offsets",
         Bug::PeriodicCommitStops | Bug::TimerProgressNotPersisted => "duplicated",
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
