@@ -1,36 +1,24 @@
-//! The crate's error type.
+//! The crate's error type: what a caller of the broker library (a client,
+//! a server starting up) may need to handle. It speaks no protocol: a
+//! refusal carries its [`Refused`](crate::command::Refused) kind, which
+//! each front maps to its own code.
 
-use crate::protocol::ResponseCode;
+use crate::command::{Refusal, Refused};
+use crate::store::StoreError;
 
 /// Everything a caller of the broker library may need to handle.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The disk failed underneath the store.
-    #[error("disk: {0}")]
-    Io(#[from] std::io::Error),
-    /// Stored bytes failed their CRC or could not be decoded.
-    #[error("corrupt data at commit log offset {offset}: {reason}")]
-    Corrupt {
-        /// Where the bad entry starts.
-        offset: u64,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// A structure derived from the commit log (a consume queue, the index)
-    /// disagrees with it; the store rebuilds it from the log.
-    #[error("inconsistent {0}")]
-    Inconsistent(String),
-    /// A frame or payload on the wire could not be decoded.
+    /// The store, or a file beside it, failed: the disk, or corrupt data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A frame or payload on the wire could not be decoded, or a peer
+    /// answered with a reply of another command.
     #[error("protocol: {0}")]
     Protocol(String),
-    /// Input the broker refuses, with the code sent to the client.
-    #[error("{code:?}: {message}")]
-    Rejected {
-        /// The response code a client sees.
-        code: ResponseCode,
-        /// A sentence saying why.
-        message: String,
-    },
+    /// A server refused the request.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A request got no answer in time.
     #[error("timeout after {0} ms")]
     Timeout(u64),
@@ -47,24 +35,29 @@ pub enum Error {
     NoRoute(String),
 }
 
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Error {
-        use crate::store::StoreError;
-        match e {
-            StoreError::Io(e) => Error::Io(e),
-            StoreError::Corrupt { offset, reason } => Error::Corrupt { offset, reason },
-            StoreError::Inconsistent(why) => Error::Inconsistent(why),
-            refused @ StoreError::NotWritable(_) => Error::rejected(ResponseCode::SystemError, refused.to_string()),
-            refused @ StoreError::NotMaster => Error::rejected(ResponseCode::NotMaster, refused.to_string()),
-            StoreError::Illegal(why) => Error::rejected(ResponseCode::MessageIllegal, why),
-        }
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Store(StoreError::Io(e))
     }
 }
 
 impl Error {
-    /// A rejection with a code and message.
-    pub fn rejected(code: ResponseCode, message: impl Into<String>) -> Error {
-        Error::Rejected { code, message: message.into() }
+    /// A refusal of a kind, with its reason.
+    pub fn refused(kind: Refused, reason: impl Into<String>) -> Error {
+        Error::Refused(Refusal::new(kind, reason))
+    }
+
+    /// The kind of refusal, when a server refused.
+    pub fn refusal(&self) -> Option<Refused> {
+        match self {
+            Error::Refused(r) => Some(r.kind),
+            _ => None,
+        }
+    }
+
+    /// A file of the broker's (beside the store) that does not parse.
+    pub fn corrupt_file(path: &str, reason: impl Into<String>) -> Error {
+        Error::Store(StoreError::CorruptFile { path: path.to_string(), reason: reason.into() })
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod bugs;
 pub mod client;
 pub mod clock;
+pub mod command;
 pub mod conf;
 pub mod controller;
 pub mod error;

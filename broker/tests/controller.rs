@@ -9,7 +9,8 @@
 use broker::clock::Clock;
 use broker::controller::{Controller, ControllerClient, ControllerConfig};
 use broker::net::ConnectionPool;
-use broker::protocol::{ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
+use broker::protocol::{Request, Response, ResponseBody, ResponseCode};
+use broker::command::{AlterSyncStateSet, ControllerHeartbeat, GetControllerState, GetReplicaInfo, ReplicaInfo};
 use broker::store::MemDisk;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,7 +51,7 @@ fn replica_info(response: Response) -> Option<ReplicaInfo> {
 }
 
 async fn heartbeat(client: &ControllerClient, id: u64) -> Option<ReplicaInfo> {
-    let request = Request::ControllerHeartbeat {
+    let request = Request::ControllerHeartbeat(ControllerHeartbeat {
         broker_name: "broker-a".into(),
         broker_id: id,
         addr: format!("127.0.0.1:{}", 20_000 + id),
@@ -58,7 +59,7 @@ async fn heartbeat(client: &ControllerClient, id: u64) -> Option<ReplicaInfo> {
         max_offset: 100 * id,
         serving: false,
         last_term: 0,
-    };
+    });
     client.call(&request).await.ok().and_then(replica_info)
 }
 
@@ -93,13 +94,13 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     assert_eq!(first_info.master_addr.as_deref(), Some("127.0.0.1:20000"));
 
     // The master takes replica 1 into its sync-state set.
-    let alter = |master_id, master_epoch, set_epoch, set: Vec<u64>| Request::AlterSyncStateSet {
+    let alter = |master_id, master_epoch, set_epoch, set: Vec<u64>| Request::AlterSyncStateSet(AlterSyncStateSet {
         broker_name: "broker-a".into(),
         master_id,
         master_epoch,
         sync_state_set_epoch: set_epoch,
         sync_state_set: set,
-    };
+    });
     let grown = replica_info(client.call(&alter(0, 1, first_info.sync_state_set_epoch, vec![0, 1])).await.unwrap()).expect("set grows");
     assert_eq!(grown.sync_state_set, vec![0, 1]);
 
@@ -118,7 +119,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
         _ => None,
     };
     let leader = eventually("a known leader", async || {
-        let state = view(client.call(&Request::GetControllerState).await.ok()?)?;
+        let state = view(client.call(&Request::GetControllerState(GetControllerState)).await.ok()?)?;
         state.leader_id
     })
     .await;
@@ -127,7 +128,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     stopped.controller.shutdown().await;
     drop(stopped);
     let after = eventually("the group from a new leader", async || {
-        let response = client.call(&Request::GetReplicaInfo { broker_name: "broker-a".into() }).await.ok()?;
+        let response = client.call(&Request::GetReplicaInfo(GetReplicaInfo { broker_name: "broker-a".into() })).await.ok()?;
         replica_info(response)
     })
     .await;
@@ -138,7 +139,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     let back = start(leader, &peers, listener, &disks[leader as usize]).await;
     let pool = ConnectionPool::new();
     eventually("the restarted controller to catch up", async || {
-        let state = view(pool.request(&peers[&leader], &Request::GetControllerState, Duration::from_secs(2)).await.ok()?)?;
+        let state = view(pool.request(&peers[&leader], &Request::GetControllerState(GetControllerState), Duration::from_secs(2)).await.ok()?)?;
         state.groups.iter().find(|g| g.broker_name == "broker-a" && g.master_epoch == 2).map(|_| ())
     })
     .await;

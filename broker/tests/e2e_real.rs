@@ -13,7 +13,7 @@ use broker::client::{
 };
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt, TopicConfig, PROPERTY_UNIQ_KEY};
-use broker::protocol::ConsumeFrom;
+use broker::command::ConsumeFrom;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@
 use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt};
-use broker::protocol::ConsumeFrom;
+use broker::command::ConsumeFrom;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

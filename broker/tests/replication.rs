@@ -10,7 +10,8 @@ use broker::client::{ClientConfig, ClientInstance, Producer, ProducerConfig};
 use broker::clock::Clock;
 use broker::model::Message;
 use broker::namesrv::{NameServer, NameServerConfig};
-use broker::protocol::{BrokerRole, Request, ResponseBody, ResponseCode, SendStatus};
+use broker::protocol::{Request, ResponseBody, ResponseCode};
+use broker::command::{BrokerRole, PullMessage, QueryMessageByUniqueId, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::MemDisk;
 use std::sync::Arc;
@@ -80,7 +81,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
         let on = |addr: String| {
             let (client, id) = (client.clone(), id.clone());
             async move {
-                match client.call(&addr, &Request::QueryMessageByUniqueId { id }, timeout).await.unwrap() {
+                match client.call(&addr, &Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id }), timeout).await.unwrap() {
                     ResponseBody::Messages(found) => found[0].clone(),
                     other => panic!("{other:?}"),
                 }
@@ -91,21 +92,21 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     }
 
     // The slave refuses writes.
-    let send = Request::SendMessage {
+    let send = Request::SendMessage(SendMessage {
         producer_group: "p".into(),
         queue_id: 0,
         message: Message::new("orders", "direct"),
         born_timestamp_ms: 0,
         born_host: "t".into(),
         default_topic_queues: 4,
-    };
+    });
     let refused = client.pool_request(&slave_addr, &send, timeout).await.unwrap();
     assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
     // And consumer offset commits: its offsets are the master's copy,
     // replaced every second, so a commit it took would be undone (the HA
     // swarm's seeds 12 and 17: a group resumed below a commit a slave had
     // taken while its master was away).
-    let commit = Request::UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 5 };
+    let commit = Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 5 });
     let refused = client.pool_request(&slave_addr, &commit, timeout).await.unwrap();
     assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
     let taken = client.pool_request(&master_addr, &commit, timeout).await.unwrap();
@@ -121,14 +122,14 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     assert_eq!(roles, [(0, BrokerRole::Master), (1, BrokerRole::Slave)]);
 
     // With the master gone from the name server, reads go to the slave.
-    let gone = Request::UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+    let gone = Request::UnregisterBroker(UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 });
     client.call(&namesrv, &gone, timeout).await.unwrap();
     client.route("orders", true).await.unwrap();
     assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave_addr.as_str()));
     let queue = route.queues[0].write_queues;
     let mut pulled = Vec::new();
     for queue_id in 0..queue {
-        let pull = Request::PullMessage {
+        let pull = Request::PullMessage(PullMessage {
             group: "g".into(),
             topic: "orders".into(),
             queue_id,
@@ -136,7 +137,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
             max_msgs: 100,
             expression: "*".into(),
             suspend_ms: 0,
-        };
+        });
         match client.call(&client.broker_addr("broker-a").unwrap(), &pull, timeout).await.unwrap() {
             ResponseBody::Pull(got) => pulled.extend(got.messages.iter().map(|m| m.msg_id())),
             other => panic!("{other:?}"),

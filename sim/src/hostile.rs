@@ -13,6 +13,7 @@ use crate::run::WORKLOAD_START_MS;
 use broker::model::{Message, PROPERTIES_BYTES_MAX};
 use broker::net::ConnectionPool;
 use broker::protocol::{encode_payload, Frame, FrameCodec, Request, ResponseCode, FRAME_BYTES_MAX, VERSION};
+use broker::command::{GetTopicList, PullMessage, QueryConsumerOffset, SendMessage, UpdateConsumerOffset};
 use bytes::BytesMut;
 use checker::history::{Event, Kind, Op};
 use futures::StreamExt;
@@ -81,7 +82,7 @@ pub async fn run_hostile(
                 raw(addr, &bytes).await
             }
             "malformed-frame" => raw(addr, &frame(VERSION, (0..64).map(|_| draw() as u8).collect())).await,
-            "wrong-version" => raw(addr, &frame(VERSION + 1 + (draw() % 100) as u16, payload(&Request::GetTopicList))).await,
+            "wrong-version" => raw(addr, &frame(VERSION + 1 + (draw() % 100) as u16, payload(&Request::GetTopicList(GetTopicList)))).await,
             "connection-flood" => {
                 let mut opened = 0;
                 for _ in 0..FLOOD_CONNECTIONS {
@@ -94,7 +95,7 @@ pub async fn run_hostile(
             }
             "unread-pulls" => match tokio::time::timeout(ANSWER_TIMEOUT, TcpStream::connect(addr.as_str())).await {
                 Ok(Ok(mut stream)) => {
-                    let pull = Request::PullMessage {
+                    let pull = Request::PullMessage(PullMessage {
                         group: HOSTILE_GROUP.into(),
                         topic: victim_topic.clone(),
                         queue_id: 0,
@@ -102,7 +103,7 @@ pub async fn run_hostile(
                         max_msgs: 32,
                         expression: "*".into(),
                         suspend_ms: 15_000,
-                    };
+                    });
                     let mut sent = 0;
                     for _ in 0..8 {
                         if stream.write_all(&frame(VERSION, payload(&pull))).await.is_ok() {
@@ -137,15 +138,15 @@ pub async fn run_hostile(
 fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
     // `name\x01value\x02` for one property: its value fills the rest.
     let blob = |total: usize| "x".repeat(total - "blob".len() - 2);
-    let send = |message: Message| Request::SendMessage {
+    let send = |message: Message| Request::SendMessage(SendMessage {
         producer_group: "hostile-producers".into(),
         queue_id: 0,
         message,
         born_timestamp_ms: 0,
         born_host: "hostile".into(),
         default_topic_queues: 4,
-    };
-    let pull = |topic: &str, offset: u64| Request::PullMessage {
+    });
+    let pull = |topic: &str, offset: u64| Request::PullMessage(PullMessage {
         group: HOSTILE_GROUP.into(),
         topic: topic.into(),
         queue_id: 0,
@@ -153,7 +154,7 @@ fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
         max_msgs: 32,
         expression: "*".into(),
         suspend_ms: 0,
-    };
+    });
     match kind {
         "body-past-limit" => send(Message::new(topic, vec![7u8; 4 * 1024 * 1024 + 1])),
         "properties-at-limit" => send(Message::new(topic, "at the limit").with_property("blob", blob(PROPERTIES_BYTES_MAX))),
@@ -164,11 +165,11 @@ fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
         "tag-illegal" => send(Message::new(topic, "bad tag").with_tags("TagA||TagB")),
         "topic-past-limit" => send(Message::new("t".repeat(128), "long topic")),
         "unknown-topic-pull" => pull("no-such-topic", 0),
-        "unknown-group" => Request::QueryConsumerOffset { group: "no-such-group".into(), topic: victim_topic.into(), queue_id: 0 },
+        "unknown-group" => Request::QueryConsumerOffset(QueryConsumerOffset { group: "no-such-group".into(), topic: victim_topic.into(), queue_id: 0 }),
         "offset-past-end" => pull(victim_topic, u64::MAX / 2),
         // A queue no consumer of the hostile group was ever given, at an
         // offset far past its end (the broker clamps it).
-        _ => Request::UpdateConsumerOffset { group: HOSTILE_GROUP.into(), topic: victim_topic.into(), queue_id: 0, offset: u64::MAX },
+        _ => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: HOSTILE_GROUP.into(), topic: victim_topic.into(), queue_id: 0, offset: u64::MAX }),
     }
 }
 

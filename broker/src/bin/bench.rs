@@ -33,7 +33,7 @@ use anyhow::{anyhow, bail, Context};
 use broker::client::{Admin, ClientConfig, ClientInstance, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
 use broker::clock::Clock;
 use broker::model::{Message, TopicConfig};
-use broker::protocol::ConsumeFrom;
+use broker::command::ConsumeFrom;
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::FsDisk;

@@ -22,9 +22,8 @@ use anyhow::{bail, Context, Result};
 use broker::clock::Clock;
 use broker::model::{Message, TopicConfig, PROPERTY_UNIQ_KEY};
 use broker::net::Connection;
-use broker::protocol::{
-    encode_payload, ConsumeFrom, ConsumerData, Frame, FrameCodec, Request, ResponseBody, ResponseCode, VERSION,
-};
+use broker::protocol::{encode_payload, Frame, FrameCodec, Request, ResponseBody, ResponseCode, VERSION};
+use broker::command::{ConsumeFrom, ConsumerData, ConsumerSendMsgBack, CreateTopic, GetBrokerRuntimeInfo, GetClusterInfo, GetConsumeStats, GetConsumerList, GetQueueOffsets, GetRoute, GetTopicList, GetTopicStats, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, QueryMessageByKey, QueryMessageByUniqueId, SearchOffsetByTime, SendMessage, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset, ViewMessage};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::FsDisk;
 use bytes::BytesMut;
@@ -147,15 +146,15 @@ fn message(rng: &mut Rng, id: u64) -> Message {
 /// One request of any kind, fields drawn to hit edges.
 fn request(rng: &mut Rng, id: u64) -> Request {
     match rng.below(20) {
-        0..=7 => Request::SendMessage {
+        0..=7 => Request::SendMessage(SendMessage {
             producer_group: rng.string(),
             queue_id: if rng.chance(90) { rng.below(8) as u32 } else { rng.number() as u32 },
             message: message(rng, id),
             born_timestamp_ms: rng.number(),
             born_host: if rng.chance(90) { "fuzz".into() } else { rng.string() },
             default_topic_queues: rng.number() as u32,
-        },
-        8 | 9 => Request::PullMessage {
+        }),
+        8 | 9 => Request::PullMessage(PullMessage {
             group: rng.string(),
             topic: rng.topic(),
             queue_id: rng.below(10) as u32,
@@ -163,8 +162,8 @@ fn request(rng: &mut Rng, id: u64) -> Request {
             max_msgs: rng.number() as u32,
             expression: rng.string(),
             suspend_ms: rng.below(300),
-        },
-        10 => Request::Heartbeat {
+        }),
+        10 => Request::Heartbeat(Heartbeat {
             client_id: rng.string(),
             consumers: vec![ConsumerData {
                 group: rng.string(),
@@ -175,12 +174,12 @@ fn request(rng: &mut Rng, id: u64) -> Request {
                     _ => ConsumeFrom::Timestamp(rng.number()),
                 },
             }],
-        },
-        11 => Request::UpdateConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32, offset: rng.number() },
-        12 => Request::QueryConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32 },
-        13 => Request::GetQueueOffsets { topic: rng.topic(), queue_id: rng.number() as u32 },
-        14 => Request::SearchOffsetByTime { topic: rng.topic(), queue_id: rng.below(8) as u32, timestamp_ms: rng.number() },
-        15 => Request::CreateTopic {
+        }),
+        11 => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32, offset: rng.number() }),
+        12 => Request::QueryConsumerOffset(QueryConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32 }),
+        13 => Request::GetQueueOffsets(GetQueueOffsets { topic: rng.topic(), queue_id: rng.number() as u32 }),
+        14 => Request::SearchOffsetByTime(SearchOffsetByTime { topic: rng.topic(), queue_id: rng.below(8) as u32, timestamp_ms: rng.number() }),
+        15 => Request::CreateTopic(CreateTopic {
             config: TopicConfig {
                 name: rng.topic(),
                 write_queues: rng.number() as u32 % 2048,
@@ -188,31 +187,31 @@ fn request(rng: &mut Rng, id: u64) -> Request {
                 perm: if rng.chance(20) { rng.next() as u8 } else { broker::model::PERM_READ | broker::model::PERM_WRITE },
                 order: rng.chance(50),
             },
-        },
-        16 => Request::QueryMessageByKey {
+        }),
+        16 => Request::QueryMessageByKey(QueryMessageByKey {
             topic: rng.topic(),
             key: rng.string(),
             max: rng.number() as u32,
             begin_ms: rng.number(),
             end_ms: rng.number(),
-        },
-        17 => rng.pick(&[Request::GetTopicList, Request::GetBrokerRuntimeInfo, Request::GetClusterInfo]).clone(),
-        18 => Request::ViewMessage { commit_log_offset: rng.number() },
+        }),
+        17 => rng.pick(&[Request::GetTopicList(GetTopicList), Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), Request::GetClusterInfo(GetClusterInfo)]).clone(),
+        18 => Request::ViewMessage(ViewMessage { commit_log_offset: rng.number() }),
         _ => match rng.below(9) {
-            6 => Request::ConsumerSendMsgBack {
+            6 => Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
                 group: rng.string(),
                 commit_log_offset: rng.number(),
                 delay_level: rng.number() as i32,
                 max_reconsume_times: rng.number() as u32,
-            },
-            7 => Request::LockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] },
-            8 => Request::UnlockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] },
-            0 => Request::QueryMessageByUniqueId { id: rng.string() },
-            1 => Request::GetTopicStats { topic: rng.topic() },
-            2 => Request::GetConsumeStats { group: rng.string(), topic: rng.topic() },
-            3 => Request::GetConsumerList { group: rng.string() },
-            4 => Request::UnregisterClient { client_id: rng.string(), group: rng.string() },
-            _ => Request::GetRoute { topic: rng.topic() },
+            }),
+            7 => Request::LockBatchMq(LockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] }),
+            8 => Request::UnlockBatchMq(UnlockBatchMq { group: rng.string(), client_id: rng.string(), queues: vec![(rng.topic(), rng.number() as u32)] }),
+            0 => Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id: rng.string() }),
+            1 => Request::GetTopicStats(GetTopicStats { topic: rng.topic() }),
+            2 => Request::GetConsumeStats(GetConsumeStats { group: rng.string(), topic: rng.topic() }),
+            3 => Request::GetConsumerList(GetConsumerList { group: rng.string() }),
+            4 => Request::UnregisterClient(UnregisterClient { client_id: rng.string(), group: rng.string() }),
+            _ => Request::GetRoute(GetRoute { topic: rng.topic() }),
         },
     }
 }
@@ -250,7 +249,7 @@ fn garbage(rng: &mut Rng, id: u64) -> (&'static str, Vec<u8>) {
                     break v;
                 }
             };
-            ("wrong-version", frame(version, encode_payload(&Request::GetTopicList).expect("small request")))
+            ("wrong-version", frame(version, encode_payload(&Request::GetTopicList(GetTopicList)).expect("small request")))
         }
         _ => {
             let mut bytes = frame(VERSION, encode_payload(&request(rng, id)).unwrap_or_default());
@@ -274,7 +273,7 @@ async fn verify(addr: &str, stored: &[Stored], label: &str) -> Result<u64> {
     let conn = Connection::connect(addr, Duration::from_secs(5)).await?;
     let mut bad = 0;
     for message in stored {
-        let request = Request::QueryMessageByUniqueId { id: message.id.clone() };
+        let request = Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id: message.id.clone() });
         let found = match conn.request(&request, Duration::from_secs(10)).await {
             Ok(response) => match response.body {
                 ResponseBody::Messages(found) => {
@@ -392,7 +391,7 @@ async fn fuzz(args: &Args, addr: &str) -> Result<Findings> {
         let kind = request.name().to_string();
         let conn = &conns[rng.below(conns.len() as u64) as usize];
         let sent = match &request {
-            Request::SendMessage { message, .. } => Some(Stored {
+            Request::SendMessage(SendMessage { message, .. }) => Some(Stored {
                 id: message.unique_id().unwrap_or_default().to_string(),
                 topic: message.topic.clone(),
                 body: message.body.clone(),

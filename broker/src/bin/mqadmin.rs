@@ -15,7 +15,7 @@ use broker::client::{
 };
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt, TopicConfig, TransactionState, PERM_READ, PERM_WRITE};
-use broker::protocol::{ConsumeFrom, SendStatus};
+use broker::command::{ConsumeFrom, GetControllerState, SendStatus};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -414,7 +414,7 @@ async fn sync_state(controllers: &str, timeout_ms: u64) -> anyhow::Result<()> {
     let mut leader_view = None;
     let mut table = Table::new(&["CONTROLLER", "ADDR", "LEADER", "TERM", "APPLIED"]);
     for addr in &addrs {
-        match pool.request(addr, &Request::GetControllerState, timeout).await {
+        match pool.request(addr, &Request::GetControllerState(GetControllerState), timeout).await {
             Ok(response) => {
                 let ResponseBody::ControllerState(view) = response.body else {
                     table.row(vec!["?".into(), addr.clone(), format!("not a controller: {:?} {}", response.code, response.remark), "-".into(), "-".into()]);
@@ -645,7 +645,7 @@ struct FixedAnswers {
 }
 
 impl TransactionListener for FixedAnswers {
-    fn execute(&self, _msg: &Message, _half: &broker::protocol::SendResult) -> futures::future::BoxFuture<'static, TransactionState> {
+    fn execute(&self, _msg: &Message, _half: &broker::command::SendResult) -> futures::future::BoxFuture<'static, TransactionState> {
         let state = self.local;
         Box::pin(async move { state })
     }

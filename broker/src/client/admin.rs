@@ -1,10 +1,12 @@
 //! Operations for `mqadmin`: topics, queries, cluster status.
 
 use super::instance::ClientInstance;
+use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::producer::{Producer, ProducerConfig};
 use crate::model::{dlq_topic, parse_offset_msg_id, validate_group, validate_name, Message, MessageExt, TopicConfig};
-use crate::protocol::{BrokerInfo, ConsumeProgress, QueueStats, Request, ResponseBody, ResponseCode, RuntimeInfo, SendResult};
+use crate::protocol::{Request, ResponseBody};
+use crate::command::{BrokerInfo, ConsumeProgress, CreateTopic, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, PullMessage, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, RuntimeInfo, SendResult, ViewMessage};
 use std::sync::Arc;
 
 /// Administrative operations over a cluster.
@@ -30,18 +32,18 @@ impl Admin {
 
     /// Creates (or updates) a topic on every master broker, or on one by name.
     pub async fn create_topic(&self, config: TopicConfig, broker_name: Option<&str>) -> Result<Vec<String>> {
-        validate_name("topic", &config.name).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        validate_name("topic", &config.name).map_err(|m| Error::refused(Refused::Illegal, m))?;
         let brokers = self.cluster().await?;
         let targets: Vec<&BrokerInfo> = brokers
             .iter()
             .filter(|b| b.broker_id == 0 && broker_name.is_none_or(|n| n == b.broker_name))
             .collect();
         if targets.is_empty() {
-            return Err(Error::rejected(ResponseCode::TopicNotExist, "no matching broker is registered"));
+            return Err(Error::refused(Refused::TopicNotExist, "no matching broker is registered"));
         }
         let mut done = Vec::new();
         for b in targets {
-            self.client.call(&b.addr, &Request::CreateTopic { config: config.clone() }, self.client.timeout()).await?;
+            self.client.call(&b.addr, &Request::CreateTopic(CreateTopic { config: config.clone() }), self.client.timeout()).await?;
             done.push(b.broker_name.clone());
         }
         Ok(done)
@@ -51,7 +53,7 @@ impl Admin {
     pub async fn topics(&self) -> Result<Vec<(String, TopicConfig)>> {
         let mut out = Vec::new();
         for b in self.cluster().await? {
-            match self.client.call(&b.addr, &Request::GetTopicList, self.client.timeout()).await? {
+            match self.client.call(&b.addr, &Request::GetTopicList(GetTopicList), self.client.timeout()).await? {
                 ResponseBody::Topics(topics) => out.extend(topics.into_iter().map(|t| (b.broker_name.clone(), t))),
                 _ => return Err(wrong("GetTopicList")),
             }
@@ -65,7 +67,7 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
         for q in route.queues {
-            match self.client.call(q.read_addr(), &Request::GetTopicStats { topic: topic.to_string() }, self.client.timeout()).await? {
+            match self.client.call(q.read_addr(), &Request::GetTopicStats(GetTopicStats { topic: topic.to_string() }), self.client.timeout()).await? {
                 ResponseBody::TopicStats(stats) => out.extend(stats.into_iter().map(|s| (q.broker_name.clone(), s))),
                 _ => return Err(wrong("GetTopicStats")),
             }
@@ -78,7 +80,7 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
         for q in route.queues {
-            let request = Request::GetConsumeStats { group: group.to_string(), topic: topic.to_string() };
+            let request = Request::GetConsumeStats(GetConsumeStats { group: group.to_string(), topic: topic.to_string() });
             match self.client.call(q.read_addr(), &request, self.client.timeout()).await? {
                 ResponseBody::ConsumeStats(p) => out.extend(p.into_iter().map(|p| (q.broker_name.clone(), p))),
                 _ => return Err(wrong("GetConsumeStats")),
@@ -92,11 +94,11 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut found = Vec::new();
         for q in route.queues {
-            let request = Request::QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX };
+            let request = Request::QueryMessageByKey(QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX });
             match self.client.call(q.read_addr(), &request, self.client.timeout()).await {
                 Ok(ResponseBody::Messages(m)) => found.extend(m),
                 Ok(_) => return Err(wrong("QueryMessageByKey")),
-                Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
+                Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -109,7 +111,7 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         if let Some((broker, offset)) = parse_offset_msg_id(id) {
             if let Some(q) = route.queues.iter().find(|q| q.broker_name == broker) {
-                return match self.client.call(q.read_addr(), &Request::ViewMessage { commit_log_offset: offset }, self.client.timeout()).await? {
+                return match self.client.call(q.read_addr(), &Request::ViewMessage(ViewMessage { commit_log_offset: offset }), self.client.timeout()).await? {
                     ResponseBody::Messages(m) => Ok(m),
                     _ => Err(wrong("ViewMessage")),
                 };
@@ -117,10 +119,10 @@ impl Admin {
         }
         let mut found = Vec::new();
         for q in route.queues {
-            match self.client.call(q.read_addr(), &Request::QueryMessageByUniqueId { id: id.into() }, self.client.timeout()).await {
+            match self.client.call(q.read_addr(), &Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id: id.into() }), self.client.timeout()).await {
                 Ok(ResponseBody::Messages(m)) => found.extend(m),
                 Ok(_) => return Err(wrong("QueryMessageByUniqueId")),
-                Err(Error::Rejected { code: ResponseCode::QueryNotFound, .. }) => {}
+                Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -130,23 +132,23 @@ impl Admin {
     /// Every message in a group's dead-letter queues, broker by broker in
     /// queue order; none when the group never dead-lettered anything.
     pub async fn dead_letters(&self, group: &str) -> Result<Vec<MessageExt>> {
-        validate_group(group).map_err(|m| Error::rejected(ResponseCode::SubscriptionIllegal, m))?;
+        validate_group(group).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
         let topic = dlq_topic(group);
         let route = match self.client.route(&topic, true).await {
             Ok(route) => route,
-            Err(Error::Rejected { code: ResponseCode::TopicNotExist, .. } | Error::NoRoute(_)) => return Ok(Vec::new()),
+            Err(Error::Refused(Refusal { kind: Refused::TopicNotExist, .. }) | Error::NoRoute(_)) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let mut found = Vec::new();
         for q in route.queues {
-            let stats = match self.client.call(q.read_addr(), &Request::GetTopicStats { topic: topic.clone() }, self.client.timeout()).await? {
+            let stats = match self.client.call(q.read_addr(), &Request::GetTopicStats(GetTopicStats { topic: topic.clone() }), self.client.timeout()).await? {
                 ResponseBody::TopicStats(stats) => stats,
                 _ => return Err(wrong("GetTopicStats")),
             };
             for s in stats {
                 let mut offset = s.min_offset;
                 while offset < s.max_offset {
-                    let pull = Request::PullMessage {
+                    let pull = Request::PullMessage(PullMessage {
                         group: format!("{group}-dlq-reader"),
                         topic: topic.clone(),
                         queue_id: s.queue_id,
@@ -154,7 +156,7 @@ impl Admin {
                         max_msgs: 256,
                         expression: "*".into(),
                         suspend_ms: 0,
-                    };
+                    });
                     let result = match self.client.call(q.read_addr(), &pull, self.client.timeout()).await? {
                         ResponseBody::Pull(r) => r,
                         _ => return Err(wrong("PullMessage")),
@@ -193,7 +195,7 @@ impl Admin {
 
     /// Store and traffic figures of a broker.
     pub async fn runtime(&self, addr: &str) -> Result<RuntimeInfo> {
-        match self.client.call(addr, &Request::GetBrokerRuntimeInfo, self.client.timeout()).await? {
+        match self.client.call(addr, &Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), self.client.timeout()).await? {
             ResponseBody::Runtime(info) => Ok(info),
             _ => Err(wrong("GetBrokerRuntimeInfo")),
         }

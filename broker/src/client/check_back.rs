@@ -4,7 +4,8 @@
 
 use crate::model::{Message, MessageExt, TransactionState};
 use crate::net::{Connection, Inbound};
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode, SendResult};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{CheckTransactionState, EndTransaction, SendResult};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,7 @@ impl Inbound for CheckListeners {
     /// the same connection, so a slow listener holds up nothing.
     fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response> {
         let response = match request {
-            Request::CheckTransactionState { producer_group, half, check_times } => {
+            Request::CheckTransactionState(CheckTransactionState { producer_group, half, check_times }) => {
                 let listener = self.groups.lock().expect("listeners").get(&producer_group).cloned();
                 match listener {
                     None => Response::error(ResponseCode::NoPermission, format!("no producer of group {producer_group} here")),
@@ -63,13 +64,13 @@ impl Inbound for CheckListeners {
                             if state == TransactionState::Unknown {
                                 return;
                             }
-                            let end = Request::EndTransaction {
+                            let end = Request::EndTransaction(EndTransaction {
                                 producer_group,
                                 commit_log_offset: half.commit_log_offset,
                                 msg_id: half.msg_id(),
                                 state,
                                 from_check: true,
-                            };
+                            });
                             if let Err(e) = conn.request(&end, timeout).await {
                                 tracing::debug!(error = %e, "the answer to a check-back did not reach the broker");
                             }

@@ -5,6 +5,7 @@
 use super::check_back::CheckListeners;
 use crate::net::{Connection, Inbound};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -56,12 +57,12 @@ pub struct BrokerCalls {
 impl Inbound for BrokerCalls {
     fn handle(self: Arc<Self>, request: Request, conn: Arc<Connection>) -> BoxFuture<'static, Response> {
         match request {
-            Request::NotifyConsumerIdsChanged { group } => {
+            Request::NotifyConsumerIdsChanged(NotifyConsumerIdsChanged { group }) => {
                 let woken = self.rebalancers.wake(&group);
                 tracing::debug!(group, woken, "a broker says the group's members changed");
                 Box::pin(async { Response::ok(ResponseBody::None) })
             }
-            request @ Request::CheckTransactionState { .. } => self.checks.clone().handle(request, conn),
+            request @ Request::CheckTransactionState(CheckTransactionState { .. }) => self.checks.clone().handle(request, conn),
             other => {
                 let refusal = Response::error(ResponseCode::RequestNotSupported, format!("{} is not served by clients", other.name()));
                 Box::pin(async move { refusal })

@@ -1,11 +1,13 @@
 //! What every client shares: name server access, a route cache, connections.
 
 use crate::clock::Clock;
+use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::check_back::CheckListeners;
 use super::inbound::{BrokerCalls, Rebalancers};
 use crate::net::ConnectionPool;
-use crate::protocol::{master_replica, read_replica, BrokerInfo, ReplicaRoute, Request, Response, ResponseBody, ResponseCode, TopicRoute};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{BrokerInfo, GetClusterInfo, GetRoute, HeartbeatProducer, ReplicaRoute, TopicRoute, master_replica, read_replica};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -161,7 +163,7 @@ impl ClientInstance {
             let addr = &addrs[(start + i) % addrs.len()];
             match self.call(addr, request, self.timeout()).await {
                 Ok(body) => return Ok(body),
-                Err(e @ Error::Rejected { .. }) => refused = Some(e),
+                Err(e @ Error::Refused(_)) => refused = Some(e),
                 Err(e) => unreachable = Some(e),
             }
         }
@@ -186,7 +188,7 @@ impl ClientInstance {
                 }
             }
         }
-        match self.call_namesrv(&Request::GetRoute { topic: topic.to_string() }).await {
+        match self.call_namesrv(&Request::GetRoute(GetRoute { topic: topic.to_string() })).await {
             Ok(ResponseBody::Route(route)) => {
                 let mut brokers = self.brokers.lock().expect("brokers");
                 for q in &route.queues {
@@ -208,7 +210,7 @@ impl ClientInstance {
                     *fetched = self.clock.instant();
                     Ok(route.clone())
                 }
-                None if matches!(e, Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => {
+                None if matches!(e, Error::Refused(Refusal { kind: Refused::TopicNotExist, .. })) => {
                     Err(Error::NoRoute(topic.to_string()))
                 }
                 None => Err(e),
@@ -224,7 +226,7 @@ impl ClientInstance {
 
     /// Every broker the name servers know.
     pub async fn cluster(&self) -> Result<Vec<BrokerInfo>> {
-        match self.call_namesrv(&Request::GetClusterInfo).await? {
+        match self.call_namesrv(&Request::GetClusterInfo(GetClusterInfo)).await? {
             ResponseBody::Cluster(brokers) => {
                 let mut groups: BTreeMap<&str, Vec<ReplicaRoute>> = BTreeMap::new();
                 for b in &brokers {
@@ -256,8 +258,8 @@ impl ClientInstance {
                 .get(addr)
                 .is_some_and(|at| at.elapsed() < Duration::from_millis(UNREACHABLE_MS))
         };
-        if read.role == crate::protocol::BrokerRole::Master && failed(&read.addr) {
-            let slave = replicas.iter().filter(|r| r.role == crate::protocol::BrokerRole::Slave && !failed(&r.addr)).min_by_key(|r| r.broker_id);
+        if read.role == crate::command::BrokerRole::Master && failed(&read.addr) {
+            let slave = replicas.iter().filter(|r| r.role == crate::command::BrokerRole::Slave && !failed(&r.addr)).min_by_key(|r| r.broker_id);
             if let Some(slave) = slave {
                 return Some(slave.addr.clone());
             }
@@ -324,7 +326,7 @@ impl ClientInstance {
         };
         addrs.sort();
         addrs.dedup();
-        let request = Request::HeartbeatProducer { client_id: self.config.client_id.clone(), groups };
+        let request = Request::HeartbeatProducer(HeartbeatProducer { client_id: self.config.client_id.clone(), groups });
         let calls = addrs.iter().map(|addr| {
             let request = &request;
             async move {
@@ -346,13 +348,14 @@ impl ClientInstance {
 pub fn into_body(response: Response) -> Result<ResponseBody> {
     match response.code {
         ResponseCode::Success => Ok(response.body),
-        code => Err(Error::Rejected { code, message: response.remark }),
+        code => Err(Error::Refused(Refusal::new(code.refused().unwrap_or(Refused::System), response.remark))),
     }
 }
 
 #[cfg(all(test, not(madsim)))]
 mod tests {
     use super::*;
+    use crate::command::{RegisterBroker, UnregisterBroker};
     use crate::model::TopicConfig;
     use crate::namesrv::{NameServer, NameServerConfig};
 
@@ -372,15 +375,15 @@ mod tests {
         let lagging = name_server().await;
         let current = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![lagging.clone(), current.clone()], "c"), Clock::new());
-        let register = Request::RegisterBroker {
+        let register = Request::RegisterBroker(RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: 0,
             addr: "127.0.0.1:1".into(),
             topics: vec![TopicConfig::new("orders", 4)],
-            role: crate::protocol::BrokerRole::Master,
+            role: crate::command::BrokerRole::Master,
             epoch: 0,
-        };
+        });
         client.call(&current, &register, client.timeout()).await.unwrap();
         // Every turn of the rotation, the lagging name server is asked
         // first once: the route must come back each time.
@@ -394,8 +397,8 @@ mod tests {
     }
 
     /// Broker `id` of group broker-a, serving topic orders, registering.
-    fn register_replica(id: u64, addr: &str, role: crate::protocol::BrokerRole) -> Request {
-        Request::RegisterBroker {
+    fn register_replica(id: u64, addr: &str, role: crate::command::BrokerRole) -> Request {
+        Request::RegisterBroker(RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: id,
@@ -403,7 +406,7 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 4)],
             role,
             epoch: 1,
-        }
+        })
     }
 
     /// A group's route lists its master and slaves: writes go to the master,
@@ -413,14 +416,14 @@ mod tests {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
         let register = register_replica;
-        client.call(&namesrv, &register(0, "10.0.0.1:1", crate::protocol::BrokerRole::Master), client.timeout()).await.unwrap();
-        client.call(&namesrv, &register(1, "10.0.0.2:1", crate::protocol::BrokerRole::Slave), client.timeout()).await.unwrap();
+        client.call(&namesrv, &register(0, "10.0.0.1:1", crate::command::BrokerRole::Master), client.timeout()).await.unwrap();
+        client.call(&namesrv, &register(1, "10.0.0.2:1", crate::command::BrokerRole::Slave), client.timeout()).await.unwrap();
         let route = client.route("orders", true).await.unwrap();
         assert_eq!(route.queues.len(), 1);
         assert_eq!(route.queues[0].replicas.len(), 2);
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
         assert_eq!(client.broker_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
-        let gone = Request::UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+        let gone = Request::UnregisterBroker(UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 });
         client.call(&namesrv, &gone, client.timeout()).await.unwrap();
         client.route("orders", true).await.unwrap();
         assert_eq!(client.master_addr("broker-a"), None, "no master, no writes");
@@ -439,7 +442,7 @@ mod tests {
     async fn a_send_that_finds_no_master_asks_for_the_route_again() {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
-        let register = |id: u64, addr: &str, role, epoch| Request::RegisterBroker {
+        let register = |id: u64, addr: &str, role, epoch| Request::RegisterBroker(RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: id,
@@ -447,8 +450,8 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 1), TopicConfig::new("audit", 1)],
             role,
             epoch,
-        };
-        use crate::protocol::BrokerRole::{Master, Slave};
+        });
+        use crate::command::BrokerRole::{Master, Slave};
         client.call(&namesrv, &register(0, "127.0.0.1:1", Master, 1), client.timeout()).await.unwrap();
         client.route("orders", true).await.unwrap();
         // Replica 0 is deposed; the other topic's route shows no master.
@@ -473,7 +476,7 @@ mod tests {
     async fn a_route_with_a_masterless_group_is_fetched_again_soon() {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
-        use crate::protocol::BrokerRole::{Master, Slave};
+        use crate::command::BrokerRole::{Master, Slave};
         client.call(&namesrv, &register_replica(1, "127.0.0.1:2", Slave), client.timeout()).await.unwrap();
         let route = client.route("orders", false).await.unwrap();
         assert!(route.queues[0].master().is_none());
@@ -491,13 +494,13 @@ mod tests {
         let namesrv = name_server().await;
         let slave = name_server().await; // anything that answers
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
-        for (id, addr, role) in [(0, "127.0.0.1:1", crate::protocol::BrokerRole::Master), (1, slave.as_str(), crate::protocol::BrokerRole::Slave)] {
+        for (id, addr, role) in [(0, "127.0.0.1:1", crate::command::BrokerRole::Master), (1, slave.as_str(), crate::command::BrokerRole::Slave)] {
             client.call(&namesrv, &register_replica(id, addr, role), client.timeout()).await.unwrap();
         }
         client.route("orders", true).await.unwrap();
         let first = client.broker_addr("broker-a").unwrap();
         assert_eq!(first, "127.0.0.1:1", "the master first");
-        assert!(client.call(&first, &Request::GetClusterInfo, client.timeout()).await.is_err());
+        assert!(client.call(&first, &Request::GetClusterInfo(GetClusterInfo), client.timeout()).await.is_err());
         assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave.as_str()), "then the slave");
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:1"), "writes still go to the master");
     }

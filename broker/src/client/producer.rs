@@ -1,9 +1,11 @@
 //! The producer: picks a queue, sends, retries on another broker.
 
 use super::instance::{into_body, ClientInstance, MessageQueue};
+use crate::command::Refused;
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
-use crate::protocol::{BrokerRole, QueueRoute, Request, ResponseBody, ResponseCode, SendResult, SendStatus};
+use crate::protocol::{Request, ResponseBody, ResponseCode};
+use crate::command::{BrokerRole, QueueRoute, SendMessage, SendResult, SendStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,8 +75,8 @@ fn retriable(e: &Error) -> bool {
         // No route: the queue's group lists no master now; the retry
         // fetches the route again.
         Error::Timeout(_) | Error::Connection { .. } | Error::NoRoute(_) => true,
-        Error::Rejected { code, .. } => {
-            matches!(code, ResponseCode::SystemBusy | ResponseCode::SystemError | ResponseCode::TopicNotExist | ResponseCode::NotMaster)
+        Error::Refused(refusal) => {
+            matches!(refusal.kind, Refused::Busy | Refused::System | Refused::TopicNotExist | Refused::NotMaster)
         }
         _ => false,
     }
@@ -83,7 +85,7 @@ fn retriable(e: &Error) -> bool {
 impl Producer {
     /// A producer on a client instance.
     pub fn new(client: Arc<ClientInstance>, config: ProducerConfig) -> Result<Producer> {
-        validate_name("producer group", &config.group).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        validate_name("producer group", &config.group).map_err(|m| Error::refused(Refused::Illegal, m))?;
         let prefix = format!("{}-{:X}", client.config().client_id, client.clock().now_ms());
         Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)), ordered: Arc::default() })
     }
@@ -95,10 +97,9 @@ impl Producer {
 
     /// Gives the message its unique id (kept across retries) and checks it.
     pub fn prepare(&self, mut msg: Message) -> Result<Message> {
-        validate_name("topic", &msg.topic).map_err(|m| Error::rejected(ResponseCode::MessageIllegal, m))?;
+        validate_name("topic", &msg.topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
         if msg.body.len() > self.config.body_bytes_max {
-            return Err(Error::rejected(
-                ResponseCode::MessageIllegal,
+            return Err(Error::refused(Refused::Illegal,
                 format!("body is {} bytes, more than the {} allowed", msg.body.len(), self.config.body_bytes_max),
             ));
         }
@@ -143,14 +144,14 @@ impl Producer {
     /// Sends one attempt to one queue.
     pub async fn send_to(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
         let addr = self.master_addr(&msg.topic, &queue.broker_name)?;
-        let request = Request::SendMessage {
+        let request = Request::SendMessage(SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,
             message: msg.clone(),
             born_timestamp_ms: self.client.clock().now_ms(),
             born_host: self.client.config().client_id.clone(),
             default_topic_queues: self.config.default_topic_queues,
-        };
+        });
         let response = self
             .client
             .pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms))
@@ -272,14 +273,14 @@ impl Producer {
         }
         let queue = &queues[self.round_robin.fetch_add(1, Ordering::Relaxed) % queues.len()];
         let addr = self.master_addr(&msg.topic, &queue.broker_name)?;
-        let request = Request::SendMessage {
+        let request = Request::SendMessage(SendMessage {
             producer_group: self.config.group.clone(),
             queue_id: queue.queue_id,
             message: msg,
             born_timestamp_ms: self.client.clock().now_ms(),
             born_host: self.client.config().client_id.clone(),
             default_topic_queues: self.config.default_topic_queues,
-        };
+        });
         self.client.oneway(&addr, &request).await
     }
 }

@@ -7,7 +7,8 @@ use super::instance::{into_body, ClientInstance};
 use super::producer::{Producer, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::model::{parse_offset_msg_id, Message, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
-use crate::protocol::{Request, SendResult};
+use crate::protocol::Request;
+use crate::command::{EndTransaction, SendResult};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,13 +75,13 @@ impl TransactionProducer {
             return Err(Error::Protocol(format!("the broker gave the half a malformed offset id {}", half.offset_msg_id)));
         };
         let addr = self.client.master_addr(&half.broker_name).ok_or_else(|| Error::NoRoute(half.broker_name.clone()))?;
-        let request = Request::EndTransaction {
+        let request = Request::EndTransaction(EndTransaction {
             producer_group: self.producer.group().to_string(),
             commit_log_offset,
             msg_id: half.msg_id.clone(),
             state,
             from_check: false,
-        };
+        });
         into_body(self.client.pool_request(&addr, &request, self.client.timeout()).await?).map(|_| ())
     }
 

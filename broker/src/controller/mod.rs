@@ -20,7 +20,8 @@ pub use runtime::Runtime;
 use crate::bugs::{self, Bug};
 use crate::clock::Clock;
 use crate::net::{ConnectionPool, Service};
-use crate::protocol::{ControllerView, RaftRpc, ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{self, AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetControllerState, GetReplicaInfo, RaftRpc, ReplicaInfo};
 use crate::store::Disk;
 use futures::future::BoxFuture;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -371,12 +372,12 @@ impl Controller {
 
     async fn handle_request(self: Arc<Self>, request: Request) -> Response {
         match request {
-            Request::Raft { rpc, payload } => self.raft_rpc(rpc, &payload).await,
-            Request::ControllerHeartbeat { broker_name, broker_id, addr, max_offset, serving, last_term, .. } => {
+            Request::Raft(command::Raft { rpc, payload }) => self.raft_rpc(rpc, &payload).await,
+            Request::ControllerHeartbeat(ControllerHeartbeat { broker_name, broker_id, addr, max_offset, serving, last_term, .. }) => {
                 let heard = Heard { at: self.clock.instant(), max_offset, serving, last_term };
                 self.heartbeat(broker_name, broker_id, addr, heard).await
             }
-            Request::GetReplicaInfo { broker_name } => {
+            Request::GetReplicaInfo(GetReplicaInfo { broker_name }) => {
                 if let Err(answer) = self.confirm_leader().await {
                     return answer;
                 }
@@ -385,10 +386,10 @@ impl Controller {
                     None => Response::error(ResponseCode::QueryNotFound, format!("no broker group {broker_name} has registered")),
                 }
             }
-            Request::AlterSyncStateSet { broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set } => {
+            Request::AlterSyncStateSet(AlterSyncStateSet { broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set }) => {
                 self.alter(broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set).await
             }
-            Request::GetControllerState => Response::ok(ResponseBody::ControllerState(self.view())),
+            Request::GetControllerState(GetControllerState) => Response::ok(ResponseBody::ControllerState(self.view())),
             other => Response::error(ResponseCode::RequestNotSupported, format!("{} is not a controller request", other.name())),
         }
     }

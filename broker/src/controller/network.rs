@@ -5,7 +5,8 @@
 
 use super::TypeConfig;
 use crate::net::ConnectionPool;
-use crate::protocol::{RaftRpc, Request, Response, ResponseBody, ResponseCode};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{Raft, RaftRpc};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
@@ -56,7 +57,7 @@ impl Peer {
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
         let payload = serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let request = Request::Raft { rpc, payload };
+        let request = Request::Raft(Raft { rpc, payload });
         let response = self
             .pool
             .request(&self.addr, &request, option.hard_ttl())

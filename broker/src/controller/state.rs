@@ -6,7 +6,7 @@
 //! from a deposed master) is refused rather than applied.
 
 use crate::bugs::{self, Bug};
-use crate::protocol::ReplicaInfo;
+use crate::command::ReplicaInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -9,6 +9,7 @@ pub use route_table::RouteTable;
 use crate::clock::Clock;
 use crate::net::Service;
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{GetClusterInfo, GetRoute, RegisterBroker, UnregisterBroker};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -61,19 +62,19 @@ impl NameServer {
         let now = self.clock.now_ms();
         let mut table = self.table.lock().expect("route table");
         match request {
-            Request::RegisterBroker { cluster, broker_name, broker_id, addr, topics, role, epoch } => {
+            Request::RegisterBroker(RegisterBroker { cluster, broker_name, broker_id, addr, topics, role, epoch }) => {
                 table.register(route_table::Registration { cluster, broker_name, broker_id, addr, role, epoch, topics }, now);
                 Response::ok(ResponseBody::None)
             }
-            Request::UnregisterBroker { broker_name, broker_id } => {
+            Request::UnregisterBroker(UnregisterBroker { broker_name, broker_id }) => {
                 table.unregister(&broker_name, broker_id);
                 Response::ok(ResponseBody::None)
             }
-            Request::GetRoute { topic } => match table.route(&topic) {
+            Request::GetRoute(GetRoute { topic }) => match table.route(&topic) {
                 Some(route) => Response::ok(ResponseBody::Route(route)),
                 None => Response::error(ResponseCode::TopicNotExist, format!("no broker serves topic {topic}")),
             },
-            Request::GetClusterInfo => Response::ok(ResponseBody::Cluster(table.cluster_info())),
+            Request::GetClusterInfo(GetClusterInfo) => Response::ok(ResponseBody::Cluster(table.cluster_info())),
             other => Response::error(
                 ResponseCode::RequestNotSupported,
                 format!("{} is a broker request; this is a name server", other.name()),

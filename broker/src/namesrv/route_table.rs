@@ -5,7 +5,7 @@
 //! group serving the topic, with its role and term.
 
 use crate::model::TopicConfig;
-use crate::protocol::{BrokerInfo, BrokerRole, QueueRoute, ReplicaRoute, TopicRoute};
+use crate::command::{BrokerInfo, BrokerRole, QueueRoute, ReplicaRoute, TopicRoute};
 use std::collections::BTreeMap;
 
 /// One broker's registration.

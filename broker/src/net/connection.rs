@@ -418,6 +418,7 @@ impl ConnectionPool {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use crate::command::GetClusterInfo;
     use crate::namesrv::{NameServer, NameServerConfig};
     use std::time::Instant;
     use tokio::net::TcpListener;
@@ -454,7 +455,7 @@ mod tests {
         let stuck = tokio::spawn(async move { hanging.get(&full_addr.to_string(), Duration::from_secs(10)).await.map(|_| ()) });
         tokio::time::sleep(Duration::from_millis(200)).await;
         let start = Instant::now();
-        pool.request(&answering, &Request::GetClusterInfo, Duration::from_secs(5)).await.expect("the name server answers");
+        pool.request(&answering, &Request::GetClusterInfo(GetClusterInfo), Duration::from_secs(5)).await.expect("the name server answers");
         let waited = start.elapsed();
         stuck.abort();
         assert!(waited < Duration::from_secs(3), "a request to another address waited {waited:?} for a hanging connect");
@@ -493,10 +494,10 @@ mod tests {
         let forward = Arc::new(AtomicBool::new(false));
         let addr = switch(name_server().await, forward.clone()).await;
         let pool = ConnectionPool::new();
-        let silent = pool.request(&addr, &Request::GetClusterInfo, Duration::from_millis(300)).await;
+        let silent = pool.request(&addr, &Request::GetClusterInfo(GetClusterInfo), Duration::from_millis(300)).await;
         assert!(matches!(silent, Err(Error::Timeout(_))), "{silent:?}");
         forward.store(true, Ordering::Relaxed);
-        let next = pool.request(&addr, &Request::GetClusterInfo, Duration::from_secs(3)).await;
+        let next = pool.request(&addr, &Request::GetClusterInfo(GetClusterInfo), Duration::from_secs(3)).await;
         assert!(next.is_ok(), "the request after a timeout went down the dead connection: {next:?}");
     }
 }

@@ -11,6 +11,7 @@
 //! exact, since the owed work adds up in the virtual times.
 
 use crate::protocol::{Request, Response, ResponseBody};
+use crate::command::{PullMessage, SendMessage};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -244,8 +245,8 @@ impl WorkerPool {
     /// What a request costs before it is applied.
     pub fn request_us(&self, request: &Request) -> f64 {
         match request {
-            Request::SendMessage { message, .. } => self.cost.send_us + self.kib(message.body.len()),
-            Request::PullMessage { .. } => self.cost.pull_us,
+            Request::SendMessage(SendMessage { message, .. }) => self.cost.send_us + self.kib(message.body.len()),
+            Request::PullMessage(PullMessage { .. }) => self.cost.pull_us,
             _ => self.cost.other_us,
         }
     }
@@ -271,7 +272,7 @@ impl WorkerPool {
     /// Whether the pool takes the request now: a send is refused when it
     /// would wait past [`SEND_QUEUE_WAIT_MAX_US`].
     pub fn admits(&self, request: &Request) -> bool {
-        !matches!(request, Request::SendMessage { .. }) || self.servers.queue_wait_us() <= SEND_QUEUE_WAIT_MAX_US
+        !matches!(request, Request::SendMessage(SendMessage { .. })) || self.servers.queue_wait_us() <= SEND_QUEUE_WAIT_MAX_US
     }
 
     /// Serves `us` of work on the pool.

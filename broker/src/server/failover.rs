@@ -12,7 +12,8 @@
 use super::{load_services, Broker};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::protocol::{ReplicaInfo, Request, Response, ResponseBody, ResponseCode};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{AlterSyncStateSet, ControllerHeartbeat, ReplicaInfo};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ impl Broker {
         };
         let max_offset = self.store.lock().expect("store").write_offset();
         let last_term = self.epochs.lock().expect("epochs").last_term();
-        let request = Request::ControllerHeartbeat {
+        let request = Request::ControllerHeartbeat(ControllerHeartbeat {
             broker_name: self.config.broker_name.clone(),
             broker_id: self.config.broker_id,
             addr: self.config.advertise_addr.clone(),
@@ -52,7 +53,7 @@ impl Broker {
             max_offset,
             serving,
             last_term,
-        };
+        });
         match controller.call(&request).await {
             Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => self.follow(info).await,
             Ok(other) => tracing::debug!(code = ?other.code, remark = %other.remark, "controller heartbeat refused"),
@@ -224,13 +225,13 @@ impl Broker {
             role.asked = Some((role.sync_state_set_epoch, proposal.clone()));
             (proposal, role.sync_state_set_epoch, role.epoch)
         };
-        let request = Request::AlterSyncStateSet {
+        let request = Request::AlterSyncStateSet(AlterSyncStateSet {
             broker_name: self.config.broker_name.clone(),
             master_id: me,
             master_epoch: epoch,
             sync_state_set_epoch: set_epoch,
             sync_state_set: proposal.iter().copied().collect(),
-        };
+        });
         match controller.call(&request).await {
             Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => {
                 let mut role = self.role.lock().expect("role");

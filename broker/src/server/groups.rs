@@ -1,6 +1,6 @@
 //! Consumer group membership, from heartbeats, with expiry.
 
-use crate::protocol::ConsumerData;
+use crate::command::ConsumerData;
 use std::net::SocketAddr;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,7 +69,7 @@ impl ConsumerGroups {
     }
 
     /// Where a group starts, as its members said.
-    pub fn consume_from(&self, group: &str) -> Option<crate::protocol::ConsumeFrom> {
+    pub fn consume_from(&self, group: &str) -> Option<crate::command::ConsumeFrom> {
         self.groups.get(group)?.values().next().map(|m| m.data.consume_from)
     }
 
@@ -83,7 +83,7 @@ impl ConsumerGroups {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ConsumeFrom;
+    use crate::command::ConsumeFrom;
 
     fn data(group: &str) -> ConsumerData {
         ConsumerData { group: group.into(), subscriptions: vec![("t".into(), "*".into())], consume_from: ConsumeFrom::FirstOffset }

@@ -7,10 +7,8 @@ use crate::model::{
     dlq_topic, is_system_topic, offset_msg_id, retry_level, retry_topic, validate_group, validate_name, Delayed, Message,
     MessageExt, Origin, TagFilter, HALF_TOPIC, TopicConfig, PERM_READ, PERM_WRITE, PROPERTY_UNIQ_KEY, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX,
 };
-use crate::protocol::{
-    ConsumeProgress, PullResult, QueueStats, Request, Response, ResponseBody, ResponseCode, RuntimeInfo, SendResult,
-    SendStatus,
-};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{AlterSyncStateSet, CheckTransactionState, ConsumeProgress, ConsumerSendMsgBack, ControllerHeartbeat, CreateTopic, EndTransaction, GetBrokerRuntimeInfo, GetClusterInfo, GetConsumeStats, GetConsumerList, GetControllerState, GetEpochs, GetQueueOffsets, GetReplicaConfig, GetReplicaInfo, GetRoute, GetTopicList, GetTopicStats, Heartbeat, HeartbeatProducer, LockBatchMq, NotifyConsumerIdsChanged, PullMessage, PullResult, QueryConsumerOffset, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, Raft, RegisterBroker, ReplicaPull, RuntimeInfo, SearchOffsetByTime, SendMessage, SendResult, SendStatus, UnlockBatchMq, UnregisterBroker, UnregisterClient, UpdateConsumerOffset, ViewMessage};
 use crate::store::{GetStatus, PutResult};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -32,21 +30,21 @@ struct Born {
 impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
         let write = match &request {
-            Request::SendMessage { .. } => Some("a send"),
-            Request::ConsumerSendMsgBack { .. } => Some("a send-back"),
-            Request::EndTransaction { .. } => Some("the end of a transaction"),
-            Request::LockBatchMq { .. } | Request::UnlockBatchMq { .. } => Some("a queue lock"),
+            Request::SendMessage(SendMessage { .. }) => Some("a send"),
+            Request::ConsumerSendMsgBack(ConsumerSendMsgBack { .. }) => Some("a send-back"),
+            Request::EndTransaction(EndTransaction { .. }) => Some("the end of a transaction"),
+            Request::LockBatchMq(LockBatchMq { .. }) | Request::UnlockBatchMq(UnlockBatchMq { .. }) => Some("a queue lock"),
             _ => None,
         };
         if let Some(refusal) = write.and_then(|what| self.refuse_on_slave(what)) {
             return refusal;
         }
         match request {
-            Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } => {
+            Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }) => {
                 let born = Born { producer_group, timestamp_ms: born_timestamp_ms, host: born_host, peer };
                 self.send(queue_id, message, born, default_topic_queues).await
             }
-            Request::HeartbeatProducer { client_id, groups } => {
+            Request::HeartbeatProducer(HeartbeatProducer { client_id, groups }) => {
                 let now = self.clock.now_ms();
                 let mut producers = self.producers.lock().expect("producers");
                 for group in groups.iter().filter(|g| validate_name("producer group", g).is_ok()) {
@@ -54,12 +52,12 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::None)
             }
-            Request::ReplicaPull { broker_name, broker_id, epoch, from_offset, durable_offset, max_bytes, wait_ms } => {
+            Request::ReplicaPull(ReplicaPull { broker_name, broker_id, epoch, from_offset, durable_offset, max_bytes, wait_ms }) => {
                 self.replica_pull(&broker_name, broker_id, epoch, from_offset, durable_offset, max_bytes, wait_ms).await
             }
-            Request::ReplicaConfig { broker_name } => self.replica_config(&broker_name),
-            Request::GetEpochs { broker_name } => self.get_epochs(&broker_name),
-            Request::EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } => {
+            Request::GetReplicaConfig(GetReplicaConfig { broker_name }) => self.replica_config(&broker_name),
+            Request::GetEpochs(GetEpochs { broker_name }) => self.get_epochs(&broker_name),
+            Request::EndTransaction(EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check }) => {
                 tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
                 if from_check && state == crate::model::TransactionState::Commit && bugs::active(Bug::CheckCommitIgnored) {
                     // The planted defect: a check-back's commit is taken and dropped.
@@ -67,10 +65,10 @@ impl Broker {
                 }
                 self.end_transaction(&producer_group, commit_log_offset, &msg_id, state).await
             }
-            Request::PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms } => {
+            Request::PullMessage(PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms }) => {
                 self.pull(&group, &topic, queue_id, offset, max_msgs, &expression, suspend_ms).await
             }
-            Request::Heartbeat { client_id, consumers } => {
+            Request::Heartbeat(Heartbeat { client_id, consumers }) => {
                 let now = self.clock.now_ms();
                 let mut retry_topics = Vec::new();
                 let mut joined = Vec::new();
@@ -98,10 +96,10 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::None)
             }
-            Request::ConsumerSendMsgBack { group, commit_log_offset, delay_level, max_reconsume_times } => {
+            Request::ConsumerSendMsgBack(ConsumerSendMsgBack { group, commit_log_offset, delay_level, max_reconsume_times }) => {
                 self.send_back(&group, commit_log_offset, delay_level, max_reconsume_times).await
             }
-            Request::LockBatchMq { group, client_id, queues } => {
+            Request::LockBatchMq(LockBatchMq { group, client_id, queues }) => {
                 let exclusive = !bugs::active(Bug::LockNotExclusive);
                 let (granted, snapshot) = {
                     let mut locks = self.locks.lock().expect("locks");
@@ -113,7 +111,7 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::LockedQueues(granted))
             }
-            Request::UnlockBatchMq { group, client_id, queues } => {
+            Request::UnlockBatchMq(UnlockBatchMq { group, client_id, queues }) => {
                 let snapshot = {
                     let mut locks = self.locks.lock().expect("locks");
                     locks.unlock(&group, &client_id, &queues);
@@ -124,16 +122,16 @@ impl Broker {
                     None => Response::ok(ResponseBody::None),
                 }
             }
-            Request::UnregisterClient { client_id, group } => {
+            Request::UnregisterClient(UnregisterClient { client_id, group }) => {
                 if self.groups.lock().expect("groups").unregister(&client_id, &group) {
                     self.notify_consumers_changed(&group);
                 }
                 Response::ok(ResponseBody::None)
             }
-            Request::GetConsumerList { group } => {
+            Request::GetConsumerList(GetConsumerList { group }) => {
                 Response::ok(ResponseBody::ConsumerList(self.groups.lock().expect("groups").members(&group)))
             }
-            Request::UpdateConsumerOffset { group, topic, queue_id, offset } => {
+            Request::UpdateConsumerOffset(UpdateConsumerOffset { group, topic, queue_id, offset }) => {
                 // A slave's offsets are its master's copy, replaced every
                 // second: a commit taken here would be silently undone.
                 if self.is_slave() {
@@ -148,7 +146,7 @@ impl Broker {
                 self.offsets.lock().expect("offsets").commit_forward(&group, &topic, queue_id, offset.min(end));
                 Response::ok(ResponseBody::None)
             }
-            Request::QueryConsumerOffset { group, topic, queue_id } => {
+            Request::QueryConsumerOffset(QueryConsumerOffset { group, topic, queue_id }) => {
                 if bugs::active(Bug::StaleOffsetRead) {
                     // The planted defect: answered from the last persisted table.
                     let persisted = crate::store::disk::read_all(self.disk.as_ref(), super::OFFSETS_PATH).ok().flatten();
@@ -157,21 +155,21 @@ impl Broker {
                 }
                 Response::ok(ResponseBody::Offset(self.offsets.lock().expect("offsets").get(&group, &topic, queue_id)))
             }
-            Request::GetQueueOffsets { topic, queue_id } => {
+            Request::GetQueueOffsets(GetQueueOffsets { topic, queue_id }) => {
                 let (min_offset, max_offset) = self.store.lock().expect("store").queue_offsets(&topic, queue_id);
                 Response::ok(ResponseBody::QueueOffsets(QueueStats { queue_id, min_offset, max_offset }))
             }
-            Request::SearchOffsetByTime { topic, queue_id, timestamp_ms } => {
+            Request::SearchOffsetByTime(SearchOffsetByTime { topic, queue_id, timestamp_ms }) => {
                 match self.store.lock().expect("store").offset_by_time(&topic, queue_id, timestamp_ms) {
                     Ok(offset) => Response::ok(ResponseBody::Offset(Some(offset))),
                     Err(e) => e.into(),
                 }
             }
-            Request::CreateTopic { config } => self.create_topic(config).await,
-            Request::GetTopicList => {
+            Request::CreateTopic(CreateTopic { config }) => self.create_topic(config).await,
+            Request::GetTopicList(GetTopicList) => {
                 Response::ok(ResponseBody::Topics(self.topics.lock().expect("topics").values().cloned().collect()))
             }
-            Request::GetTopicStats { topic } => {
+            Request::GetTopicStats(GetTopicStats { topic }) => {
                 let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
                     return Response::error(ResponseCode::TopicNotExist, format!("topic {topic} does not exist on this broker"));
                 };
@@ -184,7 +182,7 @@ impl Broker {
                     .collect();
                 Response::ok(ResponseBody::TopicStats(stats))
             }
-            Request::GetConsumeStats { group, topic } => {
+            Request::GetConsumeStats(GetConsumeStats { group, topic }) => {
                 let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
                     return Response::error(ResponseCode::TopicNotExist, format!("topic {topic} does not exist on this broker"));
                 };
@@ -199,7 +197,7 @@ impl Broker {
                     .collect();
                 Response::ok(ResponseBody::ConsumeStats(progress))
             }
-            Request::QueryMessageByKey { topic, key, max, begin_ms, end_ms } => {
+            Request::QueryMessageByKey(QueryMessageByKey { topic, key, max, begin_ms, end_ms }) => {
                 let max = max.clamp(1, QUERY_RESULTS_MAX) as usize;
                 let found = self.store.lock().expect("store").with_index_rebuild(|s| s.query_by_key(&topic, &key, max, begin_ms, end_ms));
                 match found {
@@ -208,16 +206,16 @@ impl Broker {
                     Err(e) => e.into(),
                 }
             }
-            Request::QueryMessageByUniqueId { id } => match self.store.lock().expect("store").with_index_rebuild(|s| s.query_by_unique_id(&id)) {
+            Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id }) => match self.store.lock().expect("store").with_index_rebuild(|s| s.query_by_unique_id(&id)) {
                 Ok(found) if found.is_empty() => Response::error(ResponseCode::QueryNotFound, format!("no message has id {id}")),
                 Ok(found) => Response::ok(ResponseBody::Messages(self.stamp(found))),
                 Err(e) => e.into(),
             },
-            Request::ViewMessage { commit_log_offset } => match self.store.lock().expect("store").read_at(commit_log_offset) {
+            Request::ViewMessage(ViewMessage { commit_log_offset }) => match self.store.lock().expect("store").read_at(commit_log_offset) {
                 Ok(msg) => Response::ok(ResponseBody::Messages(self.stamp(vec![msg]))),
                 Err(e) => Response::error(ResponseCode::QueryNotFound, format!("no message at offset {commit_log_offset}: {e}")),
             },
-            Request::GetBrokerRuntimeInfo => {
+            Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo) => {
                 let store = self.store.lock().expect("store");
                 let delayed_pending = {
                     let schedule = self.schedule.lock().expect("schedule");
@@ -249,22 +247,22 @@ impl Broker {
                     flush_count: self.flush_count.load(Ordering::Relaxed),
                 }))
             }
-            other @ (Request::RegisterBroker { .. }
-            | Request::UnregisterBroker { .. }
-            | Request::GetRoute { .. }
-            | Request::GetClusterInfo) => Response::error(
+            other @ (Request::RegisterBroker(RegisterBroker { .. })
+            | Request::UnregisterBroker(UnregisterBroker { .. })
+            | Request::GetRoute(GetRoute { .. })
+            | Request::GetClusterInfo(GetClusterInfo)) => Response::error(
                 ResponseCode::RequestNotSupported,
                 format!("{} is a name server request; this is a broker", other.name()),
             ),
-            other @ (Request::CheckTransactionState { .. } | Request::NotifyConsumerIdsChanged { .. }) => Response::error(
+            other @ (Request::CheckTransactionState(CheckTransactionState { .. }) | Request::NotifyConsumerIdsChanged(NotifyConsumerIdsChanged { .. })) => Response::error(
                 ResponseCode::RequestNotSupported,
                 format!("{} is a request brokers send to clients; this is a broker", other.name()),
             ),
-            other @ (Request::Raft { .. }
-            | Request::ControllerHeartbeat { .. }
-            | Request::GetReplicaInfo { .. }
-            | Request::AlterSyncStateSet { .. }
-            | Request::GetControllerState) => Response::error(
+            other @ (Request::Raft(Raft { .. })
+            | Request::ControllerHeartbeat(ControllerHeartbeat { .. })
+            | Request::GetReplicaInfo(GetReplicaInfo { .. })
+            | Request::AlterSyncStateSet(AlterSyncStateSet { .. })
+            | Request::GetControllerState(GetControllerState)) => Response::error(
                 ResponseCode::RequestNotSupported,
                 format!("{} is a controller request; this is a broker", other.name()),
             ),

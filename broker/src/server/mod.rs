@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::model::{DelayLevels, TopicConfig, HALF_TOPIC, SCHEDULE_TOPIC};
 use crate::net::{Connection, ConnectionPool, Service};
 use crate::protocol::{Request, Response};
+use crate::command::{NotifyConsumerIdsChanged, RegisterBroker};
 use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -135,14 +136,14 @@ impl Broker {
         let topics: BTreeMap<String, TopicConfig> = match read_all(disk.as_ref(), TOPICS_PATH)? {
             None => BTreeMap::new(),
             Some(bytes) => serde_json::from_slice::<Vec<TopicConfig>>(&bytes)
-                .map_err(|e| Error::Corrupt { offset: 0, reason: format!("{TOPICS_PATH}: {e}") })?
+                .map_err(|e| Error::corrupt_file(TOPICS_PATH, e.to_string()))?
                 .into_iter()
                 .map(|t| (t.name.clone(), t))
                 .collect(),
         };
         let mut offsets = match read_all(disk.as_ref(), OFFSETS_PATH)? {
             None => OffsetTable::default(),
-            Some(bytes) => OffsetTable::from_json(&bytes).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+            Some(bytes) => OffsetTable::from_json(&bytes).map_err(|reason| Error::corrupt_file(OFFSETS_PATH, reason))?,
         };
         let clamped = offsets.clamp(|topic, queue_id| store.queue_offsets(topic, queue_id).1);
         if clamped > 0 {
@@ -151,12 +152,12 @@ impl Broker {
         let (schedule, timers, transactions) = load_services(&mut store, disk.as_ref())?;
         let epochs = match read_all(disk.as_ref(), epochs::EPOCHS_PATH)? {
             None => Epochs::default(),
-            Some(bytes) => Epochs::from_json(&bytes).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+            Some(bytes) => Epochs::from_json(&bytes).map_err(|reason| Error::corrupt_file(epochs::EPOCHS_PATH, reason))?,
         };
         let lease = Duration::from_millis(config.lock_lease_ms);
         let locks = match read_all(disk.as_ref(), LOCKS_PATH)? {
             None => QueueLocks::new(lease),
-            Some(bytes) => QueueLocks::from_json(&bytes, lease, clock.instant()).map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+            Some(bytes) => QueueLocks::from_json(&bytes, lease, clock.instant()).map_err(|reason| Error::corrupt_file(LOCKS_PATH, reason))?,
         };
         let flushed_offset = store.flushed_offset();
         tracing::info!(broker = %config.broker_name, ?recovery, timers = timers.len(), "store opened");
@@ -426,7 +427,7 @@ impl Broker {
     /// name server took it.
     pub async fn register_all(&self) -> bool {
         let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
-        let request = Request::RegisterBroker {
+        let request = Request::RegisterBroker(RegisterBroker {
             cluster: self.config.cluster.clone(),
             broker_name: self.config.broker_name.clone(),
             broker_id: self.config.broker_id,
@@ -434,7 +435,7 @@ impl Broker {
             topics,
             role: self.broker_role(),
             epoch: self.role.lock().expect("role").epoch,
-        };
+        });
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let calls = self.config.namesrv_addrs.iter().map(|addr| {
             let request = &request;
@@ -561,13 +562,13 @@ fn load_services(store: &mut MessageStore, disk: &dyn Disk) -> Result<(ScheduleP
     let schedule = match read_all(disk, DELAY_PATH)? {
         None => ScheduleProgress::default(),
         Some(bytes) => ScheduleProgress::from_json(&bytes, |level| store.queue_offsets(SCHEDULE_TOPIC, level.saturating_sub(1)).1)
-            .map_err(|reason| Error::Corrupt { offset: 0, reason })?,
+            .map_err(|reason| Error::corrupt_file(DELAY_PATH, reason))?,
     };
     let transactions = {
         let ended = transaction::ended_halves(store)?;
         let checks = read_all(disk, transaction::CHECKS_PATH)?;
         let low = store.queue_offsets(HALF_TOPIC, 0).0;
-        TransactionTable::new(ended, checks.as_deref(), low).map_err(|reason| Error::Corrupt { offset: 0, reason })?
+        TransactionTable::new(ended, checks.as_deref(), low).map_err(|reason| Error::corrupt_file(transaction::CHECKS_PATH, reason))?
     };
     let timers = timer::open_wheel(store, read_all(disk, timer::TIMER_PATH)?.as_deref())?;
     Ok((schedule, timers, transactions))
@@ -633,7 +634,7 @@ impl Broker {
             peers.iter().filter_map(|peer| links.get(peer).filter(|c| !c.is_closed()).cloned()).collect()
         };
         for conn in conns {
-            let request = Request::NotifyConsumerIdsChanged { group: group.to_string() };
+            let request = Request::NotifyConsumerIdsChanged(NotifyConsumerIdsChanged { group: group.to_string() });
             tokio::spawn(async move {
                 if let Err(e) = conn.oneway(&request).await {
                     tracing::debug!(peer = conn.peer(), error = %e, "a group change notice was not sent");

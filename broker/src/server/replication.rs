@@ -12,7 +12,8 @@ use super::{Broker, Epochs, ReplicationRole};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
-use crate::protocol::{BrokerRole, EpochList, ReplicaChunk, ReplicaConfig, Request, Response, ResponseBody, ResponseCode, SendStatus};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{BrokerRole, EpochList, GetClusterInfo, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull, SendStatus};
 use crate::store::disk::read_all;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -292,7 +293,7 @@ impl Broker {
     /// keeps its progress files to write once its own log holds what they
     /// count as delivered.
     async fn copy_config(&self, master: &str) {
-        let request = Request::ReplicaConfig { broker_name: self.config.broker_name.clone() };
+        let request = Request::GetReplicaConfig(GetReplicaConfig { broker_name: self.config.broker_name.clone() });
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let Ok(Response { body: ResponseBody::ReplicaConfig(config), .. }) = self.pool.request(master, &request, timeout).await else {
             return;
@@ -481,7 +482,7 @@ impl Broker {
         }
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         for namesrv in &self.config.namesrv_addrs {
-            let Ok(response) = self.pool.request(namesrv, &Request::GetClusterInfo, timeout).await else { continue };
+            let Ok(response) = self.pool.request(namesrv, &Request::GetClusterInfo(GetClusterInfo), timeout).await else { continue };
             let ResponseBody::Cluster(brokers) = response.body else { continue };
             let master = brokers
                 .into_iter()
@@ -498,7 +499,7 @@ impl Broker {
     /// terms and cuts this log back to where the two agree (an old master
     /// drops its divergent tail). True when done.
     async fn join_master(&self, master: &str, epoch: u64) -> bool {
-        let request = Request::GetEpochs { broker_name: self.config.broker_name.clone() };
+        let request = Request::GetEpochs(GetEpochs { broker_name: self.config.broker_name.clone() });
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         let theirs = match self.pool.request(master, &request, timeout).await {
             Ok(Response { code: ResponseCode::Success, body: ResponseBody::Epochs(list), .. }) => list,
@@ -610,7 +611,7 @@ impl Broker {
                 // Promoted, or told to follow another master, meanwhile.
                 continue;
             }
-            let request = Request::ReplicaPull {
+            let request = Request::ReplicaPull(ReplicaPull {
                 broker_name: self.config.broker_name.clone(),
                 broker_id: self.config.broker_id,
                 epoch,
@@ -618,7 +619,7 @@ impl Broker {
                 durable_offset: durable,
                 max_bytes: CHUNK_BYTES,
                 wait_ms: PULL_WAIT_MS,
-            };
+            });
             let timeout = Duration::from_millis(PULL_WAIT_MS + self.config.request_timeout_ms);
             let chunk = match self.pool.request(&master, &request, timeout).await {
                 Ok(Response { code: ResponseCode::Success, body: ResponseBody::Replica(chunk), .. }) => chunk,

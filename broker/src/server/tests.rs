@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::{Message, TopicConfig};
 use crate::protocol::ResponseCode;
+use crate::command::{ConsumerSendMsgBack, CreateTopic, EndTransaction, GetBrokerRuntimeInfo, HeartbeatProducer, PullMessage, ReplicaPull, SendMessage, UpdateConsumerOffset};
 use crate::store::MemDisk;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -82,14 +83,14 @@ impl Disk for GatedDisk {
 }
 
 fn send(topic: &str, body: &str) -> Request {
-    Request::SendMessage {
+    Request::SendMessage(SendMessage {
         producer_group: "pg".into(),
         queue_id: 0,
         message: Message::new(topic, body.as_bytes().to_vec()),
         born_timestamp_ms: 0,
         born_host: "test".into(),
         default_topic_queues: 4,
-    }
+    })
 }
 
 fn peer() -> SocketAddr {
@@ -139,14 +140,14 @@ async fn the_store_lock_is_free_while_an_fsync_runs() {
 async fn a_message_past_the_limits_is_refused_and_the_broker_goes_on() {
     let disk = GatedDisk::default();
     let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk), Clock::new()).unwrap();
-    let Request::SendMessage { producer_group, queue_id, mut message, born_timestamp_ms, born_host, default_topic_queues } =
+    let Request::SendMessage(SendMessage { producer_group, queue_id, mut message, born_timestamp_ms, born_host, default_topic_queues }) =
         send("orders", "")
     else {
         unreachable!()
     };
     message.body = vec![7; 4 * 1024 * 1024];
     message.properties.insert("blob".into(), "x".repeat(1_200_000));
-    let huge = Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues };
+    let huge = Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues });
     let refused = broker.apply(huge, peer()).await;
     assert_eq!(refused.code, ResponseCode::MessageIllegal, "{refused:?}");
     assert!(refused.remark.contains("32767"), "{}", refused.remark);
@@ -184,7 +185,7 @@ async fn a_store_broken_by_a_full_disk_takes_sends_again_once_the_disk_has_room(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_topic_names_each_bad_value() {
     let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(GatedDisk::default()), Clock::new()).unwrap();
-    let create = |config: TopicConfig| Request::CreateTopic { config };
+    let create = |config: TopicConfig| Request::CreateTopic(CreateTopic { config });
     let cases = [
         (TopicConfig::new("bad name", 4), "contains ' '"),
         (TopicConfig::new("t".repeat(128), 4), "longer than 127"),
@@ -201,11 +202,11 @@ async fn create_topic_names_each_bad_value() {
 }
 
 fn delayed(topic: &str, body: &str, level: u32) -> Request {
-    let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send(topic, body) else {
+    let Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }) = send(topic, body) else {
         unreachable!()
     };
     let message = message.with_delay_level(level);
-    Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }
+    Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues })
 }
 
 /// Bodies readable in queue 0 of `topic` now.
@@ -337,7 +338,7 @@ async fn a_late_close_of_an_old_connection_keeps_the_new_one_from_the_same_addre
     let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(MemDisk::new()), Clock::new()).unwrap();
     let (old, new) = (loose_connection(), loose_connection());
     broker.opened(peer(), &old);
-    let heartbeat = Request::HeartbeatProducer { client_id: "p1".into(), groups: vec!["pay".into()] };
+    let heartbeat = Request::HeartbeatProducer(HeartbeatProducer { client_id: "p1".into(), groups: vec!["pay".into()] });
     broker.apply(heartbeat.clone(), peer()).await;
     old.close();
     broker.opened(peer(), &new);
@@ -350,7 +351,7 @@ async fn a_late_close_of_an_old_connection_keeps_the_new_one_from_the_same_addre
     assert!(broker.producers.lock().unwrap().members("pay").is_empty());
 }
 
-fn runtime(response: Response) -> crate::protocol::RuntimeInfo {
+fn runtime(response: Response) -> crate::command::RuntimeInfo {
     match response.body {
         crate::protocol::ResponseBody::Runtime(info) => info,
         other => panic!("not runtime info: {other:?}"),
@@ -367,47 +368,47 @@ async fn halves_their_ends_check_counts_and_timers_survive_a_reopen() {
     let open = || Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk.clone()), Clock::new()).unwrap();
     let broker = open();
     let half = |body: &str| {
-        let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send("orders", body)
+        let Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }) = send("orders", body)
         else {
             unreachable!()
         };
         let message = message.with_property(PROPERTY_TRANSACTION, "true").with_property(crate::model::PROPERTY_UNIQ_KEY, format!("id-{body}"));
-        Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }
+        Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues })
     };
     let sent = broker.apply(half("ended"), peer()).await;
     let crate::protocol::ResponseBody::Send(result) = sent.body else { panic!("{sent:?}") };
     let offset = crate::model::parse_offset_msg_id(&result.offset_msg_id).unwrap().1;
-    let end = Request::EndTransaction {
+    let end = Request::EndTransaction(EndTransaction {
         producer_group: "pg".into(),
         commit_log_offset: offset,
         msg_id: "id-ended".into(),
         state: TransactionState::Commit,
         from_check: false,
-    };
+    });
     assert_eq!(broker.apply(end.clone(), peer()).await.code, ResponseCode::Success);
     assert_eq!(broker.apply(half("open"), peer()).await.code, ResponseCode::Success);
     broker.transactions.lock().unwrap().checked(1);
     broker.persist_checks();
-    let Request::SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues } = send("orders", "later")
+    let Request::SendMessage(SendMessage { producer_group, queue_id, message, born_timestamp_ms, born_host, default_topic_queues }) = send("orders", "later")
     else {
         unreachable!()
     };
-    let timer = Request::SendMessage {
+    let timer = Request::SendMessage(SendMessage {
         producer_group,
         queue_id,
         message: message.with_timer_delay_ms(600_000),
         born_timestamp_ms,
         born_host,
         default_topic_queues,
-    };
+    });
     assert_eq!(broker.apply(timer, peer()).await.code, ResponseCode::Success);
-    let before = runtime(broker.apply(Request::GetBrokerRuntimeInfo, peer()).await);
+    let before = runtime(broker.apply(Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), peer()).await);
     assert_eq!((before.halves_pending, before.timers_pending), (1, 1));
     broker.store.lock().unwrap().flush().unwrap();
     drop(broker);
 
     let reopened = open();
-    let after = runtime(reopened.apply(Request::GetBrokerRuntimeInfo, peer()).await);
+    let after = runtime(reopened.apply(Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), peer()).await);
     assert_eq!((after.halves_pending, after.timers_pending), (1, 1), "the ended half stays ended, the timer waits");
     assert_eq!(reopened.transactions.lock().unwrap().checks(1), 1, "the open half's check count survived");
     assert_eq!(reopened.apply(end, peer()).await.code, ResponseCode::Success, "a repeated end is answered");
@@ -426,19 +427,19 @@ async fn a_sync_master_times_out_on_a_slave_that_does_not_catch_up() {
     let alone = broker.apply(send("orders", "a"), peer()).await;
     assert_eq!(alone.code, ResponseCode::SlaveNotAvailable, "{alone:?}");
     // A slave that pulled once, from the start, and holds nothing.
-    let pull = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    let pull = Request::ReplicaPull(ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 });
     assert_eq!(broker.apply(pull, peer()).await.code, ResponseCode::Success);
     let started = Instant::now();
     let slow = broker.apply(send("orders", "b"), peer()).await;
     assert_eq!(slow.code, ResponseCode::FlushSlaveTimeout, "{slow:?}");
     assert!(started.elapsed() >= Duration::from_millis(200));
     // A slave of another group is refused.
-    let stranger = Request::ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 };
+    let stranger = Request::ReplicaPull(ReplicaPull { broker_name: "broker-b".into(), broker_id: 1, epoch: 0, from_offset: 0, durable_offset: 0, max_bytes: 1, wait_ms: 0 });
     assert_eq!(broker.apply(stranger, peer()).await.code, ResponseCode::NoPermission);
     // So is a replica of another term, whatever it says it holds (the HA
     // swarm caught a slave elected master meanwhile, whose own writes
     // counted as copies of the deposed master's log).
-    let other_term = Request::ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 2, from_offset: 0, durable_offset: u64::MAX, max_bytes: 1, wait_ms: 0 };
+    let other_term = Request::ReplicaPull(ReplicaPull { broker_name: "broker-a".into(), broker_id: 1, epoch: 2, from_offset: 0, durable_offset: u64::MAX, max_bytes: 1, wait_ms: 0 });
     let refused = broker.apply(other_term, peer()).await;
     assert_eq!(refused.code, ResponseCode::NoPermission, "{refused:?}");
     assert!(refused.remark.contains("term"), "{}", refused.remark);
@@ -460,13 +461,13 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
             cut = Some(crate::model::parse_offset_msg_id(&r.offset_msg_id).unwrap().1);
         }
     }
-    let commit = Request::UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 10 };
+    let commit = Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 10 });
     broker.apply(commit, peer()).await;
     broker.truncate_log(cut.unwrap()).await.unwrap();
     assert_eq!(bodies(&broker, "orders"), ["m0", "m1", "m2", "m3", "m4", "m5"]);
     assert_eq!(broker.offsets.lock().unwrap().get("g", "orders", 0), Some(6), "the group's offset moved back to the cut end");
     broker.apply(send("orders", "after"), peer()).await;
-    let pull = Request::PullMessage {
+    let pull = Request::PullMessage(PullMessage {
         group: "g".into(),
         topic: "orders".into(),
         queue_id: 0,
@@ -474,7 +475,7 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
         max_msgs: 10,
         expression: "*".into(),
         suspend_ms: 0,
-    };
+    });
     let got = broker.apply(pull, peer()).await;
     let crate::protocol::ResponseBody::Pull(got) = got.body else { panic!("{got:?}") };
     assert_eq!(got.messages.len(), 1, "the message written at the cut offset is there for the group");
@@ -533,7 +534,7 @@ async fn controller_mode_master(n: usize) -> (Arc<Broker>, Vec<u64>) {
 }
 
 fn pull_orders(offset: u64) -> Request {
-    Request::PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0 }
+    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0 })
 }
 
 async fn pulled(broker: &Broker, offset: u64) -> Vec<String> {
@@ -587,7 +588,7 @@ async fn a_chunk_reaching_a_promoted_slave_leaves_its_log_and_terms_alone() {
     let (old_master, _) = controller_mode_master(2).await;
     let chunk = {
         let store = old_master.store.lock().unwrap();
-        crate::protocol::ReplicaChunk {
+        crate::command::ReplicaChunk {
             offset: 0,
             bytes: store.replica_chunk(0, 1 << 20).unwrap(),
             master_end: store.write_offset(),
@@ -641,7 +642,7 @@ async fn a_new_dead_letter_topic_does_not_wait_for_the_name_servers() {
     let sent = tokio::time::timeout(patience, broker.apply(send("orders", "poison"), peer())).await;
     let sent = sent.expect("a send creating its topic waited for a name server that never answers");
     assert_eq!(sent.code, ResponseCode::Success, "{sent:?}");
-    let back = Request::ConsumerSendMsgBack { group: "billing".into(), commit_log_offset: 0, delay_level: -1, max_reconsume_times: 3 };
+    let back = Request::ConsumerSendMsgBack(ConsumerSendMsgBack { group: "billing".into(), commit_log_offset: 0, delay_level: -1, max_reconsume_times: 3 });
     let answered = tokio::time::timeout(patience, broker.apply(back, peer())).await;
     let answered = answered.expect("a send-back creating the DLQ topic waited for a name server that never answers");
     assert_eq!(answered.code, ResponseCode::Success, "{answered:?}");

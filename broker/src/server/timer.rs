@@ -200,7 +200,7 @@ pub(super) fn open_wheel(
     store: &mut MessageStore,
     persisted: Option<&[u8]>,
 ) -> crate::error::Result<TimerWheel> {
-    let corrupt = |reason: String| crate::error::Error::Corrupt { offset: 0, reason };
+    let corrupt = |reason: String| crate::error::Error::corrupt_file(TIMER_PATH, reason);
     let mut wheel = match persisted {
         None => TimerWheel::default(),
         Some(bytes) => TimerWheel::from_json(bytes).map_err(corrupt)?,

@@ -29,7 +29,8 @@ use crate::model::{
     PROPERTY_PRODUCER_GROUP,
 };
 use crate::net::Connection;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode, SendStatus};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::command::{CheckTransactionState, SendStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -392,11 +393,11 @@ impl Broker {
         // A different producer each round, so one that stopped answering
         // without closing its connection does not keep every check.
         let conn = &live[((half.queue_offset + round) % live.len() as u64) as usize];
-        let request = Request::CheckTransactionState {
+        let request = Request::CheckTransactionState(CheckTransactionState {
             producer_group: group,
             half: real_view(half),
             check_times: self.transactions.lock().expect("transactions").checks(half.queue_offset),
-        };
+        });
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         match conn.request(&request, timeout).await {
             Ok(response) if response.code == ResponseCode::Success => {

@@ -16,6 +16,15 @@ pub enum StoreError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A file kept beside the log (topics, offsets, progress) does not
+    /// parse.
+    #[error("corrupt file {path}: {reason}")]
+    CorruptFile {
+        /// The file.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A structure derived from the commit log (a consume queue, the index)
     /// disagrees with it; the store rebuilds it from the log.
     #[error("inconsistent {0}")]

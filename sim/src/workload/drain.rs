@@ -1,5 +1,8 @@
 //! The end of a run: the final drain of every group, its dead letters and the halves moved aside, and an operator's resend of dead letters.
 
+use broker::command::{GetBrokerRuntimeInfo, GetQueueOffsets, GetTopicStats, PullMessage, QueryConsumerOffset};
+use broker::command::{Refusal, Refused};
+
 use super::*;
 
 /// Attempts per request of the drain before it gives up on a queue.
@@ -56,7 +59,7 @@ pub(crate) async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<S
         let now = tokio::time::Instant::now();
         let (mut delayed, mut halves) = (0, 0);
         for addr in addrs {
-            match client.call(addr, &Request::GetBrokerRuntimeInfo, client.timeout()).await {
+            match client.call(addr, &Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), client.timeout()).await {
                 Ok(ResponseBody::Runtime(info)) => {
                     delayed += info.delayed_pending + info.timers_pending;
                     halves += info.halves_pending;
@@ -106,7 +109,7 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                     gave_up(queue, format!("no address for broker {}", mq.broker_name));
                     continue;
                 };
-                let query = Request::QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+                let query = Request::QueryConsumerOffset(QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id });
                 let committed = retrying!(client.call(&addr, &query, timeout));
                 let mut offset = match committed {
                     Some(ResponseBody::Offset(Some(o))) => {
@@ -150,7 +153,7 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
 
 /// Records every half a broker moved aside after the most check-backs.
 pub(crate) async fn read_moved_aside(client: &ClientInstance, broker_name: &str, addr: &str, recorder: &Recorder) {
-    let query = Request::GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 };
+    let query = Request::GetQueueOffsets(GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 });
     let Some(ResponseBody::QueueOffsets(range)) = retrying!(client.call(addr, &query, client.timeout())) else { return };
     let mut offset = range.min_offset;
     let done = read_queue(client, addr, "drain-moved-aside", CHECK_MAX_TOPIC, 0, "*", &mut offset, |m| {
@@ -169,7 +172,7 @@ pub(crate) async fn read_moved_aside(client: &ClientInstance, broker_name: &str,
 
 /// The smallest offset of a queue (0 if it cannot be read).
 pub(crate) async fn queue_min(client: &ClientInstance, addr: &str, topic: &str, queue_id: u32) -> u64 {
-    let range = Request::GetQueueOffsets { topic: topic.to_string(), queue_id };
+    let range = Request::GetQueueOffsets(GetQueueOffsets { topic: topic.to_string(), queue_id });
     match retrying!(client.call(addr, &range, client.timeout())) {
         Some(ResponseBody::QueueOffsets(s)) => s.min_offset,
         _ => 0,
@@ -194,7 +197,7 @@ where
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     loop {
-        let pull = Request::PullMessage {
+        let pull = Request::PullMessage(PullMessage {
             group: group.to_string(),
             topic: topic.to_string(),
             queue_id,
@@ -202,7 +205,7 @@ where
             max_msgs: 256,
             expression: expression.to_string(),
             suspend_ms: 0,
-        };
+        });
         let Some(ResponseBody::Pull(result)) = retrying!(client.call(addr, &pull, client.timeout())) else {
             return Err(format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));
         };
@@ -220,7 +223,7 @@ where
 /// `dlq` event; a broker without the topic holds none.
 pub(crate) async fn read_dead_letters(client: &ClientInstance, broker_name: &str, addr: &str, g: &ConsumerSpec, recorder: &Recorder) {
     let topic = dlq_topic(&g.group);
-    let stats = Request::GetTopicStats { topic: topic.clone() };
+    let stats = Request::GetTopicStats(GetTopicStats { topic: topic.clone() });
     let mut queues = None;
     for _ in 0..DRAIN_ATTEMPTS_MAX {
         match client.call(addr, &stats, client.timeout()).await {
@@ -228,7 +231,7 @@ pub(crate) async fn read_dead_letters(client: &ClientInstance, broker_name: &str
                 queues = Some(s);
                 break;
             }
-            Err(broker::Error::Rejected { code: ResponseCode::TopicNotExist, .. }) => return,
+            Err(broker::Error::Refused(Refusal { kind: Refused::TopicNotExist, .. })) => return,
             _ => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }

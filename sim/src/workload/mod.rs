@@ -28,8 +28,9 @@ use broker::model::{
     dlq_topic, retry_topic, Message, MessageExt, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
     PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
 };
-use broker::protocol::{ConsumeFrom, Request, ResponseBody, ResponseCode};
-use broker::protocol::SendResult;
+use broker::protocol::{Request, ResponseBody};
+use broker::command::ConsumeFrom;
+use broker::command::SendResult;
 use broker::store::GetStatus;
 use checker::history::{ConsumeOutcome, Event, Kind, Op, TxState};
 use checker::{DEDUPE_UNAVAILABLE, LOCAL_RETRY};

@@ -3,6 +3,8 @@
 
 mod nemesis;
 
+use broker::command::CreateTopic;
+
 use crate::disk::SimDisk;
 use crate::recorder::Recorder;
 use crate::database::{self, Database, DbClient, DB_PORT};
@@ -59,11 +61,11 @@ async fn create_on_master(client: &ClientInstance, group: &str, config: &TopicCo
         let master = client.cluster().await.ok().and_then(|brokers| {
             brokers
                 .into_iter()
-                .filter(|b| b.broker_name == group && b.role == broker::protocol::BrokerRole::Master)
+                .filter(|b| b.broker_name == group && b.role == broker::command::BrokerRole::Master)
                 .max_by_key(|b| b.epoch)
         });
         if let Some(master) = master {
-            let request = broker::protocol::Request::CreateTopic { config: config.clone() };
+            let request = broker::protocol::Request::CreateTopic(CreateTopic { config: config.clone() });
             let created = client.call(&master.addr, &request, Duration::from_secs(3)).await;
             if created.is_ok() {
                 return;
@@ -457,7 +459,7 @@ impl World {
                 for (topic, order) in topics {
                     let config = TopicConfig { order, ..TopicConfig::new(topic, queues) };
                     for addr in &brokers {
-                        let request = broker::protocol::Request::CreateTopic { config: config.clone() };
+                        let request = broker::protocol::Request::CreateTopic(CreateTopic { config: config.clone() });
                         // Brokers are up by now; a failure here is a harness bug.
                         client.call(addr, &request, Duration::from_secs(10)).await.expect("topic creation");
                     }

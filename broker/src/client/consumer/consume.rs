@@ -1,6 +1,8 @@
 //! Running the listener: a batch of a concurrent queue, or one message of
 //! an orderly queue at a time, and sending failed messages back.
 
+use crate::command::ConsumerSendMsgBack;
+
 use super::*;
 
 impl Inner {
@@ -118,12 +120,12 @@ impl Inner {
     /// the level) or, for a negative level, its dead-letter copy.
     pub(super) async fn send_back(&self, mq: &MessageQueue, m: &MessageExt, delay_level: i32) -> bool {
         let Some(addr) = self.client.master_addr(&mq.broker_name) else { return false };
-        let request = Request::ConsumerSendMsgBack {
+        let request = Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
             group: self.config.group.clone(),
             commit_log_offset: m.commit_log_offset,
             delay_level,
             max_reconsume_times: self.config.max_reconsume_times,
-        };
+        });
         match self.client.call(&addr, &request, self.client.timeout()).await {
             Ok(_) => true,
             Err(e) => {

@@ -13,12 +13,14 @@ mod consume;
 pub use api::*;
 
 use super::instance::{ClientInstance, MessageQueue};
+use crate::command::Refused;
 use super::rebalance::allocate_averagely;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, MessageExt, TagFilter, MAX_RECONSUME_TIMES_DEFAULT};
-use crate::protocol::{ConsumeFrom, ConsumerData, Request, ResponseBody, ResponseCode};
+use crate::protocol::{Request, ResponseBody};
+use crate::command::{ConsumeFrom, ConsumerData, GetConsumerList, GetQueueOffsets, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, SearchOffsetByTime, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset};
 use crate::store::GetStatus;
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,7 +110,7 @@ pub struct PushConsumer {
 impl PushConsumer {
     /// Validates the configuration and starts consuming in the background.
     pub fn start(client: Arc<ClientInstance>, mut config: PushConsumerConfig, listener: impl MessageListener) -> Result<PushConsumer> {
-        let illegal = |m: String| Error::rejected(ResponseCode::SubscriptionIllegal, m);
+        let illegal = |m: String| Error::refused(Refused::SubscriptionIllegal, m);
         validate_group(&config.group).map_err(illegal)?;
         if config.subscriptions.is_empty() {
             return Err(illegal("a consumer needs at least one subscription".into()));
@@ -212,10 +214,10 @@ impl PushConsumer {
             self.inner.config.on_queue.tell(&q.mq, QueueChange::Released);
         }
         for addr in self.inner.broker_addrs().await {
-            let request = Request::UnregisterClient {
+            let request = Request::UnregisterClient(UnregisterClient {
                 client_id: self.inner.client.config().client_id.clone(),
                 group: self.inner.config.group.clone(),
-            };
+            });
             let _ = self.inner.client.call(&addr, &request, self.inner.client.timeout()).await;
         }
     }
@@ -238,7 +240,7 @@ impl Inner {
             subscriptions: self.config.subscriptions.clone(),
             consume_from: self.config.consume_from,
         };
-        let request = Request::Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] };
+        let request = Request::Heartbeat(Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] });
         for (topic, _) in &self.config.subscriptions {
             let _ = self.client.route(topic, true).await;
         }
@@ -257,7 +259,7 @@ impl Inner {
         let names: BTreeSet<&String> = queues.iter().map(|q| &q.broker_name).collect();
         for name in names {
             let Some(addr) = self.client.broker_addr(name) else { continue };
-            let request = Request::GetConsumerList { group: self.config.group.clone() };
+            let request = Request::GetConsumerList(GetConsumerList { group: self.config.group.clone() });
             if let Ok(ResponseBody::ConsumerList(list)) = self.client.call(&addr, &request, self.client.timeout()).await {
                 if !list.is_empty() {
                     return Some(list);
@@ -338,12 +340,12 @@ impl Inner {
     async fn start_offset(&self, mq: &MessageQueue) -> Result<u64> {
         let addr = self.client.broker_addr(&mq.broker_name).ok_or_else(|| Error::NoRoute(mq.topic.clone()))?;
         let timeout = self.client.timeout();
-        let query = Request::QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+        let query = Request::QueryConsumerOffset(QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id });
         let committed = match self.client.call(&addr, &query, timeout).await? {
             ResponseBody::Offset(o) => o,
             _ => return Err(Error::Protocol("wrong body for QueryConsumerOffset".into())),
         };
-        let range = Request::GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id };
+        let range = Request::GetQueueOffsets(GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id });
         let (min, max) = match self.client.call(&addr, &range, timeout).await? {
             ResponseBody::QueueOffsets(s) => (s.min_offset, s.max_offset),
             _ => return Err(Error::Protocol("wrong body for GetQueueOffsets".into())),
@@ -358,7 +360,7 @@ impl Inner {
             ConsumeFrom::FirstOffset => min,
             ConsumeFrom::LastOffset => max,
             ConsumeFrom::Timestamp(timestamp_ms) => {
-                let search = Request::SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms };
+                let search = Request::SearchOffsetByTime(SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms });
                 match self.client.call(&addr, &search, timeout).await? {
                     ResponseBody::Offset(Some(o)) => o,
                     _ => max,
@@ -377,7 +379,7 @@ impl Inner {
         for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.master_addr(broker_name) else { continue };
             let request =
-                Request::LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+                Request::LockBatchMq(LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys });
             match self.client.call(&addr, &request, self.client.timeout()).await {
                 Ok(ResponseBody::LockedQueues(granted)) => {
                     answered.insert(broker_name.to_string());
@@ -417,7 +419,7 @@ impl Inner {
         for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.master_addr(broker_name) else { continue };
             let request =
-                Request::UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+                Request::UnlockBatchMq(UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys });
             if let Err(e) = self.client.call(&addr, &request, self.client.timeout()).await {
                 tracing::debug!(broker = %broker_name, error = %e, "queue unlock failed; the lease runs out instead");
             }
@@ -447,7 +449,7 @@ impl Inner {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            let request = Request::PullMessage {
+            let request = Request::PullMessage(PullMessage {
                 group: self.config.group.clone(),
                 topic: q.mq.topic.clone(),
                 queue_id: q.mq.queue_id,
@@ -455,7 +457,7 @@ impl Inner {
                 max_msgs: self.config.pull_batch,
                 expression: q.expression.clone(),
                 suspend_ms: self.config.long_polling_ms,
-            };
+            });
             let timeout = Duration::from_millis(self.config.long_polling_ms) + self.client.timeout();
             let result = match self.client.call(&addr, &request, timeout).await {
                 Ok(ResponseBody::Pull(r)) => r,
@@ -517,12 +519,12 @@ impl Inner {
         // while the master is away (its copy of the offsets is replaced by
         // the master's); it waits for the next round instead.
         let Some(addr) = self.client.master_addr(&q.mq.broker_name) else { return };
-        let request = Request::UpdateConsumerOffset {
+        let request = Request::UpdateConsumerOffset(UpdateConsumerOffset {
             group: self.config.group.clone(),
             topic: q.mq.topic.clone(),
             queue_id: q.mq.queue_id,
             offset,
-        };
+        });
         match self.client.call(&addr, &request, self.client.timeout()).await {
             Ok(_) => {
                 q.pq.lock().expect("pq").committed = Some(offset);

@@ -1,0 +1,79 @@
+//! Administration: topics, their figures, a group's progress, the broker's
+//! figures.
+
+use crate::model::TopicConfig;
+use serde::{Deserialize, Serialize};
+
+/// Admin -> broker: create or update a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopic {
+    /// The topic.
+    pub config: TopicConfig,
+}
+
+/// Admin -> broker: per-queue offsets of a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTopicStats {
+    /// The topic.
+    pub topic: String,
+}
+
+/// Group offsets and queue ends for a topic (consumer progress).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetConsumeStats {
+    /// Group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+}
+
+/// A group's progress on one queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumeProgress {
+    /// Queue id.
+    pub queue_id: u32,
+    /// Queue end.
+    pub max_offset: u64,
+    /// Committed offset, if any.
+    pub consumer_offset: Option<u64>,
+}
+
+/// Broker figures for `mqadmin`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Broker name.
+    pub broker_name: String,
+    /// Commit log end.
+    pub write_offset: u64,
+    /// Durable commit log end.
+    pub flushed_offset: u64,
+    /// Messages stored since start.
+    pub put_count: u64,
+    /// Messages returned by pulls since start.
+    pub get_count: u64,
+    /// "SYNC_FLUSH" or "ASYNC_FLUSH".
+    pub flush_mode: String,
+    /// Delayed messages (retries included) not yet moved to their topics.
+    pub delayed_pending: u64,
+    /// Half messages neither committed, rolled back nor moved aside, with
+    /// a live producer to ask.
+    pub halves_pending: u64,
+    /// Open half messages whose producer group had no live producer when
+    /// last checked: they wait for one to come back.
+    pub halves_orphaned: u64,
+    /// Timer messages not yet delivered.
+    pub timers_pending: u64,
+    /// Half messages moved aside after too many checks, since start.
+    pub halves_moved_aside: u64,
+    /// Commit log fsyncs since start: under SYNC_FLUSH, the sends a flush
+    /// covers (group commit) is `put_count` over this.
+    pub flush_count: u64,
+}
+
+/// Admin -> broker: every topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetTopicList;
+
+/// Admin -> broker: store and traffic figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBrokerRuntimeInfo;

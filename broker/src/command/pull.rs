@@ -1,0 +1,39 @@
+//! Pulling: a consumer reads a queue.
+
+use crate::model::MessageExt;
+use crate::store::GetStatus;
+use serde::{Deserialize, Serialize};
+
+/// Consumer -> broker: read a queue, waiting up to `suspend_ms` for new messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullMessage {
+    /// Consumer group.
+    pub group: String,
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// First offset wanted.
+    pub offset: u64,
+    /// Most messages to return.
+    pub max_msgs: u32,
+    /// Tag expression: `*` or `TagA || TagB`.
+    pub expression: String,
+    /// Long-polling wait when nothing is new.
+    pub suspend_ms: u64,
+}
+
+/// Messages returned by a pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullResult {
+    /// What the read found.
+    pub status: GetStatus,
+    /// Offset to pull from next.
+    pub next_offset: u64,
+    /// Queue's smallest offset.
+    pub min_offset: u64,
+    /// Queue's next offset to be written.
+    pub max_offset: u64,
+    /// The messages.
+    pub messages: Vec<MessageExt>,
+}

@@ -1,0 +1,52 @@
+//! Sending: a producer stores a message on a broker.
+
+use crate::model::Message;
+use serde::{Deserialize, Serialize};
+
+/// Producer -> broker: store a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    /// Producer group.
+    pub producer_group: String,
+    /// Target queue.
+    pub queue_id: u32,
+    /// The message, with `UNIQ_KEY` set.
+    pub message: Message,
+    /// Producer's clock at creation.
+    pub born_timestamp_ms: u64,
+    /// Producer's address or id.
+    pub born_host: String,
+    /// Queues for an auto-created topic.
+    pub default_topic_queues: u32,
+}
+
+/// How a send ended, after RocketMQ's `SendStatus`. Only `SendOk` means
+/// stored as configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendStatus {
+    /// Stored and, as configured, flushed and replicated.
+    SendOk,
+    /// Stored; the fsync did not finish within the timeout.
+    FlushDiskTimeout,
+    /// Stored; the slave did not confirm within the timeout.
+    FlushSlaveTimeout,
+    /// Stored; no slave to replicate to.
+    SlaveNotAvailable,
+}
+
+/// Result of a stored message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    /// Durability reached.
+    pub status: SendStatus,
+    /// The unique id.
+    pub msg_id: String,
+    /// The offset id (broker + commit log offset).
+    pub offset_msg_id: String,
+    /// Broker that stored it.
+    pub broker_name: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// Position in the queue.
+    pub queue_offset: u64,
+}
