@@ -61,5 +61,17 @@ impl Error {
     }
 }
 
+/// A failure inside a server, as the refusal a caller gets: a refusal
+/// stays one, anything else is a system failure.
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        match e {
+            Error::Refused(refusal) => refusal,
+            Error::Store(e) => e.into(),
+            other => Refusal::new(Refused::System, other.to_string()),
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,7 @@
 //! Consumer group membership, from heartbeats, with expiry.
 
+use crate::command::{GetConsumerList, Heartbeat, HeartbeatProducer, Outcome, UnregisterClient};
+use crate::model::{retry_topic, validate_group, validate_name};
 use crate::command::ConsumerData;
 use std::net::SocketAddr;
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,6 +79,63 @@ impl ConsumerGroups {
     /// one.
     pub fn expire(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<String> {
         self.remove_where(|m| now_ms.saturating_sub(m.last_seen_ms) >= expiry_ms)
+    }
+}
+
+/// The handlers of [`crate::command::groups`].
+impl super::Broker {
+    /// A consumer's heartbeat from `peer`: its groups and subscriptions. A
+    /// client that joins a group makes the others rebalance now, and every
+    /// group's retry topic exists as soon as it has a member, so its
+    /// consumers find a route to subscribe to.
+    pub async fn heartbeat(&self, command: Heartbeat, peer: SocketAddr) -> Outcome<()> {
+        let Heartbeat { client_id, consumers } = command;
+        let now = self.clock.now_ms();
+        let mut retry_topics = Vec::new();
+        let mut joined = Vec::new();
+        {
+            let mut groups = self.groups.lock().expect("groups");
+            for data in consumers {
+                if validate_group(&data.group).is_ok() {
+                    retry_topics.push(retry_topic(&data.group));
+                }
+                let group = data.group.clone();
+                if groups.heartbeat_on(&client_id, data, now, Some(peer)) {
+                    joined.push(group);
+                }
+            }
+        }
+        for group in &joined {
+            self.notify_consumers_changed(group);
+        }
+        for topic in retry_topics {
+            self.system_topic(&topic)?;
+        }
+        Ok(())
+    }
+
+    /// A producer's heartbeat from `peer`: live in these producer groups,
+    /// and asked about their halves over its connection.
+    pub fn heartbeat_producer(&self, command: HeartbeatProducer, peer: SocketAddr) -> Outcome<()> {
+        let now = self.clock.now_ms();
+        let mut producers = self.producers.lock().expect("producers");
+        for group in command.groups.iter().filter(|g| validate_name("producer group", g).is_ok()) {
+            producers.heartbeat(&command.client_id, group, peer, now);
+        }
+        Ok(())
+    }
+
+    /// A client leaves a group now (its shutdown).
+    pub fn unregister_client(&self, command: UnregisterClient) -> Outcome<()> {
+        if self.groups.lock().expect("groups").unregister(&command.client_id, &command.group) {
+            self.notify_consumers_changed(&command.group);
+        }
+        Ok(())
+    }
+
+    /// A group's live members, sorted.
+    pub fn consumer_list(&self, command: GetConsumerList) -> Outcome<Vec<String>> {
+        Ok(self.groups.lock().expect("groups").members(&command.group))
     }
 }
 

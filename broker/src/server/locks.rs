@@ -15,6 +15,8 @@
 //! consumer while the first still processes it. Expiry uses the monotonic
 //! clock, so a broker clock set forward expires nothing early.
 
+use crate::bugs::{self, Bug};
+use crate::command::{LockBatchMq, Outcome, Refusal, Refused, UnlockBatchMq};
 use crate::marks::{self, Mark};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -115,6 +117,48 @@ impl QueueLocks {
         }
         let locks = self.locks.iter().map(|((g, t, q), h)| (g.clone(), t.clone(), *q, h.client_id.clone())).collect();
         Some(serde_json::to_vec_pretty(&Persisted { locks }).expect("locks encode"))
+    }
+}
+
+/// The handlers of [`crate::command::locks`].
+impl super::Broker {
+    /// Locks (or renews) queues for an orderly consumer: the queues of
+    /// the request it holds now.
+    pub fn lock_queues(&self, command: LockBatchMq) -> Outcome<Vec<QueueKey>> {
+        let LockBatchMq { group, client_id, queues } = command;
+        self.refuse_on_slave("a queue lock")?;
+        let exclusive = !bugs::active(Bug::LockNotExclusive);
+        let (granted, snapshot) = {
+            let mut locks = self.locks.lock().expect("locks");
+            let granted = locks.lock(&group, &client_id, &queues, self.clock.instant(), exclusive);
+            (granted, locks.take_snapshot())
+        };
+        self.persist_locks(snapshot)?;
+        Ok(granted)
+    }
+
+    /// Releases queues an orderly consumer held.
+    pub fn unlock_queues(&self, command: UnlockBatchMq) -> Outcome<()> {
+        let UnlockBatchMq { group, client_id, queues } = command;
+        self.refuse_on_slave("a queue lock")?;
+        let snapshot = {
+            let mut locks = self.locks.lock().expect("locks");
+            locks.unlock(&group, &client_id, &queues);
+            locks.take_snapshot()
+        };
+        self.persist_locks(snapshot)
+    }
+
+    /// Writes the queue locks when their holders changed; refused when the
+    /// disk did not take them (a lock not persisted could pass to a second
+    /// consumer after a restart).
+    fn persist_locks(&self, snapshot: Option<Vec<u8>>) -> Outcome<()> {
+        let Some(bytes) = snapshot else { return Ok(()) };
+        self.disk.write_atomic(super::LOCKS_PATH, &bytes).map_err(|e| {
+            // Written again with the next change; until then refuse.
+            self.locks.lock().expect("locks").mark_dirty();
+            Refusal::new(Refused::System, format!("queue locks not persisted: {e}"))
+        })
     }
 }
 

@@ -2,19 +2,27 @@
 //! offsets and group membership, registers with the name servers, and runs
 //! the flush, checkpoint, retention and expiry loops.
 //!
-//! Request handling follows decode -> apply -> response: handlers return a
-//! [`Response`] and the connection layer writes it.
+//! Each family of [`crate::command`] has its handlers in the file of the
+//! same name here (`send.rs`, `pull.rs`, `offsets.rs`, ...): public
+//! methods of [`Broker`] that take a command and answer its reply or a
+//! [`Refusal`](crate::command::Refusal). A front calls them: `front.rs` is
+//! the house protocol's, a thin match from [`Request`] to handler.
 
+mod admin;
 mod config;
 pub mod cost;
 pub mod epochs;
 mod failover;
+mod front;
 mod groups;
-mod handler;
 mod locks;
 mod offsets;
+mod pull;
+mod query;
 mod replication;
 mod schedule;
+mod send;
+mod send_back;
 mod timer;
 mod transaction;
 

@@ -1,5 +1,7 @@
 //! Committed consumer offsets per (group, topic, queue), persisted as JSON.
 
+use crate::bugs::{self, Bug};
+use crate::command::{GetQueueOffsets, Outcome, QueryConsumerOffset, QueueStats, Refusal, Refused, SearchOffsetByTime, UpdateConsumerOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,6 +91,52 @@ impl OffsetTable {
     /// Loads a persisted table.
     pub fn from_json(bytes: &[u8]) -> Result<OffsetTable, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("consumer offsets file is corrupt: {e}"))
+    }
+}
+
+/// The handlers of [`crate::command::offsets`].
+impl super::Broker {
+    /// Commits a group's offset on a queue, forward only and never past
+    /// the queue's end: a consumer that read entries a power loss took
+    /// back may still commit its old position.
+    pub fn update_offset(&self, command: UpdateConsumerOffset) -> Outcome<()> {
+        let UpdateConsumerOffset { group, topic, queue_id, offset } = command;
+        // A slave's offsets are its master's copy, replaced every second:
+        // a commit taken here would be silently undone.
+        if self.is_slave() {
+            return Err(Refusal::new(
+                Refused::NotMaster,
+                format!("{} is a slave: commit consumer offsets to its master", self.config.broker_name),
+            ));
+        }
+        let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
+        self.offsets.lock().expect("offsets").commit_forward(&group, &topic, queue_id, offset.min(end));
+        Ok(())
+    }
+
+    /// A group's committed offset on a queue, if any.
+    pub fn query_offset(&self, command: QueryConsumerOffset) -> Outcome<Option<u64>> {
+        let QueryConsumerOffset { group, topic, queue_id } = command;
+        if bugs::active(Bug::StaleOffsetRead) {
+            // The planted defect: answered from the last persisted table.
+            let persisted = crate::store::disk::read_all(self.disk.as_ref(), super::OFFSETS_PATH).ok().flatten();
+            let table = persisted.and_then(|bytes| serde_json::from_slice::<OffsetTable>(&bytes).ok());
+            return Ok(table.and_then(|t| t.get(&group, &topic, queue_id)));
+        }
+        Ok(self.offsets.lock().expect("offsets").get(&group, &topic, queue_id))
+    }
+
+    /// A queue's readable range.
+    pub fn queue_offsets(&self, command: GetQueueOffsets) -> Outcome<QueueStats> {
+        let GetQueueOffsets { topic, queue_id } = command;
+        let (min_offset, max_offset) = self.store.lock().expect("store").queue_offsets(&topic, queue_id);
+        Ok(QueueStats { queue_id, min_offset, max_offset })
+    }
+
+    /// A queue's first offset stored at or after a time.
+    pub fn search_offset(&self, command: SearchOffsetByTime) -> Outcome<Option<u64>> {
+        let SearchOffsetByTime { topic, queue_id, timestamp_ms } = command;
+        Ok(Some(self.store.lock().expect("store").offset_by_time(&topic, queue_id, timestamp_ms)?))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{BrokerRole, EpochList, GetClusterInfo, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull, SendStatus};
+use crate::command::{BrokerRole, EpochList, GetClusterInfo, GetEpochs, GetReplicaConfig, Outcome, Refusal, Refused, ReplicaChunk, ReplicaConfig, ReplicaPull, SendStatus};
 use crate::store::disk::read_all;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -185,13 +185,14 @@ impl Broker {
     }
 
     /// The refusal of a write on a slave.
-    pub(super) fn refuse_on_slave(&self, what: &str) -> Option<Response> {
-        self.is_slave().then(|| {
-            Response::error(
-                ResponseCode::NotMaster,
-                format!("{}/{} is a slave: {what} goes to the master of {}", self.config.broker_name, self.config.broker_id, self.config.broker_name),
-            )
-        })
+    pub(super) fn refuse_on_slave(&self, what: &str) -> Outcome<()> {
+        if !self.is_slave() {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            Refused::NotMaster,
+            format!("{}/{} is a slave: {what} goes to the master of {}", self.config.broker_name, self.config.broker_id, self.config.broker_name),
+        ))
     }
 
     /// The terms of this broker's log as the protocol carries them.
@@ -200,37 +201,39 @@ impl Broker {
     }
 
     /// A slave asks for this master's terms before it copies.
-    pub(super) fn get_epochs(&self, broker_name: &str) -> Response {
-        if self.is_slave() || broker_name != self.config.broker_name {
-            return Response::error(ResponseCode::NoPermission, format!("this is not the master of {broker_name}"));
-        }
+    pub fn get_epochs(&self, command: GetEpochs) -> Outcome<EpochList> {
+        self.master_of(&command.broker_name)?;
         let end = self.store.lock().expect("store").write_offset();
-        Response::ok(ResponseBody::Epochs(EpochList { terms: self.epoch_list(), end }))
+        Ok(EpochList { terms: self.epoch_list(), end })
+    }
+
+    fn master_of(&self, broker_name: &str) -> Outcome<()> {
+        if self.is_slave() || broker_name != self.config.broker_name {
+            return Err(Refusal::new(Refused::NoPermission, format!("this is not the master of {broker_name}")));
+        }
+        Ok(())
     }
 
     /// A slave's pull: records how far it holds the log, then answers with
     /// the log from its end, holding the pull up to `wait_ms` when there is
     /// nothing new.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn replica_pull(&self, broker_name: &str, broker_id: u64, epoch: u64, from: u64, durable: u64, max: u32, wait_ms: u64) -> Response {
+    pub async fn replica_pull(&self, command: ReplicaPull) -> Outcome<ReplicaChunk> {
+        let ReplicaPull { broker_name, broker_id, epoch, from_offset: from, durable_offset: durable, max_bytes: max, wait_ms } = command;
         if self.is_slave() {
-            return Response::error(ResponseCode::RequestNotSupported, "a slave does not serve replicas");
+            return Err(Refusal::new(Refused::NotSupported, "a slave does not serve replicas"));
         }
         let my_epoch = self.role.lock().expect("role").epoch;
         if epoch != my_epoch {
             // A replica of another term: what it holds is not this log
             // (one elected master meanwhile holds its own writes), so its
             // offsets must not count as copies of this master's.
-            return Response::error(
-                ResponseCode::NoPermission,
+            return Err(Refusal::new(
+                Refused::NoPermission,
                 format!("this master serves term {my_epoch}; a replica of term {epoch} must follow its own master"),
-            );
+            ));
         }
         if broker_name != self.config.broker_name {
-            return Response::error(
-                ResponseCode::NoPermission,
-                format!("this is the master of {}, not of {broker_name}", self.config.broker_name),
-            );
+            return Err(Refusal::new(Refused::NoPermission, format!("this is the master of {}, not of {broker_name}", self.config.broker_name)));
         }
         {
             let end = self.store.lock().expect("store").write_offset();
@@ -246,21 +249,20 @@ impl Broker {
                 let store = self.store.lock().expect("store");
                 let end = store.write_offset();
                 if from > end {
-                    return Response::error(
-                        ResponseCode::SystemError,
+                    return Err(Refusal::new(
+                        Refused::System,
                         format!("the slave's log ends at {from}, past this master's end {end}: it must be cut back first"),
-                    );
+                    ));
                 }
                 let confirmed = self.visible_end(&store);
                 store.replica_chunk(from, max.clamp(1, CHUNK_BYTES) as usize).map(|bytes| (bytes, end, confirmed))
             };
-            match read {
-                Err(e) => return e.into(),
-                Ok((bytes, master_end, confirmed)) if !bytes.is_empty() || self.clock.instant() >= deadline => {
+            match read? {
+                (bytes, master_end, confirmed) if !bytes.is_empty() || self.clock.instant() >= deadline => {
                     let epochs = self.epoch_list();
-                    return Response::ok(ResponseBody::Replica(ReplicaChunk { offset: from, bytes, master_end, epochs, confirmed }));
+                    return Ok(ReplicaChunk { offset: from, bytes, master_end, epochs, confirmed });
                 }
-                Ok(_) => {
+                _ => {
                     let left = deadline.saturating_duration_since(self.clock.instant());
                     let _ = tokio::time::timeout(left, written.changed()).await;
                 }
@@ -270,10 +272,8 @@ impl Broker {
 
     /// What a slave copies besides the log: topics, consumer offsets, and
     /// the progress files (durable as far as the log is flushed now).
-    pub(super) fn replica_config(&self, broker_name: &str) -> Response {
-        if self.is_slave() || broker_name != self.config.broker_name {
-            return Response::error(ResponseCode::NoPermission, format!("this is not the master of {broker_name}"));
-        }
+    pub fn replica_config(&self, command: GetReplicaConfig) -> Outcome<ReplicaConfig> {
+        self.master_of(&command.broker_name)?;
         let topics = self.topics.lock().expect("topics").values().cloned().collect();
         let offsets = self.offsets.lock().expect("offsets").entries();
         let progress_end = self.store.lock().expect("store").flushed_offset();
@@ -282,10 +282,10 @@ impl Broker {
             match read_all(self.disk.as_ref(), path) {
                 Ok(Some(bytes)) => progress.push((path.to_string(), bytes)),
                 Ok(None) => {}
-                Err(e) => return Response::error(ResponseCode::SystemError, format!("{path}: {e}")),
+                Err(e) => return Err(Refusal::new(Refused::System, format!("{path}: {e}"))),
             }
         }
-        Response::ok(ResponseBody::ReplicaConfig(ReplicaConfig { topics, offsets, progress, progress_end }))
+        Ok(ReplicaConfig { topics, offsets, progress, progress_end })
     }
 
     /// A slave takes its master's topics (registering again when they

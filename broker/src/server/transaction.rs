@@ -29,8 +29,8 @@ use crate::model::{
     PROPERTY_PRODUCER_GROUP,
 };
 use crate::net::Connection;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{CheckTransactionState, SendStatus};
+use crate::protocol::{Request, ResponseCode};
+use crate::command::{CheckTransactionState, EndTransaction, Outcome, Refusal, Refused, SendStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -233,40 +233,41 @@ impl Broker {
         msg.delayed = Some(delayed);
     }
 
-    /// A producer ends a half (RocketMQ's `endTransaction`).
-    pub(super) async fn end_transaction(
-        &self,
-        producer_group: &str,
-        commit_log_offset: u64,
-        msg_id: &str,
-        state: TransactionState,
-    ) -> Response {
-        let half = match self.store.lock().expect("store").read_at(commit_log_offset) {
-            Ok(msg) => msg,
-            Err(e) => return Response::error(ResponseCode::QueryNotFound, format!("no half message at offset {commit_log_offset}: {e}")),
-        };
+    /// A producer ends a half (RocketMQ's `endTransaction`), after its
+    /// executor or a check-back.
+    pub async fn end_transaction(&self, command: EndTransaction) -> Outcome<()> {
+        let EndTransaction { producer_group, commit_log_offset, msg_id, state, from_check } = command;
+        self.refuse_on_slave("the end of a transaction")?;
+        tracing::debug!(%msg_id, ?state, from_check, "end of a transaction");
+        if from_check && state == TransactionState::Commit && bugs::active(Bug::CheckCommitIgnored) {
+            // The planted defect: a check-back's commit is taken and dropped.
+            return Ok(());
+        }
+        let half = self
+            .store
+            .lock()
+            .expect("store")
+            .read_at(commit_log_offset)
+            .map_err(|e| Refusal::new(Refused::NotFound, format!("no half message at offset {commit_log_offset}: {e}")))?;
         if half.message.topic != HALF_TOPIC || half.msg_id() != msg_id {
-            return Response::error(
-                ResponseCode::MessageIllegal,
-                format!("the message at offset {commit_log_offset} is not the half message {msg_id}"),
-            );
+            return Err(Refusal::new(Refused::Illegal, format!("the message at offset {commit_log_offset} is not the half message {msg_id}")));
         }
         let group = half.message.properties.get(PROPERTY_PRODUCER_GROUP).cloned().unwrap_or_default();
         if group != producer_group {
-            return Response::error(
-                ResponseCode::NoPermission,
+            return Err(Refusal::new(
+                Refused::NoPermission,
                 format!("half message {msg_id} belongs to producer group {group}, not {producer_group}"),
-            );
+            ));
         }
         if state == TransactionState::Unknown {
-            return Response::ok(ResponseBody::None);
+            return Ok(());
         }
         let offset = half.queue_offset;
         let claimed = self.transactions.lock().expect("transactions").begin_end(offset);
         if !claimed {
             marks::reach(Mark::TransactionEndRepeated);
             if !(bugs::active(Bug::CommitTwice) && state == TransactionState::Commit) {
-                return Response::ok(ResponseBody::None);
+                return Ok(());
             }
             // The planted defect: the repeated commit writes the message
             // again, as if the half were still open.
@@ -276,16 +277,13 @@ impl Broker {
         // The planted defect: a rollback is written, its half left open.
         let forgotten = bugs::active(Bug::RollbackRechecked) && state == TransactionState::Rollback;
         self.transactions.lock().expect("transactions").finish_end(offset, result.is_ok() && !forgotten);
-        match result {
-            Ok(()) => Response::ok(ResponseBody::None),
-            Err(response) => response,
-        }
+        result
     }
 
     /// Writes a half's end: for a commit the real message (unless a copy
     /// of this half is already stored: a commit whose op record a crash
     /// took), then the op record.
-    async fn write_end(&self, half: &MessageExt, state: TransactionState) -> Result<(), Response> {
+    async fn write_end(&self, half: &MessageExt, state: TransactionState) -> Outcome<()> {
         let deliver = state == TransactionState::Commit || bugs::active(Bug::RollbackDelivered);
         if deliver && (bugs::active(Bug::CommitTwice) || self.committed_copy(half).is_none()) {
             let real = committed(half);
@@ -304,7 +302,7 @@ impl Broker {
         found.into_iter().find(|m| m.message.topic == topic && m.message.properties.get(PROPERTY_HALF_OFFSET) == Some(&offset))
     }
 
-    async fn write_op(&self, half: &MessageExt, outcome: &str) -> Result<(), Response> {
+    async fn write_op(&self, half: &MessageExt, outcome: &str) -> Outcome<()> {
         let op = MessageExt {
             message: Message::new(OP_TOPIC, half.queue_offset.to_string()).with_tags(OP_TAG).with_property(PROPERTY_OUTCOME, outcome),
             broker_name: self.config.broker_name.clone(),
@@ -426,7 +424,7 @@ impl Broker {
             return;
         }
         let result = async {
-            self.system_topic(CHECK_MAX_TOPIC).await?;
+            self.system_topic(CHECK_MAX_TOPIC)?;
             // It keeps its destination, so an operator can see where it
             // was bound.
             let copy = MessageExt {
@@ -503,13 +501,11 @@ fn real_view(half: &MessageExt) -> MessageExt {
 }
 
 /// A store result as the end of a transaction needs it: durable as
-/// configured, or the response that says why not.
-// A Response is the error of every store path here (`store_message`'s too).
-#[allow(clippy::result_large_err)]
-fn durable(stored: Result<(crate::store::PutResult, SendStatus), Response>) -> Result<(), Response> {
+/// configured, or why not.
+fn durable(stored: Outcome<(crate::store::PutResult, SendStatus)>) -> Outcome<()> {
     match stored? {
         (_, SendStatus::SendOk) => Ok(()),
-        (_, status) => Err(Response::error(ResponseCode::FlushDiskTimeout, format!("stored but not durable: {status:?}"))),
+        (_, status) => Err(Refusal::new(Refused::NotDurable, format!("stored but not durable: {status:?}"))),
     }
 }
 

@@ -1,0 +1,81 @@
+//! The house protocol's front of the broker: a [`Request`] frame becomes a
+//! call of the command's handler, and its reply or refusal becomes a
+//! [`Response`]. Nothing here decides anything: another front (RocketMQ's
+//! gRPC) calls the same handlers with the same commands.
+
+use super::Broker;
+use crate::command::{Outcome, Refusal, Refused, SendResult, SendStatus};
+use crate::protocol::{Reply, Request, Response, ResponseCode};
+use std::net::SocketAddr;
+
+/// A handler's outcome as a response.
+fn answer<R: Reply>(outcome: Outcome<R>) -> Response {
+    match outcome {
+        Ok(reply) => Response::ok(reply.into_body()),
+        Err(refusal) => refusal.into(),
+    }
+}
+
+/// A send's outcome: stored but not durable as configured is answered
+/// with the result and the code saying how far it got.
+fn sent(outcome: Outcome<SendResult>) -> Response {
+    let code = match &outcome {
+        Ok(result) => match result.status {
+            SendStatus::SendOk => ResponseCode::Success,
+            SendStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
+            SendStatus::FlushSlaveTimeout => ResponseCode::FlushSlaveTimeout,
+            SendStatus::SlaveNotAvailable => ResponseCode::SlaveNotAvailable,
+        },
+        Err(_) => return answer(outcome),
+    };
+    Response { code, ..answer(outcome) }
+}
+
+/// A request this broker does not serve: whom it is for.
+fn not_served(request: &Request, whose: &str) -> Response {
+    Refusal::new(Refused::NotSupported, format!("{} is {whose}; this is a broker", request.name())).into()
+}
+
+impl Broker {
+    /// Carries out one request of the house protocol from `peer`.
+    pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
+        match request {
+            Request::SendMessage(c) => sent(self.send(c, peer).await),
+            Request::PullMessage(c) => answer(self.pull(c).await),
+            Request::ConsumerSendMsgBack(c) => answer(self.send_back(c).await),
+            Request::EndTransaction(c) => answer(self.end_transaction(c).await),
+            Request::HeartbeatProducer(c) => answer(self.heartbeat_producer(c, peer)),
+            Request::Heartbeat(c) => answer(self.heartbeat(c, peer).await),
+            Request::UnregisterClient(c) => answer(self.unregister_client(c)),
+            Request::GetConsumerList(c) => answer(self.consumer_list(c)),
+            Request::LockBatchMq(c) => answer(self.lock_queues(c)),
+            Request::UnlockBatchMq(c) => answer(self.unlock_queues(c)),
+            Request::UpdateConsumerOffset(c) => answer(self.update_offset(c)),
+            Request::QueryConsumerOffset(c) => answer(self.query_offset(c)),
+            Request::GetQueueOffsets(c) => answer(self.queue_offsets(c)),
+            Request::SearchOffsetByTime(c) => answer(self.search_offset(c)),
+            Request::CreateTopic(c) => answer(self.create_topic(c).await),
+            Request::GetTopicList(_) => answer(self.topic_list()),
+            Request::GetTopicStats(c) => answer(self.topic_stats(c)),
+            Request::GetConsumeStats(c) => answer(self.consume_stats(c)),
+            Request::GetBrokerRuntimeInfo(_) => answer(self.runtime_info()),
+            Request::QueryMessageByKey(c) => answer(self.query_by_key(c)),
+            Request::QueryMessageByUniqueId(c) => answer(self.query_by_unique_id(c)),
+            Request::ViewMessage(c) => answer(self.view_message(c)),
+            Request::ReplicaPull(c) => answer(self.replica_pull(c).await),
+            Request::GetReplicaConfig(c) => answer(self.replica_config(c)),
+            Request::GetEpochs(c) => answer(self.get_epochs(c)),
+            ref other @ (Request::RegisterBroker(_) | Request::UnregisterBroker(_) | Request::GetRoute(_) | Request::GetClusterInfo(_)) => {
+                not_served(other, "a name server request")
+            }
+            ref other @ (Request::CheckTransactionState(_) | Request::NotifyConsumerIdsChanged(_)) => {
+                not_served(other, "a request brokers send to clients")
+            }
+            ref other @ (Request::Raft(_)
+            | Request::ControllerHeartbeat(_)
+            | Request::GetReplicaInfo(_)
+            | Request::AlterSyncStateSet(_)
+            | Request::GetControllerState(_)) => not_served(other, "a controller request"),
+        }
+    }
+}
