@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use super::check_back::CheckListeners;
 use super::inbound::{BrokerCalls, Rebalancers};
 use crate::net::ConnectionPool;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::protocol::{Request, Response, ResponseBody};
 use crate::command::{BrokerInfo, GetClusterInfo, GetRoute, HeartbeatProducer, ReplicaRoute, TopicRoute, master_replica, read_replica};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -346,10 +346,7 @@ impl ClientInstance {
 
 /// The body of a successful response, or the error it carries.
 pub fn into_body(response: Response) -> Result<ResponseBody> {
-    match response.code {
-        ResponseCode::Success => Ok(response.body),
-        code => Err(Error::Refused(Refusal::new(code.refused().unwrap_or(Refused::System), response.remark))),
-    }
+    response.into_body()
 }
 
 #[cfg(all(test, not(madsim)))]

@@ -218,6 +218,20 @@ impl Response {
     pub fn error(code: ResponseCode, remark: impl Into<String>) -> Response {
         Response { code, remark: remark.into(), body: ResponseBody::None }
     }
+
+    /// The body of a success, or the refusal the response carries.
+    pub fn into_body(self) -> crate::Result<ResponseBody> {
+        match self.code.refused() {
+            None => Ok(self.body),
+            Some(kind) => Err(crate::Error::Refused(Refusal::new(kind, self.remark))),
+        }
+    }
+
+    /// The reply of a success, typed, or the refusal the response carries;
+    /// a success with another body is a protocol error.
+    pub fn into_reply<R: Reply>(self, command: &str) -> crate::Result<R> {
+        R::from_body(self.into_body()?).ok_or_else(|| crate::Error::Protocol(format!("the answer to {command} carried another body")))
+    }
 }
 
 /// A failure inside a server: its refusal, or a system error.

@@ -3,10 +3,14 @@
 //! [`Response`]. Nothing here decides anything: another front (RocketMQ's
 //! gRPC) calls the same handlers with the same commands.
 
-use super::Broker;
-use crate::command::{Outcome, Refusal, Refused, SendResult, SendStatus};
+use super::{Broker, Peer};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, Refusal, Refused, SendResult, SendStatus};
+use crate::net::{Connection, Service};
 use crate::protocol::{Reply, Request, Response, ResponseCode};
+use futures::future::BoxFuture;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A handler's outcome as a response.
 fn answer<R: Reply>(outcome: Outcome<R>) -> Response {
@@ -77,5 +81,54 @@ impl Broker {
             | Request::AlterSyncStateSet(_)
             | Request::GetControllerState(_)) => not_served(other, "a controller request"),
         }
+    }
+}
+
+impl Service for Broker {
+    fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
+        Box::pin(async move {
+            let Some(workers) = &self.workers else { return self.apply(request, peer).await };
+            if !workers.admits(&request) {
+                return Refusal::new(Refused::Busy, "[TIMEOUT_CLEAN_QUEUE] broker busy: a send would wait over 200 ms for a worker").into();
+            }
+            workers.occupy(workers.request_us(&request)).await;
+            let response = self.apply(request, peer).await;
+            workers.occupy(workers.response_us(&response)).await;
+            response
+        })
+    }
+
+    fn opened(&self, peer: SocketAddr, conn: &Arc<Connection>) {
+        self.peer_connected(peer, Arc::new(HousePeer(conn.clone())));
+    }
+
+    fn closed(&self, peer: SocketAddr) {
+        self.peer_closed(peer);
+    }
+}
+
+/// A client on the house protocol: the broker calls it back with requests
+/// over the client's own connection.
+struct HousePeer(Arc<Connection>);
+
+impl Peer for HousePeer {
+    fn name(&self) -> String {
+        self.0.peer().to_string()
+    }
+
+    fn is_live(&self) -> bool {
+        !self.0.is_closed()
+    }
+
+    fn check_transaction(&self, check: CheckTransactionState, timeout: Duration) -> BoxFuture<'static, crate::Result<()>> {
+        let conn = self.0.clone();
+        Box::pin(async move {
+            conn.request(&check.into(), timeout).await?.into_reply("CheckTransactionState")
+        })
+    }
+
+    fn consumers_changed(&self, notice: NotifyConsumerIdsChanged) -> BoxFuture<'static, crate::Result<()>> {
+        let conn = self.0.clone();
+        Box::pin(async move { conn.oneway(&notice.into()).await })
     }
 }

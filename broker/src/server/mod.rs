@@ -17,6 +17,7 @@ mod front;
 mod groups;
 mod locks;
 mod offsets;
+mod peer;
 mod pull;
 mod query;
 mod replication;
@@ -29,23 +30,22 @@ mod transaction;
 pub use config::{BrokerConfig, FlushMode, ReplicationRole};
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
+pub use peer::Peer;
 pub use locks::QueueLocks;
 pub use epochs::Epochs;
 pub use replication::{RoleState, Slaves};
 pub use schedule::ScheduleProgress;
 pub use timer::TimerWheel;
 pub use transaction::{ProducerGroups, TransactionTable};
-
 use crate::clock::Clock;
 use crate::controller::ControllerClient;
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{DelayLevels, TopicConfig, HALF_TOPIC, SCHEDULE_TOPIC};
-use crate::net::{Connection, ConnectionPool, Service};
-use crate::protocol::{Request, Response};
+use crate::net::ConnectionPool;
+use crate::protocol::Request;
 use crate::command::{NotifyConsumerIdsChanged, RegisterBroker};
 use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
-use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,8 +92,9 @@ pub struct Broker {
     locks: Mutex<QueueLocks>,
     /// Live producers per producer group (asked on check-back).
     producers: Mutex<ProducerGroups>,
-    /// Open connections by peer: how the broker calls a client back.
-    links: Mutex<BTreeMap<SocketAddr, Arc<Connection>>>,
+    /// Connected clients by address, through whichever front: how the
+    /// broker calls a client back.
+    links: Mutex<BTreeMap<SocketAddr, Arc<dyn Peer>>>,
     /// Half messages: which ended, check counts.
     transactions: Mutex<TransactionTable>,
     /// Pending timer messages.
@@ -134,6 +135,8 @@ pub struct Broker {
     /// Commit log fsyncs since start.
     flush_count: AtomicU64,
     recovery: RecoveryReport,
+    /// Set once the background loops run.
+    started: std::sync::Once,
 }
 
 impl Broker {
@@ -214,6 +217,7 @@ impl Broker {
             flush_count: AtomicU64::new(0),
             get_count: AtomicU64::new(0),
             recovery,
+            started: std::sync::Once::new(),
         }))
     }
 
@@ -227,9 +231,17 @@ impl Broker {
         &self.config
     }
 
-    /// Starts the background loops, registers, and serves `listener` forever.
+    /// Starts the background loops (flush, registration, delivery of
+    /// delays and timers, check-backs, expiry) once; a front then calls
+    /// the handlers. [`Broker::serve`] starts them itself.
+    pub fn start(self: &Arc<Self>) {
+        self.started.call_once(|| self.spawn_loops());
+    }
+
+    /// Starts the background loops and serves the house protocol on
+    /// `listener` forever.
     pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        self.spawn_loops();
+        self.start();
         crate::net::serve(listener, self).await
     }
 
@@ -582,53 +594,47 @@ fn load_services(store: &mut MessageStore, disk: &dyn Disk) -> Result<(ScheduleP
     Ok((schedule, timers, transactions))
 }
 
-impl Service for Broker {
-    fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
-        Box::pin(async move {
-            let Some(workers) = &self.workers else { return self.apply(request, peer).await };
-            if !workers.admits(&request) {
-                return Response::error(crate::protocol::ResponseCode::SystemBusy, "[TIMEOUT_CLEAN_QUEUE] broker busy: a send would wait over 200 ms for a worker");
-            }
-            workers.occupy(workers.request_us(&request)).await;
-            let response = self.apply(request, peer).await;
-            workers.occupy(workers.response_us(&response)).await;
-            response
-        })
-    }
-
-    fn opened(&self, peer: SocketAddr, conn: &Arc<Connection>) {
+impl Broker {
+    /// A client connected from `addr` through some front; `peer` calls it
+    /// back.
+    pub fn peer_connected(&self, addr: SocketAddr, peer: Arc<dyn Peer>) {
         let mut links = self.links.lock().expect("links");
-        links.retain(|_, c| !c.is_closed());
-        links.insert(peer, conn.clone());
+        links.retain(|_, p| p.is_live());
+        links.insert(addr, peer);
     }
 
-    /// A consumer whose connection closed leaves its groups now, so the
-    /// others rebalance its queues without waiting for the expiry. Its
-    /// queue locks stay until their lease runs out: a client whose
-    /// connection broke may still be processing.
-    fn closed(&self, peer: SocketAddr) {
+    /// The client connected from `addr` went away (its connection closed or
+    /// broke). A consumer leaves its groups now, so the others rebalance
+    /// its queues without waiting for the expiry. Its queue locks stay
+    /// until their lease runs out: a client whose connection broke may
+    /// still be processing.
+    pub fn peer_closed(&self, addr: SocketAddr) {
         {
             let mut links = self.links.lock().expect("links");
-            if links.get(&peer).is_some_and(|c| !c.is_closed()) {
+            if links.get(&addr).is_some_and(|p| p.is_live()) {
                 // The client connected again from the same address before
                 // this close was noticed: the live connection keeps its
                 // link and memberships.
                 return;
             }
-            links.remove(&peer);
+            links.remove(&addr);
         }
-        self.producers.lock().expect("producers").connection_closed(peer);
-        let changed = self.groups.lock().expect("groups").connection_closed(peer);
+        self.producers.lock().expect("producers").connection_closed(addr);
+        let changed = self.groups.lock().expect("groups").connection_closed(addr);
         if !changed.is_empty() {
-            tracing::debug!(%peer, ?changed, "a consumer's connection closed; it left its groups");
+            tracing::debug!(%addr, ?changed, "a consumer's connection closed; it left its groups");
         }
         for group in &changed {
             self.notify_consumers_changed(group);
         }
     }
-}
 
-impl Broker {
+    /// The live clients among `addrs`, in their order.
+    fn live_peers<'a>(&self, addrs: impl IntoIterator<Item = &'a SocketAddr>) -> Vec<Arc<dyn Peer>> {
+        let links = self.links.lock().expect("links");
+        addrs.into_iter().filter_map(|addr| links.get(addr).filter(|p| p.is_live()).cloned()).collect()
+    }
+
     /// Tells each member of `group`, over the connection it heartbeats on,
     /// that the group's members changed, as RocketMQ's broker sends
     /// `NOTIFY_CONSUMER_IDS_CHANGED`: each rebalances at once instead of at
@@ -636,16 +642,12 @@ impl Broker {
     /// members, for a whole period after one joins or leaves. Oneway and in
     /// the background: a member that misses it rebalances at its period.
     fn notify_consumers_changed(&self, group: &str) {
-        let peers = self.groups.lock().expect("groups").member_peers(group);
-        let conns: Vec<Arc<Connection>> = {
-            let links = self.links.lock().expect("links");
-            peers.iter().filter_map(|peer| links.get(peer).filter(|c| !c.is_closed()).cloned()).collect()
-        };
-        for conn in conns {
-            let request = Request::NotifyConsumerIdsChanged(NotifyConsumerIdsChanged { group: group.to_string() });
+        let members = self.groups.lock().expect("groups").member_peers(group);
+        for peer in self.live_peers(&members) {
+            let notice = NotifyConsumerIdsChanged { group: group.to_string() };
             tokio::spawn(async move {
-                if let Err(e) = conn.oneway(&request).await {
-                    tracing::debug!(peer = conn.peer(), error = %e, "a group change notice was not sent");
+                if let Err(e) = peer.consumers_changed(notice).await {
+                    tracing::debug!(peer = peer.name(), error = %e, "a group change notice was not sent");
                 }
             });
         }

@@ -28,13 +28,10 @@ use crate::model::{
     Delayed, Message, MessageExt, TransactionState, CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, PROPERTY_HALF_OFFSET,
     PROPERTY_PRODUCER_GROUP,
 };
-use crate::net::Connection;
-use crate::protocol::{Request, ResponseCode};
 use crate::command::{CheckTransactionState, EndTransaction, Outcome, Refusal, Refused, SendStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the check counts of open halves are persisted.
@@ -378,10 +375,7 @@ impl Broker {
     async fn check(&self, half: &MessageExt, round: u64) -> bool {
         let group = half.message.properties.get(PROPERTY_PRODUCER_GROUP).cloned().unwrap_or_default();
         let members = self.producers.lock().expect("producers").members(&group);
-        let live: Vec<Arc<Connection>> = {
-            let links = self.links.lock().expect("links");
-            members.iter().filter_map(|(_, peer)| links.get(peer).filter(|c| !c.is_closed()).cloned()).collect()
-        };
+        let live = self.live_peers(members.iter().map(|(_, addr)| addr));
         if live.is_empty() {
             tracing::debug!(group, offset = half.queue_offset, "no live producer of the group to check back with");
             self.transactions.lock().expect("transactions").orphans.insert(half.queue_offset);
@@ -390,15 +384,15 @@ impl Broker {
         self.transactions.lock().expect("transactions").orphans.remove(&half.queue_offset);
         // A different producer each round, so one that stopped answering
         // without closing its connection does not keep every check.
-        let conn = &live[((half.queue_offset + round) % live.len() as u64) as usize];
-        let request = Request::CheckTransactionState(CheckTransactionState {
+        let peer = &live[((half.queue_offset + round) % live.len() as u64) as usize];
+        let check = CheckTransactionState {
             producer_group: group,
             half: real_view(half),
             check_times: self.transactions.lock().expect("transactions").checks(half.queue_offset),
-        });
+        };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        match conn.request(&request, timeout).await {
-            Ok(response) if response.code == ResponseCode::Success => {
+        match peer.check_transaction(check, timeout).await {
+            Ok(()) => {
                 let mut t = self.transactions.lock().expect("transactions");
                 if !t.has_ended(half.queue_offset) {
                     t.checked(half.queue_offset);
@@ -406,12 +400,8 @@ impl Broker {
                 marks::reach(Mark::TransactionChecked);
                 true
             }
-            Ok(response) => {
-                tracing::debug!(peer = conn.peer(), code = ?response.code, remark = %response.remark, "check-back refused");
-                false
-            }
             Err(e) => {
-                tracing::debug!(peer = conn.peer(), error = %e, "check-back failed");
+                tracing::debug!(peer = peer.name(), error = %e, "check-back failed");
                 false
             }
         }
