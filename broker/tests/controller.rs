@@ -9,8 +9,8 @@
 use broker::clock::Clock;
 use broker::controller::{Controller, ControllerClient, ControllerConfig};
 use broker::net::ConnectionPool;
-use broker::protocol::{Request, Response, ResponseBody, ResponseCode};
-use broker::command::{AlterSyncStateSet, ControllerHeartbeat, GetControllerState, GetReplicaInfo, ReplicaInfo};
+use broker::command::{AlterSyncStateSet, ControllerHeartbeat, GetControllerState, GetReplicaInfo, Refused, ReplicaInfo};
+use broker::Error;
 use broker::store::MemDisk;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,15 +43,8 @@ async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
-fn replica_info(response: Response) -> Option<ReplicaInfo> {
-    match response {
-        Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. } => Some(info),
-        _ => None,
-    }
-}
-
 async fn heartbeat(client: &ControllerClient, id: u64) -> Option<ReplicaInfo> {
-    let request = Request::ControllerHeartbeat(ControllerHeartbeat {
+    let heartbeat = ControllerHeartbeat {
         broker_name: "broker-a".into(),
         broker_id: id,
         addr: format!("127.0.0.1:{}", 20_000 + id),
@@ -59,8 +52,8 @@ async fn heartbeat(client: &ControllerClient, id: u64) -> Option<ReplicaInfo> {
         max_offset: 100 * id,
         serving: false,
         last_term: 0,
-    });
-    client.call(&request).await.ok().and_then(replica_info)
+    };
+    client.call(heartbeat).await.ok()
 }
 
 #[tokio::test]
@@ -94,14 +87,14 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     assert_eq!(first_info.master_addr.as_deref(), Some("127.0.0.1:20000"));
 
     // The master takes replica 1 into its sync-state set.
-    let alter = |master_id, master_epoch, set_epoch, set: Vec<u64>| Request::AlterSyncStateSet(AlterSyncStateSet {
+    let alter = |master_id, master_epoch, set_epoch, set: Vec<u64>| AlterSyncStateSet {
         broker_name: "broker-a".into(),
         master_id,
         master_epoch,
         sync_state_set_epoch: set_epoch,
         sync_state_set: set,
-    });
-    let grown = replica_info(client.call(&alter(0, 1, first_info.sync_state_set_epoch, vec![0, 1])).await.unwrap()).expect("set grows");
+    };
+    let grown = client.call(alter(0, 1, first_info.sync_state_set_epoch, vec![0, 1])).await.expect("set grows");
     assert_eq!(grown.sync_state_set, vec![0, 1]);
 
     // The master goes silent: replica 1, in the set, is elected in term 2.
@@ -109,17 +102,14 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     assert_eq!((second.master_id, second.sync_state_set.clone()), (Some(1), vec![1]));
 
     // The deposed master of term 1 is fenced.
-    let fenced = client.call(&alter(0, 1, second.sync_state_set_epoch, vec![0])).await.unwrap();
-    assert_eq!(fenced.code, ResponseCode::ControllerFenced, "{}", fenced.remark);
-    assert!(fenced.remark.contains("not the master"), "{}", fenced.remark);
+    let fenced = client.call(alter(0, 1, second.sync_state_set_epoch, vec![0])).await.expect_err("a deposed master is fenced");
+    let Error::Refused(fenced) = fenced else { panic!("not a refusal: {fenced}") };
+    assert_eq!(fenced.kind, Refused::ControllerFenced, "{}", fenced.reason);
+    assert!(fenced.reason.contains("not the master"), "{}", fenced.reason);
 
     // The leader controller stops; another leads with the same state.
-    let view = |r: Response| match r.body {
-        ResponseBody::ControllerState(view) => Some(view),
-        _ => None,
-    };
     let leader = eventually("a known leader", async || {
-        let state = view(client.call(&Request::GetControllerState(GetControllerState)).await.ok()?)?;
+        let state = client.call(GetControllerState).await.ok()?;
         state.leader_id
     })
     .await;
@@ -128,8 +118,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     stopped.controller.shutdown().await;
     drop(stopped);
     let after = eventually("the group from a new leader", async || {
-        let response = client.call(&Request::GetReplicaInfo(GetReplicaInfo { broker_name: "broker-a".into() })).await.ok()?;
-        replica_info(response)
+        client.call(GetReplicaInfo { broker_name: "broker-a".into() }).await.ok()
     })
     .await;
     assert_eq!((after.master_id, after.master_epoch), (Some(1), 2));
@@ -139,7 +128,7 @@ async fn controllers_elect_fence_and_survive_their_leader() {
     let back = start(leader, &peers, listener, &disks[leader as usize]).await;
     let pool = ConnectionPool::new();
     eventually("the restarted controller to catch up", async || {
-        let state = view(pool.request(&peers[&leader], &Request::GetControllerState(GetControllerState), Duration::from_secs(2)).await.ok()?)?;
+        let state = pool.call(&peers[&leader], GetControllerState, Duration::from_secs(2)).await.ok()?;
         state.groups.iter().find(|g| g.broker_name == "broker-a" && g.master_epoch == 2).map(|_| ())
     })
     .await;

@@ -10,7 +10,7 @@ use broker::client::{ClientConfig, ClientInstance, Producer, ProducerConfig};
 use broker::clock::Clock;
 use broker::model::Message;
 use broker::namesrv::{NameServer, NameServerConfig};
-use broker::protocol::{Request, ResponseBody, ResponseCode};
+use broker::protocol::{Request, ResponseCode};
 use broker::command::{BrokerRole, PullMessage, QueryMessageByUniqueId, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::MemDisk;
@@ -81,10 +81,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
         let on = |addr: String| {
             let (client, id) = (client.clone(), id.clone());
             async move {
-                match client.call(&addr, &Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id }), timeout).await.unwrap() {
-                    ResponseBody::Messages(found) => found[0].clone(),
-                    other => panic!("{other:?}"),
-                }
+                client.call(&addr, QueryMessageByUniqueId { id }, timeout).await.unwrap()[0].clone()
             }
         };
         let (m, s) = (on(master_addr.clone()).await, on(slave_addr.clone()).await);
@@ -122,14 +119,14 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     assert_eq!(roles, [(0, BrokerRole::Master), (1, BrokerRole::Slave)]);
 
     // With the master gone from the name server, reads go to the slave.
-    let gone = Request::UnregisterBroker(UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 });
-    client.call(&namesrv, &gone, timeout).await.unwrap();
+    let gone = UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+    client.call(&namesrv, gone, timeout).await.unwrap();
     client.route("orders", true).await.unwrap();
     assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave_addr.as_str()));
     let queue = route.queues[0].write_queues;
     let mut pulled = Vec::new();
     for queue_id in 0..queue {
-        let pull = Request::PullMessage(PullMessage {
+        let pull = PullMessage {
             group: "g".into(),
             topic: "orders".into(),
             queue_id,
@@ -137,11 +134,9 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
             max_msgs: 100,
             expression: "*".into(),
             suspend_ms: 0,
-        });
-        match client.call(&client.broker_addr("broker-a").unwrap(), &pull, timeout).await.unwrap() {
-            ResponseBody::Pull(got) => pulled.extend(got.messages.iter().map(|m| m.msg_id())),
-            other => panic!("{other:?}"),
-        }
+        };
+        let got = client.call(&client.broker_addr("broker-a").unwrap(), pull, timeout).await.unwrap();
+        pulled.extend(got.messages.iter().map(|m| m.msg_id()));
     }
     // Sends that were stored before the slave held them are there too.
     assert!(ids.iter().all(|id| pulled.contains(id)), "the slave serves every message: {pulled:?}");

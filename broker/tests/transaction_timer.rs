@@ -18,7 +18,6 @@ use broker::client::{
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET};
 use broker::namesrv::{NameServer, NameServerConfig};
-use broker::protocol::{Request, ResponseBody};
 use broker::command::{ConsumeFrom, EndTransaction, QueryMessageByUniqueId};
 use broker::server::{Broker, BrokerConfig};
 use broker::store::MemDisk;
@@ -143,15 +142,15 @@ async fn check_back_reaches_another_producer_of_the_group_and_ends_each_half_onc
 
     // Repeating the commit writes nothing new.
     let offset = broker::model::parse_offset_msg_id(&pending.half.offset_msg_id).unwrap().1;
-    let again = Request::EndTransaction(EndTransaction {
+    let again = EndTransaction {
         producer_group: "payments-tx".into(),
         commit_log_offset: offset,
         msg_id: pending.half.msg_id.clone(),
         state: TransactionState::Commit,
         from_check: false,
-    });
+    };
     let admin = client(&c, "admin");
-    admin.call(&c.broker_addr, &again, Duration::from_secs(3)).await.unwrap();
+    admin.call(&c.broker_addr, again, Duration::from_secs(3)).await.unwrap();
 
     // A rolled-back half never arrives.
     let (rollback, _) = fixed(TransactionState::Rollback, TransactionState::Rollback);
@@ -177,8 +176,8 @@ async fn a_half_nobody_answers_is_moved_aside_after_the_most_checks() {
     wait_for("the half to be moved aside", Duration::from_secs(15), || checks.lock().unwrap().len() >= 3).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = admin.call(&c.broker_addr, &Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id: sent.half.msg_id.clone() }), admin.timeout()).await;
-        if let Ok(ResponseBody::Messages(found)) = found {
+        let found = admin.call(&c.broker_addr, QueryMessageByUniqueId { id: sent.half.msg_id.clone() }, admin.timeout()).await;
+        if let Ok(found) = found {
             if found.iter().any(|m| m.message.topic == CHECK_MAX_TOPIC) {
                 break;
             }

@@ -5,7 +5,6 @@ use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::producer::{Producer, ProducerConfig};
 use crate::model::{dlq_topic, parse_offset_msg_id, validate_group, validate_name, Message, MessageExt, TopicConfig};
-use crate::protocol::{Request, ResponseBody};
 use crate::command::{BrokerInfo, ConsumeProgress, CreateTopic, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, PullMessage, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, RuntimeInfo, SendResult, ViewMessage};
 use std::sync::Arc;
 
@@ -13,10 +12,6 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Admin {
     client: Arc<ClientInstance>,
-}
-
-fn wrong(what: &str) -> Error {
-    Error::Protocol(format!("unexpected response body for {what}"))
 }
 
 impl Admin {
@@ -43,7 +38,7 @@ impl Admin {
         }
         let mut done = Vec::new();
         for b in targets {
-            self.client.call(&b.addr, &Request::CreateTopic(CreateTopic { config: config.clone() }), self.client.timeout()).await?;
+            self.client.call(&b.addr, CreateTopic { config: config.clone() }, self.client.timeout()).await?;
             done.push(b.broker_name.clone());
         }
         Ok(done)
@@ -53,10 +48,8 @@ impl Admin {
     pub async fn topics(&self) -> Result<Vec<(String, TopicConfig)>> {
         let mut out = Vec::new();
         for b in self.cluster().await? {
-            match self.client.call(&b.addr, &Request::GetTopicList(GetTopicList), self.client.timeout()).await? {
-                ResponseBody::Topics(topics) => out.extend(topics.into_iter().map(|t| (b.broker_name.clone(), t))),
-                _ => return Err(wrong("GetTopicList")),
-            }
+            let topics = self.client.call(&b.addr, GetTopicList, self.client.timeout()).await?;
+            out.extend(topics.into_iter().map(|t| (b.broker_name.clone(), t)));
         }
         out.sort_by(|a, b| (&a.1.name, &a.0).cmp(&(&b.1.name, &b.0)));
         Ok(out)
@@ -67,10 +60,8 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
         for q in route.queues {
-            match self.client.call(q.read_addr(), &Request::GetTopicStats(GetTopicStats { topic: topic.to_string() }), self.client.timeout()).await? {
-                ResponseBody::TopicStats(stats) => out.extend(stats.into_iter().map(|s| (q.broker_name.clone(), s))),
-                _ => return Err(wrong("GetTopicStats")),
-            }
+            let stats = self.client.call(q.read_addr(), GetTopicStats { topic: topic.to_string() }, self.client.timeout()).await?;
+            out.extend(stats.into_iter().map(|s| (q.broker_name.clone(), s)));
         }
         Ok(out)
     }
@@ -80,11 +71,9 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
         for q in route.queues {
-            let request = Request::GetConsumeStats(GetConsumeStats { group: group.to_string(), topic: topic.to_string() });
-            match self.client.call(q.read_addr(), &request, self.client.timeout()).await? {
-                ResponseBody::ConsumeStats(p) => out.extend(p.into_iter().map(|p| (q.broker_name.clone(), p))),
-                _ => return Err(wrong("GetConsumeStats")),
-            }
+            let stats = GetConsumeStats { group: group.to_string(), topic: topic.to_string() };
+            let progress = self.client.call(q.read_addr(), stats, self.client.timeout()).await?;
+            out.extend(progress.into_iter().map(|p| (q.broker_name.clone(), p)));
         }
         Ok(out)
     }
@@ -94,10 +83,9 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         let mut found = Vec::new();
         for q in route.queues {
-            let request = Request::QueryMessageByKey(QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX });
-            match self.client.call(q.read_addr(), &request, self.client.timeout()).await {
-                Ok(ResponseBody::Messages(m)) => found.extend(m),
-                Ok(_) => return Err(wrong("QueryMessageByKey")),
+            let query = QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX };
+            match self.client.call(q.read_addr(), query, self.client.timeout()).await {
+                Ok(m) => found.extend(m),
                 Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}
                 Err(e) => return Err(e),
             }
@@ -111,17 +99,13 @@ impl Admin {
         let route = self.client.route(topic, true).await?;
         if let Some((broker, offset)) = parse_offset_msg_id(id) {
             if let Some(q) = route.queues.iter().find(|q| q.broker_name == broker) {
-                return match self.client.call(q.read_addr(), &Request::ViewMessage(ViewMessage { commit_log_offset: offset }), self.client.timeout()).await? {
-                    ResponseBody::Messages(m) => Ok(m),
-                    _ => Err(wrong("ViewMessage")),
-                };
+                return self.client.call(q.read_addr(), ViewMessage { commit_log_offset: offset }, self.client.timeout()).await;
             }
         }
         let mut found = Vec::new();
         for q in route.queues {
-            match self.client.call(q.read_addr(), &Request::QueryMessageByUniqueId(QueryMessageByUniqueId { id: id.into() }), self.client.timeout()).await {
-                Ok(ResponseBody::Messages(m)) => found.extend(m),
-                Ok(_) => return Err(wrong("QueryMessageByUniqueId")),
+            match self.client.call(q.read_addr(), QueryMessageByUniqueId { id: id.into() }, self.client.timeout()).await {
+                Ok(m) => found.extend(m),
                 Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}
                 Err(e) => return Err(e),
             }
@@ -141,14 +125,11 @@ impl Admin {
         };
         let mut found = Vec::new();
         for q in route.queues {
-            let stats = match self.client.call(q.read_addr(), &Request::GetTopicStats(GetTopicStats { topic: topic.clone() }), self.client.timeout()).await? {
-                ResponseBody::TopicStats(stats) => stats,
-                _ => return Err(wrong("GetTopicStats")),
-            };
+            let stats = self.client.call(q.read_addr(), GetTopicStats { topic: topic.clone() }, self.client.timeout()).await?;
             for s in stats {
                 let mut offset = s.min_offset;
                 while offset < s.max_offset {
-                    let pull = Request::PullMessage(PullMessage {
+                    let pull = PullMessage {
                         group: format!("{group}-dlq-reader"),
                         topic: topic.clone(),
                         queue_id: s.queue_id,
@@ -156,11 +137,8 @@ impl Admin {
                         max_msgs: 256,
                         expression: "*".into(),
                         suspend_ms: 0,
-                    });
-                    let result = match self.client.call(q.read_addr(), &pull, self.client.timeout()).await? {
-                        ResponseBody::Pull(r) => r,
-                        _ => return Err(wrong("PullMessage")),
                     };
+                    let result = self.client.call(q.read_addr(), pull, self.client.timeout()).await?;
                     if result.next_offset <= offset {
                         break;
                     }
@@ -195,9 +173,6 @@ impl Admin {
 
     /// Store and traffic figures of a broker.
     pub async fn runtime(&self, addr: &str) -> Result<RuntimeInfo> {
-        match self.client.call(addr, &Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), self.client.timeout()).await? {
-            ResponseBody::Runtime(info) => Ok(info),
-            _ => Err(wrong("GetBrokerRuntimeInfo")),
-        }
+        self.client.call(addr, GetBrokerRuntimeInfo, self.client.timeout()).await
     }
 }

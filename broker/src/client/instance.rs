@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use super::check_back::CheckListeners;
 use super::inbound::{BrokerCalls, Rebalancers};
 use crate::net::ConnectionPool;
-use crate::protocol::{Request, Response, ResponseBody};
+use crate::protocol::{Call, Request, Response};
 use crate::command::{BrokerInfo, GetClusterInfo, GetRoute, HeartbeatProducer, ReplicaRoute, TopicRoute, master_replica, read_replica};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -122,9 +122,12 @@ impl ClientInstance {
         Duration::from_millis(self.config.request_timeout_ms)
     }
 
-    /// Sends a request to `addr`, turning a non-success code into an error.
-    pub async fn call(&self, addr: &str, request: &Request, timeout: Duration) -> Result<ResponseBody> {
-        into_body(self.pool_request(addr, request, timeout).await?)
+    /// Sends a command to `addr` and waits up to `timeout` for its reply: a
+    /// refusal is an error, and so is an answer that is not this command's
+    /// reply.
+    pub async fn call<C: Call>(&self, addr: &str, command: C, timeout: Duration) -> Result<C::Reply> {
+        let request = command.into();
+        self.pool_request(addr, &request, timeout).await?.into_reply(request.name())
     }
 
     /// Sends a request to `addr` and returns the raw response.
@@ -152,17 +155,18 @@ impl ClientInstance {
     /// says TopicNotExist) does not end the search: the error is a
     /// refusal only when every name server refused, and otherwise the last
     /// failure to reach one.
-    pub async fn call_namesrv(&self, request: &Request) -> Result<ResponseBody> {
+    pub async fn call_namesrv<C: Call>(&self, command: C) -> Result<C::Reply> {
         let addrs = &self.config.namesrv_addrs;
         if addrs.is_empty() {
             return Err(Error::Connection { addr: "-".into(), reason: "no name server configured".into() });
         }
+        let request = command.into();
         let start = self.next_namesrv.fetch_add(1, Ordering::Relaxed);
         let (mut refused, mut unreachable) = (None, None);
         for i in 0..addrs.len() {
             let addr = &addrs[(start + i) % addrs.len()];
-            match self.call(addr, request, self.timeout()).await {
-                Ok(body) => return Ok(body),
+            match self.pool_request(addr, &request, self.timeout()).await.and_then(|r| r.into_reply(request.name())) {
+                Ok(reply) => return Ok(reply),
                 Err(e @ Error::Refused(_)) => refused = Some(e),
                 Err(e) => unreachable = Some(e),
             }
@@ -188,8 +192,8 @@ impl ClientInstance {
                 }
             }
         }
-        match self.call_namesrv(&Request::GetRoute(GetRoute { topic: topic.to_string() })).await {
-            Ok(ResponseBody::Route(route)) => {
+        match self.call_namesrv(GetRoute { topic: topic.to_string() }).await {
+            Ok(route) => {
                 let mut brokers = self.brokers.lock().expect("brokers");
                 for q in &route.queues {
                     brokers.insert(q.broker_name.clone(), q.replicas.clone());
@@ -197,7 +201,6 @@ impl ClientInstance {
                 self.routes.lock().expect("routes").insert(topic.to_string(), (route.clone(), self.clock.instant()));
                 Ok(route)
             }
-            Ok(_) => Err(Error::Protocol("name server answered GetRoute with the wrong body".into())),
             // No name server answered with a route: a stale route beats
             // none, as in RocketMQ (whose client keeps its route table when
             // the name servers say the topic does not exist: restarted
@@ -226,21 +229,17 @@ impl ClientInstance {
 
     /// Every broker the name servers know.
     pub async fn cluster(&self) -> Result<Vec<BrokerInfo>> {
-        match self.call_namesrv(&Request::GetClusterInfo(GetClusterInfo)).await? {
-            ResponseBody::Cluster(brokers) => {
-                let mut groups: BTreeMap<&str, Vec<ReplicaRoute>> = BTreeMap::new();
-                for b in &brokers {
-                    let replica = ReplicaRoute { broker_id: b.broker_id, addr: b.addr.clone(), role: b.role, epoch: b.epoch };
-                    groups.entry(b.broker_name.as_str()).or_default().push(replica);
-                }
-                let mut known = self.brokers.lock().expect("brokers");
-                for (name, replicas) in groups {
-                    known.insert(name.to_string(), replicas);
-                }
-                Ok(brokers)
-            }
-            _ => Err(Error::Protocol("name server answered GetClusterInfo with the wrong body".into())),
+        let brokers = self.call_namesrv(GetClusterInfo).await?;
+        let mut groups: BTreeMap<&str, Vec<ReplicaRoute>> = BTreeMap::new();
+        for b in &brokers {
+            let replica = ReplicaRoute { broker_id: b.broker_id, addr: b.addr.clone(), role: b.role, epoch: b.epoch };
+            groups.entry(b.broker_name.as_str()).or_default().push(replica);
         }
+        let mut known = self.brokers.lock().expect("brokers");
+        for (name, replicas) in groups {
+            known.insert(name.to_string(), replicas);
+        }
+        Ok(brokers)
     }
 
     /// The broker of a group to talk to, from routes seen so far: its
@@ -326,11 +325,11 @@ impl ClientInstance {
         };
         addrs.sort();
         addrs.dedup();
-        let request = Request::HeartbeatProducer(HeartbeatProducer { client_id: self.config.client_id.clone(), groups });
+        let heartbeat = HeartbeatProducer { client_id: self.config.client_id.clone(), groups };
         let calls = addrs.iter().map(|addr| {
-            let request = &request;
+            let heartbeat = heartbeat.clone();
             async move {
-                if let Err(e) = self.call(addr, request, self.timeout()).await {
+                if let Err(e) = self.call(addr, heartbeat, self.timeout()).await {
                     tracing::debug!(broker = %addr, error = %e, "producer heartbeat failed");
                 }
             }
@@ -344,10 +343,6 @@ impl ClientInstance {
     }
 }
 
-/// The body of a successful response, or the error it carries.
-pub fn into_body(response: Response) -> Result<ResponseBody> {
-    response.into_body()
-}
 
 #[cfg(all(test, not(madsim)))]
 mod tests {
@@ -372,7 +367,7 @@ mod tests {
         let lagging = name_server().await;
         let current = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![lagging.clone(), current.clone()], "c"), Clock::new());
-        let register = Request::RegisterBroker(RegisterBroker {
+        let register = RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: 0,
@@ -380,8 +375,8 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 4)],
             role: crate::command::BrokerRole::Master,
             epoch: 0,
-        });
-        client.call(&current, &register, client.timeout()).await.unwrap();
+        };
+        client.call(&current, register.clone(), client.timeout()).await.unwrap();
         // Every turn of the rotation, the lagging name server is asked
         // first once: the route must come back each time.
         for _ in 0..4 {
@@ -394,8 +389,8 @@ mod tests {
     }
 
     /// Broker `id` of group broker-a, serving topic orders, registering.
-    fn register_replica(id: u64, addr: &str, role: crate::command::BrokerRole) -> Request {
-        Request::RegisterBroker(RegisterBroker {
+    fn register_replica(id: u64, addr: &str, role: crate::command::BrokerRole) -> RegisterBroker {
+        RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: id,
@@ -403,7 +398,7 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 4)],
             role,
             epoch: 1,
-        })
+        }
     }
 
     /// A group's route lists its master and slaves: writes go to the master,
@@ -413,15 +408,15 @@ mod tests {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
         let register = register_replica;
-        client.call(&namesrv, &register(0, "10.0.0.1:1", crate::command::BrokerRole::Master), client.timeout()).await.unwrap();
-        client.call(&namesrv, &register(1, "10.0.0.2:1", crate::command::BrokerRole::Slave), client.timeout()).await.unwrap();
+        client.call(&namesrv, register(0, "10.0.0.1:1", crate::command::BrokerRole::Master), client.timeout()).await.unwrap();
+        client.call(&namesrv, register(1, "10.0.0.2:1", crate::command::BrokerRole::Slave), client.timeout()).await.unwrap();
         let route = client.route("orders", true).await.unwrap();
         assert_eq!(route.queues.len(), 1);
         assert_eq!(route.queues[0].replicas.len(), 2);
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
         assert_eq!(client.broker_addr("broker-a").as_deref(), Some("10.0.0.1:1"));
-        let gone = Request::UnregisterBroker(UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 });
-        client.call(&namesrv, &gone, client.timeout()).await.unwrap();
+        let gone = UnregisterBroker { broker_name: "broker-a".into(), broker_id: 0 };
+        client.call(&namesrv, gone, client.timeout()).await.unwrap();
         client.route("orders", true).await.unwrap();
         assert_eq!(client.master_addr("broker-a"), None, "no master, no writes");
         assert_eq!(client.broker_addr("broker-a").as_deref(), Some("10.0.0.2:1"), "reads go to the slave");
@@ -439,7 +434,7 @@ mod tests {
     async fn a_send_that_finds_no_master_asks_for_the_route_again() {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
-        let register = |id: u64, addr: &str, role, epoch| Request::RegisterBroker(RegisterBroker {
+        let register = |id: u64, addr: &str, role, epoch| RegisterBroker {
             cluster: "c".into(),
             broker_name: "broker-a".into(),
             broker_id: id,
@@ -447,12 +442,12 @@ mod tests {
             topics: vec![TopicConfig::new("orders", 1), TopicConfig::new("audit", 1)],
             role,
             epoch,
-        });
+        };
         use crate::command::BrokerRole::{Master, Slave};
-        client.call(&namesrv, &register(0, "127.0.0.1:1", Master, 1), client.timeout()).await.unwrap();
+        client.call(&namesrv, register(0, "127.0.0.1:1", Master, 1), client.timeout()).await.unwrap();
         client.route("orders", true).await.unwrap();
         // Replica 0 is deposed; the other topic's route shows no master.
-        client.call(&namesrv, &register(0, "127.0.0.1:1", Slave, 2), client.timeout()).await.unwrap();
+        client.call(&namesrv, register(0, "127.0.0.1:1", Slave, 2), client.timeout()).await.unwrap();
         client.route("audit", true).await.unwrap();
         assert_eq!(client.master_addr("broker-a"), None);
         let mut config = crate::client::ProducerConfig::new("p");
@@ -461,7 +456,7 @@ mod tests {
         let sent = producer.send(crate::model::Message::new("orders", "x")).await.unwrap_err();
         assert!(matches!(sent, Error::NoRoute(_)), "{sent}");
         // Replica 1 is elected and registers; the next send finds it.
-        client.call(&namesrv, &register(1, "127.0.0.1:2", Master, 2), client.timeout()).await.unwrap();
+        client.call(&namesrv, register(1, "127.0.0.1:2", Master, 2), client.timeout()).await.unwrap();
         let _ = producer.send(crate::model::Message::new("orders", "x")).await;
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:2"), "the route was not fetched again");
     }
@@ -474,10 +469,10 @@ mod tests {
         let namesrv = name_server().await;
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
         use crate::command::BrokerRole::{Master, Slave};
-        client.call(&namesrv, &register_replica(1, "127.0.0.1:2", Slave), client.timeout()).await.unwrap();
+        client.call(&namesrv, register_replica(1, "127.0.0.1:2", Slave), client.timeout()).await.unwrap();
         let route = client.route("orders", false).await.unwrap();
         assert!(route.queues[0].master().is_none());
-        client.call(&namesrv, &register_replica(1, "127.0.0.1:2", Master), client.timeout()).await.unwrap();
+        client.call(&namesrv, register_replica(1, "127.0.0.1:2", Master), client.timeout()).await.unwrap();
         assert!(client.route("orders", false).await.unwrap().queues[0].master().is_none(), "fetched again at once");
         tokio::time::sleep(Duration::from_millis(MASTERLESS_ROUTE_REFRESH_MS + 100)).await;
         let route = client.route("orders", false).await.unwrap();
@@ -492,12 +487,12 @@ mod tests {
         let slave = name_server().await; // anything that answers
         let client = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "c"), Clock::new());
         for (id, addr, role) in [(0, "127.0.0.1:1", crate::command::BrokerRole::Master), (1, slave.as_str(), crate::command::BrokerRole::Slave)] {
-            client.call(&namesrv, &register_replica(id, addr, role), client.timeout()).await.unwrap();
+            client.call(&namesrv, register_replica(id, addr, role), client.timeout()).await.unwrap();
         }
         client.route("orders", true).await.unwrap();
         let first = client.broker_addr("broker-a").unwrap();
         assert_eq!(first, "127.0.0.1:1", "the master first");
-        assert!(client.call(&first, &Request::GetClusterInfo(GetClusterInfo), client.timeout()).await.is_err());
+        assert!(client.call(&first, GetClusterInfo, client.timeout()).await.is_err());
         assert_eq!(client.broker_addr("broker-a").as_deref(), Some(slave.as_str()), "then the slave");
         assert_eq!(client.master_addr("broker-a").as_deref(), Some("127.0.0.1:1"), "writes still go to the master");
     }

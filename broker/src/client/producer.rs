@@ -1,6 +1,6 @@
 //! The producer: picks a queue, sends, retries on another broker.
 
-use super::instance::{into_body, ClientInstance, MessageQueue};
+use super::instance::{ClientInstance, MessageQueue};
 use crate::command::Refused;
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
@@ -172,10 +172,7 @@ impl Producer {
                 return Ok(result.clone());
             }
         }
-        match into_body(response)? {
-            ResponseBody::Send(result) => Ok(result),
-            _ => Err(Error::Protocol("broker answered SendMessage with the wrong body".into())),
-        }
+        response.into_reply("SendMessage")
     }
 
     /// Sync send: round-robin queue, up to `retries` more attempts after a

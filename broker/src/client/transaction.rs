@@ -3,11 +3,10 @@
 //! only the one that sent the half, are answered in [`super::check_back`].
 
 pub use super::check_back::TransactionListener;
-use super::instance::{into_body, ClientInstance};
+use super::instance::ClientInstance;
 use super::producer::{Producer, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::model::{parse_offset_msg_id, Message, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
-use crate::protocol::Request;
 use crate::command::{EndTransaction, SendResult};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,14 +74,14 @@ impl TransactionProducer {
             return Err(Error::Protocol(format!("the broker gave the half a malformed offset id {}", half.offset_msg_id)));
         };
         let addr = self.client.master_addr(&half.broker_name).ok_or_else(|| Error::NoRoute(half.broker_name.clone()))?;
-        let request = Request::EndTransaction(EndTransaction {
+        let end = EndTransaction {
             producer_group: self.producer.group().to_string(),
             commit_log_offset,
             msg_id: half.msg_id.clone(),
             state,
             from_check: false,
-        });
-        into_body(self.client.pool_request(&addr, &request, self.client.timeout()).await?).map(|_| ())
+        };
+        self.client.call(&addr, end, self.client.timeout()).await
     }
 
     /// The plain producer underneath (same group).

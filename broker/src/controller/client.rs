@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::net::ConnectionPool;
-use crate::protocol::{Request, Response, ResponseCode};
+use crate::protocol::{Call, ResponseCode};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,9 +24,10 @@ impl ControllerClient {
 
     /// Sends `request` to the leader: the last one that answered, else
     /// each controller in turn, following a "not leader" answer to the
-    /// leader it names. The first answer that is not "not leader" is
-    /// returned, whatever its code.
-    pub async fn call(&self, request: &Request) -> Result<Response> {
+    /// leader it names. The first answer that is not "not leader" is the
+    /// outcome: the command's reply, or the controller's refusal.
+    pub async fn call<C: Call>(&self, command: C) -> Result<C::Reply> {
+        let request = command.into();
         let known = self.leader.lock().expect("leader").clone();
         let mut queue: Vec<String> = known.into_iter().chain(self.addrs.iter().cloned()).collect();
         let mut tried: Vec<String> = Vec::new();
@@ -36,7 +37,7 @@ impl ControllerClient {
                 continue;
             }
             tried.push(addr.clone());
-            match self.pool.request(&addr, request, self.timeout).await {
+            match self.pool.request(&addr, &request, self.timeout).await {
                 Ok(response) if response.code == ResponseCode::ControllerNotLeader => {
                     let named = response.remark.split(':').count() >= 2 && !response.remark.contains(' ');
                     if named && !tried.contains(&response.remark) {
@@ -46,7 +47,7 @@ impl ControllerClient {
                 }
                 Ok(response) => {
                     *self.leader.lock().expect("leader") = Some(addr);
-                    return Ok(response);
+                    return response.into_reply(request.name());
                 }
                 Err(e) => last = e,
             }

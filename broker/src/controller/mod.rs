@@ -20,8 +20,8 @@ pub use runtime::Runtime;
 use crate::bugs::{self, Bug};
 use crate::clock::Clock;
 use crate::net::{ConnectionPool, Service};
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{self, AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetControllerState, GetReplicaInfo, RaftRpc, ReplicaInfo};
+use crate::protocol::{Request, Response};
+use crate::command::{self, AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetReplicaInfo, RaftRpc, Refusal, Refused, ReplicaInfo};
 use crate::store::Disk;
 use futures::future::BoxFuture;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -230,27 +230,27 @@ impl Controller {
         self.config.peers.get(&leader).cloned()
     }
 
-    fn not_leader(&self, forward: Option<&ForwardToLeader<u64, BasicNode>>) -> Response {
+    fn not_leader(&self, forward: Option<&ForwardToLeader<u64, BasicNode>>) -> Refusal {
         let addr = forward.and_then(|f| f.leader_node.as_ref().map(|n| n.addr.clone())).or_else(|| self.leader_addr());
-        Response::error(ResponseCode::ControllerNotLeader, addr.unwrap_or_default())
+        Refusal::new(Refused::ControllerNotLeader, addr.unwrap_or_default())
     }
 
     /// Confirms with a quorum that this controller leads and has applied
-    /// everything committed before now; else the answer to send instead.
-    async fn confirm_leader(&self) -> Result<(), Response> {
+    /// everything committed before now; else why not.
+    async fn confirm_leader(&self) -> command::Outcome<()> {
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(self.not_leader(Some(&f))),
-            Err(e) => Err(Response::error(ResponseCode::ControllerNotLeader, format!("{}: {e}", self.leader_addr().unwrap_or_default()))),
+            Err(e) => Err(Refusal::new(Refused::ControllerNotLeader, format!("{}: {e}", self.leader_addr().unwrap_or_default()))),
         }
     }
 
     /// Proposes a command; the outcome once it is applied.
-    async fn propose(&self, command: Command) -> Result<Outcome, Response> {
+    async fn propose(&self, command: Command) -> command::Outcome<Outcome> {
         match self.raft.client_write(command).await {
             Ok(written) => Ok(written.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.not_leader(Some(&f))),
-            Err(e) => Err(Response::error(ResponseCode::SystemError, format!("the controller could not commit: {e}"))),
+            Err(e) => Err(Refusal::new(Refused::System, format!("the controller could not commit: {e}"))),
         }
     }
 
@@ -258,35 +258,42 @@ impl Controller {
         self.machine.applied.lock().expect("state machine").state.info(group)
     }
 
-    async fn heartbeat(&self, group: String, id: u64, addr: String, heard: Heard) -> Response {
+    /// A replica's heartbeat: alive, in this term, its log this long.
+    /// Answered with its group's replica info once this controller has
+    /// confirmed it leads.
+    pub async fn heartbeat(&self, command: ControllerHeartbeat) -> command::Outcome<ReplicaInfo> {
+        let ControllerHeartbeat { broker_name: group, broker_id: id, addr, max_offset, serving, last_term, .. } = command;
         // Heard as it arrives: on a slow network confirming the lead can
         // outlast the caller's timeout, and the replica is alive anyway.
-        let now = heard.at;
+        let now = self.clock.instant();
+        let heard = Heard { at: now, max_offset, serving, last_term };
         self.heard.lock().expect("heard").insert((group.clone(), id), heard);
         self.first_heard.lock().expect("first heard").entry(group.clone()).or_insert(now);
-        if let Err(answer) = self.confirm_leader().await {
-            return answer;
-        }
+        self.confirm_leader().await?;
         let known = self.info(&group).is_some_and(|info| info.replicas.iter().any(|(i, a)| *i == id && *a == addr));
         if !known {
-            if let Err(answer) = self.propose(Command::Register { group: group.clone(), id, addr }).await {
-                return answer;
-            }
+            self.propose(Command::Register { group: group.clone(), id, addr }).await?;
         }
-        match self.info(&group) {
-            Some(info) => Response::ok(ResponseBody::ReplicaInfo(info)),
-            None => Response::error(ResponseCode::SystemError, format!("group {group} vanished")),
+        self.info(&group).ok_or_else(|| Refusal::new(Refused::System, format!("group {group} vanished")))
+    }
+
+    /// A master replaces its group's sync-state set; a deposed master, or
+    /// one naming a stale set, is fenced.
+    pub async fn alter_sync_state_set(&self, command: AlterSyncStateSet) -> command::Outcome<ReplicaInfo> {
+        let AlterSyncStateSet { broker_name: group, master_id: master, master_epoch, sync_state_set_epoch: set_epoch, sync_state_set: set } = command;
+        let command = Command::AlterSyncStateSet { group, master, master_epoch, set_epoch, set: set.into_iter().collect() };
+        match self.propose(command).await? {
+            Outcome { refused: Some(why), .. } => Err(Refusal::new(Refused::ControllerFenced, why)),
+            Outcome { info: Some(info), .. } => Ok(info),
+            Outcome { info: None, .. } => Err(Refusal::new(Refused::System, "no such group")),
         }
     }
 
-    async fn alter(&self, group: String, master: u64, master_epoch: u64, set_epoch: u64, set: Vec<u64>) -> Response {
-        let command = Command::AlterSyncStateSet { group, master, master_epoch, set_epoch, set: set.into_iter().collect() };
-        match self.propose(command).await {
-            Ok(Outcome { refused: Some(why), .. }) => Response::error(ResponseCode::ControllerFenced, why),
-            Ok(Outcome { info: Some(info), .. }) => Response::ok(ResponseBody::ReplicaInfo(info)),
-            Ok(Outcome { info: None, .. }) => Response::error(ResponseCode::SystemError, "no such group"),
-            Err(answer) => answer,
-        }
+    /// A group's replica info, as the confirmed leader knows it.
+    pub async fn replica_info(&self, command: GetReplicaInfo) -> command::Outcome<ReplicaInfo> {
+        self.confirm_leader().await?;
+        let group = command.broker_name;
+        self.info(&group).ok_or_else(|| Refusal::new(Refused::NotFound, format!("no broker group {group} has registered")))
     }
 
     fn view(&self) -> ControllerView {
@@ -344,16 +351,20 @@ impl Controller {
             match self.propose(Command::Elect { group: name.clone(), epoch: group.epoch, master: id }).await {
                 Ok(Outcome { refused: Some(why), .. }) => tracing::info!(group = %name, why = %why, "election refused"),
                 Ok(_) => {}
-                Err(answer) => tracing::info!(group = %name, remark = %answer.remark, "election not committed"),
+                Err(refusal) => tracing::info!(group = %name, remark = %refusal.reason, "election not committed"),
             }
         }
     }
 
-    async fn raft_rpc(&self, rpc: RaftRpc, payload: &[u8]) -> Response {
-        fn answer<T: Serialize>(result: &T) -> Response {
-            Response::ok(ResponseBody::Raft(serde_json::to_vec(result).expect("raft answers encode")))
+    /// One of openraft's messages from another controller, answered with
+    /// openraft's reply, both as JSON.
+    pub async fn raft_rpc(&self, command: command::Raft) -> command::Outcome<Vec<u8>> {
+        let command::Raft { rpc, payload } = command;
+        fn answer<T: Serialize>(result: &T) -> command::Outcome<Vec<u8>> {
+            Ok(serde_json::to_vec(result).expect("raft answers encode"))
         }
-        let bad = |e: serde_json::Error| Response::error(ResponseCode::BadRequest, format!("raft message: {e}"));
+        let bad = |e: serde_json::Error| Err(Refusal::new(Refused::BadRequest, format!("raft message: {e}")));
+        let payload = payload.as_slice();
         match rpc {
             RaftRpc::AppendEntries => match serde_json::from_slice(payload) {
                 Ok(request) => answer(&self.raft.append_entries(request).await),
@@ -370,27 +381,15 @@ impl Controller {
         }
     }
 
+    /// The house protocol's front: a thin match from request to handler.
     async fn handle_request(self: Arc<Self>, request: Request) -> Response {
         match request {
-            Request::Raft(command::Raft { rpc, payload }) => self.raft_rpc(rpc, &payload).await,
-            Request::ControllerHeartbeat(ControllerHeartbeat { broker_name, broker_id, addr, max_offset, serving, last_term, .. }) => {
-                let heard = Heard { at: self.clock.instant(), max_offset, serving, last_term };
-                self.heartbeat(broker_name, broker_id, addr, heard).await
-            }
-            Request::GetReplicaInfo(GetReplicaInfo { broker_name }) => {
-                if let Err(answer) = self.confirm_leader().await {
-                    return answer;
-                }
-                match self.info(&broker_name) {
-                    Some(info) => Response::ok(ResponseBody::ReplicaInfo(info)),
-                    None => Response::error(ResponseCode::QueryNotFound, format!("no broker group {broker_name} has registered")),
-                }
-            }
-            Request::AlterSyncStateSet(AlterSyncStateSet { broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set }) => {
-                self.alter(broker_name, master_id, master_epoch, sync_state_set_epoch, sync_state_set).await
-            }
-            Request::GetControllerState(GetControllerState) => Response::ok(ResponseBody::ControllerState(self.view())),
-            other => Response::error(ResponseCode::RequestNotSupported, format!("{} is not a controller request", other.name())),
+            Request::Raft(c) => Response::answer(self.raft_rpc(c).await),
+            Request::ControllerHeartbeat(c) => Response::answer(self.heartbeat(c).await),
+            Request::GetReplicaInfo(c) => Response::answer(self.replica_info(c).await),
+            Request::AlterSyncStateSet(c) => Response::answer(self.alter_sync_state_set(c).await),
+            Request::GetControllerState(_) => Response::answer(Ok(self.view())),
+            other => Refusal::new(Refused::NotSupported, format!("{} is not a controller request", other.name())).into(),
         }
     }
 }

@@ -5,7 +5,6 @@
 
 use super::TypeConfig;
 use crate::net::ConnectionPool;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
 use crate::command::{Raft, RaftRpc};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -57,16 +56,11 @@ impl Peer {
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
         let payload = serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let request = Request::Raft(Raft { rpc, payload });
-        let response = self
-            .pool
-            .request(&self.addr, &request, option.hard_ttl())
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let bytes = match response {
-            Response { code: ResponseCode::Success, body: ResponseBody::Raft(bytes), .. } => bytes,
-            other => {
-                let why = Failed(format!("{} answered {:?}: {}", self.addr, other.code, other.remark));
+        let bytes = match self.pool.call(&self.addr, Raft { rpc, payload }, option.hard_ttl()).await {
+            Ok(bytes) => bytes,
+            Err(e @ (crate::Error::Connection { .. } | crate::Error::Timeout(_))) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(other) => {
+                let why = Failed(format!("{} answered {other}", self.addr));
                 return Err(RPCError::Network(NetworkError::new(&why)));
             }
         };

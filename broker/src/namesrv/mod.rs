@@ -8,8 +8,8 @@ pub use route_table::RouteTable;
 
 use crate::clock::Clock;
 use crate::net::Service;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{GetClusterInfo, GetRoute, RegisterBroker, UnregisterBroker};
+use crate::protocol::{Request, Response};
+use crate::command::{BrokerInfo, GetRoute, Outcome, RegisterBroker, Refusal, Refused, TopicRoute, UnregisterBroker};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -58,27 +58,40 @@ impl NameServer {
         crate::net::serve(listener, self).await
     }
 
+    /// A broker's registration: it serves these topics, in this role.
+    pub fn register_broker(&self, command: RegisterBroker) -> Outcome<()> {
+        let RegisterBroker { cluster, broker_name, broker_id, addr, topics, role, epoch } = command;
+        let registration = route_table::Registration { cluster, broker_name, broker_id, addr, role, epoch, topics };
+        self.table.lock().expect("route table").register(registration, self.clock.now_ms());
+        Ok(())
+    }
+
+    /// A broker that shuts down.
+    pub fn unregister_broker(&self, command: UnregisterBroker) -> Outcome<()> {
+        self.table.lock().expect("route table").unregister(&command.broker_name, command.broker_id);
+        Ok(())
+    }
+
+    /// Which brokers serve a topic.
+    pub fn route(&self, command: GetRoute) -> Outcome<TopicRoute> {
+        let topic = command.topic;
+        let route = self.table.lock().expect("route table").route(&topic);
+        route.ok_or_else(|| Refusal::new(Refused::TopicNotExist, format!("no broker serves topic {topic}")))
+    }
+
+    /// Every broker known.
+    pub fn cluster_info(&self) -> Outcome<Vec<BrokerInfo>> {
+        Ok(self.table.lock().expect("route table").cluster_info())
+    }
+
+    /// The house protocol's front: a thin match from request to handler.
     fn apply(&self, request: Request) -> Response {
-        let now = self.clock.now_ms();
-        let mut table = self.table.lock().expect("route table");
         match request {
-            Request::RegisterBroker(RegisterBroker { cluster, broker_name, broker_id, addr, topics, role, epoch }) => {
-                table.register(route_table::Registration { cluster, broker_name, broker_id, addr, role, epoch, topics }, now);
-                Response::ok(ResponseBody::None)
-            }
-            Request::UnregisterBroker(UnregisterBroker { broker_name, broker_id }) => {
-                table.unregister(&broker_name, broker_id);
-                Response::ok(ResponseBody::None)
-            }
-            Request::GetRoute(GetRoute { topic }) => match table.route(&topic) {
-                Some(route) => Response::ok(ResponseBody::Route(route)),
-                None => Response::error(ResponseCode::TopicNotExist, format!("no broker serves topic {topic}")),
-            },
-            Request::GetClusterInfo(GetClusterInfo) => Response::ok(ResponseBody::Cluster(table.cluster_info())),
-            other => Response::error(
-                ResponseCode::RequestNotSupported,
-                format!("{} is a broker request; this is a name server", other.name()),
-            ),
+            Request::RegisterBroker(c) => Response::answer(self.register_broker(c)),
+            Request::UnregisterBroker(c) => Response::answer(self.unregister_broker(c)),
+            Request::GetRoute(c) => Response::answer(self.route(c)),
+            Request::GetClusterInfo(_) => Response::answer(self.cluster_info()),
+            other => Refusal::new(Refused::NotSupported, format!("{} is a broker request; this is a name server", other.name())).into(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! call the client back over the same socket.
 
 use crate::error::{Error, Result};
-use crate::protocol::{decode_payload, encode_payload, Frame, FrameCodec, Request, Response, ResponseCode, VERSION};
+use crate::protocol::{decode_payload, encode_payload, Call, Frame, FrameCodec, Request, Response, ResponseCode, VERSION};
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
@@ -396,6 +396,13 @@ impl ConnectionPool {
             conn.close();
         }
         result
+    }
+
+    /// Sends a command to `addr` and waits up to `timeout` for its typed
+    /// reply; a refusal is an error, and so is an answer of another type.
+    pub async fn call<C: Call>(&self, addr: &str, command: C, timeout: Duration) -> Result<C::Reply> {
+        let request = command.into();
+        self.request(addr, &request, timeout).await?.into_reply(request.name())
     }
 
     /// Sends a oneway request to `addr`.

@@ -219,6 +219,14 @@ impl Response {
         Response { code, remark: remark.into(), body: ResponseBody::None }
     }
 
+    /// A handler's outcome: its reply, or its refusal with the code for it.
+    pub fn answer<R: Reply>(outcome: Outcome<R>) -> Response {
+        match outcome {
+            Ok(reply) => Response::ok(reply.into_body()),
+            Err(refusal) => refusal.into(),
+        }
+    }
+
     /// The body of a success, or the refusal the response carries.
     pub fn into_body(self) -> crate::Result<ResponseBody> {
         match self.code.refused() {

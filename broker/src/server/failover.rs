@@ -12,8 +12,7 @@
 use super::{load_services, Broker};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{AlterSyncStateSet, ControllerHeartbeat, ReplicaInfo};
+use crate::command::{AlterSyncStateSet, ControllerHeartbeat, Refused, ReplicaInfo};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -45,7 +44,7 @@ impl Broker {
         };
         let max_offset = self.store.lock().expect("store").write_offset();
         let last_term = self.epochs.lock().expect("epochs").last_term();
-        let request = Request::ControllerHeartbeat(ControllerHeartbeat {
+        let heartbeat = ControllerHeartbeat {
             broker_name: self.config.broker_name.clone(),
             broker_id: self.config.broker_id,
             addr: self.config.advertise_addr.clone(),
@@ -53,10 +52,10 @@ impl Broker {
             max_offset,
             serving,
             last_term,
-        });
-        match controller.call(&request).await {
-            Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => self.follow(info).await,
-            Ok(other) => tracing::debug!(code = ?other.code, remark = %other.remark, "controller heartbeat refused"),
+        };
+        match controller.call(heartbeat).await {
+            Ok(info) => self.follow(info).await,
+            Err(crate::Error::Refused(refused)) => tracing::debug!(kind = ?refused.kind, remark = %refused.reason, "controller heartbeat refused"),
             Err(e) => tracing::debug!(error = %e, "no controller answered the heartbeat"),
         }
     }
@@ -225,15 +224,15 @@ impl Broker {
             role.asked = Some((role.sync_state_set_epoch, proposal.clone()));
             (proposal, role.sync_state_set_epoch, role.epoch)
         };
-        let request = Request::AlterSyncStateSet(AlterSyncStateSet {
+        let alter = AlterSyncStateSet {
             broker_name: self.config.broker_name.clone(),
             master_id: me,
             master_epoch: epoch,
             sync_state_set_epoch: set_epoch,
             sync_state_set: proposal.iter().copied().collect(),
-        });
-        match controller.call(&request).await {
-            Ok(Response { code: ResponseCode::Success, body: ResponseBody::ReplicaInfo(info), .. }) => {
+        };
+        match controller.call(alter).await {
+            Ok(info) => {
                 let mut role = self.role.lock().expect("role");
                 if role.master && role.epoch == info.master_epoch {
                     tracing::info!(broker = %self.config.broker_name, from = ?role.sync_state_set, to = ?info.sync_state_set, "sync-state set changed");
@@ -241,9 +240,9 @@ impl Broker {
                     marks::note(&self.replica_name(), &format!("sync-state-set {:?} set-epoch={}", info.sync_state_set, info.sync_state_set_epoch));
                 }
             }
-            Ok(refused) if refused.code == ResponseCode::ControllerFenced => {
+            Err(crate::Error::Refused(refused)) if refused.kind == Refused::ControllerFenced => {
                 // Refused, so not applied: the request no longer counts.
-                tracing::info!(remark = %refused.remark, "sync-state set change refused");
+                tracing::info!(remark = %refused.reason, "sync-state set change refused");
                 let mut role = self.role.lock().expect("role");
                 if role.asked.as_ref().is_some_and(|(asked_epoch, _)| *asked_epoch == set_epoch) {
                     role.asked = None;

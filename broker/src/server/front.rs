@@ -14,10 +14,7 @@ use std::time::Duration;
 
 /// A handler's outcome as a response.
 fn answer<R: Reply>(outcome: Outcome<R>) -> Response {
-    match outcome {
-        Ok(reply) => Response::ok(reply.into_body()),
-        Err(refusal) => refusal.into(),
-    }
+    Response::answer(outcome)
 }
 
 /// A send's outcome: stored but not durable as configured is answered

@@ -460,12 +460,9 @@ impl Broker {
         let calls = self.config.namesrv_addrs.iter().map(|addr| {
             let request = &request;
             async move {
-                match self.pool.request(addr, request, timeout).await {
-                    Ok(response) if response.code == crate::protocol::ResponseCode::Success => true,
-                    Ok(response) => {
-                        tracing::debug!(namesrv = %addr, code = ?response.code, "registration refused");
-                        false
-                    }
+                // One request for every name server: a broker's topics may be many.
+                match self.pool.request(addr, request, timeout).await.and_then(|r| r.into_reply::<()>(request.name())) {
+                    Ok(()) => true,
                     Err(e) => {
                         tracing::debug!(namesrv = %addr, error = %e, "registration failed");
                         false

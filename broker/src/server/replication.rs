@@ -12,7 +12,7 @@ use super::{Broker, Epochs, ReplicationRole};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::model::TopicConfig;
-use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
+use crate::Error;
 use crate::command::{BrokerRole, EpochList, GetClusterInfo, GetEpochs, GetReplicaConfig, Outcome, Refusal, Refused, ReplicaChunk, ReplicaConfig, ReplicaPull, SendStatus};
 use crate::store::disk::read_all;
 use std::collections::{BTreeMap, BTreeSet};
@@ -293,9 +293,9 @@ impl Broker {
     /// keeps its progress files to write once its own log holds what they
     /// count as delivered.
     async fn copy_config(&self, master: &str) {
-        let request = Request::GetReplicaConfig(GetReplicaConfig { broker_name: self.config.broker_name.clone() });
+        let ask = GetReplicaConfig { broker_name: self.config.broker_name.clone() };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        let Ok(Response { body: ResponseBody::ReplicaConfig(config), .. }) = self.pool.request(master, &request, timeout).await else {
+        let Ok(config) = self.pool.call(master, ask, timeout).await else {
             return;
         };
         let topics: BTreeMap<String, TopicConfig> = config.topics.into_iter().map(|t| (t.name.clone(), t)).collect();
@@ -482,8 +482,7 @@ impl Broker {
         }
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         for namesrv in &self.config.namesrv_addrs {
-            let Ok(response) = self.pool.request(namesrv, &Request::GetClusterInfo(GetClusterInfo), timeout).await else { continue };
-            let ResponseBody::Cluster(brokers) = response.body else { continue };
+            let Ok(brokers) = self.pool.call(namesrv, GetClusterInfo, timeout).await else { continue };
             let master = brokers
                 .into_iter()
                 .filter(|b| b.broker_name == self.config.broker_name && b.role == BrokerRole::Master)
@@ -499,12 +498,12 @@ impl Broker {
     /// terms and cuts this log back to where the two agree (an old master
     /// drops its divergent tail). True when done.
     async fn join_master(&self, master: &str, epoch: u64) -> bool {
-        let request = Request::GetEpochs(GetEpochs { broker_name: self.config.broker_name.clone() });
+        let ask = GetEpochs { broker_name: self.config.broker_name.clone() };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        let theirs = match self.pool.request(master, &request, timeout).await {
-            Ok(Response { code: ResponseCode::Success, body: ResponseBody::Epochs(list), .. }) => list,
-            Ok(refused) => {
-                tracing::debug!(master, remark = %refused.remark, "the master would not give its terms");
+        let theirs = match self.pool.call(master, ask, timeout).await {
+            Ok(list) => list,
+            Err(Error::Refused(refused)) => {
+                tracing::debug!(master, remark = %refused.reason, "the master would not give its terms");
                 return false;
             }
             Err(e) => {
@@ -611,7 +610,7 @@ impl Broker {
                 // Promoted, or told to follow another master, meanwhile.
                 continue;
             }
-            let request = Request::ReplicaPull(ReplicaPull {
+            let pull = ReplicaPull {
                 broker_name: self.config.broker_name.clone(),
                 broker_id: self.config.broker_id,
                 epoch,
@@ -619,12 +618,12 @@ impl Broker {
                 durable_offset: durable,
                 max_bytes: CHUNK_BYTES,
                 wait_ms: PULL_WAIT_MS,
-            });
+            };
             let timeout = Duration::from_millis(PULL_WAIT_MS + self.config.request_timeout_ms);
-            let chunk = match self.pool.request(&master, &request, timeout).await {
-                Ok(Response { code: ResponseCode::Success, body: ResponseBody::Replica(chunk), .. }) => chunk,
-                Ok(refused) => {
-                    tracing::warn!(master, code = ?refused.code, remark = %refused.remark, "the master refused a replica pull");
+            let chunk = match self.pool.call(&master, pull, timeout).await {
+                Ok(chunk) => chunk,
+                Err(Error::Refused(refused)) => {
+                    tracing::warn!(master, kind = ?refused.kind, remark = %refused.reason, "the master refused a replica pull");
                     // Its terms may have changed under us: ask again.
                     joined = None;
                     tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;

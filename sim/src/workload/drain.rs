@@ -59,8 +59,8 @@ pub(crate) async fn wait_for_delayed(client: &ClientInstance, addrs: &BTreeSet<S
         let now = tokio::time::Instant::now();
         let (mut delayed, mut halves) = (0, 0);
         for addr in addrs {
-            match client.call(addr, &Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), client.timeout()).await {
-                Ok(ResponseBody::Runtime(info)) => {
+            match client.call(addr, GetBrokerRuntimeInfo, client.timeout()).await {
+                Ok(info) => {
                     delayed += info.delayed_pending + info.timers_pending;
                     halves += info.halves_pending;
                 }
@@ -109,10 +109,10 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                     gave_up(queue, format!("no address for broker {}", mq.broker_name));
                     continue;
                 };
-                let query = Request::QueryConsumerOffset(QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id });
-                let committed = retrying!(client.call(&addr, &query, timeout));
+                let query = QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+                let committed = retrying!(client.call(&addr, query.clone(), timeout));
                 let mut offset = match committed {
-                    Some(ResponseBody::Offset(Some(o))) => {
+                    Some(Some(o)) => {
                         recorder.record(
                             Event::new(0, "drain", Kind::Ok, Op::OffsetResume).group(g.group.clone()).queue(queue.clone()).offset(o),
                         );
@@ -153,8 +153,8 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
 
 /// Records every half a broker moved aside after the most check-backs.
 pub(crate) async fn read_moved_aside(client: &ClientInstance, broker_name: &str, addr: &str, recorder: &Recorder) {
-    let query = Request::GetQueueOffsets(GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 });
-    let Some(ResponseBody::QueueOffsets(range)) = retrying!(client.call(addr, &query, client.timeout())) else { return };
+    let query = GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 };
+    let Some(range) = retrying!(client.call(addr, query.clone(), client.timeout())) else { return };
     let mut offset = range.min_offset;
     let done = read_queue(client, addr, "drain-moved-aside", CHECK_MAX_TOPIC, 0, "*", &mut offset, |m| {
         let (recorder, queue) = (recorder.clone(), queue_name(broker_name, CHECK_MAX_TOPIC, 0));
@@ -172,11 +172,8 @@ pub(crate) async fn read_moved_aside(client: &ClientInstance, broker_name: &str,
 
 /// The smallest offset of a queue (0 if it cannot be read).
 pub(crate) async fn queue_min(client: &ClientInstance, addr: &str, topic: &str, queue_id: u32) -> u64 {
-    let range = Request::GetQueueOffsets(GetQueueOffsets { topic: topic.to_string(), queue_id });
-    match retrying!(client.call(addr, &range, client.timeout())) {
-        Some(ResponseBody::QueueOffsets(s)) => s.min_offset,
-        _ => 0,
-    }
+    let range = GetQueueOffsets { topic: topic.to_string(), queue_id };
+    retrying!(client.call(addr, range.clone(), client.timeout())).map_or(0, |s| s.min_offset)
 }
 
 /// Pulls a queue from `offset` to its end, handing each message to
@@ -197,7 +194,7 @@ where
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     loop {
-        let pull = Request::PullMessage(PullMessage {
+        let pull = PullMessage {
             group: group.to_string(),
             topic: topic.to_string(),
             queue_id,
@@ -205,8 +202,8 @@ where
             max_msgs: 256,
             expression: expression.to_string(),
             suspend_ms: 0,
-        });
-        let Some(ResponseBody::Pull(result)) = retrying!(client.call(addr, &pull, client.timeout())) else {
+        };
+        let Some(result) = retrying!(client.call(addr, pull.clone(), client.timeout())) else {
             return Err(format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));
         };
         for m in &result.messages {
@@ -223,11 +220,11 @@ where
 /// `dlq` event; a broker without the topic holds none.
 pub(crate) async fn read_dead_letters(client: &ClientInstance, broker_name: &str, addr: &str, g: &ConsumerSpec, recorder: &Recorder) {
     let topic = dlq_topic(&g.group);
-    let stats = Request::GetTopicStats(GetTopicStats { topic: topic.clone() });
+    let stats = GetTopicStats { topic: topic.clone() };
     let mut queues = None;
     for _ in 0..DRAIN_ATTEMPTS_MAX {
-        match client.call(addr, &stats, client.timeout()).await {
-            Ok(ResponseBody::TopicStats(s)) => {
+        match client.call(addr, stats.clone(), client.timeout()).await {
+            Ok(s) => {
                 queues = Some(s);
                 break;
             }

@@ -28,7 +28,6 @@ use broker::model::{
     dlq_topic, retry_topic, Message, MessageExt, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
     PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
 };
-use broker::protocol::{Request, ResponseBody};
 use broker::command::ConsumeFrom;
 use broker::command::SendResult;
 use broker::store::GetStatus;

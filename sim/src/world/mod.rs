@@ -65,8 +65,7 @@ async fn create_on_master(client: &ClientInstance, group: &str, config: &TopicCo
                 .max_by_key(|b| b.epoch)
         });
         if let Some(master) = master {
-            let request = broker::protocol::Request::CreateTopic(CreateTopic { config: config.clone() });
-            let created = client.call(&master.addr, &request, Duration::from_secs(3)).await;
+            let created = client.call(&master.addr, CreateTopic { config: config.clone() }, Duration::from_secs(3)).await;
             if created.is_ok() {
                 return;
             }
@@ -459,9 +458,8 @@ impl World {
                 for (topic, order) in topics {
                     let config = TopicConfig { order, ..TopicConfig::new(topic, queues) };
                     for addr in &brokers {
-                        let request = broker::protocol::Request::CreateTopic(CreateTopic { config: config.clone() });
                         // Brokers are up by now; a failure here is a harness bug.
-                        client.call(addr, &request, Duration::from_secs(10)).await.expect("topic creation");
+                        client.call(addr, CreateTopic { config: config.clone() }, Duration::from_secs(10)).await.expect("topic creation");
                     }
                 }
             })

@@ -120,13 +120,13 @@ impl Inner {
     /// the level) or, for a negative level, its dead-letter copy.
     pub(super) async fn send_back(&self, mq: &MessageQueue, m: &MessageExt, delay_level: i32) -> bool {
         let Some(addr) = self.client.master_addr(&mq.broker_name) else { return false };
-        let request = Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
+        let back = ConsumerSendMsgBack {
             group: self.config.group.clone(),
             commit_log_offset: m.commit_log_offset,
             delay_level,
             max_reconsume_times: self.config.max_reconsume_times,
-        });
-        match self.client.call(&addr, &request, self.client.timeout()).await {
+        };
+        match self.client.call(&addr, back, self.client.timeout()).await {
             Ok(_) => true,
             Err(e) => {
                 tracing::debug!(queue = %mq, msg_id = %m.msg_id(), error = %e, "send-back failed; retrying in place");

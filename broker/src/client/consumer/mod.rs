@@ -19,7 +19,6 @@ use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, MessageExt, TagFilter, MAX_RECONSUME_TIMES_DEFAULT};
-use crate::protocol::{Request, ResponseBody};
 use crate::command::{ConsumeFrom, ConsumerData, GetConsumerList, GetQueueOffsets, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, SearchOffsetByTime, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset};
 use crate::store::GetStatus;
 use futures::future::BoxFuture;
@@ -214,11 +213,11 @@ impl PushConsumer {
             self.inner.config.on_queue.tell(&q.mq, QueueChange::Released);
         }
         for addr in self.inner.broker_addrs().await {
-            let request = Request::UnregisterClient(UnregisterClient {
+            let leave = UnregisterClient {
                 client_id: self.inner.client.config().client_id.clone(),
                 group: self.inner.config.group.clone(),
-            });
-            let _ = self.inner.client.call(&addr, &request, self.inner.client.timeout()).await;
+            };
+            let _ = self.inner.client.call(&addr, leave, self.inner.client.timeout()).await;
         }
     }
 }
@@ -240,14 +239,14 @@ impl Inner {
             subscriptions: self.config.subscriptions.clone(),
             consume_from: self.config.consume_from,
         };
-        let request = Request::Heartbeat(Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] });
+        let heartbeat = Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] };
         for (topic, _) in &self.config.subscriptions {
             let _ = self.client.route(topic, true).await;
         }
         let calls = self.broker_addrs().await.into_iter().map(|addr| {
-            let request = &request;
+            let heartbeat = heartbeat.clone();
             async move {
-                if let Err(e) = self.client.call(&addr, request, self.client.timeout()).await {
+                if let Err(e) = self.client.call(&addr, heartbeat, self.client.timeout()).await {
                     tracing::debug!(broker = %addr, error = %e, "heartbeat failed");
                 }
             }
@@ -259,8 +258,8 @@ impl Inner {
         let names: BTreeSet<&String> = queues.iter().map(|q| &q.broker_name).collect();
         for name in names {
             let Some(addr) = self.client.broker_addr(name) else { continue };
-            let request = Request::GetConsumerList(GetConsumerList { group: self.config.group.clone() });
-            if let Ok(ResponseBody::ConsumerList(list)) = self.client.call(&addr, &request, self.client.timeout()).await {
+            let members = GetConsumerList { group: self.config.group.clone() };
+            if let Ok(list) = self.client.call(&addr, members, self.client.timeout()).await {
                 if !list.is_empty() {
                     return Some(list);
                 }
@@ -340,16 +339,10 @@ impl Inner {
     async fn start_offset(&self, mq: &MessageQueue) -> Result<u64> {
         let addr = self.client.broker_addr(&mq.broker_name).ok_or_else(|| Error::NoRoute(mq.topic.clone()))?;
         let timeout = self.client.timeout();
-        let query = Request::QueryConsumerOffset(QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id });
-        let committed = match self.client.call(&addr, &query, timeout).await? {
-            ResponseBody::Offset(o) => o,
-            _ => return Err(Error::Protocol("wrong body for QueryConsumerOffset".into())),
-        };
-        let range = Request::GetQueueOffsets(GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id });
-        let (min, max) = match self.client.call(&addr, &range, timeout).await? {
-            ResponseBody::QueueOffsets(s) => (s.min_offset, s.max_offset),
-            _ => return Err(Error::Protocol("wrong body for GetQueueOffsets".into())),
-        };
+        let query = QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
+        let committed = self.client.call(&addr, query, timeout).await?;
+        let range = self.client.call(&addr, GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id }, timeout).await?;
+        let (min, max) = (range.min_offset, range.max_offset);
         if let Some(offset) = committed {
             if bugs::active(Bug::DropRebalancedQueue) {
                 return Ok(max);
@@ -360,11 +353,8 @@ impl Inner {
             ConsumeFrom::FirstOffset => min,
             ConsumeFrom::LastOffset => max,
             ConsumeFrom::Timestamp(timestamp_ms) => {
-                let search = Request::SearchOffsetByTime(SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms });
-                match self.client.call(&addr, &search, timeout).await? {
-                    ResponseBody::Offset(Some(o)) => o,
-                    _ => max,
-                }
+                let search = SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms };
+                self.client.call(&addr, search, timeout).await?.unwrap_or(max)
             }
         })
     }
@@ -378,10 +368,9 @@ impl Inner {
         let mut answered = BTreeSet::new();
         for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.master_addr(broker_name) else { continue };
-            let request =
-                Request::LockBatchMq(LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys });
-            match self.client.call(&addr, &request, self.client.timeout()).await {
-                Ok(ResponseBody::LockedQueues(granted)) => {
+            let lock = LockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+            match self.client.call(&addr, lock, self.client.timeout()).await {
+                Ok(granted) => {
                     answered.insert(broker_name.to_string());
                     held.extend(granted.into_iter().map(|(topic, queue_id)| MessageQueue {
                         topic,
@@ -389,7 +378,6 @@ impl Inner {
                         queue_id,
                     }));
                 }
-                Ok(_) => tracing::warn!(broker = %broker_name, "broker answered a lock with the wrong body"),
                 Err(e) => tracing::debug!(broker = %broker_name, error = %e, "queue lock failed"),
             }
         }
@@ -418,9 +406,8 @@ impl Inner {
     async fn unlock(&self, queues: &[MessageQueue]) {
         for (broker_name, keys) in by_broker(queues) {
             let Some(addr) = self.client.master_addr(broker_name) else { continue };
-            let request =
-                Request::UnlockBatchMq(UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys });
-            if let Err(e) = self.client.call(&addr, &request, self.client.timeout()).await {
+            let unlock = UnlockBatchMq { group: self.config.group.clone(), client_id: self.client.config().client_id.clone(), queues: keys };
+            if let Err(e) = self.client.call(&addr, unlock, self.client.timeout()).await {
                 tracing::debug!(broker = %broker_name, error = %e, "queue unlock failed; the lease runs out instead");
             }
         }
@@ -449,7 +436,7 @@ impl Inner {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            let request = Request::PullMessage(PullMessage {
+            let pull = PullMessage {
                 group: self.config.group.clone(),
                 topic: q.mq.topic.clone(),
                 queue_id: q.mq.queue_id,
@@ -457,15 +444,10 @@ impl Inner {
                 max_msgs: self.config.pull_batch,
                 expression: q.expression.clone(),
                 suspend_ms: self.config.long_polling_ms,
-            });
+            };
             let timeout = Duration::from_millis(self.config.long_polling_ms) + self.client.timeout();
-            let result = match self.client.call(&addr, &request, timeout).await {
-                Ok(ResponseBody::Pull(r)) => r,
-                Ok(_) => {
-                    tracing::warn!(queue = %q.mq, "broker answered a pull with the wrong body");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
+            let result = match self.client.call(&addr, pull, timeout).await {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(queue = %q.mq, error = %e, "pull failed");
                     tokio::time::sleep(backoff).await;
@@ -519,13 +501,8 @@ impl Inner {
         // while the master is away (its copy of the offsets is replaced by
         // the master's); it waits for the next round instead.
         let Some(addr) = self.client.master_addr(&q.mq.broker_name) else { return };
-        let request = Request::UpdateConsumerOffset(UpdateConsumerOffset {
-            group: self.config.group.clone(),
-            topic: q.mq.topic.clone(),
-            queue_id: q.mq.queue_id,
-            offset,
-        });
-        match self.client.call(&addr, &request, self.client.timeout()).await {
+        let commit = UpdateConsumerOffset { group: self.config.group.clone(), topic: q.mq.topic.clone(), queue_id: q.mq.queue_id, offset };
+        match self.client.call(&addr, commit, self.client.timeout()).await {
             Ok(_) => {
                 q.pq.lock().expect("pq").committed = Some(offset);
                 self.config.on_queue.tell(&q.mq, QueueChange::Committed { offset });
