@@ -6,7 +6,6 @@ use broker::client::{ClientConfig, ClientInstance, ConsumeResult, Producer, Prod
 use broker::clock::Clock;
 use broker::model::{Message, MessageExt, TopicConfig};
 use broker::namesrv::{NameServer, NameServerConfig};
-use broker::protocol::Request;
 use broker::command::{ConsumeFrom, CreateTopic};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::MemDisk;
@@ -68,8 +67,7 @@ async fn sync_flush_broker_killed_mid_stream_loses_no_acknowledged_message() {
     let producing = client_node.spawn(async move {
         let client = ClientInstance::new(ClientConfig::new(vec![NAMESRV.into()], "client-1"), Clock::new());
         for addr in ["10.0.1.1:10911", "10.0.1.2:10911"] {
-            let request = Request::CreateTopic(CreateTopic { config: TopicConfig::new("orders", 4) });
-            client.call(addr, &request, Duration::from_secs(3)).await.expect("topic created");
+            client.call(addr, CreateTopic { config: TopicConfig::new("orders", 4) }, Duration::from_secs(3)).await.expect("topic created");
         }
         let mut config = PushConsumerConfig::new("billing", "orders", "*");
         config.consume_from = ConsumeFrom::FirstOffset;
