@@ -1,6 +1,6 @@
 //! The crate's error type: what a caller of the broker library (a client,
 //! a server starting up) may need to handle. It speaks no protocol: a
-//! refusal carries its [`Refused`](crate::command::Refused) kind, which
+//! refusal carries its [`Refused`] kind, which
 //! each front maps to its own code.
 
 use crate::command::{Refusal, Refused};

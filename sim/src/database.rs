@@ -133,10 +133,8 @@ pub fn replay(disk: &dyn Disk) -> io::Result<(Vec<Effect>, u64)> {
     Ok((effects, pos as u64))
 }
 
-#[cfg(madsim)]
 pub use node::{serve, DbClient, DB_PORT};
 
-#[cfg(madsim)]
 mod node {
     use super::{Applied, ApplyRequest, Database};
     use futures::{SinkExt, StreamExt};

@@ -2,7 +2,7 @@
 //! plus injectable faults.
 
 use broker::model::MessageExt;
-use broker::server::cost::{clock_step_us, worth_waiting, Servers};
+use crate::cost::{clock_step_us, worth_waiting, Servers};
 use broker::store::{commit_log, entry, Disk, MemDisk};
 use scenarios::DiskFaultKind;
 use std::io;

@@ -1,6 +1,6 @@
 //! Hostile clients: processes that send, at their rate, what a buggy or
 //! malicious client would, and record how the broker answered each
-//! request. Compiled only with `--cfg madsim`.
+//! request.
 //!
 //! Every request is one of [`KINDS`]. Messages go to the spec's own topic,
 //! which no group consumes, so what the broker rightly accepts does not

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - [`calibrate`]: fitting the cost model to a host's real benchmark.
+//! - [`cost`]: the cost model: brokers' worker pools in virtual time,
+//!   charged through each broker's work hook.
 //! - [`database`]: the consumers' business database (effects and their
 //!   keys, committed together), a node with its own disk.
 //! - [`disk`]: [`disk::SimDisk`], a broker's disk with crash semantics and faults.
@@ -11,12 +13,17 @@
 //! - [`recorder`]: the history recorder (simulated time, sequential ids).
 //! - [`run`]: one seed of one scenario: options, outcome, the check config.
 //! - [`shrink`]: delta debugging of a failing fault schedule.
-//! - `draw` (madsim only): the seeded random draws clients and world take.
-//! - `world` (madsim only): the cluster and the drain; `world/nemesis.rs`
-//!   applies each fault and its heal, latency and loss per link.
-//! - `workload` (madsim only): producers, idempotent consumers, the drain.
-//! - `hostile` (madsim only): clients that send what a buggy or malicious
-//!   client would, recording how each request was answered.
+//! - [`cluster`]: the [`cluster::Cluster`] a run hurts: the operations
+//!   faults are made of, named as real processes can honour them.
+//! - [`nemesis`]: each fault of a schedule applied to a cluster, recorded,
+//!   and healed; partitions counted and latency and loss layered per link.
+//! - [`workload`]: producers, idempotent consumers and the drain, over the
+//!   client library: they drive any cluster.
+//! - [`hostile`]: clients that send what a buggy or malicious client
+//!   would, recording how each request was answered.
+//! - `draw`: the random draws clients and world take (seeded under madsim).
+//! - `world` (madsim only): the cluster on madsim nodes, the [`cluster::Cluster`]
+//!   of a simulated run.
 //! - `src/bin/mqsim/`: the command line (`main.rs` dispatches; `cli`, `input`,
 //!   `sweep`, `bugs`, `bench`).
 //!
@@ -24,18 +31,18 @@
 //! resolution of the seed; every map that is iterated is ordered.
 
 pub mod calibrate;
+pub mod cluster;
+pub mod cost;
 pub mod database;
 pub mod disk;
-#[cfg(madsim)]
 mod draw;
 pub mod failure;
-#[cfg(madsim)]
-mod hostile;
+pub mod hostile;
+pub mod nemesis;
 pub mod recorder;
 pub mod run;
 pub mod shrink;
-#[cfg(madsim)]
-mod workload;
+pub mod workload;
 #[cfg(madsim)]
 mod world;
 
@@ -49,14 +56,15 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     let duration_ms = resolved.scenario.duration_ms();
     let end_ms = duration_ms + resolved.scenario.tail_s * 1000;
     let world = Arc::new(world::World::build(resolved.clone(), recorder.clone()).await);
+    let nemesis = Arc::new(nemesis::Nemesis::new(recorder.clone()));
     for fault in resolved.schedule.clone() {
-        let (world, recorder) = (world.clone(), recorder.clone());
+        let (world, nemesis, recorder) = (world.clone(), nemesis.clone(), recorder.clone());
         tokio::spawn(async move {
             tokio::time::sleep_until(recorder.at(fault.at_ms)).await;
-            let heal = world.inject(&fault);
+            let heal = nemesis.inject(world.as_ref(), &fault);
             if let (Some(heal_at), Some(heal)) = (fault.heal_at_ms, heal) {
                 tokio::time::sleep_until(recorder.at(heal_at)).await;
-                heal(&world);
+                heal(&nemesis, world.as_ref());
             }
         });
     }

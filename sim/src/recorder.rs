@@ -58,7 +58,7 @@ impl Inner {
         event.t_ms = elapsed.as_millis() as u64;
         // Microseconds only when the clock steps finer than a millisecond:
         // other histories stay as they were.
-        if broker::server::cost::clock_step() < std::time::Duration::from_millis(1) {
+        if crate::cost::clock_step() < std::time::Duration::from_millis(1) {
             event.t_us = Some(elapsed.as_micros() as u64);
         }
         event.id = self.events.len() as u64 + 1;

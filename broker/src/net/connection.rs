@@ -9,7 +9,7 @@ use crate::protocol::{decode_payload, encode_payload, Call, Frame, FrameCodec, R
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,28 +18,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
 type Pending = Arc<Mutex<BTreeMap<u32, oneshot::Sender<Frame>>>>;
-
-/// Bandwidth of every connection in each direction, MiB/s, as f64 bits; 0:
-/// unlimited. Only the simulation sets it (a capacity experiment's cost
-/// model: one run per process), before any connection opens.
-static LINK_MIB_S: AtomicU64 = AtomicU64::new(0);
-
-/// Sets every connection's bandwidth in each direction (`None`: unlimited).
-pub fn set_link_bandwidth(mib_s: Option<f64>) {
-    let bits = mib_s.filter(|b| b.is_finite() && *b > 0.0).map_or(0, f64::to_bits);
-    LINK_MIB_S.store(bits, Ordering::Relaxed);
-}
-
-/// Frames one write of a modelled link carries at most.
-const COALESCE_MAX: usize = 1024;
-/// Bytes one write of a modelled link carries at most (about).
-const COALESCE_BYTES_MAX: usize = 4 << 20;
-/// Yields that find no new frame before a modelled link's batch is written.
-const COALESCE_QUIET_YIELDS: u32 = 3;
-
-fn link_bandwidth() -> Option<f64> {
-    Some(LINK_MIB_S.load(Ordering::Relaxed)).filter(|&bits| bits != 0).map(f64::from_bits)
-}
 
 /// What serves the requests a connection's peer sends.
 pub trait Inbound: Send + Sync + 'static {
@@ -84,7 +62,6 @@ impl Connection {
             Ok(Err(e)) => return Err(conn_err(e.to_string())),
             Ok(Ok(s)) => s,
         };
-        #[cfg(not(madsim))]
         stream.set_nodelay(true).map_err(|e| conn_err(e.to_string()))?;
         Ok(Connection::start(stream, addr.to_string(), inbound, || {}))
     }
@@ -96,11 +73,7 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let mut framed = Framed::new(stream, FrameCodec);
-        if link_bandwidth().is_some() {
-            // A batch of frames goes out in one write (see the writer).
-            framed.set_backpressure_boundary(COALESCE_BYTES_MAX);
-        }
+        let framed = Framed::new(stream, FrameCodec);
         let (mut sink, mut frames) = framed.split();
         let (outbound, mut rx) = mpsc::channel::<Frame>(1024);
         let (shutdown, stop) = watch::channel(false);
@@ -116,10 +89,6 @@ impl Connection {
             let closed = conn.closed.clone();
             let mut stop = stop.clone();
             tokio::spawn(async move {
-                // The link as a server in virtual time: a frame is on the
-                // wire for its size over the bandwidth, after those before it.
-                let link = link_bandwidth().map(|mib_s| (mib_s, crate::server::cost::Servers::new(1)));
-                let mut last_write = None;
                 loop {
                     let frame = tokio::select! {
                         biased;
@@ -127,50 +96,9 @@ impl Connection {
                         frame = rx.recv() => frame,
                     };
                     let Some(frame) = frame else { break };
-                    let Some((mib_s, wire)) = &link else {
-                        if sink.send(frame).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    };
-                    // Under a link model the frames already waiting go out in
-                    // one write, as a busy TCP connection coalesces them: the
-                    // simulated network delivers a connection's writes at
-                    // most one a clock step (1 ms unless the cost model
-                    // lowers it), which would cap it at 1,000 frames a
-                    // second whatever the bandwidth.
-                    // A connection that wrote within the last step waits
-                    // for the next one, gathering what comes meanwhile;
-                    // frames sent at this instant by tasks not yet run are
-                    // waited for by yielding until the queue stays empty.
-                    let step = crate::server::cost::clock_step();
-                    if last_write.is_some_and(|t: tokio::time::Instant| t.elapsed() < step) {
-                        tokio::time::sleep(step).await;
-                    }
-                    let mut batch = vec![frame];
-                    let (mut bytes, mut quiet) = (batch[0].payload.len(), 0);
-                    while batch.len() < COALESCE_MAX && bytes < COALESCE_BYTES_MAX && quiet < COALESCE_QUIET_YIELDS {
-                        match rx.try_recv() {
-                            Ok(frame) => {
-                                bytes += frame.payload.len();
-                                batch.push(frame);
-                                quiet = 0;
-                            }
-                            Err(_) => {
-                                quiet += 1;
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                    }
-                    crate::server::cost::wait(wire.reserve(bytes as f64 / (mib_s * 1024.0 * 1024.0) * 1e6)).await;
-                    let mut written = true;
-                    for frame in batch {
-                        written &= sink.feed(frame).await.is_ok();
-                    }
-                    if !written || sink.flush().await.is_err() {
+                    if sink.send(frame).await.is_err() {
                         break;
                     }
-                    last_write = Some(tokio::time::Instant::now());
                 }
                 closed.store(true, Ordering::Relaxed);
             });

@@ -7,5 +7,5 @@
 mod connection;
 mod server;
 
-pub use connection::{set_link_bandwidth, Connection, ConnectionPool, Inbound};
+pub use connection::{Connection, ConnectionPool, Inbound};
 pub use server::{serve, Service};

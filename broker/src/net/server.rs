@@ -38,7 +38,6 @@ impl<S: Service> Inbound for Accepted<S> {
 pub async fn serve<S: Service>(listener: TcpListener, service: Arc<S>) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        #[cfg(not(madsim))]
         let _ = stream.set_nodelay(true);
         let inbound = Arc::new(Accepted { service: service.clone(), peer });
         let on_close = {

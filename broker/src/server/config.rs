@@ -117,9 +117,6 @@ pub struct BrokerConfig {
     pub ha_max_time_slave_not_catchup_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
-    /// What serving requests costs in simulated time (capacity
-    /// experiments); `None`, as in real mode, costs nothing.
-    pub service_cost: Option<cost::ServiceCost>,
 }
 
 impl BrokerConfig {
@@ -156,7 +153,6 @@ impl BrokerConfig {
             controller_heartbeat_ms: 1_000,
             ha_max_time_slave_not_catchup_ms: 15_000,
             store: StoreConfig::default(),
-            service_cost: None,
         }
     }
 }

@@ -3,10 +3,10 @@
 //! [`Response`]. Nothing here decides anything: another front (RocketMQ's
 //! gRPC) calls the same handlers with the same commands.
 
-use super::{Broker, Peer};
+use super::{Broker, Peer, Work};
 use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, Refusal, Refused, SendResult, SendStatus};
 use crate::net::{Connection, Service};
-use crate::protocol::{Reply, Request, Response, ResponseCode};
+use crate::protocol::{Reply, Request, Response, ResponseBody, ResponseCode};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,13 +84,18 @@ impl Broker {
 impl Service for Broker {
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
         Box::pin(async move {
-            let Some(workers) = &self.workers else { return self.apply(request, peer).await };
-            if !workers.admits(&request) {
+            let Some(hook) = self.hook.clone() else { return self.apply(request, peer).await };
+            let work = match &request {
+                Request::SendMessage(send) => Work::Send { body_bytes: send.message.body.len() },
+                Request::PullMessage(_) => Work::Pull,
+                _ => Work::Other,
+            };
+            if !hook.admit(work) {
                 return Refusal::new(Refused::Busy, "[TIMEOUT_CLEAN_QUEUE] broker busy: a send would wait over 200 ms for a worker").into();
             }
-            workers.occupy(workers.request_us(&request)).await;
+            hook.on_request(work).await;
             let response = self.apply(request, peer).await;
-            workers.occupy(workers.response_us(&response)).await;
+            hook.on_response(message_bytes(&response)).await;
             response
         })
     }
@@ -101,6 +106,15 @@ impl Service for Broker {
 
     fn closed(&self, peer: SocketAddr) {
         self.peer_closed(peer);
+    }
+}
+
+/// The messages or log a reply carries, in bytes.
+fn message_bytes(response: &Response) -> usize {
+    match &response.body {
+        ResponseBody::Pull(pull) => pull.messages.iter().map(|m| m.store_size as usize).sum(),
+        ResponseBody::Replica(chunk) => chunk.bytes.len(),
+        _ => 0,
     }
 }
 

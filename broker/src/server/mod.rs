@@ -10,7 +10,6 @@
 
 mod admin;
 mod config;
-pub mod cost;
 pub mod epochs;
 mod failover;
 mod front;
@@ -26,6 +25,7 @@ mod send;
 mod send_back;
 mod timer;
 mod transaction;
+mod work;
 
 pub use config::{BrokerConfig, FlushMode, ReplicationRole};
 pub use groups::ConsumerGroups;
@@ -37,6 +37,7 @@ pub use replication::{RoleState, Slaves};
 pub use schedule::ScheduleProgress;
 pub use timer::TimerWheel;
 pub use transaction::{ProducerGroups, TransactionTable};
+pub use work::{Work, WorkHook};
 use crate::clock::Clock;
 use crate::controller::ControllerClient;
 use crate::marks::{self, Mark};
@@ -126,8 +127,9 @@ pub struct Broker {
     arrivals: Mutex<BTreeMap<(String, u32), watch::Sender<u64>>>,
     /// Wakes the SYNC_FLUSH flusher.
     flush_request: Notify,
-    /// The worker pool's costs, when the configuration has a model.
-    workers: Option<cost::WorkerPool>,
+    /// Told of each request, reply and fsync, when one is given (the
+    /// simulation's cost model); nothing is called without one.
+    hook: Option<Arc<dyn WorkHook>>,
     flushed: watch::Sender<FlushState>,
     pool: ConnectionPool,
     put_count: AtomicU64,
@@ -143,6 +145,11 @@ impl Broker {
     /// Opens the store (recovering from any crash) and the persisted
     /// topics and offsets.
     pub fn open(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Clock) -> Result<Arc<Broker>> {
+        Broker::open_with(config, disk, clock, None)
+    }
+
+    /// [`Broker::open`], telling `hook` of the broker's work.
+    pub fn open_with(config: BrokerConfig, disk: Arc<dyn Disk>, clock: Clock, hook: Option<Arc<dyn WorkHook>>) -> Result<Arc<Broker>> {
         let (mut store, recovery) = MessageStore::open(disk.clone(), config.store.clone())?;
         let topics: BTreeMap<String, TopicConfig> = match read_all(disk.as_ref(), TOPICS_PATH)? {
             None => BTreeMap::new(),
@@ -181,7 +188,6 @@ impl Broker {
             let timeout = config.request_timeout_ms.min(config.controller_heartbeat_ms.max(100));
             ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(timeout))
         });
-        let workers = config.service_cost.clone().map(cost::WorkerPool::new);
         Ok(Arc::new(Broker {
             config,
             clock,
@@ -210,7 +216,7 @@ impl Broker {
             written: watch::Sender::new(flushed_offset),
             arrivals: Mutex::new(BTreeMap::new()),
             flush_request: Notify::new(),
-            workers,
+            hook,
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
             pool,
             put_count: AtomicU64::new(0),
@@ -367,8 +373,8 @@ impl Broker {
             self.flush_count.fetch_add(1, Ordering::Relaxed);
             // The fsync's CPU (the kernel's writeback, waking the flusher
             // and the sends it covers) is the workers' too.
-            if let Some(workers) = &self.workers {
-                workers.occupy(workers.flush_us()).await;
+            if let Some(hook) = &self.hook {
+                hook.on_fsync().await;
             }
             let delay = self.disk.sync_delay_us();
             if delay > 0 {

@@ -450,11 +450,12 @@ fn late_dead_letters(
         let broker = d.queue.as_deref().and_then(|q| q.split('/').next()).unwrap_or("");
         let (first_ms, _) = chain.span_ms.unwrap_or((stored_ms, stored_ms));
         let (behind, ahead) = clocks.spread_ms(broker, first_ms.min(stored_ms), stored_ms.saturating_add(bound_ms));
-        // The failure it followed: the latest that may have come before it.
-        let Some(failure) = chain.failures.iter().filter(|f| f.t_ms <= stored_ms + behind).max_by_key(|f| (f.t_ms, f.id)) else {
+        // The latest true time it may have been stored at, and the failure
+        // it followed: the latest that may have come before it.
+        let latest_true_ms = stored_ms + behind;
+        let Some(failure) = chain.failures.iter().filter(|f| f.t_ms <= latest_true_ms).max_by_key(|f| (f.t_ms, f.id)) else {
             continue;
         };
-        let latest_true_ms = stored_ms + behind;
         let disturbed = spans.iter().any(|f| {
             f.overlaps(failure.t_ms, latest_true_ms)
                 && !f.name().starts_with("clock")

@@ -70,9 +70,13 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
 pub const BROKER_LOCK_LEASE_MS: u64 = 12_000;
 
 /// A consumer crash armed to strike at a step of the next delivery, set by
-/// the nemesis and sprung by the consumer's business logic.
-#[derive(Clone, Debug, Default)]
-pub struct CrashTrigger(Arc<Mutex<TriggerState>>);
+/// the nemesis and sprung by the consumer's business logic, which then
+/// stops its own process the way its cluster kills one.
+#[derive(Clone)]
+pub struct CrashTrigger {
+    state: Arc<Mutex<TriggerState>>,
+    kill: Arc<dyn Fn() + Send + Sync>,
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum TriggerState {
@@ -83,21 +87,26 @@ pub(crate) enum TriggerState {
 }
 
 impl CrashTrigger {
+    /// An idle trigger whose crash is `kill`.
+    pub fn new(kill: impl Fn() + Send + Sync + 'static) -> CrashTrigger {
+        CrashTrigger { state: Arc::default(), kill: Arc::new(kill) }
+    }
+
     /// Arms the trigger for `step`.
     pub fn arm(&self, step: CrashStep) {
-        *self.0.lock().expect("trigger") = TriggerState::Armed(step);
+        *self.state.lock().expect("trigger") = TriggerState::Armed(step);
     }
 
     /// Disarms it; true when it fired (so the consumer is down).
     pub fn disarm(&self) -> bool {
-        std::mem::take(&mut *self.0.lock().expect("trigger")) == TriggerState::Fired
+        std::mem::take(&mut *self.state.lock().expect("trigger")) == TriggerState::Fired
     }
 
     /// At `step` of a delivery: when armed for it, records the crash and
     /// kills this consumer's node; the future then never completes.
     async fn strike(&self, step: CrashStep, recorder: &Recorder, process: &str) {
         {
-            let mut state = self.0.lock().expect("trigger");
+            let mut state = self.state.lock().expect("trigger");
             if *state != TriggerState::Armed(step) {
                 return;
             }
@@ -107,7 +116,7 @@ impl CrashTrigger {
         if step == CrashStep::AfterEffect {
             recorder.reach(harness_marks::CRASH_BETWEEN_EFFECT_AND_ACK, process);
         }
-        madsim::runtime::Handle::current().kill(process);
+        (self.kill)();
         std::future::pending::<()>().await
     }
 }

@@ -1,7 +1,8 @@
 //! What the simulated clients do: producers sending keyed, sharded,
 //! sequenced messages; consumers whose business logic fails at a set rate
 //! and applies an idempotent effect by business key; the final drain.
-//! Compiled only with `--cfg madsim`.
+//! They speak the client library only, so they drive a simulated or a real
+//! cluster alike.
 //!
 //! - `producer`: producers and transactional producers.
 //! - `consumer`: consumers and their business logic.

@@ -357,7 +357,7 @@ pub async fn run_producer(
     // go out in a batch each tick, as many as have come due since the load
     // began: an open-loop load, its sends bounded only as RocketMQ bounds a
     // client's asynchronous sends (65,535 in flight).
-    let step_us = broker::server::cost::clock_step_us();
+    let step_us = crate::cost::clock_step_us();
     let batched = interval < Duration::from_micros(step_us);
     // Time in whole steps, so a load is the same whatever the µs within one.
     let now_step_us = || recorder.now_us() / step_us * step_us;

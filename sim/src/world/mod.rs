@@ -1,11 +1,12 @@
-//! One simulated run: the cluster on madsim nodes, the workload, the
-//! nemesis, and the final drain. Compiled only with `--cfg madsim`.
-
-mod nemesis;
+//! One simulated run: the cluster on madsim nodes, its workload and final
+//! drain, and the [`Cluster`] operations the nemesis hurts it with.
+//! Compiled only with `--cfg madsim`.
 
 use broker::command::CreateTopic;
 
-use crate::disk::SimDisk;
+use crate::cluster::{Cluster, LinkFault};
+use crate::disk::{FlippedBit, SimDisk};
+use crate::draw::draw;
 use crate::recorder::Recorder;
 use crate::database::{self, Database, DbClient, DB_PORT};
 use crate::workload::{self, CrashTrigger, ProducerState};
@@ -20,10 +21,10 @@ use checker::history::{Event, Kind, Op};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
-use scenarios::{Fault, Node, Resolved};
+use scenarios::{CrashStep, DiskFaultKind, Node, Resolved};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Port every name server listens on.
@@ -86,10 +87,6 @@ fn hostile_spec(scenario: &scenarios::Scenario, index: u32) -> &scenarios::Hosti
     panic!("hostile-{index} is not a node of this scenario")
 }
 
-/// What heals one injected fault, built by [`World::inject`] from exactly
-/// what the fault did.
-pub type Heal = Box<dyn FnOnce(&World) + Send>;
-
 /// The cluster of one run and the handles to hurt it.
 pub struct World {
     resolved: Resolved,
@@ -106,14 +103,6 @@ pub struct World {
     db_disk: SimDisk,
     /// Consumer name -> the crash armed for a step of its next delivery.
     triggers: BTreeMap<String, CrashTrigger>,
-    /// Directed links (from, to) held clogged, with how many partitions
-    /// hold each.
-    clogged: Mutex<BTreeMap<(String, String), u32>>,
-    /// Latency and loss faults in force, in the order they started.
-    net_layers: Mutex<Vec<Fault<String>>>,
-    /// Latency and loss faults of single links in force, per directed link
-    /// (`from`, `to`), in the order they started.
-    link_layers: Mutex<BTreeMap<(String, String), Vec<Fault<String>>>>,
 }
 
 impl World {
@@ -132,13 +121,10 @@ impl World {
                 .collect(),
             db_disk: SimDisk::new(),
             triggers: BTreeMap::new(),
-            clogged: Mutex::new(BTreeMap::new()),
-            net_layers: Mutex::new(Vec::new()),
-            link_layers: Mutex::new(BTreeMap::new()),
             resolved: resolved.clone(),
         };
         // The cost model's clock step and links, before any connection opens.
-        broker::net::set_link_bandwidth(scenario.topology.cost.as_ref().map(|c| c.link_mib_s));
+        NetSim::current().set_tcp_bandwidth(scenario.topology.cost.as_ref().map(|c| c.link_mib_s * 1024.0 * 1024.0));
         if let Some(cost) = &scenario.topology.cost {
             madsim::time::set_min_sleep(Duration::from_micros(cost.clock_step_us));
             let config = world.base_net_config();
@@ -199,7 +185,8 @@ impl World {
                     let spec = scenario.workload.consumers.iter().find(|c| &c.group == group).expect("group exists").clone();
                     let fifo = scenario.workload.producers.iter().any(|p| p.topic == spec.topic && p.fifo);
                     let (recorder, namesrvs, clock) = (world.recorder.clone(), world.namesrv_addrs.clone(), world.clocks[&name].clone());
-                    let trigger = world.triggers.entry(name.clone()).or_default().clone();
+                    let process = name.clone();
+                    let trigger = world.triggers.entry(name.clone()).or_insert_with(|| CrashTrigger::new(move || Handle::current().kill(process.as_str()))).clone();
                     let node_name = name.clone();
                     world.node(&name, ip, move || {
                             workload::run_consumer(
@@ -343,7 +330,14 @@ impl World {
         // (RocketMQ then drops it from its groups); madsim sends no reset,
         // so the broker relies on expiry: three missed heartbeats.
         config.client_expiry_ms = 15_000;
-        config.service_cost = topology.cost.as_ref().map(|c| broker::server::cost::ServiceCost {
+        config
+    }
+
+    /// What serving requests costs broker `n` under the scenario's cost
+    /// model, if it has one.
+    fn service_cost(&self, n: u32) -> Option<crate::cost::ServiceCost> {
+        let topology = &self.resolved.scenario.topology;
+        topology.cost.as_ref().map(|c| crate::cost::ServiceCost {
             workers: c.broker_workers,
             // The broker's flush mode is the topology's.
             send_us: c.send_us + if topology.flush == scenarios::FlushMode::Sync { c.sync_send_us } else { 0.0 },
@@ -355,15 +349,14 @@ impl World {
                 // Each broker's stalls are drawn from the run's seed.
                 let mut rng = scenarios::Rng::new(self.resolved.seed, &format!("stalls broker-{n}"));
                 let (every_us, length_ms) = (c.worker_stall_every_ms * 1000.0, scenarios::LogNormal::from_percentiles(c.worker_stall_ms));
-                broker::server::cost::Stalls::new(move || (rng.exponential(every_us), length_ms.draw(&mut rng) * 1000.0))
+                crate::cost::Stalls::new(move || (rng.exponential(every_us), length_ms.draw(&mut rng) * 1000.0))
             }),
             late: (c.worker_late_share > 0.0).then(|| {
                 let mut rng = scenarios::Rng::new(self.resolved.seed, &format!("late broker-{n}"));
                 let share = c.worker_late_share;
-                broker::server::cost::Lateness::new(move || if rng.unit() < share { rng.exponential(1.0) } else { 0.0 })
+                crate::cost::Lateness::new(move || if rng.unit() < share { rng.exponential(1.0) } else { 0.0 })
             }),
-        });
-        config
+        })
     }
 
     fn broker_node(&mut self, name: &str, n: u32, ip: IpAddr, clock: Clock) -> NodeId {
@@ -374,13 +367,16 @@ impl World {
         }
         self.disks.insert(name.to_string(), disk.clone());
         let config = self.broker_config(n, ip);
+        let cost = self.service_cost(n);
         self.node(name, ip, move || {
-                let (config, clock, disk) = (config.clone(), clock.clone(), disk.clone());
+                let (config, clock, disk, cost) = (config.clone(), clock.clone(), disk.clone(), cost.clone());
                 async move {
                     // A supervisor that restarts the process when the store
                     // cannot open (a disk fault during recovery).
                     let broker = loop {
-                        match Broker::open(config.clone(), Arc::new(disk.clone()), clock.clone()) {
+                        // Each start of the process has a pool of its own.
+                        let hook = cost.clone().map(|c| Arc::new(crate::cost::WorkerPool::new(c)) as Arc<dyn broker::server::WorkHook>);
+                        match Broker::open_with(config.clone(), Arc::new(disk.clone()), clock.clone(), hook) {
                             Ok(b) => break b,
                             Err(e) => {
                                 tracing::warn!(broker = %config.broker_name, error = %e, "store failed to open; retrying");
@@ -516,5 +512,109 @@ impl World {
             .await
             .expect("drain task");
         self.handle.kill(node.id());
+    }
+}
+
+impl World {
+    /// The network without faults: madsim's defaults (1-10 ms a packet), or
+    /// the cost model's link latency.
+    fn base_net_config(&self) -> madsim::net::Config {
+        let mut config = madsim::net::Config::default();
+        if let Some(cost) = &self.resolved.scenario.topology.cost {
+            let [lo, hi] = cost.link_latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0));
+            // madsim draws from a half-open range: never an empty one.
+            config.send_latency = lo..hi.max(lo + Duration::from_nanos(1));
+        }
+        config
+    }
+}
+
+/// A latency range of whole milliseconds as madsim draws it: half-open,
+/// never empty.
+fn latency_range((lo, hi): (u64, u64)) -> std::ops::Range<Duration> {
+    Duration::from_millis(lo)..Duration::from_millis(hi.max(lo + 1))
+}
+
+/// The madsim world's faults: madsim kills, restarts, pauses and resumes
+/// nodes, clogs links and draws latency and loss; the simulated disks and
+/// clocks take the rest.
+impl Cluster for World {
+    fn nodes(&self) -> Vec<String> {
+        self.ids.keys().cloned().collect()
+    }
+
+    fn kill(&self, node: &str) {
+        self.handle.kill(self.ids[node]);
+    }
+
+    fn power_off(&self, node: &str) {
+        self.handle.kill(self.ids[node]);
+        if let Some(disk) = self.disks.get(node) {
+            disk.power_loss(|n| (draw() % (n as u64 + 1)) as usize);
+        }
+    }
+
+    fn restart(&self, node: &str) {
+        self.handle.restart(self.ids[node]);
+    }
+
+    fn pause(&self, node: &str) {
+        self.handle.pause(self.ids[node]);
+    }
+
+    fn resume(&self, node: &str) {
+        self.handle.resume(self.ids[node]);
+    }
+
+    fn cut(&self, from: &str, to: &str, cut: bool) {
+        let net = NetSim::current();
+        if cut {
+            net.clog_link(self.ids[from], self.ids[to]);
+        } else {
+            net.unclog_link(self.ids[from], self.ids[to]);
+        }
+    }
+
+    fn set_link(&self, from: &str, to: &str, fault: Option<LinkFault>) {
+        let (Some(&src), Some(&dst)) = (self.ids.get(from), self.ids.get(to)) else { return };
+        let fault = fault.map(|f| madsim::net::LinkFault { extra_latency: f.latency_ms.map(latency_range), loss_rate: f.loss_rate });
+        NetSim::current().set_link_fault(src, dst, fault);
+    }
+
+    fn set_network(&self, fault: Option<LinkFault>) {
+        let mut config = self.base_net_config();
+        if let Some(fault) = fault {
+            if let Some(latency) = fault.latency_ms {
+                config.send_latency = latency_range(latency);
+            }
+            config.packet_loss_rate = fault.loss_rate;
+        }
+        NetSim::current().update_config(|c| *c = config);
+    }
+
+    fn shift_clock(&self, node: &str, ms: i64) {
+        self.clocks[node].jump_ms(ms);
+    }
+
+    fn unsynced_bytes(&self, node: &str) -> Option<u64> {
+        self.disks.get(node).map(SimDisk::unsynced_bytes)
+    }
+
+    fn disk_fault(&self, node: &str, fault: DiskFaultKind, on: bool) -> bool {
+        let Some(disk) = self.disks.get(node) else { return false };
+        disk.set(fault, on);
+        true
+    }
+
+    fn flip_bit(&self, node: &str) -> Option<Option<FlippedBit>> {
+        Some(self.disks.get(node)?.flip_byte(|n| draw() % n.max(1)))
+    }
+
+    fn arm_crash(&self, node: &str, step: CrashStep) {
+        self.triggers[node].arm(step);
+    }
+
+    fn disarm_crash(&self, node: &str) -> bool {
+        self.triggers[node].disarm()
     }
 }

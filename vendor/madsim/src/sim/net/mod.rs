@@ -89,6 +89,9 @@ pub struct NetSim {
     time: TimeHandle,
     hooks_req: Mutex<HashMap<NodeId, MsgHookFn>>,
     hooks_rsp: Mutex<HashMap<NodeId, MsgHookFn>>,
+    /// mqsim patch: each TCP connection's bandwidth in each direction,
+    /// bytes per second, as f64 bits; 0: unlimited (upstream).
+    tcp_bandwidth: std::sync::atomic::AtomicU64,
 }
 
 /// Message sent to a network socket.
@@ -110,6 +113,7 @@ impl plugin::Simulator for NetSim {
             time: time.clone(),
             hooks_req: Default::default(),
             hooks_rsp: Default::default(),
+            tcp_bandwidth: Default::default(),
         }
     }
 
@@ -220,6 +224,21 @@ impl NetSim {
     /// Clog the link from `src` to `dst`.
     pub fn clog_link(&self, src: NodeId, dst: NodeId) {
         self.network.lock().clog_link(src, dst);
+    }
+
+    /// mqsim patch: gives every TCP connection opened from now on a wire of
+    /// `bytes_per_s` in each direction (`None`: unlimited, as upstream).
+    /// What a connection flushes while its wire is busy queues behind it and
+    /// goes out in one write once the wire is free, as a busy socket's
+    /// buffer does.
+    pub fn set_tcp_bandwidth(&self, bytes_per_s: Option<f64>) {
+        let bits = bytes_per_s.filter(|b| b.is_finite() && *b > 0.0).map_or(0, f64::to_bits);
+        self.tcp_bandwidth.store(bits, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// mqsim patch: the TCP bandwidth set, if any.
+    pub(crate) fn tcp_bandwidth(&self) -> Option<f64> {
+        Some(self.tcp_bandwidth.load(std::sync::atomic::Ordering::Relaxed)).filter(|&bits| bits != 0).map(f64::from_bits)
     }
 
     /// mqsim patch: sets (or, with `None`, clears) what is wrong with the
@@ -422,6 +441,13 @@ pub struct PayloadSender {
 type State = Option<Instant>;
 
 impl PayloadSender {
+    /// mqsim patch: a sender whose channel is closed (what a stream keeps
+    /// once its wire task owns the real one).
+    fn dead() -> PayloadSender {
+        let (tx, _) = mpsc::unbounded_channel();
+        PayloadSender { test_link: Arc::new(|| None), tx }
+    }
+
     fn send(&self, value: Payload) -> Option<()> {
         let state = (self.test_link)();
         self.tx.send((value, state)).ok()

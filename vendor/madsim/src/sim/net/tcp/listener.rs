@@ -90,6 +90,7 @@ impl Socket for TcpListenerSocket {
             read_buf: Default::default(),
             tx,
             rx,
+            wire: None,
         };
         let _ = self.tx.try_send(stream);
     }

@@ -21,6 +21,9 @@ pub struct TcpStream {
     pub(super) read_buf: Bytes,
     pub(super) tx: PayloadSender,
     pub(super) rx: PayloadReceiver,
+    /// mqsim patch: the queue to this connection's wire, when the network
+    /// sets a bandwidth (made at the first flush, on the owner's node).
+    pub(super) wire: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>,
 }
 
 impl fmt::Debug for TcpStream {
@@ -81,6 +84,7 @@ impl TcpStream {
             read_buf: Default::default(),
             tx,
             rx,
+            wire: None,
         };
         Ok(stream)
     }
@@ -173,6 +177,24 @@ impl AsyncWrite for TcpStream {
     fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
         // send data
         let data = self.write_buf.split().freeze();
+        // mqsim patch: under a bandwidth, the data queues for the wire.
+        if self.wire.is_none() && !self.tx.is_closed() {
+            if let Some(bytes_per_s) = plugin::simulator::<NetSim>().tcp_bandwidth() {
+                let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
+                let tx = std::mem::replace(&mut self.tx, PayloadSender::dead());
+                crate::task::spawn(wire(tx, rx, bytes_per_s));
+                self.wire = Some(queue);
+            }
+        }
+        if let Some(wire) = &self.wire {
+            if data.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            return match wire.send(data) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(_) => Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"))),
+            };
+        }
         self.tx
             .send(Box::new(data))
             .ok_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"))?;
@@ -182,6 +204,73 @@ impl AsyncWrite for TcpStream {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<()>> {
         // TODO: simulate shutdown
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Frames one write of a paced wire carries at most (mqsim patch).
+const WIRE_CHUNKS_MAX: usize = 1024;
+/// Bytes one write of a paced wire carries at most, about (mqsim patch).
+const WIRE_BYTES_MAX: usize = 4 << 20;
+/// Yields that find nothing new before a paced wire writes (mqsim patch).
+const WIRE_QUIET_YIELDS: u32 = 3;
+
+/// mqsim patch: a connection's wire at `bytes_per_s`, a server in virtual
+/// time. What was flushed while it was busy goes out in one write, after
+/// those before it; a connection that wrote within the last clock step
+/// waits for the next one (the network delivers a connection's writes one
+/// a step at most), gathering what comes meanwhile.
+async fn wire(tx: PayloadSender, mut queue: tokio::sync::mpsc::UnboundedReceiver<Bytes>, bytes_per_s: f64) {
+    let time = crate::time::TimeHandle::current();
+    let epoch = time.now_instant();
+    let now_us = || (time.now_instant() - epoch).as_micros() as u64;
+    let (mut busy_until_us, mut last_write) = (0u64, None::<std::time::Duration>);
+    while let Some(first) = queue.recv().await {
+        let step = time.min_sleep();
+        let step_us = (step.as_micros() as u64).max(1);
+        if last_write.is_some_and(|at| (time.now_instant() - epoch).saturating_sub(at) < step) {
+            crate::time::sleep(step).await;
+        }
+        let mut batch = BytesMut::from(&first[..]);
+        let (mut chunks, mut quiet) = (1, 0);
+        while chunks < WIRE_CHUNKS_MAX && batch.len() < WIRE_BYTES_MAX && quiet < WIRE_QUIET_YIELDS {
+            match queue.try_recv() {
+                Ok(more) => {
+                    batch.extend_from_slice(&more);
+                    chunks += 1;
+                    quiet = 0;
+                }
+                Err(_) => {
+                    quiet += 1;
+                    YieldNow(false).await;
+                }
+            }
+        }
+        let now = now_us();
+        let work = (batch.len() as f64 / bytes_per_s * 1e6).round() as u64;
+        busy_until_us = busy_until_us.max(now) + work;
+        let owed = busy_until_us - now;
+        if owed >= (step_us / 2).max(1) {
+            crate::time::sleep(std::time::Duration::from_micros(owed)).await;
+        }
+        if tx.send(Box::new(batch.freeze())).is_none() {
+            break;
+        }
+        last_write = Some(time.now_instant() - epoch);
+    }
+}
+
+/// Ready on its second poll (mqsim patch).
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -1,6 +1,9 @@
 //! What serving a request costs, for capacity experiments in the
-//! simulation. Real mode has no model (the CPU is real); in the simulation
-//! work is free unless a scenario's `[topology.cost]` sets one.
+//! simulation: a broker is told of its work through its
+//! [`broker::server::WorkHook`], and a [`WorkerPool`] charges it. Real mode
+//! has no model (the CPU is real); in the simulation work is free unless a
+//! scenario's `[topology.cost]` sets one. (The links' bandwidth is madsim's:
+//! `NetSim::set_tcp_bandwidth`, a patch of the vendored copy.)
 //!
 //! A broker's worker pool is a set of servers in virtual microseconds: a
 //! request takes the worker free soonest, holds it for its service time and
@@ -10,8 +13,7 @@
 //! answer is off by at most half a step, while the pool's throughput is
 //! exact, since the owed work adds up in the virtual times.
 
-use crate::protocol::{Request, Response, ResponseBody};
-use crate::command::{PullMessage, SendMessage};
+use futures::future::BoxFuture;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -242,44 +244,41 @@ impl WorkerPool {
         WorkerPool { cost, servers }
     }
 
-    /// What a request costs before it is applied.
-    pub fn request_us(&self, request: &Request) -> f64 {
-        match request {
-            Request::SendMessage(SendMessage { message, .. }) => self.cost.send_us + self.kib(message.body.len()),
-            Request::PullMessage(PullMessage { .. }) => self.cost.pull_us,
-            _ => self.cost.other_us,
-        }
-    }
-
-    /// What a response costs on top: the messages it carries.
-    pub fn response_us(&self, response: &Response) -> f64 {
-        match &response.body {
-            ResponseBody::Pull(pull) => self.kib(pull.messages.iter().map(|m| m.store_size as usize).sum()),
-            ResponseBody::Replica(chunk) => self.kib(chunk.bytes.len()),
-            _ => 0.0,
-        }
-    }
-
-    /// What a commit log fsync costs the pool.
-    pub fn flush_us(&self) -> f64 {
-        self.cost.flush_us
-    }
-
     fn kib(&self, bytes: usize) -> f64 {
         self.cost.per_kib_us * bytes as f64 / 1024.0
     }
 
-    /// Whether the pool takes the request now: a send is refused when it
-    /// would wait past [`SEND_QUEUE_WAIT_MAX_US`].
-    pub fn admits(&self, request: &Request) -> bool {
-        !matches!(request, Request::SendMessage(SendMessage { .. })) || self.servers.queue_wait_us() <= SEND_QUEUE_WAIT_MAX_US
-    }
-
     /// Serves `us` of work on the pool.
-    pub async fn occupy(&self, us: f64) {
+    async fn occupy(&self, us: f64) {
         if us > 0.0 {
             self.servers.occupy(us).await;
         }
+    }
+}
+
+/// The pool charges each request its service time, each reply its
+/// messages' bytes and each fsync its CPU; a send that would wait past
+/// [`SEND_QUEUE_WAIT_MAX_US`] for a worker is refused.
+impl broker::server::WorkHook for WorkerPool {
+    fn admit(&self, work: broker::server::Work) -> bool {
+        !matches!(work, broker::server::Work::Send { .. }) || self.servers.queue_wait_us() <= SEND_QUEUE_WAIT_MAX_US
+    }
+
+    fn on_request(&self, work: broker::server::Work) -> BoxFuture<'_, ()> {
+        let us = match work {
+            broker::server::Work::Send { body_bytes } => self.cost.send_us + self.kib(body_bytes),
+            broker::server::Work::Pull => self.cost.pull_us,
+            broker::server::Work::Other => self.cost.other_us,
+        };
+        Box::pin(self.occupy(us))
+    }
+
+    fn on_response(&self, message_bytes: usize) -> BoxFuture<'_, ()> {
+        Box::pin(self.occupy(self.kib(message_bytes)))
+    }
+
+    fn on_fsync(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.occupy(self.cost.flush_us))
     }
 }
 
