@@ -56,6 +56,7 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     let duration_ms = resolved.scenario.duration_ms();
     let end_ms = duration_ms + resolved.scenario.tail_s * 1000;
     let world = Arc::new(world::World::build(resolved.clone(), recorder.clone()).await);
+    run::phase(run::Phase::Built);
     let nemesis = Arc::new(nemesis::Nemesis::new(recorder.clone()));
     for fault in resolved.schedule.clone() {
         let (world, nemesis, recorder) = (world.clone(), nemesis.clone(), recorder.clone());
@@ -73,9 +74,11 @@ pub async fn scenario_main(resolved: scenarios::Resolved, recorder: recorder::Re
     tokio::time::sleep_until(recorder.at(end_ms)).await;
     world.stop_clients();
     recorder.note("harness", Op::ClientsStopped, None, None);
+    run::phase(run::Phase::Draining);
     world.drain().await;
     world.record_effects();
     recorder.note("harness", Op::End, None, None);
     world.shutdown();
     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    run::phase(run::Phase::Done(madsim::net::NetSim::current().stat().msg_count));
 }

@@ -40,6 +40,62 @@ pub struct RunOutcome {
     pub sim_ms: u64,
     /// Wall-clock milliseconds it took.
     pub wall_ms: u64,
+    /// Where the wall time went, and how much the simulation did.
+    pub timing: Timing,
+}
+
+/// Where one seed's wall time went, by phase, and what the simulation did
+/// meanwhile: what `sweep --timing` adds up. Phases are stamped on an OS
+/// thread outside the simulator, whose clock is the real one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    /// Building the cluster: nodes, stores, topics (wall ms).
+    pub setup_ms: f64,
+    /// The scenario's workload and faults, and its fault-free tail.
+    pub simulation_ms: f64,
+    /// The final drain, until the simulation ends.
+    pub drain_ms: f64,
+    /// The checker's verdict.
+    pub check_ms: f64,
+    /// The history's digest.
+    pub digest_ms: f64,
+    /// The seed's process beyond its run (start, passing the scenario and
+    /// the result, the history written and read back), as its parent saw
+    /// it.
+    #[serde(default)]
+    pub process_ms: f64,
+    /// Packets the simulated network carried (every TCP write, requests
+    /// and replies alike).
+    pub messages: u64,
+    /// History events recorded.
+    pub events: u64,
+}
+
+thread_local! {
+    /// Where the running simulation announces its phases (`simulate` sets
+    /// it for its thread).
+    static PHASES: std::cell::RefCell<Option<std::sync::mpsc::Sender<Phase>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A boundary between phases of a run, announced from inside the
+/// simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The cluster is built; the workload starts.
+    Built,
+    /// The clients stopped; the drain starts.
+    Draining,
+    /// The simulation is done, having carried this many packets.
+    Done(u64),
+}
+
+/// Announces a phase boundary of the running seed (nothing outside one).
+pub fn phase(p: Phase) {
+    PHASES.with(|tx| {
+        if let Some(tx) = tx.borrow().as_ref() {
+            let _ = tx.send(p);
+        }
+    });
 }
 
 impl RunOutcome {
@@ -233,19 +289,28 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
     let thread = std::thread::Builder::new()
         .name(format!("{name}-{seed}"))
         .stack_size(64 * 1024 * 1024)
-        .spawn(move || simulate(resolved, options))
+        .spawn(move || timed_simulation(resolved, options))
         .expect("spawn seed thread");
-    let (history, panic) = match thread.join() {
-        Ok(Ok(history)) => (history, None),
-        Ok(Err((history, message))) => (history, Some(message)),
-        Err(payload) => (Vec::new(), Some(panic_message(payload.as_ref()))),
+    let (result, mut timing) = match thread.join() {
+        Ok((result, timing)) => (result, timing),
+        Err(payload) => (Err((Vec::new(), panic_message(payload.as_ref()))), Timing::default()),
     };
+    let (history, panic) = match result {
+        Ok(history) => (history, None),
+        Err((history, message)) => (history, Some(message)),
+    };
+    let checking = std::time::Instant::now();
     let mut verdict = checker::check_all(&history, &check_config(&scenario, &history));
     if panic.is_some() {
         verdict.validity = Validity::Invalid;
     }
+    timing.check_ms = ms_since(checking);
+    let digesting = std::time::Instant::now();
+    let digest = checker::history::digest_hex(&history);
+    timing.digest_ms = ms_since(digesting);
+    timing.events = history.len() as u64;
     RunOutcome {
-        digest: checker::history::digest_hex(&history),
+        digest,
         reached: checker::reached_marks(&history),
         scenario: name,
         seed,
@@ -254,7 +319,49 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
         panic,
         sim_ms,
         wall_ms: started.elapsed().as_millis() as u64,
+        timing,
     }
+}
+
+fn ms_since(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Runs `simulate` with its phases stamped on a thread of their own, and
+/// splits its wall time by them.
+fn timed_simulation(resolved: Resolved, options: RunOptions) -> (Simulated, Timing) {
+    let (tx, rx) = std::sync::mpsc::channel::<Phase>();
+    let stamper = std::thread::spawn(move || {
+        let mut stamps = vec![(None, std::time::Instant::now())];
+        while let Ok(p) = rx.recv() {
+            stamps.push((Some(p), std::time::Instant::now()));
+        }
+        stamps.push((None, std::time::Instant::now()));
+        stamps
+    });
+    PHASES.with(|phases| *phases.borrow_mut() = Some(tx));
+    let result = simulate(resolved, options);
+    PHASES.with(|phases| *phases.borrow_mut() = None);
+    let stamps = stamper.join().unwrap_or_default();
+    let at = |wanted: fn(&Phase) -> bool| stamps.iter().find(|(p, _)| p.as_ref().is_some_and(wanted)).map(|(_, t)| *t);
+    let (start, end) = (stamps.first().map(|s| s.1), stamps.last().map(|s| s.1));
+    let (built, draining, done) = (at(|p| *p == Phase::Built), at(|p| *p == Phase::Draining), at(|p| matches!(p, Phase::Done(_))));
+    let span = |a: Option<std::time::Instant>, b: Option<std::time::Instant>| match (a, b) {
+        (Some(a), Some(b)) if b >= a => (b - a).as_secs_f64() * 1000.0,
+        _ => 0.0,
+    };
+    let messages = stamps.iter().find_map(|(p, _)| match p {
+        Some(Phase::Done(n)) => Some(*n),
+        _ => None,
+    });
+    let timing = Timing {
+        setup_ms: span(start, built),
+        simulation_ms: span(built, draining),
+        drain_ms: span(draining, done.or(end)),
+        messages: messages.unwrap_or(0),
+        ..Timing::default()
+    };
+    (result, timing)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -265,7 +372,6 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".to_string())
 }
 
-#[cfg(madsim)]
 type Simulated = Result<Vec<Event>, (Vec<Event>, String)>;
 
 #[cfg(madsim)]
@@ -295,6 +401,6 @@ fn simulate(resolved: Resolved, options: RunOptions) -> Simulated {
 }
 
 #[cfg(not(madsim))]
-fn simulate(_resolved: Resolved, _options: RunOptions) -> Result<Vec<Event>, (Vec<Event>, String)> {
+fn simulate(_resolved: Resolved, _options: RunOptions) -> Simulated {
     Err((Vec::new(), "this build has no simulator: build with --cfg madsim (use `cargo mqsim`)".to_string()))
 }

@@ -249,6 +249,38 @@ fn run_exits_with_a_code_per_class_of_failure() {
     }
 }
 
+/// `sweep --timing` splits the seeds' wall time by phase and says what the
+/// simulation did per wall second, without changing a history: the
+/// digests are the sweep's without it.
+#[test]
+fn a_timed_sweep_splits_wall_time_by_phase() {
+    let dir = scratch_dir("timed-sweep");
+    let (plain_json, timed_json) = (dir.join("plain.json"), dir.join("timed.json"));
+    let args = ["sweep", "broker-crash-sync-flush", "--seeds", "1..3", "--jobs", "1", "--summary"];
+    let (ok, plain) = mqsim(&[&args[..], &[plain_json.to_str().unwrap()]].concat());
+    assert!(ok, "the sweep passes");
+    let (ok, timed) = mqsim(&[&args[..], &[timed_json.to_str().unwrap(), "--timing"]].concat());
+    assert!(ok, "the timed sweep passes");
+    assert!(!plain.contains("timing "), "no timing line unless asked:\n{plain}");
+    let line = timed.lines().find(|l| l.starts_with("timing broker-crash-sync-flush: ")).expect("a timing line");
+    for part in ["setup ", "| simulation ", "| drain ", "| check ", "| digest ", "| process ", "events/s", "packets/s", "µs of wall time per packet"] {
+        assert!(line.contains(part), "no {part:?} in {line}");
+    }
+    let figure = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap_or_else(|| panic!("{after} in {line}")) + after.len()..];
+        rest.split(|c: char| !c.is_ascii_digit() && c != '.').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("a number after {after} in {line}"))
+    };
+    assert!(figure("| simulation ") > 0.0, "the simulation took wall time: {line}");
+    assert!(figure("while simulating: ") > 1.0, "faster than real time: {line}");
+    let digests = |path: &std::path::Path| -> Vec<String> {
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("a summary")).expect("JSON");
+        summary["entries"].as_array().expect("entries").iter().map(|e| e["digest"].as_str().expect("a digest").to_string()).collect()
+    };
+    let (before, after) = (digests(&plain_json), digests(&timed_json));
+    assert_eq!(before.len(), 2);
+    assert_eq!(before, after, "timing changed a history");
+}
+
 /// The cost model bounds what a broker serves: with one worker and 10 ms a
 /// send, 300 sends a second offered are acknowledged at about 100 a second;
 /// two workers serve about twice that. The sweep's table names each value.

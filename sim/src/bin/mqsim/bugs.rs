@@ -2,7 +2,7 @@
 
 use crate::input::*;
 use crate::safety_unless;
-use crate::sweep::sweep;
+use crate::sweep::{sweep, SweepMode};
 use anyhow::Result;
 use broker::bugs::Bug;
 use sim::failure::{Failures, NONDETERMINISTIC};
@@ -122,7 +122,7 @@ pub fn prove(seeds: &str, j: Option<usize>) -> Result<Failures> {
             .chain(list.iter().filter(|s| s.name != first));
         for s in order {
             let replay = target == NONDETERMINISTIC;
-            let (_, entries) = sweep(s, &s.name, &seeds, jobs(j), &options, None, replay, true)?;
+            let (_, entries) = sweep(s, &s.name, &seeds, jobs(j), &options, None, SweepMode { check_determinism: replay, stop_at_first: true, timing: false })?;
             if let Some(e) = entries
                 .iter()
                 .find(|e| e.validity != checker::verdict::Validity::Valid)

@@ -73,6 +73,11 @@ pub(crate) enum Command {
         /// reached marks per seed) here, as JSON.
         #[arg(long)]
         summary: Option<PathBuf>,
+        /// Print, per scenario, where the seeds' wall time went (setup,
+        /// simulation, drain, check, digest, the seed's process) and what
+        /// the simulation did per wall second.
+        #[arg(long)]
+        timing: bool,
     },
     /// Join the summaries of sharded sweeps into one verdict, reached-marks
     /// table and (with --report) index.

@@ -26,7 +26,7 @@ use sim::run::{run_seed, RunOptions};
 use std::process::ExitCode;
 use sweep::{
     print_verdict, reached_rows, read_summary, report_reached, run_one, shrink, sweep, write_index,
-    write_summary, ChildResult, SweepSummary, SUMMARY_VERSION,
+    write_summary, ChildResult, SweepMode, SweepSummary, SUMMARY_VERSION,
 };
 
 fn main() -> ExitCode {
@@ -100,6 +100,7 @@ fn execute(cli: Cli) -> Result<Failures> {
             check_determinism,
             shard,
             summary,
+            timing,
         } => {
             let list = if arg == "all" {
                 catalogue()?
@@ -128,8 +129,7 @@ fn execute(cli: Cli) -> Result<Failures> {
                     jobs(j),
                     &options,
                     report.as_deref(),
-                    check_determinism,
-                    false,
+                    SweepMode { check_determinism, stop_at_first: false, timing },
                 )?;
                 failures.merge(&failed);
                 entries.append(&mut e);
@@ -371,6 +371,7 @@ fn execute(cli: Cli) -> Result<Failures> {
                 panic: outcome.panic,
                 sim_ms: outcome.sim_ms,
                 wall_ms: outcome.wall_ms,
+                timing: outcome.timing,
             };
             println!("{}", serde_json::to_string(&result)?);
             Ok(Failures::none())

@@ -126,6 +126,9 @@ pub(crate) fn print_verdict(verdict: &checker::verdict::Verdict) {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct ChildResult {
     pub(crate) digest: String,
+    /// Where the seed's wall time went inside its process.
+    #[serde(default)]
+    pub(crate) timing: sim::run::Timing,
     pub(crate) reached: std::collections::BTreeMap<String, u64>,
     pub(crate) verdict: checker::verdict::Verdict,
     pub(crate) panic: Option<String>,
@@ -205,6 +208,9 @@ pub(crate) fn run_isolated(
             panic: r.panic,
             sim_ms: r.sim_ms,
             wall_ms: r.wall_ms.max(1),
+            // What the seed's process cost beyond its run: starting, the
+            // scenario and result passing, writing and reading the history.
+            timing: sim::run::Timing { process_ms: (wall_ms as f64 - r.wall_ms as f64).max(0.0), ..r.timing },
         },
         None => RunOutcome {
             scenario: scenario.name.clone(),
@@ -222,6 +228,7 @@ pub(crate) fn run_isolated(
             )),
             sim_ms: 0,
             wall_ms,
+            timing: sim::run::Timing::default(),
         },
     })
 }
@@ -356,6 +363,18 @@ pub(crate) struct SeedSummary {
     pub(crate) failures: Failures,
     pub(crate) entry: SweepEntry,
     pub(crate) sim_ms: u64,
+    pub(crate) timing: sim::run::Timing,
+}
+
+/// How a sweep runs its seeds and what it prints.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SweepMode {
+    /// Run each seed twice and compare digests.
+    pub(crate) check_determinism: bool,
+    /// Stop handing out seeds once one fails, and print no summary line.
+    pub(crate) stop_at_first: bool,
+    /// Print where the seeds' wall time went.
+    pub(crate) timing: bool,
 }
 
 /// Sweeps `seeds` of one scenario on `jobs` threads. With `stop_at_first`,
@@ -367,9 +386,9 @@ pub(crate) fn sweep(
     jobs: usize,
     options: &RunOptions,
     report: Option<&Path>,
-    check_determinism: bool,
-    stop_at_first: bool,
+    mode: SweepMode,
 ) -> Result<(Failures, Vec<SweepEntry>)> {
+    let SweepMode { check_determinism, stop_at_first, timing } = mode;
     let started = std::time::Instant::now();
     let all = seeds;
     let next = AtomicUsize::new(0);
@@ -425,6 +444,9 @@ pub(crate) fn sweep(
             results.len() as f64 / wall.max(1e-9),
             sim_s / wall.max(1e-9),
         );
+    }
+    if timing {
+        println!("{}", timing_line(&scenario.name, &results));
     }
     let entries: Vec<SweepEntry> = results.into_iter().map(|r| r.entry).collect();
     if !stop_at_first {
@@ -499,7 +521,34 @@ pub(crate) fn sweep_seed(
         failures,
         entry,
         sim_ms: outcome.sim_ms,
+        timing: outcome.timing,
     })
+}
+
+/// Where a scenario's seeds spent their wall time, per seed on average,
+/// and what the simulation did per wall second.
+fn timing_line(name: &str, results: &[SeedSummary]) -> String {
+    let n = results.len().max(1) as f64;
+    let sum = |f: fn(&sim::run::Timing) -> f64| results.iter().map(|r| f(&r.timing)).sum::<f64>();
+    let (setup, simulation, drain) = (sum(|t| t.setup_ms), sum(|t| t.simulation_ms), sum(|t| t.drain_ms));
+    let (check, digest, process) = (sum(|t| t.check_ms), sum(|t| t.digest_ms), sum(|t| t.process_ms));
+    let (events, packets) = (sum(|t| t.events as f64), sum(|t| t.messages as f64));
+    let simulated_s = (setup + simulation + drain) / 1000.0;
+    let sim_s: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    format!(
+        "timing {name}: per seed, wall ms: setup {:.0} | simulation {:.0} | drain {:.0} | check {:.0} | digest {:.0} | process {:.0}; \
+         while simulating: {:.0} simulated s per wall s, {:.0} events/s, {:.0} packets/s, {:.1} µs of wall time per packet",
+        setup / n,
+        simulation / n,
+        drain / n,
+        check / n,
+        digest / n,
+        process / n,
+        sim_s / simulated_s.max(1e-9),
+        events / simulated_s.max(1e-9),
+        packets / simulated_s.max(1e-9),
+        simulated_s * 1e6 / packets.max(1.0),
+    )
 }
 
 pub(crate) fn shrink(
