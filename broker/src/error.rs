@@ -47,14 +47,6 @@ impl Error {
         Error::Refused(Refusal::new(kind, reason))
     }
 
-    /// The kind of refusal, when a server refused.
-    pub fn refusal(&self) -> Option<Refused> {
-        match self {
-            Error::Refused(r) => Some(r.kind),
-            _ => None,
-        }
-    }
-
     /// A file of the broker's (beside the store) that does not parse.
     pub fn corrupt_file(path: &str, reason: impl Into<String>) -> Error {
         Error::Store(StoreError::CorruptFile { path: path.to_string(), reason: reason.into() })

@@ -196,11 +196,10 @@ impl Nemesis {
                     self.recorder.record(event);
                     return None;
                 }
-                if cluster.unsynced_bytes(&node).is_none() {
+                if !cluster.disk_fault(&node, disk, true) {
                     return None;
                 }
                 started(Some(format!("{disk:?}")));
-                cluster.disk_fault(&node, disk, true);
                 Box::new(move |n, c| {
                     ended(n, Some(format!("{disk:?}")));
                     c.disk_fault(&node, disk, false);

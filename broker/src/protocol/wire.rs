@@ -242,23 +242,6 @@ impl Response {
     }
 }
 
-/// A failure inside a server: its refusal, or a system error.
-impl From<crate::error::Error> for Response {
-    fn from(e: crate::error::Error) -> Response {
-        match e {
-            crate::error::Error::Refused(refusal) => refusal.into(),
-            other => Response::error(ResponseCode::SystemError, other.to_string()),
-        }
-    }
-}
-
-/// The house protocol's code for each store error.
-impl From<crate::store::StoreError> for Response {
-    fn from(e: crate::store::StoreError) -> Response {
-        Refusal::from(e).into()
-    }
-}
-
 impl From<Refusal> for Response {
     fn from(refusal: Refusal) -> Response {
         Response::error(ResponseCode::from(refusal.kind), refusal.reason)

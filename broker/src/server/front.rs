@@ -6,16 +6,11 @@
 use super::{Broker, Peer, Work};
 use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, Refusal, Refused, SendResult, SendStatus};
 use crate::net::{Connection, Service};
-use crate::protocol::{Reply, Request, Response, ResponseBody, ResponseCode};
+use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A handler's outcome as a response.
-fn answer<R: Reply>(outcome: Outcome<R>) -> Response {
-    Response::answer(outcome)
-}
 
 /// A send's outcome: stored but not durable as configured is answered
 /// with the result and the code saying how far it got.
@@ -27,9 +22,9 @@ fn sent(outcome: Outcome<SendResult>) -> Response {
             SendStatus::FlushSlaveTimeout => ResponseCode::FlushSlaveTimeout,
             SendStatus::SlaveNotAvailable => ResponseCode::SlaveNotAvailable,
         },
-        Err(_) => return answer(outcome),
+        Err(_) => return Response::answer(outcome),
     };
-    Response { code, ..answer(outcome) }
+    Response { code, ..Response::answer(outcome) }
 }
 
 /// A request this broker does not serve: whom it is for.
@@ -42,30 +37,30 @@ impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
         match request {
             Request::SendMessage(c) => sent(self.send(c, peer).await),
-            Request::PullMessage(c) => answer(self.pull(c).await),
-            Request::ConsumerSendMsgBack(c) => answer(self.send_back(c).await),
-            Request::EndTransaction(c) => answer(self.end_transaction(c).await),
-            Request::HeartbeatProducer(c) => answer(self.heartbeat_producer(c, peer)),
-            Request::Heartbeat(c) => answer(self.heartbeat(c, peer).await),
-            Request::UnregisterClient(c) => answer(self.unregister_client(c)),
-            Request::GetConsumerList(c) => answer(self.consumer_list(c)),
-            Request::LockBatchMq(c) => answer(self.lock_queues(c)),
-            Request::UnlockBatchMq(c) => answer(self.unlock_queues(c)),
-            Request::UpdateConsumerOffset(c) => answer(self.update_offset(c)),
-            Request::QueryConsumerOffset(c) => answer(self.query_offset(c)),
-            Request::GetQueueOffsets(c) => answer(self.queue_offsets(c)),
-            Request::SearchOffsetByTime(c) => answer(self.search_offset(c)),
-            Request::CreateTopic(c) => answer(self.create_topic(c).await),
-            Request::GetTopicList(_) => answer(self.topic_list()),
-            Request::GetTopicStats(c) => answer(self.topic_stats(c)),
-            Request::GetConsumeStats(c) => answer(self.consume_stats(c)),
-            Request::GetBrokerRuntimeInfo(_) => answer(self.runtime_info()),
-            Request::QueryMessageByKey(c) => answer(self.query_by_key(c)),
-            Request::QueryMessageByUniqueId(c) => answer(self.query_by_unique_id(c)),
-            Request::ViewMessage(c) => answer(self.view_message(c)),
-            Request::ReplicaPull(c) => answer(self.replica_pull(c).await),
-            Request::GetReplicaConfig(c) => answer(self.replica_config(c)),
-            Request::GetEpochs(c) => answer(self.get_epochs(c)),
+            Request::PullMessage(c) => Response::answer(self.pull(c).await),
+            Request::ConsumerSendMsgBack(c) => Response::answer(self.send_back(c).await),
+            Request::EndTransaction(c) => Response::answer(self.end_transaction(c).await),
+            Request::HeartbeatProducer(c) => Response::answer(self.heartbeat_producer(c, peer)),
+            Request::Heartbeat(c) => Response::answer(self.heartbeat(c, peer).await),
+            Request::UnregisterClient(c) => Response::answer(self.unregister_client(c)),
+            Request::GetConsumerList(c) => Response::answer(self.consumer_list(c)),
+            Request::LockBatchMq(c) => Response::answer(self.lock_queues(c)),
+            Request::UnlockBatchMq(c) => Response::answer(self.unlock_queues(c)),
+            Request::UpdateConsumerOffset(c) => Response::answer(self.update_offset(c)),
+            Request::QueryConsumerOffset(c) => Response::answer(self.query_offset(c)),
+            Request::GetQueueOffsets(c) => Response::answer(self.queue_offsets(c)),
+            Request::SearchOffsetByTime(c) => Response::answer(self.search_offset(c)),
+            Request::CreateTopic(c) => Response::answer(self.create_topic(c).await),
+            Request::GetTopicList(_) => Response::answer(self.topic_list()),
+            Request::GetTopicStats(c) => Response::answer(self.topic_stats(c)),
+            Request::GetConsumeStats(c) => Response::answer(self.consume_stats(c)),
+            Request::GetBrokerRuntimeInfo(_) => Response::answer(self.runtime_info()),
+            Request::QueryMessageByKey(c) => Response::answer(self.query_by_key(c)),
+            Request::QueryMessageByUniqueId(c) => Response::answer(self.query_by_unique_id(c)),
+            Request::ViewMessage(c) => Response::answer(self.view_message(c)),
+            Request::ReplicaPull(c) => Response::answer(self.replica_pull(c).await),
+            Request::GetReplicaConfig(c) => Response::answer(self.replica_config(c)),
+            Request::GetEpochs(c) => Response::answer(self.get_epochs(c)),
             ref other @ (Request::RegisterBroker(_) | Request::UnregisterBroker(_) | Request::GetRoute(_) | Request::GetClusterInfo(_)) => {
                 not_served(other, "a name server request")
             }
