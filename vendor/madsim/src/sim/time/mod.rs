@@ -4,7 +4,6 @@
 
 use crate::rand::{GlobalRng, Rng};
 use futures_util::{select_biased, FutureExt};
-use naive_timer::Timer;
 use spin::Mutex;
 #[doc(no_inline)]
 pub use std::time::{Duration, Instant};
@@ -21,6 +20,9 @@ pub mod error;
 mod interval;
 mod sleep;
 mod system_time;
+mod timer;
+
+use self::timer::{SleepSlot, Timer};
 
 pub use self::interval::{interval, interval_at, Interval, MissedTickBehavior};
 pub use self::sleep::{sleep, sleep_until, Sleep};
@@ -134,6 +136,7 @@ impl TimeHandle {
         Sleep {
             handle: self.clone(),
             deadline: deadline.max(min_deadline),
+            slot: None,
         }
     }
 
@@ -171,7 +174,13 @@ impl TimeHandle {
         callback: impl FnOnce() + Send + Sync + 'static,
     ) {
         let mut timer = self.timer.lock();
-        timer.add(deadline - self.clock.base_instant(), |_| callback());
+        timer.add(deadline - self.clock.base_instant(), callback);
+    }
+
+    /// Queues a wake of `waker` at `deadline` for a `Sleep` (mqsim patch).
+    pub(crate) fn add_sleep_at(&self, deadline: Instant, waker: &std::task::Waker) -> Arc<SleepSlot> {
+        let mut timer = self.timer.lock();
+        timer.add_sleep(deadline - self.clock.base_instant(), waker)
     }
 
     pub(crate) fn add_timer(&self, dur: Duration, callback: impl FnOnce() + Send + Sync + 'static) {

@@ -20,6 +20,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     pub(super) handle: TimeHandle,
     pub(super) deadline: Instant,
+    // mqsim patch: the queued wake-up, registered once and cancelled on drop.
+    pub(super) slot: Option<Arc<SleepSlot>>,
 }
 
 impl Sleep {
@@ -37,6 +39,11 @@ impl Sleep {
 
     /// Resets the `Sleep` instance to a new deadline.
     pub fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        if deadline != self.deadline {
+            if let Some(slot) = self.slot.take() {
+                slot.cancel();
+            }
+        }
         self.deadline = deadline;
     }
 }
@@ -44,13 +51,29 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         if self.is_elapsed() {
+            if let Some(slot) = self.slot.take() {
+                slot.cancel();
+            }
             return Poll::Ready(());
         }
-        let waker = cx.waker().clone();
-        self.handle.add_timer_at(self.deadline, || waker.wake());
+        match &self.slot {
+            Some(slot) if slot.is_live() => slot.register(cx.waker()),
+            _ => {
+                let slot = self.handle.add_sleep_at(self.deadline, cx.waker());
+                self.slot = Some(slot);
+            }
+        }
         Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.cancel();
+        }
     }
 }
 
