@@ -350,14 +350,37 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// line followed by `\n` (the bytes of [`to_jsonl`]). Same events, same digest,
 /// on every platform and Rust release.
 pub fn digest(events: &[Event]) -> u64 {
-    let mut hash = FNV_OFFSET_BASIS;
+    let mut fnv = Fnv(FNV_OFFSET_BASIS);
     for event in events {
-        for byte in to_json_line(event).bytes().chain(std::iter::once(b'\n')) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(FNV_PRIME);
+        // Streamed into the hash: no line is built. Writing to `Fnv` cannot
+        // fail and an Event always serializes.
+        serde_json::to_writer(&mut fnv, event).expect("an Event always serializes");
+        fnv.add(b"\n");
+    }
+    fnv.0
+}
+
+/// FNV-1a 64 as an `io::Write` sink.
+struct Fnv(u64);
+
+impl Fnv {
+    fn add(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
         }
     }
-    hash
+}
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.add(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// [`digest`] as 16 lowercase hex digits.
@@ -724,6 +747,14 @@ mod tests {
         let mut changed = sample();
         changed[0].key = Some("k-2".into());
         assert_ne!(digest(&changed), digest(&events));
+    }
+
+    #[test]
+    fn the_streamed_digest_hashes_the_bytes_of_the_jsonl_form() {
+        let events = sample();
+        let mut lines = Fnv(FNV_OFFSET_BASIS);
+        lines.add(to_jsonl(&events).as_bytes());
+        assert_eq!(digest(&events), lines.0);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct RunOptions {
     pub trace: bool,
     /// Planted bugs to switch on.
     pub bugs: Vec<Bug>,
+    /// The process ends right after this seed (a sweep's seed process):
+    /// leave the simulated world allocated instead of dropping every task,
+    /// node and disk of it one by one.
+    pub leak_world: bool,
 }
 
 pub use scenarios::WORKLOAD_START_MS;
@@ -391,12 +395,17 @@ fn simulate(resolved: Resolved, options: RunOptions) -> Simulated {
     broker::marks::set_note_sink(Some(Box::new(move |who, what| {
         notes.record(checker::history::Event::new(0, who, checker::history::Kind::Info, checker::history::Op::Role).detail(what));
     })));
-    let result = std::panic::catch_unwind(AssertUnwindSafe(move || runtime.block_on(crate::scenario_main(resolved, rec))));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(crate::scenario_main(resolved, rec))));
+    if options.leak_world {
+        std::mem::forget(runtime);
+    } else {
+        drop(runtime);
+    }
     broker::marks::set_sink(None);
     broker::marks::set_note_sink(None);
     match result {
-        Ok(()) => Ok(recorder.events()),
-        Err(payload) => Err((recorder.events(), panic_message(payload.as_ref()))),
+        Ok(()) => Ok(recorder.take_events()),
+        Err(payload) => Err((recorder.take_events(), panic_message(payload.as_ref()))),
     }
 }
 

@@ -112,6 +112,7 @@ pub fn prove(seeds: &str, j: Option<usize>) -> Result<Failures> {
         let options = RunOptions {
             trace: false,
             bugs: vec![bug],
+            ..RunOptions::default()
         };
         let mut caught = None;
         let target = target_check(bug);

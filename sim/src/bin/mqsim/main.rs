@@ -93,7 +93,7 @@ fn execute(cli: Cli) -> Result<Failures> {
                 &scenario,
                 &label,
                 seed,
-                RunOptions { trace, bugs },
+                RunOptions { trace, bugs, ..RunOptions::default() },
                 report.as_deref(),
                 check_determinism,
             )
@@ -120,7 +120,7 @@ fn execute(cli: Cli) -> Result<Failures> {
             );
             let bug_names = bugs.clone();
             let bugs = parse_bugs(&bugs)?;
-            let options = RunOptions { trace: false, bugs };
+            let options = RunOptions { trace: false, bugs, ..RunOptions::default() };
             let mut failures = Failures::none();
             let mut entries = Vec::new();
             for s in &list {
@@ -366,11 +366,14 @@ fn execute(cli: Cli) -> Result<Failures> {
             let scenario =
                 Scenario::from_toml_str(&text, "<stdin>").map_err(|e| bad(e.to_string()))?;
             let bugs = parse_bugs(&bugs)?;
-            let outcome = run_seed(&scenario.resolve(seed), &RunOptions { trace, bugs });
+            // This process ends with the seed: nothing it built need be freed.
+            let options = RunOptions { trace, bugs, leak_world: true };
+            let mut outcome = run_seed(&scenario.resolve(seed), &options);
             if let Some(path) = history {
                 std::fs::write(&path, checker::history::to_jsonl(&outcome.history))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            std::mem::forget(std::mem::take(&mut outcome.history));
             let result = ChildResult {
                 digest: outcome.digest,
                 reached: outcome.reached,

@@ -561,6 +561,7 @@ pub(crate) fn shrink(
     let options = RunOptions {
         trace: false,
         bugs: bugs.clone(),
+        ..RunOptions::default()
     };
     let resolved = scenario.resolve(seed);
     let first = run_isolated(scenario, seed, &options, false)?;
