@@ -46,6 +46,13 @@ struct Inner {
     consumed: BTreeSet<(String, String)>,
 }
 
+/// Events the recorder has room for before its vector grows. The room is
+/// only address space until events fill it (the kernel maps pages as they
+/// are first written), and it spares the copies and fresh pages of each
+/// doubling: a seed of failover-master-power-loss records 80,000 events of
+/// 552 bytes.
+const RESERVED_EVENTS: usize = 1 << 20;
+
 /// Shared by every simulated process of one run.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -83,7 +90,7 @@ impl Recorder {
     pub fn new_unstarted(trace: bool) -> Recorder {
         Recorder {
             inner: Arc::new(Mutex::new(Inner {
-                events: Vec::new(),
+                events: Vec::with_capacity(RESERVED_EVENTS),
                 start: None,
                 trace,
                 reached: BTreeSet::new(),

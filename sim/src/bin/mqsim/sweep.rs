@@ -159,6 +159,11 @@ pub(crate) fn run_isolated(
         ))
     });
     let mut cmd = Process::new(exe);
+    // A seed's process only grows and then exits: mimalloc need not hand
+    // freed pages back to the kernel, which then zeroes them again on the
+    // next fault (seed 3 of failover-master-power-loss: 3,900 page faults
+    // down to 500).
+    cmd.env("MIMALLOC_PURGE_DELAY", "-1");
     cmd.arg("__seed").arg("--seed").arg(seed.to_string());
     for bug in &options.bugs {
         cmd.arg("--bug").arg(bug.name());
