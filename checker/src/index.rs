@@ -3,6 +3,7 @@
 
 use crate::config::{CheckConfig, GroupSpec};
 use crate::history::{ConsumeOutcome, Event, Kind, Op, TxState};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a send ended, as the client saw it.
@@ -114,11 +115,37 @@ impl Tx<'_> {
     }
 }
 
+/// The sent messages: in msg_id order, and found by msg_id through a hash.
+#[derive(Debug, Default)]
+pub(crate) struct Messages<'a> {
+    sorted: Vec<Message<'a>>,
+    by_id: FxHashMap<&'a str, usize>,
+}
+
+impl<'a> Messages<'a> {
+    fn new(messages: FxHashMap<&'a str, Message<'a>>) -> Messages<'a> {
+        let mut sorted: Vec<Message<'a>> = messages.into_values().collect();
+        sorted.sort_unstable_by(|a, b| a.msg_id.cmp(b.msg_id));
+        let by_id = sorted.iter().enumerate().map(|(i, m)| (m.msg_id, i)).collect();
+        Messages { sorted, by_id }
+    }
+
+    /// The message sent as `msg_id`.
+    pub fn get(&self, msg_id: &str) -> Option<&Message<'a>> {
+        self.by_id.get(msg_id).map(|&i| &self.sorted[i])
+    }
+
+    /// Every message, in msg_id order.
+    pub fn values(&self) -> std::slice::Iter<'_, Message<'a>> {
+        self.sorted.iter()
+    }
+}
+
 /// The shared index.
 #[derive(Debug)]
 pub(crate) struct Index<'a> {
     /// Every message some send invoked, by msg_id.
-    pub messages: BTreeMap<&'a str, Message<'a>>,
+    pub messages: Messages<'a>,
     /// Groups to check, see [`CheckConfig::effective_groups`].
     pub groups: Vec<GroupSpec>,
     /// Processes that subscribed, per group (the consumers of a broadcast group).
@@ -145,7 +172,7 @@ impl<'a> Index<'a> {
             .filter_map(|e| e.of.map(|of| (of, e)))
             .collect();
 
-        let mut messages: BTreeMap<&str, Message> = BTreeMap::new();
+        let mut messages: FxHashMap<&str, Message> = FxHashMap::default();
         for invoke in history
             .iter()
             .filter(|e| e.op == Op::Send && e.kind == Kind::Invoke)
@@ -191,6 +218,7 @@ impl<'a> Index<'a> {
             }
         }
 
+        let messages = Messages::new(messages);
         let tx = transactions(history, &messages);
         Index {
             tx,
@@ -296,10 +324,11 @@ pub(crate) fn dead_letters(history: &[Event]) -> BTreeMap<(&str, &str), &Event> 
 
 /// Transactional messages (send invokes carrying `tx`), with their ends,
 /// check-back answers and what the drain found moved aside.
-fn transactions<'a>(history: &'a [Event], messages: &BTreeMap<&'a str, Message<'a>>) -> BTreeMap<&'a str, Tx<'a>> {
+fn transactions<'a>(history: &'a [Event], messages: &Messages<'a>) -> BTreeMap<&'a str, Tx<'a>> {
     let mut tx: BTreeMap<&str, Tx> = messages
-        .iter()
-        .filter_map(|(&id, m)| {
+        .values()
+        .filter_map(|m| {
+            let id = m.msg_id;
             let truth = m.invoke.tx?;
             Some((id, Tx { truth, group: m.invoke.group.as_deref(), end: None, checks: Vec::new(), aside: None, orphaned: false }))
         })

@@ -14,6 +14,7 @@ use crate::faults::fault_spans;
 use crate::history::{ConsumeOutcome, Event, Kind, Op};
 use crate::index::{dead_letters, Index};
 use crate::verdict::{CheckResult, Validity};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A word of a deliver event's `detail`: the consumer retried it by itself.
@@ -161,7 +162,8 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
         return not_expected(Invariant::DeadLetter);
     }
     let mut result = CheckResult::new(Invariant::DeadLetter.name());
-    let mut chains: BTreeMap<(&str, &str), Chain> = BTreeMap::new();
+    // Hashed while building; judged below in key order.
+    let mut chains: FxHashMap<(&str, &str), Chain> = FxHashMap::default();
     let mut local_retries = 0;
     for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
         let (Some(group), Some(msg_id)) = (e.group.as_deref(), e.msg_id.as_deref()) else { continue };
@@ -221,13 +223,15 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     };
     let mut bad_retry = 0;
     let (mut chains_in_line, mut past_max) = (0, 0);
-    let mut sends: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut sends: FxHashMap<&str, u64> = FxHashMap::default();
     for e in history.iter().filter(|e| e.op == Op::Send && e.kind == Kind::Invoke) {
         if let Some(id) = e.msg_id.as_deref() {
             *sends.entry(id).or_default() += 1;
         }
     }
-    for (&(group, msg_id), chain) in &chains {
+    let mut ordered: Vec<(&(&str, &str), &Chain)> = chains.iter().collect();
+    ordered.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (&(group, msg_id), chain) in ordered {
         let max = max_of.get(group).copied().unwrap_or(16);
         failed_chains += u64::from(!chain.failed.is_empty());
         let in_line = chain.failed_in_line(&disturbed);
@@ -436,7 +440,7 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
 /// returns the anomalies.
 fn late_dead_letters(
     history: &[Event],
-    chains: &BTreeMap<(&str, &str), Chain>,
+    chains: &FxHashMap<(&str, &str), Chain>,
     cfg: &CheckConfig,
     bound_ms: u64,
     clocks: &Clocks,

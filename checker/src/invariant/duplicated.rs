@@ -12,6 +12,7 @@ use crate::history::{ConsumeOutcome, Event, Kind, Op};
 use crate::index::{is_success, Index};
 use crate::invariant::dead_letter::LOCAL_RETRY;
 use crate::verdict::{CheckResult, Validity};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// Counts messages consumed successfully more than once by one group (by one
@@ -163,7 +164,7 @@ fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms
             restarts.entry(e.process.split('/').next().unwrap_or("").to_owned()).or_default().push(e.t_ms);
         }
     }
-    let mut sends: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut sends: FxHashMap<&str, u32> = FxHashMap::default();
     for e in history.iter().filter(|e| e.op == Op::Send && e.kind == Kind::Invoke) {
         *sends.entry(e.msg_id.as_deref().unwrap_or("")).or_default() += 1;
     }
@@ -227,7 +228,8 @@ fn raw_duplicates(history: &[Event], index: &Index<'_>, result: &mut CheckResult
         .collect();
 
     // (group, consumer or "" for clustering groups, msg_id) -> deliveries
-    let mut seen: BTreeMap<(&str, &str, &str), Vec<&Event>> = BTreeMap::new();
+    // Hashed: the anomalies are sorted below, so no order is needed here.
+    let mut seen: FxHashMap<(&str, &str, &str), Vec<&Event>> = FxHashMap::default();
     let mut deliveries = 0;
     for event in history.iter().filter(|e| is_success(e)) {
         let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) else {

@@ -8,7 +8,8 @@ use crate::config::CheckConfig;
 use crate::history::{Event, Kind, Op};
 use crate::index::{dead_letters, Index, SendStatus};
 use crate::verdict::{CheckResult, Validity};
-use std::collections::{BTreeMap, BTreeSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeSet;
 
 /// Checks effects per (group, business key), when `expect.exactly_once`.
 ///
@@ -41,7 +42,8 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
     }
     let dlq = dead_letters(history);
 
-    let mut effects: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
+    // Hashed while counting; the anomalies below go out in key order.
+    let mut effects: FxHashMap<(&str, &str), Vec<u64>> = FxHashMap::default();
     for event in history.iter().filter(|e| e.op == Op::Effect) {
         if matches!(event.kind, Kind::Invoke | Kind::Fail) {
             continue;
@@ -52,8 +54,8 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
     }
 
     // (group, key) -> whether every acknowledged message of it was dead-lettered
-    let mut required: BTreeMap<(&str, &str), bool> = BTreeMap::new();
-    let mut live_keys: BTreeSet<&str> = BTreeSet::new();
+    let mut required: FxHashMap<(&str, &str), bool> = FxHashMap::default();
+    let mut live_keys: FxHashSet<&str> = FxHashSet::default();
     for message in index.messages.values() {
         let Some(key) = message.key() else { continue };
         if message.status == SendStatus::Failed {
@@ -80,14 +82,14 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
     let mut result = CheckResult::new(Invariant::ExactlyOnce.name());
     let (mut double, mut missing, mut phantom) = (0, 0, 0);
     let (mut control_double, mut control_extra) = (0, 0);
-    for (&(group, key), &all_dead) in &required {
+    for (&(group, key), &all_dead) in sorted(&required) {
         if !effects.contains_key(&(group, key)) && !all_dead {
             missing += 1;
             let detail = format!("acknowledged key {key} never took effect in group {group}");
             result.push_anomaly("missing-effect", detail, Vec::new());
         }
     }
-    for (&(group, key), ids) in &effects {
+    for (&(group, key), ids) in sorted(&effects) {
         if !live_keys.contains(key) {
             phantom += 1;
             let detail =
@@ -116,4 +118,11 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
         result.worsen(Validity::Invalid);
     }
     result
+}
+
+/// A hashed map's entries in key order.
+fn sorted<K: Ord, V>(map: &FxHashMap<K, V>) -> Vec<(&K, &V)> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }

@@ -6,7 +6,7 @@ use crate::config::CheckConfig;
 use crate::history::{Event, Kind, Op};
 use crate::index::{dead_letters, Index};
 use crate::verdict::{CheckResult, Validity};
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 
 /// Process name of the harness's final drain, whose deliveries do not count.
 pub const DRAIN_PROCESS: &str = "drain";
@@ -63,18 +63,19 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
         (None, None) => history.iter().map(|e| e.t_ms).max().unwrap_or(0),
     };
 
-    // (group, msg_id, process) -> first delivery outside the drain
-    let mut first: BTreeMap<(&str, &str, &str), &Event> = BTreeMap::new();
+    // (group, msg_id) -> each process's first delivery outside the drain
+    // (hashed: only looked up).
+    let mut first: FxHashMap<(&str, &str), Vec<&Event>> = FxHashMap::default();
     for event in history
         .iter()
         .filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok && e.process != DRAIN_PROCESS)
     {
         if let (Some(group), Some(msg_id)) = (event.group.as_deref(), event.msg_id.as_deref()) {
-            let earliest = first
-                .entry((group, msg_id, event.process.as_str()))
-                .or_insert(event);
-            if event.t_ms < earliest.t_ms {
-                *earliest = event;
+            let firsts = first.entry((group, msg_id)).or_default();
+            match firsts.iter_mut().find(|e| e.process == event.process) {
+                Some(earliest) if event.t_ms < earliest.t_ms => *earliest = event,
+                Some(_) => {}
+                None => firsts.push(event),
             }
         }
     }
@@ -108,12 +109,14 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
             };
             for consumer in consumers {
                 required += 1;
+                // The earliest, the first process by name among equals.
                 let delivered = first
-                    .range((name, message.msg_id, "")..)
-                    .take_while(|(&(g, m, _), _)| g == name && m == message.msg_id)
-                    .filter(|(&(_, _, p), _)| consumer.is_none_or(|c| c == p))
-                    .map(|(_, e)| *e)
-                    .min_by_key(|e| e.t_ms);
+                    .get(&(name, message.msg_id))
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| consumer.is_none_or(|c| c == e.process))
+                    .min_by_key(|e| (e.t_ms, e.process.as_str()))
+                    .copied();
                 let who = consumer.map_or(format!("group {name}"), |c| {
                     format!("consumer {c} of group {name}")
                 });

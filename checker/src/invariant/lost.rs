@@ -6,7 +6,7 @@ use crate::config::CheckConfig;
 use crate::history::Event;
 use crate::index::{dead_letters, is_success, Index};
 use crate::verdict::{CheckResult, Validity};
-use std::collections::BTreeSet;
+use rustc_hash::FxHashSet;
 
 /// Checks that no acknowledged message is lost (beyond `expect.lost_max`).
 ///
@@ -28,7 +28,8 @@ pub fn check_lost(history: &[Event], cfg: &CheckConfig) -> CheckResult {
 /// [`check_lost`] over an index built once for every check.
 pub(crate) fn lost<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
     let dlq = dead_letters(history);
-    let consumed: BTreeSet<(&str, &str, &str)> = history
+    // Asked only whether they hold a pair: hashed.
+    let consumed: FxHashSet<(&str, &str, &str)> = history
         .iter()
         .filter(|e| is_success(e))
         .filter_map(|e| {
@@ -39,7 +40,7 @@ pub(crate) fn lost<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a
             ))
         })
         .collect();
-    let consumed_by_group: BTreeSet<(&str, &str)> =
+    let consumed_by_group: FxHashSet<(&str, &str)> =
         consumed.iter().map(|&(g, _, m)| (g, m)).collect();
 
     let mut result = CheckResult::new(Invariant::Lost.name());

@@ -4,9 +4,9 @@
 use super::Invariant;
 use crate::config::CheckConfig;
 use crate::history::Event;
-use crate::index::{dead_letters, successes, Index, SendStatus};
+use crate::index::{dead_letters, is_success, Index, SendStatus};
 use crate::verdict::CheckResult;
-use std::collections::BTreeSet;
+use rustc_hash::FxHashSet;
 
 /// Reports what became of sends of unknown outcome. Always valid.
 ///
@@ -19,10 +19,11 @@ pub fn check_recovered(history: &[Event], cfg: &CheckConfig) -> CheckResult {
 
 /// [`check_recovered`] over an index built once for every check.
 pub(crate) fn recovered<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &Index<'a>) -> CheckResult {
-    let seen: BTreeSet<&str> = successes(history)
-        .keys()
-        .chain(dead_letters(history).keys())
-        .map(|&(_, msg_id)| msg_id)
+    let seen: FxHashSet<&str> = history
+        .iter()
+        .filter(|e| is_success(e) && e.group.is_some())
+        .filter_map(|e| e.msg_id.as_deref())
+        .chain(dead_letters(history).keys().map(|&(_, msg_id)| msg_id))
         .collect();
 
     let mut result = CheckResult::new(Invariant::Recovered.name());
