@@ -44,9 +44,8 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::Instant,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::*;
 
 use crate::{
@@ -54,12 +53,13 @@ use crate::{
     plugin,
     rand::{GlobalRng, Rng},
     task::{NodeId, NodeInfo, Spawner},
-    time::{sleep, sleep_until, Duration, TimeHandle},
+    time::{Duration, TimeHandle},
 };
 
 mod addr;
 mod dns;
 mod endpoint;
+mod link;
 pub mod ipvs;
 mod network;
 #[cfg(feature = "rpc")]
@@ -396,69 +396,57 @@ impl NetSim {
         dst: SocketAddr,
         protocol: IpProtocol,
     ) -> (PayloadSender, PayloadReceiver) {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        // mqsim patch: a link that delivers each packet by a timer.
         let net = self.clone();
-        let test_link = Arc::new(move || {
+        let test_link: link::TestLink = Arc::new(move || {
             net.network
                 .lock()
                 .try_send(node, dst, protocol)
                 .map(|(_, _, _, latency)| net.time.now_instant() + latency)
         });
-        let sender = PayloadSender {
-            test_link: test_link.clone(),
-            tx,
-        };
-        let recver = async_stream::stream! {
-            while let Some((value, mut state)) = rx.recv().await {
-                // wait until the link is ready
-                let mut backoff = Duration::from_millis(1);
-                let arrive_time = loop {
-                    if let Some(arrive_time) = state {
-                        break arrive_time;
-                    }
-                    // backoff
-                    sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    // retry
-                    state = test_link();
-                };
-                sleep_until(arrive_time).await;
-                yield value;
-            }
-        }
-        .boxed();
+        let link = link::Link::new(test_link, self.time.clone());
+        let sender = PayloadSender { link: link.clone() };
+        let recver = link::LinkReceiver(link).boxed();
         (sender, recver)
     }
 }
 
 #[doc(hidden)]
 pub struct PayloadSender {
-    test_link: Arc<dyn Fn() -> State + Send + Sync>,
-    tx: mpsc::UnboundedSender<(Payload, State)>,
+    // mqsim patch: the sending end of a link (was a channel to a stream).
+    link: Arc<link::Link>,
 }
 
-/// The link state when sending a packet.
-type State = Option<Instant>;
+impl Clone for PayloadSender {
+    fn clone(&self) -> Self {
+        self.link.add_sender();
+        PayloadSender { link: self.link.clone() }
+    }
+}
+
+impl Drop for PayloadSender {
+    fn drop(&mut self) {
+        self.link.drop_sender();
+    }
+}
 
 impl PayloadSender {
     /// mqsim patch: a sender whose channel is closed (what a stream keeps
     /// once its wire task owns the real one).
     fn dead() -> PayloadSender {
-        let (tx, _) = mpsc::unbounded_channel();
-        PayloadSender { test_link: Arc::new(|| None), tx }
+        PayloadSender { link: link::Link::dead(TimeHandle::current()) }
     }
 
     fn send(&self, value: Payload) -> Option<()> {
-        let state = (self.test_link)();
-        self.tx.send((value, state)).ok()
+        self.link.send(value)
     }
 
     fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.link.is_closed()
     }
 
     async fn closed(&self) {
-        self.tx.closed().await;
+        std::future::poll_fn(|cx| self.link.poll_closed(cx)).await;
     }
 }
 

@@ -61,8 +61,10 @@ impl TimeRuntime {
             //       t0 + (t1 - t0) < t1 !!
             // we should add eps to make sure 'now >= deadline' and avoid deadlock
             time += Duration::from_nanos(50);
-            timer.expire(time);
+            drop(timer);
+            // The clock first: a callback that reads it sees its own time.
             self.handle.clock.set_elapsed(time);
+            self.handle.expire(time);
             true
         } else {
             false
@@ -117,7 +119,19 @@ impl TimeHandle {
     /// Advances time.
     pub fn advance(&self, duration: Duration) {
         let time = self.clock.advance(duration);
-        self.timer.lock().expire(time);
+        self.expire(time);
+    }
+
+    /// Fires every timer due at `time`, earliest first, each outside the
+    /// queue's lock (mqsim patch).
+    fn expire(&self, time: Duration) {
+        loop {
+            let due = self.timer.lock().pop_due(time);
+            match due {
+                Some(fired) => fired.fire(),
+                None => break,
+            }
+        }
     }
 
     /// Waits until `duration` has elapsed.

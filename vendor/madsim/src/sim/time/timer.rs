@@ -91,6 +91,23 @@ impl Ord for Entry {
     }
 }
 
+/// A due timer, taken out of the queue.
+pub(crate) struct Fired(Action);
+
+impl Fired {
+    /// Calls its callback or wakes its sleep's task.
+    pub(crate) fn fire(self) {
+        match self.0 {
+            Action::Call(callback) => callback(),
+            Action::Wake(slot) => {
+                if let Some(waker) = slot.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}
+
 /// Timers of one runtime, due at offsets from its base instant.
 #[derive(Default)]
 pub(crate) struct Timer {
@@ -124,23 +141,23 @@ impl Timer {
         self.compact();
     }
 
-    /// Fires every live entry due at or before `now`, earliest first.
-    pub(crate) fn expire(&mut self, now: Duration) {
+    /// Takes the earliest entry due at or before `now`, if any. The caller
+    /// fires it (with [`Fired::fire`]) after letting go of the queue, so a
+    /// callback may queue timers of its own.
+    pub(crate) fn pop_due(&mut self, now: Duration) -> Option<Fired> {
         while self.heap.peek().is_some_and(|e| e.deadline <= now) {
             let entry = self.heap.pop().expect("peeked");
             match entry.action {
-                Action::Call(callback) => callback(),
+                Action::Call(callback) => return Some(Fired(Action::Call(callback))),
                 Action::Wake(slot) => {
                     if slot.live.swap(false, Relaxed) {
-                        if let Some(waker) = slot.waker.take() {
-                            waker.wake();
-                        }
-                    } else {
-                        self.cancelled.fetch_sub(1, Relaxed);
+                        return Some(Fired(Action::Wake(slot)));
                     }
+                    self.cancelled.fetch_sub(1, Relaxed);
                 }
             }
         }
+        None
     }
 
     /// The deadline of the earliest live entry; cancelled ones before it
