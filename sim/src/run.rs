@@ -73,6 +73,10 @@ pub struct Timing {
     pub messages: u64,
     /// History events recorded.
     pub events: u64,
+    /// Messages the run moved: acknowledged sends plus deliveries to
+    /// consumers (the unit the real broker's CPU per send compares with).
+    #[serde(default)]
+    pub moved: u64,
 }
 
 thread_local! {
@@ -313,6 +317,10 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
     let digest = checker::history::digest_hex(&history);
     timing.digest_ms = ms_since(digesting);
     timing.events = history.len() as u64;
+    timing.moved = history
+        .iter()
+        .filter(|e| e.kind == checker::history::Kind::Ok && matches!(e.op, Op::Send | Op::Deliver))
+        .count() as u64;
     RunOutcome {
         digest,
         reached: checker::reached_marks(&history),

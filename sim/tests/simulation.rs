@@ -263,7 +263,7 @@ fn a_timed_sweep_splits_wall_time_by_phase() {
     assert!(ok, "the timed sweep passes");
     assert!(!plain.contains("timing "), "no timing line unless asked:\n{plain}");
     let line = timed.lines().find(|l| l.starts_with("timing broker-crash-sync-flush: ")).expect("a timing line");
-    for part in ["setup ", "| simulation ", "| drain ", "| check ", "| digest ", "| process ", "events/s", "packets/s", "µs of wall time per packet"] {
+    for part in ["setup ", "| simulation ", "| drain ", "| check ", "| digest ", "| process ", "events/s", "packets/s", "µs of wall time per packet", "µs per message moved"] {
         assert!(line.contains(part), "no {part:?} in {line}");
     }
     let figure = |after: &str| -> f64 {
@@ -272,6 +272,7 @@ fn a_timed_sweep_splits_wall_time_by_phase() {
     };
     assert!(figure("| simulation ") > 0.0, "the simulation took wall time: {line}");
     assert!(figure("while simulating: ") > 1.0, "faster than real time: {line}");
+    assert!(figure("wall time per packet, ") > 0.0, "a cost per message moved: {line}");
     let digests = |path: &std::path::Path| -> Vec<String> {
         let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("a summary")).expect("JSON");
         summary["entries"].as_array().expect("entries").iter().map(|e| e["digest"].as_str().expect("a digest").to_string()).collect()

@@ -540,12 +540,13 @@ fn timing_line(name: &str, results: &[SeedSummary]) -> String {
     let sum = |f: fn(&sim::run::Timing) -> f64| results.iter().map(|r| f(&r.timing)).sum::<f64>();
     let (setup, simulation, drain) = (sum(|t| t.setup_ms), sum(|t| t.simulation_ms), sum(|t| t.drain_ms));
     let (check, digest, process) = (sum(|t| t.check_ms), sum(|t| t.digest_ms), sum(|t| t.process_ms));
-    let (events, packets) = (sum(|t| t.events as f64), sum(|t| t.messages as f64));
+    let (events, packets, moved) = (sum(|t| t.events as f64), sum(|t| t.messages as f64), sum(|t| t.moved as f64));
     let simulated_s = (setup + simulation + drain) / 1000.0;
     let sim_s: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
     format!(
         "timing {name}: per seed, wall ms: setup {:.0} | simulation {:.0} | drain {:.0} | check {:.0} | digest {:.0} | process {:.0}; \
-         while simulating: {:.0} simulated s per wall s, {:.0} events/s, {:.0} packets/s, {:.1} µs of wall time per packet",
+         while simulating: {:.0} simulated s per wall s, {:.0} events/s, {:.0} packets/s, {:.1} µs of wall time per packet, \
+         {:.1} µs per message moved (acknowledged sends plus deliveries)",
         setup / n,
         simulation / n,
         drain / n,
@@ -556,6 +557,7 @@ fn timing_line(name: &str, results: &[SeedSummary]) -> String {
         events / simulated_s.max(1e-9),
         packets / simulated_s.max(1e-9),
         simulated_s * 1e6 / packets.max(1.0),
+        simulated_s * 1e6 / moved.max(1.0),
     )
 }
 
