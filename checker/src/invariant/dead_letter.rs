@@ -15,7 +15,7 @@ use crate::history::{ConsumeOutcome, Event, Kind, Op};
 use crate::index::{dead_letters, Index};
 use crate::verdict::{CheckResult, Validity};
 use rustc_hash::FxHashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A word of a deliver event's `detail`: the consumer retried it by itself.
 pub const LOCAL_RETRY: &str = "local-retry";
@@ -43,8 +43,9 @@ fn retry_level(reconsumed: u32) -> u32 {
 struct Copy<'a> {
     /// Deliveries the broker made of it (not the consumer's local retries).
     delivered: u32,
-    /// The processes it was delivered to.
-    processes: BTreeSet<&'a str>,
+    /// The processes it was delivered to, each once (nearly always one: a
+    /// vector, not a tree node per copy).
+    processes: Vec<&'a str>,
     /// Its first delivery.
     first: Option<&'a Event>,
     /// Its latest delivery, which says whether it was consumed or failed
@@ -64,8 +65,9 @@ struct Chain<'a> {
     successes: Vec<&'a Event>,
     /// Deliveries of broker-made retries (reconsume >= 1, not local).
     retries: Vec<&'a Event>,
-    /// Its stored copies by (queue, offset).
-    copies: BTreeMap<(&'a str, u64), Copy<'a>>,
+    /// Its stored copies, sorted by (queue, offset) (a few at most: a
+    /// sorted vector, not a tree node per chain).
+    copies: Vec<((&'a str, u64), Copy<'a>)>,
     /// Some delivery did not name its queue and offset, so its copies
     /// cannot be told apart.
     unnamed: bool,
@@ -95,17 +97,17 @@ impl<'a> Chain<'a> {
         // A broker that restarts may hand out copies again (its schedule
         // progress not yet persisted): a clone is no new failure.
         let (first_ms, last_ms) = self.span_ms?;
-        if self.copies.keys().any(|(queue, _)| disturbed(queue.split('/').next().unwrap_or(""), first_ms, last_ms)) {
+        if self.copies.iter().any(|((queue, _), _)| disturbed(queue.split('/').next().unwrap_or(""), first_ms, last_ms)) {
             return None;
         }
-        let originals = self.copies.keys().filter(|(queue, _)| !queue.contains(RETRY_TOPIC_PREFIX)).count();
-        if originals != 1 || self.copies.values().any(|c| c.delivered != 1 || c.processes.len() != 1) {
+        let originals = self.copies.iter().filter(|((queue, _), _)| !queue.contains(RETRY_TOPIC_PREFIX)).count();
+        if originals != 1 || self.copies.iter().any(|(_, c)| c.delivered != 1 || c.processes.len() != 1) {
             return None;
         }
         let mut failed: Vec<&Event> = self
             .copies
-            .values()
-            .filter_map(|c| c.last)
+            .iter()
+            .filter_map(|(_, c)| c.last)
             .filter(|last| last.result == Some(ConsumeOutcome::RetryLater))
             .collect();
         failed.sort_by_key(|e| (e.t_ms, e.id));
@@ -175,9 +177,19 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
         chain.span_ms = Some(chain.span_ms.map_or((e.t_ms, e.t_ms), |(first, _)| (first, e.t_ms)));
         match (e.queue.as_deref(), e.offset) {
             (Some(queue), Some(offset)) => {
-                let copy = chain.copies.entry((queue, offset)).or_default();
+                let key = (queue, offset);
+                let at = match chain.copies.binary_search_by(|(k, _)| k.cmp(&key)) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        chain.copies.insert(at, (key, Copy::default()));
+                        at
+                    }
+                };
+                let copy = &mut chain.copies[at].1;
                 copy.delivered += u32::from(!local);
-                copy.processes.insert(&e.process);
+                if !copy.processes.contains(&e.process.as_str()) {
+                    copy.processes.push(&e.process);
+                }
                 copy.first.get_or_insert(e);
                 copy.last = Some(e);
             }
@@ -360,8 +372,8 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
                 let exhausted = failed[max as usize];
                 chain
                     .copies
-                    .values()
-                    .filter_map(|c| c.first)
+                    .iter()
+                    .filter_map(|(_, c)| c.first)
                     .find(|first| (first.t_ms, first.id) > (exhausted.t_ms, exhausted.id))
                     .map(|again| (exhausted, again))
             });
