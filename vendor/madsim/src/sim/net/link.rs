@@ -5,10 +5,12 @@
 //! of the reading task and a sleep per packet. Here the sender queues a
 //! timer that puts the packet in the receiver's buffer when it arrives,
 //! and the reader is woken once, by that. The rules are upstream's: a
-//! packet's latency is drawn when it is sent; none overtakes the one before
-//! it; one sent while the link is down (a partition, a loss) waits, with
-//! the one after it, until a retry finds the link up again (after 1 ms,
-//! then twice as long each time up to 10 s), and then goes.
+//! packet's latency is drawn when it is sent; it arrives no sooner than a
+//! clock step (the shortest sleep) after it was sent and after the packet
+//! before it, so none overtakes another; one sent while the link is down
+//! (a partition, a loss) waits, with those after it, until a retry finds
+//! the link up again (after 1 ms, then twice as long each time up to
+//! 10 s), and then goes.
 
 use super::Payload;
 use crate::time::TimeHandle;
@@ -95,9 +97,14 @@ impl Link {
         Some(())
     }
 
-    /// Queues `value` to arrive at `at`, or after the packet before it.
+    /// Queues `value` to arrive at `at`, but no sooner than a clock step
+    /// from now and a step after the packet before it: upstream's reader
+    /// slept at least a step (the shortest sleep) for each packet, and the
+    /// cost model's `clock_step_us` is calibrated on that.
     fn schedule(self: &Arc<Self>, state: &mut State, value: Payload, at: Instant) {
-        let at = state.last_arrival.map_or(at, |last| last.max(at));
+        let step = self.time.min_sleep();
+        let at = at.max(self.time.now_instant() + step);
+        let at = state.last_arrival.map_or(at, |last| at.max(last + step));
         state.last_arrival = Some(at);
         state.in_flight += 1;
         let link = self.clone();
