@@ -83,3 +83,35 @@ fn failover_owes_nothing_for_a_master_back_before_the_bound() {
     assert_eq!(result.validity, Validity::Valid, "{result:?}");
     assert_eq!((result.count("master-stops"), result.count("stops-judged")), (1, 0));
 }
+
+/// The controller elected group-0/0 again (epoch 2, its set reset to
+/// itself) and broker-0 stopped before announcing it; only group-0/1's
+/// role shows the new epoch. The set [0, 1] was epoch 1's: group-0/1 is
+/// not known to hold every acknowledged write, so the controller rightly
+/// waits for group-0/0 (seed 34 of failover-master-power-loss).
+#[test]
+fn failover_excuses_a_stop_in_a_term_whose_set_was_never_confirmed() {
+    let mut h = HistoryBuilder::new();
+    role(&mut h, 3_000, "group-0/1", "slave of 10.1.0.1:10911 epoch=1");
+    role(&mut h, 3_100, "group-0/0", "master epoch=1 start=0");
+    role(&mut h, 4_000, "group-0/0", "sync-state-set [0, 1] set-epoch=2");
+    role(&mut h, 14_700, "group-0/1", "slave of 10.1.0.1:10911 epoch=2");
+    h.nemesis(15_000, Op::Fault, "kill", Some("broker-0"));
+    h.nemesis(30_000, Op::Heal, "kill", Some("broker-0"));
+    role(&mut h, 30_100, "group-0/0", "master epoch=2 start=8000");
+    h.harness(80_000, Op::End);
+    let result = check_failover(h.events(), &failover_config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_eq!((result.count("master-stops"), result.count("stops-judged"), result.count("stops-excused")), (1, 0, 1));
+    // Once the new term's set is confirmed, the stop is judged again.
+    let mut h = HistoryBuilder::new();
+    role(&mut h, 3_100, "group-0/0", "master epoch=1 start=0");
+    role(&mut h, 14_700, "group-0/1", "slave of 10.1.0.1:10911 epoch=2");
+    role(&mut h, 14_800, "group-0/0", "sync-state-set [0, 1] set-epoch=3");
+    h.nemesis(15_000, Op::Fault, "kill", Some("broker-0"));
+    h.nemesis(30_000, Op::Heal, "kill", Some("broker-0"));
+    h.harness(80_000, Op::End);
+    let result = check_failover(h.events(), &failover_config());
+    assert_eq!(result.validity, Validity::Invalid, "{result:?}");
+    assert_eq!(result.count("no-failover"), 1);
+}

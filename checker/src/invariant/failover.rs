@@ -36,6 +36,12 @@ fn only_about(span: &FaultSpan<'_>, process: &str) -> bool {
     span.name() == "partition" && span.fault.from.as_ref().is_some_and(|from| from.len() == 1 && from[0] == process)
 }
 
+/// The controller epoch a role detail names (`master epoch=2 ...`, `slave
+/// of ... epoch=2`; not a set's `set-epoch`).
+fn epoch_of(detail: &str) -> Option<u64> {
+    detail.split_whitespace().find_map(|w| w.strip_prefix("epoch=")?.parse().ok())
+}
+
 /// The ids of a `sync-state-set [0, 1] set-epoch=N` role detail.
 fn sync_state_set(detail: &str) -> Option<BTreeSet<u64>> {
     let list = detail.strip_prefix("sync-state-set [")?.split(']').next()?;
@@ -78,9 +84,14 @@ pub(crate) fn failover<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
     // confirmed sync-state set, in history order.
     let mut masters: BTreeMap<String, Vec<(u64, &str, &Event)>> = BTreeMap::new();
     let mut sets: BTreeMap<String, Vec<(u64, &str, BTreeSet<u64>)>> = BTreeMap::new();
+    // Per group: (time, epoch) of every role event that names one.
+    let mut epochs: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for e in history.iter().filter(|e| e.op == Op::Role) {
         let detail = e.detail.as_deref().unwrap_or("");
         let group = group_of(&e.process);
+        if let Some(epoch) = epoch_of(detail) {
+            epochs.entry(group.clone()).or_default().push((e.t_ms, epoch));
+        }
         if detail.starts_with("master ") {
             masters.entry(group).or_default().push((e.t_ms, e.process.as_str(), e));
         } else if let Some(set) = sync_state_set(detail) {
@@ -99,10 +110,20 @@ pub(crate) fn failover<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
             let group = group_of(replica);
             let taken = masters.get(&group).map(Vec::as_slice).unwrap_or_default();
             // Only a stop of the replica that was master then.
-            let Some(&(took_over_ms, _, _)) = taken.iter().rev().find(|(t, _, _)| *t <= stop.from_ms).filter(|(_, r, _)| *r == replica.as_str())
+            let Some(&(took_over_ms, _, took_over)) =
+                taken.iter().rev().find(|(t, _, _)| *t <= stop.from_ms).filter(|(_, r, _)| *r == replica.as_str())
             else {
                 continue;
             };
+            // A later term the master never announced (it was elected
+            // again and stopped before saying so; a slave followed the new
+            // epoch): the controller starts a term's set with its master
+            // alone, so only a set confirmed since then counts.
+            let master_epoch = took_over.detail.as_deref().and_then(epoch_of).unwrap_or(0);
+            let term_from_ms = epochs
+                .get(&group)
+                .and_then(|e| e.iter().filter(|(t, epoch)| *t > took_over_ms && *t <= stop.from_ms && *epoch > master_epoch).map(|(t, _)| *t).max())
+                .unwrap_or(took_over_ms);
             stops += 1;
             let next = taken.iter().find(|(t, r, _)| *t > stop.from_ms && *r != replica.as_str());
             let took_ms = next.filter(|(t, _, _)| *t <= stop.to_ms).map(|(t, _, _)| t - stop.from_ms);
@@ -121,7 +142,7 @@ pub(crate) fn failover<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
             // earlier term says nothing of this one's).
             let set = sets
                 .get(&group)
-                .and_then(|s| s.iter().rev().find(|(t, by, _)| *t <= stop.from_ms && *t >= took_over_ms && *by == replica.as_str()))
+                .and_then(|s| s.iter().rev().find(|(t, by, _)| *t <= stop.from_ms && *t >= term_from_ms && *by == replica.as_str()))
                 .map(|(_, _, set)| set.clone())
                 .unwrap_or_default();
             let standby_up = set
@@ -193,5 +214,8 @@ mod tests {
         assert_eq!(sync_state_set("sync-state-set [] set-epoch=5"), Some(BTreeSet::new()));
         assert_eq!(sync_state_set("master epoch=2 start=0"), None);
         assert_eq!(sync_state_set("sync-state-set [x] set-epoch=5"), None);
+        assert_eq!(epoch_of("master epoch=2 start=0"), Some(2));
+        assert_eq!(epoch_of("slave of 10.1.0.3:10911 epoch=3"), Some(3));
+        assert_eq!(epoch_of("sync-state-set [0, 1] set-epoch=4"), None);
     }
 }
