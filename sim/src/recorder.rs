@@ -188,11 +188,6 @@ impl Recorder {
         self.record(event)
     }
 
-    /// Everything recorded so far.
-    pub fn events(&self) -> Vec<Event> {
-        self.inner.lock().expect("recorder").events.clone()
-    }
-
     /// Everything recorded, taken out: for the end of a run, when nothing
     /// records any more (a history is tens of megabytes of strings).
     pub fn take_events(&self) -> Vec<Event> {

@@ -7,7 +7,7 @@
 //! consumer made itself (the broker could not take the message back, or an
 //! orderly queue retries in place), which waits no delay level.
 
-use super::{not_expected, Invariant};
+use super::{not_expected, sorted, Invariant};
 use crate::clock::Clocks;
 use crate::config::CheckConfig;
 use crate::faults::fault_spans;
@@ -241,9 +241,7 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
             *sends.entry(id).or_default() += 1;
         }
     }
-    let mut ordered: Vec<(&(&str, &str), &Chain)> = chains.iter().collect();
-    ordered.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (&(group, msg_id), chain) in ordered {
+    for (&(group, msg_id), chain) in sorted(&chains) {
         let max = max_of.get(group).copied().unwrap_or(16);
         failed_chains += u64::from(!chain.failed.is_empty());
         let in_line = chain.failed_in_line(&disturbed);

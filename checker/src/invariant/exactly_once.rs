@@ -3,7 +3,7 @@
 //! groups are measured instead: their double effects show what the
 //! idempotent groups' deduplication prevented.
 
-use super::{not_expected, Invariant};
+use super::{not_expected, sorted, Invariant};
 use crate::config::CheckConfig;
 use crate::history::{Event, Kind, Op};
 use crate::index::{dead_letters, Index, SendStatus};
@@ -118,11 +118,4 @@ pub(crate) fn exactly_once<'a>(history: &'a [Event], cfg: &CheckConfig, index: &
         result.worsen(Validity::Invalid);
     }
     result
-}
-
-/// A hashed map's entries in key order.
-fn sorted<K: Ord, V>(map: &FxHashMap<K, V>) -> Vec<(&K, &V)> {
-    let mut entries: Vec<(&K, &V)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    entries
 }

@@ -182,6 +182,14 @@ pub fn check_all(history: &[Event], cfg: &CheckConfig) -> Verdict {
     )
 }
 
+/// A hashed map's entries in key order: the checks count in hashed maps
+/// and list their anomalies in key order.
+pub(crate) fn sorted<K: Ord, V>(map: &rustc_hash::FxHashMap<K, V>) -> Vec<(&K, &V)> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 /// The result of a check the scenario does not expect.
 fn not_expected(invariant: Invariant) -> CheckResult {
     let mut result = CheckResult::new(invariant.name());

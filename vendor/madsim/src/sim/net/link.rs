@@ -45,7 +45,7 @@ struct State {
     last_arrival: Option<Instant>,
     /// Packets on their way.
     in_flight: usize,
-    senders: usize,
+    sender_gone: bool,
     receiver_gone: bool,
     reader: Option<Waker>,
     /// Tasks waiting for the receiver to go.
@@ -53,13 +53,9 @@ struct State {
 }
 
 impl Link {
-    /// A link with one sender and its receiver.
+    /// A link with its sender and its receiver.
     pub(crate) fn new(test_link: TestLink, time: TimeHandle) -> Arc<Link> {
-        Arc::new(Link {
-            test_link,
-            time,
-            state: Mutex::new(State { senders: 1, ..State::default() }),
-        })
+        Arc::new(Link { test_link, time, state: Mutex::new(State::default()) })
     }
 
     /// A link whose receiver is gone.
@@ -155,19 +151,13 @@ impl Link {
         Poll::Pending
     }
 
-    pub(crate) fn add_sender(&self) {
-        self.state.lock().senders += 1;
-    }
-
-    /// A sender went: the reader ends once nothing else can come.
+    /// The sender went: the reader ends once nothing else can come.
     pub(crate) fn drop_sender(&self) {
         let mut state = self.state.lock();
-        state.senders -= 1;
-        if state.senders == 0 {
-            if let Some(reader) = state.reader.take() {
-                drop(state);
-                reader.wake();
-            }
+        state.sender_gone = true;
+        if let Some(reader) = state.reader.take() {
+            drop(state);
+            reader.wake();
         }
     }
 }
@@ -183,7 +173,7 @@ impl Stream for LinkReceiver {
         if let Some(value) = state.arrived.pop_front() {
             return Poll::Ready(Some(value));
         }
-        if state.senders == 0 && state.in_flight == 0 && state.held.is_empty() {
+        if state.sender_gone && state.in_flight == 0 && state.held.is_empty() {
             return Poll::Ready(None);
         }
         match &state.reader {

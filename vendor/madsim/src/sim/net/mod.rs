@@ -417,13 +417,6 @@ pub struct PayloadSender {
     link: Arc<link::Link>,
 }
 
-impl Clone for PayloadSender {
-    fn clone(&self) -> Self {
-        self.link.add_sender();
-        PayloadSender { link: self.link.clone() }
-    }
-}
-
 impl Drop for PayloadSender {
     fn drop(&mut self) {
         self.link.drop_sender();
