@@ -128,6 +128,7 @@ impl super::Broker {
         let LockBatchMq { group, client_id, queues } = command;
         self.refuse_on_slave("a queue lock")?;
         let exclusive = !bugs::active(Bug::LockNotExclusive);
+        let _order = self.persisting.lock().expect("persisting");
         let (granted, snapshot) = {
             let mut locks = self.locks.lock().expect("locks");
             let granted = locks.lock(&group, &client_id, &queues, self.clock.instant(), exclusive);
@@ -141,6 +142,7 @@ impl super::Broker {
     pub fn unlock_queues(&self, command: UnlockBatchMq) -> Outcome<()> {
         let UnlockBatchMq { group, client_id, queues } = command;
         self.refuse_on_slave("a queue lock")?;
+        let _order = self.persisting.lock().expect("persisting");
         let snapshot = {
             let mut locks = self.locks.lock().expect("locks");
             locks.unlock(&group, &client_id, &queues);
@@ -149,7 +151,8 @@ impl super::Broker {
         self.persist_locks(snapshot)
     }
 
-    /// Writes the queue locks when their holders changed; refused when the
+    /// Writes the queue locks when their holders changed (the caller holds
+    /// `persisting` from the snapshot on); refused when the
     /// disk did not take them (a lock not persisted could pass to a second
     /// consumer after a restart).
     fn persist_locks(&self, snapshot: Option<Vec<u8>>) -> Outcome<()> {

@@ -137,6 +137,13 @@ pub struct Broker {
     /// Commit log fsyncs since start.
     flush_count: AtomicU64,
     recovery: RecoveryReport,
+    /// Held from taking a snapshot of a progress or config file to its
+    /// write being done, so concurrent writers of one file land in the
+    /// order of their snapshots: without it a handler that snapshotted
+    /// first could write last, leaving an older state on disk with the
+    /// dirty flag already cleared. Taken before any state lock, never
+    /// while one is held (the epochs file is ordered by its own lock).
+    persisting: Mutex<()>,
     /// Set once the background loops run.
     started: std::sync::Once,
 }
@@ -223,6 +230,7 @@ impl Broker {
             flush_count: AtomicU64::new(0),
             get_count: AtomicU64::new(0),
             recovery,
+            persisting: Mutex::new(()),
             started: std::sync::Once::new(),
         }))
     }
@@ -417,6 +425,7 @@ impl Broker {
     }
 
     fn persist_offsets(&self) {
+        let _order = self.persisting.lock().expect("persisting");
         let snapshot = self.offsets.lock().expect("offsets").take_snapshot();
         if let Some(bytes) = snapshot {
             if let Err(e) = self.disk.write_atomic(OFFSETS_PATH, &bytes) {
@@ -428,6 +437,7 @@ impl Broker {
     /// Persists the delay levels' progress, as far as the copies it
     /// delivered are durable.
     fn persist_schedule(&self) {
+        let _order = self.persisting.lock().expect("persisting");
         let flushed = self.store.lock().expect("store").flushed_offset();
         let snapshot = {
             let mut schedule = self.schedule.lock().expect("schedule");
@@ -442,6 +452,7 @@ impl Broker {
     }
 
     fn persist_topics(&self) -> Result<()> {
+        let _order = self.persisting.lock().expect("persisting");
         let topics: Vec<TopicConfig> = self.topics.lock().expect("topics").values().cloned().collect();
         let bytes = serde_json::to_vec_pretty(&topics).expect("topics encode");
         self.disk.write_atomic(TOPICS_PATH, &bytes)?;

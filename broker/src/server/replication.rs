@@ -332,6 +332,7 @@ impl Broker {
     /// its copy here, so a slave that takes over neither loses it nor
     /// delivers everything again.
     fn write_progress_if_held(&self) {
+        let _order = self.persisting.lock().expect("persisting");
         let durable = self.store.lock().expect("store").flushed_offset();
         let mut pending = self.pending_progress.lock().expect("progress");
         if pending.as_ref().is_none_or(|(end, _)| durable < *end) {

@@ -649,3 +649,65 @@ async fn a_new_dead_letter_topic_does_not_wait_for_the_name_servers() {
     assert_eq!(answered.code, ResponseCode::Success, "{answered:?}");
     assert!(broker.topics.lock().unwrap().contains_key("%DLQ%billing"));
 }
+
+/// A disk whose first atomic write of one file is slow: the handler that
+/// snapshotted first is still writing when a second one writes.
+#[derive(Clone, Default)]
+struct SlowFirstWrite {
+    mem: MemDisk,
+    slowed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Disk for SlowFirstWrite {
+    fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.mem.read(path, offset, len)
+    }
+    fn len(&self, path: &str) -> io::Result<Option<u64>> {
+        self.mem.len(path)
+    }
+    fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.mem.append(path, data)
+    }
+    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.mem.truncate(path, len)
+    }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.mem.sync(path)
+    }
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.mem.remove(path)
+    }
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+    fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        if path == TOPICS_PATH && !self.slowed.swap(true, Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.mem.write_atomic(path, data)
+    }
+}
+
+/// Two handlers creating topics at once (a send-back making a retry topic
+/// while another makes a dead-letter topic) both end up in the topics
+/// file. Before, each took its snapshot and wrote it without order: the
+/// first snapshot, written last, dropped the second topic from disk, and
+/// a restart lost it.
+#[test]
+fn concurrent_topic_creations_are_all_persisted() {
+    let disk = SlowFirstWrite::default();
+    let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk.clone()), Clock::new()).unwrap();
+    let first = {
+        let broker = broker.clone();
+        std::thread::spawn(move || broker.system_topic("%RETRY%billing").unwrap())
+    };
+    while !disk.slowed.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    broker.system_topic("%DLQ%billing").unwrap();
+    first.join().unwrap();
+    let bytes = read_all(&disk, TOPICS_PATH).unwrap().expect("a topics file");
+    let stored: Vec<TopicConfig> = serde_json::from_slice(&bytes).unwrap();
+    let names: Vec<&str> = stored.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"%RETRY%billing") && names.contains(&"%DLQ%billing"), "persisted topics: {names:?}");
+}

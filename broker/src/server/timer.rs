@@ -367,6 +367,7 @@ impl Broker {
             // The planted defect: the wheel's progress lives in memory only.
             return;
         }
+        let _order = self.persisting.lock().expect("persisting");
         let flushed = self.store.lock().expect("store").flushed_offset();
         let snapshot = {
             let mut timers = self.timers.lock().expect("timers");

@@ -459,6 +459,7 @@ impl Broker {
     }
 
     pub(super) fn persist_checks(&self) {
+        let _order = self.persisting.lock().expect("persisting");
         let snapshot = self.transactions.lock().expect("transactions").take_snapshot();
         if let Some(bytes) = snapshot {
             if let Err(e) = self.disk.write_atomic(CHECKS_PATH, &bytes) {

@@ -52,13 +52,16 @@ pub struct FsDisk {
     root: PathBuf,
     /// Open handles, so appends do not reopen the file each time.
     files: Mutex<BTreeMap<String, File>>,
+    /// Held through a whole [`Disk::write_atomic`]: the writes of one file
+    /// share its temp file's name.
+    atomic_writes: Mutex<()>,
 }
 
 impl FsDisk {
     /// Uses (and creates) `root` as the store directory.
     pub fn new(root: impl AsRef<Path>) -> io::Result<FsDisk> {
         std::fs::create_dir_all(root.as_ref())?;
-        Ok(FsDisk { root: root.as_ref().to_path_buf(), files: Mutex::new(BTreeMap::new()) })
+        Ok(FsDisk { root: root.as_ref().to_path_buf(), files: Mutex::new(BTreeMap::new()), atomic_writes: Mutex::new(()) })
     }
 
     fn full(&self, path: &str) -> io::Result<PathBuf> {
@@ -162,14 +165,20 @@ impl Disk for FsDisk {
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        let _one_at_a_time = self.atomic_writes.lock().expect("fs disk atomic writes");
         let tmp = full.with_extension("tmp");
         {
             let mut file = File::create(&tmp)?;
             file.write_all(data)?;
             file.sync_all()?;
         }
-        self.files.lock().expect("fs disk lock").remove(path);
-        std::fs::rename(&tmp, &full)?;
+        {
+            // Renamed and forgotten under the handles' lock, so no read
+            // caches the replaced file in between and keeps reading it.
+            let mut files = self.files.lock().expect("fs disk lock");
+            std::fs::rename(&tmp, &full)?;
+            files.remove(path);
+        }
         if let Some(parent) = full.parent() {
             File::open(parent)?.sync_all()?;
         }
@@ -198,5 +207,45 @@ mod tests {
         disk.remove("a/b").unwrap();
         assert_eq!(disk.list("a").unwrap(), vec!["c"]);
         assert!(disk.append("../escape", b"x").is_err());
+    }
+
+    /// Regression (CI, broker_sigkill_during_sends_loses_no_acknowledged_message):
+    /// two handlers creating topics at once wrote config/topics.json through
+    /// one temp file; the shorter write landed over the longer one's start,
+    /// the rename published the mix, and the broker refused to start again
+    /// ("trailing characters"). Every read must see one whole version.
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_leave_one_whole_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = std::sync::Arc::new(FsDisk::new(dir.path()).unwrap());
+        let versions: Vec<Vec<u8>> = (1..=4).map(|n| vec![b'0' + n as u8; 64 * n]).collect();
+        let writers: Vec<_> = versions
+            .iter()
+            .cloned()
+            .map(|version| {
+                let disk = disk.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        disk.write_atomic("config/topics.json", &version).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let full = dir.path().join("config/topics.json");
+        while writers.iter().any(|w| !w.is_finished()) {
+            // A whole file as one open sees it (read_all's length and read
+            // are two looks and may straddle a rename).
+            if let Ok(bytes) = std::fs::read(&full) {
+                assert!(versions.contains(&bytes), "a read saw a mix of writes: {:?}", String::from_utf8_lossy(&bytes));
+            }
+            if let Ok(bytes) = disk.read("config/topics.json", 0, 1 << 20) {
+                assert!(versions.contains(&bytes), "a read through the disk saw a mix: {:?}", String::from_utf8_lossy(&bytes));
+            }
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        let last = read_all(disk.as_ref(), "config/topics.json").unwrap().unwrap();
+        assert!(versions.contains(&last), "the file ended as a mix of writes: {:?}", String::from_utf8_lossy(&last));
     }
 }
