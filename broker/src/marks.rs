@@ -75,11 +75,15 @@ pub enum Mark {
     DivergentTailCut,
     /// A slave took over as master in a new term.
     MasterElected,
+    /// A consumer gave a queue up to take it again because an operator
+    /// reset its group's offsets (told by the broker, or refused a pull or
+    /// commit of the earlier generation).
+    OffsetResetTaken,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 23] = [
+    pub const ALL: [Mark; 24] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -103,6 +107,7 @@ impl Mark {
         Mark::ReplicaCaughtUp,
         Mark::DivergentTailCut,
         Mark::MasterElected,
+        Mark::OffsetResetTaken,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -131,6 +136,7 @@ impl Mark {
             Mark::ReplicaCaughtUp => "replica-caught-up",
             Mark::DivergentTailCut => "divergent-tail-cut",
             Mark::MasterElected => "master-elected",
+            Mark::OffsetResetTaken => "offset-reset-taken",
         }
     }
 }

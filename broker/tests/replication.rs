@@ -11,7 +11,7 @@ use broker::clock::Clock;
 use broker::model::Message;
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::protocol::{Request, ResponseCode};
-use broker::command::{BrokerRole, PullMessage, QueryMessageByUniqueId, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset};
+use broker::command::{BrokerRole, PullMessage, QueryMessageByUniqueId, ResetOffset, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::MemDisk;
 use std::sync::Arc;
@@ -103,11 +103,35 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     // replaced every second, so a commit it took would be undone (the HA
     // swarm's seeds 12 and 17: a group resumed below a commit a slave had
     // taken while its master was away).
-    let commit = Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 5 });
+    let commit =
+        Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 5, generation: 0 });
     let refused = client.pool_request(&slave_addr, &commit, timeout).await.unwrap();
     assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
     let taken = client.pool_request(&master_addr, &commit, timeout).await.unwrap();
     assert_eq!(taken.code, ResponseCode::Success, "{taken:?}");
+    // An operator's reset is the master's to make, and its generation
+    // reaches the slave: a consumer that missed it, reading from the slave,
+    // is refused there too.
+    let reset = Request::ResetOffset(ResetOffset { group: "g".into(), topic: "orders".into(), timestamp_ms: Some(0) });
+    let refused = client.pool_request(&slave_addr, &reset, timeout).await.unwrap();
+    assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
+    let done = client.pool_request(&master_addr, &reset, timeout).await.unwrap();
+    assert_eq!(done.code, ResponseCode::Success, "{done:?}");
+    let stale_pull = Request::PullMessage(PullMessage {
+        group: "g".into(),
+        topic: "orders".into(),
+        queue_id: 0,
+        offset: 5,
+        max_msgs: 1,
+        expression: "*".into(),
+        suspend_ms: 0,
+        generation: 0,
+    });
+    eventually("the slave to know the reset", async || {
+        let answer = client.pool_request(&slave_addr, &stale_pull, timeout).await.ok()?;
+        (answer.code == ResponseCode::ConsumerOffsetReset).then_some(())
+    })
+    .await;
 
     // The route lists both, with their roles.
     let route = eventually("both brokers in the route", async || {
@@ -134,6 +158,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
             max_msgs: 100,
             expression: "*".into(),
             suspend_ms: 0,
+            generation: u64::MAX,
         };
         let got = client.call(&client.broker_addr("broker-a").unwrap(), pull, timeout).await.unwrap();
         pulled.extend(got.messages.iter().map(|m| m.msg_id()));

@@ -7,7 +7,7 @@
 
 use broker::clock::Clock;
 use broker::command::{EndTransaction, HeartbeatProducer, Outcome, PullMessage, SendMessage};
-use broker::command::{CheckTransactionState, NotifyConsumerIdsChanged};
+use broker::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
 use broker::model::{Message, TransactionState, PROPERTY_TRANSACTION};
 use broker::server::{Broker, BrokerConfig, Peer};
 use broker::store::MemDisk;
@@ -57,6 +57,7 @@ impl LineFront {
                     max_msgs: 32,
                     expression: "*".into(),
                     suspend_ms: 0,
+                    generation: 0,
                 };
                 self.broker.pull(pull).await.map(|r| {
                     let bodies: Vec<String> = r.messages.iter().map(|m| String::from_utf8_lossy(&m.message.body).into_owned()).collect();
@@ -101,6 +102,11 @@ impl Peer for LinePeer {
 
     fn consumers_changed(&self, notice: NotifyConsumerIdsChanged) -> BoxFuture<'static, broker::Result<()>> {
         let _ = self.lines.send(format!("CHANGED {}", notice.group));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, broker::Result<()>> {
+        let _ = self.lines.send(format!("RESET {} {}", notice.group, notice.topic));
         Box::pin(async { Ok(()) })
     }
 }

@@ -103,6 +103,7 @@ pub async fn run_hostile(
                         max_msgs: 32,
                         expression: "*".into(),
                         suspend_ms: 15_000,
+                        generation: 0,
                     });
                     let mut sent = 0;
                     for _ in 0..8 {
@@ -154,6 +155,7 @@ fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
         max_msgs: 32,
         expression: "*".into(),
         suspend_ms: 0,
+        generation: 0,
     });
     match kind {
         "body-past-limit" => send(Message::new(topic, vec![7u8; 4 * 1024 * 1024 + 1])),
@@ -169,7 +171,7 @@ fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
         "offset-past-end" => pull(victim_topic, u64::MAX / 2),
         // A queue no consumer of the hostile group was ever given, at an
         // offset far past its end (the broker clamps it).
-        _ => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: HOSTILE_GROUP.into(), topic: victim_topic.into(), queue_id: 0, offset: u64::MAX }),
+        _ => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: HOSTILE_GROUP.into(), topic: victim_topic.into(), queue_id: 0, offset: u64::MAX, generation: 0 }),
     }
 }
 

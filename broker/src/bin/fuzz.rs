@@ -23,7 +23,7 @@ use broker::clock::Clock;
 use broker::model::{Message, TopicConfig, PROPERTY_UNIQ_KEY};
 use broker::net::Connection;
 use broker::protocol::{encode_payload, Frame, FrameCodec, Request, ResponseBody, ResponseCode, VERSION};
-use broker::command::{ConsumeFrom, ConsumerData, ConsumerSendMsgBack, CreateTopic, GetBrokerRuntimeInfo, GetClusterInfo, GetConsumeStats, GetConsumerList, GetQueueOffsets, GetRoute, GetTopicList, GetTopicStats, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, QueryMessageByKey, QueryMessageByUniqueId, SearchOffsetByTime, SendMessage, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset, ViewMessage};
+use broker::command::{ConsumeFrom, ConsumerData, ConsumerSendMsgBack, CreateTopic, GetBrokerRuntimeInfo, GetClusterInfo, GetConsumeStats, GetConsumerList, GetQueueOffsets, GetRoute, GetTopicList, GetTopicStats, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, QueryMessageByKey, QueryMessageByUniqueId, ResetOffset, SearchOffsetByTime, SendMessage, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset, ViewMessage};
 use broker::server::{Broker, BrokerConfig, FlushMode};
 use broker::store::FsDisk;
 use bytes::BytesMut;
@@ -162,6 +162,7 @@ fn request(rng: &mut Rng, id: u64) -> Request {
             max_msgs: rng.number() as u32,
             expression: rng.string(),
             suspend_ms: rng.below(300),
+            generation: rng.number(),
         }),
         10 => Request::Heartbeat(Heartbeat {
             client_id: rng.string(),
@@ -175,7 +176,7 @@ fn request(rng: &mut Rng, id: u64) -> Request {
                 },
             }],
         }),
-        11 => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32, offset: rng.number() }),
+        11 => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32, offset: rng.number(), generation: rng.number() }),
         12 => Request::QueryConsumerOffset(QueryConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32 }),
         13 => Request::GetQueueOffsets(GetQueueOffsets { topic: rng.topic(), queue_id: rng.number() as u32 }),
         14 => Request::SearchOffsetByTime(SearchOffsetByTime { topic: rng.topic(), queue_id: rng.below(8) as u32, timestamp_ms: rng.number() }),
@@ -197,7 +198,12 @@ fn request(rng: &mut Rng, id: u64) -> Request {
         }),
         17 => rng.pick(&[Request::GetTopicList(GetTopicList), Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), Request::GetClusterInfo(GetClusterInfo)]).clone(),
         18 => Request::ViewMessage(ViewMessage { commit_log_offset: rng.number() }),
-        _ => match rng.below(9) {
+        _ => match rng.below(10) {
+            9 => Request::ResetOffset(ResetOffset {
+                group: rng.string(),
+                topic: rng.topic(),
+                timestamp_ms: if rng.chance(50) { Some(rng.number()) } else { None },
+            }),
             6 => Request::ConsumerSendMsgBack(ConsumerSendMsgBack {
                 group: rng.string(),
                 commit_log_offset: rng.number(),

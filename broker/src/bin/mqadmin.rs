@@ -203,6 +203,34 @@ enum Command {
         #[arg(short = 'a', long)]
         all: bool,
     },
+    /// Move a group's offsets on a topic to the first message stored at or
+    /// after a time, back or forward, with its consumers running: they take
+    /// the queues again from there.
+    #[command(alias = "resetOffsetByTime")]
+    ResetOffsetByTime {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// When: `now`, milliseconds since the epoch, RFC 3339
+        /// (`2026-12-07T10:00:00Z`), or RocketMQ's `yyyy-MM-dd#HH:mm:ss:SSS`
+        /// (read as UTC).
+        #[arg(short = 's', long, value_parser = parse_reset_time)]
+        timestamp: u64,
+    },
+    /// Move a group's offsets on a topic to the queues' ends: its backlog
+    /// is skipped, with its consumers running.
+    #[command(alias = "skipAccumulatedMessage")]
+    SkipAccumulatedMessage {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
     /// A group's committed offsets against each queue's end.
     #[command(alias = "consumerProgress")]
     ConsumerProgress {
@@ -382,6 +410,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_message(m);
             }
         }
+        Command::ResetOffsetByTime { group, topic, timestamp } => {
+            let resets = ctx.admin.reset_offset(&group, &topic, Some(timestamp)).await.map_err(|e| ctx.explain(e))?;
+            print_resets(resets);
+        }
+        Command::SkipAccumulatedMessage { group, topic } => {
+            let resets = ctx.admin.reset_offset(&group, &topic, None).await.map_err(|e| ctx.explain(e))?;
+            print_resets(resets);
+        }
         Command::ConsumerProgress { group, topic } => {
             let progress = ctx.admin.consume_stats(&group, &topic).await.map_err(|e| ctx.explain(e))?;
             let mut table = Table::new(&["BROKER", "QUEUE", "BROKER_OFFSET", "CONSUMER_OFFSET", "DIFF"]);
@@ -402,6 +438,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a reset put each queue.
+fn print_resets(resets: Vec<(String, broker::command::QueueReset)>) {
+    let mut table = Table::new(&["BROKER", "QUEUE", "CONSUMER_OFFSET", "GENERATION"]);
+    for (broker, r) in resets {
+        table.row(vec![broker, r.queue_id.to_string(), r.offset.to_string(), r.generation.to_string()]);
+    }
+    table.print();
+}
+
+/// A reset's time: `now`, ms since the epoch, RFC 3339, or RocketMQ's
+/// `yyyy-MM-dd#HH:mm:ss:SSS` as UTC.
+fn parse_reset_time(text: &str) -> Result<u64, String> {
+    let ms = if text == "now" {
+        chrono::Utc::now().timestamp_millis()
+    } else if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        t.timestamp_millis()
+    } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d#%H:%M:%S:%3f") {
+        t.and_utc().timestamp_millis()
+    } else {
+        return Err(format!("{text:?} is not a time: give `now`, milliseconds since the epoch, RFC 3339 (2026-12-07T10:00:00Z) or yyyy-MM-dd#HH:mm:ss:SSS"));
+    };
+    u64::try_from(ms).map_err(|_| format!("{text:?} is before 1970"))
 }
 
 /// Asks every controller for its view: the groups from the one that
@@ -768,5 +830,22 @@ impl Table {
             let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
             println!("{}", line.join("  ").trim_end());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_reset_time;
+
+    #[test]
+    fn reset_times_in_every_accepted_form() {
+        assert_eq!(parse_reset_time("1765101600000"), Ok(1_765_101_600_000));
+        assert_eq!(parse_reset_time("2025-12-07T10:00:00Z"), Ok(1_765_101_600_000));
+        assert_eq!(parse_reset_time("2025-12-07T11:00:00+01:00"), Ok(1_765_101_600_000));
+        assert_eq!(parse_reset_time("2025-12-07#10:00:00:250"), Ok(1_765_101_600_250));
+        assert!(parse_reset_time("now").unwrap() > 1_765_101_600_000);
+        let bad = parse_reset_time("yesterday").unwrap_err();
+        assert!(bad.contains("yesterday") && bad.contains("RFC 3339"), "{bad}");
+        assert!(parse_reset_time("1969-12-31T23:59:59Z").unwrap_err().contains("before 1970"));
     }
 }

@@ -5,7 +5,7 @@ use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::producer::{Producer, ProducerConfig};
 use crate::model::{dlq_topic, parse_offset_msg_id, validate_group, validate_name, Message, MessageExt, TopicConfig};
-use crate::command::{BrokerInfo, ConsumeProgress, CreateTopic, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, PullMessage, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, RuntimeInfo, SendResult, ViewMessage};
+use crate::command::{BrokerInfo, ConsumeProgress, CreateTopic, QueueReset, ResetOffset, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, PullMessage, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, RuntimeInfo, SendResult, ViewMessage};
 use std::sync::Arc;
 
 /// Administrative operations over a cluster.
@@ -78,6 +78,29 @@ impl Admin {
         Ok(out)
     }
 
+    /// Resets `group`'s offsets on `topic`, on every master serving it, to
+    /// the first message stored at or after `timestamp_ms`, or to the
+    /// queues' ends when it is `None` (RocketMQ's `resetOffsetByTime` and
+    /// `skipAccumulatedMessage`), with the group's consumers running: they
+    /// take the reset queues again from there. Returns where each queue
+    /// went, by broker; an error when a broker refused or did not answer
+    /// (the brokers before it have reset theirs: run it again).
+    pub async fn reset_offset(&self, group: &str, topic: &str, timestamp_ms: Option<u64>) -> Result<Vec<(String, QueueReset)>> {
+        validate_group(group).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
+        validate_name("topic", topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
+        let route = self.client.route(topic, true).await?;
+        let mut out = Vec::new();
+        for q in route.queues {
+            let Some(master) = q.master() else {
+                return Err(Error::refused(Refused::NotMaster, format!("{} has no master now; nothing reset there", q.broker_name)));
+            };
+            let reset = ResetOffset { group: group.to_string(), topic: topic.to_string(), timestamp_ms };
+            let queues = self.client.call(&master.addr, reset, self.client.timeout()).await?;
+            out.extend(queues.into_iter().map(|r| (q.broker_name.clone(), r)));
+        }
+        Ok(out)
+    }
+
     /// Messages of `topic` with business key `key`, from every broker.
     pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
         let route = self.client.route(topic, true).await?;
@@ -137,6 +160,8 @@ impl Admin {
                         max_msgs: 256,
                         expression: "*".into(),
                         suspend_ms: 0,
+                        // A reader, not a consumer: no reset fences it.
+                        generation: u64::MAX,
                     };
                     let result = self.client.call(q.read_addr(), pull, self.client.timeout()).await?;
                     if result.next_offset <= offset {

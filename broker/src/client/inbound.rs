@@ -1,21 +1,29 @@
 //! What brokers ask of a client over the client's own connections: the
 //! check-backs of its transactional producers' halves, and notices that a
-//! consumer group's members changed.
+//! consumer group's members changed or its offsets were reset.
 
 use super::check_back::CheckListeners;
 use crate::net::{Connection, Inbound};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
+/// A consumer told that an operator reset its group's offsets.
+pub trait ResetListener: Send + Sync {
+    /// `topic`'s queues on `broker_name` were reset: take them again.
+    fn offsets_reset(self: Arc<Self>, topic: &str, broker_name: &str);
+}
+
 /// The rebalance wakers of this client's consumers, by group: a broker's
-/// notice that a group's members changed wakes each of its consumers here.
+/// notice that a group's members changed wakes each of its consumers here,
+/// and one that its offsets were reset reaches each one's listener.
 #[derive(Default)]
 pub struct Rebalancers {
     groups: Mutex<BTreeMap<String, Vec<Weak<Notify>>>>,
+    resets: Mutex<BTreeMap<String, Vec<Weak<dyn ResetListener>>>>,
 }
 
 impl Rebalancers {
@@ -23,6 +31,26 @@ impl Rebalancers {
     /// until it is dropped.
     pub fn register(&self, group: &str, wake: &Arc<Notify>) {
         self.groups.lock().expect("rebalancers").entry(group.to_string()).or_default().push(Arc::downgrade(wake));
+    }
+
+    /// `listener` hears of every reset of `group`'s offsets until it is
+    /// dropped.
+    pub fn register_reset(&self, group: &str, listener: Weak<dyn ResetListener>) {
+        self.resets.lock().expect("reset listeners").entry(group.to_string()).or_default().push(listener);
+    }
+
+    /// Tells every live consumer of `group` of a reset; returns how many.
+    pub fn reset(&self, group: &str, topic: &str, broker_name: &str) -> usize {
+        let live: Vec<Arc<dyn ResetListener>> = {
+            let mut resets = self.resets.lock().expect("reset listeners");
+            let Some(listeners) = resets.get_mut(group) else { return 0 };
+            listeners.retain(|l| l.strong_count() > 0);
+            listeners.iter().filter_map(Weak::upgrade).collect()
+        };
+        for listener in &live {
+            listener.clone().offsets_reset(topic, broker_name);
+        }
+        live.len()
     }
 
     /// Wakes every live consumer of `group`; one busy rebalancing keeps the
@@ -60,6 +88,11 @@ impl Inbound for BrokerCalls {
             Request::NotifyConsumerIdsChanged(NotifyConsumerIdsChanged { group }) => {
                 let woken = self.rebalancers.wake(&group);
                 tracing::debug!(group, woken, "a broker says the group's members changed");
+                Box::pin(async { Response::ok(ResponseBody::None) })
+            }
+            Request::ResetOffsetNotice(ResetOffsetNotice { group, topic, broker_name }) => {
+                let told = self.rebalancers.reset(&group, &topic, &broker_name);
+                tracing::debug!(group, topic, broker_name, told, "a broker says the group's offsets were reset");
                 Box::pin(async { Response::ok(ResponseBody::None) })
             }
             request @ Request::CheckTransactionState(CheckTransactionState { .. }) => self.checks.clone().handle(request, conn),

@@ -28,7 +28,7 @@ pub use admin::{ConsumeProgress, CreateTopic, GetBrokerRuntimeInfo, GetConsumeSt
 pub use controller::{AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetControllerState, GetReplicaInfo, Raft, RaftRpc, ReplicaInfo};
 pub use groups::{ConsumeFrom, ConsumerData, GetConsumerList, Heartbeat, HeartbeatProducer, NotifyConsumerIdsChanged, UnregisterClient};
 pub use locks::{LockBatchMq, UnlockBatchMq};
-pub use offsets::{GetQueueOffsets, QueryConsumerOffset, QueueStats, SearchOffsetByTime, UpdateConsumerOffset};
+pub use offsets::{CommittedOffset, GetQueueOffsets, QueryConsumerOffset, QueueReset, QueueStats, ResetOffset, ResetOffsetNotice, SearchOffsetByTime, UpdateConsumerOffset};
 pub use pull::{PullMessage, PullResult};
 pub use query::{QueryMessageByKey, QueryMessageByUniqueId, ViewMessage};
 pub use replication::{EpochList, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull};
@@ -86,6 +86,9 @@ pub enum Refused {
     /// This replica is not its group's master now: a write goes to the
     /// master the name servers report.
     NotMaster,
+    /// The group's offsets on the queue were reset since the caller took
+    /// it: take it again from the committed offset.
+    StaleReset,
 }
 
 /// What a handler answers: its reply, or why not.

@@ -21,6 +21,9 @@ pub struct PullMessage {
     pub expression: String,
     /// Long-polling wait when nothing is new.
     pub suspend_ms: u64,
+    /// The queue's reset generation the consumer took it at; a pull of an
+    /// earlier one is refused (see [`crate::command::ResetOffset`]).
+    pub generation: u64,
 }
 
 /// Messages returned by a pull.

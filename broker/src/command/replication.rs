@@ -65,6 +65,9 @@ pub struct ReplicaConfig {
     /// The master's durable log end when it read them: a slave writes them
     /// only once it holds its log that far.
     pub progress_end: u64,
+    /// (group, topic, queue id, reset generation) of every queue whose
+    /// offset an operator reset.
+    pub generations: Vec<(String, String, u32, u64)>,
 }
 
 /// A piece of a master's commit log for a slave.

@@ -16,8 +16,10 @@ use serde::{de::DeserializeOwned, Serialize};
 /// recorded; a write to a replica that is not master is answered
 /// `NotMaster`. Version 7: a broker tells its groups' members when the
 /// group changes (`NotifyConsumerIdsChanged`), and its runtime figures
-/// count commit log fsyncs.
-pub const VERSION: u16 = 7;
+/// count commit log fsyncs. Version 8: offset resets (`ResetOffset`, the
+/// notice to consumers, reset generations on pulls, commits and offset
+/// queries, and in what slaves copy).
+pub const VERSION: u16 = 8;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

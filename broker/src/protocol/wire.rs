@@ -108,6 +108,10 @@ requests! {
     AlterSyncStateSet(AlterSyncStateSet),
     /// Anyone -> controller: every group and the Raft state.
     GetControllerState(GetControllerState),
+    /// Admin -> broker: reset a group's offsets on a topic.
+    ResetOffset(ResetOffset),
+    /// Broker -> consumer: a group's offsets were reset.
+    ResetOffsetNotice(ResetOffsetNotice),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -150,6 +154,9 @@ pub enum ResponseCode {
     /// deposed or not yet serving its term): a write goes to the master
     /// the name servers report, so a client asks them again.
     NotMaster,
+    /// The group's offsets on the queue were reset since the consumer took
+    /// it.
+    ConsumerOffsetReset,
 }
 
 /// What a response carries besides its code.
@@ -195,6 +202,10 @@ pub enum ResponseBody {
     ReplicaInfo(ReplicaInfo),
     /// A controller's view of every group and of its Raft.
     ControllerState(ControllerView),
+    /// A committed offset and the queue's reset generation.
+    Committed(CommittedOffset),
+    /// Where a reset put each queue.
+    Resets(Vec<QueueReset>),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -264,6 +275,7 @@ impl From<Refused> for ResponseCode {
             Refused::ControllerNotLeader => ResponseCode::ControllerNotLeader,
             Refused::ControllerFenced => ResponseCode::ControllerFenced,
             Refused::NotMaster => ResponseCode::NotMaster,
+            Refused::StaleReset => ResponseCode::ConsumerOffsetReset,
         }
     }
 }
@@ -288,6 +300,7 @@ impl ResponseCode {
             ResponseCode::ControllerNotLeader => Refused::ControllerNotLeader,
             ResponseCode::ControllerFenced => Refused::ControllerFenced,
             ResponseCode::NotMaster => Refused::NotMaster,
+            ResponseCode::ConsumerOffsetReset => Refused::StaleReset,
         })
     }
 }
@@ -343,6 +356,8 @@ replies! {
     Vec<u8> => Raft,
     ReplicaInfo => ReplicaInfo,
     ControllerView => ControllerState,
+    CommittedOffset => Committed,
+    Vec<QueueReset> => Resets,
 }
 
 impl Reply for () {
@@ -372,7 +387,7 @@ calls! {
     UnregisterClient => (),
     GetConsumerList => Vec<String>,
     UpdateConsumerOffset => (),
-    QueryConsumerOffset => Option<u64>,
+    QueryConsumerOffset => CommittedOffset,
     GetQueueOffsets => QueueStats,
     SearchOffsetByTime => Option<u64>,
     CreateTopic => (),
@@ -399,4 +414,6 @@ calls! {
     GetTopicList => Vec<TopicConfig>,
     GetBrokerRuntimeInfo => RuntimeInfo,
     GetControllerState => ControllerView,
+    ResetOffset => Vec<QueueReset>,
+    ResetOffsetNotice => (),
 }

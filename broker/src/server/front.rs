@@ -4,7 +4,7 @@
 //! gRPC) calls the same handlers with the same commands.
 
 use super::{Broker, Peer, Work};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, Refusal, Refused, SendResult, SendStatus};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, ResetOffsetNotice, Refusal, Refused, SendResult, SendStatus};
 use crate::net::{Connection, Service};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
 use futures::future::BoxFuture;
@@ -50,6 +50,7 @@ impl Broker {
             Request::QueryConsumerOffset(c) => Response::answer(self.query_offset(c)),
             Request::GetQueueOffsets(c) => Response::answer(self.queue_offsets(c)),
             Request::SearchOffsetByTime(c) => Response::answer(self.search_offset(c)),
+            Request::ResetOffset(c) => Response::answer(self.reset_offset(c)),
             Request::CreateTopic(c) => Response::answer(self.create_topic(c).await),
             Request::GetTopicList(_) => Response::answer(self.topic_list()),
             Request::GetTopicStats(c) => Response::answer(self.topic_stats(c)),
@@ -64,7 +65,7 @@ impl Broker {
             ref other @ (Request::RegisterBroker(_) | Request::UnregisterBroker(_) | Request::GetRoute(_) | Request::GetClusterInfo(_)) => {
                 not_served(other, "a name server request")
             }
-            ref other @ (Request::CheckTransactionState(_) | Request::NotifyConsumerIdsChanged(_)) => {
+            ref other @ (Request::CheckTransactionState(_) | Request::NotifyConsumerIdsChanged(_) | Request::ResetOffsetNotice(_)) => {
                 not_served(other, "a request brokers send to clients")
             }
             ref other @ (Request::Raft(_)
@@ -134,6 +135,11 @@ impl Peer for HousePeer {
     }
 
     fn consumers_changed(&self, notice: NotifyConsumerIdsChanged) -> BoxFuture<'static, crate::Result<()>> {
+        let conn = self.0.clone();
+        Box::pin(async move { conn.oneway(&notice.into()).await })
+    }
+
+    fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, crate::Result<()>> {
         let conn = self.0.clone();
         Box::pin(async move { conn.oneway(&notice.into()).await })
     }

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::model::{DelayLevels, TopicConfig, HALF_TOPIC, SCHEDULE_TOPIC};
 use crate::net::ConnectionPool;
 use crate::protocol::Request;
-use crate::command::{NotifyConsumerIdsChanged, RegisterBroker};
+use crate::command::{NotifyConsumerIdsChanged, RegisterBroker, ResetOffsetNotice};
 use crate::store::{disk::read_all, Disk, MessageStore, RecoveryReport, StoreConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -288,7 +288,7 @@ impl Broker {
             }
         });
         self.every(self.config.offset_persist_interval_ms, |b| {
-            b.persist_offsets();
+            let _ = b.persist_offsets();
             b.persist_schedule();
             b.persist_timers();
         });
@@ -424,14 +424,19 @@ impl Broker {
         }
     }
 
-    fn persist_offsets(&self) {
+    /// Writes the committed offsets when they changed; false when the disk
+    /// did not take them (they are written again next time).
+    fn persist_offsets(&self) -> bool {
         let _order = self.persisting.lock().expect("persisting");
         let snapshot = self.offsets.lock().expect("offsets").take_snapshot();
         if let Some(bytes) = snapshot {
             if let Err(e) = self.disk.write_atomic(OFFSETS_PATH, &bytes) {
+                self.offsets.lock().expect("offsets").mark_dirty();
                 tracing::warn!(error = %e, "persisting consumer offsets failed");
+                return false;
             }
         }
+        true
     }
 
     /// Persists the delay levels' progress, as far as the copies it
@@ -640,6 +645,22 @@ impl Broker {
         }
         for group in &changed {
             self.notify_consumers_changed(group);
+        }
+    }
+
+    /// Tells each member of `group` that its offsets on `topic` here were
+    /// reset, as RocketMQ's broker sends `RESET_CONSUMER_CLIENT_OFFSET`.
+    /// Oneway and in the background: a member that misses it learns at its
+    /// next pull or commit, which the new generation refuses.
+    fn notify_offsets_reset(&self, group: &str, topic: &str) {
+        let members = self.groups.lock().expect("groups").member_peers(group);
+        for peer in self.live_peers(&members) {
+            let notice = ResetOffsetNotice { group: group.to_string(), topic: topic.to_string(), broker_name: self.config.broker_name.clone() };
+            tokio::spawn(async move {
+                if let Err(e) = peer.offsets_reset(notice).await {
+                    tracing::debug!(peer = peer.name(), error = %e, "a reset notice was not sent");
+                }
+            });
         }
     }
 

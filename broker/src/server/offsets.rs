@@ -1,7 +1,7 @@
 //! Committed consumer offsets per (group, topic, queue), persisted as JSON.
 
 use crate::bugs::{self, Bug};
-use crate::command::{GetQueueOffsets, Outcome, QueryConsumerOffset, QueueStats, Refusal, Refused, SearchOffsetByTime, UpdateConsumerOffset};
+use crate::command::{CommittedOffset, GetQueueOffsets, Outcome, QueryConsumerOffset, QueueReset, QueueStats, Refusal, Refused, ResetOffset, SearchOffsetByTime, UpdateConsumerOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 pub struct OffsetTable {
     /// "group@topic" -> queue id -> next offset to consume.
     offsets: BTreeMap<String, BTreeMap<u32, u64>>,
+    /// "group@topic" -> queue id -> how many times an operator reset the
+    /// group's offset there (absent: never). A consumer pulls and commits
+    /// with the generation it took the queue at.
+    #[serde(default)]
+    generations: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Changed since the last save.
     #[serde(skip)]
     dirty: bool,
@@ -25,6 +30,36 @@ impl OffsetTable {
     pub fn commit(&mut self, group: &str, topic: &str, queue_id: u32, offset: u64) {
         self.offsets.entry(key(group, topic)).or_default().insert(queue_id, offset);
         self.dirty = true;
+    }
+
+    /// The queue's reset generation for the group: 0 until a reset.
+    pub fn generation(&self, group: &str, topic: &str, queue_id: u32) -> u64 {
+        self.generations.get(&key(group, topic)).and_then(|q| q.get(&queue_id)).copied().unwrap_or(0)
+    }
+
+    /// Sets the reset generation as given (a slave copying its master's).
+    pub fn set_generation(&mut self, group: &str, topic: &str, queue_id: u32, generation: u64) {
+        self.generations.entry(key(group, topic)).or_default().insert(queue_id, generation);
+        self.dirty = true;
+    }
+
+    /// An operator's reset: sets the offset, back or forward, and starts a
+    /// new generation, which it returns; commits and pulls of an earlier
+    /// one are refused from now on.
+    pub fn reset(&mut self, group: &str, topic: &str, queue_id: u32, offset: u64) -> u64 {
+        let generation = self.generation(group, topic, queue_id) + 1;
+        self.set_generation(group, topic, queue_id, generation);
+        self.commit(group, topic, queue_id, offset);
+        generation
+    }
+
+    /// Every reset generation: (group, topic, queue id, generation).
+    pub fn generations(&self) -> Vec<(String, String, u32, u64)> {
+        self.generations
+            .iter()
+            .filter_map(|(key, queues)| key.split_once('@').map(|(g, t)| (g, t, queues)))
+            .flat_map(|(g, t, queues)| queues.iter().map(move |(q, n)| (g.to_string(), t.to_string(), *q, *n)))
+            .collect()
     }
 
     /// Records a consumer's commit, which only ever moves the offset
@@ -79,6 +114,11 @@ impl OffsetTable {
             .collect()
     }
 
+    /// Makes the next [`Self::take_snapshot`] write, after a failed write.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     /// The JSON to persist, when something changed since the last call.
     pub fn take_snapshot(&mut self) -> Option<Vec<u8>> {
         if !self.dirty {
@@ -94,13 +134,26 @@ impl OffsetTable {
     }
 }
 
+/// Refuses a pull or commit made at an earlier reset generation than the
+/// queue's.
+pub(super) fn stale_reset(table: &OffsetTable, group: &str, topic: &str, queue_id: u32, generation: u64) -> Outcome<()> {
+    let now = table.generation(group, topic, queue_id);
+    if generation < now {
+        return Err(Refusal::new(
+            Refused::StaleReset,
+            format!("the offsets of {group} on {topic} queue {queue_id} were reset (generation {now}, yours {generation}): take the queue again"),
+        ));
+    }
+    Ok(())
+}
+
 /// The handlers of [`crate::command::offsets`].
 impl super::Broker {
     /// Commits a group's offset on a queue, forward only and never past
     /// the queue's end: a consumer that read entries a power loss took
     /// back may still commit its old position.
     pub fn update_offset(&self, command: UpdateConsumerOffset) -> Outcome<()> {
-        let UpdateConsumerOffset { group, topic, queue_id, offset } = command;
+        let UpdateConsumerOffset { group, topic, queue_id, offset, generation } = command;
         // A slave's offsets are its master's copy, replaced every second:
         // a commit taken here would be silently undone.
         if self.is_slave() {
@@ -110,20 +163,67 @@ impl super::Broker {
             ));
         }
         let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
-        self.offsets.lock().expect("offsets").commit_forward(&group, &topic, queue_id, offset.min(end));
+        let mut offsets = self.offsets.lock().expect("offsets");
+        stale_reset(&offsets, &group, &topic, queue_id, generation)?;
+        offsets.commit_forward(&group, &topic, queue_id, offset.min(end));
         Ok(())
     }
 
+    /// Resets a group's offsets on every queue of a topic here (see
+    /// [`ResetOffset`]), persists them, and tells the group's consumers.
+    pub fn reset_offset(&self, command: ResetOffset) -> Outcome<Vec<QueueReset>> {
+        let ResetOffset { group, topic, timestamp_ms } = command;
+        crate::model::validate_group(&group).map_err(|e| Refusal::new(Refused::Illegal, e))?;
+        if self.is_slave() {
+            return Err(Refusal::new(
+                Refused::NotMaster,
+                format!("{} is a slave: reset consumer offsets on its master", self.config.broker_name),
+            ));
+        }
+        let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
+            return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
+        };
+        let mut resets = Vec::new();
+        {
+            let store = self.store.lock().expect("store");
+            let targets = (0..config.read_queues)
+                .map(|queue_id| {
+                    let end = store.queue_offsets(&topic, queue_id).1;
+                    let offset = match timestamp_ms {
+                        Some(t) => store.offset_by_time(&topic, queue_id, t)?.min(end),
+                        None => end,
+                    };
+                    Ok((queue_id, offset))
+                })
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
+            drop(store);
+            let mut offsets = self.offsets.lock().expect("offsets");
+            for (queue_id, offset) in targets {
+                let generation = offsets.reset(&group, &topic, queue_id, offset);
+                resets.push(QueueReset { queue_id, offset, generation });
+            }
+        }
+        // Durable before it is answered: a restart must not bring back the
+        // offsets, nor the generation, from before.
+        if !self.persist_offsets() {
+            return Err(Refusal::new(Refused::System, "the reset offsets could not be persisted; the reset holds until a restart"));
+        }
+        tracing::info!(group, topic, ?timestamp_ms, ?resets, "consumer offsets reset");
+        self.notify_offsets_reset(&group, &topic);
+        Ok(resets)
+    }
+
     /// A group's committed offset on a queue, if any.
-    pub fn query_offset(&self, command: QueryConsumerOffset) -> Outcome<Option<u64>> {
+    pub fn query_offset(&self, command: QueryConsumerOffset) -> Outcome<CommittedOffset> {
         let QueryConsumerOffset { group, topic, queue_id } = command;
+        let generation = self.offsets.lock().expect("offsets").generation(&group, &topic, queue_id);
         if bugs::active(Bug::StaleOffsetRead) {
             // The planted defect: answered from the last persisted table.
             let persisted = crate::store::disk::read_all(self.disk.as_ref(), super::OFFSETS_PATH).ok().flatten();
             let table = persisted.and_then(|bytes| serde_json::from_slice::<OffsetTable>(&bytes).ok());
-            return Ok(table.and_then(|t| t.get(&group, &topic, queue_id)));
+            return Ok(CommittedOffset { offset: table.and_then(|t| t.get(&group, &topic, queue_id)), generation });
         }
-        Ok(self.offsets.lock().expect("offsets").get(&group, &topic, queue_id))
+        Ok(CommittedOffset { offset: self.offsets.lock().expect("offsets").get(&group, &topic, queue_id), generation })
     }
 
     /// A queue's readable range.

@@ -4,7 +4,7 @@
 //! its stream), so the broker's check-backs and notices reach a client
 //! whichever protocol it speaks.
 
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
 use futures::future::BoxFuture;
 use std::time::Duration;
 
@@ -26,4 +26,9 @@ pub trait Peer: Send + Sync + 'static {
     /// now. Sent without waiting for an answer; an error when it could not
     /// be sent.
     fn consumers_changed(&self, notice: NotifyConsumerIdsChanged) -> BoxFuture<'static, crate::Result<()>>;
+
+    /// Tells a consumer that an operator reset its group's offsets on a
+    /// topic here, so it takes those queues again. Sent without waiting for
+    /// an answer; an error when it could not be sent.
+    fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, crate::Result<()>>;
 }

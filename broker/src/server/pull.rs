@@ -16,7 +16,8 @@ const PULL_BATCH_MAX: u32 = 1024;
 impl Broker {
     /// Reads a queue for a consumer group (RocketMQ's `PULL_MESSAGE`).
     pub async fn pull(&self, command: PullMessage) -> Outcome<PullResult> {
-        let PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms } = command;
+        let PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms, generation } = command;
+        super::offsets::stale_reset(&self.offsets.lock().expect("offsets"), &group, &topic, queue_id, generation)?;
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
         };

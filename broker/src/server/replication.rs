@@ -275,7 +275,10 @@ impl Broker {
     pub fn replica_config(&self, command: GetReplicaConfig) -> Outcome<ReplicaConfig> {
         self.master_of(&command.broker_name)?;
         let topics = self.topics.lock().expect("topics").values().cloned().collect();
-        let offsets = self.offsets.lock().expect("offsets").entries();
+        let (offsets, generations) = {
+            let table = self.offsets.lock().expect("offsets");
+            (table.entries(), table.generations())
+        };
         let progress_end = self.store.lock().expect("store").flushed_offset();
         let mut progress = Vec::new();
         for path in PROGRESS_FILES {
@@ -285,7 +288,7 @@ impl Broker {
                 Err(e) => return Err(Refusal::new(Refused::System, format!("{path}: {e}"))),
             }
         }
-        Ok(ReplicaConfig { topics, offsets, progress, progress_end })
+        Ok(ReplicaConfig { topics, offsets, progress, progress_end, generations })
     }
 
     /// A slave takes its master's topics (registering again when they
@@ -320,6 +323,11 @@ impl Broker {
                 let end = store.queue_offsets(&topic, queue_id).1;
                 if offsets.get(&group, &topic, queue_id) != Some(offset.min(end)) {
                     offsets.commit(&group, &topic, queue_id, offset.min(end));
+                }
+            }
+            for (group, topic, queue_id, generation) in config.generations {
+                if offsets.generation(&group, &topic, queue_id) != generation {
+                    offsets.set_generation(&group, &topic, queue_id, generation);
                 }
             }
         }
@@ -392,7 +400,7 @@ impl Broker {
             epochs.cut(offset);
             self.persist_epochs(&epochs)?;
         }
-        self.persist_offsets();
+        let _ = self.persist_offsets();
         self.schedule.lock().expect("schedule").rewind_to_durable();
         self.rebuild_timers();
         self.rebuild_transactions();

@@ -4,7 +4,7 @@ use super::*;
 use crate::model::{Message, TopicConfig};
 use crate::net::Service;
 use crate::protocol::{Response, ResponseCode};
-use crate::command::{ConsumerSendMsgBack, CreateTopic, EndTransaction, GetBrokerRuntimeInfo, HeartbeatProducer, PullMessage, ReplicaPull, SendMessage, UpdateConsumerOffset};
+use crate::command::{ConsumerSendMsgBack, CreateTopic, QueryConsumerOffset, EndTransaction, GetBrokerRuntimeInfo, HeartbeatProducer, PullMessage, ReplicaPull, SendMessage, UpdateConsumerOffset};
 use crate::store::MemDisk;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -462,7 +462,7 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
             cut = Some(crate::model::parse_offset_msg_id(&r.offset_msg_id).unwrap().1);
         }
     }
-    let commit = Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 10 });
+    let commit = Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset: 10, generation: 0 });
     broker.apply(commit, peer()).await;
     broker.truncate_log(cut.unwrap()).await.unwrap();
     assert_eq!(bodies(&broker, "orders"), ["m0", "m1", "m2", "m3", "m4", "m5"]);
@@ -476,6 +476,7 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
         max_msgs: 10,
         expression: "*".into(),
         suspend_ms: 0,
+        generation: 0,
     });
     let got = broker.apply(pull, peer()).await;
     let crate::protocol::ResponseBody::Pull(got) = got.body else { panic!("{got:?}") };
@@ -535,7 +536,7 @@ async fn controller_mode_master(n: usize) -> (Arc<Broker>, Vec<u64>) {
 }
 
 fn pull_orders(offset: u64) -> Request {
-    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0 })
+    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0, generation: 0 })
 }
 
 async fn pulled(broker: &Broker, offset: u64) -> Vec<String> {
@@ -710,4 +711,71 @@ fn concurrent_topic_creations_are_all_persisted() {
     let stored: Vec<TopicConfig> = serde_json::from_slice(&bytes).unwrap();
     let names: Vec<&str> = stored.iter().map(|t| t.name.as_str()).collect();
     assert!(names.contains(&"%RETRY%billing") && names.contains(&"%DLQ%billing"), "persisted topics: {names:?}");
+}
+
+fn pull_at(offset: u64, generation: u64) -> Request {
+    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0, generation })
+}
+
+fn commit_at(offset: u64, generation: u64) -> Request {
+    Request::UpdateConsumerOffset(UpdateConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, generation })
+}
+
+fn reset(timestamp_ms: Option<u64>) -> Request {
+    Request::ResetOffset(crate::command::ResetOffset { group: "g".into(), topic: "orders".into(), timestamp_ms })
+}
+
+/// An operator's reset moves the group's offset on every queue of the
+/// topic, back to a time or forward to the end, and starts a generation:
+/// a consumer that did not hear of it can neither pull nor commit (its
+/// higher commit would undo a rewind) until it takes the queue again, and
+/// the offset and generation survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_moves_the_offsets_and_fences_the_consumers_that_missed_it() {
+    let disk = MemDisk::new();
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.default_topic_queues = 1;
+    let broker = Broker::open(config.clone(), Arc::new(disk.clone()), Clock::new()).unwrap();
+    for n in 0..10 {
+        let sent = broker.apply(send("orders", &format!("m{n}")), peer()).await;
+        assert_eq!(sent.code, ResponseCode::Success, "{sent:?}");
+    }
+    assert_eq!(broker.apply(commit_at(10, 0), peer()).await.code, ResponseCode::Success);
+
+    let rewound = broker.apply(reset(Some(0)), peer()).await;
+    let crate::protocol::ResponseBody::Resets(queues) = rewound.body else { panic!("{rewound:?}") };
+    assert_eq!(queues, [crate::command::QueueReset { queue_id: 0, offset: 0, generation: 1 }]);
+    // The consumer that missed it is refused, whatever it asks.
+    let stale = broker.apply(commit_at(10, 0), peer()).await;
+    assert_eq!(stale.code, ResponseCode::ConsumerOffsetReset, "{stale:?}");
+    assert!(stale.remark.contains("generation 1"), "{}", stale.remark);
+    assert_eq!(broker.apply(pull_at(10, 0), peer()).await.code, ResponseCode::ConsumerOffsetReset);
+    assert_eq!(broker.offsets.lock().unwrap().get("g", "orders", 0), Some(0), "the stale commit did not undo the rewind");
+    // Taken again, it reads from the reset offset.
+    let query = Request::QueryConsumerOffset(QueryConsumerOffset { group: "g".into(), topic: "orders".into(), queue_id: 0 });
+    let answered = broker.apply(query.clone(), peer()).await;
+    assert_eq!(answered.body, crate::protocol::ResponseBody::Committed(crate::command::CommittedOffset { offset: Some(0), generation: 1 }));
+    let again = broker.apply(pull_at(0, 1), peer()).await;
+    let crate::protocol::ResponseBody::Pull(got) = again.body else { panic!("{again:?}") };
+    assert_eq!(got.messages.len(), 10);
+    assert_eq!(broker.apply(commit_at(4, 1), peer()).await.code, ResponseCode::Success);
+
+    // Skipping the backlog moves it to the end, in a third generation.
+    let skipped = broker.apply(reset(None), peer()).await;
+    let crate::protocol::ResponseBody::Resets(queues) = skipped.body else { panic!("{skipped:?}") };
+    assert_eq!(queues, [crate::command::QueueReset { queue_id: 0, offset: 10, generation: 2 }]);
+    assert_eq!(broker.apply(commit_at(5, 1), peer()).await.code, ResponseCode::ConsumerOffsetReset);
+
+    // Unknown topics and bad groups are refused, and change nothing.
+    let unknown = broker.apply(Request::ResetOffset(crate::command::ResetOffset { group: "g".into(), topic: "nope".into(), timestamp_ms: None }), peer()).await;
+    assert_eq!(unknown.code, ResponseCode::TopicNotExist, "{unknown:?}");
+    let bad = broker.apply(Request::ResetOffset(crate::command::ResetOffset { group: "g g".into(), topic: "orders".into(), timestamp_ms: None }), peer()).await;
+    assert_eq!(bad.code, ResponseCode::MessageIllegal, "{bad:?}");
+
+    // Both survive a restart.
+    drop(broker);
+    let reopened = Broker::open(config, Arc::new(disk), Clock::new()).unwrap();
+    let answered = reopened.apply(query, peer()).await;
+    assert_eq!(answered.body, crate::protocol::ResponseBody::Committed(crate::command::CommittedOffset { offset: Some(10), generation: 2 }));
+    assert_eq!(reopened.apply(commit_at(10, 1), peer()).await.code, ResponseCode::ConsumerOffsetReset);
 }

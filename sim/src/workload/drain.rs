@@ -111,8 +111,8 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                 };
                 let query = QueryConsumerOffset { group: g.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
                 let committed = retrying!(client.call(&addr, query.clone(), timeout));
-                let mut offset = match committed {
-                    Some(Some(o)) => {
+                let mut offset = match committed.and_then(|c| c.offset) {
+                    Some(o) => {
                         recorder.record(
                             Event::new(0, "drain", Kind::Ok, Op::OffsetResume).group(g.group.clone()).queue(queue.clone()).offset(o),
                         );
@@ -202,6 +202,9 @@ where
             max_msgs: 256,
             expression: expression.to_string(),
             suspend_ms: 0,
+            // The drain reads what the group left; it commits nothing, so
+            // no reset fences it.
+            generation: u64::MAX,
         };
         let Some(result) = retrying!(client.call(addr, pull.clone(), client.timeout())) else {
             return Err(format!("pull at offset {offset} failed {DRAIN_ATTEMPTS_MAX} times"));

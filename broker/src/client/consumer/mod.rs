@@ -19,7 +19,8 @@ use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
 use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, MessageExt, TagFilter, MAX_RECONSUME_TIMES_DEFAULT};
-use crate::command::{ConsumeFrom, ConsumerData, GetConsumerList, GetQueueOffsets, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, SearchOffsetByTime, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset};
+use super::inbound::ResetListener;
+use crate::command::{CommittedOffset, ConsumeFrom, ConsumerData, GetConsumerList, GetQueueOffsets, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, SearchOffsetByTime, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset};
 use crate::store::GetStatus;
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +61,10 @@ struct ProcessQueue {
     next_pull: u64,
     /// Last offset committed to the broker.
     committed: Option<u64>,
+    /// The queue's reset generation when this consumer took it: pulls and
+    /// commits carry it, and the broker refuses them once an operator
+    /// reset the group's offset there since.
+    generation: u64,
 }
 
 impl ProcessQueue {
@@ -99,6 +104,9 @@ struct Inner {
     owned: Mutex<BTreeMap<MessageQueue, Arc<QueueState>>>,
     permits: Arc<Semaphore>,
     stopped: AtomicBool,
+    /// Wakes the rebalance loop: a broker's notice, a queue given up to
+    /// be taken again after a reset.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// A running push consumer.
@@ -123,7 +131,12 @@ impl PushConsumer {
         }
         // Every clustering consumer takes its share of the group's retries.
         config.subscriptions.push((retry_topic(&config.group), "*".to_string()));
+        // A broker's notice that the group's members changed wakes this
+        // consumer to rebalance at once (RocketMQ's rebalanceImmediately);
+        // the period is the backstop for a notice lost on the way.
+        let wake = Arc::new(tokio::sync::Notify::new());
         let inner = Arc::new(Inner {
+            wake: wake.clone(),
             permits: Arc::new(Semaphore::new(config.consume_concurrency.max(1))),
             client,
             config,
@@ -131,11 +144,9 @@ impl PushConsumer {
             owned: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
         });
-        // A broker's notice that the group's members changed wakes this
-        // consumer to rebalance at once (RocketMQ's rebalanceImmediately);
-        // the period is the backstop for a notice lost on the way.
-        let wake = Arc::new(tokio::sync::Notify::new());
         inner.client.rebalancers().register(&inner.config.group, &wake);
+        let listener: Arc<dyn ResetListener> = inner.clone();
+        inner.client.rebalancers().register_reset(&inner.config.group, Arc::downgrade(&listener));
         let me = inner.clone();
         tokio::spawn(async move {
             while !me.stopped.load(Ordering::Relaxed) {
@@ -314,13 +325,13 @@ impl Inner {
                     locked_until = Some(sent + Duration::from_millis(self.config.lock_lease_ms));
                 }
                 match self.start_offset(&mq).await {
-                    Ok(offset) => {
+                    Ok((offset, generation)) => {
                         let state = Arc::new(QueueState {
                             mq: mq.clone(),
                             expression: expression.clone(),
                             filter: TagFilter::parse(expression).expect("validated at start"),
                             dropped: AtomicBool::new(false),
-                            pq: Mutex::new(ProcessQueue { next_pull: offset, ..ProcessQueue::default() }),
+                            pq: Mutex::new(ProcessQueue { next_pull: offset, generation, ..ProcessQueue::default() }),
                             locked_until: Mutex::new(locked_until),
                             consume_lock: tokio::sync::Mutex::new(()),
                         });
@@ -336,27 +347,55 @@ impl Inner {
         }
     }
 
-    async fn start_offset(&self, mq: &MessageQueue) -> Result<u64> {
+    /// Where to start a queue, and its reset generation.
+    async fn start_offset(&self, mq: &MessageQueue) -> Result<(u64, u64)> {
         let addr = self.client.broker_addr(&mq.broker_name).ok_or_else(|| Error::NoRoute(mq.topic.clone()))?;
         let timeout = self.client.timeout();
         let query = QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
-        let committed = self.client.call(&addr, query, timeout).await?;
+        let CommittedOffset { offset: committed, generation } = self.client.call(&addr, query, timeout).await?;
         let range = self.client.call(&addr, GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id }, timeout).await?;
         let (min, max) = (range.min_offset, range.max_offset);
         if let Some(offset) = committed {
             if bugs::active(Bug::DropRebalancedQueue) {
-                return Ok(max);
+                return Ok((max, generation));
             }
-            return Ok(offset);
+            return Ok((offset, generation));
         }
-        Ok(match self.config.consume_from {
+        let offset = match self.config.consume_from {
             ConsumeFrom::FirstOffset => min,
             ConsumeFrom::LastOffset => max,
             ConsumeFrom::Timestamp(timestamp_ms) => {
                 let search = SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms };
                 self.client.call(&addr, search, timeout).await?.unwrap_or(max)
             }
-        })
+        };
+        Ok((offset, generation))
+    }
+
+    /// Gives a queue up to take it again at once from the group's
+    /// committed offset: an operator reset it. Between messages for an
+    /// orderly queue (its lock stays held and is renewed on the take).
+    fn retake(self: &Arc<Self>, q: &Arc<QueueState>) {
+        if q.dropped.swap(true, Ordering::Relaxed) {
+            // A rebalance is giving it up already, or a retake runs.
+            return;
+        }
+        marks::reach(Mark::OffsetResetTaken);
+        let me = self.clone();
+        let q = q.clone();
+        tokio::spawn(async move {
+            let _between = q.consume_lock.lock().await;
+            {
+                let mut owned = me.owned.lock().expect("owned");
+                if !owned.get(&q.mq).is_some_and(|now| Arc::ptr_eq(now, &q)) {
+                    return;
+                }
+                owned.remove(&q.mq);
+            }
+            me.config.on_queue.tell(&q.mq, QueueChange::Released);
+            tracing::debug!(queue = %q.mq, "queue given up after an offset reset; taking it again");
+            me.wake.notify_one();
+        });
     }
 
     /// Locks (or renews) queues on their brokers; returns when the requests
@@ -424,9 +463,9 @@ impl Inner {
                     continue;
                 }
             }
-            let (offset, cached) = {
+            let (offset, cached, generation) = {
                 let pq = q.pq.lock().expect("pq");
-                (pq.next_pull, pq.in_flight.len())
+                (pq.next_pull, pq.in_flight.len(), pq.generation)
             };
             if cached >= self.config.queue_cache_max {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -444,10 +483,16 @@ impl Inner {
                 max_msgs: self.config.pull_batch,
                 expression: q.expression.clone(),
                 suspend_ms: self.config.long_polling_ms,
+                generation,
             };
             let timeout = Duration::from_millis(self.config.long_polling_ms) + self.client.timeout();
             let result = match self.client.call(&addr, pull, timeout).await {
                 Ok(r) => r,
+                Err(Error::Refused(refusal)) if refusal.kind == Refused::StaleReset => {
+                    tracing::debug!(queue = %q.mq, reason = %refusal.reason, "pull refused: the offsets were reset");
+                    self.retake(&q);
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(queue = %q.mq, error = %e, "pull failed");
                     tokio::time::sleep(backoff).await;
@@ -488,33 +533,54 @@ impl Inner {
         }
     }
 
-    async fn commit(&self, q: &QueueState) {
-        let offset = {
+    async fn commit(self: &Arc<Self>, q: &Arc<QueueState>) {
+        let (offset, generation) = {
             let pq = q.pq.lock().expect("pq");
             let offset = pq.commit_offset();
             if pq.committed == Some(offset) {
                 return;
             }
-            offset
+            (offset, pq.generation)
         };
         // A commit is a write: to the master, never to a slave read from
         // while the master is away (its copy of the offsets is replaced by
         // the master's); it waits for the next round instead.
         let Some(addr) = self.client.master_addr(&q.mq.broker_name) else { return };
-        let commit = UpdateConsumerOffset { group: self.config.group.clone(), topic: q.mq.topic.clone(), queue_id: q.mq.queue_id, offset };
+        let commit =
+            UpdateConsumerOffset { group: self.config.group.clone(), topic: q.mq.topic.clone(), queue_id: q.mq.queue_id, offset, generation };
         match self.client.call(&addr, commit, self.client.timeout()).await {
             Ok(_) => {
                 q.pq.lock().expect("pq").committed = Some(offset);
                 self.config.on_queue.tell(&q.mq, QueueChange::Committed { offset });
             }
+            Err(Error::Refused(refusal)) if refusal.kind == Refused::StaleReset => {
+                tracing::debug!(queue = %q.mq, reason = %refusal.reason, "commit refused: the offsets were reset");
+                self.retake(q);
+            }
             Err(e) => tracing::debug!(queue = %q.mq, error = %e, "offset commit failed"),
         }
     }
 
-    async fn commit_all(&self) {
+    async fn commit_all(self: &Arc<Self>) {
         let owned: Vec<Arc<QueueState>> = self.owned.lock().expect("owned").values().cloned().collect();
         for q in owned {
             self.commit(&q).await;
+        }
+    }
+}
+
+impl ResetListener for Inner {
+    fn offsets_reset(self: Arc<Self>, topic: &str, broker_name: &str) {
+        let reset: Vec<Arc<QueueState>> = self
+            .owned
+            .lock()
+            .expect("owned")
+            .values()
+            .filter(|q| q.mq.topic == topic && q.mq.broker_name == broker_name)
+            .cloned()
+            .collect();
+        for q in &reset {
+            self.retake(q);
         }
     }
 }
