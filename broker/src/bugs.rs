@@ -143,6 +143,11 @@ pub enum Bug {
     /// so it keeps asking the producer about a transaction it already
     /// ended (Apache RocketMQ #9640's shape) until it moves the half aside.
     RollbackRechecked,
+    /// The broker takes pulls and commits of a consumer that has not heard
+    /// of an operator's offset reset (RocketMQ's behaviour): one cut off
+    /// when the reset was made commits its old position when it comes
+    /// back, and the rewind is undone for its queues.
+    ResetNotFenced,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -151,7 +156,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 41] = [
+    pub const ALL: [Bug; 42] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -192,6 +197,7 @@ impl Bug {
         Bug::TimerProgressNotPersisted,
         Bug::DlqWaitsLevel,
         Bug::RollbackRechecked,
+        Bug::ResetNotFenced,
         Bug::HostEntropy,
     ];
 
@@ -238,6 +244,7 @@ impl Bug {
             Bug::TimerProgressNotPersisted => "timer-progress-not-persisted",
             Bug::DlqWaitsLevel => "dlq-waits-level",
             Bug::RollbackRechecked => "rollback-rechecked",
+            Bug::ResetNotFenced => "reset-not-fenced",
             Bug::HostEntropy => "host-entropy",
         }
     }

@@ -250,6 +250,10 @@ pub enum Op {
     /// `queue` at `offset`, as the broker's committed offset said (or, with
     /// none committed, where the group starts).
     OffsetResume,
+    /// An operator (`process`) resets `group`'s offsets on its topic:
+    /// `invoke` when asked (`detail` says to when), then one `ok` per queue
+    /// with where the broker put the group's offset (`queue`, `offset`).
+    OffsetReset,
 }
 
 impl Op {
@@ -283,6 +287,7 @@ impl Op {
             Op::Role => "role",
             Op::OffsetCommit => "offset-commit",
             Op::OffsetResume => "offset-resume",
+            Op::OffsetReset => "offset-reset",
         }
     }
 }
@@ -671,6 +676,7 @@ mod tests {
             Op::QueueLock,
             Op::OffsetCommit,
             Op::OffsetResume,
+            Op::OffsetReset,
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();

@@ -165,13 +165,17 @@ pub struct SummaryCounts {
     /// like `integrity`.
     #[serde(default)]
     pub offsets: u64,
+    /// Messages an operator's offset reset should have brought back to its
+    /// group and did not. Defaults to 0 like `integrity`.
+    #[serde(default)]
+    pub reset: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={} reset={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -185,7 +189,8 @@ impl fmt::Display for SummaryCounts {
             self.transaction,
             self.delay,
             self.failover,
-            self.offsets
+            self.offsets,
+            self.reset
         )
     }
 }
@@ -249,6 +254,7 @@ impl Verdict {
             delay: count("delay", "early") + count("delay", "not-delivered"),
             failover: count("failover", "no-failover"),
             offsets: count("offsets", "inconsistent-offset") + count("offsets", "commit-went-back"),
+            reset: count("reset", "not-replayed"),
         }
     }
 }
@@ -301,7 +307,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

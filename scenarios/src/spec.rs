@@ -532,12 +532,30 @@ pub struct ConsumerSpec {
     /// the start; none by default. Exactly-once by key must hold across it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlq_resend_at_s: Option<f64>,
+    /// When an operator resets the group's offsets on its topic (as
+    /// `mqadmin resetOffsetByTime` does), in seconds from the start, with
+    /// the group's consumers running; none by default. What the group had
+    /// consumed from there on must come to it again (the `reset` check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_reset_at_s: Option<f64>,
+    /// How far back that reset goes: to the messages stored this many
+    /// seconds before it. Default 10.
+    #[serde(default = "default_offset_reset_rewind_s", skip_serializing_if = "is_default_rewind")]
+    pub offset_reset_rewind_s: f64,
     /// How long the business logic takes on a delivery, drawn from
     /// `[min, max]` ms, before it answers: slow listeners widen the window
     /// in which a rebalance meets a message still being processed.
     /// Default `[0, 0]`.
     #[serde(default, skip_serializing_if = "is_zero_range")]
     pub process_ms: [u64; 2],
+}
+
+fn default_offset_reset_rewind_s() -> f64 {
+    10.0
+}
+
+fn is_default_rewind(rewind_s: &f64) -> bool {
+    *rewind_s == default_offset_reset_rewind_s()
 }
 
 fn is_zero_range(range: &[u64; 2]) -> bool {

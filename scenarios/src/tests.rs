@@ -349,6 +349,15 @@ fn delay_levels_and_retry_knobs_are_checked() {
     assert_error(&text, "workload.consumers[1].max_reconsume_times: must be at most 1000, got 5000");
     let text = BASE.replace("count = 1\n\n[nemesis]", "count = 1\ndlq_resend_at_s = 50.0\n\n[nemesis]");
     assert_error(&text, "workload.consumers[1].dlq_resend_at_s: must be inside the run, 0 < at < 50, got 50");
+    let text = BASE.replace("count = 1
+
+[nemesis]", "count = 1
+offset_reset_at_s = 45.0
+offset_reset_rewind_s = -1.0
+
+[nemesis]");
+    assert_error(&text, "workload.consumers[1].offset_reset_at_s: must be while the clients run, 0 < at < 30, got 45");
+    assert_error(&text, "workload.consumers[1].offset_reset_rewind_s: must be a number of seconds >= 0, got -1");
 }
 
 #[test]

@@ -267,6 +267,15 @@ impl Validator<'_> {
                     self.fail(format!("{path}.dlq_resend_at_s"), format!("must be inside the run, 0 < at < {end_s}, got {at_s}"));
                 }
             }
+            if let Some(at_s) = c.offset_reset_at_s {
+                let end_s = self.scenario.duration_s as f64;
+                if !(at_s > 0.0 && at_s < end_s) {
+                    self.fail(format!("{path}.offset_reset_at_s"), format!("must be while the clients run, 0 < at < {end_s}, got {at_s}"));
+                }
+            }
+            if !(c.offset_reset_rewind_s.is_finite() && c.offset_reset_rewind_s >= 0.0) {
+                self.fail(format!("{path}.offset_reset_rewind_s"), format!("must be a number of seconds >= 0, got {}", c.offset_reset_rewind_s));
+            }
             let [lo, hi] = c.process_ms;
             if lo > hi || hi > 600_000 {
                 self.fail(format!("{path}.process_ms"), format!("must be [min, max] with min <= max <= 600000, got [{lo}, {hi}]"));

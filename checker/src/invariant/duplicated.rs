@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 ///   t2, early enough to find the copy uncommitted: no fault or heal, no
 ///   replica changing role, no consumer joining (`subscribe`) or crashing,
 ///   no end of the clients (the
-///   final drain resumes too) at a time c from B before t1 (the group may
+///   final drain resumes too), no operator's reset of the queue to the
+///   copy's offset or below it, done after t1 and asked before t2, at a time c from B before t1 (the group may
 ///   rebalance a while after the cause, and the copy may have been in
 ///   flight at a consumer that was losing its queue) with c - B no later
 ///   than t1 and than the last time a copy at or below its offset in the
@@ -101,8 +102,27 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
             copy.deliveries.push(e);
         }
     }
+    // (group, queue) -> operators' resets: (asked, done, offset). A copy
+    // at or past the offset, consumed before the reset was done, comes
+    // again because of it.
+    let mut resets: BTreeMap<(&str, &str), Vec<(u64, u64, u64)>> = BTreeMap::new();
+    let mut asked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::OffsetReset) {
+        let Some(group) = e.group.as_deref() else { continue };
+        match (e.kind, e.queue.as_deref(), e.offset) {
+            (Kind::Invoke, _, _) => {
+                asked.insert((e.process.as_str(), group), e.t_ms);
+            }
+            (Kind::Ok, Some(queue), Some(offset)) => {
+                let asked_ms = asked.get(&(e.process.as_str(), group)).copied().unwrap_or(e.t_ms);
+                resets.entry((group, queue)).or_default().push((asked_ms, e.t_ms, offset));
+            }
+            _ => {}
+        }
+    }
     let (mut redelivered, mut beyond) = (0, 0);
     for ((group, queue), copies) in &queues {
+        let queue_resets = resets.get(&(*group, *queue)).map(Vec::as_slice).unwrap_or(&[]);
         let mut group_causes: Vec<u64> = causes.get(group).cloned().unwrap_or_default();
         group_causes.extend(&anywhere);
         group_causes.sort_unstable();
@@ -120,7 +140,10 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
                 let last = copy.successes.iter().rev().find(|s| s.t_ms < again.started_ms())?;
                 let from = last.t_ms.saturating_sub(bound_ms);
                 let to = again.started_ms().min(frontier_ms.max(last.t_ms) + bound_ms);
-                let explained = from <= to && group_causes.iter().any(|c| (from..=to).contains(c));
+                let explained = from <= to && group_causes.iter().any(|c| (from..=to).contains(c))
+                    || queue_resets
+                        .iter()
+                        .any(|&(asked_ms, done_ms, to_offset)| *offset >= to_offset && last.t_ms <= done_ms && again.started_ms() >= asked_ms);
                 (!explained).then_some((*last, *again, from))
             });
             redelivered += u64::from(counted);

@@ -22,6 +22,7 @@ mod offsets;
 mod order;
 mod progress;
 mod recovered;
+mod reset;
 mod transaction;
 mod unexpected;
 
@@ -38,6 +39,7 @@ pub use offsets::check_offsets;
 pub use order::check_order;
 pub use progress::check_progress;
 pub use recovered::check_recovered;
+pub use reset::check_reset;
 pub use transaction::check_transaction;
 pub use unexpected::check_unexpected;
 
@@ -88,11 +90,14 @@ pub enum Invariant {
     /// One queue offset, one message: never two messages delivered from
     /// the same queue and offset.
     Offsets,
+    /// An operator's offset reset brings back what the group consumed at
+    /// or after the offset it reset to.
+    Reset,
 }
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 15] = [
+    pub const ALL: [Invariant; 16] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -108,6 +113,7 @@ impl Invariant {
         Invariant::Delay,
         Invariant::Failover,
         Invariant::Offsets,
+        Invariant::Reset,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -128,6 +134,7 @@ impl Invariant {
             Invariant::Delay => "delay",
             Invariant::Failover => "failover",
             Invariant::Offsets => "offsets",
+            Invariant::Reset => "reset",
         }
     }
 
@@ -166,6 +173,7 @@ impl Invariant {
             Invariant::Delay => delay::delay(history, cfg, index),
             Invariant::Failover => failover::failover(history, cfg, index),
             Invariant::Offsets => offsets::offsets(history, cfg, index),
+            Invariant::Reset => reset::reset(history, cfg, index),
         }
     }
 }

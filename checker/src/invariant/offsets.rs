@@ -39,7 +39,10 @@ const LOG_LOSING: [&str; 2] = ["power-loss", "disk-fault"];
 ///   it: it stopped (kill, power loss), had a disk fault, changed master or
 ///   cut its log within [`LOSS_WINDOW_MS`] after the commit and before the
 ///   resume; or when its replicas were slowed, cut off or paused between
-///   the two (the resume may have read a slave's lagging copy).
+///   the two (the resume may have read a slave's lagging copy). An
+///   operator's reset (`offset-reset`) replaces the group's commits on the
+///   queue with the offset it reset to: from then on a resume must start
+///   there or above, even below what was committed before.
 ///
 /// Counts: `positions` (queue offsets delivered), `inconsistent-offset`,
 /// `inconsistent-offset-excused`, `resumes`, `commit-went-back`,
@@ -159,8 +162,31 @@ fn went_back(history: &[Event], cfg: &CheckConfig, result: &mut CheckResult) -> 
     // (group, queue) -> commits taken so far, as (time, offset, event).
     let mut commits: BTreeMap<(&str, &str), Vec<(u64, u64, &Event)>> = BTreeMap::new();
     let (mut resumes, mut back, mut excused) = (0, 0, 0);
-    for e in history.iter().filter(|e| matches!(e.op, Op::OffsetCommit | Op::OffsetResume) && e.kind == Kind::Ok) {
+    for e in history.iter().filter(|e| matches!(e.op, Op::OffsetCommit | Op::OffsetResume | Op::OffsetReset)) {
+        if e.op == Op::OffsetReset && e.kind == Kind::Invoke {
+            // An operator's reset is on its way: commits taken before it no
+            // longer bind (the broker may move the offset back any time
+            // until it answers).
+            let group = e.group.as_deref().unwrap_or("");
+            for ((g, _), taken) in commits.iter_mut() {
+                if *g == group {
+                    taken.clear();
+                }
+            }
+            continue;
+        }
+        if e.kind != Kind::Ok {
+            continue;
+        }
         let (Some(group), Some(queue), Some(offset)) = (e.group.as_deref(), e.queue.as_deref(), e.offset) else { continue };
+        if e.op == Op::OffsetReset {
+            // Done: the reset is the queue's commit now, and a commit the
+            // broker took before it answered may have come before the reset.
+            let taken = commits.entry((group, queue)).or_default();
+            taken.clear();
+            taken.push((e.t_ms, offset, e));
+            continue;
+        }
         if e.op == Op::OffsetCommit {
             commits.entry((group, queue)).or_default().push((e.t_ms, offset, e));
             continue;

@@ -48,6 +48,31 @@ pub async fn resend_dead_letters(name: String, namesrvs: Vec<String>, group: Str
     std::future::pending::<()>().await
 }
 
+/// An operator who, at `at_ms`, resets `group`'s offsets on `topic` to the
+/// messages stored `rewind_ms` before (`mqadmin resetOffsetByTime`), with
+/// the group's consumers running. Records the request (`invoke`) and, once
+/// every master answered, where each queue went (`ok`, one per queue).
+pub async fn reset_offsets(name: String, namesrvs: Vec<String>, group: String, topic: String, at_ms: u64, rewind_ms: u64, recorder: Recorder) {
+    let now = recorder.now_ms();
+    if now < at_ms {
+        tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+    }
+    let clock = Clock::new();
+    let to_ms = clock.now_ms().saturating_sub(rewind_ms);
+    let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock));
+    recorder.record(Event::new(0, &name, Kind::Invoke, Op::OffsetReset).group(group.clone()).detail(format!("to {to_ms} ms on {topic}")));
+    let Some(resets) = retrying!(admin.reset_offset(&group, &topic, Some(to_ms))) else {
+        tracing::warn!(group, "the operator could not reset the offsets");
+        return;
+    };
+    for (broker, r) in resets {
+        recorder.record(
+            Event::new(0, &name, Kind::Ok, Op::OffsetReset).group(group.clone()).queue(queue_name(&broker, &topic, r.queue_id)).offset(r.offset),
+        );
+    }
+    std::future::pending::<()>().await
+}
+
 /// Waits until no broker holds a delayed message (a retry waiting for its
 /// level), a timer, or a half message a live producer could end, at most
 /// `wait_ms` (halves at most `halves_wait_ms`: as long as their checks can

@@ -229,6 +229,19 @@ impl World {
             });
             world.ids.insert(name, id);
         }
+        // An operator per group that resets its offsets at a set time.
+        for (i, spec) in scenario.workload.consumers.iter().enumerate() {
+            let Some(at_s) = spec.offset_reset_at_s else { continue };
+            let name = format!("resetter-{}", spec.group);
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 9, 2, i as u8 + 1));
+            let (recorder, namesrvs, group, topic, node_name) =
+                (world.recorder.clone(), world.namesrv_addrs.clone(), spec.group.clone(), spec.topic.clone(), name.clone());
+            let (at_ms, rewind_ms) = ((at_s * 1000.0) as u64, (spec.offset_reset_rewind_s * 1000.0) as u64);
+            let id = world.node(&name, ip, move || {
+                workload::reset_offsets(node_name.clone(), namesrvs.clone(), group.clone(), topic.clone(), at_ms, rewind_ms, recorder.clone())
+            });
+            world.ids.insert(name, id);
+        }
         world
     }
 

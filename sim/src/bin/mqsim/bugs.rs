@@ -48,6 +48,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
+        Bug::ResetNotFenced => "reset",
         // Not an invariant: the sweep replays each seed and compares.
         Bug::HostEntropy => NONDETERMINISTIC,
     }
@@ -94,6 +95,7 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::NoFencing => "failover-master-isolated",
         Bug::SlaveOffsetLies => "failover-slave-power-loss",
         Bug::ResumeAfterRestart => "failover-master-power-loss",
+        Bug::ResetNotFenced => "offset-reset",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
