@@ -81,7 +81,7 @@ pub struct BrokerConf {
     /// Directory of the store.
     pub store_dir: PathBuf,
     /// Things the operator should know that are not errors; the binary logs
-    /// them as warnings (none today).
+    /// them as warnings: RocketMQ settings this broker does not act on.
     pub warnings: Vec<String>,
 }
 
@@ -162,10 +162,18 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
+/// Every key Apache RocketMQ's broker reads from `broker.conf`.
+const ROCKETMQ_KEYS: &str = include_str!("rocketmq_broker_keys.txt");
+
+/// True for a key RocketMQ's broker knows.
+fn is_rocketmq_key(key: &str) -> bool {
+    ROCKETMQ_KEYS.lines().any(|known| known == key && !known.starts_with('#'))
+}
+
 /// Parses the text of a `broker.conf`.
 pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
     let mut config = BrokerConfig::new("broker-a", "");
-    let warnings = Vec::new();
+    let mut warnings = Vec::new();
     let (mut id_line, mut role_line) = (None, None);
     let (mut controller_line, mut controller_mode) = (None, None::<(bool, usize)>);
     let mut store_dir = PathBuf::from("store");
@@ -310,7 +318,12 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                     n => n,
                 }
             }
-            _ => return Err(fail("unknown key".into())),
+            // A stock RocketMQ broker.conf starts this broker: what it sets
+            // that this broker has no use for is named, not refused.
+            _ if is_rocketmq_key(key) => {
+                warnings.push(format!("line {line}: {key}: a RocketMQ setting this broker does not act on; ignored"));
+            }
+            _ => return Err(fail("unknown key (neither this broker's nor a RocketMQ broker's)".into())),
         }
     }
 
@@ -416,6 +429,35 @@ longPollingMaxMs=5000
         assert_eq!(conf.broker.role, ReplicationRole::SyncMaster);
     }
 
+    /// The `broker.conf` Apache RocketMQ ships (`conf/broker.conf`) starts
+    /// this broker: what it sets that this broker does not act on
+    /// (`deleteWhen`: it reclaims old segments by `fileReservedTime` alone)
+    /// is named in a warning.
+    #[test]
+    fn rocketmqs_stock_broker_conf_starts_it_with_a_warning_per_unused_key() {
+        let stock = "\
+brokerClusterName = DefaultCluster
+brokerName = broker-a
+brokerId = 0
+deleteWhen = 04
+fileReservedTime = 48
+brokerRole = ASYNC_MASTER
+flushDiskType = ASYNC_FLUSH
+";
+        let conf = parse(stock).unwrap();
+        assert_eq!((conf.broker.cluster.as_str(), conf.broker.broker_name.as_str()), ("DefaultCluster", "broker-a"));
+        assert_eq!((conf.broker.role, conf.broker.flush), (ReplicationRole::AsyncMaster, FlushMode::Async));
+        assert_eq!(conf.broker.store.retention_ms, 48 * 3_600_000);
+        assert_eq!(conf.warnings, ["line 4: deleteWhen: a RocketMQ setting this broker does not act on; ignored"]);
+        // More of RocketMQ's own keys, each named; a key given twice is
+        // still refused, warned about or not.
+        let more = parse("sendMessageThreadPoolNums=16\nwaitTimeMillsInSendQueue=200\nenablePropertyFilter=true\n").unwrap();
+        assert_eq!(more.warnings.len(), 3, "{:?}", more.warnings);
+        assert!(more.warnings[1].starts_with("line 2: waitTimeMillsInSendQueue:"), "{:?}", more.warnings);
+        assert_eq!(error("deleteWhen=04\ndeleteWhen=05\n"), "line 2: deleteWhen: set twice, first on line 1");
+        assert!(!is_rocketmq_key("# Every key Apache RocketMQ's broker reads from broker.conf (fields with a setter of"));
+    }
+
     #[test]
     fn empty_file_gives_defaults() {
         let conf = parse("\n# nothing\n   \n").unwrap();
@@ -450,7 +492,7 @@ longPollingMaxMs=5000
             error("brokerName=a\n\n#c\n\n\n\nflushDiskType=SYNC\n"),
             r#"line 7: flushDiskType: expected SYNC_FLUSH or ASYNC_FLUSH, got "SYNC""#
         );
-        assert_eq!(error("brokerName=a\nbrokerNam=b\n"), "line 2: brokerNam: unknown key");
+        assert_eq!(error("brokerName=a\nbrokerNam=b\n"), "line 2: brokerNam: unknown key (neither this broker's nor a RocketMQ broker's)");
         assert_eq!(error("just words\n"), "line 1: just words: expected key=value");
         assert_eq!(error("=3\n"), "line 1: =3: expected key=value, the key is empty");
         assert_eq!(error("brokerName=a\nbrokerName=b\n"), "line 2: brokerName: set twice, first on line 1");
