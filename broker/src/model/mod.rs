@@ -3,6 +3,7 @@
 
 mod delay;
 mod filter;
+pub mod sql;
 mod message;
 mod topic;
 mod transaction;
@@ -12,6 +13,7 @@ pub use delay::{
     MAX_RECONSUME_TIMES_DEFAULT, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
 pub use filter::TagFilter;
+pub use sql::SqlFilter;
 pub use message::{
     fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Delayed, Message, MessageExt, Origin, UniqueIdGenerator,
     BORN_HOST_BYTES_MAX, PROPERTIES_BYTES_MAX, PROPERTY_UNIQ_KEY,
