@@ -276,6 +276,7 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
             "flushIntervalConsumeQueue" => config.checkpoint_interval_ms = parse_positive(value).map_err(fail)?,
             "flushConsumerOffsetInterval" => config.offset_persist_interval_ms = parse_positive(value).map_err(fail)?,
             "autoCreateTopicEnable" => config.auto_create_topic = parse_bool(value).map_err(fail)?,
+            "enablePropertyFilter" => config.enable_property_filter = parse_bool(value).map_err(fail)?,
             "defaultTopicQueueNums" => {
                 let n = parse_at_most(value, u64::from(TOPIC_QUEUES_MAX), "the most queues a topic may have").map_err(fail)?;
                 config.default_topic_queues = n as u32;
@@ -451,7 +452,8 @@ flushDiskType = ASYNC_FLUSH
         assert_eq!(conf.warnings, ["line 4: deleteWhen: a RocketMQ setting this broker does not act on; ignored"]);
         // More of RocketMQ's own keys, each named; a key given twice is
         // still refused, warned about or not.
-        let more = parse("sendMessageThreadPoolNums=16\nwaitTimeMillsInSendQueue=200\nenablePropertyFilter=true\n").unwrap();
+        let more = parse("sendMessageThreadPoolNums=16\nwaitTimeMillsInSendQueue=200\nmaxTransferCountOnMessageInMemory=64\nenablePropertyFilter=true\n").unwrap();
+        assert!(more.broker.enable_property_filter);
         assert_eq!(more.warnings.len(), 3, "{:?}", more.warnings);
         assert!(more.warnings[1].starts_with("line 2: waitTimeMillsInSendQueue:"), "{:?}", more.warnings);
         assert_eq!(error("deleteWhen=04\ndeleteWhen=05\n"), "line 2: deleteWhen: set twice, first on line 1");

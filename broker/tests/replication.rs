@@ -124,6 +124,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
         offset: 5,
         max_msgs: 1,
         expression: "*".into(),
+        expression_type: Default::default(),
         suspend_ms: 0,
         generation: 0,
     });
@@ -157,6 +158,7 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
             offset: 0,
             max_msgs: 100,
             expression: "*".into(),
+            expression_type: Default::default(),
             suspend_ms: 0,
             generation: u64::MAX,
         };

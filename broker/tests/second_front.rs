@@ -56,6 +56,7 @@ impl LineFront {
                     offset: offset.parse().expect("offset"),
                     max_msgs: 32,
                     expression: "*".into(),
+                    expression_type: Default::default(),
                     suspend_ms: 0,
                     generation: 0,
                 };

@@ -102,6 +102,7 @@ pub async fn run_hostile(
                         offset: u64::MAX / 2,
                         max_msgs: 32,
                         expression: "*".into(),
+                        expression_type: Default::default(),
                         suspend_ms: 15_000,
                         generation: 0,
                     });
@@ -154,6 +155,7 @@ fn request(kind: &str, topic: &str, victim_topic: &str) -> Request {
         offset,
         max_msgs: 32,
         expression: "*".into(),
+        expression_type: Default::default(),
         suspend_ms: 0,
         generation: 0,
     });

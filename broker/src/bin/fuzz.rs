@@ -161,6 +161,7 @@ fn request(rng: &mut Rng, id: u64) -> Request {
             offset: rng.number(),
             max_msgs: rng.number() as u32,
             expression: rng.string(),
+            expression_type: if rng.chance(30) { broker::model::ExpressionType::Sql92 } else { broker::model::ExpressionType::Tag },
             suspend_ms: rng.below(300),
             generation: rng.number(),
         }),

@@ -56,6 +56,11 @@ struct ConsumeArgs {
     /// Tag expression: `*` or `TagA || TagB`.
     #[arg(short = 's', long, default_value = "*")]
     subscription: String,
+    /// Select by an SQL92 condition over the message's properties instead
+    /// of by tag (`env = 'gray' AND region IN ('hz', 'sh')`); the brokers
+    /// need `enablePropertyFilter=true`.
+    #[arg(long, conflicts_with = "subscription")]
+    sql: Option<String>,
     /// Where a group with no committed offset starts.
     #[arg(long, value_enum, default_value_t = StartFrom::First)]
     from: StartFrom,
@@ -154,6 +159,10 @@ enum Command {
         /// Timer: deliver this many ms after the broker stores it.
         #[arg(long, conflicts_with = "delay_level")]
         timer_delay_ms: Option<u64>,
+        /// A user property, `name=value` (repeat for more): what SQL92
+        /// filters select on.
+        #[arg(long = "property", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
     },
     /// Send transactional messages (a half, the local transaction, its end),
     /// and answer the broker's check-backs for the producer group.
@@ -322,8 +331,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ClusterList => cluster_list(&ctx).await?,
         Command::SyncState { controllers } => sync_state(&controllers, cli.timeout_ms).await?,
-        Command::Send { topic, body, tags, keys, count, delay_level, deliver_at_ms, timer_delay_ms } => {
-            let msg = Message { topic, body: body.into_bytes(), tags, keys, delay_level, ..Message::default() };
+        Command::Send { topic, body, tags, keys, count, delay_level, deliver_at_ms, timer_delay_ms, properties } => {
+            let mut msg = Message { topic, body: body.into_bytes(), tags, keys, delay_level, ..Message::default() };
+            for (name, value) in properties {
+                msg = msg.with_property(name, value);
+            }
             let msg = match (deliver_at_ms, timer_delay_ms) {
                 (Some(at), _) => msg.with_deliver_at(at),
                 (None, Some(ms)) => msg.with_timer_delay_ms(ms),
@@ -447,6 +459,14 @@ fn print_resets(resets: Vec<(String, broker::command::QueueReset)>) {
         table.row(vec![broker, r.queue_id.to_string(), r.offset.to_string(), r.generation.to_string()]);
     }
     table.print();
+}
+
+/// A `--property name=value`.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not name=value")),
+    }
 }
 
 /// A reset's time: `now`, ms since the epoch, RFC 3339, or RocketMQ's
@@ -585,8 +605,11 @@ async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Result<()> {
 }
 
 async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> {
-    let ConsumeArgs { topic, group, subscription, from, count, wait_s, .. } = args;
-    let mut config = PushConsumerConfig::new(group, topic, subscription);
+    let ConsumeArgs { topic, group, subscription, sql, from, count, wait_s, .. } = args;
+    let mut config = match sql {
+        Some(condition) => PushConsumerConfig::sql(group, topic, condition),
+        None => PushConsumerConfig::new(group, topic, subscription),
+    };
     config.consume_from = match from {
         StartFrom::First => ConsumeFrom::FirstOffset,
         StartFrom::Last => ConsumeFrom::LastOffset,

@@ -159,6 +159,7 @@ impl Admin {
                         offset,
                         max_msgs: 256,
                         expression: "*".into(),
+                        expression_type: Default::default(),
                         suspend_ms: 0,
                         // A reader, not a consumer: no reset fences it.
                         generation: u64::MAX,

@@ -17,8 +17,11 @@ pub struct PullMessage {
     pub offset: u64,
     /// Most messages to return.
     pub max_msgs: u32,
-    /// Tag expression: `*` or `TagA || TagB`.
+    /// The selector: a tag expression (`*`, `TagA || TagB`) or, with
+    /// `expression_type` SQL92, a condition over the message's properties.
     pub expression: String,
+    /// How `expression` is written.
+    pub expression_type: crate::model::ExpressionType,
     /// Long-polling wait when nothing is new.
     pub suspend_ms: u64,
     /// The queue's reset generation the consumer took it at; a pull of an

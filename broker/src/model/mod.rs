@@ -12,7 +12,7 @@ pub use delay::{
     dlq_topic, is_system_topic, retry_level, retry_topic, validate_group, DelayLevels, DELAY_LEVELS_DEFAULT, DLQ_PREFIX,
     MAX_RECONSUME_TIMES_DEFAULT, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
-pub use filter::TagFilter;
+pub use filter::{ExpressionType, Filter, Selector, TagFilter};
 pub use sql::SqlFilter;
 pub use message::{
     fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Delayed, Message, MessageExt, Origin, UniqueIdGenerator,

@@ -68,6 +68,9 @@ pub struct BrokerConfig {
     pub checkpoint_interval_ms: u64,
     /// Create unknown topics on first send.
     pub auto_create_topic: bool,
+    /// Serve SQL92 property filters (RocketMQ's `enablePropertyFilter`,
+    /// off by default as there): a pull with one is refused when off.
+    pub enable_property_filter: bool,
     /// Queues of an auto-created topic at most, and of an admin-created one by default (8).
     pub default_topic_queues: u32,
     /// Registration period with the name servers (30 s).
@@ -133,6 +136,7 @@ impl BrokerConfig {
             sync_flush_timeout_ms: 5_000,
             checkpoint_interval_ms: 1_000,
             auto_create_topic: true,
+            enable_property_filter: false,
             default_topic_queues: 8,
             register_interval_ms: 30_000,
             long_polling_max_ms: 15_000,

@@ -5,7 +5,7 @@ use super::Broker;
 use crate::bugs::{self, Bug};
 use crate::command::{Outcome, PullMessage, PullResult, Refusal, Refused};
 use crate::marks::{self, Mark};
-use crate::model::{MessageExt, TagFilter, PROPERTY_UNIQ_KEY};
+use crate::model::{Filter, MessageExt, PROPERTY_UNIQ_KEY};
 use crate::store::GetStatus;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,7 +16,7 @@ const PULL_BATCH_MAX: u32 = 1024;
 impl Broker {
     /// Reads a queue for a consumer group (RocketMQ's `PULL_MESSAGE`).
     pub async fn pull(&self, command: PullMessage) -> Outcome<PullResult> {
-        let PullMessage { group, topic, queue_id, offset, max_msgs, expression, suspend_ms, generation } = command;
+        let PullMessage { group, topic, queue_id, offset, max_msgs, expression, expression_type, suspend_ms, generation } = command;
         super::offsets::stale_reset(&self.offsets.lock().expect("offsets"), &group, &topic, queue_id, generation)?;
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
@@ -24,7 +24,13 @@ impl Broker {
         if !config.readable() {
             return Err(Refusal::new(Refused::NoPermission, format!("topic {topic} is not readable")));
         }
-        let filter = TagFilter::parse(&expression).map_err(|e| Refusal::new(Refused::SubscriptionIllegal, e))?;
+        let filter = Filter::parse(expression_type, &expression).map_err(|e| Refusal::new(Refused::SubscriptionIllegal, e))?;
+        if matches!(filter, Filter::Sql(_)) && !self.config.enable_property_filter {
+            return Err(Refusal::new(
+                Refused::SubscriptionIllegal,
+                format!("{} does not filter by SQL92: its enablePropertyFilter is false", self.config.broker_name),
+            ));
+        }
         let hashes = if bugs::active(Bug::FilterSkipsMatch) { None } else { filter.hashes() };
         let accept = |h: u64| hashes.as_ref().is_none_or(|set| set.contains(&h));
         let max_msgs = max_msgs.clamp(1, PULL_BATCH_MAX) as usize;
@@ -41,6 +47,10 @@ impl Broker {
                 store.get_or_rebuild(&topic, queue_id, offset, max_msgs, visible_end, &accept)
             };
             let mut got = got?;
+            if let Filter::Sql(sql) = &filter {
+                // Read past the tag check; the condition needs the message.
+                got.messages.retain(|m| sql.matches(&m.message.properties, m.message.tags.as_deref()));
+            }
             let now = self.clock.instant();
             if got.status == GetStatus::NoNew && now < deadline {
                 if bugs::active(Bug::LongPollMiss) {
@@ -74,10 +84,10 @@ impl Broker {
                     got.next_offset = committed.min(got.max_offset);
                 }
             }
-            if bugs::active(Bug::FilterSkipsMatch) && hashes.is_none() && filter != TagFilter::All {
+            if bugs::active(Bug::FilterSkipsMatch) && hashes.is_none() && !filter.is_all() {
                 // The planted defect: filtering moved client-side and the
                 // first matching message of every batch is skipped.
-                if let Some(i) = got.messages.iter().position(|m| filter.matches(m.message.tags.as_deref())) {
+                if let Some(i) = got.messages.iter().position(|m| filter.matches(&m.message)) {
                     got.messages.remove(i);
                 }
             }

@@ -475,6 +475,7 @@ async fn a_log_cut_back_moves_consumer_offsets_back_with_it() {
         offset: 6,
         max_msgs: 10,
         expression: "*".into(),
+        expression_type: Default::default(),
         suspend_ms: 0,
         generation: 0,
     });
@@ -536,7 +537,7 @@ async fn controller_mode_master(n: usize) -> (Arc<Broker>, Vec<u64>) {
 }
 
 fn pull_orders(offset: u64) -> Request {
-    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0, generation: 0 })
+    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), expression_type: Default::default(), suspend_ms: 0, generation: 0 })
 }
 
 async fn pulled(broker: &Broker, offset: u64) -> Vec<String> {
@@ -714,7 +715,7 @@ fn concurrent_topic_creations_are_all_persisted() {
 }
 
 fn pull_at(offset: u64, generation: u64) -> Request {
-    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), suspend_ms: 0, generation })
+    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), expression_type: Default::default(), suspend_ms: 0, generation })
 }
 
 fn commit_at(offset: u64, generation: u64) -> Request {
@@ -778,4 +779,61 @@ async fn a_reset_moves_the_offsets_and_fences_the_consumers_that_missed_it() {
     let answered = reopened.apply(query, peer()).await;
     assert_eq!(answered.body, crate::protocol::ResponseBody::Committed(crate::command::CommittedOffset { offset: Some(10), generation: 2 }));
     assert_eq!(reopened.apply(commit_at(10, 1), peer()).await.code, ResponseCode::ConsumerOffsetReset);
+}
+
+fn pull_sql(condition: &str) -> Request {
+    Request::PullMessage(PullMessage {
+        group: "g".into(),
+        topic: "orders".into(),
+        queue_id: 0,
+        offset: 0,
+        max_msgs: 32,
+        expression: condition.into(),
+        expression_type: crate::model::ExpressionType::Sql92,
+        suspend_ms: 0,
+        generation: 0,
+    })
+}
+
+/// An SQL92 filter is evaluated on the broker over each message's
+/// properties and tag, only where `enablePropertyFilter` is on; a bad
+/// condition is refused with the parser's reason, and the queue's offsets
+/// move past what the filter dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sql92_pull_gets_only_what_the_condition_selects() {
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.default_topic_queues = 1;
+    let off = Broker::open(config.clone(), Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    assert_eq!(off.apply(send("orders", "m"), peer()).await.code, ResponseCode::Success);
+    let refused = off.apply(pull_sql("env = 'gray'"), peer()).await;
+    assert_eq!(refused.code, ResponseCode::SubscriptionIllegal, "{refused:?}");
+    assert!(refused.remark.contains("enablePropertyFilter is false"), "{}", refused.remark);
+
+    config.enable_property_filter = true;
+    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
+    for (n, env, tag) in [(0, "gray", "TagA"), (1, "prod", "TagA"), (2, "gray", "TagB"), (3, "", "TagA")] {
+        let mut m = Message::new("orders", format!("m{n}").into_bytes()).with_tags(tag).with_property("n", n.to_string());
+        if !env.is_empty() {
+            m = m.with_property("env", env);
+        }
+        let request = Request::SendMessage(SendMessage {
+            producer_group: "pg".into(),
+            queue_id: 0,
+            message: m,
+            born_timestamp_ms: 0,
+            born_host: "test".into(),
+            default_topic_queues: 1,
+        });
+        assert_eq!(broker.apply(request, peer()).await.code, ResponseCode::Success);
+    }
+    let bodies = |response: Response| -> (Vec<String>, u64) {
+        let crate::protocol::ResponseBody::Pull(got) = response.body else { panic!("{response:?}") };
+        (got.messages.iter().map(|m| String::from_utf8_lossy(&m.message.body).into_owned()).collect(), got.next_offset)
+    };
+    assert_eq!(bodies(broker.apply(pull_sql("env = 'gray'"), peer()).await), (vec!["m0".to_string(), "m2".to_string()], 4));
+    assert_eq!(bodies(broker.apply(pull_sql("env IS NULL OR (TAGS = 'TagA' AND n >= 1)"), peer()).await).0, ["m1", "m3"]);
+    assert_eq!(bodies(broker.apply(pull_sql("n > 9"), peer()).await), (Vec::<String>::new(), 4));
+    let bad = broker.apply(pull_sql("env = gray'"), peer()).await;
+    assert_eq!(bad.code, ResponseCode::SubscriptionIllegal, "{bad:?}");
+    assert!(bad.remark.contains("bad SQL92 filter"), "{}", bad.remark);
 }

@@ -226,6 +226,7 @@ where
             offset: *offset,
             max_msgs: 256,
             expression: expression.to_string(),
+            expression_type: Default::default(),
             suspend_ms: 0,
             // The drain reads what the group left; it commits nothing, so
             // no reset fences it.

@@ -62,8 +62,8 @@ where
 pub struct PushConsumerConfig {
     /// Consumer group.
     pub group: String,
-    /// (topic, tag expression) pairs.
-    pub subscriptions: Vec<(String, String)>,
+    /// (topic, selector) pairs: a tag expression or an SQL92 condition.
+    pub subscriptions: Vec<(String, Selector)>,
     /// Where a group with no committed offset starts.
     pub consume_from: ConsumeFrom,
     /// Messages per pull (32).
@@ -143,11 +143,23 @@ impl QueueHook {
 }
 
 impl PushConsumerConfig {
-    /// Defaults for `group` subscribed to `topic` with `expression`.
+    /// Defaults for `group` subscribed to `topic` with a tag `expression`.
     pub fn new(group: impl Into<String>, topic: impl Into<String>, expression: impl Into<String>) -> PushConsumerConfig {
+        PushConsumerConfig::with_selector(group, topic, Selector::tag(expression))
+    }
+
+    /// Defaults for `group` subscribed to `topic` with an SQL92 condition
+    /// (RocketMQ's `MessageSelector.bySql`; the brokers need
+    /// `enablePropertyFilter=true`).
+    pub fn sql(group: impl Into<String>, topic: impl Into<String>, condition: impl Into<String>) -> PushConsumerConfig {
+        PushConsumerConfig::with_selector(group, topic, Selector::sql(condition))
+    }
+
+    /// Defaults for `group` subscribed to `topic` with `selector`.
+    pub fn with_selector(group: impl Into<String>, topic: impl Into<String>, selector: Selector) -> PushConsumerConfig {
         PushConsumerConfig {
             group: group.into(),
-            subscriptions: vec![(topic.into(), expression.into())],
+            subscriptions: vec![(topic.into(), selector)],
             consume_from: ConsumeFrom::LastOffset,
             pull_batch: 32,
             consume_batch: 1,

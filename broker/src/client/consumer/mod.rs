@@ -18,7 +18,7 @@ use super::rebalance::allocate_averagely;
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
 use crate::error::{Error, Result};
-use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, MessageExt, TagFilter, MAX_RECONSUME_TIMES_DEFAULT};
+use crate::model::{is_system_topic, retry_topic, validate_group, validate_name, Filter, MessageExt, Selector, MAX_RECONSUME_TIMES_DEFAULT};
 use super::inbound::ResetListener;
 use crate::command::{CommittedOffset, ConsumeFrom, ConsumerData, GetConsumerList, GetQueueOffsets, Heartbeat, LockBatchMq, PullMessage, QueryConsumerOffset, SearchOffsetByTime, UnlockBatchMq, UnregisterClient, UpdateConsumerOffset};
 use crate::store::GetStatus;
@@ -80,8 +80,8 @@ impl ProcessQueue {
 
 struct QueueState {
     mq: MessageQueue,
-    expression: String,
-    filter: TagFilter,
+    selector: Selector,
+    filter: Filter,
     dropped: AtomicBool,
     pq: Mutex<ProcessQueue>,
     /// Orderly: until when this consumer trusts its lock of the queue.
@@ -122,15 +122,16 @@ impl PushConsumer {
         if config.subscriptions.is_empty() {
             return Err(illegal("a consumer needs at least one subscription".into()));
         }
-        for (topic, expression) in &config.subscriptions {
+        for (topic, selector) in &config.subscriptions {
             validate_name("topic", topic).map_err(illegal)?;
             if is_system_topic(topic) {
                 return Err(illegal(format!("{topic} is a system topic; a group's retry topic is subscribed to by itself")));
             }
-            TagFilter::parse(expression).map_err(illegal)?;
+            Filter::parse(selector.kind, &selector.expression).map_err(illegal)?;
         }
-        // Every clustering consumer takes its share of the group's retries.
-        config.subscriptions.push((retry_topic(&config.group), "*".to_string()));
+        // Every clustering consumer takes its share of the group's retries
+        // (not filtered again: what failed had passed the filter).
+        config.subscriptions.push((retry_topic(&config.group), Selector::tag("*")));
         // A broker's notice that the group's members changed wakes this
         // consumer to rebalance at once (RocketMQ's rebalanceImmediately);
         // the period is the backstop for a notice lost on the way.
@@ -247,7 +248,7 @@ impl Inner {
     async fn heartbeat(&self) {
         let data = ConsumerData {
             group: self.config.group.clone(),
-            subscriptions: self.config.subscriptions.clone(),
+            subscriptions: self.config.subscriptions.iter().map(|(t, s)| (t.clone(), s.expression.clone())).collect(),
             consume_from: self.config.consume_from,
         };
         let heartbeat = Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] };
@@ -280,7 +281,7 @@ impl Inner {
     }
 
     async fn rebalance(self: &Arc<Self>) {
-        for (topic, expression) in &self.config.subscriptions {
+        for (topic, selector) in &self.config.subscriptions {
             let Ok(queues) = self.client.read_queues(topic, false).await else { continue };
             let Some(consumers) = self.consumers(&queues).await else { continue };
             let mine: BTreeSet<MessageQueue> =
@@ -328,8 +329,8 @@ impl Inner {
                     Ok((offset, generation)) => {
                         let state = Arc::new(QueueState {
                             mq: mq.clone(),
-                            expression: expression.clone(),
-                            filter: TagFilter::parse(expression).expect("validated at start"),
+                            selector: selector.clone(),
+                            filter: Filter::parse(selector.kind, &selector.expression).expect("validated at start"),
                             dropped: AtomicBool::new(false),
                             pq: Mutex::new(ProcessQueue { next_pull: offset, generation, ..ProcessQueue::default() }),
                             locked_until: Mutex::new(locked_until),
@@ -481,7 +482,8 @@ impl Inner {
                 queue_id: q.mq.queue_id,
                 offset,
                 max_msgs: self.config.pull_batch,
-                expression: q.expression.clone(),
+                expression: q.selector.expression.clone(),
+                expression_type: q.selector.kind,
                 suspend_ms: self.config.long_polling_ms,
                 generation,
             };
@@ -503,7 +505,7 @@ impl Inner {
                 break;
             }
             let msgs: Vec<MessageExt> = if result.status == GetStatus::Found {
-                result.messages.into_iter().filter(|m| q.filter.matches(m.message.tags.as_deref())).collect()
+                result.messages.into_iter().filter(|m| q.filter.matches(&m.message)).collect()
             } else {
                 Vec::new()
             };
