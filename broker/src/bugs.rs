@@ -148,6 +148,10 @@ pub enum Bug {
     /// when the reset was made commits its old position when it comes
     /// back, and the rewind is undone for its queues.
     ResetNotFenced,
+    /// The broker's SQL92 filter takes an unknown condition (a missing
+    /// property, a value that is not a number) as a match, as two-valued
+    /// logic would: messages without the property reach the group.
+    SqlUnknownMatches,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -156,7 +160,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 42] = [
+    pub const ALL: [Bug; 43] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -198,6 +202,7 @@ impl Bug {
         Bug::DlqWaitsLevel,
         Bug::RollbackRechecked,
         Bug::ResetNotFenced,
+        Bug::SqlUnknownMatches,
         Bug::HostEntropy,
     ];
 
@@ -245,6 +250,7 @@ impl Bug {
             Bug::DlqWaitsLevel => "dlq-waits-level",
             Bug::RollbackRechecked => "rollback-rechecked",
             Bug::ResetNotFenced => "reset-not-fenced",
+            Bug::SqlUnknownMatches => "sql-unknown-matches",
             Bug::HostEntropy => "host-entropy",
         }
     }

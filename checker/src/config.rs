@@ -27,6 +27,10 @@ pub struct GroupSpec {
     pub topic: String,
     /// Tag expression: "*" or "TagA || TagB".
     pub tags: String,
+    /// An SQL92 condition over the message's properties and tag (`TAGS`),
+    /// selecting instead of `tags` when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
     /// Broadcast groups deliver every message to every consumer process.
     #[serde(default)]
     pub broadcast: bool,
@@ -117,9 +121,32 @@ pub struct Expect {
 }
 
 impl GroupSpec {
-    /// True when this group receives a message of `topic` with `tag`.
-    pub fn subscribes(&self, topic: &str, tag: Option<&str>) -> bool {
-        self.topic == topic && tag_matches(&self.tags, tag)
+    /// True when this group receives a message of `topic` with `tag` and
+    /// user properties `props`.
+    pub fn subscribes(&self, topic: &str, tag: Option<&str>, props: Option<&BTreeMap<String, String>>) -> bool {
+        self.topic == topic && self.selects(tag, props)
+    }
+
+    /// True when this group's selector (SQL92 condition, else tag
+    /// expression) takes a message with `tag` and `props`. A condition that
+    /// does not parse selects nothing.
+    pub fn selects(&self, tag: Option<&str>, props: Option<&BTreeMap<String, String>>) -> bool {
+        match &self.sql {
+            Some(sql) => {
+                let empty = BTreeMap::new();
+                crate::sql::sql_selects(sql, tag, props.unwrap_or(&empty)).unwrap_or(false)
+            }
+            None => tag_matches(&self.tags, tag),
+        }
+    }
+
+    /// The selector as a report names it: `tag expression TagA`, `SQL92
+    /// condition a = 1`.
+    pub fn selector(&self) -> String {
+        match &self.sql {
+            Some(sql) => format!("SQL92 condition {sql}"),
+            None => format!("tag expression {}", self.tags),
+        }
     }
 }
 
@@ -141,6 +168,7 @@ impl CheckConfig {
                     group: group.clone(),
                     topic: topic.clone(),
                     tags: event.detail.clone().unwrap_or_else(|| "*".to_owned()),
+                    sql: None,
                     broadcast: false,
                     idempotent: true,
                     max_reconsume_times: max_reconsume_default(),
@@ -217,6 +245,7 @@ mod tests {
                 group: "billing".into(),
                 topic: "orders".into(),
                 tags: "*".into(),
+                sql: None,
                 broadcast: true,
                 idempotent: false,
                 max_reconsume_times: 16,

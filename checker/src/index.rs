@@ -273,9 +273,10 @@ impl<'a> Index<'a> {
     ) -> impl Iterator<Item = &'s GroupSpec> {
         let topic = message.topic();
         let tag = message.tag();
+        let props = message.props();
         self.groups
             .iter()
-            .filter(move |g| topic.is_some_and(|topic| g.subscribes(topic, tag)))
+            .filter(move |g| topic.is_some_and(|topic| g.subscribes(topic, tag, props)))
     }
 
     /// The processes that must each consume a message for `group`: every

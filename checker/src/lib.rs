@@ -32,6 +32,7 @@ pub mod history;
 mod index;
 pub mod invariant;
 pub mod reached;
+pub mod sql;
 pub mod synth;
 pub mod verdict;
 

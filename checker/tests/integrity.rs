@@ -137,3 +137,48 @@ fn integrity_fails_on_corrupted_fields_and_filter_leaks() {
     );
     assert_json_snapshot!(result);
 }
+
+/// billing takes every order; gray selects by an SQL92 condition over the
+/// properties: m1 (region eu, amount 10) is gray's, m2 (region us) is not,
+/// nor is m4, which lacks the region (unknown is not a match).
+fn sql_config() -> checker::CheckConfig {
+    let mut gray = common::group("gray", "*", false);
+    gray.sql = Some("region = 'eu' OR (amount > 15 AND region IS NULL)".into());
+    checker::CheckConfig { groups: vec![common::group("billing", "*", false), gray], fifo_topics: vec![], expect: Expect::default() }
+}
+
+fn sql_history(leak: bool) -> HistoryBuilder {
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 10, m1());
+    acked(&mut h, 11, m2());
+    acked(&mut h, 12, order("m4", "TagA", "k4").props(props(&[("amount", "5")])));
+    h.push(arrival(20, "consumer-gray-1", "gray", m1()));
+    for (t, message) in [(21, m1()), (22, m2())] {
+        h.push(arrival(t, "consumer-billing-1", "billing", message));
+    }
+    if leak {
+        h.push(arrival(30, "consumer-gray-1", "gray", m2()));
+        h.push(arrival(31, "consumer-gray-1", "gray", order("m4", "TagA", "k4").props(props(&[("amount", "5")]))));
+    }
+    h
+}
+
+#[test]
+fn integrity_holds_when_an_sql92_group_gets_only_what_its_condition_selects() {
+    let mut h = sql_history(false);
+    h.harness(100, Op::End);
+    let result = check_integrity(h.events(), &sql_config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+    assert_json_snapshot!(result);
+}
+
+#[test]
+fn integrity_fails_when_an_sql92_group_gets_what_its_condition_does_not_select() {
+    let mut h = sql_history(true);
+    h.harness(100, Op::End);
+    let result = check_integrity(h.events(), &sql_config());
+    assert_eq!(result.validity, Validity::Invalid);
+    assert_eq!(result.count("filter-leak"), 2, "{result:?}");
+    assert!(result.anomalies[0].detail.contains("whose SQL92 condition region = 'eu'"), "{:?}", result.anomalies);
+    assert_json_snapshot!(result);
+}

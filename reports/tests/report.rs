@@ -69,6 +69,7 @@ fn sample(scenario: &str) -> RunReport {
             group: "billing".into(),
             topic: "orders".into(),
             tags: "*".into(),
+            sql: None,
             broadcast: false,
             idempotent: true,
             max_reconsume_times: 16,

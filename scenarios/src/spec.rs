@@ -414,6 +414,11 @@ pub struct ProducerSpec {
     /// sends) above 1,000 sends a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_max: Option<u32>,
+    /// Share of messages sent with the property `ENV = gray` (the rest
+    /// without it): a gray release that SQL92 groups select on. Default
+    /// none (no message has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gray_share: Option<f64>,
     /// Transactional sends: every message is a half, ended by a local
     /// transaction. Default none (plain sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -502,6 +507,12 @@ pub struct ConsumerSpec {
     /// Tag expression: `*` or `TagA || TagB`. Default `*`.
     #[serde(default = "default_tag_expression")]
     pub tags: String,
+    /// An SQL92 condition over the messages' properties (`SHARD`, `SEQ`,
+    /// `AMOUNT`, `REGION`, `ENV` when producers set `gray_share`) and tag
+    /// (`TAGS`), selecting instead of `tags`, which must then stay `*`.
+    /// Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
     /// Probability that the business logic answers "retry later" for a
     /// delivery, sending it through the retry topic. Default 0.
     #[serde(default)]

@@ -177,6 +177,9 @@ impl Validator<'_> {
                 self.fail(format!("{path}.topic"), format!("must match ^[A-Za-z0-9_-]+$, got `{}`", p.topic));
             }
             self.rate(format!("{path}.rate_per_s"), p.rate_per_s);
+            if let Some(share) = p.gray_share {
+                self.probability(format!("{path}.gray_share"), share);
+            }
             if let Some(n) = p.in_flight_max {
                 self.at_least(format!("{path}.in_flight_max"), n.into(), 1);
             }
@@ -257,6 +260,14 @@ impl Validator<'_> {
             self.at_least(format!("{path}.count"), c.count.into(), 1);
             if !is_valid_tag_expression(&c.tags) {
                 self.fail(format!("{path}.tags"), format!("must be `*` or `TagA || TagB`, got `{}`", c.tags));
+            }
+            if let Some(sql) = &c.sql {
+                if sql.trim().is_empty() {
+                    self.fail(format!("{path}.sql"), "must be an SQL92 condition, got an empty one");
+                }
+                if c.tags.trim() != "*" {
+                    self.fail(format!("{path}.sql"), format!("selects instead of tags, which must stay `*`, got `{}`", c.tags));
+                }
             }
             self.probability(format!("{path}.failure_rate"), c.failure_rate);
             self.rate(format!("{path}.crash_rate_per_min"), c.crash_rate_per_min);

@@ -240,6 +240,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             group: c.group.clone(),
             topic: c.topic.clone(),
             tags: c.tags.clone(),
+            sql: c.sql.clone(),
             broadcast: false,
             idempotent: c.idempotent,
             max_reconsume_times: c.max_reconsume_times,

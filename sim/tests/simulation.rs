@@ -440,6 +440,19 @@ fn calibrate_refuses_what_it_cannot_fit() {
     assert!(stderr.contains("no SYNC_FLUSH row with 1 producer"), "{stderr}");
 }
 
+/// A scenario whose group's SQL92 condition does not parse is refused
+/// before anything runs, naming the field and the parser's reason.
+#[test]
+fn a_scenario_with_a_malformed_sql92_condition_is_refused() {
+    let dir = scratch_dir("bad-sql");
+    let catalogue = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/sql-gray-release.toml");
+    let text = std::fs::read_to_string(catalogue).unwrap().replace("sql = \"ENV IS NULL OR NOT (ENV = 'gray')\"", "sql = \"ENV IS NULL OR\"");
+    let file = dir.join("bad-sql.toml");
+    std::fs::write(&file, text.replace("name = \"sql-gray-release\"", "name = \"bad-sql\"")).unwrap();
+    let stderr = mqsim_refused(&["run", file.to_str().unwrap(), "--seed", "1"]);
+    assert!(stderr.contains("workload.consumers[1].sql") && stderr.contains("expected a property or a value"), "{stderr}");
+}
+
 /// A fresh directory for a test's files, under the system's temp dir.
 fn scratch_dir(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mqsim-{test}-{}", std::process::id()));

@@ -151,7 +151,12 @@ impl SqlFilter {
             }
             properties.get(name).map(String::as_str)
         };
-        eval(&self.expr, &lookup) == Some(true)
+        let truth = eval(&self.expr, &lookup);
+        if crate::bugs::active(crate::bugs::Bug::SqlUnknownMatches) {
+            // The planted defect: two-valued logic, unknown taken as a match.
+            return truth != Some(false);
+        }
+        truth == Some(true)
     }
 }
 

@@ -2,7 +2,7 @@
 //! reaches only the groups whose tag expression selects it.
 
 use super::Invariant;
-use crate::config::{tag_matches, CheckConfig, GroupSpec};
+use crate::config::{CheckConfig, GroupSpec};
 use crate::history::{Event, Kind, Op};
 use crate::index::{Index, Message};
 use crate::verdict::{CheckResult, Validity};
@@ -78,13 +78,16 @@ pub(crate) fn integrity<'a>(history: &'a [Event], _cfg: &CheckConfig, index: &In
                 .filter(move |spec| topic.is_none_or(|topic| spec.topic == topic))
         };
         let tag = event.tag.as_deref();
-        if judged().next().is_none() || judged().any(|spec| tag_matches(&spec.tags, tag)) {
+        // The properties as sent: a delivery that lost some is corrupted,
+        // and judged by what it should have carried.
+        let props = message.and_then(|m| m.props()).or(event.props.as_ref());
+        if judged().next().is_none() || judged().any(|spec| spec.selects(tag, props)) {
             continue;
         }
-        let expressions: Vec<&str> = judged().map(|spec| spec.tags.as_str()).collect();
+        let expressions: Vec<String> = judged().map(|spec| spec.selector()).collect();
         leaked += 1;
         let detail = format!(
-            "{} with {} reached group {group}, whose tag expression {} does not select it",
+            "{} with {} reached group {group}, whose {} does not select it",
             event
                 .msg_id
                 .as_deref()

@@ -58,6 +58,7 @@ pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         group: String::new(),
         topic: String::new(),
         tags: "*".into(),
+        sql: None,
         broadcast: false,
         idempotent: true,
         max_reconsume_times: 16,
@@ -190,5 +191,5 @@ fn concurrent_processing<'a>(history: &'a [Event], cfg: &CheckConfig, index: &In
 
 /// True when `spec`'s tag expression selects `message` (topic already matched).
 fn tag_subscribed(spec: &GroupSpec, message: &Message) -> bool {
-    crate::config::tag_matches(&spec.tags, message.tag())
+    spec.selects(message.tag(), message.props())
 }

@@ -11,6 +11,7 @@ pub fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
         group: group.into(),
         topic: "orders".into(),
         tags: tags.into(),
+        sql: None,
         broadcast,
         idempotent: true,
         max_reconsume_times: 16,

@@ -53,7 +53,7 @@ pub(crate) fn is_poison(key: &str, share: f64) -> bool {
 /// Consumer settings used in the simulation: RocketMQ's, with a faster
 /// rebalance so that short runs converge.
 pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig {
-    let mut config = PushConsumerConfig::new(spec.group.clone(), spec.topic.clone(), spec.tags.clone());
+    let mut config = PushConsumerConfig::with_selector(spec.group.clone(), spec.topic.clone(), group_selector(&spec));
     config.consume_from = ConsumeFrom::FirstOffset;
     config.rebalance_interval_ms = 5_000;
     config.orderly = orderly;

@@ -119,7 +119,8 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
     }
     wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms, halves_wait_ms).await;
     for g in groups {
-        let filter = TagFilter::parse(&g.tags).unwrap_or(TagFilter::All);
+        let selector = group_selector(&g);
+        let filter = Filter::parse(selector.kind, &selector.expression).unwrap_or(Filter::Tag(TagFilter::All));
         let gave_up = |queue: String, reason: String| {
             recorder.record(Event::new(0, "drain", Kind::Info, Op::DrainGaveUp).group(g.group.clone()).queue(queue).detail(reason));
         };
@@ -145,11 +146,11 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
                     }
                     _ => queue_min(&client, &addr, &mq.topic, mq.queue_id).await,
                 };
-                let expression = if topic == g.topic { g.tags.clone() } else { "*".to_string() };
-                let done = read_queue(&client, &addr, &g.group, &mq.topic, mq.queue_id, &expression, &mut offset, |m| {
+                let queue_selector = if topic == g.topic { selector.clone() } else { Selector::tag("*") };
+                let done = read_queue(&client, &addr, &g.group, &mq.topic, mq.queue_id, &queue_selector, &mut offset, |m| {
                     let (db, recorder, queue, group) = (db.clone(), recorder.clone(), queue.clone(), g.group.clone());
                     let m = m.clone();
-                    let keep = filter.matches(m.message.tags.as_deref());
+                    let keep = filter.matches(&m.message);
                     async move {
                         if !keep {
                             return Ok(());
@@ -181,7 +182,7 @@ pub(crate) async fn read_moved_aside(client: &ClientInstance, broker_name: &str,
     let query = GetQueueOffsets { topic: CHECK_MAX_TOPIC.to_string(), queue_id: 0 };
     let Some(range) = retrying!(client.call(addr, query.clone(), client.timeout())) else { return };
     let mut offset = range.min_offset;
-    let done = read_queue(client, addr, "drain-moved-aside", CHECK_MAX_TOPIC, 0, "*", &mut offset, |m| {
+    let done = read_queue(client, addr, "drain-moved-aside", CHECK_MAX_TOPIC, 0, &Selector::tag("*"), &mut offset, |m| {
         let (recorder, queue) = (recorder.clone(), queue_name(broker_name, CHECK_MAX_TOPIC, 0));
         let msg_id = m.msg_id();
         async move {
@@ -210,7 +211,7 @@ pub(crate) async fn read_queue<F, Fut>(
     group: &str,
     topic: &str,
     queue_id: u32,
-    expression: &str,
+    selector: &Selector,
     offset: &mut u64,
     visit: F,
 ) -> Result<(), String>
@@ -225,8 +226,8 @@ where
             queue_id,
             offset: *offset,
             max_msgs: 256,
-            expression: expression.to_string(),
-            expression_type: Default::default(),
+            expression: selector.expression.clone(),
+            expression_type: selector.kind,
             suspend_ms: 0,
             // The drain reads what the group left; it commits nothing, so
             // no reset fences it.
@@ -273,7 +274,7 @@ pub(crate) async fn read_dead_letters(client: &ClientInstance, broker_name: &str
     for q in queues {
         let queue = queue_name(broker_name, &topic, q.queue_id);
         let mut offset = q.min_offset;
-        let done = read_queue(client, addr, &g.group, &topic, q.queue_id, "*", &mut offset, |m| {
+        let done = read_queue(client, addr, &g.group, &topic, q.queue_id, &Selector::tag("*"), &mut offset, |m| {
             let mut event = Event::new(0, "drain", Kind::Ok, Op::Dlq)
                 .group(g.group.clone())
                 .msg_id(m.msg_id())

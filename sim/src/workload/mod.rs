@@ -26,7 +26,7 @@ use broker::client::{
 };
 use broker::clock::Clock;
 use broker::model::{
-    dlq_topic, retry_topic, Message, MessageExt, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
+    dlq_topic, retry_topic, Filter, Message, MessageExt, Selector, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
     PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
 };
 use broker::command::ConsumeFrom;
@@ -49,6 +49,9 @@ pub const PROPERTY_SEQ: &str = "SEQ";
 pub const PROPERTY_AMOUNT: &str = "AMOUNT";
 /// Message property carrying a business region.
 pub const PROPERTY_REGION: &str = "REGION";
+/// Message property of a gray release: `gray` on the share a producer's
+/// `gray_share` draws, absent on the rest.
+pub const PROPERTY_ENV: &str = "ENV";
 /// Pause before a business resend of a failed or unknown send.
 pub(crate) const RESEND_BACKOFF: Duration = Duration::from_secs(1);
 /// Operations one non-FIFO producer keeps in flight at most.
@@ -58,6 +61,15 @@ pub(crate) const IN_FLIGHT_MAX: usize = 64;
 pub(crate) const ASYNC_IN_FLIGHT_MAX: usize = 65_535;
 /// Regions a message's `REGION` property is drawn from.
 pub(crate) const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "cn-north"];
+
+/// What a group selects on its topic: its SQL92 condition, else its tag
+/// expression.
+pub(crate) fn group_selector(spec: &ConsumerSpec) -> Selector {
+    match &spec.sql {
+        Some(sql) => Selector::sql(sql.clone()),
+        None => Selector::tag(spec.tags.clone()),
+    }
+}
 
 /// FNV-1a 64 of a body, as 16 hex digits: what the history carries so the
 /// checker can compare a delivered body with the sent one.

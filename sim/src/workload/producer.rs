@@ -166,6 +166,8 @@ pub(crate) struct Operation {
     tag: Option<String>,
     amount: u64,
     region: &'static str,
+    /// Sent with `ENV = gray` (a gray release's share).
+    gray: bool,
     /// A timer's delay after the send, in ms.
     timer_ms: Option<u64>,
     /// A delay level (1-based), and its delay in ms.
@@ -189,6 +191,9 @@ impl Operation {
             .with_property(PROPERTY_SEQ, self.seq.to_string())
             .with_property(PROPERTY_AMOUNT, self.amount.to_string())
             .with_property(PROPERTY_REGION, self.region);
+        if self.gray {
+            msg = msg.with_property(PROPERTY_ENV, "gray");
+        }
         if let Some(tag) = &self.tag {
             msg = msg.with_tags(tag.clone());
         }
@@ -382,6 +387,8 @@ pub async fn run_producer(
             tag: (!spec.tags.is_empty()).then(|| spec.tags[(draw() % spec.tags.len() as u64) as usize].clone()),
             amount: draw() % 100_000,
             region: REGIONS[(draw() % REGIONS.len() as u64) as usize],
+            // Drawn only where the scenario asks, so other runs keep their draws.
+            gray: spec.gray_share.is_some_and(|share| draw_unit() < share),
             timer_ms: None,
             delay_level: None,
             decision: spec.transaction.as_ref().map(|t| {

@@ -310,6 +310,8 @@ impl World {
         let (group, replica) = scenario.broker_replica(n);
         let mut config = BrokerConfig::new(scenario.broker_group_name(group), SocketAddr::new(ip, BROKER_PORT).to_string());
         config.broker_id = u64::from(replica);
+        // Groups may subscribe by SQL92 condition.
+        config.enable_property_filter = true;
         // With controllers every replica may become master, and the role
         // says only how a master replicates.
         let master = replica == 0 || topology.controllers > 0;

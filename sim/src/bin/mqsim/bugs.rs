@@ -29,7 +29,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         // and `offsets` sees two messages at one offset too (seeds 2..5 of
         // fifo-order, not seed 1).
         | Bug::RecoveryTruncatesExtra => "lost",
-        Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey => "integrity",
+        Bug::TagFilterLeak | Bug::PullDropsProperties | Bug::RetryDropsKey | Bug::SqlUnknownMatches => "integrity",
         Bug::LongPollMiss => "liveness",
         Bug::DlqSkipped
         | Bug::RetryNoBackoff
@@ -96,6 +96,7 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::SlaveOffsetLies => "failover-slave-power-loss",
         Bug::ResumeAfterRestart => "failover-master-power-loss",
         Bug::ResetNotFenced => "offset-reset",
+        Bug::SqlUnknownMatches => "sql-gray-release",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }

@@ -53,6 +53,12 @@ pub(crate) fn check_supported(scenario: &Scenario) -> Result<()> {
             )));
         }
     }
+    for (i, group) in scenario.workload.consumers.iter().enumerate() {
+        if let Some(sql) = &group.sql {
+            broker::model::SqlFilter::parse(sql)
+                .map_err(|e| bad(format!("{}: workload.consumers[{i}].sql: {e}", scenario.name)))?;
+        }
+    }
     Ok(())
 }
 
