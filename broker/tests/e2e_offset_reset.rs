@@ -35,18 +35,7 @@ async fn wait_for(what: &str, deadline: Instant, done: impl Fn() -> bool) {
 async fn mqadmin_rewinds_a_running_group_to_a_time_and_skips_its_backlog() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut kill = Kill(Vec::new());
-    let namesrv = free_addr();
-    start(&mut kill, NAMESRV, &["--listen", &namesrv, "--scan-interval-ms", "1000"], &dir.path().join("namesrv.log"), "namesrv listening on ");
-    let conf = conf(
-        dir.path(),
-        "broker.conf",
-        &format!(
-            "brokerName=broker-o\nlistenAddr={}\nnamesrvAddr={namesrv}\nstorePathRootDir={}\nflushDiskType=SYNC_FLUSH\nregisterNameServerPeriod=1000\n",
-            free_addr(),
-            dir.path().join("store").display()
-        ),
-    );
-    start(&mut kill, BROKER, &["-c", &conf], &dir.path().join("broker.log"), "broker broker-o listening on ");
+    let namesrv = namesrv_and_broker(&mut kill, dir.path(), "broker-o", "");
     let (code, _, err) = mqadmin(&namesrv, &["update-topic", "-t", "prices", "-w", "2", "-r", "2"]);
     assert_eq!(code, 0, "{err}");
 

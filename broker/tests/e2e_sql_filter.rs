@@ -13,18 +13,7 @@ use common::*;
 fn mqadmin_consumes_only_what_an_sql92_condition_selects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut kill = Kill(Vec::new());
-    let namesrv = free_addr();
-    start(&mut kill, NAMESRV, &["--listen", &namesrv, "--scan-interval-ms", "1000"], &dir.path().join("namesrv.log"), "namesrv listening on ");
-    let conf = conf(
-        dir.path(),
-        "broker.conf",
-        &format!(
-            "brokerName=broker-q\nlistenAddr={}\nnamesrvAddr={namesrv}\nstorePathRootDir={}\nenablePropertyFilter=true\nregisterNameServerPeriod=1000\n",
-            free_addr(),
-            dir.path().join("store").display()
-        ),
-    );
-    start(&mut kill, BROKER, &["-c", &conf], &dir.path().join("broker.log"), "broker broker-q listening on ");
+    let namesrv = namesrv_and_broker(&mut kill, dir.path(), "broker-q", "enablePropertyFilter=true\n");
     let (code, _, err) = mqadmin(&namesrv, &["update-topic", "-t", "releases", "-w", "2", "-r", "2"]);
     assert_eq!(code, 0, "{err}");
     for (body, env, region) in [("gray-hz", "gray", "hz"), ("prod-hz", "prod", "hz"), ("gray-bj", "gray", "bj"), ("plain", "", "")] {

@@ -19,6 +19,10 @@ struct GatedDisk {
     gate: Arc<(Mutex<Gate>, Condvar)>,
     /// While set, every append fails as on a full disk.
     full: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, the next atomic write of the topics file takes 300 ms
+    /// (and clears it): a handler's write still running when another's
+    /// comes.
+    slow_topics_write: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Default)]
@@ -78,6 +82,9 @@ impl Disk for GatedDisk {
     fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
         if self.full.load(Ordering::Relaxed) {
             return Err(io::Error::other("no space left on device"));
+        }
+        if path == TOPICS_PATH && self.slow_topics_write.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(300));
         }
         self.mem.write_atomic(path, data)
     }
@@ -652,44 +659,6 @@ async fn a_new_dead_letter_topic_does_not_wait_for_the_name_servers() {
     assert!(broker.topics.lock().unwrap().contains_key("%DLQ%billing"));
 }
 
-/// A disk whose first atomic write of one file is slow: the handler that
-/// snapshotted first is still writing when a second one writes.
-#[derive(Clone, Default)]
-struct SlowFirstWrite {
-    mem: MemDisk,
-    slowed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Disk for SlowFirstWrite {
-    fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.mem.read(path, offset, len)
-    }
-    fn len(&self, path: &str) -> io::Result<Option<u64>> {
-        self.mem.len(path)
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.mem.append(path, data)
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        self.mem.sync(path)
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        if path == TOPICS_PATH && !self.slowed.swap(true, Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.mem.write_atomic(path, data)
-    }
-}
-
 /// Two handlers creating topics at once (a send-back making a retry topic
 /// while another makes a dead-letter topic) both end up in the topics
 /// file. Before, each took its snapshot and wrote it without order: the
@@ -697,13 +666,15 @@ impl Disk for SlowFirstWrite {
 /// a restart lost it.
 #[test]
 fn concurrent_topic_creations_are_all_persisted() {
-    let disk = SlowFirstWrite::default();
+    let disk = GatedDisk::default();
     let broker = Broker::open(BrokerConfig::new("broker-a", "127.0.0.1:0"), Arc::new(disk.clone()), Clock::new()).unwrap();
+    disk.slow_topics_write.store(true, Ordering::SeqCst);
     let first = {
         let broker = broker.clone();
         std::thread::spawn(move || broker.system_topic("%RETRY%billing").unwrap())
     };
-    while !disk.slowed.load(Ordering::SeqCst) {
+    // The first write has begun (and taken the flag) before the second.
+    while disk.slow_topics_write.load(Ordering::SeqCst) {
         std::thread::yield_now();
     }
     broker.system_topic("%DLQ%billing").unwrap();

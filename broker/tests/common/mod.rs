@@ -78,6 +78,22 @@ pub fn start_with(kill: &mut Kill, exe: &str, args: &[&str], log: &Path, ready: 
     }
 }
 
+/// A name server and one master broker `broker_name` on loopback, with a
+/// SYNC_FLUSH store under `dir` and `extra` lines of `broker.conf`; the
+/// name server's address.
+pub fn namesrv_and_broker(kill: &mut Kill, dir: &Path, broker_name: &str, extra: &str) -> String {
+    let namesrv = free_addr();
+    start(kill, NAMESRV, &["--listen", &namesrv, "--scan-interval-ms", "1000"], &dir.join("namesrv.log"), "namesrv listening on ");
+    let body = format!(
+        "brokerName={broker_name}\nlistenAddr={}\nnamesrvAddr={namesrv}\nstorePathRootDir={}\nflushDiskType=SYNC_FLUSH\nregisterNameServerPeriod=1000\n{extra}",
+        free_addr(),
+        dir.join("store").display()
+    );
+    let conf = conf(dir, "broker.conf", &body);
+    start(kill, BROKER, &["-c", &conf], &dir.join("broker.log"), &format!("broker {broker_name} listening on "));
+    namesrv
+}
+
 pub fn mqadmin(namesrv: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(MQADMIN).arg("-n").arg(namesrv).args(args).env_remove("NAMESRV_ADDR").output().expect("mqadmin");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
