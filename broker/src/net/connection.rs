@@ -44,6 +44,10 @@ pub struct Connection {
     closed: Arc<AtomicBool>,
     /// Set once to stop both of the connection's tasks.
     shutdown: watch::Sender<bool>,
+    /// Cancelled with `shutdown`: stops a write stuck on a peer that does
+    /// not read. (A token, not a second `watch` poll, which would draw from
+    /// tokio's thread RNG and move every simulated history.)
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Connection {
@@ -77,7 +81,9 @@ impl Connection {
         let (mut sink, mut frames) = framed.split();
         let (outbound, mut rx) = mpsc::channel::<Frame>(1024);
         let (shutdown, stop) = watch::channel(false);
+        let cancel = tokio_util::sync::CancellationToken::new();
         let conn = Arc::new(Connection {
+            cancel: cancel.clone(),
             addr: peer,
             outbound,
             pending: Arc::new(Mutex::new(BTreeMap::new())),
@@ -96,7 +102,14 @@ impl Connection {
                         frame = rx.recv() => frame,
                     };
                     let Some(frame) = frame else { break };
-                    if sink.send(frame).await.is_err() {
+                    // A peer that stops reading fills its socket; a close
+                    // must not wait for it.
+                    let sent = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        sent = sink.send(frame) => sent,
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -179,6 +192,7 @@ impl Connection {
         self.closed.store(true, Ordering::Relaxed);
         self.pending.lock().expect("pending lock").clear();
         let _ = self.shutdown.send(true);
+        self.cancel.cancel();
     }
 
     /// Whether the connection broke.
@@ -357,6 +371,43 @@ mod tests {
     use crate::namesrv::{NameServer, NameServerConfig};
     use std::time::Instant;
     use tokio::net::TcpListener;
+
+    /// Regression: the writer waited in a send to a peer that stopped
+    /// reading, outside its select, so a close left the task, its queue
+    /// (up to 1,024 frames of up to 8 MiB) and the socket held for as long
+    /// as the peer stayed silent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_close_stops_a_write_to_a_peer_that_does_not_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Accepts and never reads.
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+            drop(socket);
+        });
+        let conn = Connection::connect(&addr, Duration::from_secs(5)).await.unwrap();
+        let big = Request::SendMessage(crate::command::SendMessage {
+            producer_group: "pg".into(),
+            queue_id: 0,
+            message: crate::model::Message::new("orders", vec![7u8; 4 * 1024 * 1024]),
+            born_timestamp_ms: 0,
+            born_host: "test".into(),
+            default_topic_queues: 1,
+        });
+        // Far more than the socket buffers hold: the writer blocks.
+        for _ in 0..16 {
+            conn.oneway(&big).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.close();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.outbound.is_closed() {
+            assert!(Instant::now() < deadline, "the writer is still stuck in its send after the close");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        silent.abort();
+    }
 
     async fn name_server() -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
