@@ -5,7 +5,9 @@
 //! resetOffsetByTime` to a time before the first send makes it consume all
 //! 20 again while it keeps running, and `mqadmin skipAccumulatedMessage`
 //! makes it skip a backlog sent while it was down. Both print where each
-//! queue went.
+//! queue went. On the way, `topicRoute`, `consumerConnection` and
+//! `brokerStatus` show the topic's broker, the group's member and the
+//! broker's count of stored messages.
 #![cfg(not(madsim))]
 
 use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
@@ -66,6 +68,23 @@ async fn mqadmin_rewinds_a_running_group_to_a_time_and_skips_its_backlog() {
     wait_for("the first 20 deliveries", deadline, || seen.lock().unwrap().len() >= 20).await;
     // Committed before the reset, so the rewind really moves offsets back.
     wait_for("the commits", deadline, || mqadmin(&namesrv, &["consumer-progress", "-g", "pricing", "-t", "prices"]).1.contains("total diff: 0")).await;
+
+    // What an operator looks at first: where the topic lives, who is in
+    // the group, what the broker holds.
+    let (code, route, err) = mqadmin(&namesrv, &["topicRoute", "-t", "prices"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(route.contains("broker-o") && route.contains("MASTER"), "{route}");
+    let addr = route.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect("the broker's address in the route").to_string();
+    let (code, members, err) = mqadmin(&namesrv, &["consumerConnection", "-g", "pricing"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(members.contains("pricer"), "{members}");
+    let (code, status, err) = mqadmin(&namesrv, &["brokerStatus", "-b", &addr]);
+    assert_eq!(code, 0, "{err}");
+    let puts = status.lines().find(|l| l.starts_with("putMessageCount")).and_then(|l| l.split(':').nth(1)).map(str::trim);
+    assert_eq!(puts, Some("20"), "{status}");
+    let (code, _, err) = mqadmin(&namesrv, &["consumerConnection", "-g", "nobody-ever"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("never had a member"), "{err}");
 
     let (code, out, err) = mqadmin(&namesrv, &["resetOffsetByTime", "-g", "pricing", "-t", "prices", "-s", &before_first.to_string()]);
     assert_eq!(code, 0, "{err}");

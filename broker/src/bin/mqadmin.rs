@@ -240,6 +240,28 @@ enum Command {
         #[arg(short = 't', long)]
         topic: String,
     },
+    /// A topic's route: the broker groups serving it, their replicas
+    /// (id, role, term, address) and queue counts.
+    #[command(alias = "topicRoute")]
+    TopicRoute {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+    /// A broker's store and traffic figures.
+    #[command(alias = "brokerStatus")]
+    BrokerStatus {
+        /// The broker's address (`ip:port`).
+        #[arg(short = 'b', long)]
+        broker_addr: String,
+    },
+    /// The live members of a consumer group, by broker.
+    #[command(alias = "consumerConnection")]
+    ConsumerConnection {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+    },
     /// A group's committed offsets against each queue's end.
     #[command(alias = "consumerProgress")]
     ConsumerProgress {
@@ -421,6 +443,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 print_message(m);
             }
+        }
+        Command::TopicRoute { topic } => {
+            let route = ctx.admin.topic_route(&topic).await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["BROKER", "ID", "ROLE", "TERM", "ADDR", "WRITE_QUEUES", "READ_QUEUES", "PERM"]);
+            for q in route.queues {
+                for r in &q.replicas {
+                    table.row(vec![
+                        q.broker_name.clone(),
+                        r.broker_id.to_string(),
+                        r.role.name().to_string(),
+                        r.epoch.to_string(),
+                        r.addr.clone(),
+                        q.write_queues.to_string(),
+                        q.read_queues.to_string(),
+                        q.perm.to_string(),
+                    ]);
+                }
+            }
+            table.print();
+        }
+        Command::BrokerStatus { broker_addr } => {
+            let info = ctx.admin.broker_status(&broker_addr).await.map_err(|e| ctx.explain(e))?;
+            let rows = [
+                ("brokerName", info.broker_name.clone()),
+                ("flushMode", info.flush_mode.clone()),
+                ("commitLogWriteOffset", info.write_offset.to_string()),
+                ("commitLogFlushedOffset", info.flushed_offset.to_string()),
+                ("putMessageCount", info.put_count.to_string()),
+                ("getMessageCount", info.get_count.to_string()),
+                ("commitLogFsyncs", info.flush_count.to_string()),
+                ("delayedPending", info.delayed_pending.to_string()),
+                ("timersPending", info.timers_pending.to_string()),
+                ("halvesPending", info.halves_pending.to_string()),
+                ("halvesOrphaned", info.halves_orphaned.to_string()),
+                ("halvesMovedAside", info.halves_moved_aside.to_string()),
+            ];
+            for (name, value) in rows {
+                println!("{name:<24}: {value}");
+            }
+        }
+        Command::ConsumerConnection { group } => {
+            let members = ctx.admin.consumer_connection(&group).await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["BROKER", "CLIENT_ID"]);
+            for (broker, clients) in members {
+                for client in clients {
+                    table.row(vec![broker.clone(), client]);
+                }
+            }
+            table.print();
         }
         Command::ResetOffsetByTime { group, topic, timestamp } => {
             let resets = ctx.admin.reset_offset(&group, &topic, Some(timestamp)).await.map_err(|e| ctx.explain(e))?;

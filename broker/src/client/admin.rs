@@ -101,6 +101,37 @@ impl Admin {
         Ok(out)
     }
 
+    /// A topic's route as the name servers give it: each broker group
+    /// serving it, with its replicas and queue counts.
+    pub async fn topic_route(&self, topic: &str) -> Result<crate::command::TopicRoute> {
+        validate_name("topic", topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
+        self.client.route(topic, true).await
+    }
+
+    /// A broker's store and traffic figures.
+    pub async fn broker_status(&self, addr: &str) -> Result<RuntimeInfo> {
+        self.client.call(addr, GetBrokerRuntimeInfo, self.client.timeout()).await
+    }
+
+    /// The live members (client ids) of a consumer group, as each master
+    /// serving the group's retry topic knows them, by broker.
+    pub async fn consumer_connection(&self, group: &str) -> Result<Vec<(String, Vec<String>)>> {
+        validate_group(group).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
+        let route = match self.client.route(&crate::model::retry_topic(group), true).await {
+            Ok(route) => route,
+            Err(Error::Refused(Refusal { kind: Refused::TopicNotExist, .. }) | Error::NoRoute(_)) => {
+                return Err(Error::refused(Refused::NotFound, format!("consumer group {group} has never had a member")));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for q in route.queues {
+            let members = self.client.call(q.read_addr(), crate::command::GetConsumerList { group: group.to_string() }, self.client.timeout()).await?;
+            out.push((q.broker_name.clone(), members));
+        }
+        Ok(out)
+    }
+
     /// Messages of `topic` with business key `key`, from every broker.
     pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
         let route = self.client.route(topic, true).await?;
