@@ -460,6 +460,22 @@ flushDiskType = ASYNC_FLUSH
         assert!(!is_rocketmq_key("# Every key Apache RocketMQ's broker reads from broker.conf (fields with a setter of"));
     }
 
+    /// What `mqadmin getBrokerConfig` prints is a `broker.conf` that gives
+    /// the same settings again.
+    #[test]
+    fn a_brokers_settings_read_back_as_a_broker_conf_are_the_same() {
+        for text in [GOOD, "", "brokerId=1\nbrokerRole=SYNC_MASTER\ncontrollerAddr=10.0.0.5:9878\nenableControllerMode=true\nmessageDelayLevel=100ms 2s 1m\n", "brokerRole=SLAVE\nbrokerId=2\nhaMasterAddress=10.0.0.1:10911\n"] {
+            let first = parse(text).unwrap().broker;
+            let written: String = first.as_properties().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let again = parse(&written).unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert!(again.warnings.is_empty(), "{:?}", again.warnings);
+            let b = again.broker;
+            assert_eq!(b.as_properties(), first.as_properties(), "{written}");
+            assert_eq!((b.role, b.flush, b.broker_id, &b.controller_addrs), (first.role, first.flush, first.broker_id, &first.controller_addrs));
+            assert_eq!(b.delay_levels.delays_ms(), first.delay_levels.delays_ms());
+        }
+    }
+
     #[test]
     fn empty_file_gives_defaults() {
         let conf = parse("\n# nothing\n   \n").unwrap();

@@ -82,6 +82,9 @@ async fn mqadmin_rewinds_a_running_group_to_a_time_and_skips_its_backlog() {
     assert_eq!(code, 0, "{err}");
     let puts = status.lines().find(|l| l.starts_with("putMessageCount")).and_then(|l| l.split(':').nth(1)).map(str::trim);
     assert_eq!(puts, Some("20"), "{status}");
+    let (code, settings, err) = mqadmin(&namesrv, &["getBrokerConfig", "-b", &addr]);
+    assert_eq!(code, 0, "{err}");
+    assert!(settings.lines().any(|l| l == "brokerName=broker-o") && settings.lines().any(|l| l == "flushDiskType=SYNC_FLUSH"), "{settings}");
     let (code, _, err) = mqadmin(&namesrv, &["consumerConnection", "-g", "nobody-ever"]);
     assert_eq!(code, 1);
     assert!(err.contains("never had a member"), "{err}");

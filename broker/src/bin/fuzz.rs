@@ -197,7 +197,7 @@ fn request(rng: &mut Rng, id: u64) -> Request {
             begin_ms: rng.number(),
             end_ms: rng.number(),
         }),
-        17 => rng.pick(&[Request::GetTopicList(GetTopicList), Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), Request::GetClusterInfo(GetClusterInfo)]).clone(),
+        17 => rng.pick(&[Request::GetTopicList(GetTopicList), Request::GetBrokerRuntimeInfo(GetBrokerRuntimeInfo), Request::GetClusterInfo(GetClusterInfo), Request::GetBrokerConfig(broker::command::GetBrokerConfig)]).clone(),
         18 => Request::ViewMessage(ViewMessage { commit_log_offset: rng.number() }),
         _ => match rng.below(10) {
             9 => Request::ResetOffset(ResetOffset {

@@ -255,6 +255,13 @@ enum Command {
         #[arg(short = 'b', long)]
         broker_addr: String,
     },
+    /// A broker's settings, as `broker.conf` lines (by RocketMQ's names).
+    #[command(alias = "getBrokerConfig")]
+    BrokerConfig {
+        /// The broker's address (`ip:port`).
+        #[arg(short = 'b', long)]
+        broker_addr: String,
+    },
     /// The live members of a consumer group, by broker.
     #[command(alias = "consumerConnection")]
     ConsumerConnection {
@@ -481,6 +488,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ];
             for (name, value) in rows {
                 println!("{name:<24}: {value}");
+            }
+        }
+        Command::BrokerConfig { broker_addr } => {
+            let settings = ctx.admin.broker_config(&broker_addr).await.map_err(|e| ctx.explain(e))?;
+            for (key, value) in settings {
+                println!("{key}={value}");
             }
         }
         Command::ConsumerConnection { group } => {

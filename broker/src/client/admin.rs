@@ -113,6 +113,11 @@ impl Admin {
         self.client.call(addr, GetBrokerRuntimeInfo, self.client.timeout()).await
     }
 
+    /// A broker's settings, as `broker.conf` keys and values.
+    pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>> {
+        self.client.call(addr, crate::command::GetBrokerConfig, self.client.timeout()).await
+    }
+
     /// The live members (client ids) of a consumer group, as each master
     /// serving the group's retry topic knows them, by broker.
     pub async fn consumer_connection(&self, group: &str) -> Result<Vec<(String, Vec<String>)>> {

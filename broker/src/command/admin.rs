@@ -77,3 +77,7 @@ pub struct GetTopicList;
 /// Admin -> broker: store and traffic figures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetBrokerRuntimeInfo;
+
+/// Admin -> broker: its settings, as `broker.conf` keys and values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBrokerConfig;

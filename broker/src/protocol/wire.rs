@@ -112,6 +112,8 @@ requests! {
     ResetOffset(ResetOffset),
     /// Broker -> consumer: a group's offsets were reset.
     ResetOffsetNotice(ResetOffsetNotice),
+    /// Admin -> broker: its settings.
+    GetBrokerConfig(GetBrokerConfig),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -206,6 +208,8 @@ pub enum ResponseBody {
     Committed(CommittedOffset),
     /// Where a reset put each queue.
     Resets(Vec<QueueReset>),
+    /// A broker's settings, as `broker.conf` keys and values.
+    Properties(Vec<(String, String)>),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -358,6 +362,7 @@ replies! {
     ControllerView => ControllerState,
     CommittedOffset => Committed,
     Vec<QueueReset> => Resets,
+    Vec<(String, String)> => Properties,
 }
 
 impl Reply for () {
@@ -416,4 +421,5 @@ calls! {
     GetControllerState => ControllerView,
     ResetOffset => Vec<QueueReset>,
     ResetOffsetNotice => (),
+    GetBrokerConfig => Vec<(String, String)>,
 }

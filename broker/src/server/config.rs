@@ -123,6 +123,53 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The settings as `broker.conf` keys and values, by RocketMQ's names
+    /// (`mqadmin getBrokerConfig`); parsed back as a `broker.conf`, they
+    /// give these settings again (the listen address and store directory
+    /// are the process's, not the broker's).
+    pub fn as_properties(&self) -> Vec<(String, String)> {
+        let hours = self.store.retention_ms / 3_600_000;
+        let mut out: Vec<(&str, String)> = vec![
+            ("brokerClusterName", self.cluster.clone()),
+            ("brokerName", self.broker_name.clone()),
+            ("brokerId", self.broker_id.to_string()),
+            ("brokerRole", self.role.rocketmq_name().to_string()),
+            ("flushDiskType", self.flush.rocketmq_name().to_string()),
+            ("flushIntervalCommitLog", self.flush_interval_ms.to_string()),
+            ("syncFlushTimeout", self.sync_flush_timeout_ms.to_string()),
+            ("flushIntervalConsumeQueue", self.checkpoint_interval_ms.to_string()),
+            ("flushConsumerOffsetInterval", self.offset_persist_interval_ms.to_string()),
+            ("autoCreateTopicEnable", self.auto_create_topic.to_string()),
+            ("enablePropertyFilter", self.enable_property_filter.to_string()),
+            ("defaultTopicQueueNums", self.default_topic_queues.to_string()),
+            ("fileReservedTime", hours.max(1).to_string()),
+            ("mappedFileSizeCommitLog", self.store.segment_bytes.to_string()),
+            ("maxMessageSize", self.store.body_bytes_max.to_string()),
+            ("rebalanceLockMaxLiveTime", self.lock_lease_ms.to_string()),
+            ("messageDelayLevel", self.delay_levels.render()),
+            ("transactionTimeOut", self.transaction_timeout_ms.to_string()),
+            ("transactionCheckInterval", self.transaction_check_interval_ms.to_string()),
+            ("transactionCheckMax", self.transaction_check_max.to_string()),
+            ("timerMaxDelaySec", (self.timer_max_delay_ms / 1_000).to_string()),
+            ("registerNameServerPeriod", self.register_interval_ms.to_string()),
+            ("longPollingMaxMs", self.long_polling_max_ms.to_string()),
+            ("slaveTimeout", self.slave_timeout_ms.to_string()),
+        ];
+        if !self.namesrv_addrs.is_empty() {
+            out.push(("namesrvAddr", self.namesrv_addrs.join(";")));
+        }
+        if let Some(master) = &self.ha_master_addr {
+            out.push(("haMasterAddress", master.clone()));
+        }
+        if !self.controller_addrs.is_empty() {
+            out.push(("controllerAddr", self.controller_addrs.join(";")));
+            out.push(("enableControllerMode", "true".to_string()));
+            out.push(("haMaxTimeSlaveNotCatchup", self.ha_max_time_slave_not_catchup_ms.to_string()));
+            out.push(("controllerHeartbeatInterval", self.controller_heartbeat_ms.to_string()));
+        }
+        out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
     /// Defaults for a broker named `broker_name` reachable at `advertise_addr`.
     pub fn new(broker_name: impl Into<String>, advertise_addr: impl Into<String>) -> BrokerConfig {
         BrokerConfig {

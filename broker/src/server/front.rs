@@ -56,6 +56,7 @@ impl Broker {
             Request::GetTopicStats(c) => Response::answer(self.topic_stats(c)),
             Request::GetConsumeStats(c) => Response::answer(self.consume_stats(c)),
             Request::GetBrokerRuntimeInfo(_) => Response::answer(self.runtime_info()),
+            Request::GetBrokerConfig(_) => Response::answer(Ok::<_, Refusal>(self.config.as_properties())),
             Request::QueryMessageByKey(c) => Response::answer(self.query_by_key(c)),
             Request::QueryMessageByUniqueId(c) => Response::answer(self.query_by_unique_id(c)),
             Request::ViewMessage(c) => Response::answer(self.view_message(c)),
