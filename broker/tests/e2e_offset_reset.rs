@@ -7,7 +7,8 @@
 //! makes it skip a backlog sent while it was down. Both print where each
 //! queue went. On the way, `topicRoute`, `consumerConnection` and
 //! `brokerStatus` show the topic's broker, the group's member and the
-//! broker's count of stored messages.
+//! broker's count of stored messages, and `deleteTopic` removes a topic
+//! from the route.
 #![cfg(not(madsim))]
 
 use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
@@ -116,6 +117,15 @@ async fn mqadmin_rewinds_a_running_group_to_a_time_and_skips_its_backlog() {
     wait_for("the message sent after the skip", deadline, || seen.lock().unwrap().iter().any(|b| b == "fresh")).await;
     let after: Vec<String> = seen.lock().unwrap()[delivered_before_backlog..].to_vec();
     assert_eq!(after, ["fresh"], "the skipped backlog was consumed");
+
+    // A topic made for nothing is deleted: gone from the route.
+    let (code, _, err) = mqadmin(&namesrv, &["update-topic", "-t", "scratch", "-w", "1", "-r", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = mqadmin(&namesrv, &["deleteTopic", "-t", "scratch"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted topic scratch on broker-o"), "{out}");
+    let (code, _, err) = mqadmin(&namesrv, &["topicRoute", "-t", "scratch"]);
+    assert_eq!(code, 1, "the deleted topic still has a route: {err}");
 
     let (code, _, err) = mqadmin(&namesrv, &["resetOffsetByTime", "-g", "pricing", "-t", "prices", "-s", "yesterday"]);
     assert_eq!(code, 2, "a bad time is a usage error: {err}");

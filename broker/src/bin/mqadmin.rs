@@ -255,6 +255,14 @@ enum Command {
         #[arg(short = 'b', long)]
         broker_addr: String,
     },
+    /// Delete a topic on every master serving it: no longer served, routed
+    /// or written (its stored messages stay until retention).
+    #[command(alias = "deleteTopic")]
+    DeleteTopic {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
     /// A broker's settings, as `broker.conf` lines (by RocketMQ's names).
     #[command(alias = "getBrokerConfig")]
     BrokerConfig {
@@ -489,6 +497,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (name, value) in rows {
                 println!("{name:<24}: {value}");
             }
+        }
+        Command::DeleteTopic { topic } => {
+            let brokers = ctx.admin.delete_topic(&topic).await.map_err(|e| ctx.explain(e))?;
+            println!("deleted topic {topic} on {}", brokers.join(", "));
         }
         Command::BrokerConfig { broker_addr } => {
             let settings = ctx.admin.broker_config(&broker_addr).await.map_err(|e| ctx.explain(e))?;

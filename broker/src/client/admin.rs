@@ -113,6 +113,22 @@ impl Admin {
         self.client.call(addr, GetBrokerRuntimeInfo, self.client.timeout()).await
     }
 
+    /// Deletes a topic on every master serving it; the brokers it was
+    /// deleted from. An error when no broker serves it.
+    pub async fn delete_topic(&self, topic: &str) -> Result<Vec<String>> {
+        validate_name("topic", topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
+        let route = self.client.route(topic, true).await?;
+        let mut done = Vec::new();
+        for q in route.queues {
+            let Some(master) = q.master() else {
+                return Err(Error::refused(Refused::NotMaster, format!("{} has no master now; the topic stays there", q.broker_name)));
+            };
+            self.client.call(&master.addr, crate::command::DeleteTopic { topic: topic.to_string() }, self.client.timeout()).await?;
+            done.push(q.broker_name.clone());
+        }
+        Ok(done)
+    }
+
     /// A broker's settings, as `broker.conf` keys and values.
     pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>> {
         self.client.call(addr, crate::command::GetBrokerConfig, self.client.timeout()).await

@@ -11,6 +11,15 @@ pub struct CreateTopic {
     pub config: TopicConfig,
 }
 
+/// Admin -> broker: delete a topic. Its stored messages stay until
+/// retention takes them; it is no longer served, routed or written, and a
+/// send re-creates it only where topics are created automatically.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopic {
+    /// The topic.
+    pub topic: String,
+}
+
 /// Admin -> broker: per-queue offsets of a topic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetTopicStats {

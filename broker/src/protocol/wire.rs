@@ -114,6 +114,8 @@ requests! {
     ResetOffsetNotice(ResetOffsetNotice),
     /// Admin -> broker: its settings.
     GetBrokerConfig(GetBrokerConfig),
+    /// Admin -> broker: delete a topic.
+    DeleteTopic(DeleteTopic),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -422,4 +424,5 @@ calls! {
     ResetOffset => Vec<QueueReset>,
     ResetOffsetNotice => (),
     GetBrokerConfig => Vec<(String, String)>,
+    DeleteTopic => (),
 }

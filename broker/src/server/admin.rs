@@ -2,8 +2,8 @@
 //! ranges, a group's progress, and the broker's figures.
 
 use super::Broker;
-use crate::command::{ConsumeProgress, CreateTopic, GetConsumeStats, GetTopicStats, Outcome, QueueStats, Refusal, Refused, RuntimeInfo};
-use crate::model::{validate_name, TopicConfig, HALF_TOPIC, PERM_READ, PERM_WRITE, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX};
+use crate::command::{ConsumeProgress, CreateTopic, DeleteTopic, GetConsumeStats, GetTopicStats, Outcome, QueueStats, Refusal, Refused, RuntimeInfo};
+use crate::model::{is_system_topic, validate_name, TopicConfig, DLQ_PREFIX, HALF_TOPIC, PERM_READ, PERM_WRITE, RETRY_PREFIX, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX};
 use std::sync::atomic::Ordering;
 
 impl Broker {
@@ -22,6 +22,24 @@ impl Broker {
         }
         self.topics.lock().expect("topics").insert(config.name.clone(), config);
         self.persist_topics()?;
+        let _ = self.register_all().await;
+        Ok(())
+    }
+
+    /// Deletes a topic (see [`DeleteTopic`]) and tells the name servers.
+    /// A topic the broker runs on (schedule, transactions, timers) is
+    /// refused; a group's retry or dead-letter topic may go.
+    pub async fn delete_topic(&self, command: DeleteTopic) -> Outcome<()> {
+        let DeleteTopic { topic } = command;
+        self.refuse_on_slave("a topic deletion")?;
+        if is_system_topic(&topic) && !topic.starts_with(RETRY_PREFIX) && !topic.starts_with(DLQ_PREFIX) {
+            return Err(Refusal::new(Refused::NoPermission, format!("{topic} is the broker's own topic and cannot be deleted")));
+        }
+        if self.topics.lock().expect("topics").remove(&topic).is_none() {
+            return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
+        }
+        self.persist_topics()?;
+        tracing::info!(topic, "topic deleted");
         let _ = self.register_all().await;
         Ok(())
     }

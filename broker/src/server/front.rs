@@ -52,6 +52,7 @@ impl Broker {
             Request::SearchOffsetByTime(c) => Response::answer(self.search_offset(c)),
             Request::ResetOffset(c) => Response::answer(self.reset_offset(c)),
             Request::CreateTopic(c) => Response::answer(self.create_topic(c).await),
+            Request::DeleteTopic(c) => Response::answer(self.delete_topic(c).await),
             Request::GetTopicList(_) => Response::answer(self.topic_list()),
             Request::GetTopicStats(c) => Response::answer(self.topic_stats(c)),
             Request::GetConsumeStats(c) => Response::answer(self.consume_stats(c)),

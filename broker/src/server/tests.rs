@@ -808,3 +808,29 @@ async fn an_sql92_pull_gets_only_what_the_condition_selects() {
     assert_eq!(bad.code, ResponseCode::SubscriptionIllegal, "{bad:?}");
     assert!(bad.remark.contains("bad SQL92 filter"), "{}", bad.remark);
 }
+
+/// A deleted topic is no longer served nor written where topics are not
+/// created on first send, survives a restart deleted, and the broker's own
+/// topics cannot be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topic_is_gone_for_good_and_the_brokers_own_cannot_go() {
+    let disk = MemDisk::new();
+    let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
+    config.default_topic_queues = 1;
+    let broker = Broker::open(config.clone(), Arc::new(disk.clone()), Clock::new()).unwrap();
+    assert_eq!(broker.apply(send("orders", "m0"), peer()).await.code, ResponseCode::Success);
+    let delete = |topic: &str| Request::DeleteTopic(crate::command::DeleteTopic { topic: topic.into() });
+    assert_eq!(broker.apply(delete("orders"), peer()).await.code, ResponseCode::Success);
+    assert!(!broker.topics.lock().unwrap().contains_key("orders"));
+    assert_eq!(broker.apply(delete("orders"), peer()).await.code, ResponseCode::TopicNotExist);
+    let own = broker.apply(delete(crate::model::SCHEDULE_TOPIC), peer()).await;
+    assert_eq!(own.code, ResponseCode::NoPermission, "{own:?}");
+    assert!(own.remark.contains("cannot be deleted"), "{}", own.remark);
+    assert_eq!(broker.apply(pull_orders(0), peer()).await.code, ResponseCode::TopicNotExist);
+    drop(broker);
+    config.auto_create_topic = false;
+    let reopened = Broker::open(config, Arc::new(disk), Clock::new()).unwrap();
+    assert!(!reopened.topics.lock().unwrap().contains_key("orders"), "the deletion was not persisted");
+    let refused = reopened.apply(send("orders", "m1"), peer()).await;
+    assert_eq!(refused.code, ResponseCode::TopicNotExist, "{refused:?}");
+}
