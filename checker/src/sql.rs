@@ -15,6 +15,7 @@
 //! parses, so a condition is read once per message; the filters are short.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// A literal or a property's text.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,13 +31,29 @@ enum Val {
 /// Whether the condition `sql` selects a message with this tag and these
 /// user properties; an error when `sql` is not a condition.
 pub fn sql_selects(sql: &str, tag: Option<&str>, props: &BTreeMap<String, String>) -> Result<bool, String> {
-    let tokens = tokenize(sql)?;
+    let tokens = tokens_of(sql)?;
     let mut reader = Reader { tokens: &tokens, at: 0, tag, props };
     let truth = reader.or()?;
     if reader.at != tokens.len() {
         return Err(format!("trailing input after token {}", reader.at));
     }
     Ok(truth == Some(true))
+}
+
+thread_local! {
+    /// Each condition's tokens, read once: the checks ask of every message
+    /// whether each group selects it, with a handful of conditions.
+    static TOKENS: std::cell::RefCell<BTreeMap<String, Rc<Vec<Tok>>>> = const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// The tokens of `sql`, from the cache when it was read before.
+fn tokens_of(sql: &str) -> Result<Rc<Vec<Tok>>, String> {
+    if let Some(tokens) = TOKENS.with(|cache| cache.borrow().get(sql).cloned()) {
+        return Ok(tokens);
+    }
+    let tokens = Rc::new(tokenize(sql)?);
+    TOKENS.with(|cache| cache.borrow_mut().insert(sql.to_owned(), tokens.clone()));
+    Ok(tokens)
 }
 
 #[derive(Clone, Debug, PartialEq)]
