@@ -88,15 +88,11 @@ impl Admin {
     pub async fn reset_offset(&self, group: &str, topic: &str, timestamp_ms: Option<u64>) -> Result<Vec<(String, QueueReset)>> {
         validate_group(group).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
         validate_name("topic", topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
-        let route = self.client.route(topic, true).await?;
         let mut out = Vec::new();
-        for q in route.queues {
-            let Some(master) = q.master() else {
-                return Err(Error::refused(Refused::NotMaster, format!("{} has no master now; nothing reset there", q.broker_name)));
-            };
+        for (broker, master) in self.masters_serving(topic, "nothing reset there").await? {
             let reset = ResetOffset { group: group.to_string(), topic: topic.to_string(), timestamp_ms };
-            let queues = self.client.call(&master.addr, reset, self.client.timeout()).await?;
-            out.extend(queues.into_iter().map(|r| (q.broker_name.clone(), r)));
+            let queues = self.client.call(&master, reset, self.client.timeout()).await?;
+            out.extend(queues.into_iter().map(|r| (broker.clone(), r)));
         }
         Ok(out)
     }
@@ -117,16 +113,27 @@ impl Admin {
     /// deleted from. An error when no broker serves it.
     pub async fn delete_topic(&self, topic: &str) -> Result<Vec<String>> {
         validate_name("topic", topic).map_err(|m| Error::refused(Refused::Illegal, m))?;
-        let route = self.client.route(topic, true).await?;
         let mut done = Vec::new();
-        for q in route.queues {
-            let Some(master) = q.master() else {
-                return Err(Error::refused(Refused::NotMaster, format!("{} has no master now; the topic stays there", q.broker_name)));
-            };
-            self.client.call(&master.addr, crate::command::DeleteTopic { topic: topic.to_string() }, self.client.timeout()).await?;
-            done.push(q.broker_name.clone());
+        for (broker, master) in self.masters_serving(topic, "the topic stays there").await? {
+            self.client.call(&master, crate::command::DeleteTopic { topic: topic.to_string() }, self.client.timeout()).await?;
+            done.push(broker);
         }
         Ok(done)
+    }
+
+    /// (broker name, master address) of every broker group serving `topic`;
+    /// an error, before anything is asked of any, when a group has no
+    /// master now (`unchanged` says what that leaves there).
+    async fn masters_serving(&self, topic: &str, unchanged: &str) -> Result<Vec<(String, String)>> {
+        let route = self.client.route(topic, true).await?;
+        route
+            .queues
+            .iter()
+            .map(|q| match q.master() {
+                Some(master) => Ok((q.broker_name.clone(), master.addr.clone())),
+                None => Err(Error::refused(Refused::NotMaster, format!("{} has no master now; {unchanged}", q.broker_name))),
+            })
+            .collect()
     }
 
     /// A broker's settings, as `broker.conf` keys and values.

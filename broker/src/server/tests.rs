@@ -543,8 +543,24 @@ async fn controller_mode_master(n: usize) -> (Arc<Broker>, Vec<u64>) {
     (broker, starts)
 }
 
+/// Group g's pull of orders' queue 0 from `offset`, at reset `generation`,
+/// through `selector`.
+fn pull_selected(offset: u64, generation: u64, selector: crate::model::Selector) -> Request {
+    Request::PullMessage(PullMessage {
+        group: "g".into(),
+        topic: "orders".into(),
+        queue_id: 0,
+        offset,
+        max_msgs: 32,
+        expression: selector.expression,
+        expression_type: selector.kind,
+        suspend_ms: 0,
+        generation,
+    })
+}
+
 fn pull_orders(offset: u64) -> Request {
-    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), expression_type: Default::default(), suspend_ms: 0, generation: 0 })
+    pull_at(offset, 0)
 }
 
 async fn pulled(broker: &Broker, offset: u64) -> Vec<String> {
@@ -686,7 +702,7 @@ fn concurrent_topic_creations_are_all_persisted() {
 }
 
 fn pull_at(offset: u64, generation: u64) -> Request {
-    Request::PullMessage(PullMessage { group: "g".into(), topic: "orders".into(), queue_id: 0, offset, max_msgs: 32, expression: "*".into(), expression_type: Default::default(), suspend_ms: 0, generation })
+    pull_selected(offset, generation, crate::model::Selector::tag("*"))
 }
 
 fn commit_at(offset: u64, generation: u64) -> Request {
@@ -753,17 +769,7 @@ async fn a_reset_moves_the_offsets_and_fences_the_consumers_that_missed_it() {
 }
 
 fn pull_sql(condition: &str) -> Request {
-    Request::PullMessage(PullMessage {
-        group: "g".into(),
-        topic: "orders".into(),
-        queue_id: 0,
-        offset: 0,
-        max_msgs: 32,
-        expression: condition.into(),
-        expression_type: crate::model::ExpressionType::Sql92,
-        suspend_ms: 0,
-        generation: 0,
-    })
+    pull_selected(0, 0, crate::model::Selector::sql(condition))
 }
 
 /// An SQL92 filter is evaluated on the broker over each message's

@@ -105,21 +105,7 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
     // (group, queue) -> operators' resets: (asked, done, offset). A copy
     // at or past the offset, consumed before the reset was done, comes
     // again because of it.
-    let mut resets: BTreeMap<(&str, &str), Vec<(u64, u64, u64)>> = BTreeMap::new();
-    let mut asked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for e in history.iter().filter(|e| e.op == Op::OffsetReset) {
-        let Some(group) = e.group.as_deref() else { continue };
-        match (e.kind, e.queue.as_deref(), e.offset) {
-            (Kind::Invoke, _, _) => {
-                asked.insert((e.process.as_str(), group), e.t_ms);
-            }
-            (Kind::Ok, Some(queue), Some(offset)) => {
-                let asked_ms = asked.get(&(e.process.as_str(), group)).copied().unwrap_or(e.t_ms);
-                resets.entry((group, queue)).or_default().push((asked_ms, e.t_ms, offset));
-            }
-            _ => {}
-        }
-    }
+    let resets = super::reset::queue_resets(history);
     let (mut redelivered, mut beyond) = (0, 0);
     for ((group, queue), copies) in &queues {
         let queue_resets = resets.get(&(*group, *queue)).map(Vec::as_slice).unwrap_or(&[]);
@@ -141,9 +127,7 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
                 let from = last.t_ms.saturating_sub(bound_ms);
                 let to = again.started_ms().min(frontier_ms.max(last.t_ms) + bound_ms);
                 let explained = from <= to && group_causes.iter().any(|c| (from..=to).contains(c))
-                    || queue_resets
-                        .iter()
-                        .any(|&(asked_ms, done_ms, to_offset)| *offset >= to_offset && last.t_ms <= done_ms && again.started_ms() >= asked_ms);
+                    || queue_resets.iter().any(|r| *offset >= r.offset && last.t_ms <= r.done_ms && again.started_ms() >= r.asked_ms);
                 (!explained).then_some((*last, *again, from))
             });
             redelivered += u64::from(counted);

@@ -21,11 +21,34 @@ use std::collections::BTreeMap;
 /// One queue's reset: asked at `asked_ms`, done (the broker answered) at
 /// `done_ms`, to `offset`.
 #[derive(Clone, Copy)]
-struct QueueReset<'a> {
-    asked_ms: u64,
-    done_ms: u64,
-    offset: u64,
-    event: &'a Event,
+pub(crate) struct QueueReset<'a> {
+    pub(crate) asked_ms: u64,
+    pub(crate) done_ms: u64,
+    pub(crate) offset: u64,
+    pub(crate) event: &'a Event,
+}
+
+/// Every operator's reset of the history, per (group, queue), in the order
+/// they were done: each `ok` event of `offset-reset` with the time its
+/// operator asked.
+pub(crate) fn queue_resets(history: &[Event]) -> BTreeMap<(&str, &str), Vec<QueueReset<'_>>> {
+    // (operator, group) -> when it last asked for a reset.
+    let mut asked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut resets: BTreeMap<(&str, &str), Vec<QueueReset>> = BTreeMap::new();
+    for e in history.iter().filter(|e| e.op == Op::OffsetReset) {
+        let Some(group) = e.group.as_deref() else { continue };
+        match (e.kind, e.queue.as_deref(), e.offset) {
+            (Kind::Invoke, _, _) => {
+                asked.insert((e.process.as_str(), group), e.t_ms);
+            }
+            (Kind::Ok, Some(queue), Some(offset)) => {
+                let asked_ms = asked.get(&(e.process.as_str(), group)).copied().unwrap_or(e.t_ms);
+                resets.entry((group, queue)).or_default().push(QueueReset { asked_ms, done_ms: e.t_ms, offset, event: e });
+            }
+            _ => {}
+        }
+    }
+    resets
 }
 
 /// Checks that each reset brought back every message at or after its
@@ -49,24 +72,7 @@ pub fn check_reset(history: &[Event], cfg: &CheckConfig) -> CheckResult {
 /// [`check_reset`] over an index built once for every check.
 pub(crate) fn reset<'a>(history: &'a [Event], _cfg: &CheckConfig, _index: &Index<'a>) -> CheckResult {
     let mut result = CheckResult::new(Invariant::Reset.name());
-    // (operator, group) -> when it last asked for a reset.
-    let mut asked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    // (group, queue) -> its resets, in the order they were done.
-    let mut resets: BTreeMap<(&str, &str), Vec<QueueReset>> = BTreeMap::new();
-    for e in history.iter().filter(|e| e.op == Op::OffsetReset) {
-        let Some(group) = e.group.as_deref() else { continue };
-        match e.kind {
-            Kind::Invoke => {
-                asked.insert((e.process.as_str(), group), e.t_ms);
-            }
-            Kind::Ok => {
-                let (Some(queue), Some(offset)) = (e.queue.as_deref(), e.offset) else { continue };
-                let asked_ms = asked.get(&(e.process.as_str(), group)).copied().unwrap_or(e.t_ms);
-                resets.entry((group, queue)).or_default().push(QueueReset { asked_ms, done_ms: e.t_ms, offset, event: e });
-            }
-            _ => {}
-        }
-    }
+    let resets = queue_resets(history);
     let count: usize = resets.values().map(Vec::len).sum();
     result.set("resets", count as u64);
     if resets.is_empty() {
