@@ -152,6 +152,21 @@ pub enum Bug {
     /// property, a value that is not a number) as a match, as two-valued
     /// logic would: messages without the property reach the group.
     SqlUnknownMatches,
+    /// A broker rebuilding its POP state after a restart or a failover
+    /// skips the log's acks, so every message acknowledged since the
+    /// group's committed offset is received again (modelled on Apache
+    /// RocketMQ #7724 and #8835: acknowledged messages redelivered after
+    /// revive).
+    PopAckForgotten,
+    /// A POP message whose invisible time ran out a second time is taken
+    /// as done instead of being received again (modelled on Apache
+    /// RocketMQ #7914: revive into the retry topic lost unacknowledged
+    /// messages).
+    PopReviveDrops,
+    /// A POP message received again after its invisible time keeps its
+    /// attempt, so two consumers hold the same attempt and both acks are
+    /// taken.
+    PopAttemptKept,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -160,7 +175,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 43] = [
+    pub const ALL: [Bug; 46] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -203,6 +218,9 @@ impl Bug {
         Bug::RollbackRechecked,
         Bug::ResetNotFenced,
         Bug::SqlUnknownMatches,
+        Bug::PopAckForgotten,
+        Bug::PopReviveDrops,
+        Bug::PopAttemptKept,
         Bug::HostEntropy,
     ];
 
@@ -251,6 +269,9 @@ impl Bug {
             Bug::RollbackRechecked => "rollback-rechecked",
             Bug::ResetNotFenced => "reset-not-fenced",
             Bug::SqlUnknownMatches => "sql-unknown-matches",
+            Bug::PopAckForgotten => "pop-ack-forgotten",
+            Bug::PopReviveDrops => "pop-revive-drops",
+            Bug::PopAttemptKept => "pop-attempt-kept",
             Bug::HostEntropy => "host-entropy",
         }
     }

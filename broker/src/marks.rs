@@ -79,11 +79,17 @@ pub enum Mark {
     /// reset its group's offsets (told by the broker, or refused a pull or
     /// commit of the earlier generation).
     OffsetResetTaken,
+    /// A POP message whose invisible time ran out was received again, with
+    /// its attempt raised.
+    PopRevived,
+    /// The POP state was rebuilt from the POP log with leases in it (after
+    /// a restart, a take-over, a cut or a reopen).
+    PopRebuilt,
 }
 
 impl Mark {
     /// Every broker mark.
-    pub const ALL: [Mark; 24] = [
+    pub const ALL: [Mark; 26] = [
         Mark::TornWriteCut,
         Mark::CorruptEntryCut,
         Mark::CorruptEntrySkipped,
@@ -108,6 +114,8 @@ impl Mark {
         Mark::DivergentTailCut,
         Mark::MasterElected,
         Mark::OffsetResetTaken,
+        Mark::PopRevived,
+        Mark::PopRebuilt,
     ];
 
     /// The mark's name in histories, reports and scenario files.
@@ -137,6 +145,8 @@ impl Mark {
             Mark::DivergentTailCut => "divergent-tail-cut",
             Mark::MasterElected => "master-elected",
             Mark::OffsetResetTaken => "offset-reset-taken",
+            Mark::PopRevived => "pop-revived",
+            Mark::PopRebuilt => "pop-rebuilt",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Clients: [`Producer`], [`PushConsumer`] and [`Admin`], sharing a
+//! Clients: [`Producer`], [`PushConsumer`], [`SimpleConsumer`] and [`Admin`], sharing a
 //! [`ClientInstance`] that holds routes and connections.
 //!
 //! # Layout
@@ -7,6 +7,8 @@
 //! - [`consumer`]: push consumer: rebalance, long-polling pulls, listener,
 //!   in-flight tracking and offset commits.
 //! - [`rebalance`]: pure queue allocation strategies.
+//! - [`simple`]: the simple consumer (POP): receive, ack, change invisible
+//!   time.
 //! - [`transaction`]: the transactional producer.
 //! - [`check_back`]: the application's transaction listener, and the
 //!   answers to the broker's check-backs over the client's connections.
@@ -21,6 +23,7 @@ pub mod inbound;
 pub mod instance;
 pub mod producer;
 pub mod rebalance;
+pub mod simple;
 pub mod transaction;
 
 pub use admin::Admin;
@@ -29,4 +32,5 @@ pub use consumer::{
 };
 pub use instance::{ClientConfig, ClientInstance, MessageQueue};
 pub use producer::{Producer, ProducerConfig};
+pub use simple::{SimpleConsumer, SimpleConsumerConfig};
 pub use transaction::{TransactionListener, TransactionProducer, TransactionSendResult};

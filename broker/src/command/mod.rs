@@ -16,6 +16,7 @@ pub mod controller;
 pub mod groups;
 pub mod locks;
 pub mod offsets;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod replication;
@@ -29,6 +30,7 @@ pub use controller::{AlterSyncStateSet, ControllerHeartbeat, ControllerView, Get
 pub use groups::{ConsumeFrom, ConsumerData, GetConsumerList, Heartbeat, HeartbeatProducer, NotifyConsumerIdsChanged, UnregisterClient};
 pub use locks::{LockBatchMq, UnlockBatchMq};
 pub use offsets::{CommittedOffset, GetQueueOffsets, QueryConsumerOffset, QueueReset, QueueStats, ResetOffset, ResetOffsetNotice, SearchOffsetByTime, UpdateConsumerOffset};
+pub use pop::{AckMessage, ChangeInvisibleTime, PopMessage, PopResult, Popped, ReceiptHandle, POP_BATCH_MAX};
 pub use pull::{PullMessage, PullResult};
 pub use query::{QueryMessageByKey, QueryMessageByUniqueId, ViewMessage};
 pub use replication::{EpochList, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull};
@@ -89,6 +91,9 @@ pub enum Refused {
     /// The group's offsets on the queue were reset since the caller took
     /// it: take it again from the committed offset.
     StaleReset,
+    /// A POP receipt handle that no longer names its message's current
+    /// attempt: the message was received again since, or is done.
+    HandleExpired,
 }
 
 /// What a handler answers: its reply, or why not.

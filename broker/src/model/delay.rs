@@ -20,6 +20,11 @@ pub const DELAY_MS_MAX: u64 = 365 * 24 * 3_600_000;
 /// Where delayed messages wait: queue `level - 1` holds level `level`.
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 
+/// The POP log: what POP consumers received and acknowledged, one record
+/// per change, from which a broker rebuilds its POP state (RocketMQ's
+/// revive topic, `rmq_sys_REVIVE_LOG_<cluster>`).
+pub const POP_TOPIC: &str = "rmq_sys_POP_LOG";
+
 /// Prefix of a group's retry topic.
 pub const RETRY_PREFIX: &str = "%RETRY%";
 
@@ -46,7 +51,7 @@ pub fn is_system_topic(topic: &str) -> bool {
     topic == SCHEDULE_TOPIC
         || topic.starts_with(RETRY_PREFIX)
         || topic.starts_with(DLQ_PREFIX)
-        || [super::HALF_TOPIC, super::OP_TOPIC, super::CHECK_MAX_TOPIC, super::TIMER_TOPIC].contains(&topic)
+        || [super::HALF_TOPIC, super::OP_TOPIC, super::CHECK_MAX_TOPIC, super::TIMER_TOPIC, POP_TOPIC].contains(&topic)
 }
 
 /// Checks a consumer group name, and that its retry and dead-letter topic

@@ -18,8 +18,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// group changes (`NotifyConsumerIdsChanged`), and its runtime figures
 /// count commit log fsyncs. Version 8: offset resets (`ResetOffset`, the
 /// notice to consumers, reset generations on pulls, commits and offset
-/// queries, and in what slaves copy).
-pub const VERSION: u16 = 8;
+/// queries, and in what slaves copy). Version 9: POP consumption
+/// (`PopMessage`, `AckMessage`, `ChangeInvisibleTime`).
+pub const VERSION: u16 = 9;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

@@ -116,6 +116,12 @@ requests! {
     GetBrokerConfig(GetBrokerConfig),
     /// Admin -> broker: delete a topic.
     DeleteTopic(DeleteTopic),
+    /// POP consumer -> broker: receive messages.
+    PopMessage(PopMessage),
+    /// POP consumer -> broker: a received message is done.
+    AckMessage(AckMessage),
+    /// POP consumer -> broker: keep a received message invisible longer.
+    ChangeInvisibleTime(ChangeInvisibleTime),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -161,6 +167,8 @@ pub enum ResponseCode {
     /// The group's offsets on the queue were reset since the consumer took
     /// it.
     ConsumerOffsetReset,
+    /// A POP receipt handle names an attempt that is no longer current.
+    InvalidReceiptHandle,
 }
 
 /// What a response carries besides its code.
@@ -212,6 +220,10 @@ pub enum ResponseBody {
     Resets(Vec<QueueReset>),
     /// A broker's settings, as `broker.conf` keys and values.
     Properties(Vec<(String, String)>),
+    /// What a POP receive returned.
+    Popped(PopResult),
+    /// A new receipt handle.
+    Handle(ReceiptHandle),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -282,6 +294,7 @@ impl From<Refused> for ResponseCode {
             Refused::ControllerFenced => ResponseCode::ControllerFenced,
             Refused::NotMaster => ResponseCode::NotMaster,
             Refused::StaleReset => ResponseCode::ConsumerOffsetReset,
+            Refused::HandleExpired => ResponseCode::InvalidReceiptHandle,
         }
     }
 }
@@ -307,6 +320,7 @@ impl ResponseCode {
             ResponseCode::ControllerFenced => Refused::ControllerFenced,
             ResponseCode::NotMaster => Refused::NotMaster,
             ResponseCode::ConsumerOffsetReset => Refused::StaleReset,
+            ResponseCode::InvalidReceiptHandle => Refused::HandleExpired,
         })
     }
 }
@@ -365,6 +379,8 @@ replies! {
     CommittedOffset => Committed,
     Vec<QueueReset> => Resets,
     Vec<(String, String)> => Properties,
+    PopResult => Popped,
+    ReceiptHandle => Handle,
 }
 
 impl Reply for () {
@@ -425,4 +441,7 @@ calls! {
     ResetOffsetNotice => (),
     GetBrokerConfig => Vec<(String, String)>,
     DeleteTopic => (),
+    PopMessage => PopResult,
+    AckMessage => (),
+    ChangeInvisibleTime => ReceiptHandle,
 }

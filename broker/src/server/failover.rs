@@ -94,7 +94,11 @@ impl Broker {
         let was_slave = self.is_slave();
         // Under the store lock from reading the log's end to taking the
         // role, so the slave loop cannot cut the log in between.
+        // The POP state is rebuilt from the log before the role is taken,
+        // under the POP lock a receive takes first, so no receive of the
+        // new term sees a table of an earlier one.
         let (end, loaded) = {
+            let mut pops = self.pops.lock().expect("pops");
             let mut store = self.store.lock().expect("store");
             let end = store.write_offset();
             {
@@ -111,6 +115,12 @@ impl Broker {
             // Delays, timers and check-backs resume from the progress the
             // old master handed over (or this broker's own).
             let loaded = was_slave.then(|| load_services(&mut store, self.disk.as_ref()));
+            if was_slave {
+                match super::pop::PopTable::rebuild(&mut store, &self.offsets.lock().expect("offsets")) {
+                    Ok(table) => *pops = table,
+                    Err(e) => tracing::warn!(error = %e, "the POP log could not be read back at take-over"),
+                }
+            }
             store.set_follower(false);
             let mut role = self.role.lock().expect("role");
             role.master = true;

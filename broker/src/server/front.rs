@@ -38,6 +38,9 @@ impl Broker {
         match request {
             Request::SendMessage(c) => sent(self.send(c, peer).await),
             Request::PullMessage(c) => Response::answer(self.pull(c).await),
+            Request::PopMessage(c) => Response::answer(self.pop(c).await),
+            Request::AckMessage(c) => Response::answer(self.ack_popped(c).await),
+            Request::ChangeInvisibleTime(c) => Response::answer(self.change_invisible(c).await),
             Request::ConsumerSendMsgBack(c) => Response::answer(self.send_back(c).await),
             Request::EndTransaction(c) => Response::answer(self.end_transaction(c).await),
             Request::HeartbeatProducer(c) => Response::answer(self.heartbeat_producer(c, peer)),
@@ -85,7 +88,7 @@ impl Service for Broker {
             let Some(hook) = self.hook.clone() else { return self.apply(request, peer).await };
             let work = match &request {
                 Request::SendMessage(send) => Work::Send { body_bytes: send.message.body.len() },
-                Request::PullMessage(_) => Work::Pull,
+                Request::PullMessage(_) | Request::PopMessage(_) => Work::Pull,
                 _ => Work::Other,
             };
             if !hook.admit(work) {
@@ -111,6 +114,7 @@ impl Service for Broker {
 fn message_bytes(response: &Response) -> usize {
     match &response.body {
         ResponseBody::Pull(pull) => pull.messages.iter().map(|m| m.store_size as usize).sum(),
+        ResponseBody::Popped(popped) => popped.messages.iter().map(|p| p.message.store_size as usize).sum(),
         ResponseBody::Replica(chunk) => chunk.bytes.len(),
         _ => 0,
     }

@@ -17,6 +17,7 @@ mod groups;
 mod locks;
 mod offsets;
 mod peer;
+mod pop;
 mod pull;
 mod query;
 mod replication;
@@ -30,6 +31,7 @@ mod work;
 pub use config::{BrokerConfig, FlushMode, ReplicationRole};
 pub use groups::ConsumerGroups;
 pub use offsets::OffsetTable;
+pub use pop::PopTable;
 pub use peer::Peer;
 pub use locks::QueueLocks;
 pub use epochs::Epochs;
@@ -91,6 +93,9 @@ pub struct Broker {
     corrected: Mutex<BTreeMap<(u32, u64), u64>>,
     /// Orderly consumers' queue locks.
     locks: Mutex<QueueLocks>,
+    /// POP consumers' leases and progress, rebuilt from the POP log. Taken
+    /// before the store and offset locks.
+    pops: Mutex<PopTable>,
     /// Live producers per producer group (asked on check-back).
     producers: Mutex<ProducerGroups>,
     /// Connected clients by address, through whichever front: how the
@@ -175,6 +180,7 @@ impl Broker {
             tracing::warn!(clamped, "consumer offsets past the recovered queue ends were moved back");
         }
         let (schedule, timers, transactions) = load_services(&mut store, disk.as_ref())?;
+        let pops = PopTable::rebuild(&mut store, &offsets)?;
         let epochs = match read_all(disk.as_ref(), epochs::EPOCHS_PATH)? {
             None => Epochs::default(),
             Some(bytes) => Epochs::from_json(&bytes).map_err(|reason| Error::corrupt_file(epochs::EPOCHS_PATH, reason))?,
@@ -206,6 +212,7 @@ impl Broker {
             schedule: Mutex::new(schedule),
             corrected: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(locks),
+            pops: Mutex::new(pops),
             producers: Mutex::new(ProducerGroups::default()),
             links: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
@@ -416,6 +423,7 @@ impl Broker {
                 self.schedule.lock().expect("schedule").rewind_to_durable();
                 self.rebuild_timers();
                 self.rebuild_transactions();
+                self.rebuild_pops();
                 marks::reach(Mark::StoreReopened);
                 tracing::info!(broker = %self.config.broker_name, why = %why, ?recovery, "store reopened after a disk failure");
                 self.flushed.send_replace(FlushState { offset, error: None });

@@ -404,6 +404,7 @@ impl Broker {
         self.schedule.lock().expect("schedule").rewind_to_durable();
         self.rebuild_timers();
         self.rebuild_transactions();
+        self.rebuild_pops();
         Ok(true)
     }
 

@@ -114,14 +114,30 @@ impl Broker {
     /// it was refused.
     pub(super) async fn store_message(&self, msg: MessageExt, now: u64) -> Outcome<(PutResult, SendStatus)> {
         let (topic, queue_id) = (msg.message.topic.clone(), msg.queue_id);
+        let put = self.append(msg, now)?;
+        let status = self.settle(&topic, queue_id, &put).await?;
+        Ok((put, status))
+    }
+
+    /// The first half of [`Broker::store_message`]: appends the message to
+    /// the log now, without waiting (a caller that must keep the log in the
+    /// order of its own state changes appends under its own lock).
+    pub(super) fn append(&self, msg: MessageExt, now: u64) -> Outcome<PutResult> {
         let put = self.store.lock().expect("store").put(msg, now)?;
         self.put_count.fetch_add(1, Ordering::Relaxed);
         self.written.send_replace(put.end_offset);
+        Ok(put)
+    }
+
+    /// The second half: waits until an appended message is as durable as
+    /// the flush mode and the replication role say, and wakes the pulls
+    /// held on its queue.
+    pub(super) async fn settle(&self, topic: &str, queue_id: u32, put: &PutResult) -> Outcome<SendStatus> {
         let mut status = SendStatus::SendOk;
         if self.config.flush == FlushMode::Sync && !bugs::active(Bug::AckBeforeFsync) {
             let flushed = self.wait_flushed(put.end_offset).await;
             // Held pulls wake once the message is durable, hence visible.
-            self.notify_arrival(&topic, queue_id);
+            self.notify_arrival(topic, queue_id);
             match flushed {
                 Ok(()) => {}
                 Err(None) => {
@@ -134,12 +150,12 @@ impl Broker {
             // ASYNC_FLUSH, or the planted ack-before-fsync bug, under which
             // SYNC_FLUSH acknowledges now and the periodic flush makes the
             // message durable up to flush_interval_ms later.
-            self.notify_arrival(&topic, queue_id);
+            self.notify_arrival(topic, queue_id);
         }
         if status == SendStatus::SendOk && self.config.role == super::ReplicationRole::SyncMaster {
             status = self.wait_replicated(put.end_offset).await;
         }
-        Ok((put, status))
+        Ok(status)
     }
 
     /// Turns a message into its schedule topic entry: it waits in the

@@ -493,7 +493,7 @@ fn real_view(half: &MessageExt) -> MessageExt {
 
 /// A store result as the end of a transaction needs it: durable as
 /// configured, or why not.
-fn durable(stored: Outcome<(crate::store::PutResult, SendStatus)>) -> Outcome<()> {
+pub(super) fn durable(stored: Outcome<(crate::store::PutResult, SendStatus)>) -> Outcome<()> {
     match stored? {
         (_, SendStatus::SendOk) => Ok(()),
         (_, status) => Err(Refusal::new(Refused::NotDurable, format!("stored but not durable: {status:?}"))),
