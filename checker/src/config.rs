@@ -34,6 +34,12 @@ pub struct GroupSpec {
     /// Broadcast groups deliver every message to every consumer process.
     #[serde(default)]
     pub broadcast: bool,
+    /// A POP group (simple consumers): the broker hands messages out with
+    /// an invisible time and takes acks by receipt handle; a message comes
+    /// back in place with its attempt raised, and after
+    /// `max_reconsume_times + 1` attempts goes to the dead-letter queue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pop: bool,
     /// Whether the group's consumers deduplicate by business key. A
     /// non-idempotent group is a control group: it applies every delivery,
     /// so its double effects are expected and measured, not a violation.
@@ -170,6 +176,7 @@ impl CheckConfig {
                     tags: event.detail.clone().unwrap_or_else(|| "*".to_owned()),
                     sql: None,
                     broadcast: false,
+                    pop: false,
                     idempotent: true,
                     max_reconsume_times: max_reconsume_default(),
                 });
@@ -247,6 +254,7 @@ mod tests {
                 tags: "*".into(),
                 sql: None,
                 broadcast: true,
+                pop: false,
                 idempotent: false,
                 max_reconsume_times: 16,
             }],

@@ -93,6 +93,12 @@ pub struct Event {
     /// overlapped from processing that followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ms: Option<u64>,
+    /// On a POP delivery (a simple consumer's): the earliest time the
+    /// message may be received again unless acknowledged, as far as the
+    /// consumer can tell: when its receive was asked plus the invisible
+    /// time it asked for (the broker started the lease no earlier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_ms: Option<u64>,
     /// Transactions. On a send invoke: the message is transactional, and
     /// this is what its local transaction decides in the end (commit or
     /// rollback). On a `tx-end`: what the executor answered. On a
@@ -254,6 +260,12 @@ pub enum Op {
     /// `invoke` when asked (`detail` says to when), then one `ok` per queue
     /// with where the broker put the group's offset (`queue`, `offset`).
     OffsetReset,
+    /// A simple consumer (`process`) acknowledges a received message
+    /// (`msg_id`, `group`, the attempt less one in `reconsume`, `queue`,
+    /// `offset`): `invoke`, then `ok` when the broker took the ack, `fail`
+    /// when it refused it (`detail` says why: the attempt was received
+    /// again since), `info` when the answer never came.
+    Ack,
 }
 
 impl Op {
@@ -288,6 +300,7 @@ impl Op {
             Op::OffsetCommit => "offset-commit",
             Op::OffsetResume => "offset-resume",
             Op::OffsetReset => "offset-reset",
+            Op::Ack => "ack",
         }
     }
 }
@@ -424,6 +437,7 @@ impl Event {
             body: None,
             props: None,
             start_ms: None,
+            visible_ms: None,
             tx: None,
             deliver_at_ms: None,
             stored_ms: None,
@@ -484,6 +498,12 @@ impl Event {
     /// Sets when processing started (deliver events).
     pub fn start_ms(mut self, start_ms: u64) -> Event {
         self.start_ms = Some(start_ms);
+        self
+    }
+
+    /// Sets when a POP delivery may be received again at the earliest.
+    pub fn visible_ms(mut self, visible_ms: u64) -> Event {
+        self.visible_ms = Some(visible_ms);
         self
     }
 
@@ -677,6 +697,7 @@ mod tests {
             Op::OffsetCommit,
             Op::OffsetResume,
             Op::OffsetReset,
+            Op::Ack,
         ];
         for op in ops {
             let json = serde_json::to_string(&op).unwrap();

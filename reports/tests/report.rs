@@ -71,6 +71,7 @@ fn sample(scenario: &str) -> RunReport {
             tags: "*".into(),
             sql: None,
             broadcast: false,
+            pop: false,
             idempotent: true,
             max_reconsume_times: 16,
         }],

@@ -242,6 +242,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             tags: c.tags.clone(),
             sql: c.sql.clone(),
             broadcast: false,
+            pop: false,
             idempotent: c.idempotent,
             max_reconsume_times: c.max_reconsume_times,
         })

@@ -167,8 +167,14 @@ pub(crate) fn dead_letter<'a>(history: &'a [Event], cfg: &CheckConfig, index: &I
     // Hashed while building; judged below in key order.
     let mut chains: FxHashMap<(&str, &str), Chain> = FxHashMap::default();
     let mut local_retries = 0;
+    // A POP group's message comes back in place, with no retry topic and
+    // no delay level: the pop check judges its attempts.
+    let pop_groups: Vec<&str> = index.groups.iter().filter(|g| g.pop).map(|g| g.group.as_str()).collect();
     for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
         let (Some(group), Some(msg_id)) = (e.group.as_deref(), e.msg_id.as_deref()) else { continue };
+        if pop_groups.contains(&group) {
+            continue;
+        }
         let chain = chains.entry((group, msg_id)).or_default();
         let level = e.reconsume.unwrap_or(0);
         let local = flagged(e, LOCAL_RETRY);

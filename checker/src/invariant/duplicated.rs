@@ -81,9 +81,13 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
     }
     // (group, queue) -> offset -> copy.
     let mut queues: BTreeMap<(&str, &str), BTreeMap<u64, Copy>> = BTreeMap::new();
+    // A POP group's copy comes again whenever an ack did not reach the
+    // broker in time, with no commit to resume from: the pop check judges
+    // what may come again.
+    let pop: Vec<&str> = index.groups.iter().filter(|g| g.pop).map(|g| g.group.as_str()).collect();
     for e in history.iter().filter(|e| e.op == Op::Deliver && e.kind == Kind::Ok) {
         let (Some(group), Some(queue), Some(offset)) = (e.group.as_deref(), e.queue.as_deref(), e.offset) else { continue };
-        if broadcast.contains(&group) {
+        if broadcast.contains(&group) || pop.contains(&group) {
             continue;
         }
         let copy = queues.entry((group, queue)).or_default().entry(offset).or_default();

@@ -20,6 +20,7 @@ mod liveness;
 mod lost;
 mod offsets;
 mod order;
+mod pop;
 mod progress;
 mod recovered;
 mod reset;
@@ -37,6 +38,7 @@ pub use liveness::check_liveness;
 pub use lost::check_lost;
 pub use offsets::check_offsets;
 pub use order::check_order;
+pub use pop::check_pop;
 pub use progress::check_progress;
 pub use recovered::check_recovered;
 pub use reset::check_reset;
@@ -93,11 +95,15 @@ pub enum Invariant {
     /// An operator's offset reset brings back what the group consumed at
     /// or after the offset it reset to.
     Reset,
+    /// POP groups: one holder per attempt, nothing received while
+    /// invisible, nothing acknowledged received again, no attempt past
+    /// the most.
+    Pop,
 }
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 16] = [
+    pub const ALL: [Invariant; 17] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -114,6 +120,7 @@ impl Invariant {
         Invariant::Failover,
         Invariant::Offsets,
         Invariant::Reset,
+        Invariant::Pop,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -135,6 +142,7 @@ impl Invariant {
             Invariant::Failover => "failover",
             Invariant::Offsets => "offsets",
             Invariant::Reset => "reset",
+            Invariant::Pop => "pop",
         }
     }
 
@@ -174,6 +182,7 @@ impl Invariant {
             Invariant::Failover => failover::failover(history, cfg, index),
             Invariant::Offsets => offsets::offsets(history, cfg, index),
             Invariant::Reset => reset::reset(history, cfg, index),
+            Invariant::Pop => pop::pop(history, cfg, index),
         }
     }
 }

@@ -60,6 +60,7 @@ pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         tags: "*".into(),
         sql: None,
         broadcast: false,
+        pop: false,
         idempotent: true,
         max_reconsume_times: 16,
     };

@@ -13,6 +13,7 @@ pub fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
         tags: tags.into(),
         sql: None,
         broadcast,
+        pop: false,
         idempotent: true,
         max_reconsume_times: 16,
     }
