@@ -169,13 +169,18 @@ pub struct SummaryCounts {
     /// group and did not. Defaults to 0 like `integrity`.
     #[serde(default)]
     pub reset: u64,
+    /// POP attempts held twice, received while invisible, received again
+    /// after their ack, or past the most attempts. Defaults to 0 like
+    /// `integrity`.
+    #[serde(default)]
+    pub pop: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={} reset={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={} reset={} pop={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -190,7 +195,8 @@ impl fmt::Display for SummaryCounts {
             self.delay,
             self.failover,
             self.offsets,
-            self.reset
+            self.reset,
+            self.pop
         )
     }
 }
@@ -255,6 +261,10 @@ impl Verdict {
             failover: count("failover", "no-failover"),
             offsets: count("offsets", "inconsistent-offset") + count("offsets", "commit-went-back"),
             reset: count("reset", "not-replayed"),
+            pop: ["attempt-received-twice", "received-while-invisible", "acknowledged-received-again", "received-past-max-attempts"]
+                .iter()
+                .map(|n| count("pop", n))
+                .sum(),
         }
     }
 }
@@ -307,7 +317,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0 pop=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

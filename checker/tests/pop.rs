@@ -73,6 +73,22 @@ fn pop_holds_when_an_unacknowledged_message_comes_back_after_its_invisible_time_
     for other in [check_dead_letter(h.events(), &config()), check_duplicated(h.events(), &config()), check_lost(h.events(), &config())] {
         assert_eq!(other.validity, Validity::Valid, "{other:?}");
     }
+    // A producer's retry stored m0 a second time: that copy is handed out
+    // on its own, as its own attempt 1.
+    let mut copies = healthy();
+    copies.push(
+        Event::new(13_100, "consumer-billing-3", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m0")
+            .queue("broker-1/orders/2")
+            .offset(7)
+            .reconsume(0)
+            .result(ConsumeOutcome::Success)
+            .start_ms(13_000)
+            .visible_ms(23_000),
+    );
+    let result = check_pop(copies.events(), &config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
     // Without a POP group the check is not asked for.
     let push = CheckConfig { groups: vec![group("billing", "*", false)], ..Default::default() };
     assert!(check_pop(h.events(), &push).note.is_some());

@@ -50,7 +50,7 @@ pub use resolve::{
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerSpec, Cost, HostileSpec, Expect, FlushMode, Nemesis, NemesisMode, ProducerSpec, Progress, ReplicationMode,
+    ConsumerKind, ConsumerSpec, Cost, HostileSpec, Expect, FlushMode, Nemesis, NemesisMode, ProducerSpec, Progress, ReplicationMode,
     Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload, WORKLOAD_START_MS,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

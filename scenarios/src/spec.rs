@@ -559,6 +559,41 @@ pub struct ConsumerSpec {
     /// Default `[0, 0]`.
     #[serde(default, skip_serializing_if = "is_zero_range")]
     pub process_ms: [u64; 2],
+    /// How the group consumes: `push` (RocketMQ's push consumer: rebalanced
+    /// queues, pulls, committed offsets, retry topic) or `simple` (RocketMQ
+    /// 5's SimpleConsumer: POP receives with an invisible time, an ack per
+    /// message, failures come back in place). Default `push`.
+    #[serde(default, skip_serializing_if = "ConsumerKind::is_push")]
+    pub kind: ConsumerKind,
+    /// A simple consumer's invisible time per receive, in seconds: a
+    /// message not acknowledged within it comes back. Default 10.
+    #[serde(default = "default_invisible_s", skip_serializing_if = "is_default_invisible")]
+    pub invisible_s: f64,
+}
+
+/// How a consumer group consumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerKind {
+    /// RocketMQ's push consumer.
+    #[default]
+    Push,
+    /// RocketMQ 5's SimpleConsumer (POP).
+    Simple,
+}
+
+impl ConsumerKind {
+    fn is_push(&self) -> bool {
+        *self == ConsumerKind::Push
+    }
+}
+
+fn default_invisible_s() -> f64 {
+    10.0
+}
+
+fn is_default_invisible(invisible_s: &f64) -> bool {
+    *invisible_s == default_invisible_s()
 }
 
 fn default_offset_reset_rewind_s() -> f64 {

@@ -6,7 +6,7 @@ use crate::error::Problem;
 use crate::fault::{Channel, Fault, NemesisEvent};
 use crate::resolve::{node_fault_span, secs_to_ms};
 use crate::fault::PartitionKind;
-use crate::spec::{NemesisMode, Scenario, DELAY_LEVELS_MAX, DELAY_MS_MAX};
+use crate::spec::{ConsumerKind, NemesisMode, Scenario, DELAY_LEVELS_MAX, DELAY_MS_MAX};
 
 /// Most times a group may consume a message again before it is dead-lettered.
 const MAX_RECONSUME_TIMES_MAX: u32 = 1_000;
@@ -290,6 +290,16 @@ impl Validator<'_> {
             let [lo, hi] = c.process_ms;
             if lo > hi || hi > 600_000 {
                 self.fail(format!("{path}.process_ms"), format!("must be [min, max] with min <= max <= 600000, got [{lo}, {hi}]"));
+            }
+            if c.kind == ConsumerKind::Simple {
+                if !(c.invisible_s.is_finite() && (1.0..=43_200.0).contains(&c.invisible_s)) {
+                    self.fail(format!("{path}.invisible_s"), format!("must be between 1 and 43200 seconds, got {}", c.invisible_s));
+                }
+                if c.offset_reset_at_s.is_some() {
+                    self.fail(format!("{path}.offset_reset_at_s"), "is for push consumers; a simple consumer's group has no offsets to reset here");
+                }
+            } else if c.invisible_s != 10.0 {
+                self.fail(format!("{path}.invisible_s"), "is for simple consumers (kind = \"simple\")");
             }
             if c.max_reconsume_times > MAX_RECONSUME_TIMES_MAX {
                 self.fail(format!("{path}.max_reconsume_times"), format!("must be at most {MAX_RECONSUME_TIMES_MAX}, got {}", c.max_reconsume_times));

@@ -242,7 +242,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             tags: c.tags.clone(),
             sql: c.sql.clone(),
             broadcast: false,
-            pop: false,
+            pop: c.kind == scenarios::ConsumerKind::Simple,
             idempotent: c.idempotent,
             max_reconsume_times: c.max_reconsume_times,
         })

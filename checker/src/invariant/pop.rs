@@ -7,7 +7,9 @@
 //! themselves are the lost check's: a message is consumed or
 //! dead-lettered).
 //!
-//! Four anomalies, each from what the consumers saw:
+//! Attempts are counted per stored copy (its queue and offset): a
+//! producer's retry may store a message twice, and each copy is handed out
+//! on its own. Four anomalies, each from what the consumers saw:
 //!
 //! - `attempt-received-twice`: two deliveries of one message to the group
 //!   as the same attempt. A lease is one consumer's: two holders can both
@@ -95,20 +97,24 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
         return not_expected(Invariant::Pop);
     }
     let mut result = CheckResult::new(Invariant::Pop.name());
-    // (group, msg_id) -> deliveries in history order; -> acks taken.
-    let mut deliveries: BTreeMap<(&str, &str), Vec<&Event>> = BTreeMap::new();
-    let mut acked: BTreeMap<(&str, &str), Vec<&Event>> = BTreeMap::new();
+    // Per stored copy (a producer's retry may store a message twice, and
+    // each copy has attempts of its own): (group, msg_id, queue, offset)
+    // -> deliveries in history order; -> acks taken.
+    type CopyKey<'k> = (&'k str, &'k str, &'k str, u64);
+    let mut deliveries: BTreeMap<CopyKey, Vec<&Event>> = BTreeMap::new();
+    let mut acked: BTreeMap<CopyKey, Vec<&Event>> = BTreeMap::new();
     let (mut acks, mut refused, mut unknown) = (0u64, 0u64, 0u64);
     for e in history {
         let (Some(group), Some(msg_id)) = (e.group.as_deref(), e.msg_id.as_deref()) else { continue };
         if !max_attempts.contains_key(group) {
             continue;
         }
+        let key = (group, msg_id, e.queue.as_deref().unwrap_or(""), e.offset.unwrap_or(u64::MAX));
         match (e.op, e.kind) {
-            (Op::Deliver, Kind::Ok) => deliveries.entry((group, msg_id)).or_default().push(e),
+            (Op::Deliver, Kind::Ok) => deliveries.entry(key).or_default().push(e),
             (Op::Ack, Kind::Ok) => {
                 acks += 1;
-                acked.entry((group, msg_id)).or_default().push(e);
+                acked.entry(key).or_default().push(e);
             }
             (Op::Ack, Kind::Fail) => refused += 1,
             (Op::Ack, Kind::Info) => unknown += 1,
@@ -126,7 +132,8 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
             result.push_anomaly(kind, detail, ids);
         }
     };
-    for (&(group, msg_id), list) in &deliveries {
+    for (&key, list) in &deliveries {
+        let (group, msg_id, _, _) = key;
         total += list.len() as u64;
         again += list.iter().filter(|e| attempt(e) > 1).count() as u64;
         let max = max_attempts[group];
@@ -166,7 +173,7 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
                 }
             }
         }
-        for ack in acked.get(&(group, msg_id)).into_iter().flatten() {
+        for ack in acked.get(&key).into_iter().flatten() {
             let acked_attempt = attempt(ack);
             for d in list.iter().filter(|d| attempt(d) > acked_attempt) {
                 let (from, to) = (ack.t_ms.min(d.started_ms()), ack.t_ms.max(d.t_ms));

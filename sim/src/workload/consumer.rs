@@ -137,62 +137,23 @@ pub async fn run_consumer(
 ) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
-    let (group, failure_rate, idempotent, process) = (spec.group.clone(), spec.failure_rate, spec.idempotent, name.clone());
-    let poison = spec.poison_key_share;
-    let process_ms = spec.process_ms;
+    let (group, process) = (spec.group.clone(), name.clone());
     let hook_recorder = recorder.clone();
+    let business = Business::of(&spec, db, trigger, recorder.clone(), name.clone());
     let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
-        let (recorder, db, trigger, group, process) = (recorder.clone(), db.clone(), trigger.clone(), group.clone(), process.clone());
+        let (recorder, group, process, business) = (recorder.clone(), group.clone(), process.clone(), business.clone());
         async move {
             let queue = queue_name(&ctx.queue.broker_name, &ctx.queue.topic, ctx.queue.queue_id);
             let start = recorder.now_ms();
-            let record = |outcome: ConsumeOutcome| {
-                for m in &msgs {
-                    recorder.record(delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, outcome).start_ms(start));
-                }
-            };
-            if idempotent && (failure_rate > 0.0 || poison > 0.0) {
-                // Business logic that can fail first looks the key up, as
-                // an idempotent consumer does: a key that took effect is
-                // done, whatever copy brings it again.
-                match already_applied(&db, &group, &msgs).await {
-                    Ok(true) => {
-                        record(ConsumeOutcome::Success);
-                        return ConsumeResult::Success;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::debug!(consumer = %process, error = %e, "dedupe lookup failed");
-                        for m in &msgs {
-                            let event = delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, ConsumeOutcome::RetryLater);
-                            let detail = event.detail.clone().map_or(DEDUPE_UNAVAILABLE.to_string(), |d| format!("{d} {DEDUPE_UNAVAILABLE}"));
-                            recorder.record(event.start_ms(start).detail(detail));
-                        }
-                        return ConsumeResult::RetryLater;
-                    }
-                }
-            }
-            if process_ms != [0, 0] {
-                // The business logic takes its time (drawn only when the
-                // scenario asks, so other scenarios replay as before).
-                tokio::time::sleep(draw_between(process_ms)).await;
-            }
-            let poisoned = msgs.iter().any(|m| m.message.keys.first().is_some_and(|k| is_poison(k, poison)));
-            if poisoned || (failure_rate > 0.0 && draw_unit() < failure_rate) {
-                record(ConsumeOutcome::RetryLater);
-                return ConsumeResult::RetryLater;
-            }
-            trigger.strike(CrashStep::BeforeEffect, &recorder, &process).await;
+            let consumed = business.consume(&msgs).await;
             for m in &msgs {
-                if let Err(e) = apply_effect(&db, &group, idempotent, m).await {
-                    tracing::debug!(consumer = %process, error = %e, "effect not committed");
-                    record(ConsumeOutcome::RetryLater);
-                    return ConsumeResult::RetryLater;
-                }
+                let event = delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, consumed.outcome()).start_ms(start);
+                recorder.record(consumed.flag(event));
             }
-            trigger.strike(CrashStep::AfterEffect, &recorder, &process).await;
-            record(ConsumeOutcome::Success);
-            ConsumeResult::Success
+            match consumed.outcome() {
+                ConsumeOutcome::Success => ConsumeResult::Success,
+                ConsumeOutcome::RetryLater => ConsumeResult::RetryLater,
+            }
         }
     });
     let mut config = consumer_config(&spec, orderly);
@@ -221,6 +182,104 @@ pub async fn run_consumer(
     })));
     let _consumer = PushConsumer::start(client, config, listener).expect("valid consumer config");
     std::future::pending::<()>().await
+}
+
+/// A group's business logic: fails at the spec's rate and on poison keys,
+/// takes its time, and commits the effect by key before it answers
+/// success; a crash trigger may strike before or after the effect.
+#[derive(Clone)]
+pub(crate) struct Business {
+    group: String,
+    failure_rate: f64,
+    idempotent: bool,
+    poison: f64,
+    process_ms: [u64; 2],
+    db: DbClient,
+    trigger: CrashTrigger,
+    recorder: Recorder,
+    process: String,
+}
+
+/// What the business logic made of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Consumed {
+    /// Every effect committed (or had been).
+    Success,
+    /// Failed: retry later.
+    Failed,
+    /// The deduplication store could not be asked, so the batch failed.
+    DedupeUnavailable,
+}
+
+impl Consumed {
+    pub(crate) fn outcome(self) -> ConsumeOutcome {
+        match self {
+            Consumed::Success => ConsumeOutcome::Success,
+            Consumed::Failed | Consumed::DedupeUnavailable => ConsumeOutcome::RetryLater,
+        }
+    }
+
+    /// A delivery event marked as the dedupe store's failure where it was.
+    pub(crate) fn flag(self, event: Event) -> Event {
+        if self != Consumed::DedupeUnavailable {
+            return event;
+        }
+        let detail = event.detail.clone().map_or(DEDUPE_UNAVAILABLE.to_string(), |d| format!("{d} {DEDUPE_UNAVAILABLE}"));
+        event.detail(detail)
+    }
+}
+
+impl Business {
+    pub(crate) fn of(spec: &ConsumerSpec, db: DbClient, trigger: CrashTrigger, recorder: Recorder, process: String) -> Business {
+        Business {
+            group: spec.group.clone(),
+            failure_rate: spec.failure_rate,
+            idempotent: spec.idempotent,
+            poison: spec.poison_key_share,
+            process_ms: spec.process_ms,
+            db,
+            trigger,
+            recorder,
+            process,
+        }
+    }
+
+    /// Runs the business logic on a batch.
+    pub(crate) async fn consume(&self, msgs: &[MessageExt]) -> Consumed {
+        let Business { group, failure_rate, idempotent, poison, process_ms, db, trigger, recorder, process } = self;
+        let (failure_rate, idempotent, poison, process_ms) = (*failure_rate, *idempotent, *poison, *process_ms);
+        if idempotent && (failure_rate > 0.0 || poison > 0.0) {
+            // Business logic that can fail first looks the key up, as an
+            // idempotent consumer does: a key that took effect is done,
+            // whatever copy brings it again.
+            match already_applied(db, group, msgs).await {
+                Ok(true) => return Consumed::Success,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(consumer = %process, error = %e, "dedupe lookup failed");
+                    return Consumed::DedupeUnavailable;
+                }
+            }
+        }
+        if process_ms != [0, 0] {
+            // The business logic takes its time (drawn only when the
+            // scenario asks, so other scenarios replay as before).
+            tokio::time::sleep(draw_between(process_ms)).await;
+        }
+        let poisoned = msgs.iter().any(|m| m.message.keys.first().is_some_and(|k| is_poison(k, poison)));
+        if poisoned || (failure_rate > 0.0 && draw_unit() < failure_rate) {
+            return Consumed::Failed;
+        }
+        trigger.strike(CrashStep::BeforeEffect, recorder, process).await;
+        for m in msgs {
+            if let Err(e) = apply_effect(db, group, idempotent, m).await {
+                tracing::debug!(consumer = %process, error = %e, "effect not committed");
+                return Consumed::Failed;
+            }
+        }
+        trigger.strike(CrashStep::AfterEffect, recorder, process).await;
+        Consumed::Success
+    }
 }
 
 /// Commits the business effect of a consumed message (a message without a

@@ -119,6 +119,13 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
     }
     wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms, halves_wait_ms).await;
     for g in groups {
+        if g.kind == scenarios::ConsumerKind::Simple {
+            drain_pop(&client, &g, &recorder, &db).await;
+            for (broker_name, addr) in &brokers {
+                read_dead_letters(&client, broker_name, addr, &g, &recorder).await;
+            }
+            continue;
+        }
         let selector = group_selector(&g);
         let filter = Filter::parse(selector.kind, &selector.expression).unwrap_or(Filter::Tag(TagFilter::All));
         let gave_up = |queue: String, reason: String| {
@@ -175,6 +182,69 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
     for (broker_name, addr) in &brokers {
         read_moved_aside(&client, broker_name, addr, &recorder).await;
     }
+}
+
+/// How long the drain of a POP group may take, in simulated ms: what the
+/// group's consumers still held comes back within an invisible time.
+const POP_DRAIN_MS: u64 = 120_000;
+
+/// Drains a POP group as its last simple consumer: receives and
+/// acknowledges until every queue of its topic is done on every master
+/// (the group's committed offset at the queue's end), waiting out what
+/// the group's consumers still held invisible.
+async fn drain_pop(client: &Arc<ClientInstance>, g: &ConsumerSpec, recorder: &Recorder, db: &DbClient) {
+    let mut config = simple_config(g, false);
+    config.await_ms = 1_000;
+    let consumer = broker::client::SimpleConsumer::new(client.clone(), config).expect("valid simple consumer config");
+    let invisible = Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(POP_DRAIN_MS);
+    loop {
+        let asked = recorder.now_ms();
+        match consumer.receive(32, invisible).await {
+            Ok(received) if !received.is_empty() => {
+                for p in &received {
+                    let start = recorder.now_ms();
+                    if retrying!(apply_effect(db, &g.group, g.idempotent, &p.message)).is_none() {
+                        continue;
+                    }
+                    let visible = asked + invisible.as_millis() as u64;
+                    recorder.record(pop_delivery("drain", &g.group, p, ConsumeOutcome::Success, visible).start_ms(start));
+                    ack(&consumer, recorder, "drain", &g.group, p).await;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+        match pop_left(client, g).await {
+            Some(0) => return,
+            left => {
+                if tokio::time::Instant::now() >= deadline {
+                    let reason = match left {
+                        Some(n) => format!("{n} messages of the POP group were still not done after {POP_DRAIN_MS} ms"),
+                        None => "the POP group's progress could not be read".to_string(),
+                    };
+                    recorder.record(Event::new(0, "drain", Kind::Info, Op::DrainGaveUp).group(g.group.clone()).queue(g.topic.clone()).detail(reason));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How many messages of a POP group's topic are not done, over every
+/// master; `None` when a master could not be asked.
+async fn pop_left(client: &ClientInstance, g: &ConsumerSpec) -> Option<u64> {
+    let route = client.route(&g.topic, true).await.ok()?;
+    let mut left = 0;
+    for q in &route.queues {
+        let addr = &q.master()?.addr;
+        let stats = broker::command::GetConsumeStats { group: g.group.clone(), topic: g.topic.clone() };
+        for progress in client.call(addr, stats, client.timeout()).await.ok()? {
+            left += progress.max_offset.saturating_sub(progress.consumer_offset.unwrap_or(0));
+        }
+    }
+    Some(left)
 }
 
 /// Records every half a broker moved aside after the most check-backs.

@@ -6,15 +6,18 @@
 //!
 //! - `producer`: producers and transactional producers.
 //! - `consumer`: consumers and their business logic.
+//! - `simple`: simple consumers (POP): receive, business logic, ack.
 //! - `drain`: the final drain, and the operator's dead-letter resend.
 
 mod consumer;
 mod drain;
 mod producer;
+mod simple;
 
 pub use consumer::*;
 pub use drain::*;
 pub use producer::*;
+pub use simple::*;
 
 use crate::database::{Applied, ApplyRequest, DbClient, Effect};
 use crate::recorder::{harness_marks, Recorder};

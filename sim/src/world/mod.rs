@@ -21,7 +21,7 @@ use checker::history::{Event, Kind, Op};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
-use scenarios::{CrashStep, DiskFaultKind, Node, Resolved};
+use scenarios::{ConsumerKind, CrashStep, DiskFaultKind, Node, Resolved};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -189,17 +189,16 @@ impl World {
                     let trigger = world.triggers.entry(name.clone()).or_insert_with(|| CrashTrigger::new(move || Handle::current().kill(process.as_str()))).clone();
                     let node_name = name.clone();
                     world.node(&name, ip, move || {
-                            workload::run_consumer(
-                                node_name.clone(),
-                                spec.clone(),
-                                fifo,
-                                namesrvs.clone(),
-                                clock.clone(),
-                                recorder.clone(),
-                                DbClient::new(db_addr()),
-                                trigger.clone(),
-                            )
-                        })
+                        let (name, spec, namesrvs, clock, recorder, trigger) =
+                            (node_name.clone(), spec.clone(), namesrvs.clone(), clock.clone(), recorder.clone(), trigger.clone());
+                        async move {
+                            let db = DbClient::new(db_addr());
+                            match spec.kind {
+                                ConsumerKind::Push => workload::run_consumer(name, spec, fifo, namesrvs, clock, recorder, db, trigger).await,
+                                ConsumerKind::Simple => workload::run_simple_consumer(name, spec, fifo, namesrvs, clock, recorder, db, trigger).await,
+                            }
+                        }
+                    })
                 }
                 Node::Hostile(index) => {
                     let spec = hostile_spec(scenario, *index).clone();

@@ -24,6 +24,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         | Bug::SlaveOffsetLies
         | Bug::ResumeAfterRestart
         | Bug::LocalRetryGivesUp
+        | Bug::PopReviveDrops
         // It loses the entry after the one recovery should keep; when a
         // consumer had read that entry, the next message takes its offset
         // and `offsets` sees two messages at one offset too (seeds 2..5 of
@@ -49,6 +50,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
         Bug::ResetNotFenced => "reset",
+        Bug::PopAckForgotten | Bug::PopAttemptKept => "pop",
         // Not an invariant: the sweep replays each seed and compares.
         Bug::HostEntropy => NONDETERMINISTIC,
     }
@@ -97,6 +99,7 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::ResumeAfterRestart => "failover-master-power-loss",
         Bug::ResetNotFenced => "offset-reset",
         Bug::SqlUnknownMatches => "sql-gray-release",
+        Bug::PopAckForgotten | Bug::PopReviveDrops | Bug::PopAttemptKept => "pop-broker-crash",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
