@@ -140,3 +140,45 @@ fn a_power_loss_on_the_messages_broker_excuses_an_acknowledged_return_and_a_faul
     let crash = check_pop(returned("consumer-billing-1").events(), &mapped);
     assert_eq!(crash.validity, Validity::Invalid, "{crash:?}");
 }
+
+#[test]
+fn a_broker_clock_set_back_while_it_held_the_lease_excuses_an_early_return_by_as_much_and_no_more() {
+    // m0 comes back 2 s before its invisible time ends.
+    let early = |clock_back_ms: i64| {
+        let mut h = HistoryBuilder::new();
+        acked(&mut h, 0, order("m0", "TagA", "k0"));
+        received(&mut h, 1_000, "consumer-billing-1", "m0", 1, ConsumeOutcome::RetryLater);
+        received(&mut h, 9_000, "consumer-billing-2", "m0", 2, ConsumeOutcome::Success);
+        h.harness(60_000, Op::End);
+        let mut cfg = config();
+        // broker-0's clock stood back while it took the lease, then caught up.
+        cfg.expect.clock_moves_ms = [("broker-0".to_string(), vec![(500, -clock_back_ms), (3_000, clock_back_ms)])].into();
+        check_pop(h.events(), &cfg)
+    };
+    assert_eq!(early(5_000).validity, Validity::Valid, "{:?}", early(5_000));
+    assert_eq!(early(1_000).count("received-while-invisible"), 1, "{:?}", early(1_000));
+}
+
+#[test]
+fn an_attempt_begun_late_after_the_next_one_is_no_early_return() {
+    // consumer-1 received attempt 2 at 11.5 s but began it only at 30 s
+    // (its workers were busy); attempt 3 had come to consumer-2 at 22 s.
+    let mut h = HistoryBuilder::new();
+    acked(&mut h, 0, order("m0", "TagA", "k0"));
+    received(&mut h, 1_000, "consumer-billing-1", "m0", 1, ConsumeOutcome::RetryLater);
+    h.push(
+        Event::new(30_100, "consumer-billing-1", Kind::Ok, Op::Deliver)
+            .group("billing")
+            .msg_id("m0")
+            .queue(QUEUE)
+            .offset(0)
+            .reconsume(1)
+            .result(ConsumeOutcome::Success)
+            .start_ms(30_000)
+            .visible_ms(21_500),
+    );
+    received(&mut h, 22_000, "consumer-billing-2", "m0", 3, ConsumeOutcome::Success);
+    h.harness(60_000, Op::End);
+    let result = check_pop(h.events(), &config());
+    assert_eq!(result.validity, Validity::Valid, "{result:?}");
+}

@@ -22,9 +22,19 @@ pub mod harness_marks {
     pub const CRASH_BETWEEN_EFFECT_AND_ACK: &str = "crash-between-effect-and-ack";
     /// An operator sent a group's dead letters back to their topics.
     pub const DLQ_RESENT: &str = "dlq-resent";
+    /// A FIFO simple consumer held a message longer before processing it,
+    /// its invisible time being about to run out.
+    pub const INVISIBLE_TIME_CHANGED: &str = "invisible-time-changed";
     /// Every harness mark.
-    pub const ALL: [&str; 6] =
-        [CRASH_WITH_UNSYNCED_BYTES, ACK_DURING_PARTITION, DUPLICATE_DELIVERED, RESEND_BY_KEY, CRASH_BETWEEN_EFFECT_AND_ACK, DLQ_RESENT];
+    pub const ALL: [&str; 7] = [
+        CRASH_WITH_UNSYNCED_BYTES,
+        ACK_DURING_PARTITION,
+        DUPLICATE_DELIVERED,
+        RESEND_BY_KEY,
+        CRASH_BETWEEN_EFFECT_AND_ACK,
+        DLQ_RESENT,
+        INVISIBLE_TIME_CHANGED,
+    ];
 }
 
 /// Every mark a scenario may require: the broker's and the harness's.

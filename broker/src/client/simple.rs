@@ -5,10 +5,10 @@
 //! committed by the client.
 
 use super::instance::ClientInstance;
-use crate::command::{AckMessage, ChangeInvisibleTime, ConsumeFrom, PopMessage, Popped, ReceiptHandle, Refused, POP_BATCH_MAX};
+use crate::command::{AckMessage, ChangeInvisibleTime, ConsumeFrom, ConsumerData, Heartbeat, PopMessage, Popped, ReceiptHandle, Refused, POP_BATCH_MAX};
 use crate::error::{Error, Result};
 use crate::model::{is_system_topic, validate_group, validate_name, Filter, Selector, MAX_RECONSUME_TIMES_DEFAULT, PERM_READ};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,14 @@ pub struct SimpleConsumer {
     config: SimpleConsumerConfig,
     /// Which broker the next receive asks first.
     turn: AtomicUsize,
+    /// Tells the heartbeat loop to stop.
+    stopped: Arc<AtomicBool>,
+}
+
+impl Drop for SimpleConsumer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
 }
 
 impl SimpleConsumer {
@@ -69,7 +77,9 @@ impl SimpleConsumer {
         if config.max_attempts == 0 {
             return Err(illegal("max attempts must be at least 1".into()));
         }
-        Ok(SimpleConsumer { client, config, turn: AtomicUsize::new(0) })
+        let stopped = Arc::new(AtomicBool::new(false));
+        tokio::spawn(heartbeats(client.clone(), config.clone(), stopped.clone()));
+        Ok(SimpleConsumer { client, config, turn: AtomicUsize::new(0), stopped })
     }
 
     /// The settings.
@@ -162,5 +172,33 @@ impl SimpleConsumer {
         if suspect {
             self.client.route_stale(&self.config.topic);
         }
+    }
+}
+
+/// Every heartbeat period, until the consumer is dropped: the topic's
+/// route is asked for again (a name server that restarted may have given a
+/// route without a broker that had not registered with it again yet, and
+/// receives would pass that broker by until the next refresh), and every
+/// broker of the route is told the group has this member, as RocketMQ's
+/// simple consumer does (so `consumerConnection` lists it).
+async fn heartbeats(client: Arc<ClientInstance>, config: SimpleConsumerConfig, stopped: Arc<AtomicBool>) {
+    let data = ConsumerData {
+        group: config.group.clone(),
+        subscriptions: vec![(config.topic.clone(), config.selector.expression.clone())],
+        consume_from: config.consume_from,
+    };
+    let heartbeat = Heartbeat { client_id: client.config().client_id.clone(), consumers: vec![data] };
+    while !stopped.load(Ordering::Relaxed) {
+        if let Ok(route) = client.route(&config.topic, true).await {
+            let mut addrs: Vec<String> = route.queues.iter().flat_map(|q| q.replicas.iter().map(|r| r.addr.clone())).collect();
+            addrs.sort();
+            addrs.dedup();
+            for addr in addrs {
+                if let Err(e) = client.call(&addr, heartbeat.clone(), client.timeout()).await {
+                    tracing::debug!(broker = %addr, error = %e, "a simple consumer's heartbeat failed");
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(client.config().heartbeat_ms.max(100))).await;
     }
 }

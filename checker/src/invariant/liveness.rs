@@ -21,7 +21,10 @@ pub const DRAIN_PROCESS: &str = "drain";
 /// resolved by a check-back are the transaction check's). A delivery the
 /// business logic failed counts: the broker delivered it, and what follows
 /// (retries at their delay levels, the DLQ) is the dead-letter check's. Dead-lettered
-/// messages and messages a disk fault destroyed are excused. A message whose deadline falls after the clients
+/// messages and messages a disk fault destroyed are excused. A timed
+/// message, and any message to a POP group (its broker's clock times the
+/// leases), gets as much more as the scenario set a broker's clock back. A
+/// message whose deadline falls after the clients
 /// stopped (`clients-stopped`, else the `end` event) is `pending`, not a
 /// violation. Counts: `required`, `late`, `never`,
 /// `pending`, `max-delay-ms` (worst delivery time past max(ack, T)). Late or
@@ -91,14 +94,13 @@ pub(crate) fn liveness<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Inde
         let Some(ready_ms) = index.deliverable_from_ms(message) else { continue };
         let from_ms = ready_ms.max(tail_start.t_ms);
         // A timer's broker whose clock was set back lets it out that much
-        // later in true time.
-        let setback = if message.invoke.deliver_at_ms.is_some() {
-            cfg.expect.clock_setback_ms.values().copied().max().unwrap_or(0)
-        } else {
-            0
-        };
-        let deadline_ms = from_ms.saturating_add(bound_ms).saturating_add(setback);
+        // later in true time; so does a POP group's broker a lease it took
+        // (and a FIFO queue behind that lease).
+        let setback_max = cfg.expect.clock_setback_ms.values().copied().max().unwrap_or(0);
+        let timed = message.invoke.deliver_at_ms.is_some();
         for group in index.subscribing_groups(message) {
+            let setback = if timed || group.pop { setback_max } else { 0 };
+            let deadline_ms = from_ms.saturating_add(bound_ms).saturating_add(setback);
             let name = group.group.as_str();
             if dlq.contains_key(&(name, message.msg_id)) || index.destroyed.contains(message.msg_id) {
                 continue;

@@ -28,14 +28,16 @@
 //! Excused: a broker of the message's group lost its power or its disk
 //! failed between the two events (the record of a lease or an ack may not
 //! have been durable), any fault on one when the scenario expects losses
-//! (asynchronous replication), and for the invisible time a move of such a
-//! broker's clock. A broker process not mapped to a group (single-replica
+//! (asynchronous replication); and a message back early by no more than
+//! its broker's clock gained while it held the lease (a clock moved back
+//! and forward again shortens a lease in true time). A broker process not mapped to a group (single-replica
 //! scenarios) is taken to be of every group.
 //!
 //! Counts: `deliveries`, `received-again` (attempts after the first),
 //! `acks`, `acks-refused`, `acks-unknown`, `excused`, and one per anomaly.
 
 use super::{not_expected, Invariant};
+use crate::clock::Clocks;
 use crate::config::CheckConfig;
 use crate::faults::{fault_spans, FaultSpan};
 use crate::history::{Event, Kind, Op};
@@ -45,8 +47,10 @@ use std::collections::BTreeMap;
 
 /// Faults that may lose a durable-looking record of the POP log.
 const LOSES_RECORDS: [&str; 2] = ["power-loss", "disk-fault"];
-/// Faults that move a broker's clock.
-const MOVES_CLOCKS: [&str; 2] = ["clock-skew", "clock-jump"];
+/// How long before a delivery began its receive may have been asked (and
+/// the broker may have started its lease): a receive's long poll and its
+/// timeout, with room to spare.
+const RECEIVE_SLACK_MS: u64 = 30_000;
 
 /// The anomalies, in the order the counts are listed.
 const ANOMALIES: [&str; 4] = ["attempt-received-twice", "received-while-invisible", "acknowledged-received-again", "received-past-max-attempts"];
@@ -73,11 +77,10 @@ struct Excuses<'a> {
 impl Excuses<'_> {
     /// Whether a fault that may explain an anomaly hit a broker of
     /// `queue`'s group between `from_ms` and `to_ms`.
-    fn excuse(&self, queue: Option<&str>, from_ms: u64, to_ms: u64, clocks_too: bool) -> bool {
+    fn excuse(&self, queue: Option<&str>, from_ms: u64, to_ms: u64) -> bool {
         let group = queue.map(broker_group);
         self.spans.iter().filter(|s| s.overlaps(from_ms, to_ms)).any(|s| {
-            let kind = s.name();
-            let counts = LOSES_RECORDS.contains(&kind) || (clocks_too && MOVES_CLOCKS.contains(&kind)) || self.cfg.expect.lost_max > 0;
+            let counts = LOSES_RECORDS.contains(&s.name()) || self.cfg.expect.lost_max > 0;
             counts
                 && s.targets().any(|t| {
                     t.starts_with("broker-")
@@ -122,6 +125,7 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
         }
     }
     let excuses = Excuses { spans: fault_spans(history), cfg };
+    let clocks = Clocks::of(cfg);
     let mut counts: BTreeMap<&str, u64> = ANOMALIES.iter().map(|a| (*a, 0)).collect();
     let (mut total, mut again, mut excused) = (0u64, 0u64, 0u64);
     let mut flag = |result: &mut CheckResult, kind: &'static str, excused_now: bool, detail: String, ids: Vec<u64>| {
@@ -142,12 +146,12 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
         for (i, d) in by_start.iter().enumerate() {
             let queue = d.queue.as_deref();
             if attempt(d) > max {
-                let excused_now = excuses.excuse(queue, 0, d.t_ms, false);
+                let excused_now = excuses.excuse(queue, 0, d.t_ms);
                 let detail = format!("{msg_id} came to {group} as attempt {} at {} ms, past its {max} attempts", attempt(d), d.started_ms());
                 flag(&mut result, "received-past-max-attempts", excused_now, detail, vec![d.id]);
             }
             if let Some(twin) = by_start[..i].iter().find(|p| attempt(p) == attempt(d)) {
-                let excused_now = excuses.excuse(queue, twin.started_ms(), d.t_ms, false);
+                let excused_now = excuses.excuse(queue, twin.started_ms(), d.t_ms);
                 let detail = format!(
                     "{msg_id} came to {group} as attempt {} twice: to {} at {} ms and to {} at {} ms",
                     attempt(d),
@@ -158,26 +162,33 @@ pub(crate) fn pop<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'a>
                 );
                 flag(&mut result, "attempt-received-twice", excused_now, detail, vec![twin.id, d.id]);
             }
-            // (A second holder of the same attempt is the anomaly above.)
-            if let Some(prev) = i.checked_sub(1).map(|p| by_start[p]).filter(|p| attempt(p) != attempt(d)) {
-                if let Some(visible) = prev.visible_ms.filter(|&v| d.started_ms() < v) {
-                    let excused_now = excuses.excuse(queue, prev.started_ms(), d.t_ms, true);
-                    let detail = format!(
-                        "{msg_id} came to {group} (attempt {}) at {} ms, while attempt {} received by {} was invisible until {visible} ms",
-                        attempt(d),
-                        d.started_ms(),
-                        attempt(prev),
-                        prev.process
-                    );
-                    flag(&mut result, "received-while-invisible", excused_now, detail, vec![prev.id, d.id]);
-                }
+            // Every earlier attempt's invisible time must be over before
+            // this one was received (which was before it began). Processing
+            // may begin long after a receive, so attempts are compared, not
+            // the order deliveries began in.
+            let earlier = by_start.iter().filter(|p| attempt(p) < attempt(d)).filter_map(|p| p.visible_ms.map(|v| (v, *p)));
+            if let Some((visible, prev)) = earlier.filter(|&(v, _)| d.started_ms() < v).max_by_key(|&(v, p)| (v, p.id)) {
+                // Early by no more than the broker's clock gained while it
+                // held the lease (from before the receive began).
+                let from = prev.started_ms().saturating_sub(RECEIVE_SLACK_MS);
+                let early = visible - d.started_ms();
+                let allowance = clocks.allowance_ms(queue.map_or("", broker_group), from, d.t_ms);
+                let excused_now = early <= allowance || excuses.excuse(queue, prev.started_ms(), d.t_ms);
+                let detail = format!(
+                    "{msg_id} came to {group} (attempt {}) at {} ms, while attempt {} received by {} was invisible until {visible} ms",
+                    attempt(d),
+                    d.started_ms(),
+                    attempt(prev),
+                    prev.process
+                );
+                flag(&mut result, "received-while-invisible", excused_now, detail, vec![prev.id, d.id]);
             }
         }
         for ack in acked.get(&key).into_iter().flatten() {
             let acked_attempt = attempt(ack);
             for d in list.iter().filter(|d| attempt(d) > acked_attempt) {
                 let (from, to) = (ack.t_ms.min(d.started_ms()), ack.t_ms.max(d.t_ms));
-                let excused_now = excuses.excuse(d.queue.as_deref(), from, to, false);
+                let excused_now = excuses.excuse(d.queue.as_deref(), from, to);
                 let detail = format!(
                     "{}'s ack of {msg_id} attempt {acked_attempt} for {group} was taken at {} ms, yet attempt {} came to {} at {} ms",
                     ack.process,

@@ -193,7 +193,10 @@ const POP_DRAIN_MS: u64 = 120_000;
 /// (the group's committed offset at the queue's end), waiting out what
 /// the group's consumers still held invisible.
 async fn drain_pop(client: &Arc<ClientInstance>, g: &ConsumerSpec, recorder: &Recorder, db: &DbClient) {
-    let mut config = simple_config(g, false);
+    // FIFO whatever the topic: the drain then takes each queue's messages
+    // in order, behind what a consumer still held, as a FIFO group needs;
+    // other groups only wait as long as they would anyway.
+    let mut config = simple_config(g, true);
     config.await_ms = 1_000;
     let consumer = broker::client::SimpleConsumer::new(client.clone(), config).expect("valid simple consumer config");
     let invisible = Duration::from_secs(5);

@@ -8,6 +8,8 @@ use broker::command::{Popped, Refused};
 
 /// Messages one receive asks for.
 pub(crate) const RECEIVE_BATCH: u32 = 16;
+/// Receives one simple consumer keeps out at once.
+const RECEIVERS: usize = 4;
 /// Messages one simple consumer processes at once.
 const CONSUME_CONCURRENCY: usize = 32;
 /// How long a receive waits at a broker when it has nothing visible.
@@ -70,7 +72,77 @@ async fn consume_one(business: &Business, recorder: &Recorder, consumer: &Simple
     consumed
 }
 
-/// A simple consumer process: receives until killed. Each message goes
+/// One simple consumer process's receiving side.
+struct Receiver {
+    consumer: Arc<SimpleConsumer>,
+    permits: Arc<tokio::sync::Semaphore>,
+    business: Business,
+    recorder: Recorder,
+    group: String,
+    name: String,
+    fifo: bool,
+    invisible: Duration,
+    budget_ms: u64,
+}
+
+impl Receiver {
+    /// Receives and consumes until the process is killed.
+    async fn run(self: Arc<Self>) {
+        let Receiver { consumer, permits, business, recorder, group, name, fifo, invisible, budget_ms } = &*self;
+        let invisible_ms = invisible.as_millis() as u64;
+        loop {
+            let asked = recorder.now_ms();
+            let received = match consumer.receive(RECEIVE_BATCH, *invisible).await {
+                Ok(received) => received,
+                Err(e) => {
+                    tracing::debug!(consumer = %name, error = %e, "receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let visible_ms = asked + invisible_ms;
+            if *fifo {
+                for p in &received {
+                    // A message whose invisible time may run out before it
+                    // is done is first held longer: once another consumer
+                    // could receive it, processing it here would break its
+                    // key's order. Refused (it came back already): the
+                    // batch stops.
+                    let (mut p, mut visible_ms) = (p.clone(), visible_ms);
+                    let now = recorder.now_ms();
+                    if now + budget_ms > visible_ms {
+                        match consumer.change_invisible_duration(&p.handle, *invisible).await {
+                            Ok(handle) => {
+                                p.handle = handle;
+                                visible_ms = now + invisible_ms;
+                                recorder.reach(harness_marks::INVISIBLE_TIME_CHANGED, name);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if consume_one(business, recorder, consumer, name, group, &p, visible_ms).await != Consumed::Success {
+                        break;
+                    }
+                }
+                continue;
+            }
+            // Side by side, as a push consumer's threads would, at most
+            // CONSUME_CONCURRENCY at once; the next receive goes out while
+            // the slow ones are still at work.
+            for p in received {
+                let permit = permits.clone().acquire_owned().await.expect("never closed");
+                let (business, recorder, consumer, name, group) = (business.clone(), recorder.clone(), consumer.clone(), name.clone(), group.clone());
+                tokio::spawn(async move {
+                    consume_one(&business, &recorder, &consumer, &name, &group, &p, visible_ms).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// A simple consumer process: receives until killed, four receives out at
+/// once. Each message goes
 /// through the group's business logic, up to 32 side by side; a success is
 /// acknowledged, a failure left to come back. On a FIFO topic they go one
 /// at a time, and the rest of a batch after a failure is left too, so it
@@ -86,42 +158,32 @@ pub async fn run_simple_consumer(
     db: DbClient,
     trigger: CrashTrigger,
 ) {
-    let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
+    // Heartbeats (and route refreshes) as often as the push consumers'
+    // rebalances.
+    let mut client_config = ClientConfig::new(namesrvs, name.clone());
+    client_config.heartbeat_ms = 5_000;
+    let client = ClientInstance::new(client_config, clock);
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
-    let consumer = Arc::new(SimpleConsumer::new(client, simple_config(&spec, fifo)).expect("valid simple consumer config"));
-    let permits = Arc::new(tokio::sync::Semaphore::new(CONSUME_CONCURRENCY));
-    let business = Business::of(&spec, db, trigger, recorder.clone(), name.clone());
     let invisible = Duration::from_secs_f64(spec.invisible_s);
-    let invisible_ms = invisible.as_millis() as u64;
-    loop {
-        let asked = recorder.now_ms();
-        let received = match consumer.receive(RECEIVE_BATCH, invisible).await {
-            Ok(received) => received,
-            Err(e) => {
-                tracing::debug!(consumer = %name, error = %e, "receive failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let visible_ms = asked + invisible_ms;
-        if fifo {
-            for p in &received {
-                if consume_one(&business, &recorder, &consumer, &name, &spec.group, p, visible_ms).await != Consumed::Success {
-                    break;
-                }
-            }
-            continue;
-        }
-        // Side by side, as a push consumer's threads would, at most
-        // CONSUME_CONCURRENCY at once; the next receive goes out while
-        // the slow ones are still at work.
-        for p in received {
-            let permit = permits.clone().acquire_owned().await.expect("never closed");
-            let (business, recorder, consumer, name, group) = (business.clone(), recorder.clone(), consumer.clone(), name.clone(), spec.group.clone());
-            tokio::spawn(async move {
-                consume_one(&business, &recorder, &consumer, &name, &group, &p, visible_ms).await;
-                drop(permit);
-            });
-        }
+    let receiver = Arc::new(Receiver {
+        consumer: Arc::new(SimpleConsumer::new(client, simple_config(&spec, fifo)).expect("valid simple consumer config")),
+        permits: Arc::new(tokio::sync::Semaphore::new(CONSUME_CONCURRENCY)),
+        business: Business::of(&spec, db, trigger, recorder.clone(), name.clone()),
+        recorder,
+        group: spec.group.clone(),
+        name,
+        fifo,
+        invisible,
+        // The most one message may take: the business logic's longest,
+        // and its two database calls on a slow network.
+        budget_ms: spec.process_ms[1] + 2_000,
+    });
+    // Several receives out at once, as an application's threads would
+    // have: one waiting at a broker with nothing to give holds up none of
+    // the others.
+    for _ in 1..RECEIVERS {
+        tokio::spawn(receiver.clone().run());
     }
+    receiver.run().await
+
 }
