@@ -45,7 +45,8 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
             "delay",
             "failover",
             "offsets",
-            "reset"
+            "reset",
+            "pop"
         ]
     );
     let summary = verdict.summary_counts();
