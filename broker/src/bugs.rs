@@ -167,6 +167,10 @@ pub enum Bug {
     /// attempt, so two consumers hold the same attempt and both acks are
     /// taken.
     PopAttemptKept,
+    /// A broadcasting consumer that restarts resumes its queues at their
+    /// ends instead of at the offsets it kept, and misses what was sent
+    /// while it was down.
+    BroadcastResumeAtEnd,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -175,7 +179,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 46] = [
+    pub const ALL: [Bug; 47] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -221,6 +225,7 @@ impl Bug {
         Bug::PopAckForgotten,
         Bug::PopReviveDrops,
         Bug::PopAttemptKept,
+        Bug::BroadcastResumeAtEnd,
         Bug::HostEntropy,
     ];
 
@@ -272,6 +277,7 @@ impl Bug {
             Bug::PopAckForgotten => "pop-ack-forgotten",
             Bug::PopReviveDrops => "pop-revive-drops",
             Bug::PopAttemptKept => "pop-attempt-kept",
+            Bug::BroadcastResumeAtEnd => "broadcast-resume-at-end",
             Bug::HostEntropy => "host-entropy",
         }
     }

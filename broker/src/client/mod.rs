@@ -28,7 +28,7 @@ pub mod transaction;
 
 pub use admin::Admin;
 pub use consumer::{
-    AsyncListener, ConsumeContext, ConsumeResult, MessageListener, PushConsumer, PushConsumerConfig, QueueChange, QueueHook,
+    AsyncListener, ConsumeContext, ConsumeResult, LocalOffsets, MessageListener, PushConsumer, PushConsumerConfig, QueueChange, QueueHook,
 };
 pub use instance::{ClientConfig, ClientInstance, MessageQueue};
 pub use producer::{Producer, ProducerConfig};

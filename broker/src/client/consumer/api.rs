@@ -99,6 +99,17 @@ pub struct PushConsumerConfig {
     /// Consume each queue's messages one at a time, in queue order, retrying
     /// a failed one in place before moving on (for FIFO topics).
     pub orderly: bool,
+    /// Broadcasting (RocketMQ's `MessageModel.BROADCASTING`): every
+    /// consumer of the group takes every queue and keeps its own offsets,
+    /// on its own side ([`PushConsumerConfig::local_offsets`]); nothing is
+    /// committed to the brokers, and a failed message is not retried
+    /// (there is no retry topic), as in RocketMQ. Off: clustering.
+    pub broadcast: bool,
+    /// Where a broadcasting consumer keeps its offsets, durably (RocketMQ's
+    /// `LocalFileOffsetStore`, `~/.rocketmq_offsets/<client>/<group>/`): a
+    /// consumer that restarts resumes from them. None: in memory only, so a
+    /// restart starts again where `consume_from` says.
+    pub local_offsets: LocalOffsets,
     /// Told whenever this consumer takes or gives up a queue, and of every
     /// commit the broker took (the simulation records orderly lock
     /// handovers and the group's offsets with it).
@@ -122,6 +133,16 @@ pub enum QueueChange {
         /// The committed offset: the next one to consume.
         offset: u64,
     },
+}
+
+/// The disk a broadcasting consumer keeps its offsets on; none by default.
+#[derive(Clone, Default)]
+pub struct LocalOffsets(pub Option<Arc<dyn crate::store::Disk>>);
+
+impl std::fmt::Debug for LocalOffsets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "LocalOffsets(disk)" } else { "LocalOffsets(memory)" })
+    }
 }
 
 /// A callback told of [`QueueChange`]s; none by default.
@@ -175,6 +196,8 @@ impl PushConsumerConfig {
             lock_lease_ms: 30_000,
             lock_interval_ms: 20_000,
             orderly: false,
+            broadcast: false,
+            local_offsets: LocalOffsets::default(),
             on_queue: QueueHook::default(),
         }
     }

@@ -35,6 +35,14 @@ impl Inner {
             let outcome = self.call_listener(batch.clone(), ctx.clone()).await;
             let done: Vec<u64> = match outcome {
                 ConsumeResult::Success => batch.iter().map(|m| m.queue_offset).collect(),
+                ConsumeResult::RetryLater if self.config.broadcast => {
+                    // As RocketMQ does: a broadcasting group has no retry
+                    // topic, and a failed message is dropped.
+                    tracing::warn!(group = %self.config.group, queue = %q.mq, count = batch.len(), "a broadcast consumer's failed messages are dropped");
+                    let offsets = batch.iter().map(|m| m.queue_offset).collect();
+                    batch.clear();
+                    offsets
+                }
                 ConsumeResult::RetryLater => {
                     // Each failed message goes back to its broker; those the
                     // broker could not take stay here, in flight (so the

@@ -107,6 +107,60 @@ struct Inner {
     /// Wakes the rebalance loop: a broker's notice, a queue given up to
     /// be taken again after a reset.
     wake: Arc<tokio::sync::Notify>,
+    /// A broadcasting consumer's own offsets.
+    local: Mutex<LocalStore>,
+}
+
+/// A broadcasting consumer's offsets, kept on its own side: in memory, and
+/// written to its disk (when it has one) at every commit round.
+#[derive(Default)]
+struct LocalStore {
+    disk: Option<Arc<dyn crate::store::Disk>>,
+    path: String,
+    offsets: BTreeMap<MessageQueue, u64>,
+    dirty: bool,
+}
+
+/// One queue's offset as a broadcasting consumer's file holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LocalOffset {
+    broker_name: String,
+    topic: String,
+    queue_id: u32,
+    offset: u64,
+}
+
+impl LocalStore {
+    fn load(disk: Arc<dyn crate::store::Disk>, group: &str) -> Result<LocalStore> {
+        let path = format!("offsets/{group}.json");
+        let offsets = match crate::store::disk::read_all(disk.as_ref(), &path)? {
+            None => BTreeMap::new(),
+            Some(bytes) => serde_json::from_slice::<Vec<LocalOffset>>(&bytes)
+                .map_err(|e| Error::corrupt_file(&path, e.to_string()))?
+                .into_iter()
+                .map(|o| (MessageQueue { topic: o.topic, broker_name: o.broker_name, queue_id: o.queue_id }, o.offset))
+                .collect(),
+        };
+        Ok(LocalStore { disk: Some(disk), path, offsets, dirty: false })
+    }
+
+    /// Writes the offsets when they changed; kept dirty when the disk failed.
+    fn persist(&mut self) {
+        let Some(disk) = &self.disk else { return };
+        if !self.dirty {
+            return;
+        }
+        let list: Vec<LocalOffset> = self
+            .offsets
+            .iter()
+            .map(|(mq, &offset)| LocalOffset { broker_name: mq.broker_name.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id, offset })
+            .collect();
+        let bytes = serde_json::to_vec(&list).expect("offsets encode");
+        match disk.write_atomic(&self.path, &bytes) {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::warn!(path = %self.path, error = %e, "the local offsets were not written"),
+        }
+    }
 }
 
 /// A running push consumer.
@@ -130,8 +184,18 @@ impl PushConsumer {
             Filter::parse(selector.kind, &selector.expression).map_err(illegal)?;
         }
         // Every clustering consumer takes its share of the group's retries
-        // (not filtered again: what failed had passed the filter).
-        config.subscriptions.push((retry_topic(&config.group), Selector::tag("*")));
+        // (not filtered again: what failed had passed the filter). A
+        // broadcasting group has no retry topic.
+        if !config.broadcast {
+            config.subscriptions.push((retry_topic(&config.group), Selector::tag("*")));
+        }
+        if config.broadcast && config.orderly {
+            return Err(illegal("an orderly consumer cannot broadcast: orderly consumption locks each queue to one consumer".into()));
+        }
+        let local = match &config.local_offsets.0 {
+            Some(disk) if config.broadcast => LocalStore::load(disk.clone(), &config.group)?,
+            _ => LocalStore::default(),
+        };
         // A broker's notice that the group's members changed wakes this
         // consumer to rebalance at once (RocketMQ's rebalanceImmediately);
         // the period is the backstop for a notice lost on the way.
@@ -144,6 +208,7 @@ impl PushConsumer {
             listener: Arc::new(listener),
             owned: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
+            local: Mutex::new(local),
         });
         inner.client.rebalancers().register(&inner.config.group, &wake);
         let listener: Arc<dyn ResetListener> = inner.clone();
@@ -283,9 +348,13 @@ impl Inner {
     async fn rebalance(self: &Arc<Self>) {
         for (topic, selector) in &self.config.subscriptions {
             let Ok(queues) = self.client.read_queues(topic, false).await else { continue };
-            let Some(consumers) = self.consumers(&queues).await else { continue };
-            let mine: BTreeSet<MessageQueue> =
-                allocate_averagely(&queues, &consumers, &self.client.config().client_id).into_iter().collect();
+            let mine: BTreeSet<MessageQueue> = if self.config.broadcast {
+                // Every consumer of a broadcasting group reads every queue.
+                queues.into_iter().collect()
+            } else {
+                let Some(consumers) = self.consumers(&queues).await else { continue };
+                allocate_averagely(&queues, &consumers, &self.client.config().client_id).into_iter().collect()
+            };
             let current: Vec<Arc<QueueState>> =
                 self.owned.lock().expect("owned").values().filter(|q| &q.mq.topic == topic).cloned().collect();
             for q in current.iter().filter(|q| !mine.contains(&q.mq)) {
@@ -352,6 +421,28 @@ impl Inner {
     async fn start_offset(&self, mq: &MessageQueue) -> Result<(u64, u64)> {
         let addr = self.client.broker_addr(&mq.broker_name).ok_or_else(|| Error::NoRoute(mq.topic.clone()))?;
         let timeout = self.client.timeout();
+        if self.config.broadcast {
+            // Its own offset, never the group's: a broadcasting consumer
+            // neither commits nor is fenced by resets.
+            let local = self.local.lock().expect("local").offsets.get(mq).copied();
+            let range = self.client.call(&addr, GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id }, timeout).await?;
+            if let Some(offset) = local {
+                if bugs::active(Bug::BroadcastResumeAtEnd) {
+                    // The planted defect: its own offset is passed over.
+                    return Ok((range.max_offset, u64::MAX));
+                }
+                return Ok((offset, u64::MAX));
+            }
+            let offset = match self.config.consume_from {
+                ConsumeFrom::FirstOffset => range.min_offset,
+                ConsumeFrom::LastOffset => range.max_offset,
+                ConsumeFrom::Timestamp(timestamp_ms) => {
+                    let search = SearchOffsetByTime { topic: mq.topic.clone(), queue_id: mq.queue_id, timestamp_ms };
+                    self.client.call(&addr, search, timeout).await?.unwrap_or(range.max_offset)
+                }
+            };
+            return Ok((offset, u64::MAX));
+        }
         let query = QueryConsumerOffset { group: self.config.group.clone(), topic: mq.topic.clone(), queue_id: mq.queue_id };
         let CommittedOffset { offset: committed, generation } = self.client.call(&addr, query, timeout).await?;
         let range = self.client.call(&addr, GetQueueOffsets { topic: mq.topic.clone(), queue_id: mq.queue_id }, timeout).await?;
@@ -544,6 +635,14 @@ impl Inner {
             }
             (offset, pq.generation)
         };
+        if self.config.broadcast {
+            let mut local = self.local.lock().expect("local");
+            if local.offsets.insert(q.mq.clone(), offset) != Some(offset) {
+                local.dirty = true;
+            }
+            q.pq.lock().expect("pq").committed = Some(offset);
+            return;
+        }
         // A commit is a write: to the master, never to a slave read from
         // while the master is away (its copy of the offsets is replaced by
         // the master's); it waits for the next round instead.
@@ -568,6 +667,7 @@ impl Inner {
         for q in owned {
             self.commit(&q).await;
         }
+        self.local.lock().expect("local").persist();
     }
 }
 
