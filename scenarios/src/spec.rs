@@ -565,6 +565,13 @@ pub struct ConsumerSpec {
     /// message, failures come back in place). Default `push`.
     #[serde(default, skip_serializing_if = "ConsumerKind::is_push")]
     pub kind: ConsumerKind,
+    /// Broadcasting (push consumers): every consumer of the group takes
+    /// every message, keeping its own offsets on its own disk, which
+    /// survives its crashes; no retry topic, so the group's business logic
+    /// must not fail (`failure_rate` and `poison_key_share` 0). Default
+    /// false (clustering).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
     /// A simple consumer's invisible time per receive, in seconds: a
     /// message not acknowledged within it comes back. Default 10.
     #[serde(default = "default_invisible_s", skip_serializing_if = "is_default_invisible")]

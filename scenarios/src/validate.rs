@@ -291,6 +291,20 @@ impl Validator<'_> {
             if lo > hi || hi > 600_000 {
                 self.fail(format!("{path}.process_ms"), format!("must be [min, max] with min <= max <= 600000, got [{lo}, {hi}]"));
             }
+            if c.broadcast {
+                if c.kind == ConsumerKind::Simple {
+                    self.fail(format!("{path}.broadcast"), "is for push consumers; simple consumers share their group's messages");
+                }
+                if c.failure_rate > 0.0 || c.poison_key_share > 0.0 {
+                    self.fail(
+                        format!("{path}.broadcast"),
+                        "a broadcasting group has no retry topic and drops what fails: failure_rate and poison_key_share must be 0",
+                    );
+                }
+                if c.offset_reset_at_s.is_some() || c.dlq_resend_at_s.is_some() {
+                    self.fail(format!("{path}.broadcast"), "a broadcasting group keeps its offsets on its consumers: no offset reset or dead-letter resend");
+                }
+            }
             if c.kind == ConsumerKind::Simple {
                 if !(c.invisible_s.is_finite() && (1.0..=43_200.0).contains(&c.invisible_s)) {
                     self.fail(format!("{path}.invisible_s"), format!("must be between 1 and 43200 seconds, got {}", c.invisible_s));

@@ -241,7 +241,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             topic: c.topic.clone(),
             tags: c.tags.clone(),
             sql: c.sql.clone(),
-            broadcast: false,
+            broadcast: c.broadcast,
             pop: c.kind == scenarios::ConsumerKind::Simple,
             idempotent: c.idempotent,
             max_reconsume_times: c.max_reconsume_times,

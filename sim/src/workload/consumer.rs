@@ -56,7 +56,9 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
     let mut config = PushConsumerConfig::with_selector(spec.group.clone(), spec.topic.clone(), group_selector(&spec));
     config.consume_from = ConsumeFrom::FirstOffset;
     config.rebalance_interval_ms = 5_000;
-    config.orderly = orderly;
+    // A broadcasting group's consumers each take every queue: no locks.
+    config.orderly = orderly && !spec.broadcast;
+    config.broadcast = spec.broadcast;
     config.max_reconsume_times = spec.max_reconsume_times;
     // Queue locks scaled down with the rebalance: trusted 4 s, renewed
     // every 2 s, under the brokers' 12 s lease (`BROKER_LOCK_LEASE_MS`),
@@ -134,6 +136,7 @@ pub async fn run_consumer(
     recorder: Recorder,
     db: DbClient,
     trigger: CrashTrigger,
+    local_offsets: Option<Arc<dyn broker::store::Disk>>,
 ) {
     let client = ClientInstance::new(ClientConfig::new(namesrvs, name.clone()), clock);
     recorder.record(Event::new(0, &name, Kind::Ok, Op::Subscribe).group(spec.group.clone()).topic(spec.topic.clone()).detail(spec.tags.clone()));
@@ -157,6 +160,7 @@ pub async fn run_consumer(
         }
     });
     let mut config = consumer_config(&spec, orderly);
+    config.local_offsets = LocalOffsets(local_offsets);
     // Where each queue is resumed and what the broker took as committed,
     // for the offsets check; orderly lock handovers, for the timeline.
     let (recorder, process, group) = (hook_recorder, name.clone(), spec.group.clone());

@@ -119,6 +119,11 @@ pub async fn drain(namesrvs: Vec<String>, groups: Vec<ConsumerSpec>, recorder: R
     }
     wait_for_delayed(&client, &brokers.values().cloned().collect(), delay_wait_ms, halves_wait_ms).await;
     for g in groups {
+        if g.broadcast {
+            // Each consumer of a broadcasting group reads for itself, from
+            // its own offsets: the drain has nothing to read for them.
+            continue;
+        }
         if g.kind == scenarios::ConsumerKind::Simple {
             drain_pop(&client, &g, &recorder, &db).await;
             for (broker_name, addr) in &brokers {

@@ -24,7 +24,7 @@ use crate::recorder::{harness_marks, Recorder};
 use crate::draw::{draw, draw_unit};
 use crate::run::WORKLOAD_START_MS;
 use broker::client::{
-    Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, MessageQueue, Producer, ProducerConfig, PushConsumer,
+    Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, LocalOffsets, MessageQueue, Producer, ProducerConfig, PushConsumer,
     PushConsumerConfig, QueueChange, QueueHook, TransactionListener, TransactionProducer,
 };
 use broker::clock::Clock;

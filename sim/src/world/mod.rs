@@ -188,13 +188,17 @@ impl World {
                     let process = name.clone();
                     let trigger = world.triggers.entry(name.clone()).or_insert_with(|| CrashTrigger::new(move || Handle::current().kill(process.as_str()))).clone();
                     let node_name = name.clone();
+                    // A broadcasting consumer keeps its offsets on a disk of
+                    // its own, which outlives its crashes.
+                    let local = spec.broadcast.then(SimDisk::new);
                     world.node(&name, ip, move || {
                         let (name, spec, namesrvs, clock, recorder, trigger) =
                             (node_name.clone(), spec.clone(), namesrvs.clone(), clock.clone(), recorder.clone(), trigger.clone());
+                        let local = local.clone().map(|d| Arc::new(d) as Arc<dyn broker::store::Disk>);
                         async move {
                             let db = DbClient::new(db_addr());
                             match spec.kind {
-                                ConsumerKind::Push => workload::run_consumer(name, spec, fifo, namesrvs, clock, recorder, db, trigger).await,
+                                ConsumerKind::Push => workload::run_consumer(name, spec, fifo, namesrvs, clock, recorder, db, trigger, local).await,
                                 ConsumerKind::Simple => workload::run_simple_consumer(name, spec, fifo, namesrvs, clock, recorder, db, trigger).await,
                             }
                         }
