@@ -8,34 +8,17 @@ use broker::client::{ClientConfig, ClientInstance, ConsumeContext, ConsumeResult
 use broker::clock::Clock;
 use broker::command::ConsumeFrom;
 use broker::model::{Message, MessageExt};
-use broker::namesrv::{NameServer, NameServerConfig};
-use broker::server::{Broker, BrokerConfig};
 use broker::store::{Disk, MemDisk};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+
+mod common;
+
+use common::loopback_cluster;
 
 /// Bodies each consumer received, by consumer.
 type Seen = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
-
-async fn cluster() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let namesrv = listener.local_addr().unwrap().to_string();
-    tokio::spawn(NameServer::new(NameServerConfig::default(), Clock::new()).serve(listener));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config = BrokerConfig::new("broker-b", listener.local_addr().unwrap().to_string());
-    config.namesrv_addrs = vec![namesrv.clone()];
-    let broker = Broker::open(config, Arc::new(MemDisk::new()), Clock::new()).unwrap();
-    tokio::spawn(broker.serve(listener));
-    let probe = ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "probe"), Clock::new());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !probe.cluster().await.is_ok_and(|brokers| !brokers.is_empty()) {
-        assert!(Instant::now() < deadline, "the broker never registered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    namesrv
-}
 
 fn consumer(namesrv: &str, id: &str, group: &str, broadcast: bool, disk: Option<Arc<dyn Disk>>, seen: &Seen) -> PushConsumer {
     let mut client = ClientConfig::new(vec![namesrv.to_string()], id);
@@ -66,7 +49,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broadcast_consumer_gets_every_message_and_resumes_from_its_own_offsets() {
-    let namesrv = cluster().await;
+    let namesrv = loopback_cluster().await;
     let producer = Producer::new(ClientInstance::new(ClientConfig::new(vec![namesrv.clone()], "feed"), Clock::new()), ProducerConfig::new("feeds"))
         .expect("producer");
     // The topic exists (4 queues by default) before anyone subscribes.

@@ -5,7 +5,7 @@ use crate::command::Refused;
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
 use crate::protocol::{Request, ResponseBody, ResponseCode};
-use crate::command::{BrokerRole, QueueRoute, SendMessage, SendResult, SendStatus};
+use crate::command::{BrokerRole, QueueRoute, SendBatch, SendMessage, SendResult, SendStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,26 +179,78 @@ impl Producer {
     /// failure, avoiding the broker that just failed. Only a result with
     /// [`SendStatus::SendOk`] means stored as configured.
     pub async fn send(&self, msg: Message) -> Result<SendResult> {
-        let msg = self.prepare(msg)?;
+        let msg = &self.prepare(msg)?;
+        self.with_retries(&msg.topic, |queue| async move { self.send_to(msg, &queue).await }).await
+    }
+
+    /// Batch send (RocketMQ's `send(Collection<Message>)`): the messages,
+    /// all of one topic and none delayed, timed or transactional, go to
+    /// one queue in one request, and are retried together elsewhere as a
+    /// send is. One result per message, in order.
+    pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<Vec<SendResult>> {
+        let msgs: Vec<Message> = msgs.into_iter().map(|m| self.prepare(m)).collect::<Result<_>>()?;
+        let Some(topic) = msgs.first().map(|m| m.topic.clone()) else {
+            return Err(Error::refused(Refused::Illegal, "a batch holds at least one message"));
+        };
+        if msgs.iter().any(|m| m.topic != topic) {
+            return Err(Error::refused(Refused::Illegal, "a batch is of one topic"));
+        }
+        let msgs = &msgs;
+        self.with_retries(&topic, |queue| async move { self.send_batch_to(msgs, &queue).await }).await
+    }
+
+    /// Sends one attempt of a batch to one queue.
+    async fn send_batch_to(&self, msgs: &[Message], queue: &MessageQueue) -> Result<Vec<SendResult>> {
+        let addr = self.master_addr(&queue.topic, &queue.broker_name)?;
+        let request = Request::SendBatch(SendBatch {
+            producer_group: self.config.group.clone(),
+            queue_id: queue.queue_id,
+            messages: msgs.to_vec(),
+            born_timestamp_ms: self.client.clock().now_ms(),
+            born_host: self.client.config().client_id.clone(),
+            default_topic_queues: self.config.default_topic_queues,
+        });
+        let response = self.client.pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms)).await?;
+        if response.code == ResponseCode::NotMaster {
+            self.client.route_stale(&queue.topic);
+        }
+        if let ResponseBody::SendBatch(results) = &response.body {
+            if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
+                if response.code != ResponseCode::FlushDiskTimeout {
+                    self.client.route_stale(&queue.topic);
+                }
+                return Ok(results.clone());
+            }
+        }
+        response.into_reply("SendBatch")
+    }
+
+    /// Round-robin queue, up to `retries` more attempts after a failure,
+    /// avoiding the broker that just failed.
+    async fn with_retries<T, F, Fut>(&self, topic: &str, attempt_at: F) -> Result<T>
+    where
+        F: Fn(MessageQueue) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut failed_broker: Option<String> = None;
         let mut last_err = None;
         for attempt in 0..=self.config.retries {
-            let mut queues = self.queues(&msg.topic, attempt > 0).await?;
+            let mut queues = self.queues(topic, attempt > 0).await?;
             if queues.is_empty() && attempt == 0 {
                 // The cached route lists no master to write to (a name
                 // server that restarted had heard from slaves only, or the
                 // master was deposed): ask again before giving up.
-                queues = self.queues(&msg.topic, true).await?;
+                queues = self.queues(topic, true).await?;
             }
             if queues.is_empty() {
-                return Err(Error::NoRoute(msg.topic.clone()));
+                return Err(Error::NoRoute(topic.to_string()));
             }
             let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
             let pick = (0..queues.len())
                 .map(|i| &queues[(start + i) % queues.len()])
                 .find(|q| Some(&q.broker_name) != failed_broker.as_ref())
                 .unwrap_or(&queues[start % queues.len()]);
-            match self.send_to(&msg, pick).await {
+            match attempt_at(pick.clone()).await {
                 Ok(result) => return Ok(result),
                 Err(e) if retriable(&e) => {
                     tracing::debug!(queue = %pick, error = %e, attempt, "send failed, retrying");

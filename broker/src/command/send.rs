@@ -20,6 +20,29 @@ pub struct SendMessage {
     pub default_topic_queues: u32,
 }
 
+/// Producer -> broker: store a batch of messages in one queue, in one
+/// request (RocketMQ's `SEND_BATCH_MESSAGE`): all of one topic, none
+/// delayed, timed or transactional, at most 4 MiB of bodies together.
+/// Answered with one result per message, in order, all of one status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SendBatch {
+    /// Producer group.
+    pub producer_group: String,
+    /// Target queue.
+    pub queue_id: u32,
+    /// The messages, each with `UNIQ_KEY` set.
+    pub messages: Vec<Message>,
+    /// Producer's clock at creation.
+    pub born_timestamp_ms: u64,
+    /// Producer's address or id.
+    pub born_host: String,
+    /// Queues for an auto-created topic.
+    pub default_topic_queues: u32,
+}
+
+/// Most body bytes one batch carries, together (RocketMQ's 4 MiB).
+pub const BATCH_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 /// How a send ended, after RocketMQ's `SendStatus`. Only `SendOk` means
 /// stored as configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -122,6 +122,8 @@ requests! {
     AckMessage(AckMessage),
     /// POP consumer -> broker: keep a received message invisible longer.
     ChangeInvisibleTime(ChangeInvisibleTime),
+    /// Producer -> broker: store a batch of messages in one queue.
+    SendBatch(SendBatch),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -224,6 +226,8 @@ pub enum ResponseBody {
     Popped(PopResult),
     /// A new receipt handle.
     Handle(ReceiptHandle),
+    /// A batch's results, one per message.
+    SendBatch(Vec<SendResult>),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -381,6 +385,7 @@ replies! {
     Vec<(String, String)> => Properties,
     PopResult => Popped,
     ReceiptHandle => Handle,
+    Vec<SendResult> => SendBatch,
 }
 
 impl Reply for () {
@@ -444,4 +449,5 @@ calls! {
     PopMessage => PopResult,
     AckMessage => (),
     ChangeInvisibleTime => ReceiptHandle,
+    SendBatch => Vec<SendResult>,
 }

@@ -27,6 +27,21 @@ fn sent(outcome: Outcome<SendResult>) -> Response {
     Response { code, ..Response::answer(outcome) }
 }
 
+/// A batch's outcome, coded as a send's by the status its messages share.
+fn sent_batch(outcome: Outcome<Vec<SendResult>>) -> Response {
+    let status = match &outcome {
+        Ok(results) => results.first().map_or(SendStatus::SendOk, |r| r.status),
+        Err(_) => return Response::answer(outcome),
+    };
+    let code = match status {
+        SendStatus::SendOk => ResponseCode::Success,
+        SendStatus::FlushDiskTimeout => ResponseCode::FlushDiskTimeout,
+        SendStatus::FlushSlaveTimeout => ResponseCode::FlushSlaveTimeout,
+        SendStatus::SlaveNotAvailable => ResponseCode::SlaveNotAvailable,
+    };
+    Response { code, ..Response::answer(outcome) }
+}
+
 /// A request this broker does not serve: whom it is for.
 fn not_served(request: &Request, whose: &str) -> Response {
     Refusal::new(Refused::NotSupported, format!("{} is {whose}; this is a broker", request.name())).into()
@@ -37,6 +52,7 @@ impl Broker {
     pub(super) async fn apply(&self, request: Request, peer: SocketAddr) -> Response {
         match request {
             Request::SendMessage(c) => sent(self.send(c, peer).await),
+            Request::SendBatch(c) => sent_batch(self.send_batch(c, peer).await),
             Request::PullMessage(c) => Response::answer(self.pull(c).await),
             Request::PopMessage(c) => Response::answer(self.pop(c).await),
             Request::AckMessage(c) => Response::answer(self.ack_popped(c).await),
@@ -88,6 +104,7 @@ impl Service for Broker {
             let Some(hook) = self.hook.clone() else { return self.apply(request, peer).await };
             let work = match &request {
                 Request::SendMessage(send) => Work::Send { body_bytes: send.message.body.len() },
+                Request::SendBatch(batch) => Work::Send { body_bytes: batch.messages.iter().map(|m| m.body.len()).sum() },
                 Request::PullMessage(_) | Request::PopMessage(_) => Work::Pull,
                 _ => Work::Other,
             };

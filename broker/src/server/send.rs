@@ -4,7 +4,7 @@
 
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
-use crate::command::{Outcome, Refusal, Refused, SendMessage, SendResult, SendStatus};
+use crate::command::{Outcome, Refusal, Refused, SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};
 use crate::marks::{self, Mark};
 use crate::model::{is_system_topic, offset_msg_id, validate_name, Delayed, MessageExt, TopicConfig, SCHEDULE_TOPIC};
 use crate::store::PutResult;
@@ -88,6 +88,74 @@ impl Broker {
             queue_id,
             queue_offset: put.queue_offset,
         })
+    }
+
+    /// Stores a producer's batch in one queue (RocketMQ's
+    /// `SEND_BATCH_MESSAGE`): checked whole before anything is written,
+    /// appended under one store lock, one after another, and answered once
+    /// the last is as durable as configured, with one result per message.
+    pub async fn send_batch(&self, command: SendBatch, peer: SocketAddr) -> Outcome<Vec<SendResult>> {
+        let SendBatch { producer_group: _, queue_id, messages, born_timestamp_ms, born_host, default_topic_queues } = command;
+        self.refuse_on_slave("a batch send")?;
+        let illegal = |why: String| Refusal::new(Refused::Illegal, why);
+        let Some(first) = messages.first() else { return Err(illegal("a batch holds at least one message".into())) };
+        let topic = first.topic.clone();
+        validate_name("topic", &topic).map_err(illegal)?;
+        if is_system_topic(&topic) {
+            return Err(Refusal::new(Refused::NoPermission, format!("topic {topic} is a system topic: producers may not send to it")));
+        }
+        if let Some(other) = messages.iter().find(|m| m.topic != topic) {
+            return Err(illegal(format!("a batch is of one topic: {topic} and {}", other.topic)));
+        }
+        if messages.iter().any(|m| m.delay_level > 0 || m.has_timer() || m.is_transactional()) {
+            return Err(illegal("a batch holds plain messages only: no delay level, timer or transaction".into()));
+        }
+        let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
+        if bytes > BATCH_BODY_BYTES_MAX {
+            return Err(illegal(format!("the batch's bodies are {bytes} bytes, more than the {BATCH_BODY_BYTES_MAX} allowed")));
+        }
+        let config = self.topic_for_send(&topic, default_topic_queues)?;
+        if !config.writable() {
+            return Err(Refusal::new(Refused::NoPermission, format!("topic {topic} is not writable")));
+        }
+        if queue_id >= config.write_queues {
+            return Err(illegal(format!("queue {queue_id} does not exist: topic {topic} has {} write queues", config.write_queues)));
+        }
+        let now = self.clock.now_ms();
+        let born_host = if born_host.is_empty() { peer.to_string() } else { born_host };
+        let ids: Vec<Option<String>> = messages.iter().map(|m| m.unique_id().map(str::to_string)).collect();
+        let msgs: Vec<MessageExt> = messages
+            .into_iter()
+            .map(|message| MessageExt {
+                message,
+                broker_name: self.config.broker_name.clone(),
+                queue_id,
+                born_timestamp_ms,
+                born_host: born_host.clone(),
+                store_host: self.config.advertise_addr.clone(),
+                ..MessageExt::default()
+            })
+            .collect();
+        let puts = self.store.lock().expect("store").put_all(msgs, now)?;
+        let last = *puts.last().expect("at least one");
+        self.put_count.fetch_add(puts.len() as u64, Ordering::Relaxed);
+        self.written.send_replace(last.end_offset);
+        let status = self.settle(&topic, queue_id, &last).await?;
+        Ok(puts
+            .iter()
+            .zip(ids)
+            .map(|(put, id)| {
+                let offset_id = offset_msg_id(&self.config.broker_name, put.commit_log_offset);
+                SendResult {
+                    status,
+                    msg_id: id.unwrap_or_else(|| offset_id.clone()),
+                    offset_msg_id: offset_id,
+                    broker_name: self.config.broker_name.clone(),
+                    queue_id,
+                    queue_offset: put.queue_offset,
+                }
+            })
+            .collect())
     }
 
     /// The topic's config, auto-creating it when allowed.

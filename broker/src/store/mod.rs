@@ -265,6 +265,20 @@ impl MessageStore {
         Ok(())
     }
 
+    /// Stores a batch of messages one after another. Every one is checked
+    /// before the first is written, so an illegal one leaves the store as
+    /// it was; a write that fails part way leaves the batch's first
+    /// messages, as a crash part way through one append would.
+    pub fn put_all(&mut self, msgs: Vec<MessageExt>, now_ms: u64) -> Result<Vec<PutResult>> {
+        for msg in &msgs {
+            msg.message.check_limits(self.config.body_bytes_max).map_err(StoreError::Illegal)?;
+            if msg.born_host.len() > BORN_HOST_BYTES_MAX {
+                return Err(StoreError::Illegal(format!("born host is {} bytes, more than the {BORN_HOST_BYTES_MAX} allowed", msg.born_host.len())));
+            }
+        }
+        msgs.into_iter().map(|msg| self.put(msg, now_ms)).collect()
+    }
+
     /// Stores a message in `msg.message.topic` / `msg.queue_id`. The store
     /// assigns the queue offset, commit log offset and store time.
     pub fn put(&mut self, mut msg: MessageExt, now_ms: u64) -> Result<PutResult> {

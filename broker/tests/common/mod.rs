@@ -101,3 +101,25 @@ pub fn mqadmin(namesrv: &str, args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+
+/// A name server and one broker (`broker-b`, in memory) in this process on
+/// loopback, the broker registered; the name server's address.
+pub async fn loopback_cluster() -> String {
+    use broker::clock::Clock;
+    use std::sync::Arc;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let namesrv = listener.local_addr().unwrap().to_string();
+    tokio::spawn(broker::namesrv::NameServer::new(broker::namesrv::NameServerConfig::default(), Clock::new()).serve(listener));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut config = broker::server::BrokerConfig::new("broker-b", listener.local_addr().unwrap().to_string());
+    config.namesrv_addrs = vec![namesrv.clone()];
+    let broker = broker::server::Broker::open(config, Arc::new(broker::store::MemDisk::new()), Clock::new()).unwrap();
+    tokio::spawn(broker.serve(listener));
+    let probe = broker::client::ClientInstance::new(broker::client::ClientConfig::new(vec![namesrv.clone()], "probe"), Clock::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe.cluster().await.is_ok_and(|brokers| !brokers.is_empty()) {
+        assert!(Instant::now() < deadline, "the broker never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    namesrv
+}
