@@ -171,6 +171,9 @@ pub enum Bug {
     /// ends instead of at the offsets it kept, and misses what was sent
     /// while it was down.
     BroadcastResumeAtEnd,
+    /// The broker's batch send stops one message short (an off-by-one in
+    /// reading the batch) and answers every message of it as stored.
+    BatchDropsLast,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -179,7 +182,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 47] = [
+    pub const ALL: [Bug; 48] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -226,6 +229,7 @@ impl Bug {
         Bug::PopReviveDrops,
         Bug::PopAttemptKept,
         Bug::BroadcastResumeAtEnd,
+        Bug::BatchDropsLast,
         Bug::HostEntropy,
     ];
 
@@ -278,6 +282,7 @@ impl Bug {
             Bug::PopReviveDrops => "pop-revive-drops",
             Bug::PopAttemptKept => "pop-attempt-kept",
             Bug::BroadcastResumeAtEnd => "broadcast-resume-at-end",
+            Bug::BatchDropsLast => "batch-drops-last",
             Bug::HostEntropy => "host-entropy",
         }
     }

@@ -414,6 +414,11 @@ pub struct ProducerSpec {
     /// sends) above 1,000 sends a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_max: Option<u32>,
+    /// Messages per send request: above 1, operations go out `batch` at a
+    /// time in one batch send (one queue, one request; resent together
+    /// under new ids when it fails). Plain sends only. Default 1.
+    #[serde(default = "default_batch", skip_serializing_if = "is_single")]
+    pub batch: u32,
     /// Share of messages sent with the property `ENV = gray` (the rest
     /// without it): a gray release that SQL92 groups select on. Default
     /// none (no message has it).
@@ -601,6 +606,14 @@ fn default_invisible_s() -> f64 {
 
 fn is_default_invisible(invisible_s: &f64) -> bool {
     *invisible_s == default_invisible_s()
+}
+
+fn default_batch() -> u32 {
+    1
+}
+
+fn is_single(batch: &u32) -> bool {
+    *batch == 1
 }
 
 fn default_offset_reset_rewind_s() -> f64 {

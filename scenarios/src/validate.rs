@@ -183,6 +183,11 @@ impl Validator<'_> {
             if let Some(n) = p.in_flight_max {
                 self.at_least(format!("{path}.in_flight_max"), n.into(), 1);
             }
+            if !(1..=32).contains(&p.batch) {
+                self.fail(format!("{path}.batch"), format!("must be 1 to 32 messages a request, got {}", p.batch));
+            } else if p.batch > 1 && (p.fifo || p.transaction.is_some() || p.timer.is_some()) {
+                self.fail(format!("{path}.batch"), "a batch holds plain messages: not with fifo, transaction or timer");
+            }
             self.at_least(format!("{path}.sharding_keys"), p.sharding_keys, 1);
             for (j, tag) in p.tags.iter().enumerate() {
                 if !is_valid_tag(tag) {

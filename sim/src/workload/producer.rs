@@ -275,6 +275,67 @@ pub(crate) async fn send_operation(
     }
 }
 
+/// Sends operations together in one batch send until it is acknowledged,
+/// resending them together under new message ids up to `spec.resend_max`
+/// times (a second apart, and only before `stop_at_ms`) after a failed or
+/// unknown batch. Each message is recorded as a send of its own.
+pub(crate) async fn send_batch_operations(sender: &Sender, recorder: &Recorder, process: &str, spec: &ProducerSpec, ops: &[Operation], stop_at_ms: u64) {
+    let Sender::Plain(producer) = sender else { unreachable!("validated: batches are plain") };
+    for attempt in 0..=spec.resend_max {
+        if attempt > 0 {
+            if recorder.now_ms() >= stop_at_ms {
+                return;
+            }
+            recorder.reach(harness_marks::RESEND_BY_KEY, process);
+        }
+        let msgs: Vec<Message> = ops.iter().map(|op| op.message(process, spec, attempt)).collect();
+        let invokes: Vec<u64> = ops
+            .iter()
+            .zip(&msgs)
+            .map(|(op, msg)| {
+                let mut invoke = Event::new(0, process, Kind::Invoke, Op::Send)
+                    .msg_id(msg.unique_id().unwrap_or_default())
+                    .topic(spec.topic.clone())
+                    .key(op.key.clone())
+                    .shard(op.shard.clone())
+                    .seq(op.seq)
+                    .body(body_digest(&msg.body))
+                    .props(user_props(msg));
+                if let Some(tag) = &op.tag {
+                    invoke = invoke.tag(tag.clone());
+                }
+                recorder.record(invoke)
+            })
+            .collect();
+        let acked = match producer.send_batch(msgs).await {
+            Ok(results) if results.len() == invokes.len() => {
+                let mut all = true;
+                for (invoke, r) in invokes.iter().zip(results) {
+                    all &= record_completion(recorder, process, *invoke, &spec.topic, Ok(r));
+                }
+                all
+            }
+            Ok(results) => {
+                let why = format!("the batch of {} was answered with {} results", invokes.len(), results.len());
+                for invoke in &invokes {
+                    recorder.record(Event::new(0, process, Kind::Info, Op::Send).of(*invoke).detail(why.clone()));
+                }
+                false
+            }
+            Err(e) => {
+                for invoke in &invokes {
+                    recorder.record(Event::new(0, process, Kind::Info, Op::Send).of(*invoke).detail(e.to_string()));
+                }
+                false
+            }
+        };
+        if acked {
+            return;
+        }
+        tokio::time::sleep(RESEND_BACKOFF).await;
+    }
+}
+
 /// Sends one half and records its outcome and its end; true when the half
 /// was stored as configured (the operation needs no resend: the broker
 /// checks back on it if its end was lost).
@@ -369,6 +430,8 @@ pub async fn run_producer(
     let in_flight = spec.in_flight_max.map_or(if batched { ASYNC_IN_FLIGHT_MAX } else { IN_FLIGHT_MAX }, |n| n as usize);
     let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let (load_start_us, mut started) = (now_step_us(), 0u64);
+    // Operations waiting to fill a batch.
+    let mut pending: Vec<Operation> = Vec::new();
     while recorder.now_ms() < stop_at_ms {
         if retire_at_ms.is_some_and(|at| recorder.now_ms() >= at) {
             if let Sender::Transactional(producer, _) = sender.as_ref() {
@@ -405,7 +468,19 @@ pub async fn run_producer(
                 op.delay_level = Some((level, delay_levels_ms.get(level as usize - 1).copied().unwrap_or(0)));
             }
         }
-        if spec.fifo {
+        if spec.batch > 1 {
+            // Operations go out `batch` at a time, in one batch send.
+            pending.push(op);
+            if pending.len() >= spec.batch as usize {
+                let ops = std::mem::take(&mut pending);
+                let permit = permits.clone().acquire_owned().await.expect("semaphore never closes");
+                let (sender, recorder, name, spec) = (sender.clone(), recorder.clone(), name.clone(), spec.clone());
+                tokio::spawn(async move {
+                    send_batch_operations(&sender, &recorder, &name, &spec, &ops, stop_at_ms).await;
+                    drop(permit);
+                });
+            }
+        } else if spec.fifo {
             // Ordered operations are synchronous: the next waits for this one.
             send_operation(&sender, &clock, &state, &recorder, &name, &spec, &op, stop_at_ms).await;
         } else {
@@ -426,6 +501,10 @@ pub async fn run_producer(
                 tokio::time::sleep(Duration::from_micros(step_us)).await;
             }
         }
+    }
+    if !pending.is_empty() {
+        // The last, short batch.
+        send_batch_operations(&sender, &recorder, &name, &spec, &pending, stop_at_ms).await;
     }
     std::future::pending::<()>().await
 }

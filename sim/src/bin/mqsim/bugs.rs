@@ -26,6 +26,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         | Bug::LocalRetryGivesUp
         | Bug::PopReviveDrops
         | Bug::BroadcastResumeAtEnd
+        | Bug::BatchDropsLast
         // It loses the entry after the one recovery should keep; when a
         // consumer had read that entry, the next message takes its offset
         // and `offsets` sees two messages at one offset too (seeds 2..5 of
@@ -102,6 +103,7 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::SqlUnknownMatches => "sql-gray-release",
         Bug::PopAckForgotten | Bug::PopReviveDrops | Bug::PopAttemptKept => "pop-broker-crash",
         Bug::BroadcastResumeAtEnd => "broadcast-consumer-crash",
+        Bug::BatchDropsLast => "batch-broker-crash",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
