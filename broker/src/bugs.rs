@@ -174,6 +174,12 @@ pub enum Bug {
     /// The broker's batch send stops one message short (an off-by-one in
     /// reading the batch) and answers every message of it as stored.
     BatchDropsLast,
+    /// The broker takes any commit of a group's offset, a lower one too:
+    /// a consumer that still believes it owns a queue (paused, it missed a
+    /// rebalance) commits its old position over the new owner's (Apache
+    /// RocketMQ #10700: concurrent commits overwrote each other), and the
+    /// group resumes there later.
+    CommitOverwrites,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -182,7 +188,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 48] = [
+    pub const ALL: [Bug; 49] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -230,6 +236,7 @@ impl Bug {
         Bug::PopAttemptKept,
         Bug::BroadcastResumeAtEnd,
         Bug::BatchDropsLast,
+        Bug::CommitOverwrites,
         Bug::HostEntropy,
     ];
 
@@ -283,6 +290,7 @@ impl Bug {
             Bug::PopAttemptKept => "pop-attempt-kept",
             Bug::BroadcastResumeAtEnd => "broadcast-resume-at-end",
             Bug::BatchDropsLast => "batch-drops-last",
+            Bug::CommitOverwrites => "commit-overwrites",
             Bug::HostEntropy => "host-entropy",
         }
     }

@@ -165,7 +165,12 @@ impl super::Broker {
         let end = self.store.lock().expect("store").queue_offsets(&topic, queue_id).1;
         let mut offsets = self.offsets.lock().expect("offsets");
         stale_reset(&offsets, &group, &topic, queue_id, generation)?;
-        offsets.commit_forward(&group, &topic, queue_id, offset.min(end));
+        if bugs::active(Bug::CommitOverwrites) {
+            // The planted defect: a lower commit overwrites a higher one.
+            offsets.commit(&group, &topic, queue_id, offset.min(end));
+        } else {
+            offsets.commit_forward(&group, &topic, queue_id, offset.min(end));
+        }
         Ok(())
     }
 

@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 /// - `redelivered-beyond-progress`: a stored copy (queue and offset) that
 ///   a group consumed at t1 came to it again at t2, and nothing that makes a
 ///   group resume from its committed offset happened from B before t1 to
-///   t2, early enough to find the copy uncommitted: no fault or heal, no
+///   t2, early enough to find the copy uncommitted: no consumer paused or
+///   cut off at any time in it (the brokers expire it), no fault or heal, no
 ///   replica changing role, no consumer joining (`subscribe`) or crashing,
 ///   no end of the clients (the
 ///   final drain resumes too), no operator's reset of the queue to the
@@ -79,6 +80,14 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
             _ => {}
         }
     }
+    // A consumer paused (or cut off) stops heartbeating, and the brokers
+    // expire it and its group rebalances at some time while it lasts: the
+    // whole span is a cause, not only its ends.
+    let silenced: Vec<(u64, u64)> = crate::faults::fault_spans(history)
+        .iter()
+        .filter(|s| matches!(s.name(), "pause" | "partition") && s.targets().any(|t| t.starts_with("consumer-")))
+        .map(|s| (s.from_ms, s.to_ms))
+        .collect();
     // (group, queue) -> offset -> copy.
     let mut queues: BTreeMap<(&str, &str), BTreeMap<u64, Copy>> = BTreeMap::new();
     // A POP group's copy comes again whenever an ack did not reach the
@@ -131,6 +140,7 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
                 let from = last.t_ms.saturating_sub(bound_ms);
                 let to = again.started_ms().min(frontier_ms.max(last.t_ms) + bound_ms);
                 let explained = from <= to && group_causes.iter().any(|c| (from..=to).contains(c))
+                    || silenced.iter().any(|&(start, end)| start <= to && end >= from)
                     || queue_resets.iter().any(|r| *offset >= r.offset && last.t_ms <= r.done_ms && again.started_ms() >= r.asked_ms);
                 (!explained).then_some((*last, *again, from))
             });

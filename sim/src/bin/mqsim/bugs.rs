@@ -46,7 +46,7 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         | Bug::CheckCommitIgnored
         | Bug::RollbackRechecked => "transaction",
         Bug::NoFailover => "failover",
-        Bug::PullOffsetSkew | Bug::StaleOffsetRead => "offsets",
+        Bug::PullOffsetSkew | Bug::StaleOffsetRead | Bug::CommitOverwrites => "offsets",
         Bug::PeriodicCommitStops | Bug::TimerProgressNotPersisted => "duplicated",
         Bug::TimerEarly | Bug::TimersLostOnRestart | Bug::TimerLookAhead => "delay",
         Bug::ProgressStall => "progress",
@@ -104,6 +104,7 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::PopAckForgotten | Bug::PopReviveDrops | Bug::PopAttemptKept => "pop-broker-crash",
         Bug::BroadcastResumeAtEnd => "broadcast-consumer-crash",
         Bug::BatchDropsLast => "batch-broker-crash",
+        Bug::CommitOverwrites => "consumer-pause-rebalance",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
