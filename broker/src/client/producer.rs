@@ -4,7 +4,7 @@ use super::instance::{ClientInstance, MessageQueue};
 use crate::command::Refused;
 use crate::error::{Error, Result};
 use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
-use crate::protocol::{Request, ResponseBody, ResponseCode};
+use crate::protocol::{Reply, Request, Response, ResponseCode};
 use crate::command::{BrokerRole, QueueRoute, SendBatch, SendMessage, SendResult, SendStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -156,23 +156,28 @@ impl Producer {
             .client
             .pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms))
             .await?;
+        self.sent(&msg.topic, response, "SendMessage")
+    }
+
+    /// A send's (or a batch's) answer: its result, also when stored but
+    /// not durable in time (the status says so).
+    fn sent<R: Reply>(&self, topic: &str, response: Response, command: &str) -> Result<R> {
         if response.code == ResponseCode::NotMaster {
             // The route named a replica that is not (or no longer) master:
             // ask the name servers again before the next send.
-            self.client.route_stale(&msg.topic);
+            self.client.route_stale(topic);
         }
-        // A stored-but-not-durable-in-time result still carries a SendResult.
-        if let ResponseBody::Send(result) = &response.body {
-            if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
+        if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
+            if let Some(result) = R::from_body(response.body.clone()) {
                 if response.code != ResponseCode::FlushDiskTimeout {
                     // A master whose slaves do not answer may have been
                     // deposed: look for a newer master before the next send.
-                    self.client.route_stale(&msg.topic);
+                    self.client.route_stale(topic);
                 }
-                return Ok(result.clone());
+                return Ok(result);
             }
         }
-        response.into_reply("SendMessage")
+        response.into_reply(command)
     }
 
     /// Sync send: round-robin queue, up to `retries` more attempts after a
@@ -211,18 +216,7 @@ impl Producer {
             default_topic_queues: self.config.default_topic_queues,
         });
         let response = self.client.pool_request(&addr, &request, Duration::from_millis(self.config.send_timeout_ms)).await?;
-        if response.code == ResponseCode::NotMaster {
-            self.client.route_stale(&queue.topic);
-        }
-        if let ResponseBody::SendBatch(results) = &response.body {
-            if matches!(response.code, ResponseCode::FlushDiskTimeout | ResponseCode::FlushSlaveTimeout | ResponseCode::SlaveNotAvailable) {
-                if response.code != ResponseCode::FlushDiskTimeout {
-                    self.client.route_stale(&queue.topic);
-                }
-                return Ok(results.clone());
-            }
-        }
-        response.into_reply("SendBatch")
+        self.sent(&queue.topic, response, "SendBatch")
     }
 
     /// Round-robin queue, up to `retries` more attempts after a failure,

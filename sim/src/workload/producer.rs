@@ -203,6 +203,23 @@ impl Operation {
         msg
     }
 
+    /// The send invoke of `msg`, this operation's message: what the
+    /// checker compares deliveries with.
+    fn send_invoke(&self, process: &str, spec: &ProducerSpec, msg: &Message) -> Event {
+        let invoke = Event::new(0, process, Kind::Invoke, Op::Send)
+            .msg_id(msg.unique_id().unwrap_or_default())
+            .topic(spec.topic.clone())
+            .key(self.key.clone())
+            .shard(self.shard.clone())
+            .seq(self.seq)
+            .body(body_digest(&msg.body))
+            .props(user_props(msg));
+        match &self.tag {
+            Some(tag) => invoke.tag(tag.clone()),
+            None => invoke,
+        }
+    }
+
     /// When the message is due, on the history's clock, if it is delayed.
     fn due_ms(&self, now_ms: u64) -> Option<u64> {
         self.timer_ms.or(self.delay_level.map(|(_, ms)| ms)).map(|ms| now_ms + ms)
@@ -239,17 +256,7 @@ pub(crate) async fn send_operation(
         if let Some(ms) = op.timer_ms {
             msg = msg.with_deliver_at(clock.now_ms() + ms);
         }
-        let mut invoke = Event::new(0, process, Kind::Invoke, Op::Send)
-            .msg_id(msg.unique_id().unwrap_or_default())
-            .topic(spec.topic.clone())
-            .key(op.key.clone())
-            .shard(op.shard.clone())
-            .seq(op.seq)
-            .body(body_digest(&msg.body))
-            .props(user_props(&msg));
-        if let Some(tag) = &op.tag {
-            invoke = invoke.tag(tag.clone());
-        }
+        let mut invoke = op.send_invoke(process, spec, &msg);
         if let Some(due) = op.due_ms(recorder.now_ms()) {
             invoke = invoke.deliver_at_ms(due);
         }
@@ -292,20 +299,7 @@ pub(crate) async fn send_batch_operations(sender: &Sender, recorder: &Recorder, 
         let invokes: Vec<u64> = ops
             .iter()
             .zip(&msgs)
-            .map(|(op, msg)| {
-                let mut invoke = Event::new(0, process, Kind::Invoke, Op::Send)
-                    .msg_id(msg.unique_id().unwrap_or_default())
-                    .topic(spec.topic.clone())
-                    .key(op.key.clone())
-                    .shard(op.shard.clone())
-                    .seq(op.seq)
-                    .body(body_digest(&msg.body))
-                    .props(user_props(msg));
-                if let Some(tag) = &op.tag {
-                    invoke = invoke.tag(tag.clone());
-                }
-                recorder.record(invoke)
-            })
+            .map(|(op, msg)| recorder.record(op.send_invoke(process, spec, msg)))
             .collect();
         let acked = match producer.send_batch(msgs).await {
             Ok(results) if results.len() == invokes.len() => {
