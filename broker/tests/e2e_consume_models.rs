@@ -3,7 +3,8 @@
 //! broker only warns about): `mqadmin send --batch` stores a batch in one
 //! request, `mqadmin receive` takes it with a simple consumer (POP), two
 //! `mqadmin consume --broadcast` processes each take every message, and
-//! `mqadmin consume --sql` takes only what its condition selects.
+//! `mqadmin consume --sql` takes only what its condition selects, and
+//! `mqadmin request` gets the reply of a `mqadmin consume --reply-with`.
 #![cfg(not(madsim))]
 
 mod common;
@@ -18,7 +19,7 @@ fn bodies(out: &str) -> Vec<String> {
 }
 
 #[test]
-fn mqadmin_drives_batches_simple_consumers_broadcasting_and_sql92_on_a_stock_broker_conf() {
+fn mqadmin_drives_batches_simple_consumers_broadcasting_sql92_and_request_reply_on_a_stock_broker_conf() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut kill = Kill(Vec::new());
     let namesrv = free_addr();
@@ -71,6 +72,19 @@ fn mqadmin_drives_batches_simple_consumers_broadcasting_and_sql92_on_a_stock_bro
         assert_eq!(code, 0, "{node}: {err}");
         assert_eq!(bodies(&out).len(), 8, "{node}: {out}");
     }
+
+    // Request-reply: a responder consumes the desk's requests and answers
+    // each; the requester gets the answer back through the broker.
+    let (code, _, err) = mqadmin(&namesrv, &["updateTopic", "-t", "desk", "-w", "2", "-r", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let responder = ["-n", &namesrv, "consume", "-t", "desk", "-g", "clerks", "--reply-with", "on its way", "--wait-s", "60"];
+    start(&mut kill, MQADMIN, &responder, &dir.path().join("responder.log"), "");
+    let (code, out, err) = mqadmin(&namesrv, &["request", "-t", "desk", "-p", "where is parcel 3?", "--timeout-s", "20"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("reply correlationId=") && out.trim_end().ends_with("body=on its way"), "{out}");
+    let (code, _, err) = mqadmin(&namesrv, &["request", "-t", "parcels", "-p", "anyone?", "--timeout-s", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no reply within 1 s"), "{err}");
 
     // An SQL92 group takes the two small ones only.
     let (code, out, err) = mqadmin(&namesrv, &["consume", "-t", "parcels", "-g", "letters", "--sql", "size = 'small'", "-c", "2", "--wait-s", "20"]);

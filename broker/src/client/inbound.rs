@@ -1,11 +1,13 @@
 //! What brokers ask of a client over the client's own connections: the
-//! check-backs of its transactional producers' halves, and notices that a
-//! consumer group's members changed or its offsets were reset.
+//! check-backs of its transactional producers' halves, notices that a
+//! consumer group's members changed or its offsets were reset, and replies
+//! to its requests.
 
 use super::check_back::CheckListeners;
 use crate::net::{Connection, Inbound};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
+use crate::model::{MessageExt, PROPERTY_CORRELATION_ID};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -74,12 +76,41 @@ impl Rebalancers {
     }
 }
 
+/// Requests of this client waiting for their replies, by correlation id.
+#[derive(Default)]
+pub struct Replies {
+    waiting: Mutex<BTreeMap<String, tokio::sync::oneshot::Sender<MessageExt>>>,
+}
+
+impl Replies {
+    /// Waits for the reply to the request of `correlation_id`.
+    pub fn wait(&self, correlation_id: &str) -> tokio::sync::oneshot::Receiver<MessageExt> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.lock().expect("replies").insert(correlation_id.to_string(), tx);
+        rx
+    }
+
+    /// Stops waiting (the request failed or timed out).
+    pub fn forget(&self, correlation_id: &str) {
+        self.waiting.lock().expect("replies").remove(correlation_id);
+    }
+
+    /// Hands a reply to its waiting request; false when none waits.
+    pub fn deliver(&self, reply: MessageExt) -> bool {
+        let Some(correlation_id) = reply.message.properties.get(PROPERTY_CORRELATION_ID).cloned() else { return false };
+        let waiting = self.waiting.lock().expect("replies").remove(&correlation_id);
+        waiting.is_some_and(|tx| tx.send(reply).is_ok())
+    }
+}
+
 /// Serves what brokers ask of this client.
 pub struct BrokerCalls {
     /// Transaction check-backs.
     pub checks: Arc<CheckListeners>,
     /// Group change notices.
     pub rebalancers: Arc<Rebalancers>,
+    /// Requests waiting for their replies.
+    pub replies: Arc<Replies>,
 }
 
 impl Inbound for BrokerCalls {
@@ -94,6 +125,14 @@ impl Inbound for BrokerCalls {
                 let told = self.rebalancers.reset(&group, &topic, &broker_name);
                 tracing::debug!(group, topic, broker_name, told, "a broker says the group's offsets were reset");
                 Box::pin(async { Response::ok(ResponseBody::None) })
+            }
+            Request::PushReplyMessage(PushReplyMessage { message }) => {
+                let response = if self.replies.deliver(message) {
+                    Response::ok(ResponseBody::None)
+                } else {
+                    Response::error(ResponseCode::QueryNotFound, "no request here waits for this reply (it timed out)")
+                };
+                Box::pin(async move { response })
             }
             request @ Request::CheckTransactionState(CheckTransactionState { .. }) => self.checks.clone().handle(request, conn),
             other => {

@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::check_back::CheckListeners;
-use super::inbound::{BrokerCalls, Rebalancers};
+use super::inbound::{BrokerCalls, Rebalancers, Replies};
 use crate::net::ConnectionPool;
 use crate::protocol::{Call, Request, Response};
 use crate::command::{BrokerInfo, GetClusterInfo, GetRoute, HeartbeatProducer, ReplicaRoute, TopicRoute, master_replica, read_replica};
@@ -75,6 +75,7 @@ pub struct ClientInstance {
     check_listeners: Arc<CheckListeners>,
     /// Wakes consumers whose group a broker says changed.
     rebalancers: Arc<Rebalancers>,
+    replies: Arc<Replies>,
     /// Addresses whose last request failed to connect or timed out, and when.
     unreachable: Mutex<BTreeMap<String, tokio::time::Instant>>,
 }
@@ -92,13 +93,15 @@ impl ClientInstance {
     pub fn new(config: ClientConfig, clock: Clock) -> Arc<ClientInstance> {
         let check_listeners = Arc::new(CheckListeners::default());
         let rebalancers = Arc::new(Rebalancers::default());
-        let calls = BrokerCalls { checks: check_listeners.clone(), rebalancers: rebalancers.clone() };
+        let replies = Arc::new(Replies::default());
+        let calls = BrokerCalls { checks: check_listeners.clone(), rebalancers: rebalancers.clone(), replies: replies.clone() };
         Arc::new(ClientInstance {
             config,
             clock,
             pool: ConnectionPool::serving(Arc::new(calls)),
             check_listeners,
             rebalancers,
+            replies,
             unreachable: Mutex::new(BTreeMap::new()),
             routes: Mutex::new(BTreeMap::new()),
             stale: Mutex::new(std::collections::BTreeSet::new()),
@@ -308,6 +311,11 @@ impl ClientInstance {
         &self.rebalancers
     }
 
+    /// Requests of this client waiting for their replies.
+    pub fn replies(&self) -> &Replies {
+        &self.replies
+    }
+
     /// Tells every broker the name servers know which producer groups
     /// live here, so they can check back with this client; failures are
     /// logged and tried again next period.
@@ -316,6 +324,12 @@ impl ClientInstance {
         if groups.is_empty() {
             return;
         }
+        self.heartbeat_producer_groups(groups).await;
+    }
+
+    /// Tells every broker the name servers know that `groups` live here, on
+    /// this client's connection to it (where a broker calls it back).
+    pub async fn heartbeat_producer_groups(&self, groups: Vec<String>) {
         let mut addrs: Vec<String> = match self.cluster().await {
             Ok(brokers) => brokers.into_iter().map(|b| b.addr).collect(),
             Err(e) => {

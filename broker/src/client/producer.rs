@@ -3,7 +3,10 @@
 use super::instance::{ClientInstance, MessageQueue};
 use crate::command::Refused;
 use crate::error::{Error, Result};
-use crate::model::{validate_name, Message, UniqueIdGenerator, PERM_WRITE, PROPERTY_UNIQ_KEY};
+use crate::model::{
+    validate_name, Message, MessageExt, UniqueIdGenerator, MESSAGE_TYPE_REPLY, MESSAGE_TYPE_REQUEST, PERM_WRITE, PROPERTY_CORRELATION_ID, PROPERTY_MESSAGE_TTL,
+    PROPERTY_MESSAGE_TYPE, PROPERTY_REPLY_TO_CLIENT, PROPERTY_UNIQ_KEY,
+};
 use crate::protocol::{Reply, Request, Response, ResponseCode};
 use crate::command::{BrokerRole, QueueRoute, SendBatch, SendMessage, SendResult, SendStatus};
 use std::collections::BTreeMap;
@@ -202,6 +205,70 @@ impl Producer {
         }
         let msgs = &msgs;
         self.with_retries(&topic, |queue| async move { self.send_batch_to(msgs, &queue).await }).await
+    }
+
+    /// Request-reply (RocketMQ's `request`): sends `msg` as a request and
+    /// waits up to `timeout` for the reply a consumer sends with
+    /// [`Producer::reply`], which a broker pushes to this client over the
+    /// connection it heartbeats on.
+    pub async fn request(&self, msg: Message, timeout: Duration) -> Result<MessageExt> {
+        let correlation_id = self.ids.next_id();
+        let msg = msg
+            .with_property(PROPERTY_CORRELATION_ID, correlation_id.clone())
+            .with_property(PROPERTY_REPLY_TO_CLIENT, self.client.config().client_id.clone())
+            .with_property(PROPERTY_MESSAGE_TYPE, MESSAGE_TYPE_REQUEST)
+            .with_property(PROPERTY_MESSAGE_TTL, timeout.as_millis().to_string());
+        let reply = self.client.replies().wait(&correlation_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Every broker learns where this client is: the responder's reply
+        // may go to any of them.
+        self.client.heartbeat_producer_groups(vec![self.config.group.clone()]).await;
+        let outcome = async {
+            let sent = self.send(msg).await?;
+            if !sent.is_ok() {
+                return Err(Error::refused(Refused::NotDurable, format!("the request was stored but not durable: {:?}", sent.status)));
+            }
+            match tokio::time::timeout_at(deadline, reply).await {
+                Ok(Ok(reply)) => Ok(reply),
+                _ => Err(Error::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))),
+            }
+        }
+        .await;
+        if outcome.is_err() {
+            self.client.replies().forget(&correlation_id);
+        }
+        outcome
+    }
+
+    /// Answers a request (a message [`Producer::request`] sent) with `body`:
+    /// the reply goes to the requester through whichever broker of the
+    /// request's topic knows its connection.
+    pub async fn reply(&self, request: &MessageExt, body: impl Into<Vec<u8>>) -> Result<SendResult> {
+        let props = &request.message.properties;
+        let (Some(correlation_id), Some(reply_to)) = (props.get(PROPERTY_CORRELATION_ID), props.get(PROPERTY_REPLY_TO_CLIENT)) else {
+            return Err(Error::refused(Refused::Illegal, "the message is not a request: it has no CORRELATION_ID or REPLY_TO_CLIENT"));
+        };
+        let msg = self.prepare(
+            Message::new(request.origin_topic(), body)
+                .with_property(PROPERTY_MESSAGE_TYPE, MESSAGE_TYPE_REPLY)
+                .with_property(PROPERTY_CORRELATION_ID, correlation_id.clone())
+                .with_property(PROPERTY_REPLY_TO_CLIENT, reply_to.clone()),
+        )?;
+        let queues = self.queues(&msg.topic, false).await?;
+        let mut brokers: Vec<&MessageQueue> = Vec::new();
+        for q in &queues {
+            if !brokers.iter().any(|b| b.broker_name == q.broker_name) {
+                brokers.push(q);
+            }
+        }
+        let mut last = Error::NoRoute(msg.topic.clone());
+        for queue in brokers {
+            match self.send_to(&msg, queue).await {
+                Ok(result) => return Ok(result),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Sends one attempt of a batch to one queue.

@@ -35,7 +35,7 @@ pub use pull::{PullMessage, PullResult};
 pub use query::{QueryMessageByKey, QueryMessageByUniqueId, ViewMessage};
 pub use replication::{EpochList, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull};
 pub use route::{master_replica, read_replica, BrokerInfo, BrokerRole, GetClusterInfo, GetRoute, QueueRoute, RegisterBroker, ReplicaRoute, TopicRoute, UnregisterBroker};
-pub use send::{SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};
+pub use send::{PushReplyMessage, SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};
 pub use send_back::ConsumerSendMsgBack;
 pub use transaction::{CheckTransactionState, EndTransaction};
 

@@ -40,6 +40,15 @@ pub struct SendBatch {
     pub default_topic_queues: u32,
 }
 
+/// Broker -> requesting client: a reply to its request (RocketMQ's
+/// `PUSH_REPLY_MESSAGE_TO_CLIENT`), pushed over the connection the client
+/// heartbeats on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReplyMessage {
+    /// The reply, with the request's correlation id.
+    pub message: crate::model::MessageExt,
+}
+
 /// Most body bytes one batch carries, together (RocketMQ's 4 MiB).
 pub const BATCH_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 

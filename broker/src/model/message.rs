@@ -7,6 +7,19 @@ use std::collections::BTreeMap;
 /// Property holding the client-made unique id, kept across resends.
 pub const PROPERTY_UNIQ_KEY: &str = "UNIQ_KEY";
 
+/// Request-reply: the id a reply carries back to its request.
+pub const PROPERTY_CORRELATION_ID: &str = "CORRELATION_ID";
+/// Request-reply: the client id of the requester a reply goes to.
+pub const PROPERTY_REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
+/// Request-reply: `request` or `reply`.
+pub const PROPERTY_MESSAGE_TYPE: &str = "MSG_TYPE";
+/// Request-reply: how long the requester waits, in ms.
+pub const PROPERTY_MESSAGE_TTL: &str = "TTL";
+/// [`PROPERTY_MESSAGE_TYPE`] of a request.
+pub const MESSAGE_TYPE_REQUEST: &str = "request";
+/// [`PROPERTY_MESSAGE_TYPE`] of a reply.
+pub const MESSAGE_TYPE_REPLY: &str = "reply";
+
 /// Most bytes a message's properties may take, its tag and keys included
 /// (RocketMQ: `Short.MAX_VALUE`). It also bounds every index key.
 pub const PROPERTIES_BYTES_MAX: usize = 32_767;

@@ -16,7 +16,8 @@ pub use filter::{ExpressionType, Filter, Selector, TagFilter};
 pub use sql::SqlFilter;
 pub use message::{
     fnv1a, offset_msg_id, parse_offset_msg_id, tag_hash, Delayed, Message, MessageExt, Origin, UniqueIdGenerator,
-    BORN_HOST_BYTES_MAX, PROPERTIES_BYTES_MAX, PROPERTY_UNIQ_KEY,
+    BORN_HOST_BYTES_MAX, MESSAGE_TYPE_REPLY, MESSAGE_TYPE_REQUEST, PROPERTIES_BYTES_MAX, PROPERTY_CORRELATION_ID, PROPERTY_MESSAGE_TTL,
+    PROPERTY_MESSAGE_TYPE, PROPERTY_REPLY_TO_CLIENT, PROPERTY_UNIQ_KEY,
 };
 pub use transaction::{
     TransactionState, CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP, PROPERTY_TIMER_DELAY_MS,

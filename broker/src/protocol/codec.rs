@@ -19,7 +19,8 @@ use serde::{de::DeserializeOwned, Serialize};
 /// count commit log fsyncs. Version 8: offset resets (`ResetOffset`, the
 /// notice to consumers, reset generations on pulls, commits and offset
 /// queries, and in what slaves copy). Version 9: POP consumption
-/// (`PopMessage`, `AckMessage`, `ChangeInvisibleTime`) and batch sends.
+/// (`PopMessage`, `AckMessage`, `ChangeInvisibleTime`), batch sends, and
+/// replies pushed to requesters (`PushReplyMessage`).
 pub const VERSION: u16 = 9;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;

@@ -124,6 +124,8 @@ requests! {
     ChangeInvisibleTime(ChangeInvisibleTime),
     /// Producer -> broker: store a batch of messages in one queue.
     SendBatch(SendBatch),
+    /// Broker -> requesting client: a reply to its request.
+    PushReplyMessage(PushReplyMessage),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -450,4 +452,5 @@ calls! {
     AckMessage => (),
     ChangeInvisibleTime => ReceiptHandle,
     SendBatch => Vec<SendResult>,
+    PushReplyMessage => (),
 }

@@ -4,7 +4,7 @@
 //! gRPC) calls the same handlers with the same commands.
 
 use super::{Broker, Peer, Work};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, ResetOffsetNotice, Refusal, Refused, SendResult, SendStatus};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, PushReplyMessage, ResetOffsetNotice, Refusal, Refused, SendResult, SendStatus};
 use crate::net::{Connection, Service};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
 use futures::future::BoxFuture;
@@ -86,7 +86,10 @@ impl Broker {
             ref other @ (Request::RegisterBroker(_) | Request::UnregisterBroker(_) | Request::GetRoute(_) | Request::GetClusterInfo(_)) => {
                 not_served(other, "a name server request")
             }
-            ref other @ (Request::CheckTransactionState(_) | Request::NotifyConsumerIdsChanged(_) | Request::ResetOffsetNotice(_)) => {
+            ref other @ (Request::CheckTransactionState(_)
+            | Request::NotifyConsumerIdsChanged(_)
+            | Request::ResetOffsetNotice(_)
+            | Request::PushReplyMessage(_)) => {
                 not_served(other, "a request brokers send to clients")
             }
             ref other @ (Request::Raft(_)
@@ -165,5 +168,10 @@ impl Peer for HousePeer {
     fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, crate::Result<()>> {
         let conn = self.0.clone();
         Box::pin(async move { conn.oneway(&notice.into()).await })
+    }
+
+    fn push_reply(&self, reply: PushReplyMessage, timeout: Duration) -> BoxFuture<'static, crate::Result<()>> {
+        let conn = self.0.clone();
+        Box::pin(async move { conn.request(&reply.into(), timeout).await?.into_reply("PushReplyMessage") })
     }
 }

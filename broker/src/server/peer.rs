@@ -4,7 +4,7 @@
 //! its stream), so the broker's check-backs and notices reach a client
 //! whichever protocol it speaks.
 
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
+use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
 use futures::future::BoxFuture;
 use std::time::Duration;
 
@@ -31,4 +31,9 @@ pub trait Peer: Send + Sync + 'static {
     /// topic here, so it takes those queues again. Sent without waiting for
     /// an answer; an error when it could not be sent.
     fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, crate::Result<()>>;
+
+    /// Hands a requester the reply to its request; done once the client
+    /// took it, an error when it refused (nobody waits for it any more) or
+    /// did not answer within `timeout`.
+    fn push_reply(&self, reply: PushReplyMessage, timeout: Duration) -> BoxFuture<'static, crate::Result<()>>;
 }

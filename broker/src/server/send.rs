@@ -4,9 +4,12 @@
 
 use super::{Broker, FlushMode};
 use crate::bugs::{self, Bug};
-use crate::command::{Outcome, Refusal, Refused, SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};
+use crate::command::{Outcome, PushReplyMessage, Refusal, Refused, SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};
 use crate::marks::{self, Mark};
-use crate::model::{is_system_topic, offset_msg_id, validate_name, Delayed, MessageExt, TopicConfig, SCHEDULE_TOPIC};
+use crate::model::{
+    is_system_topic, offset_msg_id, validate_name, Delayed, Message, MessageExt, TopicConfig, MESSAGE_TYPE_REPLY, PROPERTY_CORRELATION_ID, PROPERTY_MESSAGE_TYPE,
+    PROPERTY_REPLY_TO_CLIENT, SCHEDULE_TOPIC,
+};
 use crate::store::PutResult;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -44,6 +47,9 @@ impl Broker {
                 Refused::Illegal,
                 format!("queue {queue_id} does not exist: topic {} has {} write queues", config.name, config.write_queues),
             ));
+        }
+        if message.properties.get(PROPERTY_MESSAGE_TYPE).is_some_and(|t| t == MESSAGE_TYPE_REPLY) {
+            return self.push_reply(message, queue_id, born_timestamp_ms, born_host, peer).await;
         }
         let msg_id_hint = message.unique_id().map(str::to_string);
         let now = self.clock.now_ms();
@@ -87,6 +93,47 @@ impl Broker {
             broker_name: self.config.broker_name.clone(),
             queue_id,
             queue_offset: put.queue_offset,
+        })
+    }
+
+    /// A reply to a request (RocketMQ's request-reply): not stored, but
+    /// pushed at once to the requester its `REPLY_TO_CLIENT` names, over
+    /// the connection that client heartbeats on here. Refused (NotFound)
+    /// when the requester is not connected here or no longer waits.
+    async fn push_reply(&self, message: Message, queue_id: u32, born_timestamp_ms: u64, born_host: String, peer: SocketAddr) -> Outcome<SendResult> {
+        let Some(client_id) = message.properties.get(PROPERTY_REPLY_TO_CLIENT).cloned() else {
+            return Err(Refusal::new(Refused::Illegal, "a reply names no requester (REPLY_TO_CLIENT)"));
+        };
+        if !message.properties.contains_key(PROPERTY_CORRELATION_ID) {
+            return Err(Refusal::new(Refused::Illegal, "a reply carries no CORRELATION_ID"));
+        }
+        let addr = self.producers.lock().expect("producers").connection_of(&client_id);
+        let Some(requester) = addr.and_then(|addr| self.live_peers([&addr]).pop()) else {
+            return Err(Refusal::new(Refused::NotFound, format!("the requester {client_id} is not connected to {}", self.config.broker_name)));
+        };
+        let msg_id = message.unique_id().unwrap_or_default().to_string();
+        let reply = MessageExt {
+            message,
+            broker_name: self.config.broker_name.clone(),
+            queue_id,
+            born_timestamp_ms,
+            born_host: if born_host.is_empty() { peer.to_string() } else { born_host },
+            store_host: self.config.advertise_addr.clone(),
+            store_timestamp_ms: self.clock.now_ms(),
+            ..MessageExt::default()
+        };
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        requester
+            .push_reply(PushReplyMessage { message: reply }, timeout)
+            .await
+            .map_err(|e| Refusal::new(Refused::NotFound, format!("the requester {client_id} did not take the reply: {e}")))?;
+        Ok(SendResult {
+            status: SendStatus::SendOk,
+            msg_id,
+            offset_msg_id: String::new(),
+            broker_name: self.config.broker_name.clone(),
+            queue_id,
+            queue_offset: 0,
         })
     }
 

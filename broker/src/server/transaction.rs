@@ -76,6 +76,11 @@ impl ProducerGroups {
         }
     }
 
+    /// The connection a client heartbeats on, in any producer group.
+    pub fn connection_of(&self, client_id: &str) -> Option<SocketAddr> {
+        self.groups.values().find_map(|m| m.get(client_id)).map(|(peer, _)| *peer)
+    }
+
     /// The connections of a group's live producers, by client id.
     pub fn members(&self, group: &str) -> Vec<(String, SocketAddr)> {
         self.groups.get(group).map(|m| m.iter().map(|(id, (peer, _))| (id.clone(), *peer)).collect()).unwrap_or_default()

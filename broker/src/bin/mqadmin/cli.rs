@@ -74,6 +74,10 @@ pub(crate) struct ConsumeArgs {
     /// `~/.rocketmq_offsets/mqadmin`).
     #[arg(long, requires = "broadcast")]
     pub(crate) offsets_dir: Option<std::path::PathBuf>,
+    /// Answer every request consumed (a message `mqadmin request` sent)
+    /// with this body.
+    #[arg(long)]
+    pub(crate) reply_with: Option<String>,
 }
 
 /// What `receive` does.
@@ -204,6 +208,19 @@ pub(crate) enum Command {
     /// Consume with a push consumer and print each message as it is consumed.
     #[command(alias = "consumeMessage")]
     Consume(ConsumeArgs),
+    /// Send a request and wait for its reply (request-reply), which a
+    /// consumer of the topic sends (`mqadmin consume --reply-with`).
+    Request {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Message body.
+        #[arg(short = 'p', long)]
+        body: String,
+        /// How long to wait for the reply.
+        #[arg(long, default_value_t = 10)]
+        timeout_s: u64,
+    },
     /// Receive with a simple consumer (POP), print each message with its
     /// attempt and receipt handle, and acknowledge it.
     Receive(ReceiveArgs),

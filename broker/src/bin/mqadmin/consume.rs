@@ -5,9 +5,11 @@ use crate::cli::{ConsumeArgs, ReceiveArgs, StartFrom};
 use crate::print::body_text;
 use crate::Ctx;
 use anyhow::anyhow;
-use broker::client::{ConsumeContext, ConsumeResult, LocalOffsets, PushConsumer, PushConsumerConfig, SimpleConsumer, SimpleConsumerConfig};
+use broker::client::{
+    ConsumeContext, ConsumeResult, LocalOffsets, Producer, ProducerConfig, PushConsumer, PushConsumerConfig, SimpleConsumer, SimpleConsumerConfig,
+};
 use broker::command::ConsumeFrom;
-use broker::model::{MessageExt, Selector};
+use broker::model::{MessageExt, Selector, PROPERTY_CORRELATION_ID};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,13 @@ pub(crate) async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> 
         config.broadcast = true;
         config.local_offsets = LocalOffsets(Some(Arc::new(disk)));
     }
+    let responder = match &args.reply_with {
+        Some(body) => {
+            let producer = Producer::new(ctx.client.clone(), ProducerConfig::new("mqadmin-responder")).map_err(|e| ctx.explain(e))?;
+            Some((producer, body.clone()))
+        }
+        None => None,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let limit = count.unwrap_or(u64::MAX);
     let taken = Arc::new(AtomicU64::new(0));
@@ -67,6 +76,16 @@ pub(crate) async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> 
                     if m.message.keys.is_empty() { "-".to_string() } else { m.message.keys.join(",") },
                     body_text(m),
                 );
+                if let Some((producer, body)) = &responder {
+                    if m.message.properties.contains_key(PROPERTY_CORRELATION_ID) {
+                        let (producer, body, m) = (producer.clone(), body.clone(), m.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = producer.reply(&m, body.into_bytes()).await {
+                                eprintln!("mqadmin: the reply to {} failed: {e}", m.msg_id());
+                            }
+                        });
+                    }
+                }
                 let _ = tx.send(());
             }
             ConsumeResult::Success

@@ -164,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consume(args) => consume::consume(&ctx, args).await?,
         Command::Receive(args) => consume::receive(&ctx, args).await?,
+        Command::Request { topic, body, timeout_s } => produce::request(&ctx, topic, body, timeout_s).await?,
         Command::QueryByKey { topic, key } => {
             let found = ctx.admin.query_by_key(&topic, &key, 32).await.map_err(|e| ctx.explain(e))?;
             if found.is_empty() {

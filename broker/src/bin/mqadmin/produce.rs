@@ -84,6 +84,24 @@ pub(crate) async fn send_batches(ctx: &Ctx, template: Message, count: u64, batch
     Ok(())
 }
 
+/// Sends a request and prints its reply.
+pub(crate) async fn request(ctx: &Ctx, topic: String, body: String, timeout_s: u64) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new("mqadmin-requester");
+    config.send_timeout_ms = ctx.timeout_ms;
+    let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
+    let reply = producer.request(Message::new(topic, body.into_bytes()), Duration::from_secs(timeout_s)).await.map_err(|e| match e {
+        broker::Error::Timeout(_) => anyhow!("no reply within {timeout_s} s"),
+        other => ctx.explain(other),
+    })?;
+    println!(
+        "reply correlationId={} from={} body={}",
+        reply.message.properties.get(broker::model::PROPERTY_CORRELATION_ID).map_or("-", String::as_str),
+        reply.born_host,
+        String::from_utf8_lossy(&reply.message.body)
+    );
+    Ok(())
+}
+
 /// Answers every local transaction and check-back as told, printing each
 /// check-back as it is answered.
 struct FixedAnswers {
