@@ -11,7 +11,9 @@ use broker::clock::Clock;
 use broker::model::Message;
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::protocol::{Request, ResponseCode};
-use broker::command::{BrokerRole, PullMessage, QueryMessageByUniqueId, ResetOffset, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset};
+use broker::command::{
+    BrokerRole, PullMessage, QueryMessageByUniqueId, ResetOffset, SendMessage, SendStatus, UnregisterBroker, UpdateConsumerOffset, UpdateSubscriptionGroup,
+};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
 use broker::store::MemDisk;
 use std::sync::Arc;
@@ -131,6 +133,32 @@ async fn a_sync_master_waits_for_its_slave_which_copies_everything_and_serves_re
     eventually("the slave to know the reset", async || {
         let answer = client.pool_request(&slave_addr, &stale_pull, timeout).await.ok()?;
         (answer.code == ResponseCode::ConsumerOffsetReset).then_some(())
+    })
+    .await;
+
+    // A subscription group an operator stops on the master stops reads
+    // from the slave too, once it copied the master's groups.
+    let stop = Request::UpdateSubscriptionGroup(UpdateSubscriptionGroup {
+        config: broker::model::SubscriptionGroup { group_name: "stopped".into(), consume_enable: false, ..Default::default() },
+    });
+    let refused = client.pool_request(&slave_addr, &stop, timeout).await.unwrap();
+    assert_eq!(refused.code, ResponseCode::NotMaster, "{refused:?}");
+    let done = client.pool_request(&master_addr, &stop, timeout).await.unwrap();
+    assert_eq!(done.code, ResponseCode::Success, "{done:?}");
+    let stopped_pull = Request::PullMessage(PullMessage {
+        group: "stopped".into(),
+        topic: "orders".into(),
+        queue_id: 0,
+        offset: 0,
+        max_msgs: 1,
+        expression: "*".into(),
+        expression_type: Default::default(),
+        suspend_ms: 0,
+        generation: u64::MAX,
+    });
+    eventually("the slave to know the stopped group", async || {
+        let answer = client.pool_request(&slave_addr, &stopped_pull, timeout).await.ok()?;
+        (answer.code == ResponseCode::NoPermission).then_some(())
     })
     .await;
 

@@ -136,6 +136,59 @@ impl Admin {
             .collect()
     }
 
+    /// The masters of every broker group (name, address), or of one.
+    async fn masters(&self, broker_name: Option<&str>) -> Result<Vec<(String, String)>> {
+        let brokers = self.cluster().await?;
+        let masters: Vec<(String, String)> = brokers
+            .into_iter()
+            .filter(|b| b.role == crate::command::BrokerRole::Master && broker_name.is_none_or(|n| n == b.broker_name))
+            .map(|b| (b.broker_name, b.addr))
+            .collect();
+        if masters.is_empty() {
+            return Err(Error::refused(Refused::NotFound, "no matching master is registered"));
+        }
+        Ok(masters)
+    }
+
+    /// Creates or updates a subscription group on every master, or on one
+    /// broker group by name (`updateSubGroup`).
+    pub async fn update_subscription_group(&self, config: crate::model::SubscriptionGroup, broker_name: Option<&str>) -> Result<Vec<String>> {
+        validate_group(&config.group_name).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
+        let mut done = Vec::new();
+        for (broker, addr) in self.masters(broker_name).await? {
+            self.client.call(&addr, crate::command::UpdateSubscriptionGroup { config: config.clone() }, self.client.timeout()).await?;
+            done.push(broker);
+        }
+        Ok(done)
+    }
+
+    /// Deletes a subscription group on every master that keeps it
+    /// (`deleteSubGroup`); the brokers it was deleted on.
+    pub async fn delete_subscription_group(&self, group: &str) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for (broker, addr) in self.masters(None).await? {
+            match self.client.call(&addr, crate::command::DeleteSubscriptionGroup { group: group.to_string() }, self.client.timeout()).await {
+                Ok(()) => done.push(broker),
+                Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if done.is_empty() {
+            return Err(Error::refused(Refused::NotFound, format!("no master keeps subscription group {group}")));
+        }
+        Ok(done)
+    }
+
+    /// Every master's subscription groups, by broker.
+    pub async fn subscription_groups(&self) -> Result<Vec<(String, crate::model::SubscriptionGroup)>> {
+        let mut all = Vec::new();
+        for (broker, addr) in self.masters(None).await? {
+            let groups = self.client.call(&addr, crate::command::GetSubscriptionGroups, self.client.timeout()).await?;
+            all.extend(groups.into_iter().map(|g| (broker.clone(), g)));
+        }
+        Ok(all)
+    }
+
     /// A broker's settings, as `broker.conf` keys and values.
     pub async fn broker_config(&self, addr: &str) -> Result<Vec<(String, String)>> {
         self.client.call(addr, crate::command::GetBrokerConfig, self.client.timeout()).await

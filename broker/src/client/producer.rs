@@ -228,7 +228,7 @@ impl Producer {
             if !sent.is_ok() {
                 return Err(Error::refused(Refused::NotDurable, format!("the request was stored but not durable: {:?}", sent.status)));
             }
-            match tokio::time::timeout_at(deadline, reply).await {
+            match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), reply).await {
                 Ok(Ok(reply)) => Ok(reply),
                 _ => Err(Error::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))),
             }

@@ -20,6 +20,26 @@ pub struct DeleteTopic {
     pub topic: String,
 }
 
+/// Admin -> broker: create or update a subscription group
+/// (`updateSubGroup`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateSubscriptionGroup {
+    /// The group's settings.
+    pub config: crate::model::SubscriptionGroup,
+}
+
+/// Admin -> broker: delete a subscription group (`deleteSubGroup`); the
+/// group takes the defaults again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteSubscriptionGroup {
+    /// The group.
+    pub group: String,
+}
+
+/// Admin -> broker: every subscription group it keeps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetSubscriptionGroups;
+
 /// Admin -> broker: per-queue offsets of a topic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetTopicStats {

@@ -25,7 +25,10 @@ pub mod send;
 pub mod send_back;
 pub mod transaction;
 
-pub use admin::{ConsumeProgress, CreateTopic, DeleteTopic, GetBrokerConfig, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, RuntimeInfo};
+pub use admin::{
+    ConsumeProgress, CreateTopic, DeleteSubscriptionGroup, DeleteTopic, GetBrokerConfig, GetBrokerRuntimeInfo, GetConsumeStats, GetSubscriptionGroups, GetTopicList,
+    GetTopicStats, RuntimeInfo, UpdateSubscriptionGroup,
+};
 pub use controller::{AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetControllerState, GetReplicaInfo, Raft, RaftRpc, ReplicaInfo};
 pub use groups::{ConsumeFrom, ConsumerData, GetConsumerList, Heartbeat, HeartbeatProducer, NotifyConsumerIdsChanged, UnregisterClient};
 pub use locks::{LockBatchMq, UnlockBatchMq};

@@ -68,6 +68,8 @@ pub struct ReplicaConfig {
     /// (group, topic, queue id, reset generation) of every queue whose
     /// offset an operator reset.
     pub generations: Vec<(String, String, u32, u64)>,
+    /// Every subscription group the master keeps.
+    pub subscription_groups: Vec<crate::model::SubscriptionGroup>,
 }
 
 /// A piece of a master's commit log for a slave.

@@ -81,3 +81,35 @@ mod tests {
         assert!(validate_name("topic", &"x".repeat(128)).is_err());
     }
 }
+
+/// A consumer group as the broker keeps it (RocketMQ's
+/// `SubscriptionGroupConfig`, `updateSubGroup`): durable broker state,
+/// copied to slaves. A group without one takes the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SubscriptionGroup {
+    /// The group.
+    pub group_name: String,
+    /// Whether the group may consume at all: off, its pulls and receives
+    /// are refused (an operator stopping a misbehaving consumer).
+    pub consume_enable: bool,
+    /// Whether the group may consume by broadcasting.
+    pub consume_broadcast_enable: bool,
+    /// Times a message is consumed again before it is dead-lettered; the
+    /// broker's word wins over what a consumer asks (RocketMQ's default 16).
+    pub retry_max_times: u32,
+    /// Whether the group consumes orderly.
+    pub consume_message_orderly: bool,
+}
+
+impl Default for SubscriptionGroup {
+    fn default() -> SubscriptionGroup {
+        SubscriptionGroup {
+            group_name: String::new(),
+            consume_enable: true,
+            consume_broadcast_enable: true,
+            retry_max_times: crate::model::MAX_RECONSUME_TIMES_DEFAULT,
+            consume_message_orderly: false,
+        }
+    }
+}

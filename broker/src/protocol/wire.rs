@@ -126,6 +126,12 @@ requests! {
     SendBatch(SendBatch),
     /// Broker -> requesting client: a reply to its request.
     PushReplyMessage(PushReplyMessage),
+    /// Admin -> broker: create or update a subscription group.
+    UpdateSubscriptionGroup(UpdateSubscriptionGroup),
+    /// Admin -> broker: delete a subscription group.
+    DeleteSubscriptionGroup(DeleteSubscriptionGroup),
+    /// Admin -> broker: its subscription groups.
+    GetSubscriptionGroups(GetSubscriptionGroups),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -230,6 +236,8 @@ pub enum ResponseBody {
     Handle(ReceiptHandle),
     /// A batch's results, one per message.
     SendBatch(Vec<SendResult>),
+    /// Subscription groups.
+    SubscriptionGroups(Vec<crate::model::SubscriptionGroup>),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -388,6 +396,7 @@ replies! {
     PopResult => Popped,
     ReceiptHandle => Handle,
     Vec<SendResult> => SendBatch,
+    Vec<crate::model::SubscriptionGroup> => SubscriptionGroups,
 }
 
 impl Reply for () {
@@ -453,4 +462,7 @@ calls! {
     ChangeInvisibleTime => ReceiptHandle,
     SendBatch => Vec<SendResult>,
     PushReplyMessage => (),
+    UpdateSubscriptionGroup => (),
+    DeleteSubscriptionGroup => (),
+    GetSubscriptionGroups => Vec<crate::model::SubscriptionGroup>,
 }

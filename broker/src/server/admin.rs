@@ -2,9 +2,15 @@
 //! ranges, a group's progress, and the broker's figures.
 
 use super::Broker;
-use crate::command::{ConsumeProgress, CreateTopic, DeleteTopic, GetConsumeStats, GetTopicStats, Outcome, QueueStats, Refusal, Refused, RuntimeInfo};
+use crate::command::{
+    ConsumeProgress, CreateTopic, DeleteSubscriptionGroup, DeleteTopic, GetConsumeStats, GetTopicStats, Outcome, QueueStats, Refusal, Refused, RuntimeInfo,
+    UpdateSubscriptionGroup,
+};
 use crate::model::{is_system_topic, validate_name, TopicConfig, DLQ_PREFIX, HALF_TOPIC, PERM_READ, PERM_WRITE, RETRY_PREFIX, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX};
 use std::sync::atomic::Ordering;
+
+/// Most `retryMaxTimes` a subscription group may set.
+const RETRY_MAX_TIMES_MAX: u32 = 1_000;
 
 impl Broker {
     /// Creates or updates a topic and registers it with the name servers.
@@ -118,5 +124,45 @@ impl Broker {
             halves_moved_aside,
             flush_count: self.flush_count.load(Ordering::Relaxed),
         })
+    }
+
+    /// Creates or updates a subscription group (RocketMQ's
+    /// `UPDATE_AND_CREATE_SUBSCRIPTIONGROUP`), persisted at once.
+    pub fn update_subscription_group(&self, command: UpdateSubscriptionGroup) -> Outcome<()> {
+        self.refuse_on_slave("a subscription group change")?;
+        let config = command.config;
+        crate::model::validate_group(&config.group_name).map_err(|e| Refusal::new(Refused::Illegal, e))?;
+        if config.retry_max_times > RETRY_MAX_TIMES_MAX {
+            return Err(Refusal::new(
+                Refused::Illegal,
+                format!("retryMaxTimes {} is more than the {} allowed", config.retry_max_times, RETRY_MAX_TIMES_MAX),
+            ));
+        }
+        self.subscription_groups.lock().expect("subscription groups").insert(config.group_name.clone(), config);
+        self.persist_subscription_groups()?;
+        Ok(())
+    }
+
+    /// Deletes a subscription group: the group takes the defaults again.
+    pub fn delete_subscription_group(&self, command: DeleteSubscriptionGroup) -> Outcome<()> {
+        self.refuse_on_slave("a subscription group change")?;
+        if self.subscription_groups.lock().expect("subscription groups").remove(&command.group).is_none() {
+            return Err(Refusal::new(Refused::NotFound, format!("no subscription group {} on {}", command.group, self.config.broker_name)));
+        }
+        self.persist_subscription_groups()?;
+        Ok(())
+    }
+
+    /// Every subscription group kept here.
+    pub fn subscription_groups(&self) -> Outcome<Vec<crate::model::SubscriptionGroup>> {
+        Ok(self.subscription_groups.lock().expect("subscription groups").values().cloned().collect())
+    }
+
+    /// Refused when an operator disabled the group's consumption.
+    pub(super) fn refuse_disabled_group(&self, group: &str) -> Outcome<()> {
+        if self.subscription_group(group).is_some_and(|g| !g.consume_enable) {
+            return Err(Refusal::new(Refused::NoPermission, format!("consumption of group {group} is disabled on {}", self.config.broker_name)));
+        }
+        Ok(())
     }
 }

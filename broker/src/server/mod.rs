@@ -60,6 +60,7 @@ const TOPICS_PATH: &str = "config/topics.json";
 const OFFSETS_PATH: &str = "config/consumerOffset.json";
 const DELAY_PATH: &str = "config/delayOffset.json";
 const LOCKS_PATH: &str = "config/queueLocks.json";
+const SUBSCRIPTION_GROUPS_PATH: &str = "config/subscriptionGroup.json";
 
 /// (path, contents) of progress files, as a master hands them to slaves.
 type ProgressFiles = Vec<(String, Vec<u8>)>;
@@ -96,6 +97,8 @@ pub struct Broker {
     /// POP consumers' leases and progress, rebuilt from the POP log. Taken
     /// before the store and offset locks.
     pops: Mutex<PopTable>,
+    /// Subscription groups an operator configured (`updateSubGroup`).
+    subscription_groups: Mutex<BTreeMap<String, crate::model::SubscriptionGroup>>,
     /// Live producers per producer group (asked on check-back).
     producers: Mutex<ProducerGroups>,
     /// Connected clients by address, through whichever front: how the
@@ -181,6 +184,14 @@ impl Broker {
         }
         let (schedule, timers, transactions) = load_services(&mut store, disk.as_ref())?;
         let pops = PopTable::rebuild(&mut store, &offsets)?;
+        let subscription_groups: BTreeMap<String, crate::model::SubscriptionGroup> = match read_all(disk.as_ref(), SUBSCRIPTION_GROUPS_PATH)? {
+            None => BTreeMap::new(),
+            Some(bytes) => serde_json::from_slice::<Vec<crate::model::SubscriptionGroup>>(&bytes)
+                .map_err(|e| Error::corrupt_file(SUBSCRIPTION_GROUPS_PATH, e.to_string()))?
+                .into_iter()
+                .map(|g| (g.group_name.clone(), g))
+                .collect(),
+        };
         let epochs = match read_all(disk.as_ref(), epochs::EPOCHS_PATH)? {
             None => Epochs::default(),
             Some(bytes) => Epochs::from_json(&bytes).map_err(|reason| Error::corrupt_file(epochs::EPOCHS_PATH, reason))?,
@@ -213,6 +224,7 @@ impl Broker {
             corrected: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(locks),
             pops: Mutex::new(pops),
+            subscription_groups: Mutex::new(subscription_groups),
             producers: Mutex::new(ProducerGroups::default()),
             links: Mutex::new(BTreeMap::new()),
             transactions: Mutex::new(transactions),
@@ -462,6 +474,19 @@ impl Broker {
                 tracing::warn!(error = %e, "persisting delay progress failed");
             }
         }
+    }
+
+    fn persist_subscription_groups(&self) -> Result<()> {
+        let _order = self.persisting.lock().expect("persisting");
+        let groups: Vec<crate::model::SubscriptionGroup> = self.subscription_groups.lock().expect("subscription groups").values().cloned().collect();
+        let bytes = serde_json::to_vec_pretty(&groups).expect("subscription groups encode");
+        self.disk.write_atomic(SUBSCRIPTION_GROUPS_PATH, &bytes)?;
+        Ok(())
+    }
+
+    /// The group's subscription settings: an operator's, else the defaults.
+    pub(crate) fn subscription_group(&self, group: &str) -> Option<crate::model::SubscriptionGroup> {
+        self.subscription_groups.lock().expect("subscription groups").get(group).cloned()
     }
 
     fn persist_topics(&self) -> Result<()> {

@@ -287,6 +287,9 @@ impl Broker {
         self.refuse_on_slave("a POP receive")?;
         self.system_topic(POP_TOPIC)?;
         validate_group(&group).map_err(|e| Refusal::new(Refused::SubscriptionIllegal, e))?;
+        self.refuse_disabled_group(&group)?;
+        // The broker's word on attempts wins over the consumer's.
+        let max_attempts = self.subscription_group(&group).map_or(max_attempts, |g| g.retry_max_times.saturating_add(1));
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
         };

@@ -18,6 +18,7 @@ impl Broker {
     pub async fn pull(&self, command: PullMessage) -> Outcome<PullResult> {
         let PullMessage { group, topic, queue_id, offset, max_msgs, expression, expression_type, suspend_ms, generation } = command;
         super::offsets::stale_reset(&self.offsets.lock().expect("offsets"), &group, &topic, queue_id, generation)?;
+        self.refuse_disabled_group(&group)?;
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
         };

@@ -288,7 +288,8 @@ impl Broker {
                 Err(e) => return Err(Refusal::new(Refused::System, format!("{path}: {e}"))),
             }
         }
-        Ok(ReplicaConfig { topics, offsets, progress, progress_end, generations })
+        let subscription_groups = self.subscription_groups.lock().expect("subscription groups").values().cloned().collect();
+        Ok(ReplicaConfig { topics, offsets, progress, progress_end, generations, subscription_groups })
     }
 
     /// A slave takes its master's topics (registering again when they
@@ -301,6 +302,21 @@ impl Broker {
         let Ok(config) = self.pool.call(master, ask, timeout).await else {
             return;
         };
+        let groups: BTreeMap<String, crate::model::SubscriptionGroup> =
+            config.subscription_groups.into_iter().map(|g| (g.group_name.clone(), g)).collect();
+        let groups_changed = {
+            let mut mine = self.subscription_groups.lock().expect("subscription groups");
+            let changed = *mine != groups;
+            if changed {
+                *mine = groups;
+            }
+            changed
+        };
+        if groups_changed {
+            if let Err(e) = self.persist_subscription_groups() {
+                tracing::warn!(error = %e, "persisting the master's subscription groups failed");
+            }
+        }
         let topics: BTreeMap<String, TopicConfig> = config.topics.into_iter().map(|t| (t.name.clone(), t)).collect();
         let changed = {
             let mut mine = self.topics.lock().expect("topics");

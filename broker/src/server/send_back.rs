@@ -18,6 +18,8 @@ impl Broker {
     /// (Apache RocketMQ #2724 made dead letters wait for their level first).
     pub async fn send_back(&self, command: ConsumerSendMsgBack) -> Outcome<()> {
         let ConsumerSendMsgBack { group, commit_log_offset, delay_level, max_reconsume_times } = command;
+        // The broker's word on retries wins over the consumer's.
+        let max_reconsume_times = self.subscription_group(&group).map_or(max_reconsume_times, |g| g.retry_max_times);
         self.refuse_on_slave("a send-back")?;
         validate_group(&group).map_err(|e| Refusal::new(Refused::SubscriptionIllegal, e))?;
         let original = self

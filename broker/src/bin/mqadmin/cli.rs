@@ -208,6 +208,39 @@ pub(crate) enum Command {
     /// Consume with a push consumer and print each message as it is consumed.
     #[command(alias = "consumeMessage")]
     Consume(ConsumeArgs),
+    /// Create or update a subscription group on every master (or one):
+    /// durable broker state, copied to slaves.
+    #[command(alias = "updateSubGroup")]
+    UpdateSubGroup {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Whether the group may consume (`-e false` stops it).
+        #[arg(short = 'e', long, default_value_t = true, action = clap::ArgAction::Set)]
+        consume_enable: bool,
+        /// Whether the group may consume by broadcasting.
+        #[arg(short = 'd', long, default_value_t = true, action = clap::ArgAction::Set)]
+        consume_broadcast_enable: bool,
+        /// Times a message is consumed again before it is dead-lettered.
+        #[arg(short = 'r', long, default_value_t = 16)]
+        retry_max_times: u32,
+        /// Whether the group consumes orderly.
+        #[arg(short = 'o', long, default_value_t = false, action = clap::ArgAction::Set)]
+        consume_message_orderly: bool,
+        /// Only this broker group.
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+    },
+    /// Delete a subscription group: the group takes the defaults again.
+    #[command(alias = "deleteSubGroup")]
+    DeleteSubGroup {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+    },
+    /// Every master's subscription groups.
+    #[command(alias = "subGroupList")]
+    SubGroupList,
     /// Send a request and wait for its reply (request-reply), which a
     /// consumer of the topic sends (`mqadmin consume --reply-with`).
     Request {

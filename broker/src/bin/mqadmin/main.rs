@@ -164,6 +164,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Consume(args) => consume::consume(&ctx, args).await?,
         Command::Receive(args) => consume::receive(&ctx, args).await?,
+        Command::UpdateSubGroup { group, consume_enable, consume_broadcast_enable, retry_max_times, consume_message_orderly, broker } => {
+            let config = broker::model::SubscriptionGroup { group_name: group.clone(), consume_enable, consume_broadcast_enable, retry_max_times, consume_message_orderly };
+            let done = ctx.admin.update_subscription_group(config, broker.as_deref()).await.map_err(|e| ctx.explain(e))?;
+            println!("subscription group {group} created or updated on {}", done.join(", "));
+        }
+        Command::DeleteSubGroup { group } => {
+            let done = ctx.admin.delete_subscription_group(&group).await.map_err(|e| ctx.explain(e))?;
+            println!("deleted subscription group {group} on {}", done.join(", "));
+        }
+        Command::SubGroupList => {
+            let groups = ctx.admin.subscription_groups().await.map_err(|e| ctx.explain(e))?;
+            let mut table = Table::new(&["BROKER", "GROUP", "CONSUME_ENABLE", "BROADCAST_ENABLE", "RETRY_MAX_TIMES", "ORDERLY"]);
+            for (broker, g) in groups {
+                table.row(vec![
+                    broker,
+                    g.group_name,
+                    g.consume_enable.to_string(),
+                    g.consume_broadcast_enable.to_string(),
+                    g.retry_max_times.to_string(),
+                    g.consume_message_orderly.to_string(),
+                ]);
+            }
+            table.print();
+        }
         Command::Request { topic, body, timeout_s } => produce::request(&ctx, topic, body, timeout_s).await?,
         Command::QueryByKey { topic, key } => {
             let found = ctx.admin.query_by_key(&topic, &key, 32).await.map_err(|e| ctx.explain(e))?;
