@@ -61,15 +61,7 @@ impl Broker {
             }
             validate_name("producer group", &producer_group).map_err(|e| Refusal::new(Refused::Illegal, e))?;
         }
-        let mut msg = MessageExt {
-            message,
-            broker_name: self.config.broker_name.clone(),
-            queue_id,
-            born_timestamp_ms,
-            born_host: if born_host.is_empty() { peer.to_string() } else { born_host },
-            store_host: self.config.advertise_addr.clone(),
-            ..MessageExt::default()
-        };
+        let mut msg = self.arrived(message, queue_id, born_timestamp_ms, born_host, peer);
         if transactional {
             self.make_half(&mut msg, &producer_group);
         } else if let Some(at) = timer {
@@ -112,16 +104,7 @@ impl Broker {
             return Err(Refusal::new(Refused::NotFound, format!("the requester {client_id} is not connected to {}", self.config.broker_name)));
         };
         let msg_id = message.unique_id().unwrap_or_default().to_string();
-        let reply = MessageExt {
-            message,
-            broker_name: self.config.broker_name.clone(),
-            queue_id,
-            born_timestamp_ms,
-            born_host: if born_host.is_empty() { peer.to_string() } else { born_host },
-            store_host: self.config.advertise_addr.clone(),
-            store_timestamp_ms: self.clock.now_ms(),
-            ..MessageExt::default()
-        };
+        let reply = MessageExt { store_timestamp_ms: self.clock.now_ms(), ..self.arrived(message, queue_id, born_timestamp_ms, born_host, peer) };
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         requester
             .push_reply(PushReplyMessage { message: reply }, timeout)
@@ -169,20 +152,8 @@ impl Broker {
             return Err(illegal(format!("queue {queue_id} does not exist: topic {topic} has {} write queues", config.write_queues)));
         }
         let now = self.clock.now_ms();
-        let born_host = if born_host.is_empty() { peer.to_string() } else { born_host };
         let ids: Vec<Option<String>> = messages.iter().map(|m| m.unique_id().map(str::to_string)).collect();
-        let msgs: Vec<MessageExt> = messages
-            .into_iter()
-            .map(|message| MessageExt {
-                message,
-                broker_name: self.config.broker_name.clone(),
-                queue_id,
-                born_timestamp_ms,
-                born_host: born_host.clone(),
-                store_host: self.config.advertise_addr.clone(),
-                ..MessageExt::default()
-            })
-            .collect();
+        let msgs: Vec<MessageExt> = messages.into_iter().map(|message| self.arrived(message, queue_id, born_timestamp_ms, born_host.clone(), peer)).collect();
         let mut msgs = msgs;
         if msgs.len() > 1 && bugs::active(Bug::BatchDropsLast) {
             // The planted defect: the batch's last message is not stored,
@@ -210,6 +181,20 @@ impl Broker {
                 }
             })
             .collect())
+    }
+
+    /// A message as it arrived here from `peer`, for `queue_id`: the
+    /// producer's born host, or the peer's address when it gave none.
+    fn arrived(&self, message: Message, queue_id: u32, born_timestamp_ms: u64, born_host: String, peer: SocketAddr) -> MessageExt {
+        MessageExt {
+            message,
+            broker_name: self.config.broker_name.clone(),
+            queue_id,
+            born_timestamp_ms,
+            born_host: if born_host.is_empty() { peer.to_string() } else { born_host },
+            store_host: self.config.advertise_addr.clone(),
+            ..MessageExt::default()
+        }
     }
 
     /// The topic's config, auto-creating it when allowed.

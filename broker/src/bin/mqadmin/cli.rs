@@ -26,9 +26,9 @@ pub(crate) enum StartFrom {
     Last,
 }
 
-/// What `consume` does.
+/// Where a consumer reads and how long it waits.
 #[derive(clap::Args, Debug)]
-pub(crate) struct ConsumeArgs {
+pub(crate) struct SourceArgs {
     /// Topic name.
     #[arg(short = 't', long)]
     pub(crate) topic: String,
@@ -52,6 +52,14 @@ pub(crate) struct ConsumeArgs {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 10)]
     pub(crate) wait_s: u64,
+}
+
+/// What `consume` does.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConsumeArgs {
+    /// What to consume and for how long.
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
     /// Consume orderly: lock each queue on its broker and take its
     /// messages one at a time, in queue order.
     #[arg(long)]
@@ -83,27 +91,9 @@ pub(crate) struct ConsumeArgs {
 /// What `receive` does.
 #[derive(clap::Args, Debug)]
 pub(crate) struct ReceiveArgs {
-    /// Topic name.
-    #[arg(short = 't', long)]
-    pub(crate) topic: String,
-    /// Consumer group.
-    #[arg(short = 'g', long)]
-    pub(crate) group: String,
-    /// Tag expression: `*` or `TagA || TagB`.
-    #[arg(short = 's', long, default_value = "*")]
-    pub(crate) subscription: String,
-    /// Select by an SQL92 condition instead of by tag.
-    #[arg(long, conflicts_with = "subscription")]
-    pub(crate) sql: Option<String>,
-    /// Where a group new to a queue starts.
-    #[arg(long, value_enum, default_value_t = StartFrom::First)]
-    pub(crate) from: StartFrom,
-    /// Stop after this many messages (exit 1 if fewer came in time).
-    #[arg(short = 'c', long)]
-    pub(crate) count: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, default_value_t = 10)]
-    pub(crate) wait_s: u64,
+    /// What to receive and for how long.
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
     /// How long each received message stays invisible to the group.
     #[arg(long, default_value_t = 30)]
     pub(crate) invisible_s: u64,

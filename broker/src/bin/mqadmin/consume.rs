@@ -1,7 +1,7 @@
 //! Consuming: a push consumer (clustering or broadcasting) and a simple
 //! consumer (POP).
 
-use crate::cli::{ConsumeArgs, ReceiveArgs, StartFrom};
+use crate::cli::{ConsumeArgs, ReceiveArgs, SourceArgs, StartFrom};
 use crate::print::body_text;
 use crate::Ctx;
 use anyhow::anyhow;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> {
-    let ConsumeArgs { topic, group, subscription, sql, from, count, wait_s, .. } = args;
+    let SourceArgs { topic, group, subscription, sql, from, count, wait_s } = args.source;
     let mut config = match sql {
         Some(condition) => PushConsumerConfig::sql(group, topic, condition),
         None => PushConsumerConfig::new(group, topic, subscription),
@@ -117,7 +117,7 @@ pub(crate) async fn consume(ctx: &Ctx, args: ConsumeArgs) -> anyhow::Result<()> 
 /// `--wait-s` passed, printing each with its attempt and receipt handle and
 /// acknowledging it (unless `--no-ack`).
 pub(crate) async fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
-    let ReceiveArgs { topic, group, subscription, sql, from, count, wait_s, invisible_s, no_ack, fifo, max_attempts } = args;
+    let ReceiveArgs { source: SourceArgs { topic, group, subscription, sql, from, count, wait_s }, invisible_s, no_ack, fifo, max_attempts } = args;
     let mut config = SimpleConsumerConfig::new(group, topic);
     config.selector = match sql {
         Some(condition) => Selector::sql(condition),

@@ -5,16 +5,31 @@ use crate::print::{status_name, Table};
 use crate::Ctx;
 use anyhow::anyhow;
 use broker::client::{Producer, ProducerConfig, TransactionListener, TransactionProducer};
-use broker::command::SendStatus;
+use broker::command::{SendResult, SendStatus};
 use broker::model::{Message, MessageExt, TransactionState};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Result<()> {
-    let mut config = ProducerConfig::new("mqadmin-producer");
+/// A producer of `group` on the command's client.
+fn producer(ctx: &Ctx, group: &str) -> anyhow::Result<Producer> {
+    let mut config = ProducerConfig::new(group);
     config.send_timeout_ms = ctx.timeout_ms;
-    let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
-    let mut table = Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET"]);
+    Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))
+}
+
+/// The table of send results.
+fn results_table() -> Table {
+    Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET"])
+}
+
+/// One send result as a row.
+fn result_row(i: u64, r: SendResult) -> Vec<String> {
+    vec![i.to_string(), status_name(r.status).to_string(), r.msg_id, r.offset_msg_id, r.broker_name, r.queue_id.to_string(), r.queue_offset.to_string()]
+}
+
+pub(crate) async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Result<()> {
+    let producer = producer(ctx, "mqadmin-producer")?;
+    let mut table = results_table();
     let mut not_ok = 0;
     for i in 0..count {
         match producer.send(template.clone()).await {
@@ -22,15 +37,7 @@ pub(crate) async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Re
                 if r.status != SendStatus::SendOk {
                     not_ok += 1;
                 }
-                table.row(vec![
-                    i.to_string(),
-                    status_name(r.status).to_string(),
-                    r.msg_id,
-                    r.offset_msg_id,
-                    r.broker_name,
-                    r.queue_id.to_string(),
-                    r.queue_offset.to_string(),
-                ]);
+                table.row(result_row(i, r));
             }
             Err(e) => {
                 table.print();
@@ -48,10 +55,8 @@ pub(crate) async fn send(ctx: &Ctx, template: Message, count: u64) -> anyhow::Re
 /// Sends `count` copies of `template` in batches of `batch`, one request a
 /// batch, and prints each message's result.
 pub(crate) async fn send_batches(ctx: &Ctx, template: Message, count: u64, batch: u64) -> anyhow::Result<()> {
-    let mut config = ProducerConfig::new("mqadmin-producer");
-    config.send_timeout_ms = ctx.timeout_ms;
-    let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
-    let mut table = Table::new(&["#", "STATUS", "MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET"]);
+    let producer = producer(ctx, "mqadmin-producer")?;
+    let mut table = results_table();
     let (mut sent, mut not_ok) = (0u64, 0u64);
     while sent < count {
         let n = batch.min(count - sent);
@@ -65,15 +70,7 @@ pub(crate) async fn send_batches(ctx: &Ctx, template: Message, count: u64, batch
         };
         for r in results {
             not_ok += u64::from(r.status != SendStatus::SendOk);
-            table.row(vec![
-                sent.to_string(),
-                status_name(r.status).to_string(),
-                r.msg_id,
-                r.offset_msg_id,
-                r.broker_name,
-                r.queue_id.to_string(),
-                r.queue_offset.to_string(),
-            ]);
+            table.row(result_row(sent, r));
             sent += 1;
         }
     }
@@ -86,9 +83,7 @@ pub(crate) async fn send_batches(ctx: &Ctx, template: Message, count: u64, batch
 
 /// Sends a request and prints its reply.
 pub(crate) async fn request(ctx: &Ctx, topic: String, body: String, timeout_s: u64) -> anyhow::Result<()> {
-    let mut config = ProducerConfig::new("mqadmin-requester");
-    config.send_timeout_ms = ctx.timeout_ms;
-    let producer = Producer::new(ctx.client.clone(), config).map_err(|e| ctx.explain(e))?;
+    let producer = producer(ctx, "mqadmin-requester")?;
     let reply = producer.request(Message::new(topic, body.into_bytes()), Duration::from_secs(timeout_s)).await.map_err(|e| match e {
         broker::Error::Timeout(_) => anyhow!("no reply within {timeout_s} s"),
         other => ctx.explain(other),
