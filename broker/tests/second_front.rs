@@ -7,7 +7,7 @@
 
 use broker::clock::Clock;
 use broker::command::{EndTransaction, HeartbeatProducer, Outcome, PullMessage, SendMessage};
-use broker::command::{CheckTransactionState, NotifyConsumerIdsChanged, ResetOffsetNotice};
+use broker::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
 use broker::model::{Message, TransactionState, PROPERTY_TRANSACTION};
 use broker::server::{Broker, BrokerConfig, Peer};
 use broker::store::MemDisk;
@@ -108,6 +108,11 @@ impl Peer for LinePeer {
 
     fn offsets_reset(&self, notice: ResetOffsetNotice) -> BoxFuture<'static, broker::Result<()>> {
         let _ = self.lines.send(format!("RESET {} {}", notice.group, notice.topic));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn push_reply(&self, reply: PushReplyMessage, _timeout: Duration) -> BoxFuture<'static, broker::Result<()>> {
+        let _ = self.lines.send(format!("REPLY {}", String::from_utf8_lossy(&reply.message.message.body)));
         Box::pin(async { Ok(()) })
     }
 }
