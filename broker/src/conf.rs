@@ -319,6 +319,15 @@ pub fn parse(text: &str) -> Result<BrokerConf, ConfError> {
                     n => n,
                 }
             }
+            "sendMessageThreadPoolNums" => {
+                config.send_workers = parse_at_most(value, 1_024, "a writer per core is plenty").map_err(fail)? as u32
+            }
+            "sendThreadPoolQueueCapacity" => {
+                config.send_queue_capacity = parse_at_most(value, 10_000_000, "ten million waiting sends").map_err(fail)? as usize
+            }
+            "waitTimeMillsInSendQueue" => {
+                config.send_queue_wait_ms = parse_at_most(value, LONG_POLLING_MAX_MS, "an hour").map_err(fail)?
+            }
             // A stock RocketMQ broker.conf starts this broker: what it sets
             // that this broker has no use for is named, not refused.
             _ if is_rocketmq_key(key) => {
@@ -452,10 +461,11 @@ flushDiskType = ASYNC_FLUSH
         assert_eq!(conf.warnings, ["line 4: deleteWhen: a RocketMQ setting this broker does not act on; ignored"]);
         // More of RocketMQ's own keys, each named; a key given twice is
         // still refused, warned about or not.
-        let more = parse("sendMessageThreadPoolNums=16\nwaitTimeMillsInSendQueue=200\nmaxTransferCountOnMessageInMemory=64\nenablePropertyFilter=true\n").unwrap();
+        let more = parse("sendMessageThreadPoolNums=16\nwaitTimeMillsInSendQueue=300\nmaxTransferCountOnMessageInMemory=64\nenablePropertyFilter=true\nclientManageThreadPoolNums=8\n").unwrap();
         assert!(more.broker.enable_property_filter);
-        assert_eq!(more.warnings.len(), 3, "{:?}", more.warnings);
-        assert!(more.warnings[1].starts_with("line 2: waitTimeMillsInSendQueue:"), "{:?}", more.warnings);
+        assert_eq!((more.broker.send_workers, more.broker.send_queue_wait_ms), (16, 300));
+        assert_eq!(more.warnings.len(), 2, "{:?}", more.warnings);
+        assert!(more.warnings[1].starts_with("line 5: clientManageThreadPoolNums:"), "{:?}", more.warnings);
         assert_eq!(error("deleteWhen=04\ndeleteWhen=05\n"), "line 2: deleteWhen: set twice, first on line 1");
         assert!(!is_rocketmq_key("# Every key Apache RocketMQ's broker reads from broker.conf (fields with a setter of"));
     }

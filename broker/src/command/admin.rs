@@ -97,6 +97,11 @@ pub struct RuntimeInfo {
     /// Commit log fsyncs since start: under SYNC_FLUSH, the sends a flush
     /// covers (group commit) is `put_count` over this.
     pub flush_count: u64,
+    /// Sends refused busy since start: the send queue was full, or a send
+    /// waited in it past `waitTimeMillsInSendQueue`.
+    pub send_busy: u64,
+    /// Sends waiting for their turn to write now.
+    pub send_queue_waiting: u64,
 }
 
 /// Admin -> broker: every topic.

@@ -35,6 +35,11 @@ impl Inbound for ServesNothing {
     }
 }
 
+/// Requests from one peer handled at once at most; the next is read once
+/// one of them is answered (long-polling pulls count, so this is far more
+/// than a client's queues).
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+
 /// One TCP connection, shared by many concurrent requests in either direction.
 pub struct Connection {
     addr: String,
@@ -120,6 +125,7 @@ impl Connection {
         // accepted connection lives without anyone else keeping it.
         let reader = conn.clone();
         let mut stop = stop;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -144,8 +150,20 @@ impl Connection {
                     }
                     continue;
                 }
+                // A peer with this many requests unanswered is not read
+                // from until one is answered: its socket fills and its
+                // writes wait, instead of this side's memory growing.
+                let permit = match in_flight.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => tokio::select! {
+                        biased;
+                        _ = stop.changed() => break,
+                        permit = in_flight.clone().acquire_owned() => permit.expect("never closed"),
+                    },
+                };
                 let inbound = inbound.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let response = if frame.version != VERSION {
                         Response::error(
                             ResponseCode::UnsupportedVersion,
@@ -407,6 +425,47 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         silent.abort();
+    }
+
+    /// A handler that never answers, counting the requests it was given.
+    struct NeverAnswers(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Inbound for NeverAnswers {
+        fn handle(self: Arc<Self>, _request: Request, _conn: Arc<Connection>) -> BoxFuture<'static, Response> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(futures::future::pending())
+        }
+    }
+
+    /// A peer that sends requests faster than they are answered has at most
+    /// REQUESTS_IN_FLIGHT_MAX of them taken; the rest wait in its socket.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_has_at_most_its_in_flight_bound_of_requests_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = {
+            let taken = taken.clone();
+            tokio::spawn(async move {
+                let (socket, peer) = listener.accept().await.unwrap();
+                let conn = Connection::start(socket, peer.to_string(), Arc::new(NeverAnswers(taken)), || {});
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                drop(conn);
+            })
+        };
+        let conn = Connection::connect(&addr, Duration::from_secs(5)).await.unwrap();
+        let request = Request::GetClusterInfo(GetClusterInfo);
+        for _ in 0..REQUESTS_IN_FLIGHT_MAX + 100 {
+            conn.oneway(&request).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while taken.load(Ordering::SeqCst) < REQUESTS_IN_FLIGHT_MAX {
+            assert!(Instant::now() < deadline, "only {} requests taken", taken.load(Ordering::SeqCst));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(taken.load(Ordering::SeqCst), REQUESTS_IN_FLIGHT_MAX);
+        server.abort();
     }
 
     async fn name_server() -> String {

@@ -20,8 +20,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// notice to consumers, reset generations on pulls, commits and offset
 /// queries, and in what slaves copy). Version 9: POP consumption
 /// (`PopMessage`, `AckMessage`, `ChangeInvisibleTime`), batch sends, and
-/// replies pushed to requesters (`PushReplyMessage`).
-pub const VERSION: u16 = 9;
+/// replies pushed to requesters (`PushReplyMessage`). Version 10: runtime
+/// figures count sends refused busy.
+pub const VERSION: u16 = 10;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

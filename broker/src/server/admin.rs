@@ -123,6 +123,8 @@ impl Broker {
             timers_pending: self.timers.lock().expect("timers").len() as u64,
             halves_moved_aside,
             flush_count: self.flush_count.load(Ordering::Relaxed),
+            send_busy: self.send_queue.refused(),
+            send_queue_waiting: self.send_queue.waiting() as u64,
         })
     }
 

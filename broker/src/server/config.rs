@@ -118,6 +118,14 @@ pub struct BrokerConfig {
     /// this long leaves the sync-state set (15 s,
     /// `haMaxTimeSlaveNotCatchup`).
     pub ha_max_time_slave_not_catchup_ms: u64,
+    /// Sends writing to the store at once (4, `sendMessageThreadPoolNums`).
+    pub send_workers: u32,
+    /// Sends waiting for a writer at most; one more is refused busy at once
+    /// (10,000, `sendThreadPoolQueueCapacity`).
+    pub send_queue_capacity: usize,
+    /// A send waiting this long for a writer is refused busy (200 ms,
+    /// `waitTimeMillsInSendQueue`).
+    pub send_queue_wait_ms: u64,
     /// Store settings.
     pub store: StoreConfig,
 }
@@ -154,6 +162,9 @@ impl BrokerConfig {
             ("registerNameServerPeriod", self.register_interval_ms.to_string()),
             ("longPollingMaxMs", self.long_polling_max_ms.to_string()),
             ("slaveTimeout", self.slave_timeout_ms.to_string()),
+            ("sendMessageThreadPoolNums", self.send_workers.to_string()),
+            ("sendThreadPoolQueueCapacity", self.send_queue_capacity.to_string()),
+            ("waitTimeMillsInSendQueue", self.send_queue_wait_ms.to_string()),
         ];
         if !self.namesrv_addrs.is_empty() {
             out.push(("namesrvAddr", self.namesrv_addrs.join(";")));
@@ -203,6 +214,9 @@ impl BrokerConfig {
             controller_addrs: Vec::new(),
             controller_heartbeat_ms: 1_000,
             ha_max_time_slave_not_catchup_ms: 15_000,
+            send_workers: 4,
+            send_queue_capacity: 10_000,
+            send_queue_wait_ms: 200,
             store: StoreConfig::default(),
         }
     }

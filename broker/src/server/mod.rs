@@ -24,6 +24,7 @@ mod replication;
 mod schedule;
 mod send;
 mod send_back;
+mod send_queue;
 mod timer;
 mod transaction;
 mod work;
@@ -142,6 +143,8 @@ pub struct Broker {
     pool: ConnectionPool,
     put_count: AtomicU64,
     get_count: AtomicU64,
+    /// Producers' sends waiting for their turn to write.
+    send_queue: send_queue::SendQueue,
     /// Commit log fsyncs since start.
     flush_count: AtomicU64,
     recovery: RecoveryReport,
@@ -212,6 +215,8 @@ impl Broker {
             let timeout = config.request_timeout_ms.min(config.controller_heartbeat_ms.max(100));
             ControllerClient::new(config.controller_addrs.clone(), Arc::new(ConnectionPool::new()), Duration::from_millis(timeout))
         });
+        let send_queue =
+            send_queue::SendQueue::new(config.send_workers, config.send_queue_capacity, Duration::from_millis(config.send_queue_wait_ms));
         Ok(Arc::new(Broker {
             config,
             clock,
@@ -246,6 +251,7 @@ impl Broker {
             flushed: watch::Sender::new(FlushState { offset: flushed_offset, error: None }),
             pool,
             put_count: AtomicU64::new(0),
+            send_queue,
             flush_count: AtomicU64::new(0),
             get_count: AtomicU64::new(0),
             recovery,

@@ -73,7 +73,12 @@ impl Broker {
             msg.message.delay_level = level;
             self.hold_back(&mut msg, level, now);
         }
-        let (put, status) = self.store_message(msg, now).await?;
+        // A turn to write, given back before the wait for durability.
+        let (stored_topic, stored_queue) = (msg.message.topic.clone(), msg.queue_id);
+        let turn = self.send_queue.turn().await?;
+        let put = self.append(msg, now)?;
+        drop(turn);
+        let status = self.settle(&stored_topic, stored_queue, &put).await?;
         if let Some(at) = timer {
             self.timer_added(at, put.queue_offset);
         }
@@ -160,7 +165,9 @@ impl Broker {
             // and is answered as stored all the same.
             msgs.pop();
         }
+        let turn = self.send_queue.turn().await?;
         let mut puts = self.store.lock().expect("store").put_all(msgs, now)?;
+        drop(turn);
         let last = *puts.last().expect("at least one");
         puts.resize(ids.len(), last);
         self.put_count.fetch_add(puts.len() as u64, Ordering::Relaxed);

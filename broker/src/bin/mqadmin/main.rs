@@ -252,6 +252,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ("putMessageCount", info.put_count.to_string()),
                 ("getMessageCount", info.get_count.to_string()),
                 ("commitLogFsyncs", info.flush_count.to_string()),
+                ("sendBusyRefused", info.send_busy.to_string()),
+                ("sendQueueWaiting", info.send_queue_waiting.to_string()),
                 ("delayedPending", info.delayed_pending.to_string()),
                 ("timersPending", info.timers_pending.to_string()),
                 ("halvesPending", info.halves_pending.to_string()),

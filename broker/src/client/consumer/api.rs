@@ -78,8 +78,12 @@ pub struct PushConsumerConfig {
     pub offset_persist_interval_ms: u64,
     /// How long the broker may hold a pull (15 s).
     pub long_polling_ms: u64,
-    /// Messages in flight per queue before pulling pauses (1000).
+    /// Messages in flight per queue before pulling pauses (1000,
+    /// `pullThresholdForQueue`).
     pub queue_cache_max: usize,
+    /// Body bytes in flight per queue before pulling pauses (100 MiB,
+    /// `pullThresholdSizeForQueue`).
+    pub queue_cache_bytes_max: usize,
     /// Pause after a failed pull (1 s).
     pub pull_backoff_ms: u64,
     /// Pause before consuming a message again in place: an orderly retry,
@@ -189,6 +193,7 @@ impl PushConsumerConfig {
             offset_persist_interval_ms: 5_000,
             long_polling_ms: 15_000,
             queue_cache_max: 1000,
+            queue_cache_bytes_max: 100 * 1024 * 1024,
             pull_backoff_ms: 1_000,
             retry_delay_ms: 1_000,
             max_reconsume_times: MAX_RECONSUME_TIMES_DEFAULT,

@@ -70,8 +70,8 @@ impl Inner {
             };
             {
                 let mut pq = q.pq.lock().expect("pq");
-                for offset in &done {
-                    pq.in_flight.remove(offset);
+                for &offset in &done {
+                    pq.done(offset);
                 }
             }
             if outcome == ConsumeResult::Success || batch.is_empty() {
@@ -114,7 +114,7 @@ impl Inner {
                 ConsumeResult::RetryLater => false,
             };
             if moved_on {
-                q.pq.lock().expect("pq").in_flight.remove(&m.queue_offset);
+                q.pq.lock().expect("pq").done(m.queue_offset);
                 return true;
             }
             m.reconsume_times = m.reconsume_times.saturating_add(1);

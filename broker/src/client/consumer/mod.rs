@@ -55,8 +55,11 @@ fn as_delivered(mut m: MessageExt, mq: &MessageQueue) -> MessageExt {
 /// Offsets of one owned queue: what is pulled and what is still being consumed.
 #[derive(Debug, Default)]
 struct ProcessQueue {
-    /// Offsets handed to the listener and not yet consumed successfully.
-    in_flight: BTreeSet<u64>,
+    /// Offsets handed to the listener and not yet consumed successfully,
+    /// with their bodies' sizes.
+    in_flight: BTreeMap<u64, usize>,
+    /// Body bytes of the messages in flight.
+    cached_bytes: usize,
     /// Next offset to pull.
     next_pull: u64,
     /// Last offset committed to the broker.
@@ -74,7 +77,23 @@ impl ProcessQueue {
         if bugs::active(Bug::CommitOffsetAhead) {
             return self.next_pull;
         }
-        self.in_flight.first().copied().unwrap_or(self.next_pull)
+        self.in_flight.keys().next().copied().unwrap_or(self.next_pull)
+    }
+
+    /// Pulled messages, in flight until [`ProcessQueue::done`].
+    fn take(&mut self, msgs: &[MessageExt]) {
+        for m in msgs {
+            if self.in_flight.insert(m.queue_offset, m.message.body.len()).is_none() {
+                self.cached_bytes += m.message.body.len();
+            }
+        }
+    }
+
+    /// The message at `offset` is consumed (or moved on from).
+    fn done(&mut self, offset: u64) {
+        if let Some(bytes) = self.in_flight.remove(&offset) {
+            self.cached_bytes -= bytes;
+        }
     }
 }
 
@@ -555,11 +574,14 @@ impl Inner {
                     continue;
                 }
             }
-            let (offset, cached, generation) = {
+            let (offset, cached, cached_bytes, generation) = {
                 let pq = q.pq.lock().expect("pq");
-                (pq.next_pull, pq.in_flight.len(), pq.generation)
+                (pq.next_pull, pq.in_flight.len(), pq.cached_bytes, pq.generation)
             };
-            if cached >= self.config.queue_cache_max {
+            // Flow control (RocketMQ's pullThresholdForQueue and
+            // pullThresholdSizeForQueue): the local cache is bounded in
+            // messages and in bytes, however far behind the consumer is.
+            if cached >= self.config.queue_cache_max || cached_bytes >= self.config.queue_cache_bytes_max {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -602,7 +624,7 @@ impl Inner {
             };
             {
                 let mut pq = q.pq.lock().expect("pq");
-                pq.in_flight.extend(msgs.iter().map(|m| m.queue_offset));
+                pq.take(&msgs);
                 pq.next_pull = result.next_offset;
             }
             if self.config.orderly {
