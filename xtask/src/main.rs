@@ -9,6 +9,8 @@
 //! - `cargo xtask bench ...`: the real-mode broker benchmark, in release.
 //! - `cargo xtask bench-store ...`: the store with 10 M messages written,
 //!   reopened in a fresh process: recovery time and resident memory.
+//! - `cargo xtask bench-memory ...`: the broker process's memory under ten
+//!   times its capacity of sends and under a 10 M-message backlog.
 //! - `cargo xtask bench-checker ...`: the checker's speed on generated
 //!   histories up to 1 M events, in release.
 //! - `cargo xtask fuzz --cases N [--seed S]`: the broker's whole request
@@ -122,7 +124,7 @@ fn profile(args: &[String]) -> Result<(), ExitCode> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-store|bench-checker|fuzz|profile|ci> [args...]");
+        eprintln!("usage: cargo xtask <test|mqsim|bench|bench-memory|bench-store|bench-checker|fuzz|profile|ci> [args...]");
         return ExitCode::from(2);
     };
     let result = match command.as_str() {
@@ -136,6 +138,15 @@ fn main() -> ExitCode {
             run(build).and_then(|()| {
                 let mut cmd = cargo();
                 cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "bench", "--"]).args(rest);
+                run(cmd)
+            })
+        }
+        "bench-memory" => {
+            let mut build = cargo();
+            build.args(["build", "--quiet", "--release", "-p", "broker", "--bin", "namesrv", "--bin", "broker"]);
+            run(build).and_then(|()| {
+                let mut cmd = cargo();
+                cmd.args(["run", "--quiet", "--release", "-p", "broker", "--bin", "memory-bench", "--"]).args(rest);
                 run(cmd)
             })
         }
@@ -162,7 +173,7 @@ fn main() -> ExitCode {
             run(cmd)
         }
         other => {
-            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-store, bench-checker, fuzz, profile or ci");
+            eprintln!("xtask: unknown command {other:?}; expected test, mqsim, bench, bench-memory, bench-store, bench-checker, fuzz, profile or ci");
             Err(ExitCode::from(2))
         }
     };

@@ -13,6 +13,13 @@ pub trait Service: Send + Sync + 'static {
     /// Handles one request from `peer`.
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response>;
 
+    /// [`Service::handle`] for a request read at `arrived`; by default the
+    /// time is not looked at.
+    fn handle_at(self: Arc<Self>, request: Request, peer: SocketAddr, arrived: tokio::time::Instant) -> BoxFuture<'static, Response> {
+        let _ = arrived;
+        self.handle(request, peer)
+    }
+
     /// A connection from `peer` opened; `conn` carries requests to it (a
     /// broker's check-back to a producer). Nothing by default.
     fn opened(&self, _peer: SocketAddr, _conn: &Arc<Connection>) {}
@@ -31,6 +38,10 @@ struct Accepted<S> {
 impl<S: Service> Inbound for Accepted<S> {
     fn handle(self: Arc<Self>, request: Request, _conn: Arc<Connection>) -> BoxFuture<'static, Response> {
         self.service.clone().handle(request, self.peer)
+    }
+
+    fn handle_at(self: Arc<Self>, request: Request, _conn: Arc<Connection>, arrived: tokio::time::Instant) -> BoxFuture<'static, Response> {
+        self.service.clone().handle_at(request, self.peer, arrived)
     }
 }
 

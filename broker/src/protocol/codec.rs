@@ -100,6 +100,17 @@ impl tokio_util::codec::Decoder for FrameCodec {
             payload,
         }))
     }
+
+    /// A peer that closes its connection within a frame (a client giving
+    /// up on a request mid-write) ends the stream; the part is dropped.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Error> {
+        let frame = self.decode(src)?;
+        if frame.is_none() && !src.is_empty() {
+            tracing::debug!(bytes = src.len(), "the peer closed its connection within a frame");
+            src.clear();
+        }
+        Ok(frame)
+    }
 }
 
 impl tokio_util::codec::Encoder<Frame> for FrameCodec {

@@ -106,7 +106,19 @@ impl Broker {
 
 impl Service for Broker {
     fn handle(self: Arc<Self>, request: Request, peer: SocketAddr) -> BoxFuture<'static, Response> {
+        self.handle_at(request, peer, tokio::time::Instant::now())
+    }
+
+    fn handle_at(self: Arc<Self>, request: Request, peer: SocketAddr, arrived: tokio::time::Instant) -> BoxFuture<'static, Response> {
         Box::pin(async move {
+            // A send waits in the send queue from when its request was
+            // read until its handling starts here. Under the simulation's
+            // cost model (the hook) the model's queue plays this part.
+            if self.hook.is_none() && matches!(request, Request::SendMessage(_) | Request::SendBatch(_)) {
+                if let Err(refusal) = self.send_queue.started(arrived) {
+                    return refusal.into();
+                }
+            }
             let Some(hook) = self.hook.clone() else { return self.apply(request, peer).await };
             let work = match &request {
                 Request::SendMessage(send) => Work::Send { body_bytes: send.message.body.len() },

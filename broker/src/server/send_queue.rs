@@ -8,7 +8,11 @@
 //! broker, and a broker that cannot keep up keeps serving at its capacity
 //! with bounded memory instead of holding every send a flood brings.
 //!
-//! Here a producer's send takes one of `send_workers` turns to write to
+//! A send whose handling starts past `send_queue_wait_ms` after its
+//! request was read (a broker short of CPU) is refused before any work is
+//! spent on it.
+//!
+//! Then a producer's send takes one of `send_workers` turns to write to
 //! the store and gives it back once written, before it waits for its fsync
 //! or its slaves (RocketMQ's asynchronous put does the same), so the turns
 //! bound the writers, not the sends waiting for durability. A send that
@@ -21,12 +25,13 @@ use crate::command::{Refusal, Refused};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 /// The sends queued for a turn to write, and the bounds on them.
 #[derive(Debug)]
 pub(super) struct SendQueue {
     turns: Semaphore,
-    /// Sends waiting for a turn now.
+    /// Sends waiting for a turn.
     waiting: AtomicUsize,
     capacity: usize,
     wait_max: Duration,
@@ -49,6 +54,36 @@ impl SendQueue {
         }
     }
 
+    /// A send read at `arrived` starts now: refused busy if it waited
+    /// past the bound.
+    pub(super) fn started(&self, arrived: Instant) -> Result<(), Refusal> {
+        let waited = arrived.elapsed();
+        if waited > self.wait_max {
+            return Err(self.timed_out(waited));
+        }
+        Ok(())
+    }
+
+    fn overload(&self) -> Refusal {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Refusal::new(
+            Refused::Busy,
+            format!("[OVERLOAD]system busy, start flow control for a while: the send queue holds its {} sends", self.capacity),
+        )
+    }
+
+    fn timed_out(&self, waited: Duration) -> Refusal {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Refusal::new(
+            Refused::Busy,
+            format!(
+                "[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: {}ms, size of queue: {}",
+                waited.as_millis(),
+                self.waiting.load(Ordering::Acquire)
+            ),
+        )
+    }
+
     /// A turn to write, or SYSTEM_BUSY when the queue is full or the wait
     /// for a turn runs past its bound.
     pub(super) async fn turn(&self) -> Result<Turn<'_>, Refusal> {
@@ -58,26 +93,12 @@ impl SendQueue {
         let queued = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
         let _leave = Leave(&self.waiting);
         if queued > self.capacity {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::new(
-                Refused::Busy,
-                format!("[OVERLOAD]system busy, start flow control for a while: the send queue holds its {} sends", self.capacity),
-            ));
+            return Err(self.overload());
         }
         match tokio::time::timeout(self.wait_max, self.turns.acquire()).await {
             Ok(Ok(turn)) => Ok(turn),
             Ok(Err(_)) => unreachable!("the send queue's semaphore is never closed"),
-            Err(_) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Refusal::new(
-                    Refused::Busy,
-                    format!(
-                        "[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: {}ms, size of queue: {}",
-                        self.wait_max.as_millis(),
-                        self.waiting.load(Ordering::Acquire)
-                    ),
-                ))
-            }
+            Err(_) => Err(self.timed_out(self.wait_max)),
         }
     }
 
@@ -199,6 +220,17 @@ mod tests {
         assert_eq!((queue.refused(), queue.waiting()), (1, 0));
         drop(held);
         drop(queue.turn().await.expect("the turn is free again"));
+    }
+
+    #[tokio::test]
+    async fn a_send_whose_handling_starts_past_the_bound_after_it_was_read_is_refused_busy() {
+        let queue = SendQueue::new(4, 2, Duration::from_millis(20));
+        let read = Instant::now();
+        queue.started(read).expect("started at once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refusal = queue.started(read).expect_err("started 50 ms after it was read");
+        assert!(refusal.reason.starts_with("[TIMEOUT_CLEAN_QUEUE]"), "{}", refusal.reason);
+        assert_eq!((queue.refused(), queue.waiting()), (1, 0));
     }
 
     #[tokio::test]
