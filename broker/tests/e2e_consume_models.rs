@@ -90,4 +90,22 @@ fn mqadmin_drives_batches_simple_consumers_broadcasting_sql92_and_request_reply_
     let (code, out, err) = mqadmin(&namesrv, &["consume", "-t", "parcels", "-g", "letters", "--sql", "size = 'small'", "-c", "2", "--wait-s", "20"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(bodies(&out), ["letter", "letter"], "{out}");
+
+    // Looking at what is stored: the batch's queue from offset 0, the
+    // topic's messages over a time range, and the responder's producer.
+    let (code, out, err) = mqadmin(&namesrv, &["queryMsgByOffset", "-t", "parcels", "-b", "broker-a", "-i", queues[0], "-o", "0", "-c", "6"]);
+    assert_eq!(code, 0, "{err}");
+    let found: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("Body:")).map(str::trim).collect();
+    assert_eq!(found, ["parcel"; 6], "{out}");
+    let (code, _, err) = mqadmin(&namesrv, &["queryMsgByOffset", "-t", "parcels", "-b", "broker-a", "-i", queues[0], "-o", "100"]);
+    assert_eq!(code, 1, "nothing past the queue's end");
+    assert!(err.contains("no message of parcels queue"), "{err}");
+    let (code, out, err) = mqadmin(&namesrv, &["printMsg", "-t", "parcels", "-b", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1 + 9, "a header, the eight and the unanswered request: {out}");
+    let (code, _, _) = mqadmin(&namesrv, &["printMsg", "-t", "parcels", "-b", "4102444800000"]);
+    assert_eq!(code, 1, "nothing is stored in 2100");
+    let (code, out, err) = mqadmin(&namesrv, &["producerConnection", "-g", "mqadmin-responder"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("broker-a")).count(), 1, "the responder: {out}");
 }

@@ -1,7 +1,8 @@
 //! A push consumer's local cache is bounded in bytes as well as in
 //! messages (RocketMQ's pullThresholdSizeForQueue): a consumer far behind
 //! a backlog of large messages holds a bounded amount of them, and takes
-//! the rest once it catches up. In one process over loopback TCP.
+//! the rest once it catches up; `consumerStatus` shows its cache. In one
+//! process over loopback TCP.
 #![cfg(not(madsim))]
 
 use broker::client::{Admin, AsyncListener, ClientConfig, ClientInstance, ConsumeContext, ConsumeResult, Producer, ProducerConfig, PushConsumer, PushConsumerConfig};
@@ -73,6 +74,19 @@ async fn a_consumer_behind_a_backlog_caches_a_bounded_number_of_bytes() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let held = received.load(Ordering::SeqCst);
     assert!(held <= bound, "{held} messages of {BODY} B in the cache, more than the byte bound allows ({bound})");
+
+    // An operator sees it (consumerStatus: admin -> broker -> the
+    // consumer's client): each queue's cache, in messages and bytes, and
+    // the producer that loaded the topic (producerConnection).
+    let status = admin.consumer_status("slow-readers", None).await.expect("consumer status");
+    assert_eq!(status.len(), 1, "{status:?}");
+    let (cached, bytes): (usize, usize) = status[0].queues.iter().map(|q| (q.cached_msgs, q.cached_bytes)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let bulk = status[0].queues.iter().filter(|q| q.topic == "bulk").count();
+    assert_eq!((status[0].client_id.as_str(), bulk, cached, bytes), ("slow", QUEUES as usize, held, held * BODY), "{status:?}");
+    let missing = admin.consumer_status("slow-readers", Some("nobody")).await.expect_err("no such member");
+    assert!(missing.to_string().contains("no live member nobody"), "{missing}");
+    let producers = admin.producer_connection("loaders").await.expect("producer connection");
+    assert_eq!(producers.iter().map(|(_, p)| p.client_id.as_str()).collect::<Vec<_>>(), ["loader"], "{producers:?}");
 
     // Caught up, it takes the rest.
     open.send_replace(true);

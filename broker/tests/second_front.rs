@@ -7,7 +7,7 @@
 
 use broker::clock::Clock;
 use broker::command::{EndTransaction, HeartbeatProducer, Outcome, PullMessage, SendMessage};
-use broker::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
+use broker::command::{CheckTransactionState, ConsumerRunningInfo, GetConsumerRunningInfo, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
 use broker::model::{Message, TransactionState, PROPERTY_TRANSACTION};
 use broker::server::{Broker, BrokerConfig, Peer};
 use broker::store::MemDisk;
@@ -114,6 +114,11 @@ impl Peer for LinePeer {
     fn push_reply(&self, reply: PushReplyMessage, _timeout: Duration) -> BoxFuture<'static, broker::Result<()>> {
         let _ = self.lines.send(format!("REPLY {}", String::from_utf8_lossy(&reply.message.message.body)));
         Box::pin(async { Ok(()) })
+    }
+
+    fn running_info(&self, ask: GetConsumerRunningInfo, _timeout: Duration) -> BoxFuture<'static, broker::Result<Vec<ConsumerRunningInfo>>> {
+        let _ = self.lines.send(format!("STATUS {}", ask.group));
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

@@ -5,6 +5,7 @@ use crate::command::{Refusal, Refused};
 use crate::error::{Error, Result};
 use super::producer::{Producer, ProducerConfig};
 use crate::model::{dlq_topic, parse_offset_msg_id, validate_group, validate_name, Message, MessageExt, TopicConfig};
+use crate::command::{GetProducerConnections, ProducerConnection, QueryMessageByQueueOffset, SearchOffsetByTime};
 use crate::command::{BrokerInfo, ConsumeProgress, CreateTopic, QueueReset, ResetOffset, GetBrokerRuntimeInfo, GetConsumeStats, GetTopicList, GetTopicStats, PullMessage, QueryMessageByKey, QueryMessageByUniqueId, QueueStats, RuntimeInfo, SendResult, ViewMessage};
 use std::sync::Arc;
 
@@ -213,12 +214,93 @@ impl Admin {
         Ok(out)
     }
 
+    /// How a consumer group's members run (`consumerStatus`), each asked
+    /// once through the first master that knows it; one member when
+    /// `client_id` names it.
+    pub async fn consumer_status(&self, group: &str, client_id: Option<&str>) -> Result<Vec<crate::command::ConsumerRunningInfo>> {
+        validate_group(group).map_err(|m| Error::refused(Refused::SubscriptionIllegal, m))?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut all = Vec::new();
+        let mut last_refusal = None;
+        for (_, addr) in self.masters(None).await? {
+            let ask = crate::command::GetConsumerRunningInfo { group: group.to_string(), client_id: client_id.map(str::to_string) };
+            match self.client.call(&addr, ask, self.client.timeout()).await {
+                Ok(infos) => all.extend(infos.into_iter().filter(|i| seen.insert(i.client_id.clone()))),
+                Err(Error::Refused(refusal)) => last_refusal = Some(refusal),
+                Err(e) => return Err(e),
+            }
+        }
+        match (all.is_empty(), last_refusal) {
+            (true, Some(refusal)) => Err(Error::Refused(refusal)),
+            _ => Ok(all),
+        }
+    }
+
+    /// The live producers of a producer group, by broker
+    /// (`producerConnection`).
+    pub async fn producer_connection(&self, group: &str) -> Result<Vec<(String, ProducerConnection)>> {
+        validate_name("producer group", group).map_err(|m| Error::refused(Refused::Illegal, m))?;
+        let mut all = Vec::new();
+        for (broker, addr) in self.masters(None).await? {
+            let members = self.client.call(&addr, GetProducerConnections { group: group.to_string() }, self.client.timeout()).await?;
+            all.extend(members.into_iter().map(|m| (broker.clone(), m)));
+        }
+        Ok(all)
+    }
+
+    /// Up to `max` messages of one queue of `topic` on broker group
+    /// `broker_name`, from `offset` on (`queryMsgByOffset`).
+    pub async fn query_by_queue_offset(&self, topic: &str, broker_name: &str, queue_id: u32, offset: u64, max: u32) -> Result<Vec<MessageExt>> {
+        let route = self.client.route(topic, true).await?;
+        let Some(q) = route.queues.iter().find(|q| q.broker_name == broker_name) else {
+            return Err(Error::refused(Refused::NotFound, format!("topic {topic} has no queues on {broker_name}")));
+        };
+        if queue_id >= q.read_queues {
+            return Err(Error::refused(Refused::Illegal, format!("queue {queue_id} does not exist: {topic} has {} read queues on {broker_name}", q.read_queues)));
+        }
+        let query = QueryMessageByQueueOffset { topic: topic.into(), queue_id, offset, max };
+        self.client.call(q.read_addr(), query, self.client.timeout()).await
+    }
+
+    /// The messages of `topic` stored from `begin_ms` up to `end_ms`
+    /// (exclusive), queue by queue, at most `max` in all (`printMsg`).
+    pub async fn messages_between(&self, topic: &str, begin_ms: u64, end_ms: u64, max: usize) -> Result<Vec<MessageExt>> {
+        let route = self.client.route(topic, true).await?;
+        let mut found = Vec::new();
+        for q in &route.queues {
+            for queue_id in 0..q.read_queues {
+                let search = |timestamp_ms| SearchOffsetByTime { topic: topic.into(), queue_id, timestamp_ms };
+                let Some(mut offset) = self.client.call(q.read_addr(), search(begin_ms), self.client.timeout()).await? else { continue };
+                let end = self.client.call(q.read_addr(), search(end_ms), self.client.timeout()).await?.unwrap_or(u64::MAX);
+                while offset < end && found.len() < max {
+                    let query = QueryMessageByQueueOffset { topic: topic.into(), queue_id, offset, max: 32 };
+                    let batch = match self.client.call(q.read_addr(), query, self.client.timeout()).await {
+                        Ok(batch) => batch,
+                        Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => break,
+                        Err(e) => return Err(e),
+                    };
+                    let Some(last) = batch.last().map(|m| m.queue_offset) else { break };
+                    offset = last + 1;
+                    let within = batch.into_iter().filter(|m| m.queue_offset < end && (begin_ms..end_ms).contains(&m.store_timestamp_ms));
+                    found.extend(within.take(max - found.len()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Messages of `topic` with business key `key`, from every broker.
     pub async fn query_by_key(&self, topic: &str, key: &str, max: u32) -> Result<Vec<MessageExt>> {
+        self.query_by_key_between(topic, key, max, 0, u64::MAX).await
+    }
+
+    /// [`Admin::query_by_key`], of the messages stored from `begin_ms` to
+    /// `end_ms` (inclusive).
+    pub async fn query_by_key_between(&self, topic: &str, key: &str, max: u32, begin_ms: u64, end_ms: u64) -> Result<Vec<MessageExt>> {
         let route = self.client.route(topic, true).await?;
         let mut found = Vec::new();
         for q in route.queues {
-            let query = QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms: 0, end_ms: u64::MAX };
+            let query = QueryMessageByKey { topic: topic.into(), key: key.into(), max, begin_ms, end_ms };
             match self.client.call(q.read_addr(), query, self.client.timeout()).await {
                 Ok(m) => found.extend(m),
                 Err(Error::Refused(Refusal { kind: Refused::NotFound, .. })) => {}

@@ -6,17 +6,21 @@
 use super::check_back::CheckListeners;
 use crate::net::{Connection, Inbound};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
+use crate::command::{CheckTransactionState, ConsumerRunningInfo, GetConsumerRunningInfo, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
 use crate::model::{MessageExt, PROPERTY_CORRELATION_ID};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
-/// A consumer told that an operator reset its group's offsets.
+/// A consumer brokers call on: told that an operator reset its group's
+/// offsets, asked how it runs.
 pub trait ResetListener: Send + Sync {
     /// `topic`'s queues on `broker_name` were reset: take them again.
     fn offsets_reset(self: Arc<Self>, topic: &str, broker_name: &str);
+
+    /// How it runs now (`mqadmin consumerStatus`).
+    fn running_info(&self) -> ConsumerRunningInfo;
 }
 
 /// The rebalance wakers of this client's consumers, by group: a broker's
@@ -53,6 +57,12 @@ impl Rebalancers {
             listener.clone().offsets_reset(topic, broker_name);
         }
         live.len()
+    }
+
+    /// How this client's live consumers of `group` run.
+    pub fn running_info(&self, group: &str) -> Vec<ConsumerRunningInfo> {
+        let resets = self.resets.lock().expect("reset listeners");
+        resets.get(group).into_iter().flatten().filter_map(Weak::upgrade).map(|c| c.running_info()).collect()
     }
 
     /// Wakes every live consumer of `group`; one busy rebalancing keeps the
@@ -131,6 +141,15 @@ impl Inbound for BrokerCalls {
                     Response::ok(ResponseBody::None)
                 } else {
                     Response::error(ResponseCode::QueryNotFound, "no request here waits for this reply (it timed out)")
+                };
+                Box::pin(async move { response })
+            }
+            Request::GetConsumerRunningInfo(GetConsumerRunningInfo { group, .. }) => {
+                let running = self.rebalancers.running_info(&group);
+                let response = if running.is_empty() {
+                    Response::error(ResponseCode::QueryNotFound, format!("no consumer of {group} runs here"))
+                } else {
+                    Response::ok(ResponseBody::RunningInfo(running))
                 };
                 Box::pin(async move { response })
             }

@@ -78,6 +78,10 @@ pub struct ClientInstance {
     replies: Arc<Replies>,
     /// Addresses whose last request failed to connect or timed out, and when.
     unreachable: Mutex<BTreeMap<String, tokio::time::Instant>>,
+    /// Producer groups with a producer here, and how many.
+    producer_groups: Mutex<BTreeMap<String, usize>>,
+    /// Set once the producer heartbeat loop runs.
+    producer_heartbeats: std::sync::Once,
 }
 
 /// How long a master that did not answer is passed over for reads, when
@@ -107,7 +111,41 @@ impl ClientInstance {
             stale: Mutex::new(std::collections::BTreeSet::new()),
             brokers: Mutex::new(BTreeMap::new()),
             next_namesrv: AtomicUsize::new(0),
+            producer_groups: Mutex::new(BTreeMap::new()),
+            producer_heartbeats: std::sync::Once::new(),
         })
+    }
+
+    /// A producer of `group` lives here from now: every broker hears of it
+    /// each heartbeat period (RocketMQ's client heartbeat carries its
+    /// producer groups), for `producerConnection`, check-backs and replies.
+    pub fn register_producer(self: &Arc<Self>, group: &str) {
+        *self.producer_groups.lock().expect("producer groups").entry(group.to_string()).or_default() += 1;
+        self.producer_heartbeats.call_once(|| {
+            // The loop ends with the instance.
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(client) = weak.upgrade() {
+                    client.heartbeat_producers().await;
+                    let period = Duration::from_millis(client.config.heartbeat_ms);
+                    drop(client);
+                    tokio::time::sleep(period).await;
+                }
+            });
+        });
+    }
+
+    /// A producer of `group` here shut down; once its last one has, the
+    /// group is no longer in this client's heartbeats, and the brokers let
+    /// it go when it expires.
+    pub fn unregister_producer(&self, group: &str) {
+        let mut groups = self.producer_groups.lock().expect("producer groups");
+        if let Some(n) = groups.get_mut(group) {
+            *n -= 1;
+            if *n == 0 {
+                groups.remove(group);
+            }
+        }
     }
 
     /// The configuration.
@@ -320,7 +358,10 @@ impl ClientInstance {
     /// live here, so they can check back with this client; failures are
     /// logged and tried again next period.
     pub async fn heartbeat_producers(&self) {
-        let groups = self.check_listeners.groups();
+        let mut groups = self.check_listeners.groups();
+        groups.extend(self.producer_groups.lock().expect("producer groups").keys().cloned());
+        groups.sort();
+        groups.dedup();
         if groups.is_empty() {
             return;
         }

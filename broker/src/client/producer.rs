@@ -90,7 +90,14 @@ impl Producer {
     pub fn new(client: Arc<ClientInstance>, config: ProducerConfig) -> Result<Producer> {
         validate_name("producer group", &config.group).map_err(|m| Error::refused(Refused::Illegal, m))?;
         let prefix = format!("{}-{:X}", client.config().client_id, client.clock().now_ms());
+        client.register_producer(&config.group);
         Ok(Producer { client, config, ids: Arc::new(UniqueIdGenerator::new(prefix)), round_robin: Arc::new(AtomicUsize::new(0)), ordered: Arc::default() })
+    }
+
+    /// Leaves the producer group: the brokers stop hearing of this
+    /// producer (RocketMQ's `shutdown`). Sends still work.
+    pub fn shutdown(&self) {
+        self.client.unregister_producer(&self.config.group);
     }
 
     /// The producer group.

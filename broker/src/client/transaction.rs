@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::model::{parse_offset_msg_id, Message, TransactionState, PROPERTY_PRODUCER_GROUP, PROPERTY_TRANSACTION};
 use crate::command::{EndTransaction, SendResult};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The outcome of [`TransactionProducer::send_in_transaction`].
 #[derive(Clone, Debug)]
@@ -29,7 +28,8 @@ pub struct TransactionProducer {
     producer: Producer,
     client: Arc<ClientInstance>,
     listener: Arc<dyn TransactionListener>,
-    heartbeat: tokio::task::JoinHandle<()>,
+    /// Set once shut down (the group is left once).
+    shut: std::sync::atomic::AtomicBool,
 }
 
 impl TransactionProducer {
@@ -40,16 +40,7 @@ impl TransactionProducer {
         let producer = Producer::new(client.clone(), config)?;
         let group = producer.group().to_string();
         client.check_listeners().register(&group, listener.clone(), client.timeout());
-        let heartbeat = {
-            let client = client.clone();
-            tokio::spawn(async move {
-                loop {
-                    client.heartbeat_producers().await;
-                    tokio::time::sleep(Duration::from_millis(client.config().heartbeat_ms)).await;
-                }
-            })
-        };
-        Ok(TransactionProducer { producer, client, listener, heartbeat })
+        Ok(TransactionProducer { producer, client, listener, shut: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// Sends `msg` as a half, runs the local transaction once the half is
@@ -91,13 +82,15 @@ impl TransactionProducer {
 
     /// Stops heartbeating and answering check-backs.
     pub fn shutdown(&self) {
-        self.heartbeat.abort();
-        self.client.check_listeners().unregister(self.producer.group());
+        if !self.shut.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.producer.shutdown();
+            self.client.check_listeners().unregister(self.producer.group());
+        }
     }
 }
 
 impl Drop for TransactionProducer {
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        self.shutdown();
     }
 }

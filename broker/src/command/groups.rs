@@ -70,3 +70,74 @@ pub struct NotifyConsumerIdsChanged {
     /// The consumer group whose members changed.
     pub group: String,
 }
+
+/// Admin -> broker: the live producers of a producer group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetProducerConnections {
+    /// The producer group.
+    pub group: String,
+}
+
+/// A live producer as the broker knows it (RocketMQ's `producerConnection`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerConnection {
+    /// Its client instance.
+    pub client_id: String,
+    /// The address its heartbeats came from.
+    pub addr: String,
+    /// Its last heartbeat, on the broker's clock (ms).
+    pub last_heartbeat_ms: u64,
+}
+
+/// Admin -> broker -> each consumer of a group (or one): how it is running
+/// (RocketMQ's `GET_CONSUMER_RUNNING_INFO`, `mqadmin consumerStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetConsumerRunningInfo {
+    /// The consumer group.
+    pub group: String,
+    /// Only this member; every member the broker knows when `None`.
+    pub client_id: Option<String>,
+}
+
+/// A push consumer as it describes itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerRunningInfo {
+    /// Its client instance.
+    pub client_id: String,
+    /// Its group.
+    pub group: String,
+    /// Every member takes every message (BROADCASTING), or the members
+    /// share the queues (CLUSTERING).
+    pub broadcast: bool,
+    /// One message of a queue at a time, under the queue's lock.
+    pub orderly: bool,
+    /// (topic, tag or SQL expression) it subscribes to.
+    pub subscriptions: Vec<(String, String)>,
+    /// Listener calls at once at most.
+    pub consume_concurrency: usize,
+    /// The queues it holds now.
+    pub queues: Vec<QueueRunningInfo>,
+}
+
+/// One queue a consumer holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRunningInfo {
+    /// Topic.
+    pub topic: String,
+    /// Broker (group) name.
+    pub broker_name: String,
+    /// Queue id.
+    pub queue_id: u32,
+    /// The next offset it pulls.
+    pub next_pull: u64,
+    /// The offset it last committed, if any.
+    pub committed: Option<u64>,
+    /// Messages pulled and not yet consumed.
+    pub cached_msgs: usize,
+    /// Their body bytes.
+    pub cached_bytes: usize,
+    /// The smallest offset still being consumed.
+    pub first_in_flight: Option<u64>,
+    /// Orderly: whether it holds the queue's lock now.
+    pub locked: bool,
+}

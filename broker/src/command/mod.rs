@@ -30,12 +30,14 @@ pub use admin::{
     GetTopicStats, RuntimeInfo, UpdateSubscriptionGroup,
 };
 pub use controller::{AlterSyncStateSet, ControllerHeartbeat, ControllerView, GetControllerState, GetReplicaInfo, Raft, RaftRpc, ReplicaInfo};
-pub use groups::{ConsumeFrom, ConsumerData, GetConsumerList, Heartbeat, HeartbeatProducer, NotifyConsumerIdsChanged, UnregisterClient};
+pub use groups::{
+    ConsumeFrom, ConsumerData, ConsumerRunningInfo, GetConsumerList, GetConsumerRunningInfo, GetProducerConnections, QueueRunningInfo, Heartbeat, HeartbeatProducer, NotifyConsumerIdsChanged, ProducerConnection, UnregisterClient,
+};
 pub use locks::{LockBatchMq, UnlockBatchMq};
 pub use offsets::{CommittedOffset, GetQueueOffsets, QueryConsumerOffset, QueueReset, QueueStats, ResetOffset, ResetOffsetNotice, SearchOffsetByTime, UpdateConsumerOffset};
 pub use pop::{AckMessage, ChangeInvisibleTime, PopMessage, PopResult, Popped, ReceiptHandle, POP_BATCH_MAX};
 pub use pull::{PullMessage, PullResult};
-pub use query::{QueryMessageByKey, QueryMessageByUniqueId, ViewMessage};
+pub use query::{QueryMessageByKey, QueryMessageByQueueOffset, QueryMessageByUniqueId, ViewMessage};
 pub use replication::{EpochList, GetEpochs, GetReplicaConfig, ReplicaChunk, ReplicaConfig, ReplicaPull};
 pub use route::{master_replica, read_replica, BrokerInfo, BrokerRole, GetClusterInfo, GetRoute, QueueRoute, RegisterBroker, ReplicaRoute, TopicRoute, UnregisterBroker};
 pub use send::{PushReplyMessage, SendBatch, SendMessage, SendResult, SendStatus, BATCH_BODY_BYTES_MAX};

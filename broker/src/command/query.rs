@@ -1,4 +1,5 @@
-//! Queries: messages by business key, by unique id, by offset id.
+//! Queries: messages by business key, by unique id, by offset id, by
+//! queue offset.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,4 +30,19 @@ pub struct QueryMessageByUniqueId {
 pub struct ViewMessage {
     /// The offset.
     pub commit_log_offset: u64,
+}
+
+/// Messages of one queue from a queue offset on, as stored (RocketMQ's
+/// `queryMsgByOffset`, and `printMsg` read queue by queue): no group, no
+/// filter, nothing committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMessageByQueueOffset {
+    /// Topic.
+    pub topic: String,
+    /// Queue.
+    pub queue_id: u32,
+    /// The first queue offset.
+    pub offset: u64,
+    /// Most messages (at most 32).
+    pub max: u32,
 }

@@ -21,7 +21,9 @@ use serde::{de::DeserializeOwned, Serialize};
 /// queries, and in what slaves copy). Version 9: POP consumption
 /// (`PopMessage`, `AckMessage`, `ChangeInvisibleTime`), batch sends, and
 /// replies pushed to requesters (`PushReplyMessage`). Version 10: runtime
-/// figures count sends refused busy.
+/// figures count sends refused busy; queries by queue offset, producer
+/// connections and consumers' running info (`GetConsumerRunningInfo`,
+/// also asked of the consumers by the broker).
 pub const VERSION: u16 = 10;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;

@@ -132,6 +132,12 @@ requests! {
     DeleteSubscriptionGroup(DeleteSubscriptionGroup),
     /// Admin -> broker: its subscription groups.
     GetSubscriptionGroups(GetSubscriptionGroups),
+    /// Admin -> broker: messages of a queue from an offset.
+    QueryMessageByQueueOffset(QueryMessageByQueueOffset),
+    /// Admin -> broker: a producer group's live producers.
+    GetProducerConnections(GetProducerConnections),
+    /// Admin -> broker, and broker -> consumer: how a group's consumers run.
+    GetConsumerRunningInfo(GetConsumerRunningInfo),
 }
 
 /// Response codes, after RocketMQ's `ResponseCode`.
@@ -238,6 +244,10 @@ pub enum ResponseBody {
     SendBatch(Vec<SendResult>),
     /// Subscription groups.
     SubscriptionGroups(Vec<crate::model::SubscriptionGroup>),
+    /// Live producers of a group.
+    ProducerConnections(Vec<ProducerConnection>),
+    /// How consumers run.
+    RunningInfo(Vec<ConsumerRunningInfo>),
 }
 
 /// A response: a code, a human-readable remark, and a body.
@@ -397,6 +407,8 @@ replies! {
     ReceiptHandle => Handle,
     Vec<SendResult> => SendBatch,
     Vec<crate::model::SubscriptionGroup> => SubscriptionGroups,
+    Vec<ProducerConnection> => ProducerConnections,
+    Vec<ConsumerRunningInfo> => RunningInfo,
 }
 
 impl Reply for () {
@@ -465,4 +477,7 @@ calls! {
     UpdateSubscriptionGroup => (),
     DeleteSubscriptionGroup => (),
     GetSubscriptionGroups => Vec<crate::model::SubscriptionGroup>,
+    QueryMessageByQueueOffset => Vec<MessageExt>,
+    GetProducerConnections => Vec<ProducerConnection>,
+    GetConsumerRunningInfo => Vec<ConsumerRunningInfo>,
 }

@@ -4,7 +4,10 @@
 //! gRPC) calls the same handlers with the same commands.
 
 use super::{Broker, Peer, Work};
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, Outcome, PushReplyMessage, ResetOffsetNotice, Refusal, Refused, SendResult, SendStatus};
+use crate::command::{
+    CheckTransactionState, ConsumerRunningInfo, GetConsumerRunningInfo, NotifyConsumerIdsChanged, Outcome, PushReplyMessage, Refusal, Refused, ResetOffsetNotice, SendResult,
+    SendStatus,
+};
 use crate::net::{Connection, Service};
 use crate::protocol::{Request, Response, ResponseBody, ResponseCode};
 use futures::future::BoxFuture;
@@ -83,6 +86,9 @@ impl Broker {
             Request::QueryMessageByKey(c) => Response::answer(self.query_by_key(c)),
             Request::QueryMessageByUniqueId(c) => Response::answer(self.query_by_unique_id(c)),
             Request::ViewMessage(c) => Response::answer(self.view_message(c)),
+            Request::QueryMessageByQueueOffset(c) => Response::answer(self.query_by_queue_offset(c)),
+            Request::GetProducerConnections(c) => Response::answer(self.producer_connections(c)),
+            Request::GetConsumerRunningInfo(c) => Response::answer(self.consumer_running_info(c).await),
             Request::ReplicaPull(c) => Response::answer(self.replica_pull(c).await),
             Request::GetReplicaConfig(c) => Response::answer(self.replica_config(c)),
             Request::GetEpochs(c) => Response::answer(self.get_epochs(c)),
@@ -188,5 +194,10 @@ impl Peer for HousePeer {
     fn push_reply(&self, reply: PushReplyMessage, timeout: Duration) -> BoxFuture<'static, crate::Result<()>> {
         let conn = self.0.clone();
         Box::pin(async move { conn.request(&reply.into(), timeout).await?.into_reply("PushReplyMessage") })
+    }
+
+    fn running_info(&self, ask: GetConsumerRunningInfo, timeout: Duration) -> BoxFuture<'static, crate::Result<Vec<ConsumerRunningInfo>>> {
+        let conn = self.0.clone();
+        Box::pin(async move { conn.request(&ask.into(), timeout).await?.into_reply("GetConsumerRunningInfo") })
     }
 }

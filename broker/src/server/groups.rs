@@ -1,6 +1,6 @@
 //! Consumer group membership, from heartbeats, with expiry.
 
-use crate::command::{GetConsumerList, Heartbeat, HeartbeatProducer, Outcome, UnregisterClient};
+use crate::command::{ConsumerRunningInfo, GetConsumerList, GetConsumerRunningInfo, Heartbeat, HeartbeatProducer, Outcome, Refusal, Refused, UnregisterClient};
 use crate::model::{retry_topic, validate_group, validate_name};
 use crate::command::ConsumerData;
 use std::net::SocketAddr;
@@ -50,6 +50,11 @@ impl ConsumerGroups {
     /// Live members of a group, sorted.
     pub fn members(&self, group: &str) -> Vec<String> {
         self.groups.get(group).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// A group's members and the connection each heartbeats on.
+    pub fn member_connections(&self, group: &str) -> Vec<(String, Option<SocketAddr>)> {
+        self.groups.get(group).map(|m| m.iter().map(|(id, m)| (id.clone(), m.peer)).collect()).unwrap_or_default()
     }
 
     /// The connections the members of a group heartbeat on, each once.
@@ -136,6 +141,43 @@ impl super::Broker {
     /// A group's live members, sorted.
     pub fn consumer_list(&self, command: GetConsumerList) -> Outcome<Vec<String>> {
         Ok(self.groups.lock().expect("groups").members(&command.group))
+    }
+
+    /// How a group's consumers here run, each asked over the connection it
+    /// heartbeats on (RocketMQ's `consumerStatus`); one member when the
+    /// command names it. Members that do not answer are left out; none
+    /// answering is an error.
+    pub async fn consumer_running_info(&self, command: GetConsumerRunningInfo) -> Outcome<Vec<ConsumerRunningInfo>> {
+        let GetConsumerRunningInfo { group, client_id } = command;
+        let members: Vec<(String, Option<SocketAddr>)> = self
+            .groups
+            .lock()
+            .expect("groups")
+            .member_connections(&group)
+            .into_iter()
+            .filter(|(id, _)| client_id.as_ref().is_none_or(|wanted| wanted == id))
+            .collect();
+        if members.is_empty() {
+            let who = client_id.map_or_else(|| "no live member".to_string(), |id| format!("no live member {id}"));
+            return Err(Refusal::new(Refused::NotFound, format!("consumer group {group} has {who} on {}", self.config.broker_name)));
+        }
+        let timeout = std::time::Duration::from_millis(self.config.request_timeout_ms);
+        let mut running = Vec::new();
+        let mut failures = Vec::new();
+        for (id, addr) in members {
+            let Some(peer) = addr.and_then(|addr| self.live_peers([&addr]).pop()) else {
+                failures.push(format!("{id}: not connected"));
+                continue;
+            };
+            match peer.running_info(GetConsumerRunningInfo { group: group.clone(), client_id: Some(id.clone()) }, timeout).await {
+                Ok(infos) => running.extend(infos),
+                Err(e) => failures.push(format!("{id}: {e}")),
+            }
+        }
+        if running.is_empty() {
+            return Err(Refusal::new(Refused::System, format!("no member of {group} answered: {}", failures.join("; "))));
+        }
+        Ok(running)
     }
 }
 

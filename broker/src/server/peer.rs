@@ -4,7 +4,7 @@
 //! its stream), so the broker's check-backs and notices reach a client
 //! whichever protocol it speaks.
 
-use crate::command::{CheckTransactionState, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
+use crate::command::{CheckTransactionState, ConsumerRunningInfo, GetConsumerRunningInfo, NotifyConsumerIdsChanged, PushReplyMessage, ResetOffsetNotice};
 use futures::future::BoxFuture;
 use std::time::Duration;
 
@@ -36,4 +36,8 @@ pub trait Peer: Send + Sync + 'static {
     /// took it, an error when it refused (nobody waits for it any more) or
     /// did not answer within `timeout`.
     fn push_reply(&self, reply: PushReplyMessage, timeout: Duration) -> BoxFuture<'static, crate::Result<()>>;
+
+    /// Asks a client how its consumers of a group run; an error when it
+    /// did not answer within `timeout`.
+    fn running_info(&self, ask: GetConsumerRunningInfo, timeout: Duration) -> BoxFuture<'static, crate::Result<Vec<ConsumerRunningInfo>>>;
 }

@@ -2,7 +2,9 @@
 //! unique id, by commit log offset.
 
 use super::Broker;
-use crate::command::{Outcome, QueryMessageByKey, QueryMessageByUniqueId, Refusal, Refused, ViewMessage};
+use crate::command::{
+    GetProducerConnections, Outcome, ProducerConnection, QueryMessageByKey, QueryMessageByQueueOffset, QueryMessageByUniqueId, Refusal, Refused, ViewMessage,
+};
 use crate::model::MessageExt;
 
 /// Most results of a query by key (RocketMQ: 32).
@@ -37,5 +39,28 @@ impl Broker {
             Ok(msg) => Ok(self.stamp(vec![msg])),
             Err(e) => Err(Refusal::new(Refused::NotFound, format!("no message at offset {offset}: {e}"))),
         }
+    }
+
+    /// Messages of one queue from an offset on, as far as a pull could
+    /// read them now.
+    pub fn query_by_queue_offset(&self, command: QueryMessageByQueueOffset) -> Outcome<Vec<MessageExt>> {
+        let QueryMessageByQueueOffset { topic, queue_id, offset, max } = command;
+        let got = {
+            let mut store = self.store.lock().expect("store");
+            let visible_end = self.visible_end(&store);
+            store.get_or_rebuild(&topic, queue_id, offset, max.clamp(1, 32) as usize, visible_end, &|_| true)?
+        };
+        if got.messages.is_empty() {
+            return Err(Refusal::new(
+                Refused::NotFound,
+                format!("no message of {topic} queue {queue_id} at offset {offset} (its readable offsets are {}..{})", got.min_offset, got.max_offset),
+            ));
+        }
+        Ok(self.stamp(got.messages))
+    }
+
+    /// A producer group's live producers (RocketMQ's `producerConnection`).
+    pub fn producer_connections(&self, command: GetProducerConnections) -> Outcome<Vec<ProducerConnection>> {
+        Ok(self.producers.lock().expect("producers").connections(&command.group))
     }
 }

@@ -81,6 +81,14 @@ impl ProducerGroups {
         self.groups.values().find_map(|m| m.get(client_id)).map(|(peer, _)| *peer)
     }
 
+    /// A group's live producers, as `mqadmin producerConnection` shows them.
+    pub fn connections(&self, group: &str) -> Vec<crate::command::ProducerConnection> {
+        let members = self.groups.get(group).into_iter().flatten();
+        members
+            .map(|(id, (peer, seen))| crate::command::ProducerConnection { client_id: id.clone(), addr: peer.to_string(), last_heartbeat_ms: *seen })
+            .collect()
+    }
+
     /// The connections of a group's live producers, by client id.
     pub fn members(&self, group: &str) -> Vec<(String, SocketAddr)> {
         self.groups.get(group).map(|m| m.iter().map(|(id, (peer, _))| (id.clone(), *peer)).collect()).unwrap_or_default()

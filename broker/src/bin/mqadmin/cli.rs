@@ -256,6 +256,47 @@ pub(crate) enum Command {
         /// Business key.
         #[arg(short = 'k', long)]
         key: String,
+        /// Only messages stored at or after this time (as `resetOffsetByTime -s` takes it).
+        #[arg(short = 'b', long, value_parser = parse_reset_time)]
+        begin: Option<u64>,
+        /// Only messages stored at or before this time.
+        #[arg(short = 'e', long, value_parser = parse_reset_time)]
+        end: Option<u64>,
+    },
+    /// The messages of one queue from a queue offset on, as stored.
+    #[command(alias = "queryMsgByOffset")]
+    QueryByOffset {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Broker (group) name.
+        #[arg(short = 'b', long)]
+        broker_name: String,
+        /// Queue id.
+        #[arg(short = 'i', long)]
+        queue_id: u32,
+        /// Queue offset.
+        #[arg(short = 'o', long)]
+        offset: u64,
+        /// Messages to show from there (at most 32).
+        #[arg(short = 'c', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+        count: u32,
+    },
+    /// The messages of a topic stored in a time range, queue by queue.
+    #[command(alias = "printMsg")]
+    PrintMsg {
+        /// Topic name.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// From this time (default: the first retained message).
+        #[arg(short = 'b', long, value_parser = parse_reset_time)]
+        begin: Option<u64>,
+        /// Up to this time, exclusive (default: now).
+        #[arg(short = 'e', long, value_parser = parse_reset_time)]
+        end: Option<u64>,
+        /// Messages at most.
+        #[arg(long, default_value_t = 1_000)]
+        max: usize,
     },
     /// A message by unique id or offset id, in full.
     #[command(alias = "queryMsgById")]
@@ -345,6 +386,24 @@ pub(crate) enum Command {
         /// The broker's address (`ip:port`).
         #[arg(short = 'b', long)]
         broker_addr: String,
+    },
+    /// How each member of a consumer group runs: its subscriptions and,
+    /// per queue it holds, what it pulled, cached and committed.
+    #[command(alias = "consumerStatus")]
+    ConsumerStatus {
+        /// Consumer group.
+        #[arg(short = 'g', long)]
+        group: String,
+        /// Only this member (its client id).
+        #[arg(short = 'i', long)]
+        client_id: Option<String>,
+    },
+    /// The live producers of a producer group, by broker.
+    #[command(alias = "producerConnection")]
+    ProducerConnection {
+        /// Producer group.
+        #[arg(short = 'g', long)]
+        group: String,
     },
     /// The live members of a consumer group, by broker.
     #[command(alias = "consumerConnection")]

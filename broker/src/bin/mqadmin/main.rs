@@ -20,7 +20,7 @@ use broker::command::GetControllerState;
 use broker::model::{Message, TopicConfig};
 use clap::Parser;
 use cli::{Cli, Command};
-use print::{body_text, print_message, print_resets, shorten, status_name, Table};
+use print::{body_text, print_message, print_message_rows, print_resets, shorten, status_name, Table};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -189,25 +189,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             table.print();
         }
         Command::Request { topic, body, timeout_s } => produce::request(&ctx, topic, body, timeout_s).await?,
-        Command::QueryByKey { topic, key } => {
-            let found = ctx.admin.query_by_key(&topic, &key, 32).await.map_err(|e| ctx.explain(e))?;
+        Command::QueryByKey { topic, key, begin, end } => {
+            let (begin, end) = (begin.unwrap_or(0), end.unwrap_or(u64::MAX));
+            let found = ctx.admin.query_by_key_between(&topic, &key, 32, begin, end).await.map_err(|e| ctx.explain(e))?;
             if found.is_empty() {
                 return Err(anyhow!("no message of topic {topic} has key {key}"));
             }
-            let mut table =
-                Table::new(&["MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET", "STORE_TIME_MS", "TAGS", "KEYS", "BODY"]);
-            for m in found {
-                table.row(vec![
-                    m.msg_id(),
-                    m.offset_msg_id(),
-                    m.broker_name.clone(),
-                    m.queue_id.to_string(),
-                    m.queue_offset.to_string(),
-                    m.store_timestamp_ms.to_string(),
-                    m.message.tags.clone().unwrap_or_default(),
-                    m.message.keys.join(","),
-                    shorten(&body_text(&m), 60),
-                ]);
+            print_message_rows(found);
+        }
+        Command::QueryByOffset { topic, broker_name, queue_id, offset, count } => {
+            let found =
+                ctx.admin.query_by_queue_offset(&topic, &broker_name, queue_id, offset, count).await.map_err(|e| ctx.explain(e))?;
+            for (i, m) in found.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print_message(m);
+            }
+        }
+        Command::PrintMsg { topic, begin, end, max } => {
+            let end = end.unwrap_or_else(|| broker::clock::Clock::new().now_ms() + 1);
+            let found = ctx.admin.messages_between(&topic, begin.unwrap_or(0), end, max).await.map_err(|e| ctx.explain(e))?;
+            if found.is_empty() {
+                return Err(anyhow!("no message of topic {topic} was stored in that time"));
+            }
+            print_message_rows(found);
+        }
+        Command::ConsumerStatus { group, client_id } => {
+            let members = ctx.admin.consumer_status(&group, client_id.as_deref()).await.map_err(|e| ctx.explain(e))?;
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                let subscriptions: Vec<String> = m.subscriptions.iter().map(|(t, e)| format!("{t}:{e}")).collect();
+                println!("client {} group {}", m.client_id, m.group);
+                println!(
+                    "model {} {} concurrency {} subscriptions {}",
+                    if m.broadcast { "BROADCASTING" } else { "CLUSTERING" },
+                    if m.orderly { "ORDERLY" } else { "CONCURRENTLY" },
+                    m.consume_concurrency,
+                    subscriptions.join(" ")
+                );
+                let mut table = Table::new(&["TOPIC", "BROKER", "QUEUE", "NEXT_PULL", "COMMITTED", "CACHED_MSGS", "CACHED_BYTES", "FIRST_IN_FLIGHT", "LOCKED"]);
+                for q in &m.queues {
+                    let opt = |o: Option<u64>| o.map_or("-".to_string(), |o| o.to_string());
+                    table.row(vec![
+                        q.topic.clone(),
+                        q.broker_name.clone(),
+                        q.queue_id.to_string(),
+                        q.next_pull.to_string(),
+                        opt(q.committed),
+                        q.cached_msgs.to_string(),
+                        q.cached_bytes.to_string(),
+                        opt(q.first_in_flight),
+                        q.locked.to_string(),
+                    ]);
+                }
+                table.print();
+            }
+        }
+        Command::ProducerConnection { group } => {
+            let members = ctx.admin.producer_connection(&group).await.map_err(|e| ctx.explain(e))?;
+            if members.is_empty() {
+                return Err(anyhow!("producer group {group} has no live producer"));
+            }
+            let mut table = Table::new(&["BROKER", "CLIENT_ID", "ADDR", "LAST_HEARTBEAT_MS"]);
+            for (broker, p) in members {
+                table.row(vec![broker, p.client_id, p.addr, p.last_heartbeat_ms.to_string()]);
             }
             table.print();
         }

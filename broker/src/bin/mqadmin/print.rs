@@ -90,3 +90,22 @@ impl Table {
     }
 }
 
+
+/// Messages as one table row each.
+pub(crate) fn print_message_rows(found: Vec<MessageExt>) {
+    let mut table = Table::new(&["MSG_ID", "OFFSET_MSG_ID", "BROKER", "QUEUE", "QUEUE_OFFSET", "STORE_TIME_MS", "TAGS", "KEYS", "BODY"]);
+    for m in found {
+        table.row(vec![
+            m.msg_id(),
+            m.offset_msg_id(),
+            m.broker_name.clone(),
+            m.queue_id.to_string(),
+            m.queue_offset.to_string(),
+            m.store_timestamp_ms.to_string(),
+            m.message.tags.clone().unwrap_or_default(),
+            m.message.keys.join(","),
+            shorten(&body_text(&m), 60),
+        ]);
+    }
+    table.print();
+}

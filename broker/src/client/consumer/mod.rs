@@ -707,4 +707,35 @@ impl ResetListener for Inner {
             self.retake(q);
         }
     }
+
+    fn running_info(&self) -> crate::command::ConsumerRunningInfo {
+        let owned: Vec<Arc<QueueState>> = self.owned.lock().expect("owned").values().cloned().collect();
+        let queues = owned
+            .iter()
+            .filter(|q| !q.dropped.load(Ordering::Relaxed))
+            .map(|q| {
+                let pq = q.pq.lock().expect("pq");
+                crate::command::QueueRunningInfo {
+                    topic: q.mq.topic.clone(),
+                    broker_name: q.mq.broker_name.clone(),
+                    queue_id: q.mq.queue_id,
+                    next_pull: pq.next_pull,
+                    committed: pq.committed,
+                    cached_msgs: pq.in_flight.len(),
+                    cached_bytes: pq.cached_bytes,
+                    first_in_flight: pq.in_flight.keys().next().copied(),
+                    locked: self.config.orderly && q.lock_valid(),
+                }
+            })
+            .collect();
+        crate::command::ConsumerRunningInfo {
+            client_id: self.client.config().client_id.clone(),
+            group: self.config.group.clone(),
+            broadcast: self.config.broadcast,
+            orderly: self.config.orderly,
+            subscriptions: self.config.subscriptions.iter().map(|(topic, s)| (topic.clone(), s.expression.clone())).collect(),
+            consume_concurrency: self.config.consume_concurrency,
+            queues,
+        }
+    }
 }
