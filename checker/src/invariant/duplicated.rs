@@ -43,11 +43,12 @@ use std::collections::BTreeMap;
 ///   same broker, as a new stored copy delivered over B after the first
 ///   (a producer's retry stores copies that come due together), unless its
 ///   broker restarted (or changed master)
-///   between the send and B after the first copy's delivery: the broker's
-///   delay and timer progress is persisted every few seconds, so a restart
-///   may move again only what the last persisted progress did not cover
-///   (Apache RocketMQ #3473 moved everything again). The only anomaly of
-///   this check.
+///   between the send and B after the first copy's delivery (B plus the
+///   time its disk failed in between, when no progress could be
+///   persisted): the broker's delay and timer progress is persisted every
+///   few seconds, so a restart may move again only what the last persisted
+///   progress did not cover (Apache RocketMQ #3473 moved everything
+///   again). The only anomaly of this check.
 pub fn check_duplicated(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     duplicated(history, cfg, &Index::build(history, cfg))
 }
@@ -174,9 +175,17 @@ const RESTARTING: [&str; 2] = ["kill", "power-loss"];
 fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms: u64, result: &mut CheckResult) -> (u64, u64) {
     let broker_of = |process: &str| cfg.expect.broker_groups.get(process).cloned().unwrap_or_else(|| process.to_owned());
     let mut restarts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for f in crate::faults::fault_spans(history).iter().filter(|f| RESTARTING.contains(&f.name())) {
+    // While a broker's disk fails (full, or erroring writes) its progress
+    // is not persisted: the time the first copy takes to be covered on disk
+    // (and copied to a slave) grows by as much.
+    let mut disk_faults: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    for f in crate::faults::fault_spans(history).iter() {
         for target in f.targets() {
-            restarts.entry(broker_of(target)).or_default().push(f.from_ms);
+            if RESTARTING.contains(&f.name()) {
+                restarts.entry(broker_of(target)).or_default().push(f.from_ms);
+            } else if f.name() == "disk-fault" {
+                disk_faults.entry(broker_of(target)).or_default().push((f.from_ms, f.to_ms));
+            }
         }
     }
     for e in history.iter().filter(|e| e.op == Op::Role) {
@@ -216,7 +225,13 @@ fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms
             if broker != broker_of_copy(first) || copy.t_ms <= first.t_ms + bound_ms {
                 continue;
             }
-            let until = copy.t_ms.min(first.t_ms + bound_ms);
+            let unpersisted: u64 = disk_faults
+                .get(broker.as_str())
+                .into_iter()
+                .flatten()
+                .map(|&(from, to)| to.min(copy.t_ms).saturating_sub(from.max(first.t_ms)))
+                .sum();
+            let until = copy.t_ms.min(first.t_ms + bound_ms + unpersisted);
             if restarts.get(broker.as_str()).is_some_and(|times| times.iter().any(|&t| t >= sent_ms && t <= until)) {
                 continue;
             }
