@@ -5,8 +5,8 @@
 
 use broker::clock::Clock;
 use broker::command::{
-    ConsumeFrom, ConsumerSendMsgBack, CreateTopic, DeleteSubscriptionGroup, GetQueueOffsets, PopMessage, PullMessage, Refused, SendMessage,
-    UpdateSubscriptionGroup,
+    ConsumeFrom, ConsumerData, ConsumerSendMsgBack, CreateTopic, DeleteSubscriptionGroup, GetQueueOffsets, Heartbeat, PopMessage, PullMessage, Refused,
+    SendMessage, UpdateSubscriptionGroup,
 };
 use broker::model::{dlq_topic, ExpressionType, Message, SubscriptionGroup, TopicConfig};
 use broker::server::{Broker, BrokerConfig};
@@ -90,4 +90,52 @@ async fn a_disabled_group_cannot_consume_its_retries_follow_the_broker_and_the_s
     broker.delete_subscription_group(DeleteSubscriptionGroup { group: "billing".into() }).expect("delete");
     assert_eq!(broker.pull(pull("billing")).await.expect("enabled again").messages.len(), 1);
     assert_eq!(broker.delete_subscription_group(DeleteSubscriptionGroup { group: "billing".into() }).unwrap_err().kind, Refused::NotFound);
+}
+
+/// `consumeBroadcastEnable=false` refuses a group's broadcasting members
+/// (their heartbeats say so), not its clustering ones;
+/// `consumeMessageOrderly=true` makes the group's receives FIFO whatever
+/// the consumer asks: nothing more of a queue while some of it is out.
+#[tokio::test]
+async fn a_group_may_be_kept_from_broadcasting_and_made_orderly() {
+    let disk: Arc<dyn Disk> = Arc::new(MemDisk::new());
+    let broker = open(&disk);
+    broker.create_topic(CreateTopic { config: TopicConfig::new("orders", 1) }).await.expect("topic");
+    let send = |body: &str| SendMessage {
+        producer_group: "p".into(),
+        queue_id: 0,
+        message: Message::new("orders", body.as_bytes().to_vec()),
+        born_timestamp_ms: 0,
+        born_host: PEER.into(),
+        default_topic_queues: 1,
+    };
+    for body in ["order-1", "order-2"] {
+        broker.send(send(body), PEER.parse().unwrap()).await.expect("send");
+    }
+    let member = |group: &str, client: &str, broadcast: bool| Heartbeat {
+        client_id: client.into(),
+        consumers: vec![ConsumerData { group: group.into(), subscriptions: vec![("orders".into(), "*".into())], consume_from: ConsumeFrom::FirstOffset, broadcast }],
+    };
+
+    for group in ["cache", "billing"] {
+        let config = SubscriptionGroup { group_name: group.into(), consume_broadcast_enable: false, ..SubscriptionGroup::default() };
+        broker.update_subscription_group(UpdateSubscriptionGroup { config }).expect("update");
+    }
+    broker.heartbeat(member("cache", "node-1", true), PEER.parse().unwrap()).await.expect("heartbeat");
+    broker.heartbeat(member("billing", "biller-1", false), PEER.parse().unwrap()).await.expect("heartbeat");
+    let refused = broker.pull(pull("cache")).await.unwrap_err();
+    assert_eq!(refused.kind, Refused::NoPermission);
+    assert!(refused.reason.contains("consumeBroadcastEnable=false"), "{}", refused.reason);
+    assert_eq!(broker.pull(pull("billing")).await.expect("clustering is allowed").messages.len(), 2);
+
+    // Unordered, a receive takes what the last left; ordered by the
+    // group's settings, it waits for the queue's messages out to come back.
+    let ordered = SubscriptionGroup { group_name: "ledger".into(), consume_message_orderly: true, ..SubscriptionGroup::default() };
+    broker.update_subscription_group(UpdateSubscriptionGroup { config: ordered }).expect("update");
+    for group in ["ledger", "shipping"] {
+        let first = broker.pop(PopMessage { max_msgs: 1, ..pop(group) }).await.expect("receive");
+        assert_eq!(first.messages.len(), 1, "{group}");
+    }
+    assert_eq!(broker.pop(pop("shipping")).await.expect("receive").messages.len(), 1, "unordered: the second message");
+    assert!(broker.pop(pop("ledger")).await.expect("receive").messages.is_empty(), "orderly: nothing while the first is out");
 }

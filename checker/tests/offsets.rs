@@ -94,6 +94,18 @@ fn offsets_hold_when_a_resume_starts_at_the_latest_commit_or_the_commit_may_have
     assert_eq!(result.validity, Validity::Valid, "{result:?}");
     assert_eq!((result.count("resumes"), result.count("commit-went-back-excused")), (2, 1));
     assert_json_snapshot!(result);
+
+    // Killed 3 ms before the commit's answer arrived: the broker took it
+    // just before it stopped (the answer was on its way) and lost it. A
+    // kill that was over 2 s before the answer came does not excuse it.
+    for (kill_ms, heal_ms, valid) in [(9_997, 14_000, true), (7_000, 8_000, false)] {
+        let mut h = commits(20_000, 10);
+        h.nemesis(kill_ms, Op::Fault, "kill", Some("broker-0"));
+        h.nemesis(heal_ms, Op::Heal, "kill", Some("broker-0"));
+        h.harness(90_000, Op::End);
+        let result = check_offsets(h.events(), &CheckConfig::default());
+        assert_eq!(result.validity == Validity::Valid, valid, "kill at {kill_ms}: {result:?}");
+    }
 }
 
 #[test]

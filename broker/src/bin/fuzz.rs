@@ -175,6 +175,7 @@ fn request(rng: &mut Rng, id: u64) -> Request {
                     1 => ConsumeFrom::LastOffset,
                     _ => ConsumeFrom::Timestamp(rng.number()),
                 },
+                broadcast: rng.below(2) == 0,
             }],
         }),
         11 => Request::UpdateConsumerOffset(UpdateConsumerOffset { group: rng.string(), topic: rng.topic(), queue_id: rng.number() as u32, offset: rng.number(), generation: rng.number() }),

@@ -186,6 +186,7 @@ async fn heartbeats(client: Arc<ClientInstance>, config: SimpleConsumerConfig, s
         group: config.group.clone(),
         subscriptions: vec![(config.topic.clone(), config.selector.expression.clone())],
         consume_from: config.consume_from,
+        broadcast: false,
     };
     let heartbeat = Heartbeat { client_id: client.config().client_id.clone(), consumers: vec![data] };
     while !stopped.load(Ordering::Relaxed) {

@@ -24,6 +24,8 @@ pub struct ConsumerData {
     pub subscriptions: Vec<(String, String)>,
     /// Where the group starts when it has no offset.
     pub consume_from: ConsumeFrom,
+    /// Every member takes every message (RocketMQ's BROADCASTING model).
+    pub broadcast: bool,
 }
 
 /// Client -> broker every 30 s (and at start): liveness and subscriptions.

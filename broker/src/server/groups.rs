@@ -75,6 +75,11 @@ impl ConsumerGroups {
         changed
     }
 
+    /// Whether a member of the group consumes by broadcasting.
+    pub fn broadcasting(&self, group: &str) -> bool {
+        self.groups.get(group).is_some_and(|m| m.values().any(|m| m.data.broadcast))
+    }
+
     /// Where a group starts, as its members said.
     pub fn consume_from(&self, group: &str) -> Option<crate::command::ConsumeFrom> {
         self.groups.get(group)?.values().next().map(|m| m.data.consume_from)
@@ -187,7 +192,7 @@ mod tests {
     use crate::command::ConsumeFrom;
 
     fn data(group: &str) -> ConsumerData {
-        ConsumerData { group: group.into(), subscriptions: vec![("t".into(), "*".into())], consume_from: ConsumeFrom::FirstOffset }
+        ConsumerData { group: group.into(), subscriptions: vec![("t".into(), "*".into())], consume_from: ConsumeFrom::FirstOffset, broadcast: false }
     }
 
     #[test]

@@ -288,8 +288,10 @@ impl Broker {
         self.system_topic(POP_TOPIC)?;
         validate_group(&group).map_err(|e| Refusal::new(Refused::SubscriptionIllegal, e))?;
         self.refuse_disabled_group(&group)?;
-        // The broker's word on attempts wins over the consumer's.
-        let max_attempts = self.subscription_group(&group).map_or(max_attempts, |g| g.retry_max_times.saturating_add(1));
+        // The broker's word on attempts, and on order, wins over the consumer's.
+        let settings = self.subscription_group(&group);
+        let max_attempts = settings.as_ref().map_or(max_attempts, |g| g.retry_max_times.saturating_add(1));
+        let fifo = fifo || settings.is_some_and(|g| g.consume_message_orderly);
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
         };

@@ -19,6 +19,12 @@ impl Broker {
         let PullMessage { group, topic, queue_id, offset, max_msgs, expression, expression_type, suspend_ms, generation } = command;
         super::offsets::stale_reset(&self.offsets.lock().expect("offsets"), &group, &topic, queue_id, generation)?;
         self.refuse_disabled_group(&group)?;
+        if self.subscription_group(&group).is_some_and(|g| !g.consume_broadcast_enable) && self.groups.lock().expect("groups").broadcasting(&group) {
+            return Err(Refusal::new(
+                Refused::NoPermission,
+                format!("the consumer group {group} may not consume by broadcasting on {} (consumeBroadcastEnable=false)", self.config.broker_name),
+            ));
+        }
         let Some(config) = self.topics.lock().expect("topics").get(&topic).cloned() else {
             return Err(Refusal::new(Refused::TopicNotExist, format!("topic {topic} does not exist on {}", self.config.broker_name)));
         };

@@ -37,7 +37,8 @@ const LOG_LOSING: [&str; 2] = ["power-loss", "disk-fault"];
 ///   Apache RocketMQ #10700). Excused (`commit-went-back-excused`) when the
 ///   queue's broker could have lost the commit before persisting or copying
 ///   it: it stopped (kill, power loss), had a disk fault, changed master or
-///   cut its log within [`LOSS_WINDOW_MS`] after the commit and before the
+///   cut its log within [`LOSS_WINDOW_MS`] after the commit (or up to
+///   [`ANSWER_FLIGHT_MS`] before its answer arrived) and before the
 ///   resume; or when its replicas were slowed, cut off or paused between
 ///   the two (the resume may have read a slave's lagging copy). An
 ///   operator's reset (`offset-reset`) replaces the group's commits on the
@@ -125,6 +126,11 @@ pub const RESUME_SLACK_MS: u64 = 3_000;
 /// every 5 s, a slave copies them every second; with slack.
 pub const LOSS_WINDOW_MS: u64 = 10_000;
 
+/// How long before its answer reached the consumer a broker may have taken
+/// a commit: a broker killed just after taking one answers it all the same
+/// (the answer was on its way), and loses it.
+pub const ANSWER_FLIGHT_MS: u64 = 1_000;
+
 /// Faults that take what a broker held in memory, or its disk.
 const LOSING: [&str; 3] = ["kill", "power-loss", "disk-fault"];
 
@@ -194,7 +200,9 @@ fn went_back(history: &[Event], cfg: &CheckConfig, result: &mut CheckResult) -> 
         resumes += 1;
         let broker = queue.split('/').next().unwrap_or("");
         let lost = |taken_ms: u64| {
-            losses.get(broker).is_some_and(|times| times.iter().any(|&t| t >= taken_ms && t <= e.t_ms && t - taken_ms <= LOSS_WINDOW_MS))
+            losses.get(broker).is_some_and(|times| {
+                times.iter().any(|&t| t + ANSWER_FLIGHT_MS >= taken_ms && t <= e.t_ms && t.saturating_sub(taken_ms) <= LOSS_WINDOW_MS)
+            })
                 || slowed.get(broker).is_some_and(|spans| spans.iter().any(|&(from, to)| from <= e.t_ms && to >= taken_ms))
         };
         let binding = commits

@@ -334,6 +334,7 @@ impl Inner {
             group: self.config.group.clone(),
             subscriptions: self.config.subscriptions.iter().map(|(t, s)| (t.clone(), s.expression.clone())).collect(),
             consume_from: self.config.consume_from,
+            broadcast: self.config.broadcast,
         };
         let heartbeat = Heartbeat { client_id: self.client.config().client_id.clone(), consumers: vec![data] };
         for (topic, _) in &self.config.subscriptions {
