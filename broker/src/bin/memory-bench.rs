@@ -225,7 +225,7 @@ async fn overload(args: &Args) -> anyhow::Result<()> {
     let producers = producers(&cluster.namesrv, args.producers, "overload").await?;
     let body = vec![b'm'; args.body_bytes];
     let pid = cluster.broker_pid().context("no broker process")?;
-    let _cap = match args.broker_cpu_percent {
+    let cap = match args.broker_cpu_percent {
         0 => None,
         percent => Some(CpuCap::apply(pid, percent)?),
     };
@@ -253,11 +253,11 @@ async fn overload(args: &Args) -> anyhow::Result<()> {
     if capacity < 1.0 {
         bail!("the broker stored {stored} messages in {} s: no capacity to overload", args.capacity_s);
     }
-    let cap = match args.broker_cpu_percent {
+    let capped = match args.broker_cpu_percent {
         0 => "uncapped".to_string(),
         p => format!("capped at {p}% of a core"),
     };
-    println!("capacity: {} producers sending one after another, broker {cap}: {capacity:.0} sends/s", args.producers);
+    println!("capacity: {} producers sending one after another, broker {capped}: {capacity:.0} sends/s", args.producers);
 
     // Overload: offered open-loop at `overload` times the capacity.
     let rate = capacity * args.overload;
@@ -306,7 +306,7 @@ async fn overload(args: &Args) -> anyhow::Result<()> {
         sampler.peak_mib(start_s),
         sampler.at_mib(end_s + 3.0),
     );
-    drop(_cap);
+    drop(cap);
     let info = admin.broker_status(&admin.cluster().await.map_err(|e| anyhow!("{e}"))?[0].addr).await.map_err(|e| anyhow!("runtime figures: {e}"))?;
     println!("overload: the broker counted {} sends refused busy and stored {} messages", info.send_busy, info.put_count);
     Ok(())

@@ -729,4 +729,6 @@ impl Broker {
 }
 
 #[cfg(test)]
+mod test_disk;
+#[cfg(test)]
 mod tests;

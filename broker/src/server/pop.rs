@@ -568,7 +568,7 @@ impl Broker {
             origin: Some(origin),
             ..MessageExt::default()
         };
-        match super::transaction::durable(self.store_message(copy, now).await) {
+        match super::transaction::durable(self.store_message(copy, now, None).await) {
             Ok(()) => {
                 marks::reach(Mark::DeadLettered);
                 if let Err(e) = self.finish_popped(group, topic, d.queue_id, d.offset, d.attempt, true).await {

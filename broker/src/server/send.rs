@@ -73,12 +73,8 @@ impl Broker {
             msg.message.delay_level = level;
             self.hold_back(&mut msg, level, now);
         }
-        // A turn to write, given back before the wait for durability.
-        let (stored_topic, stored_queue) = (msg.message.topic.clone(), msg.queue_id);
         let turn = self.send_queue.turn().await?;
-        let put = self.append(msg, now)?;
-        drop(turn);
-        let status = self.settle(&stored_topic, stored_queue, &put).await?;
+        let (put, status) = self.store_message(msg, now, Some(turn)).await?;
         if let Some(at) = timer {
             self.timer_added(at, put.queue_offset);
         }
@@ -225,10 +221,13 @@ impl Broker {
 
     /// Stores a message and waits as long as the flush mode says before it
     /// may be acknowledged: the put and the durability it reached, or why
-    /// it was refused.
-    pub(super) async fn store_message(&self, msg: MessageExt, now: u64) -> Outcome<(PutResult, SendStatus)> {
+    /// it was refused. A producer's send writes in its `turn` of the send
+    /// queue, given back before the wait for durability; the broker's own
+    /// writes take none.
+    pub(super) async fn store_message(&self, msg: MessageExt, now: u64, turn: Option<super::send_queue::Turn<'_>>) -> Outcome<(PutResult, SendStatus)> {
         let (topic, queue_id) = (msg.message.topic.clone(), msg.queue_id);
         let put = self.append(msg, now)?;
+        drop(turn);
         let status = self.settle(&topic, queue_id, &put).await?;
         Ok((put, status))
     }

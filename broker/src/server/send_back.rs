@@ -72,7 +72,7 @@ impl Broker {
             self.hold_back(&mut copy, level, now);
         }
         marks::reach(Mark::SentBack);
-        match self.store_message(copy, now).await? {
+        match self.store_message(copy, now, None).await? {
             (_, SendStatus::SendOk) => Ok(()),
             // Not durable as configured: the consumer keeps the message
             // and tries again, so nothing is lost if this copy is.

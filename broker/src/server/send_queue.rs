@@ -128,49 +128,9 @@ mod tests {
     use crate::clock::Clock;
     use crate::command::SendMessage;
     use crate::model::Message;
+    use crate::server::test_disk::GatedDisk;
     use crate::server::{Broker, BrokerConfig};
-    use crate::store::{Disk, MemDisk};
-    use std::io;
-    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-
-    /// A disk whose commit log appends take 300 ms while `slow` is set: a
-    /// writer stuck in the page cache.
-    #[derive(Default)]
-    struct SlowDisk {
-        mem: MemDisk,
-        slow: AtomicBool,
-    }
-
-    impl Disk for SlowDisk {
-        fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-            self.mem.read(path, offset, len)
-        }
-        fn len(&self, path: &str) -> io::Result<Option<u64>> {
-            self.mem.len(path)
-        }
-        fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-            if self.slow.load(Ordering::SeqCst) && path.starts_with("commitlog") {
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            self.mem.append(path, data)
-        }
-        fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-            self.mem.truncate(path, len)
-        }
-        fn sync(&self, path: &str) -> io::Result<()> {
-            self.mem.sync(path)
-        }
-        fn remove(&self, path: &str) -> io::Result<()> {
-            self.mem.remove(path)
-        }
-        fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-            self.mem.list(dir)
-        }
-        fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
-            self.mem.write_atomic(path, data)
-        }
-    }
 
     fn send(body: &str) -> SendMessage {
         SendMessage {
@@ -188,14 +148,14 @@ mod tests {
     /// the runtime figures, and the stuck one is stored.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_broker_refuses_busy_a_send_that_waits_past_its_bound_behind_a_stuck_writer() {
-        let disk = Arc::new(SlowDisk::default());
+        let disk = GatedDisk::default();
         let mut config = BrokerConfig::new("broker-a", "127.0.0.1:0");
         config.send_workers = 1;
         config.send_queue_wait_ms = 100;
-        let broker = Broker::open(config, disk.clone(), Clock::new()).unwrap();
+        let broker = Broker::open(config, Arc::new(disk.clone()), Clock::new()).unwrap();
         let peer = "127.0.0.1:1".parse().unwrap();
         broker.send(send("warm"), peer).await.expect("the topic is made and a send stored");
-        disk.slow.store(true, Ordering::SeqCst);
+        disk.slow_appends.store(true, Ordering::SeqCst);
         let stuck = {
             let broker = broker.clone();
             tokio::spawn(async move { broker.send(send("stuck"), peer).await })
@@ -205,7 +165,7 @@ mod tests {
         assert_eq!(refusal.kind, Refused::Busy);
         assert!(refusal.reason.starts_with("[TIMEOUT_CLEAN_QUEUE]"), "{}", refusal.reason);
         stuck.await.unwrap().expect("the stuck send is stored in the end");
-        disk.slow.store(false, Ordering::SeqCst);
+        disk.slow_appends.store(false, Ordering::SeqCst);
         let info = broker.runtime_info().unwrap();
         assert_eq!((info.put_count, info.send_busy), (2, 1));
     }

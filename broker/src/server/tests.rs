@@ -5,90 +5,10 @@ use crate::model::{Message, TopicConfig};
 use crate::net::Service;
 use crate::protocol::{Response, ResponseCode};
 use crate::command::{ConsumerSendMsgBack, CreateTopic, QueryConsumerOffset, EndTransaction, GetBrokerRuntimeInfo, HeartbeatProducer, PullMessage, ReplicaPull, SendMessage, UpdateConsumerOffset};
+use super::test_disk::GatedDisk;
 use crate::store::MemDisk;
-use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::Condvar;
 use std::time::Instant;
-
-/// A disk whose fsyncs wait at a gate the test opens, so a test can look at
-/// the broker while an fsync is in progress.
-#[derive(Clone, Default)]
-struct GatedDisk {
-    mem: MemDisk,
-    gate: Arc<(Mutex<Gate>, Condvar)>,
-    /// While set, every append fails as on a full disk.
-    full: Arc<std::sync::atomic::AtomicBool>,
-    /// While set, the next atomic write of the topics file takes 300 ms
-    /// (and clears it): a handler's write still running when another's
-    /// comes.
-    slow_topics_write: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Default)]
-struct Gate {
-    closed: bool,
-    waiting: u32,
-}
-
-impl GatedDisk {
-    fn close(&self) {
-        self.gate.0.lock().unwrap().closed = true;
-    }
-
-    fn open(&self) {
-        self.gate.0.lock().unwrap().closed = false;
-        self.gate.1.notify_all();
-    }
-
-    fn waiting(&self) -> u32 {
-        self.gate.0.lock().unwrap().waiting
-    }
-}
-
-impl Disk for GatedDisk {
-    fn read(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.mem.read(path, offset, len)
-    }
-    fn len(&self, path: &str) -> io::Result<Option<u64>> {
-        self.mem.len(path)
-    }
-    fn append(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        if self.full.load(Ordering::Relaxed) {
-            return Err(io::Error::other("no space left on device"));
-        }
-        self.mem.append(path, data)
-    }
-    fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn sync(&self, path: &str) -> io::Result<()> {
-        let (lock, cvar) = &*self.gate;
-        let mut gate = lock.lock().unwrap();
-        gate.waiting += 1;
-        while gate.closed {
-            gate = cvar.wait(gate).unwrap();
-        }
-        gate.waiting -= 1;
-        drop(gate);
-        self.mem.sync(path)
-    }
-    fn remove(&self, path: &str) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn write_atomic(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        if self.full.load(Ordering::Relaxed) {
-            return Err(io::Error::other("no space left on device"));
-        }
-        if path == TOPICS_PATH && self.slow_topics_write.swap(false, Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.mem.write_atomic(path, data)
-    }
-}
 
 fn send(topic: &str, body: &str) -> Request {
     Request::SendMessage(SendMessage {

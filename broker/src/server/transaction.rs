@@ -298,7 +298,7 @@ impl Broker {
         if deliver && (bugs::active(Bug::CommitTwice) || self.committed_copy(half).is_none()) {
             let real = committed(half);
             let now = self.clock.now_ms();
-            durable(self.store_message(real, now).await)?;
+            durable(self.store_message(real, now, None).await)?;
         }
         self.write_op(half, state.name()).await
     }
@@ -322,7 +322,7 @@ impl Broker {
             ..MessageExt::default()
         };
         let now = self.clock.now_ms();
-        durable(self.store_message(op, now).await)
+        durable(self.store_message(op, now, None).await)
     }
 
     /// One round of the check-back service: every open half older than
@@ -436,7 +436,7 @@ impl Broker {
                 ..half.clone()
             };
             let now = self.clock.now_ms();
-            durable(self.store_message(copy, now).await)?;
+            durable(self.store_message(copy, now, None).await)?;
             self.write_op(half, "moved-aside").await
         }
         .await;

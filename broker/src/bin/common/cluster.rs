@@ -51,16 +51,6 @@ impl Cluster {
         Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
     }
 
-    /// The broker's resident set now and its peak so far, in KiB, from
-    /// `/proc/PID/status` (VmRSS, VmHWM).
-    pub fn broker_rss_kib(&self) -> Option<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.broker_pid()?)).ok()?;
-        let field = |name: &str| {
-            status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        };
-        Some((field("VmRSS:")?, field("VmHWM:")?))
-    }
-
     /// Starts `program` and waits for the line announcing its address.
     fn start(&mut self, program: std::path::PathBuf, args: &[&str], announce: &str) -> anyhow::Result<String> {
         use std::io::BufRead;
