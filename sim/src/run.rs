@@ -51,7 +51,7 @@ pub struct RunOutcome {
 /// Where one seed's wall time went, by phase, and what the simulation did
 /// meanwhile: what `sweep --timing` adds up. Phases are stamped on an OS
 /// thread outside the simulator, whose clock is the real one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
     /// Building the cluster: nodes, stores, topics (wall ms).
     pub setup_ms: f64,
@@ -77,6 +77,10 @@ pub struct Timing {
     /// consumers (the unit the real broker's CPU per send compares with).
     #[serde(default)]
     pub moved: u64,
+    /// Requests the nodes and clients read, by kind (counted across the
+    /// process: exact for a sweep's seed, which has a process of its own).
+    #[serde(default)]
+    pub requests: BTreeMap<String, u64>,
 }
 
 thread_local! {
@@ -296,6 +300,7 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
     let started = std::time::Instant::now();
     let scenario = resolved.scenario.clone();
     let sim_ms = resolved.scenario.duration_ms() + resolved.scenario.tail_s * 1000;
+    let read_before: BTreeMap<&str, u64> = broker::net::requests_read().into_iter().collect();
     let thread = std::thread::Builder::new()
         .name(format!("{name}-{seed}"))
         .stack_size(64 * 1024 * 1024)
@@ -309,6 +314,11 @@ pub fn run_seed(resolved: &Resolved, options: &RunOptions) -> RunOutcome {
         Ok(history) => (history, None),
         Err((history, message)) => (history, Some(message)),
     };
+    timing.requests = broker::net::requests_read()
+        .into_iter()
+        .map(|(kind, n)| (kind.to_string(), n - read_before.get(kind).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
     let checking = std::time::Instant::now();
     let mut verdict = checker::check_all(&history, &check_config(&scenario, &history));
     if panic.is_some() {

@@ -54,6 +54,13 @@ pub fn is_system_topic(topic: &str) -> bool {
         || [super::HALF_TOPIC, super::OP_TOPIC, super::CHECK_MAX_TOPIC, super::TIMER_TOPIC, POP_TOPIC].contains(&topic)
 }
 
+/// The topics the broker runs on itself (schedule, transactions, timers,
+/// POP revive): system topics that are never in its topic table, unlike a
+/// group's retry and dead-letter topics.
+pub fn is_broker_own_topic(topic: &str) -> bool {
+    is_system_topic(topic) && !topic.starts_with(RETRY_PREFIX) && !topic.starts_with(DLQ_PREFIX)
+}
+
 /// Checks a consumer group name, and that its retry and dead-letter topic
 /// names are valid topic names too (so the group may be at most 120 bytes).
 pub fn validate_group(group: &str) -> Result<(), String> {
@@ -203,6 +210,8 @@ mod tests {
     fn system_topics_and_group_names() {
         assert!(is_system_topic(SCHEDULE_TOPIC) && is_system_topic("%RETRY%g") && is_system_topic("%DLQ%g"));
         assert!(!is_system_topic("orders"));
+        assert!(is_broker_own_topic(SCHEDULE_TOPIC) && is_broker_own_topic(crate::model::HALF_TOPIC));
+        assert!(!is_broker_own_topic("%RETRY%g") && !is_broker_own_topic("%DLQ%g") && !is_broker_own_topic("orders"));
         assert!(validate_group("billing").is_ok());
         assert!(validate_group(&"g".repeat(120)).is_ok());
         assert!(validate_group(&"g".repeat(121)).unwrap_err().contains("retry topic"));

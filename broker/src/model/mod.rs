@@ -9,7 +9,7 @@ mod topic;
 mod transaction;
 
 pub use delay::{
-    dlq_topic, is_system_topic, retry_level, retry_topic, validate_group, DelayLevels, DELAY_LEVELS_DEFAULT, DLQ_PREFIX,
+    dlq_topic, is_broker_own_topic, is_system_topic, retry_level, retry_topic, validate_group, DelayLevels, DELAY_LEVELS_DEFAULT, DLQ_PREFIX,
     MAX_RECONSUME_TIMES_DEFAULT, POP_TOPIC, RETRY_PREFIX, SCHEDULE_TOPIC,
 };
 pub use filter::{ExpressionType, Filter, Selector, TagFilter};

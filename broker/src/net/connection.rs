@@ -9,7 +9,7 @@ use crate::protocol::{decode_payload, encode_payload, Call, Frame, FrameCodec, R
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,6 +18,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
 
 type Pending = Arc<Mutex<BTreeMap<u32, oneshot::Sender<Frame>>>>;
+
+/// Requests read by every connection of this process, by kind (the
+/// simulator's timing aid shows which requests a seed's time went to).
+static READ: [AtomicU64; Request::NAMES.len()] = [const { AtomicU64::new(0) }; Request::NAMES.len()];
+
+/// How many requests of each kind this process's connections have read
+/// so far, by name, the kinds never read left out.
+pub fn requests_read() -> Vec<(&'static str, u64)> {
+    Request::NAMES.iter().zip(&READ).map(|(name, n)| (*name, n.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
+}
 
 /// What serves the requests a connection's peer sends.
 pub trait Inbound: Send + Sync + 'static {
@@ -184,6 +194,9 @@ impl Connection {
                 // writes wait, instead of this side's memory growing (and
                 // its work going stale). Long polls, held until messages
                 // come, have a bound of their own.
+                if let Ok(request) = &request {
+                    READ[request.index()].fetch_add(1, Ordering::Relaxed);
+                }
                 let bound = match request {
                     Ok(Request::PullMessage(_) | Request::PopMessage(_)) => &long_polls,
                     _ => &in_flight,

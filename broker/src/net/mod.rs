@@ -7,5 +7,5 @@
 mod connection;
 mod server;
 
-pub use connection::{Connection, ConnectionPool, Inbound};
+pub use connection::{requests_read, Connection, ConnectionPool, Inbound};
 pub use server::{serve, Service};

@@ -19,10 +19,20 @@ macro_rules! requests {
         }
 
         impl Request {
+            /// Every request's name, in the order of [`Request::index`].
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($variant),)*];
+
             /// A short name for logs and errors.
             pub fn name(&self) -> &'static str {
+                Self::NAMES[self.index()]
+            }
+
+            /// The request's place in [`Request::NAMES`].
+            pub fn index(&self) -> usize {
+                #[allow(non_camel_case_types, clippy::enum_variant_names)]
+                enum Index { $($variant,)* }
                 match self {
-                    $(Request::$variant(_) => stringify!($variant),)*
+                    $(Request::$variant(_) => Index::$variant as usize,)*
                 }
             }
         }

@@ -6,7 +6,7 @@ use crate::command::{
     ConsumeProgress, CreateTopic, DeleteSubscriptionGroup, DeleteTopic, GetConsumeStats, GetTopicStats, Outcome, QueueStats, Refusal, Refused, RuntimeInfo,
     UpdateSubscriptionGroup,
 };
-use crate::model::{is_system_topic, validate_name, TopicConfig, DLQ_PREFIX, HALF_TOPIC, PERM_READ, PERM_WRITE, RETRY_PREFIX, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX};
+use crate::model::{is_broker_own_topic, validate_name, TopicConfig, HALF_TOPIC, PERM_READ, PERM_WRITE, SCHEDULE_TOPIC, TOPIC_QUEUES_MAX};
 use std::sync::atomic::Ordering;
 
 /// Most `retryMaxTimes` a subscription group may set.
@@ -38,7 +38,7 @@ impl Broker {
     pub async fn delete_topic(&self, command: DeleteTopic) -> Outcome<()> {
         let DeleteTopic { topic } = command;
         self.refuse_on_slave("a topic deletion")?;
-        if is_system_topic(&topic) && !topic.starts_with(RETRY_PREFIX) && !topic.starts_with(DLQ_PREFIX) {
+        if is_broker_own_topic(&topic) {
             return Err(Refusal::new(Refused::NoPermission, format!("{topic} is the broker's own topic and cannot be deleted")));
         }
         if self.topics.lock().expect("topics").remove(&topic).is_none() {

@@ -11,7 +11,7 @@
 use super::{Broker, Epochs, ReplicationRole};
 use crate::bugs::{self, Bug};
 use crate::marks::{self, Mark};
-use crate::model::TopicConfig;
+use crate::model::{is_broker_own_topic, TopicConfig};
 use crate::Error;
 use crate::command::{BrokerRole, EpochList, GetClusterInfo, GetEpochs, GetReplicaConfig, Outcome, Refusal, Refused, ReplicaChunk, ReplicaConfig, ReplicaPull, SendStatus};
 use crate::store::disk::read_all;
@@ -697,9 +697,12 @@ impl Broker {
                     // Messages of a topic this slave does not know yet: take
                     // the master's topics now, not at the next sync, so the
                     // slave can serve them if the master goes down first.
+                    // The broker's own topics are never in the table (asking
+                    // for them after every chunk of timers or transactions
+                    // copied the whole config each time).
                     let unknown = {
                         let topics = self.topics.lock().expect("topics");
-                        touched.iter().any(|(topic, _)| !topics.contains_key(topic))
+                        touched.iter().any(|(topic, _)| !is_broker_own_topic(topic) && !topics.contains_key(topic))
                     };
                     if unknown {
                         self.copy_config(&master).await;

@@ -543,10 +543,21 @@ fn timing_line(name: &str, results: &[SeedSummary]) -> String {
     let (events, packets, moved) = (sum(|t| t.events as f64), sum(|t| t.messages as f64), sum(|t| t.moved as f64));
     let simulated_s = (setup + simulation + drain) / 1000.0;
     let sim_s: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    let mut requests: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for r in results {
+        for (kind, count) in &r.timing.requests {
+            *requests.entry(kind).or_default() += count;
+        }
+    }
+    let total: u64 = requests.values().sum();
+    let mut by_count: Vec<(&str, u64)> = requests.into_iter().collect();
+    by_count.sort_by_key(|(kind, count)| (std::cmp::Reverse(*count), *kind));
+    let kinds: Vec<String> = by_count.iter().take(8).map(|(kind, count)| format!("{kind} {:.0}", *count as f64 / n)).collect();
     format!(
         "timing {name}: per seed, wall ms: setup {:.0} | simulation {:.0} | drain {:.0} | check {:.0} | digest {:.0} | process {:.0}; \
          while simulating: {:.0} simulated s per wall s, {:.0} events/s, {:.0} packets/s, {:.1} µs of wall time per packet, \
-         {:.1} µs per message moved (acknowledged sends plus deliveries)",
+         {:.1} µs per message moved (acknowledged sends plus deliveries); \
+         requests per seed {:.0} ({:.1} µs of wall time each), the most: {}",
         setup / n,
         simulation / n,
         drain / n,
@@ -558,6 +569,9 @@ fn timing_line(name: &str, results: &[SeedSummary]) -> String {
         packets / simulated_s.max(1e-9),
         simulated_s * 1e6 / packets.max(1.0),
         simulated_s * 1e6 / moved.max(1.0),
+        total as f64 / n,
+        simulated_s * 1e6 / (total as f64).max(1.0),
+        kinds.join(", "),
     )
 }
 
