@@ -24,7 +24,7 @@ use serde::{de::DeserializeOwned, Serialize};
 /// figures count sends refused busy; queries by queue offset, producer
 /// connections and consumers' running info (`GetConsumerRunningInfo`,
 /// also asked of the consumers by the broker).
-pub const VERSION: u16 = 10;
+pub const VERSION: u16 = 11;
 /// Largest frame body accepted: a 4 MiB message plus room for the rest.
 pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Bytes of version, flags and opaque after the length field.

@@ -447,7 +447,7 @@ calls! {
     Heartbeat => (),
     UnregisterClient => (),
     GetConsumerList => Vec<String>,
-    UpdateConsumerOffset => (),
+    UpdateConsumerOffset => CommittedOffset,
     QueryConsumerOffset => CommittedOffset,
     GetQueueOffsets => QueueStats,
     SearchOffsetByTime => Option<u64>,

@@ -152,7 +152,7 @@ impl super::Broker {
     /// Commits a group's offset on a queue, forward only and never past
     /// the queue's end: a consumer that read entries a power loss took
     /// back may still commit its old position.
-    pub fn update_offset(&self, command: UpdateConsumerOffset) -> Outcome<()> {
+    pub fn update_offset(&self, command: UpdateConsumerOffset) -> Outcome<CommittedOffset> {
         let UpdateConsumerOffset { group, topic, queue_id, offset, generation } = command;
         // A slave's offsets are its master's copy, replaced every second:
         // a commit taken here would be silently undone.
@@ -171,7 +171,10 @@ impl super::Broker {
         } else {
             offsets.commit_forward(&group, &topic, queue_id, offset.min(end));
         }
-        Ok(())
+        // The answer says what the group's offset is now: a lower commit
+        // than one already taken (a previous owner's, late) leaves it, and
+        // the committer learns so instead of believing its own stands.
+        Ok(CommittedOffset { offset: offsets.get(&group, &topic, queue_id), generation: offsets.generation(&group, &topic, queue_id) })
     }
 
     /// Resets a group's offsets on every queue of a topic here (see

@@ -667,6 +667,10 @@ async fn a_reset_moves_the_offsets_and_fences_the_consumers_that_missed_it() {
     let crate::protocol::ResponseBody::Pull(got) = again.body else { panic!("{again:?}") };
     assert_eq!(got.messages.len(), 10);
     assert_eq!(broker.apply(commit_at(4, 1), peer()).await.code, ResponseCode::Success);
+    // A lower commit than one taken (a previous owner's, late) leaves the
+    // offset, and its answer says where the offset is.
+    let lower = broker.apply(commit_at(3, 1), peer()).await;
+    assert_eq!(lower.body, crate::protocol::ResponseBody::Committed(crate::command::CommittedOffset { offset: Some(4), generation: 1 }), "{lower:?}");
 
     // Skipping the backlog moves it to the end, in a third generation.
     let skipped = broker.apply(reset(None), peer()).await;

@@ -132,9 +132,11 @@ pub enum QueueChange {
     },
     /// The consumer gave the queue up (and, orderly, its lock).
     Released,
-    /// The broker took the consumer's commit of `offset`.
+    /// The broker answered the consumer's commit.
     Committed {
-        /// The committed offset: the next one to consume.
+        /// The group's committed offset on the broker after the commit
+        /// (the next one to consume): the consumer's own, or a higher one
+        /// the broker had already taken and kept.
         offset: u64,
     },
 }

@@ -673,9 +673,16 @@ impl Inner {
         let commit =
             UpdateConsumerOffset { group: self.config.group.clone(), topic: q.mq.topic.clone(), queue_id: q.mq.queue_id, offset, generation };
         match self.client.call(&addr, commit, self.client.timeout()).await {
-            Ok(_) => {
+            Ok(now) => {
                 q.pq.lock().expect("pq").committed = Some(offset);
-                self.config.on_queue.tell(&q.mq, QueueChange::Committed { offset });
+                // A higher commit than this one (a previous owner's, taken
+                // first) stays on the broker: the hook hears the offset the
+                // group would resume at.
+                let held = now.offset.unwrap_or(offset);
+                if held != offset {
+                    tracing::debug!(queue = %q.mq, offset, held, "the broker kept a higher commit than this one");
+                }
+                self.config.on_queue.tell(&q.mq, QueueChange::Committed { offset: held });
             }
             Err(Error::Refused(refusal)) if refusal.kind == Refused::StaleReset => {
                 tracing::debug!(queue = %q.mq, reason = %refusal.reason, "commit refused: the offsets were reset");
