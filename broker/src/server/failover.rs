@@ -116,7 +116,7 @@ impl Broker {
             // old master handed over (or this broker's own).
             let loaded = was_slave.then(|| load_services(&mut store, self.disk.as_ref()));
             if was_slave {
-                match super::pop::PopTable::rebuild(&mut store, &self.offsets.lock().expect("offsets")) {
+                match super::pop::PopTable::rebuild(&mut store, &self.offsets.lock().expect("offsets"), super::pop::snapshot::load(self.disk.as_ref())) {
                     Ok(table) => *pops = table,
                     Err(e) => tracing::warn!(error = %e, "the POP log could not be read back at take-over"),
                 }

@@ -98,6 +98,8 @@ pub struct Broker {
     /// POP consumers' leases and progress, rebuilt from the POP log. Taken
     /// before the store and offset locks.
     pops: Mutex<PopTable>,
+    /// The POP state of the durable log, written as its snapshot.
+    pop_durable: Mutex<Option<pop::snapshot::Replayed>>,
     /// Subscription groups an operator configured (`updateSubGroup`).
     subscription_groups: Mutex<BTreeMap<String, crate::model::SubscriptionGroup>>,
     /// Live producers per producer group (asked on check-back).
@@ -186,7 +188,7 @@ impl Broker {
             tracing::warn!(clamped, "consumer offsets past the recovered queue ends were moved back");
         }
         let (schedule, timers, transactions) = load_services(&mut store, disk.as_ref())?;
-        let pops = PopTable::rebuild(&mut store, &offsets)?;
+        let pops = PopTable::rebuild(&mut store, &offsets, pop::snapshot::load(disk.as_ref()))?;
         let subscription_groups: BTreeMap<String, crate::model::SubscriptionGroup> = match read_all(disk.as_ref(), SUBSCRIPTION_GROUPS_PATH)? {
             None => BTreeMap::new(),
             Some(bytes) => serde_json::from_slice::<Vec<crate::model::SubscriptionGroup>>(&bytes)
@@ -229,6 +231,7 @@ impl Broker {
             corrected: Mutex::new(BTreeMap::new()),
             locks: Mutex::new(locks),
             pops: Mutex::new(pops),
+            pop_durable: Mutex::new(None),
             subscription_groups: Mutex::new(subscription_groups),
             producers: Mutex::new(ProducerGroups::default()),
             links: Mutex::new(BTreeMap::new()),
@@ -316,6 +319,7 @@ impl Broker {
             let _ = b.persist_offsets();
             b.persist_schedule();
             b.persist_timers();
+            b.persist_pops();
         });
         // A slave copies; the master alone delivers delays and timers and
         // checks back on halves. Both loops run; each idles in the other
@@ -441,6 +445,7 @@ impl Broker {
                 self.schedule.lock().expect("schedule").rewind_to_durable();
                 self.rebuild_timers();
                 self.rebuild_transactions();
+                self.forget_pop_progress();
                 self.rebuild_pops();
                 marks::reach(Mark::StoreReopened);
                 tracing::info!(broker = %self.config.broker_name, why = %why, ?recovery, "store reopened after a disk failure");

@@ -34,6 +34,8 @@ use std::time::Duration;
 
 use super::OffsetTable;
 
+pub(super) mod snapshot;
+
 /// Records read per batch while rebuilding.
 const SCAN_BATCH: usize = 256;
 
@@ -42,14 +44,14 @@ const INVISIBLE_MS_MIN: u64 = 1_000;
 const INVISIBLE_MS_MAX: u64 = 12 * 3_600 * 1_000;
 
 /// A received message's lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Lease {
     attempt: u32,
     visible_at_ms: u64,
 }
 
 /// One group's POP progress on one queue.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct PopQueue {
     /// Every offset below is done.
     start: u64,
@@ -212,30 +214,14 @@ impl PopTable {
         }
     }
 
-    /// The POP state the log holds, over the committed offsets.
-    pub(super) fn rebuild(store: &mut MessageStore, offsets: &OffsetTable) -> crate::error::Result<PopTable> {
-        let mut table = PopTable::default();
-        let (mut offset, end) = store.queue_offsets(POP_TOPIC, 0);
-        while offset < end {
-            let got = store.get_or_rebuild(POP_TOPIC, 0, offset, SCAN_BATCH, u64::MAX, &|_| true)?;
-            for m in &got.messages {
-                match serde_json::from_slice::<PopRecord>(&m.message.body) {
-                    Ok(record) => {
-                        if matches!(record, PopRecord::Ack { .. }) && bugs::active(Bug::PopAckForgotten) {
-                            // The planted defect: acks are not replayed.
-                            continue;
-                        }
-                        let (group, topic, queue_id) = record.key();
-                        table.replay(&record, offsets.get(&group, &topic, queue_id));
-                    }
-                    Err(e) => tracing::warn!(offset = m.queue_offset, error = %e, "an unreadable POP log record was skipped"),
-                }
-            }
-            if got.next_offset <= offset {
-                break;
-            }
-            offset = got.next_offset;
-        }
+    /// The POP state the log holds, over the committed offsets: from
+    /// `snapshot` when the log still holds what it applied, else from the
+    /// log's start.
+    pub(super) fn rebuild(store: &mut MessageStore, offsets: &OffsetTable, snapshot: Option<snapshot::PopSnapshot>) -> crate::error::Result<PopTable> {
+        let mut replayed = snapshot::Replayed::start(store, snapshot);
+        replayed.replay_to(store, offsets, u64::MAX)?;
+        tracing::debug!(records = replayed.records, "POP state rebuilt");
+        let mut table = replayed.table;
         // What the log lost with a cut tail is not there to hand out.
         for ((_, topic, queue_id), q) in &mut table.queues {
             let end = store.queue_offsets(topic, *queue_id).1;
@@ -275,7 +261,7 @@ impl Broker {
         let mut pops = self.pops.lock().expect("pops");
         let mut store = self.store.lock().expect("store");
         let offsets = self.offsets.lock().expect("offsets");
-        match PopTable::rebuild(&mut store, &offsets) {
+        match PopTable::rebuild(&mut store, &offsets, snapshot::load(self.disk.as_ref())) {
             Ok(table) => *pops = table,
             Err(e) => tracing::warn!(error = %e, "the POP log could not be read back; POP state waits for the next reopen"),
         }

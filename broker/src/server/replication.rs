@@ -420,6 +420,7 @@ impl Broker {
         self.schedule.lock().expect("schedule").rewind_to_durable();
         self.rebuild_timers();
         self.rebuild_transactions();
+        self.forget_pop_progress_past(offset);
         self.rebuild_pops();
         Ok(true)
     }
