@@ -180,6 +180,16 @@ pub enum Bug {
     /// RocketMQ #10700: concurrent commits overwrote each other), and the
     /// group resumes there later.
     CommitOverwrites,
+    /// A slave copies its master's topics and offsets but not its
+    /// subscription groups, so a slave that takes over applies the
+    /// consumers' retry max times instead of the group's (Apache RocketMQ
+    /// #9804 lost a topic across a switch the same way).
+    SubGroupsNotCopied,
+    /// A requester's client hands a reply to the request of its own that
+    /// has waited longest (the lowest correlation id) instead of the one
+    /// the reply's correlation id names: with two requests in flight, each
+    /// may get the other's answer.
+    ReplyCrossed,
     /// The broker draws a send's pause from the host (an address the OS
     /// placed at random) instead of the simulation's seeded RNG, so two
     /// runs of one seed differ: the determinism check must notice.
@@ -188,7 +198,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 49] = [
+    pub const ALL: [Bug; 51] = [
         Bug::AckBeforeFsync,
         Bug::CommitOffsetAhead,
         Bug::DropRebalancedQueue,
@@ -237,6 +247,8 @@ impl Bug {
         Bug::BroadcastResumeAtEnd,
         Bug::BatchDropsLast,
         Bug::CommitOverwrites,
+        Bug::SubGroupsNotCopied,
+        Bug::ReplyCrossed,
         Bug::HostEntropy,
     ];
 
@@ -291,6 +303,8 @@ impl Bug {
             Bug::BroadcastResumeAtEnd => "broadcast-resume-at-end",
             Bug::BatchDropsLast => "batch-drops-last",
             Bug::CommitOverwrites => "commit-overwrites",
+            Bug::SubGroupsNotCopied => "sub-groups-not-copied",
+            Bug::ReplyCrossed => "reply-crossed",
             Bug::HostEntropy => "host-entropy",
         }
     }

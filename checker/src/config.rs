@@ -50,6 +50,10 @@ pub struct GroupSpec {
     /// (RocketMQ's default 16, also for configs written before the knob).
     #[serde(default = "max_reconsume_default")]
     pub max_reconsume_times: u32,
+    /// Whether the group answers the requests it consumes (request-reply's
+    /// responders).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replies: bool,
 }
 
 /// The default of [`GroupSpec::idempotent`]: consumers deduplicate.
@@ -179,6 +183,7 @@ impl CheckConfig {
                     pop: false,
                     idempotent: true,
                     max_reconsume_times: max_reconsume_default(),
+                    replies: false,
                 });
             }
         }
@@ -257,6 +262,7 @@ mod tests {
                 pop: false,
                 idempotent: false,
                 max_reconsume_times: 16,
+                replies: false,
             }],
             ..CheckConfig::default()
         };

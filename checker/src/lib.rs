@@ -42,7 +42,7 @@ pub use history::{
 };
 pub use invariant::{
     check_all, check_duplicated, check_exactly_once, check_failover, check_integrity, check_liveness, check_lost, check_offsets,
-    check_dead_letter, check_delay, check_hostile, check_order, check_pop, check_progress, check_recovered, check_reset, check_transaction, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
+    check_dead_letter, check_delay, check_hostile, check_order, check_pop, check_progress, check_recovered, check_reply, check_reset, reply_body, check_transaction, check_unexpected, Invariant, DEDUPE_UNAVAILABLE, LOCAL_RETRY,
     NOT_EXPECTED,
 };
 pub use reached::reached_marks;

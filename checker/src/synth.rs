@@ -84,6 +84,7 @@ pub fn history(events_target: usize, seed: u64) -> (Vec<Event>, CheckConfig) {
                 pop: false,
                 idempotent: true,
                 max_reconsume_times: 16,
+                replies: false,
             },
             GroupSpec {
                 group: AUDIT.into(),
@@ -94,6 +95,7 @@ pub fn history(events_target: usize, seed: u64) -> (Vec<Event>, CheckConfig) {
                 pop: false,
                 idempotent: false,
                 max_reconsume_times: 16,
+                replies: false,
             },
         ],
         fifo_topics: vec![TOPIC.into()],

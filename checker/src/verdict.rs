@@ -174,13 +174,17 @@ pub struct SummaryCounts {
     /// `integrity`.
     #[serde(default)]
     pub pop: u64,
+    /// Replies a requester got that answer another request, or that no
+    /// responder had sent. Defaults to 0 like `integrity`.
+    #[serde(default)]
+    pub reply: u64,
 }
 
 impl fmt::Display for SummaryCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={} reset={} pop={}",
+            "lost={} unexpected={} dup={} order={} eo={} corrupt={} late={} stalled={} hostile={} dl={} tx={} delay={} failover={} offsets={} reset={} pop={} reply={}",
             self.lost,
             self.unexpected,
             self.duplicated,
@@ -196,7 +200,8 @@ impl fmt::Display for SummaryCounts {
             self.failover,
             self.offsets,
             self.reset,
-            self.pop
+            self.pop,
+            self.reply
         )
     }
 }
@@ -265,6 +270,7 @@ impl Verdict {
                 .iter()
                 .map(|n| count("pop", n))
                 .sum(),
+            reply: count("reply", "wrong-reply") + count("reply", "reply-not-sent"),
         }
     }
 }
@@ -317,7 +323,7 @@ mod tests {
         assert_eq!((summary.integrity, summary.late, summary.stalled), (3, 7, 1));
         assert_eq!(
             summary.to_string(),
-            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0 pop=0"
+            "lost=0 unexpected=0 dup=0 order=0 eo=0 corrupt=3 late=7 stalled=1 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0 pop=0 reply=0"
         );
         let old: SummaryCounts = serde_json::from_str(
             r#"{"lost":1,"unexpected":0,"duplicated":0,"order":0,"exactly_once":0}"#,

@@ -89,6 +89,7 @@ fn control_config() -> CheckConfig {
         GroupSpec {
             idempotent: false,
             max_reconsume_times: 16,
+            replies: false,
             ..group("ledger", "*", false)
         },
     ];

@@ -46,13 +46,14 @@ fn check_all_keeps_the_worst_validity_and_summarizes() {
             "failover",
             "offsets",
             "reset",
-            "pop"
+            "pop",
+            "reply"
         ]
     );
     let summary = verdict.summary_counts();
     assert_eq!(
         summary.to_string(),
-        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0 pop=0"
+        "lost=1 unexpected=0 dup=1 order=2 eo=0 corrupt=0 late=0 stalled=0 hostile=0 dl=0 tx=0 delay=0 failover=0 offsets=0 reset=0 pop=0 reply=0"
     );
     assert_json_snapshot!(verdict);
 

@@ -74,6 +74,7 @@ fn sample(scenario: &str) -> RunReport {
             pop: false,
             idempotent: true,
             max_reconsume_times: 16,
+            replies: false,
         }],
         fifo_topics: vec![],
         expect: Expect {

@@ -37,12 +37,14 @@ mod fault;
 mod resolve;
 mod rng;
 pub use rng::{LogNormal, Rng};
+mod cost;
 mod spec;
 mod target;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use cost::Cost;
 pub use error::{Problem, ScenarioError};
 pub use fault::{Channel, CrashStep, DiskFaultKind, Fault, FaultKind, NemesisEvent, PartitionKind};
 pub use resolve::{
@@ -50,7 +52,7 @@ pub use resolve::{
     SWARM_DRAWN_MAX_DOWN_S_MAX, SWARM_DRAWN_RATE_MAX_CENTI_PER_MIN,
 };
 pub use spec::{
-    ConsumerKind, ConsumerSpec, Cost, HostileSpec, Expect, FlushMode, Nemesis, NemesisMode, ProducerSpec, Progress, ReplicationMode,
+    ConsumerKind, ConsumerSpec, HostileSpec, Expect, FlushMode, Nemesis, NemesisMode, ProducerSpec, Progress, ReplicationMode,
     Scenario, SwarmKnobs, TimerSpec, Topology, TransactionSpec, Workload, WORKLOAD_START_MS,
 };
 pub use target::{Node, Role, Selector, Target, TargetParseError};

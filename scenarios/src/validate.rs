@@ -55,7 +55,7 @@ impl Validator<'_> {
         }
     }
 
-    fn cost(&mut self, cost: &crate::spec::Cost) {
+    fn cost(&mut self, cost: &crate::cost::Cost) {
         self.at_least("topology.cost.broker_workers", cost.broker_workers.into(), 1);
         if !(1..=1_000).contains(&cost.clock_step_us) {
             self.fail("topology.cost.clock_step_us", format!("must be in 1..=1000, got {}", cost.clock_step_us));
@@ -188,6 +188,18 @@ impl Validator<'_> {
             } else if p.batch > 1 && (p.fifo || p.transaction.is_some() || p.timer.is_some()) {
                 self.fail(format!("{path}.batch"), "a batch holds plain messages: not with fifo, transaction or timer");
             }
+            if let Some(share) = p.request_share {
+                self.probability(format!("{path}.request_share"), share);
+                if p.batch > 1 || p.fifo || p.transaction.is_some() || p.timer.is_some() {
+                    self.fail(format!("{path}.request_share"), "requests are plain single sends: not with batch, fifo, transaction or timer");
+                }
+                if !w.consumers.iter().any(|c| c.topic == p.topic && c.replies) {
+                    self.fail(format!("{path}.request_share"), format!("no consumer group of topic `{}` replies (`replies = true`)", p.topic));
+                }
+                if !(100..=60_000).contains(&p.request_timeout_ms) {
+                    self.fail(format!("{path}.request_timeout_ms"), format!("must be 100 to 60000 ms, got {}", p.request_timeout_ms));
+                }
+            }
             self.at_least(format!("{path}.sharding_keys"), p.sharding_keys, 1);
             for (j, tag) in p.tags.iter().enumerate() {
                 if !is_valid_tag(tag) {
@@ -308,6 +320,14 @@ impl Validator<'_> {
                 }
                 if c.offset_reset_at_s.is_some() || c.dlq_resend_at_s.is_some() {
                     self.fail(format!("{path}.broadcast"), "a broadcasting group keeps its offsets on its consumers: no offset reset or dead-letter resend");
+                }
+            }
+            if c.replies {
+                if c.kind == ConsumerKind::Simple || c.broadcast {
+                    self.fail(format!("{path}.replies"), "responders are push consumers in clustering mode: one reply per request");
+                }
+                if w.consumers[..i].iter().any(|other| other.replies && other.topic == c.topic) {
+                    self.fail(format!("{path}.replies"), format!("another group of topic `{}` replies already: one reply per request", c.topic));
                 }
             }
             if c.kind == ConsumerKind::Simple {

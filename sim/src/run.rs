@@ -249,6 +249,7 @@ pub fn check_config(scenario: &Scenario, events: &[Event]) -> CheckConfig {
             pop: c.kind == scenarios::ConsumerKind::Simple,
             idempotent: c.idempotent,
             max_reconsume_times: c.max_reconsume_times,
+            replies: c.replies,
         })
         .collect();
     let mut fifo_topics: Vec<String> =

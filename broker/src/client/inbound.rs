@@ -108,7 +108,13 @@ impl Replies {
     /// Hands a reply to its waiting request; false when none waits.
     pub fn deliver(&self, reply: MessageExt) -> bool {
         let Some(correlation_id) = reply.message.properties.get(PROPERTY_CORRELATION_ID).cloned() else { return false };
-        let waiting = self.waiting.lock().expect("replies").remove(&correlation_id);
+        let mut waiting = self.waiting.lock().expect("replies");
+        let waiting = if crate::bugs::active(crate::bugs::Bug::ReplyCrossed) {
+            // The planted defect: the request that waited longest takes it.
+            waiting.pop_first().map(|(_, tx)| tx)
+        } else {
+            waiting.remove(&correlation_id)
+        };
         waiting.is_some_and(|tx| tx.send(reply).is_ok())
     }
 }

@@ -219,6 +219,14 @@ impl Producer {
     /// [`Producer::reply`], which a broker pushes to this client over the
     /// connection it heartbeats on.
     pub async fn request(&self, msg: Message, timeout: Duration) -> Result<MessageExt> {
+        let (_, reply) = self.request_with_receipt(msg, timeout).await?;
+        reply
+    }
+
+    /// [`Producer::request`], telling apart a request that was not stored
+    /// (the error) from one stored whose reply did not come in time: the
+    /// request's send result, then its reply or the timeout.
+    pub async fn request_with_receipt(&self, msg: Message, timeout: Duration) -> Result<(SendResult, Result<MessageExt>)> {
         let correlation_id = self.ids.next_id();
         let msg = msg
             .with_property(PROPERTY_CORRELATION_ID, correlation_id.clone())
@@ -227,24 +235,33 @@ impl Producer {
             .with_property(PROPERTY_MESSAGE_TTL, timeout.as_millis().to_string());
         let reply = self.client.replies().wait(&correlation_id);
         let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || Error::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         // Every broker learns where this client is: the responder's reply
         // may go to any of them.
         self.client.heartbeat_producer_groups(vec![self.config.group.clone()]).await;
-        let outcome = async {
-            let sent = self.send(msg).await?;
-            if !sent.is_ok() {
+        let sent = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), self.send(msg)).await {
+            Ok(Ok(sent)) if sent.is_ok() => sent,
+            Ok(Ok(sent)) => {
+                self.client.replies().forget(&correlation_id);
                 return Err(Error::refused(Refused::NotDurable, format!("the request was stored but not durable: {:?}", sent.status)));
             }
-            match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), reply).await {
-                Ok(Ok(reply)) => Ok(reply),
-                _ => Err(Error::Timeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))),
+            Ok(Err(e)) => {
+                self.client.replies().forget(&correlation_id);
+                return Err(e);
             }
-        }
-        .await;
-        if outcome.is_err() {
-            self.client.replies().forget(&correlation_id);
-        }
-        outcome
+            Err(_) => {
+                self.client.replies().forget(&correlation_id);
+                return Err(timed_out());
+            }
+        };
+        let answer = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), reply).await {
+            Ok(Ok(reply)) => Ok(reply),
+            _ => {
+                self.client.replies().forget(&correlation_id);
+                Err(timed_out())
+            }
+        };
+        Ok((sent, answer))
     }
 
     /// Answers a request (a message [`Producer::request`] sent) with `body`:

@@ -302,8 +302,12 @@ impl Broker {
         let Ok(config) = self.pool.call(master, ask, timeout).await else {
             return;
         };
-        let groups: BTreeMap<String, crate::model::SubscriptionGroup> =
-            config.subscription_groups.into_iter().map(|g| (g.group_name.clone(), g)).collect();
+        let groups: BTreeMap<String, crate::model::SubscriptionGroup> = if bugs::active(Bug::SubGroupsNotCopied) {
+            // The planted defect: the master's groups are not taken.
+            self.subscription_groups.lock().expect("subscription groups").clone()
+        } else {
+            config.subscription_groups.into_iter().map(|g| (g.group_name.clone(), g)).collect()
+        };
         let groups_changed = {
             let mut mine = self.subscription_groups.lock().expect("subscription groups");
             let changed = *mine != groups;

@@ -23,6 +23,7 @@ mod order;
 mod pop;
 mod progress;
 mod recovered;
+mod reply;
 mod reset;
 mod transaction;
 mod unexpected;
@@ -41,6 +42,7 @@ pub use order::check_order;
 pub use pop::check_pop;
 pub use progress::check_progress;
 pub use recovered::check_recovered;
+pub use reply::{check_reply, reply_body};
 pub use reset::check_reset;
 pub use transaction::check_transaction;
 pub use unexpected::check_unexpected;
@@ -99,11 +101,14 @@ pub enum Invariant {
     /// invisible, nothing acknowledged received again, no attempt past
     /// the most.
     Pop,
+    /// Request-reply: each requester gets the reply to its own request,
+    /// from a responder that consumed it.
+    Reply,
 }
 
 impl Invariant {
     /// Every implemented invariant, in verdict order.
-    pub const ALL: [Invariant; 17] = [
+    pub const ALL: [Invariant; 18] = [
         Invariant::Lost,
         Invariant::Unexpected,
         Invariant::Integrity,
@@ -121,6 +126,7 @@ impl Invariant {
         Invariant::Offsets,
         Invariant::Reset,
         Invariant::Pop,
+        Invariant::Reply,
     ];
 
     /// The name used in [`CheckResult::name`].
@@ -143,6 +149,7 @@ impl Invariant {
             Invariant::Offsets => "offsets",
             Invariant::Reset => "reset",
             Invariant::Pop => "pop",
+            Invariant::Reply => "reply",
         }
     }
 
@@ -183,6 +190,7 @@ impl Invariant {
             Invariant::Offsets => offsets::offsets(history, cfg, index),
             Invariant::Reset => reset::reset(history, cfg, index),
             Invariant::Pop => pop::pop(history, cfg, index),
+            Invariant::Reply => reply::reply(history, cfg, index),
         }
     }
 }

@@ -64,6 +64,7 @@ pub(crate) fn order<'a>(history: &'a [Event], cfg: &CheckConfig, index: &Index<'
         pop: false,
         idempotent: true,
         max_reconsume_times: 16,
+        replies: false,
     };
     // (group, consumer or "", topic, shard) -> predecessors the group must
     // consume and has not yet

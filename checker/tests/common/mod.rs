@@ -16,6 +16,7 @@ pub fn group(group: &str, tags: &str, broadcast: bool) -> GroupSpec {
         pop: false,
         idempotent: true,
         max_reconsume_times: 16,
+        replies: false,
     }
 }
 

@@ -59,7 +59,7 @@ pub fn consumer_config(spec: &ConsumerSpec, orderly: bool) -> PushConsumerConfig
     // A broadcasting group's consumers each take every queue: no locks.
     config.orderly = orderly && !spec.broadcast;
     config.broadcast = spec.broadcast;
-    config.max_reconsume_times = spec.max_reconsume_times;
+    config.max_reconsume_times = super::simple::asked_retry_max_times(spec);
     // Queue locks scaled down with the rebalance: trusted 4 s, renewed
     // every 2 s, under the brokers' 12 s lease (`BROKER_LOCK_LEASE_MS`),
     // which leaves 8 s for a message begun at the end of the trust.
@@ -143,11 +143,25 @@ pub async fn run_consumer(
     let (group, process) = (spec.group.clone(), name.clone());
     let hook_recorder = recorder.clone();
     let business = Business::of(&spec, db, trigger, recorder.clone(), name.clone());
+    // A responding group answers each request it consumes, before its
+    // business logic runs, with a reply naming the request.
+    let responder = spec
+        .replies
+        .then(|| Arc::new(Producer::new(client.clone(), ProducerConfig::new(format!("{}-responders", spec.group))).expect("valid producer group")));
     let listener = AsyncListener(move |msgs: Vec<MessageExt>, ctx: ConsumeContext| {
-        let (recorder, group, process, business) = (recorder.clone(), group.clone(), process.clone(), business.clone());
+        let (recorder, group, process, business, responder) = (recorder.clone(), group.clone(), process.clone(), business.clone(), responder.clone());
         async move {
             let queue = queue_name(&ctx.queue.broker_name, &ctx.queue.topic, ctx.queue.queue_id);
             let start = recorder.now_ms();
+            if let Some(responder) = &responder {
+                for m in msgs.iter().filter(|m| m.message.properties.contains_key(PROPERTY_CORRELATION_ID)) {
+                    let id = m.msg_id();
+                    recorder.record(Event::new(0, &process, Kind::Invoke, Op::Reply).group(group.clone()).msg_id(id.clone()));
+                    if let Err(e) = responder.reply(m, checker::reply_body(&id)).await {
+                        tracing::debug!(error = %e, "a reply was not sent");
+                    }
+                }
+            }
             let consumed = business.consume(&msgs).await;
             for m in &msgs {
                 let event = delivery(&process, &group, m, queue.clone(), ctx.attempt > 0, consumed.outcome()).start_ms(start);

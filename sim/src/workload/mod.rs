@@ -29,8 +29,8 @@ use broker::client::{
 };
 use broker::clock::Clock;
 use broker::model::{
-    dlq_topic, retry_topic, Filter, Message, MessageExt, Selector, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_HALF_OFFSET, PROPERTY_PRODUCER_GROUP,
-    PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
+    dlq_topic, retry_topic, Filter, Message, MessageExt, Selector, TagFilter, TransactionState, CHECK_MAX_TOPIC, PROPERTY_CORRELATION_ID, PROPERTY_HALF_OFFSET,
+    PROPERTY_MESSAGE_TTL, PROPERTY_MESSAGE_TYPE, PROPERTY_PRODUCER_GROUP, PROPERTY_REPLY_TO_CLIENT, PROPERTY_TRANSACTION, PROPERTY_UNIQ_KEY,
 };
 use broker::command::ConsumeFrom;
 use broker::command::SendResult;
@@ -89,6 +89,16 @@ pub(crate) fn body_of(msg_id: &str, len: usize) -> Vec<u8> {
 /// the history carries as `msg_id`, and the ones the transactional producer
 /// and the broker add to a transactional message.
 pub(crate) fn user_props(message: &Message) -> BTreeMap<String, String> {
-    const SYSTEM: [&str; 4] = [PROPERTY_UNIQ_KEY, PROPERTY_TRANSACTION, PROPERTY_PRODUCER_GROUP, PROPERTY_HALF_OFFSET];
+    const SYSTEM: [&str; 8] = [
+        PROPERTY_UNIQ_KEY,
+        PROPERTY_TRANSACTION,
+        PROPERTY_PRODUCER_GROUP,
+        PROPERTY_HALF_OFFSET,
+        // A request's, which `Producer::request` sets.
+        PROPERTY_CORRELATION_ID,
+        PROPERTY_REPLY_TO_CLIENT,
+        PROPERTY_MESSAGE_TYPE,
+        PROPERTY_MESSAGE_TTL,
+    ];
     message.properties.iter().filter(|(name, _)| !SYSTEM.contains(&name.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }

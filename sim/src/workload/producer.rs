@@ -174,6 +174,8 @@ pub(crate) struct Operation {
     delay_level: Option<(u32, u64)>,
     /// What the transaction decides (transactional producers only).
     decision: Option<(TxState, bool)>,
+    /// Sent as a request, waiting for its reply (request-reply).
+    request: bool,
 }
 
 impl Operation {
@@ -262,6 +264,21 @@ pub(crate) async fn send_operation(
         }
         let msg_id = msg.unique_id().unwrap_or_default().to_string();
         let acked = match sender {
+            Sender::Plain(producer) if op.request => {
+                let invoke = recorder.record(invoke);
+                match producer.request_with_receipt(msg, Duration::from_millis(spec.request_timeout_ms)).await {
+                    Ok((sent, reply)) => {
+                        let acked = record_completion(recorder, process, invoke, &spec.topic, Ok(sent));
+                        let answer = Event::new(0, process, Kind::Ok, Op::Reply).of(invoke).msg_id(msg_id.clone());
+                        recorder.record(match reply {
+                            Ok(reply) => answer.detail(String::from_utf8_lossy(&reply.message.body).into_owned()),
+                            Err(e) => Event { kind: Kind::Fail, ..answer }.detail(e.to_string()),
+                        });
+                        acked
+                    }
+                    Err(e) => record_completion(recorder, process, invoke, &spec.topic, Err(e)),
+                }
+            }
             Sender::Plain(producer) => {
                 let invoke = recorder.record(invoke);
                 let result = if spec.fifo { producer.send_ordered(msg, &op.shard).await } else { producer.send(msg).await };
@@ -452,6 +469,8 @@ pub async fn run_producer(
                 let outcome = if draw_unit() < t.rollback_share { TxState::Rollback } else { TxState::Commit };
                 (outcome, draw_unit() < t.unknown_share)
             }),
+            // Drawn only where the scenario asks, so other runs keep their draws.
+            request: spec.request_share.is_some_and(|share| draw_unit() < share),
         };
         if let Some(timer) = &spec.timer {
             let roll = draw_unit();

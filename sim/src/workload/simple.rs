@@ -16,16 +16,27 @@ const CONSUME_CONCURRENCY: usize = 32;
 pub(crate) const AWAIT_MS: u64 = 2_000;
 
 /// Simple consumer settings used in the simulation: the group's selector,
-/// `max_reconsume_times + 1` attempts, FIFO on FIFO topics, from the
+/// `max_reconsume_times + 1` attempts (or RocketMQ's default, when the
+/// brokers keep the group's), FIFO on FIFO topics, from the
 /// queues' first messages.
 pub fn simple_config(spec: &ConsumerSpec, fifo: bool) -> SimpleConsumerConfig {
     let mut config = SimpleConsumerConfig::new(spec.group.clone(), spec.topic.clone());
     config.selector = group_selector(spec);
     config.await_ms = AWAIT_MS;
-    config.max_attempts = spec.max_reconsume_times + 1;
+    config.max_attempts = asked_retry_max_times(spec) + 1;
     config.fifo = fifo;
     config.consume_from = ConsumeFrom::FirstOffset;
     config
+}
+
+/// The retry max times a group's consumers ask for: the spec's, or
+/// RocketMQ's default 16 when the brokers keep the group's own.
+pub(crate) fn asked_retry_max_times(spec: &ConsumerSpec) -> u32 {
+    if spec.group_on_broker {
+        broker::model::MAX_RECONSUME_TIMES_DEFAULT
+    } else {
+        spec.max_reconsume_times
+    }
 }
 
 /// A POP delivery event: the queue and attempt the handle names, and when

@@ -2,7 +2,7 @@
 //! drain, and the [`Cluster`] operations the nemesis hurts it with.
 //! Compiled only with `--cfg madsim`.
 
-use broker::command::CreateTopic;
+use broker::command::{CreateTopic, UpdateSubscriptionGroup};
 
 use crate::cluster::{Cluster, LinkFault};
 use crate::disk::{FlippedBit, SimDisk};
@@ -12,7 +12,7 @@ use crate::database::{self, Database, DbClient, DB_PORT};
 use crate::workload::{self, CrashTrigger, ProducerState};
 use broker::client::{ClientConfig, ClientInstance};
 use broker::clock::Clock;
-use broker::model::TopicConfig;
+use broker::model::{SubscriptionGroup, TopicConfig};
 use broker::namesrv::{NameServer, NameServerConfig};
 use broker::controller::{Controller, ControllerConfig};
 use broker::server::{Broker, BrokerConfig, FlushMode, ReplicationRole};
@@ -55,9 +55,10 @@ fn ip_of(node: &Node, consumer_index: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, subnet, (host / 250) as u8, (host % 250 + 1) as u8))
 }
 
-/// Creates a topic on the master of `group`, waiting for the group to have
-/// one (the controllers elect it a few seconds into the run).
-async fn create_on_master(client: &ClientInstance, group: &str, config: &TopicConfig) {
+/// Sends an admin command (a topic or a subscription group to create) to
+/// the master of `group`, waiting for the group to have one (the
+/// controllers elect it a few seconds into the run).
+async fn create_on_master<C: broker::protocol::Call + Clone>(client: &ClientInstance, group: &str, command: &C) {
     loop {
         let master = client.cluster().await.ok().and_then(|brokers| {
             brokers
@@ -66,7 +67,7 @@ async fn create_on_master(client: &ClientInstance, group: &str, config: &TopicCo
                 .max_by_key(|b| b.epoch)
         });
         if let Some(master) = master {
-            let created = client.call(&master.addr, CreateTopic { config: config.clone() }, Duration::from_secs(3)).await;
+            let created = client.call(&master.addr, command.clone(), Duration::from_secs(3)).await;
             if created.is_ok() {
                 return;
             }
@@ -455,6 +456,17 @@ impl World {
             .collect();
         let groups: Vec<String> = (0..scenario.topology.broker_groups).map(|g| scenario.broker_group_name(g)).collect();
         let elected = scenario.topology.controllers > 0;
+        // Consumer groups whose settings the brokers keep, as an operator
+        // creates them before the consumers start.
+        let subscription_groups: Vec<UpdateSubscriptionGroup> = scenario
+            .workload
+            .consumers
+            .iter()
+            .filter(|c| c.group_on_broker)
+            .map(|c| UpdateSubscriptionGroup {
+                config: SubscriptionGroup { group_name: c.group.clone(), retry_max_times: c.max_reconsume_times, ..SubscriptionGroup::default() },
+            })
+            .collect();
         admin_node
             .spawn(async move {
                 let client = ClientInstance::new(ClientConfig::new(namesrvs, "admin"), Clock::new());
@@ -464,7 +476,12 @@ impl World {
                     for (topic, order) in &topics {
                         let config = TopicConfig { order: *order, ..TopicConfig::new(topic.clone(), queues) };
                         for group in &groups {
-                            create_on_master(&client, group, &config).await;
+                            create_on_master(&client, group, &CreateTopic { config: config.clone() }).await;
+                        }
+                    }
+                    for command in &subscription_groups {
+                        for group in &groups {
+                            create_on_master(&client, group, command).await;
                         }
                     }
                     return;
@@ -474,6 +491,11 @@ impl World {
                     for addr in &brokers {
                         // Brokers are up by now; a failure here is a harness bug.
                         client.call(addr, CreateTopic { config: config.clone() }, Duration::from_secs(10)).await.expect("topic creation");
+                    }
+                }
+                for command in subscription_groups {
+                    for addr in &brokers {
+                        client.call(addr, command.clone(), Duration::from_secs(10)).await.expect("subscription group creation");
                     }
                 }
             })

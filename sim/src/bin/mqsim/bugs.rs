@@ -52,7 +52,8 @@ pub(crate) fn target_check(bug: Bug) -> &'static str {
         Bug::ProgressStall => "progress",
         Bug::LimitsUnchecked => "hostile",
         Bug::ResetNotFenced => "reset",
-        Bug::PopAckForgotten | Bug::PopAttemptKept => "pop",
+        Bug::PopAckForgotten | Bug::PopAttemptKept | Bug::SubGroupsNotCopied => "pop",
+        Bug::ReplyCrossed => "reply",
         // Not an invariant: the sweep replays each seed and compares.
         Bug::HostEntropy => NONDETERMINISTIC,
     }
@@ -105,6 +106,8 @@ pub(crate) fn hunting_ground(bug: Bug) -> &'static str {
         Bug::BroadcastResumeAtEnd => "broadcast-consumer-crash",
         Bug::BatchDropsLast => "batch-broker-crash",
         Bug::CommitOverwrites => "consumer-pause-rebalance",
+        Bug::SubGroupsNotCopied => "subscription-group-failover",
+        Bug::ReplyCrossed => "request-reply",
         Bug::HostEntropy => "broker-crash-sync-flush",
     }
 }
