@@ -44,8 +44,8 @@ use std::collections::BTreeMap;
 ///   (a producer's retry stores copies that come due together), unless its
 ///   broker restarted (or changed master)
 ///   between the send and B after the first copy's delivery (B plus the
-///   time its disk failed in between, when no progress could be
-///   persisted): the broker's delay and timer progress is persisted every
+///   time its disk failed, or it was cut off or paused, in between, when
+///   no progress could be persisted or copied to its slave): the broker's delay and timer progress is persisted every
 ///   few seconds, so a restart may move again only what the last persisted
 ///   progress did not cover (Apache RocketMQ #3473 moved everything
 ///   again). The only anomaly of this check.
@@ -169,6 +169,10 @@ fn beyond_progress(history: &[Event], index: &Index<'_>, bound_ms: u64, result: 
 /// persisted point is lost.
 const RESTARTING: [&str; 2] = ["kill", "power-loss"];
 
+/// Faults of a broker during which its delay and timer progress cannot be
+/// persisted (its disk fails) or copied to its slave (cut off, paused).
+const STALLING: [&str; 3] = ["disk-fault", "partition", "pause"];
+
 /// Finds timers and delayed messages written to their topic again beyond
 /// what a restart of their broker allows (see [`check_duplicated`]);
 /// returns (copies again, beyond progress).
@@ -176,15 +180,16 @@ fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms
     let broker_of = |process: &str| cfg.expect.broker_groups.get(process).cloned().unwrap_or_else(|| process.to_owned());
     let mut restarts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     // While a broker's disk fails (full, or erroring writes) its progress
-    // is not persisted: the time the first copy takes to be covered on disk
-    // (and copied to a slave) grows by as much.
-    let mut disk_faults: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    // is not persisted, and while a replica is cut off or paused its slave
+    // cannot copy it: the time the first copy takes to be covered on disk
+    // and on the replica that may take over grows by as much.
+    let mut stalled: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for f in crate::faults::fault_spans(history).iter() {
         for target in f.targets() {
             if RESTARTING.contains(&f.name()) {
                 restarts.entry(broker_of(target)).or_default().push(f.from_ms);
-            } else if f.name() == "disk-fault" {
-                disk_faults.entry(broker_of(target)).or_default().push((f.from_ms, f.to_ms));
+            } else if STALLING.contains(&f.name()) {
+                stalled.entry(broker_of(target)).or_default().push((f.from_ms, f.to_ms));
             }
         }
     }
@@ -225,7 +230,7 @@ fn timed_again(history: &[Event], index: &Index<'_>, cfg: &CheckConfig, bound_ms
             if broker != broker_of_copy(first) || copy.t_ms <= first.t_ms + bound_ms {
                 continue;
             }
-            let unpersisted: u64 = disk_faults
+            let unpersisted: u64 = stalled
                 .get(broker.as_str())
                 .into_iter()
                 .flatten()
