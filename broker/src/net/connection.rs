@@ -65,6 +65,9 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 256;
 /// consumer's queues on one broker.
 pub const LONG_POLLS_IN_FLIGHT_MAX: usize = 4096;
 
+/// Frames a connection writes together at most, flushed once.
+const BURST_FRAMES_MAX: usize = 64;
+
 /// One TCP connection, shared by many concurrent requests in either direction.
 pub struct Connection {
     addr: String,
@@ -132,12 +135,22 @@ impl Connection {
                         frame = rx.recv() => frame,
                     };
                     let Some(frame) = frame else { break };
-                    // A peer that stops reading fills its socket; a close
-                    // must not wait for it.
+                    // Frames queued meanwhile go out with it, flushed once:
+                    // under load a burst of answers is one write, not one
+                    // each. A peer that stops reading fills its socket; a
+                    // close must not wait for it.
+                    let burst = async {
+                        sink.feed(frame).await?;
+                        for _ in 1..BURST_FRAMES_MAX {
+                            let Ok(next) = rx.try_recv() else { break };
+                            sink.feed(next).await?;
+                        }
+                        sink.flush().await
+                    };
                     let sent = tokio::select! {
                         biased;
                         _ = cancel.cancelled() => break,
-                        sent = sink.send(frame) => sent,
+                        sent = burst => sent,
                     };
                     if sent.is_err() {
                         break;
@@ -480,6 +493,50 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         silent.abort();
+    }
+
+    /// A stream that counts its flushes.
+    struct CountsFlushes(tokio::io::DuplexStream, Arc<std::sync::atomic::AtomicUsize>);
+
+    impl AsyncRead for CountsFlushes {
+        fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountsFlushes {
+        fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// Frames queued while the writer was busy go out together, flushed
+    /// once a burst of at most BURST_FRAMES_MAX, and every one arrives.
+    #[tokio::test(flavor = "current_thread")]
+    async fn frames_queued_together_are_written_with_one_flush() {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conn = Connection::start(CountsFlushes(ours, flushes.clone()), "peer".into(), Arc::new(ServesNothing), || {});
+        let request = Request::GetClusterInfo(GetClusterInfo);
+        // One thread: nothing runs the writer until this task waits.
+        for _ in 0..100 {
+            conn.oneway(&request).await.unwrap();
+        }
+        let mut frames = Framed::new(theirs, FrameCodec);
+        for n in 0..100 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.next()).await.expect("in time").expect("a frame").expect("whole");
+            assert!(!frame.response, "frame {n}");
+        }
+        assert_eq!(flushes.load(Ordering::SeqCst), 2, "100 frames in bursts of {BURST_FRAMES_MAX}");
     }
 
     /// A handler that never answers, counting the requests it was given.

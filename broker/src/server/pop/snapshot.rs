@@ -20,6 +20,9 @@ use crate::server::{Broker, OffsetTable};
 use crate::store::{disk::read_all, Disk, MessageStore};
 use serde::{Deserialize, Serialize};
 
+/// Batches of records one persist replays into the snapshot at most.
+const PERSIST_BATCHES_MAX: usize = 64;
+
 /// Where a broker keeps its POP snapshot.
 pub(in crate::server) const POP_SNAPSHOT_PATH: &str = "config/popSnapshot.json";
 
@@ -103,18 +106,25 @@ impl Replayed {
     /// Replays the POP log's records from where this is up to `end` (a
     /// commit log offset: a record not wholly below it is left for later).
     pub(in crate::server) fn replay_to(&mut self, store: &mut MessageStore, offsets: &OffsetTable, end: u64) -> crate::error::Result<()> {
-        let max = store.queue_offsets(POP_TOPIC, 0).1;
-        while self.log_offset < max {
-            let got = store.get_or_rebuild(POP_TOPIC, 0, self.log_offset, SCAN_BATCH, end, &|_| true)?;
-            for m in &got.messages {
-                self.apply(m, offsets);
-            }
-            if got.next_offset <= self.log_offset {
-                break;
-            }
-            self.log_offset = got.next_offset;
-        }
+        while self.replay_batch(store, offsets, end)? {}
         Ok(())
+    }
+
+    /// Replays one batch of records below `end`; true when it moved and
+    /// the log may hold more.
+    fn replay_batch(&mut self, store: &mut MessageStore, offsets: &OffsetTable, end: u64) -> crate::error::Result<bool> {
+        if self.log_offset >= store.queue_offsets(POP_TOPIC, 0).1 {
+            return Ok(false);
+        }
+        let got = store.get_or_rebuild(POP_TOPIC, 0, self.log_offset, SCAN_BATCH, end, &|_| true)?;
+        for m in &got.messages {
+            self.apply(m, offsets);
+        }
+        if got.next_offset <= self.log_offset {
+            return Ok(false);
+        }
+        self.log_offset = got.next_offset;
+        Ok(true)
     }
 
     fn apply(&mut self, m: &MessageExt, offsets: &OffsetTable) {
@@ -149,19 +159,27 @@ impl Broker {
     pub(in crate::server) fn persist_pops(&self) {
         let _order = self.persisting.lock().expect("persisting");
         let mut durable = self.pop_durable.lock().expect("pop snapshot");
-        let mut store = self.store.lock().expect("store");
         let mut replayed = match durable.take() {
             Some(replayed) => replayed,
-            None => Replayed::start(&mut store, load(self.disk.as_ref())),
+            None => Replayed::start(&mut self.store.lock().expect("store"), load(self.disk.as_ref())),
         };
         let before = (replayed.log_offset, replayed.records);
-        let flushed = store.flushed_offset();
-        let caught_up = replayed.replay_to(&mut store, &self.offsets.lock().expect("offsets"), flushed);
-        drop(store);
-        if let Err(e) = caught_up {
-            // Tried again from the snapshot on disk next time.
-            tracing::warn!(error = %e, "the POP log could not be read for its snapshot");
-            return;
+        let flushed = self.store.lock().expect("store").flushed_offset();
+        // A batch at a time, the store let go in between, so sends do not
+        // wait on a long catch-up (the first after a start without a
+        // snapshot replays the whole log); the rest waits for the next
+        // period.
+        for _ in 0..PERSIST_BATCHES_MAX {
+            let mut store = self.store.lock().expect("store");
+            match replayed.replay_batch(&mut store, &self.offsets.lock().expect("offsets"), flushed) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    // Tried again from the snapshot on disk next time.
+                    tracing::warn!(error = %e, "the POP log could not be read for its snapshot");
+                    return;
+                }
+            }
         }
         if (replayed.log_offset, replayed.records) != before {
             let bytes = serde_json::to_vec(&replayed.snapshot()).expect("a POP snapshot serialises");
