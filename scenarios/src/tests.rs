@@ -336,6 +336,20 @@ fn a_probability_out_of_range_is_refused() {
 }
 
 #[test]
+fn requests_need_one_push_group_that_replies() {
+    let requests = |extra: &str| BASE.replace("sharding_keys = 5\n", &format!("sharding_keys = 5\nrequest_share = 0.3\n{extra}"));
+    assert_error(&requests(""), "workload.producers[0].request_share: no consumer group of topic `orders` replies (`replies = true`)");
+    assert_error(&requests("fifo = true\n"), "workload.producers[0].request_share: requests are plain single sends: not with batch, fifo, transaction or timer");
+    assert_error(&requests("request_timeout_ms = 50\n"), "workload.producers[0].request_timeout_ms: must be 100 to 60000 ms, got 50");
+    let both = requests("").replace("count = 2\n", "count = 2\nreplies = true\n").replace("count = 1\n\n[nemesis]", "count = 1\nreplies = true\n\n[nemesis]");
+    assert_error(&both, "workload.consumers[1].replies: another group of topic `orders` replies already: one reply per request");
+    let simple = requests("").replace("count = 2\n", "count = 2\nkind = \"simple\"\nreplies = true\n");
+    assert_error(&simple, "workload.consumers[0].replies: responders are push consumers in clustering mode: one reply per request");
+    let valid = requests("").replace("count = 2\n", "count = 2\nreplies = true\n");
+    Scenario::from_toml_str(&valid, "valid.toml").expect("one replying push group is enough");
+}
+
+#[test]
 fn delay_levels_and_retry_knobs_are_checked() {
     let with_levels = |levels: &str| BASE.replace("flush = \"sync\"\n", &format!("flush = \"sync\"\ndelay_levels_ms = {levels}\n"));
     assert_error(&with_levels("[]"), "topology.delay_levels_ms: must hold 1..=64 delays, got 0");

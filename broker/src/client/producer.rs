@@ -239,29 +239,25 @@ impl Producer {
         // Every broker learns where this client is: the responder's reply
         // may go to any of them.
         self.client.heartbeat_producer_groups(vec![self.config.group.clone()]).await;
-        let sent = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), self.send(msg)).await {
-            Ok(Ok(sent)) if sent.is_ok() => sent,
-            Ok(Ok(sent)) => {
-                self.client.replies().forget(&correlation_id);
+        let outcome = async {
+            let sent = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), self.send(msg)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(sent) => sent?,
+            };
+            if !sent.is_ok() {
                 return Err(Error::refused(Refused::NotDurable, format!("the request was stored but not durable: {:?}", sent.status)));
             }
-            Ok(Err(e)) => {
-                self.client.replies().forget(&correlation_id);
-                return Err(e);
-            }
-            Err(_) => {
-                self.client.replies().forget(&correlation_id);
-                return Err(timed_out());
-            }
-        };
-        let answer = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), reply).await {
-            Ok(Ok(reply)) => Ok(reply),
-            _ => {
-                self.client.replies().forget(&correlation_id);
-                Err(timed_out())
-            }
-        };
-        Ok((sent, answer))
+            let answer = match tokio::time::timeout(deadline.saturating_duration_since(tokio::time::Instant::now()), reply).await {
+                Ok(Ok(reply)) => Ok(reply),
+                _ => Err(timed_out()),
+            };
+            Ok((sent, answer))
+        }
+        .await;
+        if !matches!(outcome, Ok((_, Ok(_)))) {
+            self.client.replies().forget(&correlation_id);
+        }
+        outcome
     }
 
     /// Answers a request (a message [`Producer::request`] sent) with `body`:

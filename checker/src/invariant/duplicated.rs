@@ -45,10 +45,11 @@ use std::collections::BTreeMap;
 ///   broker restarted (or changed master)
 ///   between the send and B after the first copy's delivery (B plus the
 ///   time its disk failed, or it was cut off or paused, in between, when
-///   no progress could be persisted or copied to its slave): the broker's delay and timer progress is persisted every
-///   few seconds, so a restart may move again only what the last persisted
-///   progress did not cover (Apache RocketMQ #3473 moved everything
-///   again). The only anomaly of this check.
+///   no progress could be persisted or copied to its slave): the broker's
+///   delay and timer progress is persisted every few seconds, so a restart
+///   may move again only what the last persisted progress did not cover
+///   (Apache RocketMQ #3473 moved everything again). The only anomaly of
+///   this check.
 pub fn check_duplicated(history: &[Event], cfg: &CheckConfig) -> CheckResult {
     duplicated(history, cfg, &Index::build(history, cfg))
 }

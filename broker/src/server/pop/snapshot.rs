@@ -120,6 +120,9 @@ impl Replayed {
         for m in &got.messages {
             self.apply(m, offsets);
         }
+        if let Some(m) = got.messages.last() {
+            self.last = Some((m.commit_log_offset, String::from_utf8_lossy(&m.message.body).into_owned()));
+        }
         if got.next_offset <= self.log_offset {
             return Ok(false);
         }
@@ -129,7 +132,6 @@ impl Replayed {
 
     fn apply(&mut self, m: &MessageExt, offsets: &OffsetTable) {
         self.records += 1;
-        self.last = Some((m.commit_log_offset, String::from_utf8_lossy(&m.message.body).into_owned()));
         match serde_json::from_slice::<PopRecord>(&m.message.body) {
             Ok(record) => {
                 if matches!(record, PopRecord::Ack { .. }) && bugs::active(Bug::PopAckForgotten) {
